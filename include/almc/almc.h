@@ -1,0 +1,346 @@
+/* almc: posterior sampling with score-based priors, annealed Langevin Monte Carlo.
+ *
+ * Public C API. Pure C (C99), no CUDA headers: the CUDA stream type is passed as void*.
+ *
+ * Conventions (see the README and ALGORITHMS.md):
+ *   - state x is float32 [n_chains, d], row-major; images are C*H*W per chain;
+ *   - a batch holds n_meas measurements x chains_per_meas chains; chain c belongs to
+ *     measurement c / chains_per_meas;
+ *   - the internal noise convention is Ornstein-Uhlenbeck: X_t = e^{-t} X_0 + sqrt(1-e^{-2t}) Z;
+ *   - every Langevin step is x <- x + h (s + w g) + sqrt(2 h) xi, with g = -grad R.
+ *
+ * Every entry point returns an almc_status; none aborts, exits or prints. A message describing
+ * the last failure is kept per handle (almc_*_last_error); failures of a create call are
+ * recorded on the context. Config structs come from almc_*_default() and carry struct_size,
+ * which must equal sizeof the struct the caller was compiled with (or an older, smaller size).
+ *
+ * Thread safety: distinct handles may be used concurrently from different threads; one handle
+ * (and the handles created from the same context) must not be used from two threads at once.
+ */
+#ifndef ALMC_ALMC_H
+#define ALMC_ALMC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ALMC_VERSION_MAJOR 0
+#define ALMC_VERSION_MINOR 1
+#define ALMC_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------ status and version */
+
+typedef enum almc_status {
+  ALMC_OK = 0,
+  ALMC_ERR_INVALID_ARGUMENT = 1, /* a value out of range, a size mismatch, NaN where a number is needed */
+  ALMC_ERR_NULL_POINTER = 2,     /* a required pointer or handle was NULL */
+  ALMC_ERR_STRUCT_SIZE = 3,      /* struct_size does not match a known layout */
+  ALMC_ERR_OUT_OF_MEMORY = 4,    /* host or device allocation failed, or the run would not fit */
+  ALMC_ERR_NO_DEVICE = 5,        /* CUDA asked for but no device (or no CUDA build) */
+  ALMC_ERR_CUDA = 6,             /* a CUDA runtime / cuBLAS call failed */
+  ALMC_ERR_UNSUPPORTED = 7,      /* a feature or combination this build cannot run */
+  ALMC_ERR_IO = 8,               /* a file could not be read or written */
+  ALMC_ERR_PARSE = 9,            /* a file was read but its content is malformed */
+  ALMC_ERR_CALLBACK = 10,        /* a user callback returned a non-zero status */
+  ALMC_ERR_DIVERGED = 11,        /* a chain became NaN or Inf */
+  ALMC_ERR_UNSTABLE = 12,        /* step size above the stability bound (see force_unstable) */
+  ALMC_ERR_WRONG_STATE = 13,     /* call out of order (e.g. run before the measurement is set) */
+  ALMC_ERR_CANCELLED = 14,       /* the progress callback asked to stop */
+  ALMC_ERR_INTERNAL = 15
+} almc_status;
+
+const char* almc_status_string(almc_status status);
+/* "MAJOR.MINOR.PATCH" */
+const char* almc_version(void);
+/* A one-line description of the build: backends compiled in, BLAS, CUDA architectures. */
+const char* almc_build_info(void);
+
+/* ------------------------------------------------------------------ context */
+
+typedef struct almc_context_s* almc_context_t;
+typedef struct almc_score_s* almc_score_t;
+typedef struct almc_operator_s* almc_operator_t;
+typedef struct almc_sampler_s* almc_sampler_t;
+
+typedef enum almc_backend {
+  ALMC_BACKEND_AUTO = 0, /* CUDA when a device is present, else CPU; the log says which */
+  ALMC_BACKEND_CPU = 1,
+  ALMC_BACKEND_CUDA = 2
+} almc_backend;
+
+typedef enum almc_log_level { ALMC_LOG_DEBUG = 0, ALMC_LOG_INFO = 1, ALMC_LOG_WARN = 2, ALMC_LOG_ERROR = 3 } almc_log_level;
+typedef void (*almc_log_fn)(almc_log_level level, const char* message, void* user_data);
+
+typedef struct almc_context_config {
+  size_t struct_size;
+  almc_backend backend;
+  int device;           /* CUDA device ordinal */
+  void* stream;         /* cudaStream_t to run on; NULL: the context creates its own */
+  int n_threads;        /* CPU threads; 0: OpenMP's default */
+  almc_log_fn log;      /* NULL: no logging */
+  void* log_user_data;
+  almc_log_level log_level;
+} almc_context_config;
+
+almc_context_config almc_context_config_default(void);
+almc_status almc_context_create(const almc_context_config* config, almc_context_t* out);
+void almc_context_destroy(almc_context_t ctx);
+/* The backend actually in use (never AUTO). */
+almc_status almc_context_backend(almc_context_t ctx, almc_backend* out);
+/* Human-readable device name ("CPU (2 threads)", "NVIDIA H100 80GB HBM3 (sm_90)"). */
+const char* almc_context_device_name(almc_context_t ctx);
+const char* almc_context_last_error(almc_context_t ctx);
+/* Number of CUDA devices usable by this build (0 without CUDA support or without a device). */
+almc_status almc_cuda_device_count(int* out);
+
+/* Memory helpers in the context's memory space (device memory on CUDA, host on CPU). */
+almc_status almc_malloc(almc_context_t ctx, size_t bytes, void** out);
+almc_status almc_free(almc_context_t ctx, void* ptr);
+/* kind: 0 host->backend, 1 backend->host, 2 backend->backend. */
+almc_status almc_memcpy(almc_context_t ctx, void* dst, const void* src, size_t bytes, int kind);
+almc_status almc_synchronize(almc_context_t ctx);
+
+/* ------------------------------------------------------------------ levels and score */
+
+/* The noise level at which a score is requested, in every convention at once. */
+typedef struct almc_level {
+  double t;         /* OU time */
+  double sigma;     /* VE noise: sqrt(e^{2t} - 1) */
+  double alpha_bar; /* VP: e^{-2t} */
+  int64_t step;     /* global step index of the run (-1 outside a run) */
+} almc_level;
+
+/* Level values as float32 in the backend's memory space, for callbacks that are captured into
+ * CUDA graphs: they must read the level from here at execution time, not from the host struct. */
+typedef struct almc_level_device {
+  float t, sigma, alpha_bar, log_sigma;
+} almc_level_device;
+
+/* Fill score[n, d] = grad log p_t(x) for x[n, d]. Both pointers are in the backend's memory
+ * space; work must be enqueued on `stream` (a cudaStream_t; NULL on the CPU backend).
+ * level_dev points to the same level in backend memory. Return 0 on success; any other value
+ * stops the run with ALMC_ERR_CALLBACK. */
+typedef int (*almc_score_fn)(const float* x, float* score, int64_t n, int64_t d, const almc_level* level,
+                             const almc_level_device* level_dev, void* stream, void* user_data);
+
+enum {
+  /* The callback reads the level only through level_dev, never allocates or synchronises:
+   * the engine may capture it into CUDA graphs. */
+  ALMC_SCORE_GRAPH_SAFE = 1
+};
+
+/* A score from a user callback. */
+almc_status almc_score_create_callback(almc_context_t ctx, int64_t d, almc_score_fn fn, void* user_data,
+                                       unsigned flags, almc_score_t* out);
+/* Gaussian prior N(mean, diag(var)), exact OU-noised score. Host arrays of length d. */
+almc_status almc_score_create_gaussian(almc_context_t ctx, int64_t d, const float* mean, const float* var,
+                                       almc_score_t* out);
+/* Gaussian mixture: weights[K] (normalised internally), means[K*d], variances[K*d] (host). */
+almc_status almc_score_create_gmm(almc_context_t ctx, int64_t K, int64_t d, const float* weights,
+                                  const float* means, const float* variances, almc_score_t* out);
+/* The GMM from a JSON file {"weights": [K], "means": [[d],...], "variances": [[d],...]}
+ * ("variances" may also be a list of K scalars, or be replaced by "stds"). */
+almc_status almc_score_create_gmm_json(almc_context_t ctx, const char* path, almc_score_t* out);
+void almc_score_destroy(almc_score_t score);
+almc_status almc_score_dim(almc_score_t score, int64_t* d);
+/* Evaluate the score at OU time t for host arrays x[n, d] -> out[n, d] (a check or a test). */
+almc_status almc_score_evaluate(almc_score_t score, const float* x, float* out, int64_t n, double t);
+const char* almc_score_last_error(almc_score_t score);
+
+/* ------------------------------------------------------------------ ONNX score networks */
+
+typedef enum almc_net_output {
+  ALMC_OUTPUT_SCORE = 0,    /* grad log p in the network's convention */
+  ALMC_OUTPUT_EPS = 1,      /* noise prediction */
+  ALMC_OUTPUT_DENOISER = 2, /* EDM-style D(x, sigma) = E[x0 | x] (VE scale) */
+  ALMC_OUTPUT_X0 = 3        /* x0 prediction (VP) */
+} almc_net_output;
+
+typedef enum almc_net_convention { ALMC_CONV_OU = 0, ALMC_CONV_VP = 1, ALMC_CONV_VE = 2 } almc_net_convention;
+
+typedef enum almc_net_level {
+  ALMC_LEVEL_T = 0,         /* the network's own time (OU t for OU; t with alpha_bar = e^{-2t} for VP) */
+  ALMC_LEVEL_SIGMA = 1,     /* VE sigma */
+  ALMC_LEVEL_LOG_SIGMA = 2, /* natural log of VE sigma */
+  ALMC_LEVEL_INDEX = 3,     /* discrete step index into alpha_bar_table (nearest alpha_bar) */
+  ALMC_LEVEL_NONE = 4       /* the network takes no level input */
+} almc_net_level;
+
+typedef struct almc_onnx_config {
+  size_t struct_size;
+  const char* x_input;      /* input name for x; NULL: the first input */
+  const char* level_input;  /* input name for the level; NULL: the second input, if any */
+  almc_net_output output;
+  almc_net_convention convention;
+  almc_net_level level;
+  const float* alpha_bar_table; /* for ALMC_LEVEL_INDEX */
+  int64_t alpha_bar_len;
+  int allow_tf32;           /* CUDA only: TF32 GEMMs and convolutions */
+  int64_t max_batch;        /* largest n the score will be called with; 0: grow on demand */
+} almc_onnx_config;
+
+almc_onnx_config almc_onnx_config_default(void);
+almc_status almc_score_create_onnx(almc_context_t ctx, const char* path, const almc_onnx_config* config,
+                                   almc_score_t* out);
+/* Run the raw network (no adapter) on host x[n, d] at a raw level value; out receives the raw
+ * output [n, d]. For comparing an export with its framework. */
+almc_status almc_onnx_eval_raw(almc_context_t ctx, const char* path, const almc_onnx_config* config,
+                               const float* x, int64_t n, int64_t d, float level, float* out);
+
+/* ------------------------------------------------------------------ operators (likelihoods) */
+
+/* Forward y[n, m] = A x[n, d] and adjoint x[n, d] = A^T y[n, m], backend memory, on `stream`.
+ * `meas` is the measurement index of row 0 (rows are consecutive chains). Return 0 on success. */
+typedef int (*almc_linear_fn)(const float* in, float* out, int64_t n, int64_t meas0, int64_t chains_per_meas,
+                              void* stream, void* user_data);
+/* Nonlinear likelihood: write neg_grad[n, d] = -grad R(x) (noise variance included), backend memory. */
+typedef int (*almc_neg_grad_fn)(const float* x, const float* y, float* neg_grad, int64_t n, int64_t d,
+                                int64_t chains_per_meas, void* stream, void* user_data);
+
+almc_status almc_operator_create_identity(almc_context_t ctx, int64_t d, almc_operator_t* out);
+/* Pixel mask: y = m * x elementwise (m has length d, entries usually 0 or 1). y has length d. */
+almc_status almc_operator_create_mask(almc_context_t ctx, int64_t d, const float* mask, almc_operator_t* out);
+/* Average pooling by an integer factor on C x H x W images (H, W divisible by factor). */
+almc_status almc_operator_create_downsample(almc_context_t ctx, int64_t C, int64_t H, int64_t W, int64_t factor,
+                                            almc_operator_t* out);
+/* 2-D correlation of each channel with kernel[kh, kw] (odd sizes), zero boundary, same size out. */
+almc_status almc_operator_create_blur(almc_context_t ctx, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                                      const float* kernel, almc_operator_t* out);
+/* Dense A [n_mats, m, d] row-major; n_mats = 1 (shared) or n_mats = n_meas (one per measurement). */
+almc_status almc_operator_create_matrix(almc_context_t ctx, int64_t m, int64_t d, int64_t n_mats, const float* A,
+                                        almc_operator_t* out);
+/* A linear operator from callbacks; norm_estimate <= 0 means unknown. */
+almc_status almc_operator_create_linear_callback(almc_context_t ctx, int64_t m, int64_t d, almc_linear_fn forward,
+                                                 almc_linear_fn adjoint, void* user_data, double norm_estimate,
+                                                 almc_operator_t* out);
+/* A nonlinear likelihood through -grad R; m is the length of y. */
+almc_status almc_operator_create_neg_grad_callback(almc_context_t ctx, int64_t m, int64_t d, almc_neg_grad_fn fn,
+                                                   void* user_data, almc_operator_t* out);
+void almc_operator_destroy(almc_operator_t op);
+almc_status almc_operator_dims(almc_operator_t op, int64_t* m, int64_t* d);
+/* Host arrays; x[n, d] -> y[n, m] and back, all rows with measurement `meas`. */
+almc_status almc_operator_forward(almc_operator_t op, const float* x, float* y, int64_t n, int64_t meas);
+almc_status almc_operator_adjoint(almc_operator_t op, const float* y, float* x, int64_t n, int64_t meas);
+/* Spectral norm ||A|| (exact for local operators, power iteration for dense; -1 if unknown). */
+almc_status almc_operator_norm(almc_operator_t op, double* out);
+const char* almc_operator_last_error(almc_operator_t op);
+
+/* ------------------------------------------------------------------ samplers */
+
+typedef enum almc_method {
+  ALMC_METHOD_ALMC = 0,     /* annealed Langevin Monte Carlo (Parulekar et al.), the default */
+  ALMC_METHOD_NCSN = 1,     /* annealed Langevin on the prior only (no likelihood) */
+  ALMC_METHOD_ALD = 2,      /* Jalal et al.: likelihood annealed with sigma_y^2 + sigma_k^2 */
+  ALMC_METHOD_XGP = 3,      /* Xun-Gupta-Price: annealed measurement noise */
+  ALMC_METHOD_LANGEVIN = 4  /* plain annealed Langevin over the levels given (schedule list) */
+} almc_method;
+
+typedef enum almc_schedule {
+  ALMC_SCHEDULE_DEFAULT = 0,         /* the method's own: uniform t for ALMC, geometric sigma for the rest */
+  ALMC_SCHEDULE_UNIFORM_T = 1,       /* n_levels OU times uniform from t_start down to t_stop */
+  ALMC_SCHEDULE_GEOMETRIC_SIGMA = 2, /* n_levels VE sigmas geometric from sigma_max down to sigma_min */
+  ALMC_SCHEDULE_LIST = 3             /* levels[] (OU times, decreasing) */
+} almc_schedule;
+
+typedef enum almc_init { ALMC_INIT_GAUSSIAN = 0, ALMC_INIT_UNIFORM = 1, ALMC_INIT_USER = 2 } almc_init;
+
+typedef struct almc_progress {
+  int64_t step, total;
+  double steps_per_second;
+  double elapsed_seconds;
+  double mean_residual; /* mean over chains of ||y - A x|| at the last check (NaN if unknown) */
+} almc_progress;
+/* Return non-zero to stop the run (it then returns ALMC_ERR_CANCELLED). */
+typedef int (*almc_progress_fn)(const almc_progress* progress, void* user_data);
+
+typedef struct almc_sampler_config {
+  size_t struct_size;
+  almc_method method;
+  int64_t n_meas;          /* measurements in the batch */
+  int64_t chains_per_meas; /* chains per measurement */
+  uint64_t seed;
+  double noise_std;        /* sigma_y */
+  double likelihood_weight;/* multiplies g (1 = the posterior); 0 samples the prior */
+
+  /* ALMC (ALGORITHMS.md Sec. 3). Non-positive values select the documented defaults. */
+  double kappa;            /* 10 */
+  double delta;            /* 1e-3 */
+  double t_start;          /* T_ws = 5 */
+  double t_stop;           /* tau = 0.01 */
+  int64_t warm_steps;      /* -1: ceil(10 (1 + L_R)) */
+  double warm_step;        /* <= 0: 0.5 / (1 + L_R) */
+  int64_t average_last;    /* W > 1: output a uniformly random iterate among the last W steps */
+  int tweedie;             /* final Tweedie denoise at the last level */
+
+  /* Annealed family (Sec. 4) and schedules. */
+  almc_schedule schedule;
+  int64_t n_levels;        /* 100 */
+  double sigma_max;        /* 50 for NCSN/ALD; eta_1 for XGP */
+  double sigma_min;        /* 0.01 */
+  int64_t steps_per_level; /* T = 5 */
+  double eps;              /* base step 2e-5 (h_k = eps sigma_k^2 / sigma_L^2); XGP: h */
+  const double* levels;    /* ALMC_SCHEDULE_LIST: OU times, decreasing; copied at create */
+  int64_t n_levels_list;
+  almc_init init;
+  double init_scale;       /* uniform init on [-s, s] / std of Gaussian init; default 1 */
+
+  /* Execution. */
+  int use_graphs;          /* CUDA: capture chunks of steps into graphs (default on) */
+  int64_t graph_chunk;     /* steps per captured chunk (default 50) */
+  int force_unstable;      /* run even when delta exceeds the stability bound */
+  int64_t check_every;     /* NaN/Inf and residual check period in steps (default 100) */
+  int64_t snapshot_every;  /* keep x every k steps (0: none) */
+  almc_progress_fn progress;
+  void* progress_user_data;
+} almc_sampler_config;
+
+almc_sampler_config almc_sampler_config_default(void);
+
+/* `op` may be NULL (no likelihood: the prior is sampled). */
+almc_status almc_sampler_create(almc_context_t ctx, almc_score_t score, almc_operator_t op,
+                                const almc_sampler_config* config, almc_sampler_t* out);
+void almc_sampler_destroy(almc_sampler_t s);
+/* y: host [n_meas, m]. Must be finite. */
+almc_status almc_sampler_set_measurement(almc_sampler_t s, const float* y);
+/* Initial state for ALMC_INIT_USER: host [n_chains, d]. */
+almc_status almc_sampler_set_state(almc_sampler_t s, const float* x);
+almc_status almc_sampler_run(almc_sampler_t s);
+/* Host [n_chains, d] with n_chains = n_meas * chains_per_meas. */
+almc_status almc_sampler_get_samples(almc_sampler_t s, float* out);
+/* Per-measurement posterior mean and std across that measurement's chains: host [n_meas, d]. */
+almc_status almc_sampler_get_mean_std(almc_sampler_t s, float* mean, float* std);
+/* Per-chain residual ||y - A x|| of the final state: host [n_chains]. */
+almc_status almc_sampler_get_residuals(almc_sampler_t s, float* out);
+/* The state in backend memory ([n_chains, d]); valid until the next run or destroy. */
+almc_status almc_sampler_state_pointer(almc_sampler_t s, float** out);
+/* Snapshots kept with snapshot_every: count, then host [count, n_chains, d] and their steps. */
+almc_status almc_sampler_snapshot_count(almc_sampler_t s, int64_t* count);
+almc_status almc_sampler_get_snapshots(almc_sampler_t s, float* out, int64_t* steps);
+
+typedef struct almc_run_info {
+  size_t struct_size;
+  int64_t steps;            /* Langevin steps run (warm start included) */
+  int64_t score_evals;      /* score calls (each on all chains) */
+  int64_t warm_steps;
+  double warm_step;
+  double seconds;
+  double max_stable_delta;  /* 2 / (L + lambda), or -1 when unknown */
+  double operator_norm;     /* -1 when unknown */
+  int64_t diverged_chain;   /* -1 when none */
+  int64_t diverged_step;
+  double mean_residual;
+  int used_graphs;
+} almc_run_info;
+almc_status almc_sampler_run_info(almc_sampler_t s, almc_run_info* out);
+/* Bytes of backend memory the sampler's workspace uses. */
+almc_status almc_sampler_workspace_bytes(almc_sampler_t s, size_t* out);
+const char* almc_sampler_last_error(almc_sampler_t s);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* ALMC_ALMC_H */
