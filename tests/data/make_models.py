@@ -1,0 +1,270 @@
+#!/usr/bin/python3
+"""Make the ONNX fixtures of the built-in executor's tests (tests/data/onnx/).
+
+Run with Debian's /usr/bin/python3 (python3-torch 1.13 CPU, python3-onnx 1.12, numpy):
+
+    /usr/bin/python3 tests/data/make_models.py
+
+Every network is exported with torch.onnx.export at opset 17 with a dynamic batch axis; for each
+one we store fixed-seed inputs and the torch outputs as .npy:
+
+    <name>.onnx, <name>_x.npy [n, ...], <name>_level.npy [n], <name>_out.npy [n, ...]
+
+A few hand-built models (onnx.helper) test refusals: an unsupported op, a cycle, a float64
+initializer, a node input that nothing produces.
+"""
+import math
+import os
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from onnx import TensorProto, helper
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onnx")
+OPSET = 17
+
+
+class SinusoidalMLP(nn.Module):
+    """eps(x, t) with a sinusoidal embedding of the time t (level input shaped [n])."""
+
+    def __init__(self, d=16, n_freq=8, hidden=64):
+        super().__init__()
+        self.register_buffer("freqs", torch.exp(torch.linspace(0.0, math.log(100.0), n_freq)))
+        self.net = nn.Sequential(nn.Linear(d + 2 * n_freq, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, d))
+
+    def forward(self, x, t):
+        a = t[:, None] * self.freqs[None, :]
+        emb = torch.cat([torch.sin(a), torch.cos(a)], dim=1)
+        return self.net(torch.cat([x, emb], dim=1))
+
+
+class Attention(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.norm = nn.GroupNorm(4, c)
+        self.qkv = nn.Conv2d(c, 3 * c, 1)
+        self.proj = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, c, h * w).unbind(1)
+        att = torch.softmax(torch.matmul(q.transpose(1, 2), k) / math.sqrt(c), dim=-1)  # [n, hw, hw]
+        out = torch.matmul(v, att.transpose(1, 2)).reshape(n, c, h, w)
+        return x + self.proj(out)
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, emb):
+        super().__init__()
+        self.n1 = nn.GroupNorm(4, cin)
+        self.c1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.e = nn.Linear(emb, cout)
+        self.n2 = nn.GroupNorm(4, cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, e):
+        h = self.c1(F.silu(self.n1(x)))
+        h = h + self.e(e)[:, :, None, None]
+        h = self.c2(F.silu(self.n2(h)))
+        return self.skip(x) + h
+
+
+class TinyUNet(nn.Module):
+    """Score network on 1x16x16 images conditioned on sigma (level input shaped [n])."""
+
+    def __init__(self, c=16, emb=32):
+        super().__init__()
+        self.emb = nn.Sequential(nn.Linear(16, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.register_buffer("freqs", torch.exp(torch.linspace(0.0, math.log(50.0), 8)))
+        self.inc = nn.Conv2d(1, c, 3, padding=1)
+        self.b1 = Block(c, c, emb)
+        self.down1 = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)  # 16 -> 8
+        self.b2 = Block(2 * c, 2 * c, emb)
+        self.att = Attention(2 * c)
+        self.down2 = nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1)  # 8 -> 4
+        self.mid = Block(2 * c, 2 * c, emb)
+        self.up2 = Block(4 * c, 2 * c, emb)  # after nearest upsampling 4 -> 8 and concat
+        self.up1 = Block(3 * c, c, emb)      # after bilinear upsampling 8 -> 16 and concat
+        self.outn = nn.GroupNorm(4, c)
+        self.out = nn.Conv2d(c, 1, 3, padding=1)
+
+    def forward(self, x, sigma):
+        a = torch.log(sigma)[:, None] * self.freqs[None, :]
+        e = self.emb(torch.cat([torch.sin(a), torch.cos(a)], dim=1))
+        h0 = self.b1(self.inc(x), e)                 # 16x16
+        h1 = self.att(self.b2(self.down1(h0), e))    # 8x8
+        h2 = self.mid(self.down2(h1), e)             # 4x4
+        u = F.interpolate(h2, scale_factor=2.0, mode="nearest")
+        u = self.up2(torch.cat([u, h1], dim=1), e)
+        u = F.interpolate(u, scale_factor=2.0, mode="bilinear", align_corners=False)
+        u = self.up1(torch.cat([u, h0], dim=1), e)
+        return self.out(F.silu(self.outn(u))) / sigma[:, None, None, None]
+
+
+class ResMLP(nn.Module):
+    """LayerNorm / GELU residual MLP, level log(sigma) shaped [n, 1]."""
+
+    def __init__(self, d=24, hidden=64, blocks=2):
+        super().__init__()
+        self.inp = nn.Linear(d + 1, hidden)
+        self.blocks = nn.ModuleList(
+            [nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
+             for _ in range(blocks)])
+        self.norm = nn.LayerNorm(hidden)
+        self.outp = nn.Linear(hidden, d)
+
+    def forward(self, x, log_sigma):
+        h = self.inp(torch.cat([x, log_sigma], dim=1))
+        for b in self.blocks:
+            h = h + b(h)
+        return self.outp(self.norm(h))
+
+
+class MiscOps(nn.Module):
+    """Operators the other fixtures do not reach: ConvTranspose, pools, Pad, Split, reductions,
+    activations, Pow, Where, Expand, Transpose, Flatten, Gather. Input 2x8x8, level t [n]."""
+
+    def __init__(self):
+        super().__init__()
+        self.ct = nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1)  # 8 -> 16
+        self.cg = nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2)
+
+    def forward(self, x, t):
+        n = x.shape[0]
+        y = self.ct(x)                                                    # [n, 3, 16, 16]
+        y = F.max_pool2d(y, 2) + F.avg_pool2d(y, 3, stride=2, padding=1)  # [n, 3, 8, 8]
+        y = F.pad(y, (1, 0, 0, 1))                                        # [n, 3, 9, 9]
+        y = torch.cat([y, F.leaky_relu(y[:, :1], 0.1)], dim=1)[:, :, :8, 1:]  # [n, 4, 8, 8]
+        y = self.cg(y)
+        a, b = torch.split(y, [1, 3], dim=1)
+        z = F.elu(a) * torch.tanh(b).mean(dim=1, keepdim=True) + F.softplus(b).sum(dim=1, keepdim=True)
+        z = z + torch.sqrt(torch.abs(z) + 1.0) - torch.reciprocal(1.0 + torch.exp(-z)) + torch.log(1.0 + z * z)
+        z = torch.where(z > 0.5, z, torch.pow(z, 2.0)) * (1.0 + t)[:, None, None, None]
+        z = z.transpose(2, 3).expand(n, 2, 8, 8)
+        f = torch.flatten(z, 1)                                           # [n, 128]
+        return f[:, :64] - f[:, 64:]
+
+
+class GaussVPEps(nn.Module):
+    """Exact eps of the prior N(0, s0^2 I) under VP with alpha_bar = exp(-2 t): level t [n, 1]."""
+
+    def __init__(self, s0=0.7):
+        super().__init__()
+        self.s0 = s0
+
+    def forward(self, x, t):
+        ab = torch.exp(-2.0 * t)
+        var = ab * self.s0 ** 2 + 1.0 - ab
+        return torch.sqrt(1.0 - ab) * x / var
+
+
+class GaussVEDenoiser(nn.Module):
+    """Exact EDM denoiser D(x, sigma) of the prior N(0, s0^2 I): level sigma, a scalar per batch [n]."""
+
+    def __init__(self, s0=0.7):
+        super().__init__()
+        self.s0 = s0
+
+    def forward(self, x, sigma):
+        return x * (self.s0 ** 2 / (self.s0 ** 2 + sigma * sigma))[:, None]
+
+
+def export(name, model, x, level, level_name="level"):
+    model.eval()
+    path = os.path.join(OUT, name + ".onnx")
+    with torch.no_grad():
+        out = model(x, level)
+        torch.onnx.export(model, (x, level), path, opset_version=OPSET, input_names=["x", level_name],
+                          output_names=["out"],
+                          dynamic_axes={"x": {0: "batch"}, level_name: {0: "batch"}, "out": {0: "batch"}})
+    onnx.checker.check_model(onnx.load(path))
+    np.save(os.path.join(OUT, name + "_x.npy"), x.numpy().astype(np.float32))
+    np.save(os.path.join(OUT, name + "_level.npy"), level.numpy().astype(np.float32).reshape(-1))
+    np.save(os.path.join(OUT, name + "_out.npy"), out.numpy().astype(np.float32))
+    print(f"{name}: {os.path.getsize(path)} bytes, out {tuple(out.shape)}")
+
+
+def save_raw(name, graph, check=True):
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    if check:
+        onnx.checker.check_model(model)
+    with open(os.path.join(OUT, name + ".onnx"), "wb") as f:
+        f.write(model.SerializeToString())
+
+
+def hand_made():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 8])
+    # Two ops the executor does not implement; the refusal must name both and their nodes.
+    save_raw("unsupported_ops", helper.make_graph([
+        helper.make_node("Relu", ["x"], ["a"], name="relu0"),
+        helper.make_node("Hardmax", ["a"], ["b"], name="hardmax_node", axis=1),
+        helper.make_node("Relu", ["b"], ["c"], name="relu1"),
+        helper.make_node("Selu", ["c"], ["out"], name="selu_node"),
+    ], "unsupported", [x], [y]))
+    # A cycle a -> b -> a.
+    save_raw("cycle", helper.make_graph([
+        helper.make_node("Add", ["x", "b"], ["a"], name="add_cycle"),
+        helper.make_node("Relu", ["a"], ["b"], name="relu_cycle"),
+        helper.make_node("Identity", ["a"], ["out"], name="id"),
+    ], "cycle", [x], [y]), check=False)
+    # A float64 weight.
+    w = helper.make_tensor("w64", TensorProto.DOUBLE, [8], np.linspace(0, 1, 8).tolist())
+    save_raw("double_weight", helper.make_graph([
+        helper.make_node("Cast", ["x"], ["xd"], name="cast", to=TensorProto.DOUBLE),
+        helper.make_node("Add", ["xd", "w64"], ["s"], name="add_double"),
+        helper.make_node("Cast", ["s"], ["out"], name="cast_back", to=TensorProto.FLOAT),
+    ], "double", [x], [y], initializer=[w]))
+    # A node input that nothing produces.
+    save_raw("missing_input", helper.make_graph([
+        helper.make_node("Add", ["x", "ghost"], ["out"], name="add_ghost"),
+    ], "missing", [x], [y]), check=False)
+    # A constant reshape to an absurd size (2^31 x 2^31 elements).
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [2 ** 31, 2 ** 31])
+    save_raw("absurd_shape", helper.make_graph([
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], name="huge_fill",
+                         value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
+        helper.make_node("ReduceSum", ["big"], ["s"], name="sum_all", keepdims=0),
+        helper.make_node("Add", ["x", "s"], ["out"], name="add_s"),
+    ], "absurd", [x], [y], initializer=[shape]))
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.manual_seed(1234)
+    n = 5
+    export("mlp_embed", SinusoidalMLP(), torch.randn(n, 16), torch.rand(n) * 2.0 + 0.05, "t")
+    torch.manual_seed(1235)
+    unet = TinyUNet()
+    # Non-trivial GroupNorm affine parameters (torch initialises them to 1 and 0).
+    with torch.no_grad():
+        for m in unet.modules():
+            if isinstance(m, nn.GroupNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    export("unet", unet, torch.randn(3, 1, 16, 16), torch.exp(torch.randn(3)), "sigma")
+    torch.manual_seed(1236)
+    resmlp = ResMLP()
+    with torch.no_grad():
+        for m in resmlp.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    export("resmlp", resmlp, torch.randn(n, 24), torch.randn(n, 1), "log_sigma")
+    torch.manual_seed(1237)
+    export("misc_ops", MiscOps(), torch.randn(4, 2, 8, 8), torch.rand(4), "t")
+    torch.manual_seed(1238)
+    export("gauss_vp_eps", GaussVPEps(), torch.randn(n, 6), torch.rand(n, 1) + 0.05, "t")
+    torch.manual_seed(1239)
+    export("gauss_ve_denoiser", GaussVEDenoiser(), torch.randn(n, 6), torch.rand(n) * 3.0 + 0.1, "sigma")
+    hand_made()
+
+
+if __name__ == "__main__":
+    main()
