@@ -1,0 +1,185 @@
+// The almc command: subcommand registration and the helpers subcommands share.
+//
+// Every subcommand registers itself on the main CLI::App with a callback. A callback reports a
+// failure by throwing CliError (one line, no trailing newline); main() prints it as
+// "almc <command>: error: <message>" on stderr and exits with the error's code. Nothing here
+// calls exit() or abort().
+#pragma once
+
+#include <almc/almc.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace almc::cli {
+
+// ------------------------------------------------------------------ registration
+
+void register_sample_command(CLI::App& app);
+void register_eval_command(CLI::App& app);
+void register_info_command(CLI::App& app);
+void register_demo_command(CLI::App& app);
+// Owned by the samplers work (validate.cpp) and the benchmarks work (bench.cpp).
+void register_validate_command(CLI::App& app);
+void register_bench_command(CLI::App& app);
+
+// ------------------------------------------------------------------ errors
+
+// Exit codes: 1 a run-time failure (bad input file, engine error), 2 bad usage or a command that
+// is not built, 130 interrupted; CLI11's own parse errors keep CLI11's codes (non-zero).
+class CliError : public std::runtime_error {
+ public:
+  explicit CliError(const std::string& message, int exit_code = 1) : std::runtime_error(message), code_(exit_code) {}
+  int exit_code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+// Throw CliError("<what>: <engine message or status string>") when status != ALMC_OK.
+void check(almc_status status, const std::string& what, const char* last_error);
+
+// ------------------------------------------------------------------ RAII handles
+
+struct ContextDeleter {
+  void operator()(almc_context_s* p) const { almc_context_destroy(p); }
+};
+struct ScoreDeleter {
+  void operator()(almc_score_s* p) const { almc_score_destroy(p); }
+};
+struct OperatorDeleter {
+  void operator()(almc_operator_s* p) const { almc_operator_destroy(p); }
+};
+struct SamplerDeleter {
+  void operator()(almc_sampler_s* p) const { almc_sampler_destroy(p); }
+};
+using Context = std::unique_ptr<almc_context_s, ContextDeleter>;
+using Score = std::unique_ptr<almc_score_s, ScoreDeleter>;
+using Operator = std::unique_ptr<almc_operator_s, OperatorDeleter>;
+using Sampler = std::unique_ptr<almc_sampler_s, SamplerDeleter>;
+
+// "auto" | "cpu" | "cuda"; threads 0 = OpenMP default. Engine warnings go to stderr unless quiet;
+// info messages too when verbose.
+Context make_context(const std::string& backend, int threads, bool quiet, bool verbose = false);
+
+// ------------------------------------------------------------------ score (network or prior)
+
+struct ScoreOptions {
+  std::string model;        // ONNX file
+  std::string prior;        // GMM JSON file
+  std::string x_input, level_input;
+  std::string output = "eps";      // score | eps | denoiser | x0
+  std::string convention = "vp";   // ou | vp | ve
+  std::string level = "t";         // t | sigma | log-sigma | index | none
+  std::string alpha_bar;    // .npy table for --level index
+  bool tf32 = false;
+
+  // Adds --model, --prior (when with_prior) and the adapter options.
+  void add_options(CLI::App* app, bool with_prior);
+  // The adapter configuration (checks the option values); alpha_bar_storage keeps the table alive.
+  almc_onnx_config onnx_config(std::vector<float>& alpha_bar_storage) const;
+};
+
+// Load the score from --model or --prior (exactly one must be given). max_batch: chains per call.
+Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch, std::string* description);
+
+// ------------------------------------------------------------------ images and operators
+
+struct ImageShape {
+  int64_t C = 0, H = 0, W = 0;
+  bool known() const { return C > 0 && H > 0 && W > 0; }
+  int64_t size() const { return C * H * W; }
+  std::string str() const;
+};
+
+// "C,H,W" or "H,W" (C = 1). Throws CliError.
+ImageShape parse_shape(const std::string& text);
+
+// Parsed --operator spec.
+struct OperatorSpec {
+  std::string kind;  // identity | mask | downsample | blur | matrix
+  std::string file;  // mask, blur, matrix
+  int64_t factor = 0;
+};
+OperatorSpec parse_operator_spec(const std::string& text);
+// The measurement's image shape for a given image shape (empty when not an image, e.g. matrix).
+ImageShape measurement_shape(const OperatorSpec& spec, const ImageShape& x_shape);
+
+// Build the operator on x of dimension d. Needs shape for downsample and blur. For matrix,
+// n_meas is the number of measurements (the file may hold 1 or n_meas matrices).
+Operator make_operator(almc_context_t ctx, const OperatorSpec& spec, int64_t d, const ImageShape& shape,
+                       int64_t n_meas, std::string* description);
+// m (values per measurement) of the operator the spec builds, without building it (reads the
+// matrix file's header for matrix).
+int64_t operator_rows(const OperatorSpec& spec, int64_t d, const ImageShape& shape);
+
+// ------------------------------------------------------------------ arrays
+
+struct FloatArray {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+  int64_t size() const { return static_cast<int64_t>(data.size()); }
+};
+// A .npy file (float32/float64) or, for *.png, the image as planar [C, H, W] mapped to [lo, hi].
+// require_finite: reject NaN/Inf naming the first bad index.
+FloatArray load_array(const std::string& path, const std::string& what, bool require_finite, float lo = -1.f,
+                      float hi = 1.f);
+void save_array(const std::string& path, const float* data, const std::vector<int64_t>& shape);
+
+// ------------------------------------------------------------------ running a sampler
+
+struct RunRequest {
+  almc_context_t ctx = nullptr;
+  almc_score_t score = nullptr;
+  almc_operator_t op = nullptr;  // null: the prior
+  almc_sampler_config cfg{};     // n_meas, chains_per_meas and the method set by the caller
+  const float* y = nullptr;      // host [n_meas, m] when op is set
+  int64_t d = 0;
+  bool quiet = false;            // no progress line
+  std::string label = "sample";  // progress line prefix
+};
+struct RunResult {
+  std::vector<float> samples;    // [n_meas * chains, d]
+  std::vector<float> mean, std;  // [n_meas, d]
+  std::vector<float> residuals;  // [n_meas * chains]
+  almc_run_info info{};
+  std::string backend, device;
+  double wall_seconds = 0;
+  size_t workspace_bytes = 0;
+};
+// Create the sampler, set y, run with a progress line on stderr (when a terminal and not quiet)
+// and Ctrl-C cancelling cleanly, and fetch the results. Throws CliError with the engine's message.
+RunResult run_sampler(const RunRequest& request);
+
+// ------------------------------------------------------------------ figures
+
+// The posterior figure: one row per measurement, columns measurement | n_show samples | mean |
+// std | truth. Images are [C, H, W] = x; y_shape is the measurement's image shape (unknown: the
+// column stays blank). Values map [lo, hi] -> [0, 255]; std maps [0, std_max] (std_max <= 0: its
+// maximum). truth may be null. Pixels are upscaled by `scale` (nearest).
+struct PosteriorFigure {
+  ImageShape x, y_shape;
+  int64_t n_meas = 1, chains = 1;
+  const float* y = nullptr;        // [n_meas, m]
+  const float* samples = nullptr;  // [n_meas * chains, d]
+  const float* mean = nullptr;     // [n_meas, d]
+  const float* std = nullptr;      // [n_meas, d]
+  const float* truth = nullptr;    // [n_meas, d] or null
+  int n_show = 4;
+  float lo = -1.f, hi = 1.f, std_max = 0.f;
+  int scale = 8;
+};
+void write_posterior_png(const std::string& path, const PosteriorFigure& fig);
+
+// A JSON number that stays valid JSON for NaN/Inf (null).
+double finite_or_nan(double v);
+
+// stderr is a terminal and not silenced.
+bool progress_enabled(bool quiet);
+
+}  // namespace almc::cli

@@ -1,0 +1,344 @@
+// Helpers shared by the almc subcommands: contexts, scores, operators, arrays.
+#include "host/cli/commands.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "host/io/image.hpp"
+#include "host/io/npy.hpp"
+
+namespace almc::cli {
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && lower(s.substr(s.size() - suffix.size())) == suffix;
+}
+
+int64_t parse_positive_int(const std::string& text, const std::string& what) {
+  if (text.empty() || text.size() > 12 || !std::all_of(text.begin(), text.end(), ::isdigit))
+    throw CliError(what + " must be a positive integer, got '" + text + "'", 2);
+  const int64_t v = std::stoll(text);
+  if (v <= 0) throw CliError(what + " must be a positive integer, got '" + text + "'", 2);
+  return v;
+}
+
+void log_to_stderr(almc_log_level level, const char* message, void* /*user_data*/) {
+  const char* tag = level >= ALMC_LOG_ERROR ? "error" : level == ALMC_LOG_WARN ? "warning" : "info";
+  std::fprintf(stderr, "almc: %s: %s\n", tag, message ? message : "");
+}
+
+}  // namespace
+
+void check(almc_status status, const std::string& what, const char* last_error) {
+  if (status == ALMC_OK) return;
+  std::string msg = last_error && *last_error ? last_error : almc_status_string(status);
+  // Keep it one line whatever the engine wrote.
+  std::replace(msg.begin(), msg.end(), '\n', ' ');
+  throw CliError(what + ": " + msg);
+}
+
+double finite_or_nan(double v) { return std::isfinite(v) ? v : std::numeric_limits<double>::quiet_NaN(); }
+
+bool progress_enabled(bool quiet) { return !quiet && ::isatty(STDERR_FILENO) == 1; }
+
+Context make_context(const std::string& backend, int threads, bool quiet, bool verbose) {
+  almc_context_config cfg = almc_context_config_default();
+  const std::string b = lower(backend);
+  if (b == "auto")
+    cfg.backend = ALMC_BACKEND_AUTO;
+  else if (b == "cpu")
+    cfg.backend = ALMC_BACKEND_CPU;
+  else if (b == "cuda" || b == "gpu")
+    cfg.backend = ALMC_BACKEND_CUDA;
+  else
+    throw CliError("unknown backend '" + backend + "' (use auto, cpu or cuda)", 2);
+  if (threads < 0) throw CliError("--threads must be >= 0", 2);
+  cfg.n_threads = threads;
+  if (!quiet) {
+    cfg.log = &log_to_stderr;
+    cfg.log_level = verbose ? ALMC_LOG_INFO : ALMC_LOG_WARN;
+  }
+  almc_context_t ctx = nullptr;
+  const almc_status st = almc_context_create(&cfg, &ctx);
+  Context owned(ctx);
+  if (st != ALMC_OK) {
+    std::string msg = ctx ? almc_context_last_error(ctx) : "";
+    if (msg.empty()) msg = almc_status_string(st);
+    if (st == ALMC_ERR_NO_DEVICE && b == "cuda") msg += " (use --backend cpu or auto)";
+    throw CliError("cannot create the " + b + " context: " + msg);
+  }
+  return owned;
+}
+
+// ------------------------------------------------------------------ score
+
+void ScoreOptions::add_options(CLI::App* app, bool with_prior) {
+  app->add_option("--model", model, "ONNX score network (.onnx)");
+  if (with_prior) app->add_option("--prior", prior, "Gaussian-mixture prior (JSON: weights, means, variances|stds)");
+  app->add_option("--x-input", x_input, "network input name for x (default: the first input)");
+  app->add_option("--level-input", level_input, "network input name for the noise level (default: the second input)");
+  app->add_option("--output", output, "what the network predicts: score | eps | denoiser | x0")->capture_default_str();
+  app->add_option("--convention", convention, "the network's noise convention: ou | vp | ve")->capture_default_str();
+  app->add_option("--level", level, "how the level is fed: t | sigma | log-sigma | index | none")->capture_default_str();
+  app->add_option("--alpha-bar", alpha_bar, "alpha_bar table (.npy, 1-D) for --level index");
+  app->add_flag("--tf32", tf32, "allow TF32 GEMMs and convolutions (CUDA)");
+}
+
+almc_onnx_config ScoreOptions::onnx_config(std::vector<float>& alpha_bar_storage) const {
+  almc_onnx_config cfg = almc_onnx_config_default();
+  cfg.x_input = x_input.empty() ? nullptr : x_input.c_str();
+  cfg.level_input = level_input.empty() ? nullptr : level_input.c_str();
+  const std::string o = lower(output), c = lower(convention), l = lower(level);
+  if (o == "score")
+    cfg.output = ALMC_OUTPUT_SCORE;
+  else if (o == "eps")
+    cfg.output = ALMC_OUTPUT_EPS;
+  else if (o == "denoiser")
+    cfg.output = ALMC_OUTPUT_DENOISER;
+  else if (o == "x0")
+    cfg.output = ALMC_OUTPUT_X0;
+  else
+    throw CliError("unknown --output '" + output + "' (use score, eps, denoiser or x0)", 2);
+  if (c == "ou")
+    cfg.convention = ALMC_CONV_OU;
+  else if (c == "vp")
+    cfg.convention = ALMC_CONV_VP;
+  else if (c == "ve")
+    cfg.convention = ALMC_CONV_VE;
+  else
+    throw CliError("unknown --convention '" + convention + "' (use ou, vp or ve)", 2);
+  if (l == "t")
+    cfg.level = ALMC_LEVEL_T;
+  else if (l == "sigma")
+    cfg.level = ALMC_LEVEL_SIGMA;
+  else if (l == "log-sigma" || l == "log_sigma")
+    cfg.level = ALMC_LEVEL_LOG_SIGMA;
+  else if (l == "index")
+    cfg.level = ALMC_LEVEL_INDEX;
+  else if (l == "none")
+    cfg.level = ALMC_LEVEL_NONE;
+  else
+    throw CliError("unknown --level '" + level + "' (use t, sigma, log-sigma, index or none)", 2);
+  if (cfg.level == ALMC_LEVEL_INDEX) {
+    if (alpha_bar.empty()) throw CliError("--level index needs --alpha-bar FILE.npy", 2);
+    FloatArray t = load_array(alpha_bar, "--alpha-bar", true);
+    if (t.size() == 0) throw CliError("--alpha-bar " + alpha_bar + " is empty");
+    for (float v : t.data)
+      if (!(v > 0.f && v <= 1.f)) throw CliError("--alpha-bar " + alpha_bar + ": values must lie in (0, 1]");
+    alpha_bar_storage = std::move(t.data);
+    cfg.alpha_bar_table = alpha_bar_storage.data();
+    cfg.alpha_bar_len = static_cast<int64_t>(alpha_bar_storage.size());
+  } else if (!alpha_bar.empty()) {
+    throw CliError("--alpha-bar is only used with --level index", 2);
+  }
+  cfg.allow_tf32 = tf32 ? 1 : 0;
+  return cfg;
+}
+
+Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch, std::string* description) {
+  if (opt.model.empty() == opt.prior.empty())
+    throw CliError(opt.model.empty() ? "give a score: --model FILE.onnx or --prior FILE.json"
+                                     : "give only one of --model and --prior",
+                   2);
+  almc_score_t s = nullptr;
+  if (!opt.model.empty()) {
+    if (::access(opt.model.c_str(), R_OK) != 0) throw CliError("--model " + opt.model + ": cannot read the file");
+    std::vector<float> table;
+    almc_onnx_config cfg = opt.onnx_config(table);
+    cfg.max_batch = max_batch;
+    const almc_status st = almc_score_create_onnx(ctx, opt.model.c_str(), &cfg, &s);
+    Score owned(s);
+    check(st, "--model " + opt.model, almc_context_last_error(ctx));
+    if (description) *description = "onnx:" + opt.model;
+    return owned;
+  }
+  if (::access(opt.prior.c_str(), R_OK) != 0) throw CliError("--prior " + opt.prior + ": cannot read the file");
+  const almc_status st = almc_score_create_gmm_json(ctx, opt.prior.c_str(), &s);
+  Score owned(s);
+  check(st, "--prior " + opt.prior, almc_context_last_error(ctx));
+  if (description) *description = "gmm:" + opt.prior;
+  return owned;
+}
+
+// ------------------------------------------------------------------ shapes and operators
+
+std::string ImageShape::str() const {
+  return "[" + std::to_string(C) + ", " + std::to_string(H) + ", " + std::to_string(W) + "]";
+}
+
+ImageShape parse_shape(const std::string& text) {
+  std::vector<int64_t> dims;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find_first_of(",x", start);
+    dims.push_back(parse_positive_int(text.substr(start, comma - start), "--shape entry"));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  ImageShape s;
+  if (dims.size() == 3) {
+    s.C = dims[0];
+    s.H = dims[1];
+    s.W = dims[2];
+  } else if (dims.size() == 2) {
+    s.C = 1;
+    s.H = dims[0];
+    s.W = dims[1];
+  } else {
+    throw CliError("--shape must be C,H,W or H,W, got '" + text + "'", 2);
+  }
+  if (s.C > (int64_t(1) << 20) || s.H > (int64_t(1) << 20) || s.W > (int64_t(1) << 20))
+    throw CliError("--shape " + text + " is too large", 2);
+  return s;
+}
+
+OperatorSpec parse_operator_spec(const std::string& text) {
+  OperatorSpec s;
+  const size_t colon = text.find(':');
+  s.kind = lower(text.substr(0, colon));
+  const std::string arg = colon == std::string::npos ? "" : text.substr(colon + 1);
+  if (s.kind == "identity" || s.kind == "none") {
+    if (!arg.empty()) throw CliError("--operator identity takes no argument", 2);
+    s.kind = "identity";
+  } else if (s.kind == "mask" || s.kind == "blur" || s.kind == "matrix") {
+    if (arg.empty()) throw CliError("--operator " + s.kind + " needs a file: " + s.kind + ":FILE.npy", 2);
+    s.file = arg;
+  } else if (s.kind == "downsample") {
+    s.factor = parse_positive_int(arg, "--operator downsample:K factor");
+  } else {
+    throw CliError("unknown --operator '" + text + "' (use identity, mask:FILE.npy, downsample:K, blur:FILE.npy or matrix:FILE.npy)", 2);
+  }
+  return s;
+}
+
+ImageShape measurement_shape(const OperatorSpec& spec, const ImageShape& x) {
+  if (!x.known() || spec.kind == "matrix") return {};
+  if (spec.kind == "downsample") {
+    if (spec.factor <= 0 || x.H % spec.factor || x.W % spec.factor) return {};
+    return {x.C, x.H / spec.factor, x.W / spec.factor};
+  }
+  return x;
+}
+
+int64_t operator_rows(const OperatorSpec& spec, int64_t d, const ImageShape& shape) {
+  if (spec.kind == "identity" || spec.kind == "mask" || spec.kind == "blur") return d;
+  if (spec.kind == "downsample") {
+    if (!shape.known())
+      throw CliError("--operator downsample needs the image shape: give --shape C,H,W (or a --truth/--y with image dims)", 2);
+    if (shape.size() != d) throw CliError("image shape " + shape.str() + " does not match the score's dimension " + std::to_string(d), 2);
+    if (shape.H % spec.factor || shape.W % spec.factor)
+      throw CliError("--operator downsample:" + std::to_string(spec.factor) + ": image " + shape.str() +
+                         " is not divisible by the factor", 2);
+    return shape.C * (shape.H / spec.factor) * (shape.W / spec.factor);
+  }
+  // matrix: [m, d] or [n_mats, m, d]
+  const FloatArray a = load_array(spec.file, "--operator matrix", false);
+  if (a.shape.size() == 2) return a.shape[0];
+  if (a.shape.size() == 3) return a.shape[1];
+  throw CliError("--operator matrix:" + spec.file + " must have shape [m, d] or [n_meas, m, d], got " +
+                 almc::io::shape_string(a.shape));
+}
+
+Operator make_operator(almc_context_t ctx, const OperatorSpec& spec, int64_t d, const ImageShape& shape, int64_t n_meas,
+                       std::string* description) {
+  almc_operator_t op = nullptr;
+  almc_status st = ALMC_OK;
+  std::string what = "--operator " + spec.kind;
+  if (spec.kind == "identity") {
+    st = almc_operator_create_identity(ctx, d, &op);
+    if (description) *description = "identity";
+  } else if (spec.kind == "mask") {
+    const FloatArray m = load_array(spec.file, "--operator mask", true);
+    if (m.size() != d)
+      throw CliError("--operator mask:" + spec.file + " has " + std::to_string(m.size()) + " values " +
+                     almc::io::shape_string(m.shape) + ", the score's dimension is " + std::to_string(d));
+    int64_t kept = 0;
+    for (float v : m.data) kept += v != 0.f;
+    st = almc_operator_create_mask(ctx, d, m.data.data(), &op);
+    if (description) *description = "mask:" + spec.file + " (" + std::to_string(kept) + "/" + std::to_string(d) + " observed)";
+  } else if (spec.kind == "downsample") {
+    operator_rows(spec, d, shape);  // validates shape and divisibility
+    st = almc_operator_create_downsample(ctx, shape.C, shape.H, shape.W, spec.factor, &op);
+    if (description) *description = "downsample:" + std::to_string(spec.factor) + " of " + shape.str();
+  } else if (spec.kind == "blur") {
+    if (!shape.known())
+      throw CliError("--operator blur needs the image shape: give --shape C,H,W (or a --truth/--y with image dims)", 2);
+    if (shape.size() != d) throw CliError("image shape " + shape.str() + " does not match the score's dimension " + std::to_string(d), 2);
+    const FloatArray k = load_array(spec.file, "--operator blur", true);
+    if (k.shape.size() != 2 || k.shape[0] % 2 == 0 || k.shape[1] % 2 == 0)
+      throw CliError("--operator blur:" + spec.file + " must be a 2-D kernel of odd sizes, got " + almc::io::shape_string(k.shape));
+    st = almc_operator_create_blur(ctx, shape.C, shape.H, shape.W, k.shape[0], k.shape[1], k.data.data(), &op);
+    if (description) *description = "blur:" + spec.file + " " + almc::io::shape_string(k.shape);
+  } else if (spec.kind == "matrix") {
+    const FloatArray a = load_array(spec.file, "--operator matrix", true);
+    int64_t n_mats = 1, m = 0, dd = 0;
+    if (a.shape.size() == 2) {
+      m = a.shape[0];
+      dd = a.shape[1];
+    } else if (a.shape.size() == 3) {
+      n_mats = a.shape[0];
+      m = a.shape[1];
+      dd = a.shape[2];
+    } else {
+      throw CliError("--operator matrix:" + spec.file + " must have shape [m, d] or [n_meas, m, d], got " +
+                     almc::io::shape_string(a.shape));
+    }
+    if (dd != d)
+      throw CliError("--operator matrix:" + spec.file + " has " + std::to_string(dd) + " columns " +
+                     almc::io::shape_string(a.shape) + ", the score's dimension is " + std::to_string(d));
+    if (m <= 0) throw CliError("--operator matrix:" + spec.file + " has no rows");
+    if (n_mats != 1 && n_mats != n_meas)
+      throw CliError("--operator matrix:" + spec.file + " holds " + std::to_string(n_mats) + " matrices, need 1 or n_meas = " +
+                     std::to_string(n_meas));
+    st = almc_operator_create_matrix(ctx, m, d, n_mats, a.data.data(), &op);
+    if (description) *description = "matrix:" + spec.file + " " + almc::io::shape_string(a.shape);
+  } else {
+    throw CliError("unknown operator kind '" + spec.kind + "'", 2);
+  }
+  Operator owned(op);
+  check(st, what, almc_context_last_error(ctx));
+  return owned;
+}
+
+// ------------------------------------------------------------------ arrays
+
+FloatArray load_array(const std::string& path, const std::string& what, bool require_finite, float lo, float hi) {
+  FloatArray out;
+  try {
+    if (ends_with(path, ".png")) {
+      const auto im = almc::io::read_png(path);
+      out.shape = {im.channels, im.height, im.width};
+      out.data = almc::io::image_to_planar(im, lo, hi);
+    } else {
+      auto a = almc::io::read_npy_f32(path);
+      out.shape = std::move(a.shape);
+      out.data = std::move(a.data);
+    }
+  } catch (const almc::io::IoError& e) {
+    throw CliError(what + " " + e.what());
+  }
+  int64_t bad = -1;
+  if (require_finite && !almc::io::all_finite(out.data, &bad))
+    throw CliError(what + " " + path + ": non-finite value (NaN or Inf) at flat index " + std::to_string(bad));
+  return out;
+}
+
+void save_array(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  try {
+    almc::io::write_npy(path, data, shape);
+  } catch (const almc::io::IoError& e) {
+    throw CliError(e.what());
+  }
+}
+
+}  // namespace almc::cli

@@ -1,0 +1,51 @@
+// The posterior grid PNG written by `almc sample --png` and `almc demo`.
+#include <algorithm>
+
+#include "host/cli/commands.hpp"
+#include "host/io/image.hpp"
+
+namespace almc::cli {
+
+void write_posterior_png(const std::string& path, const PosteriorFigure& f) {
+  if (!f.x.known()) throw CliError("--png needs the image shape: give --shape C,H,W", 2);
+  if (f.x.C != 1 && f.x.C != 3) throw CliError("--png: images with " + std::to_string(f.x.C) + " channels cannot be drawn (need 1 or 3)", 2);
+  const int64_t d = f.x.size();
+  const int64_t m = f.y_shape.known() ? f.y_shape.size() : 0;
+  float std_max = f.std_max;
+  if (std_max <= 0.f && f.std) {
+    for (int64_t i = 0; i < f.n_meas * d; ++i) std_max = std::max(std_max, f.std[i]);
+    if (std_max <= 0.f) std_max = 1.f;
+  }
+  auto tile = [&](const float* p, const ImageShape& s, float lo, float hi) {
+    almc::io::Tile t;
+    t.data = p;
+    t.C = static_cast<int>(s.C);
+    t.H = static_cast<int>(s.H);
+    t.W = static_cast<int>(s.W);
+    t.lo = lo;
+    t.hi = hi;
+    return t;
+  };
+  const int n_show = static_cast<int>(std::min<int64_t>(std::max(0, f.n_show), f.chains));
+  std::vector<std::vector<almc::io::Tile>> rows;
+  for (int64_t i = 0; i < f.n_meas; ++i) {
+    std::vector<almc::io::Tile> row;
+    const bool y_drawable = f.y && m > 0 && (f.y_shape.C == 1 || f.y_shape.C == 3);
+    row.push_back(y_drawable ? tile(f.y + i * m, f.y_shape, f.lo, f.hi) : almc::io::Tile{});
+    for (int k = 0; k < n_show; ++k) row.push_back(tile(f.samples + (i * f.chains + k) * d, f.x, f.lo, f.hi));
+    row.push_back(f.mean ? tile(f.mean + i * d, f.x, f.lo, f.hi) : almc::io::Tile{});
+    row.push_back(f.std ? tile(f.std + i * d, f.x, 0.f, std_max) : almc::io::Tile{});
+    if (f.truth) row.push_back(tile(f.truth + i * d, f.x, f.lo, f.hi));
+    rows.push_back(std::move(row));
+  }
+  almc::io::GridStyle style;
+  style.scale = std::max(1, f.scale);
+  style.pad = std::max(2, style.scale / 2);
+  try {
+    almc::io::write_png(path, almc::io::compose_grid(rows, style));
+  } catch (const almc::io::IoError& e) {
+    throw CliError(std::string("--png ") + e.what());
+  }
+}
+
+}  // namespace almc::cli

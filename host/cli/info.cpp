@@ -1,0 +1,67 @@
+// `almc info`: version, build, backends and CUDA devices.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "host/cli/commands.hpp"
+
+namespace almc::cli {
+namespace {
+
+struct InfoOptions {
+  bool json = false;
+};
+
+void run_info(const InfoOptions& o) {
+  nlohmann::json j;
+  j["version"] = almc_version();
+  j["build"] = almc_build_info();
+  int n_dev = 0;
+  if (almc_cuda_device_count(&n_dev) != ALMC_OK) n_dev = 0;
+  nlohmann::json backends = {"cpu"};
+  if (n_dev > 0) backends.push_back("cuda");
+  j["backends"] = backends;
+  j["cuda_devices"] = n_dev;
+  nlohmann::json names = nlohmann::json::array();
+  for (int i = 0; i < n_dev; ++i) {
+    almc_context_config cfg = almc_context_config_default();
+    cfg.backend = ALMC_BACKEND_CUDA;
+    cfg.device = i;
+    almc_context_t ctx = nullptr;
+    if (almc_context_create(&cfg, &ctx) == ALMC_OK) {
+      const char* name = almc_context_device_name(ctx);
+      names.push_back(name ? name : "?");
+    } else {
+      names.push_back(std::string("unavailable: ") + (ctx ? almc_context_last_error(ctx) : ""));
+    }
+    almc_context_destroy(ctx);
+  }
+  j["cuda_device_names"] = names;
+  {
+    almc_context_config cfg = almc_context_config_default();
+    cfg.backend = ALMC_BACKEND_CPU;
+    almc_context_t ctx = nullptr;
+    if (almc_context_create(&cfg, &ctx) == ALMC_OK) j["cpu_device"] = almc_context_device_name(ctx);
+    almc_context_destroy(ctx);
+  }
+  if (o.json) {
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("almc %s\n", almc_version());
+  std::printf("build: %s\n", almc_build_info());
+  std::printf("backends usable: cpu%s\n", n_dev > 0 ? ", cuda" : "");
+  if (j.contains("cpu_device")) std::printf("cpu: %s\n", j["cpu_device"].get<std::string>().c_str());
+  std::printf("cuda devices: %d\n", n_dev);
+  for (int i = 0; i < n_dev; ++i) std::printf("  %d: %s\n", i, names[i].get<std::string>().c_str());
+}
+
+}  // namespace
+
+void register_info_command(CLI::App& app) {
+  auto o = std::make_shared<InfoOptions>();
+  CLI::App* sub = app.add_subcommand("info", "Version, build options, backends and devices");
+  sub->add_flag("--json", o->json, "print JSON on stdout");
+  sub->callback([o]() { run_info(*o); });
+}
+
+}  // namespace almc::cli

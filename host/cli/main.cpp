@@ -1,0 +1,55 @@
+// The almc command line: sample, eval, info, demo, validate, bench.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "host/cli/commands.hpp"
+
+namespace {
+
+// CLI11's errors are one line already; keep ours in the same shape, prefixed by the command path.
+std::string command_path(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands())
+    if (sub->parsed()) return "almc " + sub->get_name();
+  return "almc";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"almc: posterior sampling with score-based priors (annealed Langevin Monte Carlo)", "almc"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(almc_version()));
+  almc::cli::register_sample_command(app);
+  almc::cli::register_eval_command(app);
+  almc::cli::register_info_command(app);
+  almc::cli::register_demo_command(app);
+  almc::cli::register_validate_command(app);
+  almc::cli::register_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    for (auto& c : msg)
+      if (c == '\n') c = ' ';
+    std::fprintf(stderr, "%s: error: %s (see --help)\n", command_path(app).c_str(), msg.c_str());
+    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
+  } catch (const almc::cli::CliError& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: error: %s\n", command_path(app).c_str(), e.what());
+    return e.exit_code();
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: error: out of memory\n", command_path(app).c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", command_path(app).c_str(), e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,124 @@
+// Running a sampler for the CLI: progress on a terminal, Ctrl-C, results back to the host.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+
+#include "host/cli/commands.hpp"
+
+namespace almc::cli {
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_sigint(int) { g_interrupted = 1; }
+
+struct Progress {
+  bool show = false;
+  std::string label;
+  std::chrono::steady_clock::time_point last{};
+  bool printed = false;
+};
+
+std::string format_seconds(double s) {
+  char buf[32];
+  if (!std::isfinite(s) || s < 0) return "?";
+  if (s < 60)
+    std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, (int(s) / 60) % 60);
+  return buf;
+}
+
+int progress_cb(const almc_progress* p, void* user) {
+  auto* st = static_cast<Progress*>(user);
+  if (st->show && p) {
+    const auto now = std::chrono::steady_clock::now();
+    // At most ~8 updates a second, and always the last one.
+    if (p->step >= p->total || now - st->last > std::chrono::milliseconds(120)) {
+      st->last = now;
+      const double pct = p->total > 0 ? 100.0 * double(p->step) / double(p->total) : 0.0;
+      const double eta = p->steps_per_second > 0 ? double(p->total - p->step) / p->steps_per_second : NAN;
+      char res[32] = "";
+      if (std::isfinite(p->mean_residual)) std::snprintf(res, sizeof res, "  residual %.4g", p->mean_residual);
+      std::fprintf(stderr, "\r%s: step %lld/%lld (%.0f%%)  %.0f steps/s  ETA %s%s   ", st->label.c_str(),
+                   static_cast<long long>(p->step), static_cast<long long>(p->total), pct, p->steps_per_second,
+                   format_seconds(eta).c_str(), res);
+      std::fflush(stderr);
+      st->printed = true;
+    }
+  }
+  return g_interrupted ? 1 : 0;
+}
+
+// Restores the previous SIGINT handler when the run ends, however it ends.
+struct SigintGuard {
+  void (*previous)(int);
+  SigintGuard() {
+    g_interrupted = 0;
+    previous = std::signal(SIGINT, on_sigint);
+  }
+  ~SigintGuard() { std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous); }
+};
+
+}  // namespace
+
+RunResult run_sampler(const RunRequest& rq) {
+  Progress prog;
+  prog.show = progress_enabled(rq.quiet);
+  prog.label = rq.label;
+  almc_sampler_config cfg = rq.cfg;
+  cfg.progress = &progress_cb;
+  cfg.progress_user_data = &prog;
+
+  almc_sampler_t raw = nullptr;
+  almc_status st = almc_sampler_create(rq.ctx, rq.score, rq.op, &cfg, &raw);
+  Sampler s(raw);
+  const char* create_err = almc_context_last_error(rq.ctx);
+  if (st == ALMC_ERR_UNSTABLE) {
+    std::string msg = create_err && *create_err ? create_err : almc_status_string(st);
+    throw CliError("sampler refused: " + msg + " (lower --delta, or pass --force to run anyway)");
+  }
+  check(st, "cannot create the sampler", create_err);
+  if (rq.op && rq.y) check(almc_sampler_set_measurement(s.get(), rq.y), "measurement", almc_sampler_last_error(s.get()));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    SigintGuard guard;
+    st = almc_sampler_run(s.get());
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (prog.printed) std::fprintf(stderr, "\n");
+  if (st == ALMC_ERR_CANCELLED) throw CliError("interrupted", 130);
+  if (st == ALMC_ERR_UNSTABLE)
+    throw CliError(std::string("sampler refused: ") + almc_sampler_last_error(s.get()) +
+                   " (lower --delta, or pass --force to run anyway)");
+  check(st, "sampling failed", almc_sampler_last_error(s.get()));
+
+  RunResult r;
+  const int64_t n = cfg.n_meas * cfg.chains_per_meas;
+  r.samples.resize(static_cast<size_t>(n * rq.d));
+  r.mean.resize(static_cast<size_t>(cfg.n_meas * rq.d));
+  r.std.resize(r.mean.size());
+  r.residuals.resize(static_cast<size_t>(n));
+  check(almc_sampler_get_samples(s.get(), r.samples.data()), "samples", almc_sampler_last_error(s.get()));
+  check(almc_sampler_get_mean_std(s.get(), r.mean.data(), r.std.data()), "mean/std", almc_sampler_last_error(s.get()));
+  if (rq.op && almc_sampler_get_residuals(s.get(), r.residuals.data()) != ALMC_OK)
+    std::fill(r.residuals.begin(), r.residuals.end(), NAN);
+  if (!rq.op) std::fill(r.residuals.begin(), r.residuals.end(), NAN);
+  r.info.struct_size = sizeof(almc_run_info);
+  check(almc_sampler_run_info(s.get(), &r.info), "run info", almc_sampler_last_error(s.get()));
+  almc_sampler_workspace_bytes(s.get(), &r.workspace_bytes);
+  almc_backend b = ALMC_BACKEND_CPU;
+  almc_context_backend(rq.ctx, &b);
+  r.backend = b == ALMC_BACKEND_CUDA ? "cuda" : "cpu";
+  const char* dev = almc_context_device_name(rq.ctx);
+  r.device = dev ? dev : "";
+  r.wall_seconds = wall;
+  return r;
+}
+
+}  // namespace almc::cli

@@ -1,0 +1,428 @@
+// `almc sample`: posterior (or prior) samples from a score network or a GMM prior.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "host/cli/commands.hpp"
+#include "host/io/image.hpp"
+#include "host/io/npy.hpp"
+
+namespace almc::cli {
+namespace {
+
+using json = nlohmann::json;
+
+struct SampleOptions {
+  ScoreOptions score;
+  std::string op_spec, y_path, truth_path, shape_text;
+  double noise_std = std::numeric_limits<double>::quiet_NaN();
+  std::string method = "almc", schedule = "default", levels_file, init = "gaussian";
+  almc_sampler_config cfg = almc_sampler_config_default();
+  bool tweedie = false;
+  std::string backend = "auto";
+  int threads = 0;
+  std::string out, mean, std, diagnostics, png, png_range;
+  int png_samples = 4;
+  double psnr_range = 2.0;
+  bool force = false, quiet = false, json = false, verbose = false;
+};
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The image shape from trailing array dims whose product is `want` (3 dims, or 2 with C = 1);
+// dims of 1 in H or W do not count as an image.
+ImageShape shape_from_dims(const std::vector<int64_t>& s, int64_t want) {
+  const size_t n = s.size();
+  if (n >= 3 && s[n - 3] * s[n - 2] * s[n - 1] == want && s[n - 2] > 1 && s[n - 1] > 1 && (s[n - 3] == 1 || s[n - 3] == 3 || n == 3))
+    return {s[n - 3], s[n - 2], s[n - 1]};
+  if (n >= 2 && s[n - 2] * s[n - 1] == want && s[n - 2] > 1 && s[n - 1] > 1) return {1, s[n - 2], s[n - 1]};
+  return {};
+}
+
+// image_shape (or shape) from "<model>.json" or "model.json" beside an ONNX model.
+ImageShape shape_from_sidecar(const std::string& model, int64_t d) {
+  if (model.empty()) return {};
+  std::vector<std::string> candidates;
+  const size_t dot = model.rfind('.');
+  if (dot != std::string::npos) candidates.push_back(model.substr(0, dot) + ".json");
+  const size_t slash = model.rfind('/');
+  candidates.push_back((slash == std::string::npos ? std::string() : model.substr(0, slash + 1)) + "model.json");
+  for (const auto& c : candidates) {
+    std::ifstream f(c);
+    if (!f) continue;
+    try {
+      const json j = json::parse(f);
+      for (const char* key : {"image_shape", "shape", "input_shape"}) {
+        if (!j.contains(key) || !j[key].is_array()) continue;
+        std::vector<int64_t> s;
+        for (const auto& v : j[key]) s.push_back(v.get<int64_t>());
+        const ImageShape r = shape_from_dims(s, d);
+        if (r.known()) return r;
+      }
+    } catch (const std::exception&) {
+      // A sidecar we cannot read is ignored: it is only a hint for the image shape.
+    }
+  }
+  return {};
+}
+
+almc_method parse_method(const std::string& m) {
+  const std::string l = lower(m);
+  if (l == "almc") return ALMC_METHOD_ALMC;
+  if (l == "ncsn") return ALMC_METHOD_NCSN;
+  if (l == "ald") return ALMC_METHOD_ALD;
+  if (l == "xgp") return ALMC_METHOD_XGP;
+  if (l == "langevin") return ALMC_METHOD_LANGEVIN;
+  throw CliError("unknown --method '" + m + "' (use almc, ncsn, ald, xgp or langevin)", 2);
+}
+
+almc_schedule parse_schedule(const std::string& s) {
+  const std::string l = lower(s);
+  if (l == "default") return ALMC_SCHEDULE_DEFAULT;
+  if (l == "uniform-t" || l == "uniform_t") return ALMC_SCHEDULE_UNIFORM_T;
+  if (l == "geometric-sigma" || l == "geometric_sigma" || l == "geometric") return ALMC_SCHEDULE_GEOMETRIC_SIGMA;
+  if (l == "list") return ALMC_SCHEDULE_LIST;
+  throw CliError("unknown --schedule '" + s + "' (use default, uniform-t, geometric-sigma or list)", 2);
+}
+
+void require_finite(double v, const char* name) {
+  if (!std::isfinite(v)) throw CliError(std::string(name) + " must be a finite number", 2);
+}
+
+void run_sample(const SampleOptions& o) {
+  // ---- cheap checks first: numbers, method, files that must parse
+  almc_sampler_config cfg = o.cfg;
+  cfg.method = parse_method(o.method);
+  cfg.schedule = parse_schedule(o.schedule);
+  if (cfg.chains_per_meas <= 0) throw CliError("--chains must be at least 1", 2);
+  if (cfg.chains_per_meas > (int64_t(1) << 24)) throw CliError("--chains is too large", 2);
+  for (auto [v, name] : {std::pair{cfg.kappa, "--kappa"}, {cfg.delta, "--delta"}, {cfg.t_start, "--t-start"},
+                         {cfg.t_stop, "--t-stop"}, {cfg.warm_step, "--warm-step"}, {cfg.sigma_max, "--sigma-max"},
+                         {cfg.sigma_min, "--sigma-min"}, {cfg.eps, "--eps"}, {cfg.likelihood_weight, "--likelihood-weight"},
+                         {cfg.init_scale, "--init-scale"}})
+    require_finite(v, name);
+  if (o.png_samples < 0) throw CliError("--png-samples must be >= 0", 2);
+  const std::string init = lower(o.init);
+  if (init == "gaussian")
+    cfg.init = ALMC_INIT_GAUSSIAN;
+  else if (init == "uniform")
+    cfg.init = ALMC_INIT_UNIFORM;
+  else
+    throw CliError("unknown --init '" + o.init + "' (use gaussian or uniform)", 2);
+  cfg.tweedie = o.tweedie ? 1 : 0;
+  cfg.force_unstable = o.force ? 1 : 0;
+
+  const bool have_y = !o.y_path.empty();
+  if (have_y) {
+    if (std::isnan(o.noise_std)) throw CliError("--y needs --noise-std S (the measurement noise standard deviation)", 2);
+    if (!std::isfinite(o.noise_std) || o.noise_std <= 0.0)
+      throw CliError("--noise-std must be a positive finite number, got " + std::to_string(o.noise_std), 2);
+  } else if (!o.op_spec.empty()) {
+    throw CliError("--operator needs a measurement: --y FILE.npy", 2);
+  }
+  OperatorSpec spec;
+  if (have_y) spec = parse_operator_spec(o.op_spec.empty() ? "identity" : o.op_spec);
+
+  FloatArray y, truth;
+  if (have_y) y = load_array(o.y_path, "--y", true);
+  if (!o.truth_path.empty()) truth = load_array(o.truth_path, "--truth", true);
+  std::vector<double> levels;
+  if (!o.levels_file.empty()) {
+    const FloatArray l = load_array(o.levels_file, "--levels-file", true);
+    if (l.size() < 1) throw CliError("--levels-file " + o.levels_file + " is empty");
+    for (int64_t i = 0; i < l.size(); ++i) {
+      if (!(l.data[i] > 0.f)) throw CliError("--levels-file " + o.levels_file + ": OU times must be positive");
+      if (i > 0 && !(l.data[i] < l.data[i - 1])) throw CliError("--levels-file " + o.levels_file + ": OU times must decrease");
+      levels.push_back(l.data[i]);
+    }
+    cfg.schedule = ALMC_SCHEDULE_LIST;
+    cfg.levels = levels.data();
+    cfg.n_levels_list = static_cast<int64_t>(levels.size());
+  } else if (cfg.schedule == ALMC_SCHEDULE_LIST) {
+    throw CliError("--schedule list needs --levels-file FILE.npy", 2);
+  }
+  ImageShape shape;
+  if (!o.shape_text.empty()) shape = parse_shape(o.shape_text);
+  for (const auto* p : {&o.out, &o.mean, &o.std, &o.diagnostics, &o.png})
+    if (!p->empty() && p->back() == '/') throw CliError("output path '" + *p + "' is a directory", 2);
+
+  // ---- engine objects
+  Context ctx = make_context(o.backend, o.threads, o.quiet, o.verbose);
+  // n_meas is not known before y is matched against the operator; the batch bound is refined below.
+  std::string score_desc;
+
+  // The score's dimension and the measurement count decide the batch; build the score once we know
+  // n_meas when a network needs max_batch (0 lets it grow on demand, which is fine for the CLI).
+  Score score = load_score(ctx.get(), o.score, 0, &score_desc);
+  int64_t d = 0;
+  check(almc_score_dim(score.get(), &d), "score", almc_score_last_error(score.get()));
+
+  // ---- image shape (documented order): --shape, --truth dims, --y dims, model sidecar JSON, square d
+  const char* shape_source = "--shape";
+  if (shape.known() && shape.size() != d)
+    throw CliError("--shape " + shape.str() + " has " + std::to_string(shape.size()) + " values, the score's dimension is " +
+                   std::to_string(d), 2);
+  if (!shape.known() && !truth.shape.empty()) {
+    shape = shape_from_dims(truth.shape, d);
+    shape_source = "--truth";
+  }
+  if (!shape.known() && have_y) {
+    if (spec.kind == "identity" || spec.kind == "mask" || spec.kind == "blur") {
+      shape = shape_from_dims(y.shape, d);
+    } else if (spec.kind == "downsample" && d % (spec.factor * spec.factor) == 0) {
+      const ImageShape ys = shape_from_dims(y.shape, d / (spec.factor * spec.factor));
+      if (ys.known()) shape = {ys.C, ys.H * spec.factor, ys.W * spec.factor};
+    }
+    shape_source = "--y";
+  }
+  if (!shape.known()) {
+    shape = shape_from_sidecar(o.score.model, d);
+    shape_source = "the model's JSON";
+  }
+  const bool need_shape = (have_y && (spec.kind == "downsample" || spec.kind == "blur")) || !o.png.empty();
+  if (!shape.known() && need_shape) {
+    const int64_t s = static_cast<int64_t>(std::llround(std::sqrt(double(d))));
+    if (s * s == d) {
+      shape = {1, s, s};
+      shape_source = "a square guess";
+      if (!o.quiet)
+        std::fprintf(stderr, "almc sample: note: assuming image shape [1, %lld, %lld] (give --shape C,H,W)\n",
+                     static_cast<long long>(s), static_cast<long long>(s));
+    }
+  }
+
+  // ---- measurement count from y
+  int64_t n_meas = 1, m = 0;
+  if (have_y) {
+    m = operator_rows(spec, d, shape);
+    if (y.size() == m) {
+      n_meas = 1;
+    } else if (!y.shape.empty() && y.shape[0] > 0 && y.size() % m == 0 && y.size() / m == y.shape[0]) {
+      n_meas = y.shape[0];
+    } else {
+      throw CliError("--y " + o.y_path + " has shape " + almc::io::shape_string(y.shape) + " (" + std::to_string(y.size()) +
+                         " values); the operator " + o.op_spec + " expects " + std::to_string(m) +
+                         " values per measurement ([m] or [n_meas, ...] with m = " + std::to_string(m) + ")",
+                     1);
+    }
+  }
+  if (!truth.shape.empty() && truth.size() != n_meas * d)
+    throw CliError("--truth " + o.truth_path + " has " + std::to_string(truth.size()) + " values " +
+                   almc::io::shape_string(truth.shape) + ", expected n_meas x d = " + std::to_string(n_meas) + " x " +
+                   std::to_string(d));
+  const int64_t chains = cfg.chains_per_meas;
+  if (n_meas > (int64_t(1) << 30) / chains || n_meas * chains > (int64_t(1) << 40) / std::max<int64_t>(d, 1))
+    throw CliError("n_meas x chains x d is too large", 2);
+  cfg.n_meas = n_meas;
+  cfg.noise_std = have_y ? o.noise_std : cfg.noise_std;
+
+  std::string op_desc = "none (prior)";
+  Operator op;
+  if (have_y) op = make_operator(ctx.get(), spec, d, shape, n_meas, &op_desc);
+
+  // ---- sample
+  RunRequest req;
+  req.ctx = ctx.get();
+  req.score = score.get();
+  req.op = op.get();
+  req.cfg = cfg;
+  req.y = have_y ? y.data.data() : nullptr;
+  req.d = d;
+  req.quiet = o.quiet;
+  RunResult res = run_sampler(req);
+
+  // ---- outputs
+  const int64_t N = n_meas * chains;
+  const bool img = shape.known() && std::string(shape_source) != "a square guess";
+  auto with_shape = [&](int64_t lead) {
+    return img ? std::vector<int64_t>{lead, shape.C, shape.H, shape.W} : std::vector<int64_t>{lead, d};
+  };
+  if (!o.out.empty()) save_array(o.out, res.samples.data(), with_shape(N));
+  if (!o.mean.empty()) save_array(o.mean, res.mean.data(), with_shape(n_meas));
+  if (!o.std.empty()) save_array(o.std, res.std.data(), with_shape(n_meas));
+
+  json summary;
+  summary["command"] = "sample";
+  summary["method"] = lower(o.method);
+  summary["score"] = score_desc;
+  summary["operator"] = op_desc;
+  summary["backend"] = res.backend;
+  summary["device"] = res.device;
+  summary["d"] = d;
+  summary["m"] = m;
+  summary["n_meas"] = n_meas;
+  summary["chains_per_meas"] = chains;
+  summary["seed"] = cfg.seed;
+  summary["noise_std"] = have_y ? json(o.noise_std) : json(nullptr);
+  if (shape.known()) summary["image_shape"] = {shape.C, shape.H, shape.W};
+  summary["steps"] = res.info.steps;
+  summary["score_evals"] = res.info.score_evals;
+  summary["warm_steps"] = res.info.warm_steps;
+  summary["seconds"] = res.info.seconds;
+  summary["wall_seconds"] = res.wall_seconds;
+  summary["mean_residual"] = finite_or_nan(res.info.mean_residual);
+  summary["outputs"] = {{"samples", o.out}, {"mean", o.mean}, {"std", o.std}, {"png", o.png}, {"diagnostics", o.diagnostics}};
+  if (!truth.shape.empty()) {
+    json pm = json::array(), ps = json::array();
+    for (int64_t i = 0; i < n_meas; ++i) {
+      pm.push_back(finite_or_nan(almc::io::psnr(res.mean.data() + i * d, truth.data.data() + i * d, d, o.psnr_range)));
+      double acc = 0;
+      for (int64_t c = 0; c < chains; ++c)
+        acc += almc::io::psnr(res.samples.data() + (i * chains + c) * d, truth.data.data() + i * d, d, o.psnr_range);
+      ps.push_back(finite_or_nan(acc / double(chains)));
+    }
+    summary["psnr_mean"] = pm;
+    summary["psnr_sample_avg"] = ps;
+    summary["psnr_range"] = o.psnr_range;
+  }
+
+  if (!o.png.empty()) {
+    PosteriorFigure fig;
+    fig.x = shape;
+    fig.y_shape = have_y ? measurement_shape(spec, shape) : ImageShape{};
+    if (fig.y_shape.known() && fig.y_shape.size() != m) fig.y_shape = {};
+    fig.n_meas = n_meas;
+    fig.chains = chains;
+    fig.y = have_y ? y.data.data() : nullptr;
+    fig.samples = res.samples.data();
+    fig.mean = res.mean.data();
+    fig.std = res.std.data();
+    fig.truth = truth.shape.empty() ? nullptr : truth.data.data();
+    fig.n_show = o.png_samples;
+    fig.scale = static_cast<int>(std::clamp<int64_t>(128 / std::max(shape.H, shape.W), 1, 8));
+    if (!o.png_range.empty()) {
+      const size_t comma = o.png_range.find(',');
+      try {
+        fig.lo = std::stof(o.png_range.substr(0, comma));
+        fig.hi = std::stof(o.png_range.substr(comma + 1));
+      } catch (const std::exception&) {
+        throw CliError("--png-range must be LO,HI", 2);
+      }
+      if (comma == std::string::npos || !(fig.hi > fig.lo)) throw CliError("--png-range must be LO,HI with LO < HI", 2);
+    } else {
+      // The range of the truth, else of the mean: samples outside are clipped.
+      const std::vector<float>& ref = truth.shape.empty() ? res.mean : truth.data;
+      const auto [mn, mx] = std::minmax_element(ref.begin(), ref.end());
+      fig.lo = *mn;
+      fig.hi = *mx > *mn ? *mx : *mn + 1.f;
+    }
+    write_posterior_png(o.png, fig);
+  }
+
+  if (!o.diagnostics.empty()) {
+    json diag = summary;
+    diag["config"] = {{"kappa", cfg.kappa},         {"delta", cfg.delta},
+                      {"t_start", cfg.t_start},     {"t_stop", cfg.t_stop},
+                      {"warm_steps", cfg.warm_steps}, {"warm_step", cfg.warm_step},
+                      {"average_last", cfg.average_last}, {"tweedie", cfg.tweedie != 0},
+                      {"schedule", lower(o.schedule)}, {"n_levels", cfg.n_levels},
+                      {"sigma_max", cfg.sigma_max}, {"sigma_min", cfg.sigma_min},
+                      {"steps_per_level", cfg.steps_per_level}, {"eps", cfg.eps},
+                      {"likelihood_weight", cfg.likelihood_weight}, {"force_unstable", cfg.force_unstable != 0}};
+    diag["run_info"] = {{"steps", res.info.steps},
+                        {"score_evals", res.info.score_evals},
+                        {"warm_steps", res.info.warm_steps},
+                        {"warm_step", finite_or_nan(res.info.warm_step)},
+                        {"seconds", res.info.seconds},
+                        {"max_stable_delta", finite_or_nan(res.info.max_stable_delta)},
+                        {"operator_norm", finite_or_nan(res.info.operator_norm)},
+                        {"diverged_chain", res.info.diverged_chain},
+                        {"diverged_step", res.info.diverged_step},
+                        {"mean_residual", finite_or_nan(res.info.mean_residual)},
+                        {"used_graphs", res.info.used_graphs != 0}};
+    json r = json::array();
+    for (float v : res.residuals) r.push_back(finite_or_nan(v));
+    diag["residuals"] = r;
+    diag["workspace_bytes"] = res.workspace_bytes;
+    std::ofstream f(o.diagnostics);
+    if (!f) throw CliError("--diagnostics " + o.diagnostics + ": cannot create the file");
+    f << diag.dump(1) << "\n";
+    if (!f) throw CliError("--diagnostics " + o.diagnostics + ": write error");
+  }
+
+  if (o.json) {
+    std::printf("%s\n", summary.dump().c_str());
+  } else if (!o.quiet) {
+    std::printf("almc sample: %s, %lld measurement(s) x %lld chains, d = %lld, %lld steps in %.2f s on %s\n",
+                lower(o.method).c_str(), static_cast<long long>(n_meas), static_cast<long long>(chains),
+                static_cast<long long>(d), static_cast<long long>(res.info.steps), res.info.seconds, res.device.c_str());
+    if (have_y) std::printf("  mean residual ||y - A x|| = %.4g\n", res.info.mean_residual);
+    if (summary.contains("psnr_mean"))
+      for (int64_t i = 0; i < n_meas; ++i)
+        std::printf("  measurement %lld: PSNR posterior mean %.2f dB, average sample %.2f dB\n", static_cast<long long>(i),
+                    summary["psnr_mean"][i].is_number() ? summary["psnr_mean"][i].get<double>() : NAN,
+                    summary["psnr_sample_avg"][i].is_number() ? summary["psnr_sample_avg"][i].get<double>() : NAN);
+    for (const auto& [key, path] : std::initializer_list<std::pair<const char*, const std::string*>>{
+             {"samples", &o.out}, {"mean", &o.mean}, {"std", &o.std}, {"figure", &o.png}, {"diagnostics", &o.diagnostics}})
+      if (!path->empty()) std::printf("  wrote %s %s\n", key, path->c_str());
+  }
+}
+
+}  // namespace
+
+void register_sample_command(CLI::App& app) {
+  auto o = std::make_shared<SampleOptions>();
+  CLI::App* sub = app.add_subcommand("sample", "Draw posterior (or prior) samples");
+  o->score.add_options(sub, true);
+  auto& c = o->cfg;
+  sub->add_option("--operator", o->op_spec, "identity | mask:FILE.npy | downsample:K | blur:FILE.npy | matrix:FILE.npy (default identity)");
+  sub->add_option("--y", o->y_path, "measurement (.npy [m] or [n_meas, ...]; or a PNG mapped to [-1, 1])");
+  sub->add_option("--noise-std", o->noise_std, "measurement noise standard deviation sigma_y (> 0)");
+  sub->add_option("--shape", o->shape_text, "image shape C,H,W (default: from --truth, --y or the model's JSON)");
+  sub->add_option("--truth", o->truth_path, "ground truth [d] or [n_meas, ...] for PSNR and the figure");
+  sub->add_option("--method", o->method, "almc | ncsn | ald | xgp | langevin")->capture_default_str();
+  sub->add_option("--likelihood-weight", c.likelihood_weight, "weight of the likelihood term (0 samples the prior)")->capture_default_str();
+  // ALMC
+  sub->add_option("--kappa", c.kappa, "ALMC rate kappa (<= 0: default 10)")->capture_default_str()->group("ALMC");
+  sub->add_option("--delta", c.delta, "ALMC step delta (<= 0: default 1e-3)")->capture_default_str()->group("ALMC");
+  sub->add_option("--t-start", c.t_start, "ALMC start time T_ws (<= 0: default 5)")->capture_default_str()->group("ALMC");
+  sub->add_option("--t-stop", c.t_stop, "ALMC stop time tau (<= 0: default 0.01)")->capture_default_str()->group("ALMC");
+  sub->add_option("--warm-steps", c.warm_steps, "warm-start steps (-1: ceil(10 (1 + L_R)))")->capture_default_str()->group("ALMC");
+  sub->add_option("--warm-step", c.warm_step, "warm-start step (<= 0: 0.5 / (1 + L_R))")->capture_default_str()->group("ALMC");
+  sub->add_option("--average-last", c.average_last, "output a random iterate among the last W steps")->capture_default_str()->group("ALMC");
+  sub->add_flag("--tweedie", o->tweedie, "final Tweedie denoise at the last level")->group("ALMC");
+  // family
+  sub->add_option("--schedule", o->schedule, "default | uniform-t | geometric-sigma | list")->capture_default_str()->group("Annealed family");
+  sub->add_option("--levels", c.n_levels, "number of levels")->capture_default_str()->group("Annealed family");
+  sub->add_option("--sigma-max", c.sigma_max, "largest VE sigma (XGP: eta_1)")->capture_default_str()->group("Annealed family");
+  sub->add_option("--sigma-min", c.sigma_min, "smallest VE sigma")->capture_default_str()->group("Annealed family");
+  sub->add_option("--steps-per-level", c.steps_per_level, "Langevin steps per level")->capture_default_str()->group("Annealed family");
+  sub->add_option("--eps", c.eps, "base step (h_k = eps sigma_k^2 / sigma_L^2; XGP: h)")->capture_default_str()->group("Annealed family");
+  sub->add_option("--levels-file", o->levels_file, "OU times, decreasing (.npy, 1-D): selects --schedule list")->group("Annealed family");
+  sub->add_option("--init", o->init, "gaussian | uniform")->capture_default_str()->group("Annealed family");
+  sub->add_option("--init-scale", c.init_scale, "std of the Gaussian / half-width of the uniform init")->capture_default_str()->group("Annealed family");
+  // execution
+  sub->add_option("--chains", c.chains_per_meas, "chains per measurement")->capture_default_str()->group("Execution");
+  sub->add_option("--seed", c.seed, "random seed")->capture_default_str()->group("Execution");
+  sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str()->group("Execution");
+  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str()->group("Execution");
+  sub->add_option("--check-every", c.check_every, "NaN and residual check / progress period in steps")->capture_default_str()->group("Execution");
+  sub->add_flag("--force", o->force, "run even when the step exceeds the stability bound")->group("Execution");
+  // outputs
+  sub->add_option("--out", o->out, "samples (.npy [n_meas*chains, C, H, W] or [n_meas*chains, d])")->group("Output");
+  sub->add_option("--mean", o->mean, "posterior mean per measurement (.npy)")->group("Output");
+  sub->add_option("--std", o->std, "posterior std per measurement (.npy)")->group("Output");
+  sub->add_option("--diagnostics", o->diagnostics, "run details (JSON)")->group("Output");
+  sub->add_option("--png", o->png, "figure: measurement | samples | mean | std | truth")->group("Output");
+  sub->add_option("--png-samples", o->png_samples, "samples shown per row")->capture_default_str()->group("Output");
+  sub->add_option("--png-range", o->png_range, "LO,HI value range shown (default: truth's or mean's range)")->group("Output");
+  sub->add_option("--psnr-range", o->psnr_range, "peak-to-peak data range for PSNR")->capture_default_str()->group("Output");
+  sub->add_flag("--quiet,-q", o->quiet, "no progress, notes or summary")->group("Output");
+  sub->add_flag("--json", o->json, "print a JSON summary on stdout")->group("Output");
+  sub->add_flag("--verbose,-v", o->verbose, "show the engine's info log")->group("Output");
+  sub->callback([o]() { run_sample(*o); });
+}
+
+}  // namespace almc::cli
