@@ -147,7 +147,7 @@ class MiscOps(nn.Module):
         z = torch.where(z > 0.5, z, torch.pow(z, 2.0)) * (1.0 + t)[:, None, None, None]
         z = z.transpose(2, 3).expand(n, 2, 8, 8)
         f = torch.flatten(z, 1)                                           # [n, 128]
-        return f[:, :64] - f[:, 64:]
+        return f.reshape(n, 2, 8, 8) + 0.5 * x
 
 
 class GaussVPEps(nn.Module):

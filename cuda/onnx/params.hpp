@@ -1,0 +1,292 @@
+// Flat parameter structs of the ONNX executor's kernels, shared by the CPU kernels
+// (host/onnx/cpu_kernels.cpp) and the CUDA kernels (cuda/onnx/kernels.cu). Plain C++: no CUDA
+// headers; the per-element math is marked host+device only when compiled by nvcc.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define ALMC_OHD __host__ __device__ __forceinline__
+#else
+#define ALMC_OHD inline
+#endif
+
+namespace almc::onnx {
+
+constexpr int kMaxDims = 8;     // rank limit of every runtime tensor
+constexpr int kMaxEwIn = 8;     // inputs of one fused elementwise program
+constexpr int kMaxEwInstr = 24; // instructions of one fused elementwise program
+constexpr int kMaxEwRegs = 12;  // registers of one fused elementwise program
+
+// Elementwise operations. Unary ops read a; binary a, b; Where reads c ? a : b.
+enum EwOp : uint8_t {
+  EW_COPY, EW_NEG, EW_ABS, EW_SQRT, EW_RECIP, EW_EXP, EW_LOG, EW_SIN, EW_COS, EW_TANH, EW_SIGMOID, EW_RELU,
+  EW_LEAKY_RELU, EW_ELU, EW_SOFTPLUS, EW_ERF, EW_FLOOR, EW_CEIL, EW_SILU, EW_CLIP, EW_AFFINE,
+  EW_ADD, EW_SUB, EW_MUL, EW_DIV, EW_POW, EW_MAX, EW_MIN, EW_EQUAL, EW_LESS, EW_GREATER, EW_LESS_EQ, EW_GREATER_EQ,
+  EW_AND, EW_OR, EW_NOT, EW_WHERE,
+  EW_COUNT
+};
+
+ALMC_OHD bool ew_is_binary(int op) { return op >= EW_ADD && op <= EW_OR; }
+
+// One op on floats; alpha/beta are the op's attributes (LeakyRelu/Elu alpha, Clip bounds, affine
+// scale and shift). Shared by the CPU executor, the CUDA kernels and constant folding (in double).
+template <class T>
+ALMC_OHD T ew_apply(int op, T a, T b, T c, float alpha, float beta) {
+  using std::ceil; using std::cos; using std::erf; using std::exp; using std::floor; using std::log;
+  using std::log1p; using std::pow; using std::sin; using std::sqrt; using std::tanh;
+  switch (op) {
+    case EW_COPY: return a;
+    case EW_NEG: return -a;
+    case EW_ABS: return a < T(0) ? -a : a;
+    case EW_SQRT: return sqrt(a);
+    case EW_RECIP: return T(1) / a;
+    case EW_EXP: return exp(a);
+    case EW_LOG: return log(a);
+    case EW_SIN: return sin(a);
+    case EW_COS: return cos(a);
+    case EW_TANH: return tanh(a);
+    case EW_SIGMOID: return T(1) / (T(1) + exp(-a));
+    case EW_RELU: return a > T(0) ? a : T(0);
+    case EW_LEAKY_RELU: return a >= T(0) ? a : T(alpha) * a;
+    case EW_ELU: return a >= T(0) ? a : T(alpha) * (exp(a) - T(1));
+    case EW_SOFTPLUS: return a > T(20) ? a : log1p(exp(a));
+    case EW_ERF: return erf(a);
+    case EW_FLOOR: return floor(a);
+    case EW_CEIL: return ceil(a);
+    case EW_SILU: return a / (T(1) + exp(-a));
+    case EW_CLIP: return a < T(alpha) ? T(alpha) : (a > T(beta) ? T(beta) : a);
+    case EW_AFFINE: return T(alpha) * a + T(beta);
+    case EW_ADD: return a + b;
+    case EW_SUB: return a - b;
+    case EW_MUL: return a * b;
+    case EW_DIV: return a / b;
+    case EW_POW: return b == T(2) ? a * a : (b == T(1) ? a : pow(a, b));
+    case EW_MAX: return a > b ? a : b;
+    case EW_MIN: return a < b ? a : b;
+    case EW_EQUAL: return a == b ? T(1) : T(0);
+    case EW_LESS: return a < b ? T(1) : T(0);
+    case EW_GREATER: return a > b ? T(1) : T(0);
+    case EW_LESS_EQ: return a <= b ? T(1) : T(0);
+    case EW_GREATER_EQ: return a >= b ? T(1) : T(0);
+    case EW_AND: return (a != T(0) && b != T(0)) ? T(1) : T(0);
+    case EW_OR: return (a != T(0) || b != T(0)) ? T(1) : T(0);
+    case EW_NOT: return a == T(0) ? T(1) : T(0);
+    case EW_WHERE: return c != T(0) ? a : b;
+    default: return a;
+  }
+}
+
+struct EwInstr {
+  uint8_t op, dst, a, b, c;
+  float alpha, beta;
+};
+
+// out[i] = program(inputs broadcast to `shape`). Registers 0..n_in-1 hold the inputs.
+struct EwParams {
+  int ndim;
+  int64_t shape[kMaxDims];
+  int64_t total;
+  int n_in;
+  const float* in[kMaxEwIn];
+  int64_t stride[kMaxEwIn][kMaxDims];  // element strides, 0 on broadcast dimensions
+  bool contiguous[kMaxEwIn];           // same shape as the output: linear index
+  bool scalar[kMaxEwIn];               // one element
+  int n_instr;
+  EwInstr instr[kMaxEwInstr];
+  int out_reg;
+  float* out;
+};
+
+// y[b] = alpha op(A[b]) op(B[b]) (+ bias) then activation, row-major. Batch b walks up to
+// kMaxDims broadcast dimensions with their own strides for A, B and C.
+enum BiasKind : uint8_t { BIAS_NONE, BIAS_ROW /* bias[N], per column */, BIAS_COL /* bias[M] */, BIAS_FULL /* C[M,N] */ };
+struct GemmParams {
+  bool trans_a, trans_b;
+  int64_t M, N, K;
+  float alpha, beta;  // beta multiplies the bias term
+  const float* A;
+  const float* B;
+  float* C;
+  int64_t lda, ldb, ldc;
+  int batch_ndim;
+  int64_t batch_shape[kMaxDims];
+  int64_t batch_stride_a[kMaxDims], batch_stride_b[kMaxDims], batch_stride_c[kMaxDims];
+  int64_t batch;  // product of batch_shape
+  BiasKind bias_kind;
+  const float* bias;
+  int64_t bias_ld;  // BIAS_FULL: row stride of the bias (0 broadcasts one row)
+  int act;          // an EwOp applied to the result, EW_COPY for none
+  float act_alpha;
+};
+
+// Convolution (groups, strides, pads, dilations) on [N, C, H, W], weight [M, C/g, KH, KW].
+// ConvTranspose: weight [C, M/g, KH, KW]. `col` is workspace of col_elems floats.
+struct ConvParams {
+  int64_t N, C, H, W, M, KH, KW, OH, OW, group;
+  int64_t sh, sw, ph, pw, dh, dw;
+  const float* x;
+  const float* w;
+  const float* bias;  // [M] or null
+  float* y;
+  float* col;        // workspace: im2col and GEMM result for `chunk` images
+  int64_t col_elems;
+  int64_t chunk;     // images per GEMM
+  int act;
+  float act_alpha;
+};
+
+// Strided copy: out[out_off + sum i_k out_stride_k] = in[in_off + sum i_k in_stride_k].
+struct CopyParams {
+  int ndim;
+  int64_t shape[kMaxDims];
+  int64_t in_stride[kMaxDims];
+  int64_t out_stride[kMaxDims];
+  int64_t total;
+  const float* in;
+  float* out;
+};
+
+// out[o, j, i] = data[o, idx[j], i]; indices held as floats (negative wrap around).
+struct GatherParams {
+  int64_t outer, axis_len, n_idx, inner;
+  const float* data;
+  const float* idx;
+  float* out;
+};
+
+// Softmax over the middle index of [outer, len, inner].
+struct SoftmaxParams {
+  int64_t outer, len, inner;
+  bool log;
+  const float* x;
+  float* y;
+};
+
+// Normalise each row of [rows, len]: y = (x - mean) / sqrt(var + eps) * scale + bias.
+// AFFINE_CHANNEL: scale/bias indexed by (row % channels) (InstanceNorm, GroupNorm);
+// AFFINE_COLUMN: indexed by the column (LayerNorm); post_* is GroupNorm's per-channel affine
+// after the group statistics (post_channels channels of len/post_per elements in each row).
+enum NormAffine : uint8_t { AFFINE_NONE, AFFINE_CHANNEL, AFFINE_COLUMN };
+struct NormParams {
+  int64_t rows, len, channels;
+  float eps;
+  NormAffine affine;
+  const float* scale;
+  const float* bias;
+  const float* post_scale;  // GroupNorm fused: [groups * post_per] channel affine, or null
+  const float* post_bias;
+  int64_t post_per;         // channels per group in the fused GroupNorm (row = (n, group))
+  int act;
+  const float* x;
+  float* y;
+};
+
+// Reduction (sum or mean) over `rdims` with strides; output enumerated by `odims`.
+struct ReduceParams {
+  int ondim, rndim;
+  int64_t oshape[kMaxDims], ostride[kMaxDims];
+  int64_t rshape[kMaxDims], rstride[kMaxDims];
+  int64_t out_total, red_total;
+  bool mean;
+  const float* x;
+  float* y;
+};
+
+// 2-D pooling on [N*C, H, W].
+struct PoolParams {
+  int64_t NC, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
+  bool max, count_include_pad;
+  const float* x;
+  float* y;
+};
+
+// Resize of the last two dims of [NC, H, W]; src coordinate = a * dst + b per axis (computed on
+// the host from the coordinate transformation mode), nearest rounding mode, or linear.
+enum ResizeNearest : uint8_t { NEAREST_ROUND_PREFER_FLOOR, NEAREST_ROUND_PREFER_CEIL, NEAREST_FLOOR, NEAREST_CEIL };
+struct ResizeParams {
+  int64_t NC, H, W, OH, OW;
+  double ah, bh, aw, bw;
+  bool linear;
+  int nearest_mode;
+  const float* x;
+  float* y;
+};
+
+// Pad with mode 0 constant, 1 reflect, 2 edge; pads_begin may be negative (crop).
+struct PadParams {
+  int ndim;
+  int64_t ishape[kMaxDims], oshape[kMaxDims], begin[kMaxDims];
+  int64_t total;
+  int mode;
+  float value;
+  const float* x;
+  float* y;
+};
+
+// The score adapter (ALGORITHMS.md Sec. 2): x_net = cx x, score = c1 net + c2 x, with the
+// coefficients computed from the level's OU time t. kind: the network output kind, conv: its
+// convention (almc_net_output / almc_net_convention values).
+struct AdapterCoef {
+  float cx, c1, c2;
+};
+ALMC_OHD AdapterCoef adapter_coef(int output, int convention, float t_f) {
+  const double t = t_f;
+  const double ab = exp(-2.0 * t);
+  const double one_m_ab = -expm1(-2.0 * t);  // 1 - alpha_bar, accurate for small t
+  const double sigma2 = expm1(2.0 * t);      // VE sigma^2
+  AdapterCoef k{1.f, 1.f, 0.f};
+  // output: 0 score, 1 eps, 2 denoiser, 3 x0; convention: 0 OU, 1 VP, 2 VE
+  if (convention == 2) {
+    const double et = exp(t);
+    k.cx = float(et);
+    if (output == 0) {
+      k.c1 = float(et);
+    } else if (output == 1) {
+      k.c1 = float(-et / sqrt(sigma2));
+    } else {
+      k.c1 = float(et / sigma2);
+      k.c2 = float(-et * et / sigma2);
+    }
+  } else {
+    if (output == 1) {
+      k.c1 = float(-1.0 / sqrt(one_m_ab));
+    } else if (output == 2 || output == 3) {
+      k.c1 = float(sqrt(ab) / one_m_ab);
+      k.c2 = float(-1.0 / one_m_ab);
+    }
+  }
+  return k;
+}
+
+// What the level input receives: level kind almc_net_level (0 t, 1 sigma, 2 log sigma, 3 index).
+struct AdapterParams {
+  int output, convention, level_kind;
+  const float* table;  // alpha_bar table (backend memory) for the index level
+  int64_t table_len;
+  bool raw;            // feed raw_level, identity coefficients (almc_onnx_eval_raw)
+  float raw_level;
+  const float* raw_levels;  // raw with one level per sample (backend memory), or null
+};
+ALMC_OHD float adapter_level_value(const AdapterParams& p, float t, float sigma, float log_sigma, float alpha_bar) {
+  if (p.raw) return p.raw_level;
+  switch (p.level_kind) {
+    case 1: return sigma;
+    case 2: return log_sigma;
+    case 3: {
+      int64_t best = 0;
+      float best_d = 3.0e38f;
+      for (int64_t i = 0; i < p.table_len; ++i) {
+        const float dd = fabsf(p.table[i] - alpha_bar);
+        if (dd < best_d) {
+          best_d = dd;
+          best = i;
+        }
+      }
+      return float(best);
+    }
+    default: return t;
+  }
+}
+
+}  // namespace almc::onnx

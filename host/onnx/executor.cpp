@@ -1,0 +1,168 @@
+// The ONNX executor (see executor.hpp): plans, buffers, and the adapter around a run.
+#include "host/onnx/executor.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#ifdef ALMC_HAVE_CUDA
+#include "cuda/onnx/kernels.hpp"
+#endif
+
+namespace almc::onnx {
+
+Executor::Executor(Graph g, const ExecConfig& cfg) : g_(std::move(g)), cfg_(cfg) {
+#ifndef ALMC_HAVE_CUDA
+  if (cfg_.backend == ALMC_BACKEND_CUDA) throw Error(ALMC_ERR_NO_DEVICE, "this build has no CUDA backend");
+#endif
+  if (g_.inputs.empty()) throw Error(ALMC_ERR_UNSUPPORTED, "the model has no runtime input");
+  io_.x_input = cfg_.x_input.empty() ? g_.inputs[0].name : cfg_.x_input;
+  if (cfg_.level != ALMC_LEVEL_NONE) {
+    if (!cfg_.level_input.empty()) {
+      io_.level_input = cfg_.level_input;
+    } else {
+      for (const auto& in : g_.inputs)
+        if (in.name != io_.x_input) {
+          io_.level_input = in.name;
+          break;
+        }
+      if (io_.level_input.empty())
+        throw Error(ALMC_ERR_INVALID_ARGUMENT, "the model has no level input (only '" + io_.x_input +
+                                                   "'); use level = ALMC_LEVEL_NONE for a network without one");
+    }
+    if (io_.level_input == io_.x_input) throw Error(ALMC_ERR_INVALID_ARGUMENT, "x and the level name the same input");
+  }
+  io_.output = g_.outputs[0].name;
+  if (cfg_.level == ALMC_LEVEL_INDEX && cfg_.alpha_bar_table.empty())
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "level = ALMC_LEVEL_INDEX needs alpha_bar_table");
+#ifdef ALMC_HAVE_CUDA
+  if (cfg_.backend == ALMC_BACKEND_CUDA) {
+    blas_ = cuda::blas_create();
+    if (!cfg_.alpha_bar_table.empty()) {
+      dev_table_ = static_cast<float*>(cuda::device_alloc(cfg_.alpha_bar_table.size() * sizeof(float)));
+      cuda::copy_to_device(dev_table_, cfg_.alpha_bar_table.data(), cfg_.alpha_bar_table.size() * sizeof(float));
+    }
+  }
+#endif
+  // Plan once now: refusals surface at load, and max_batch runs never allocate later.
+  const int64_t n0 = cfg_.max_batch > 0 ? cfg_.max_batch : 1;
+  Slot& s = slot_for(n0, nullptr);
+  d_ = s.plan.x_count / n0;
+  if (s.plan.out_count != s.plan.x_count)
+    throw Error(ALMC_ERR_UNSUPPORTED, "the output '" + io_.output + "' has " + std::to_string(s.plan.out_count / n0) +
+                                          " values per sample but x '" + io_.x_input + "' has " + std::to_string(d_) +
+                                          "; a score network must map x to the same size");
+}
+
+Executor::~Executor() {
+#ifdef ALMC_HAVE_CUDA
+  for (auto& kv : slots_) {
+    cuda::device_free(kv.second->dev_arena);
+    cuda::device_free(kv.second->dev_consts);
+  }
+  cuda::device_free(dev_table_);
+  if (blas_) cuda::blas_destroy(blas_);
+#endif
+}
+
+Executor::Slot& Executor::slot_for(int64_t n, void* stream) {
+  auto it = slots_.find(n);
+  if (it != slots_.end()) return *it->second;
+#ifdef ALMC_HAVE_CUDA
+  if (cfg_.backend == ALMC_BACKEND_CUDA && stream && cuda::stream_capturing(stream)) {
+    // No allocation during capture: run a larger plan with the extra rows as padding.
+    for (auto& kv : slots_)
+      if (kv.first >= n) return *kv.second;
+    throw Error(ALMC_ERR_WRONG_STATE, "the ONNX network was called with batch " + std::to_string(n) +
+                                          " inside a CUDA graph capture before it was planned; set max_batch");
+  }
+#endif
+  auto slot = std::make_unique<Slot>();
+  slot->plan = build_plan(g_, io_, n);
+  Plan& p = slot->plan;
+  if (p.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
+  if (cfg_.backend == ALMC_BACKEND_CUDA) {
+#ifdef ALMC_HAVE_CUDA
+    slot->dev_arena = static_cast<float*>(cuda::device_alloc(size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float)));
+    cuda::memset_device(slot->dev_arena, size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float));
+    slot->dev_consts = static_cast<float*>(cuda::device_alloc(std::max<size_t>(p.consts.size(), 1) * sizeof(float)));
+    if (!p.consts.empty()) cuda::copy_to_device(slot->dev_consts, p.consts.data(), p.consts.size() * sizeof(float));
+    bind_plan(p, slot->dev_arena, slot->dev_consts);
+#endif
+  } else {
+    slot->host_arena.assign(size_t(std::max<int64_t>(p.arena_floats, 1)), 0.f);
+    slot->host_consts = p.consts;
+    bind_plan(p, slot->host_arena.data(), slot->host_consts.data());
+  }
+  return *slots_.emplace(n, std::move(slot)).first->second;
+}
+
+void Executor::prepare(int64_t n) { slot_for(n, nullptr); }
+
+size_t Executor::steps(int64_t n) { return slot_for(n, nullptr).plan.steps.size(); }
+int64_t Executor::arena_bytes(int64_t n) { return slot_for(n, nullptr).plan.arena_floats * 4; }
+
+void Executor::run(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev,
+                   void* stream) {
+  if (n <= 0) throw Error(ALMC_ERR_INVALID_ARGUMENT, "batch size must be positive");
+  Slot& s = slot_for(n, stream);
+  const Plan& p = s.plan;
+  const int64_t count = n * d_;
+  if (cfg_.backend == ALMC_BACKEND_CUDA) {
+#ifdef ALMC_HAVE_CUDA
+    float* arena = s.dev_arena;
+    cuda::adapter_in(a, x, arena + p.x.off, count, p.level_used ? arena + p.level.off : nullptr, p.level_count,
+                     level_dev, stream);
+    for (const auto& st : p.steps) cuda::run_step(st, blas_, cfg_.allow_tf32, stream);
+    cuda::adapter_out(a, arena + p.out.off, x, out, count, level_dev, stream);
+#endif
+    return;
+  }
+  float* arena = s.host_arena.data();
+  const float t = level_dev ? level_dev->t : 0.f;
+  const AdapterCoef k = a.raw ? AdapterCoef{1.f, 1.f, 0.f} : adapter_coef(a.output, a.convention, t);
+  float* xn = arena + p.x.off;
+  for (int64_t i = 0; i < count; ++i) xn[i] = k.cx * x[i];
+  if (p.level_used) {
+    const float lv = level_dev ? adapter_level_value(a, level_dev->t, level_dev->sigma, level_dev->log_sigma, level_dev->alpha_bar)
+                               : adapter_level_value(a, 0.f, 0.f, 0.f, 0.f);
+    if (a.raw_levels) {
+      if (p.level_count != n) throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
+      std::copy(a.raw_levels, a.raw_levels + n, arena + p.level.off);
+    } else {
+      std::fill(arena + p.level.off, arena + p.level.off + p.level_count, lv);
+    }
+  }
+  for (const auto& st : p.steps) cpu_run_step(st);
+  const float* net = arena + p.out.off;
+  for (int64_t i = 0; i < count; ++i) out[i] = k.c1 * net[i] + k.c2 * x[i];
+}
+
+void Executor::run_score(const float* x, float* score, int64_t n, const almc_level_device* level_dev, void* stream) {
+  AdapterParams a{};
+  a.output = cfg_.output;
+  a.convention = cfg_.convention;
+  a.level_kind = cfg_.level;
+  a.table = cfg_.backend == ALMC_BACKEND_CUDA ? dev_table_ : cfg_.alpha_bar_table.data();
+  a.table_len = int64_t(cfg_.alpha_bar_table.size());
+  a.raw = false;
+  if (!level_dev) throw Error(ALMC_ERR_NULL_POINTER, "no level");
+  run(x, score, n, a, level_dev, stream);
+}
+
+void Executor::run_raw(const float* x, float* out, int64_t n, float level, void* stream) {
+  AdapterParams a{};
+  a.raw = true;
+  a.raw_level = level;
+  run(x, out, n, a, nullptr, stream);
+}
+
+void Executor::run_raw_levels(const float* x, float* out, int64_t n, const float* levels, void* stream) {
+  AdapterParams a{};
+  a.raw = true;
+  a.raw_levels = levels;
+  if (slot_for(n, stream).plan.level_count != n)
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
+  run(x, out, n, a, nullptr, stream);
+}
+
+}  // namespace almc::onnx

@@ -1,0 +1,67 @@
+// The ONNX executor: a loaded graph, its plans (one per batch size, built on first use or up front
+// for max_batch) and their buffers on the chosen backend, and the score adapter around a run.
+#pragma once
+#include <almc/almc.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "host/onnx/graph.hpp"
+#include "host/onnx/plan.hpp"
+
+namespace almc::onnx {
+
+struct ExecConfig {
+  almc_backend backend = ALMC_BACKEND_CPU;
+  bool allow_tf32 = false;
+  int64_t max_batch = 0;
+  std::string x_input, level_input;  // empty: first input / second input
+  int output = ALMC_OUTPUT_SCORE, convention = ALMC_CONV_OU, level = ALMC_LEVEL_T;
+  std::vector<float> alpha_bar_table;
+};
+
+class Executor {
+ public:
+  Executor(Graph g, const ExecConfig& cfg);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  int64_t d() const { return d_; }
+  const std::string& x_name() const { return io_.x_input; }
+  const std::string& level_name() const { return io_.level_input; }
+  // Build (and allocate) the plan for batch size n now; later runs at n allocate nothing.
+  void prepare(int64_t n);
+  // The adapted score: x, score [n, d] in backend memory; level_dev in backend memory.
+  void run_score(const float* x, float* score, int64_t n, const almc_level_device* level_dev, void* stream);
+  // The raw network at a raw level value: x, out [n, d] in backend memory.
+  void run_raw(const float* x, float* out, int64_t n, float level, void* stream);
+  // The raw network with one level per sample (levels[n], backend memory; the level input must
+  // hold n values).
+  void run_raw_levels(const float* x, float* out, int64_t n, const float* levels, void* stream);
+  // Plan statistics for tests and benchmarks.
+  size_t steps(int64_t n);
+  int64_t arena_bytes(int64_t n);
+
+ private:
+  struct Slot {
+    Plan plan;
+    std::vector<float> host_arena, host_consts;  // CPU backend
+    float* dev_arena = nullptr;                  // CUDA backend
+    float* dev_consts = nullptr;
+  };
+  Slot& slot_for(int64_t n, void* stream);
+  void run(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev, void* stream);
+
+  Graph g_;
+  ExecConfig cfg_;
+  IoSpec io_;
+  int64_t d_ = 0;
+  std::map<int64_t, std::unique_ptr<Slot>> slots_;
+  void* blas_ = nullptr;
+  float* dev_table_ = nullptr;
+};
+
+}  // namespace almc::onnx

@@ -1,0 +1,280 @@
+// Loading an ONNX model into almc::onnx::Graph (see graph.hpp).
+#include "host/onnx/graph.hpp"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace almc::onnx {
+namespace {
+
+const std::set<std::string>& supported_ops() {
+  static const std::set<std::string> ops = {
+      "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Sin", "Cos",
+      "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Elu", "Softplus", "Erf", "Where", "Softmax", "LogSoftmax",
+      "LayerNormalization", "InstanceNormalization", "GroupNormalization", "Conv", "ConvTranspose", "Pad", "Resize",
+      "AveragePool", "MaxPool", "Concat", "Split", "Reshape", "Flatten", "Transpose", "Unsqueeze", "Squeeze",
+      "Gather", "Shape", "Slice", "Expand", "Cast", "Constant", "ConstantOfShape", "Range", "Identity", "ReduceMean",
+      "ReduceSum", "Abs", "Floor", "Ceil", "Max", "Min", "Clip", "Equal", "Less", "Greater", "LessOrEqual",
+      "GreaterOrEqual", "And", "Or", "Not", "Size", "Dropout", "GlobalAveragePool"};
+  return ops;
+}
+
+const char* dtype_name(int t) {
+  switch (t) {
+    case ::onnx::TensorProto::FLOAT: return "float32";
+    case ::onnx::TensorProto::UINT8: return "uint8";
+    case ::onnx::TensorProto::INT8: return "int8";
+    case ::onnx::TensorProto::UINT16: return "uint16";
+    case ::onnx::TensorProto::INT16: return "int16";
+    case ::onnx::TensorProto::INT32: return "int32";
+    case ::onnx::TensorProto::INT64: return "int64";
+    case ::onnx::TensorProto::STRING: return "string";
+    case ::onnx::TensorProto::BOOL: return "bool";
+    case ::onnx::TensorProto::FLOAT16: return "float16";
+    case ::onnx::TensorProto::DOUBLE: return "float64";
+    case ::onnx::TensorProto::BFLOAT16: return "bfloat16";
+    default: return "an unknown type";
+  }
+}
+
+// The dtypes a tensor may have: float32 data, int64/int32 shapes and indices, bool masks.
+DType map_dtype(int t, const std::string& what) {
+  switch (t) {
+    case ::onnx::TensorProto::FLOAT: return DType::Float;
+    case ::onnx::TensorProto::INT64:
+    case ::onnx::TensorProto::INT32: return DType::Int64;
+    case ::onnx::TensorProto::BOOL: return DType::Bool;
+    default:
+      throw Error(ALMC_ERR_UNSUPPORTED, what + " has data type " + dtype_name(t) +
+                                            "; the executor runs float32 tensors (int64/int32 for shapes and indices, bool masks)");
+  }
+}
+
+template <class T>
+void read_raw(const std::string& raw, int64_t n, std::vector<double>& out, const std::string& what) {
+  if (int64_t(raw.size()) != n * int64_t(sizeof(T)))
+    throw Error(ALMC_ERR_PARSE, what + ": raw data holds " + std::to_string(raw.size()) + " bytes, its shape needs " +
+                                    std::to_string(n * int64_t(sizeof(T))));
+  out.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
+    out[size_t(i)] = double(v);
+  }
+}
+
+ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what) {
+  auto t = std::make_shared<HostTensor>();
+  if (tp.data_location() == ::onnx::TensorProto::EXTERNAL)
+    throw Error(ALMC_ERR_UNSUPPORTED, what + " uses external data; save the model with its weights inside");
+  t->dtype = map_dtype(tp.data_type(), what);
+  int64_t n = 1;
+  for (auto d : tp.dims()) {
+    if (d < 0 || d > (int64_t(1) << 31)) throw Error(ALMC_ERR_PARSE, what + " has an invalid dimension " + std::to_string(d));
+    n *= d;
+    if (n > (int64_t(1) << 31)) throw Error(ALMC_ERR_PARSE, what + " is too large");
+    t->shape.push_back(d);
+  }
+  const int dt = tp.data_type();
+  if (tp.has_raw_data()) {
+    const std::string& raw = tp.raw_data();
+    if (dt == ::onnx::TensorProto::FLOAT) read_raw<float>(raw, n, t->v, what);
+    else if (dt == ::onnx::TensorProto::INT64) read_raw<int64_t>(raw, n, t->v, what);
+    else if (dt == ::onnx::TensorProto::INT32) read_raw<int32_t>(raw, n, t->v, what);
+    else read_raw<uint8_t>(raw, n, t->v, what);
+  } else {
+    int64_t have = 0;
+    if (dt == ::onnx::TensorProto::FLOAT) {
+      have = tp.float_data_size();
+      for (float v : tp.float_data()) t->v.push_back(v);
+    } else if (dt == ::onnx::TensorProto::INT64) {
+      have = tp.int64_data_size();
+      for (auto v : tp.int64_data()) t->v.push_back(double(v));
+    } else {
+      have = tp.int32_data_size();
+      for (auto v : tp.int32_data()) t->v.push_back(double(v));
+    }
+    if (have != n)
+      throw Error(ALMC_ERR_PARSE, what + " holds " + std::to_string(have) + " values, its shape needs " + std::to_string(n));
+  }
+  return t;
+}
+
+ValueInfo convert_value_info(const ::onnx::ValueInfoProto& vi, const std::string& what) {
+  ValueInfo out;
+  out.name = vi.name();
+  if (!vi.type().has_tensor_type()) throw Error(ALMC_ERR_UNSUPPORTED, what + " '" + vi.name() + "' is not a tensor");
+  const auto& tt = vi.type().tensor_type();
+  out.dtype = map_dtype(tt.elem_type(), what + " '" + vi.name() + "'");
+  if (tt.has_shape()) {
+    for (const auto& d : tt.shape().dim()) {
+      if (d.has_dim_value()) {
+        if (d.dim_value() < 0 || d.dim_value() > (int64_t(1) << 31))
+          throw Error(ALMC_ERR_PARSE, what + " '" + vi.name() + "' has an invalid dimension " + std::to_string(d.dim_value()));
+        out.dims.push_back(d.dim_value());
+      } else {
+        out.dims.push_back(-1);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Node::label() const { return op + " '" + name + "'"; }
+int64_t Node::geti(const std::string& k, int64_t def) const {
+  auto it = attrs.find(k);
+  return it == attrs.end() ? def : it->second.i;
+}
+float Node::getf(const std::string& k, float def) const {
+  auto it = attrs.find(k);
+  return it == attrs.end() ? def : it->second.f;
+}
+std::string Node::gets(const std::string& k, const std::string& def) const {
+  auto it = attrs.find(k);
+  return it == attrs.end() ? def : it->second.s;
+}
+std::vector<int64_t> Node::getints(const std::string& k) const {
+  auto it = attrs.find(k);
+  return it == attrs.end() ? std::vector<int64_t>{} : it->second.ints;
+}
+
+bool op_supported(const std::string& op) { return supported_ops().count(op) != 0; }
+
+Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
+  ::onnx::ModelProto model;
+  if (bytes.empty()) throw Error(ALMC_ERR_PARSE, what + " is empty");
+  if (bytes.size() > (size_t(1) << 31) || !model.ParseFromString(bytes))
+    throw Error(ALMC_ERR_PARSE, what + " is not a valid ONNX model (protobuf parsing failed: truncated or not ONNX)");
+  if (!model.has_graph() || model.graph().node_size() == 0)
+    throw Error(ALMC_ERR_PARSE, what + " holds no graph (truncated or not an ONNX model)");
+
+  Graph g;
+  for (const auto& op : model.opset_import())
+    if (op.domain().empty() || op.domain() == "ai.onnx") g.opset = op.version();
+  if (g.opset == 0) throw Error(ALMC_ERR_PARSE, what + " imports no default-domain opset");
+  if (g.opset < 7 || g.opset > 18)
+    throw Error(ALMC_ERR_UNSUPPORTED, what + " uses opset " + std::to_string(g.opset) + "; the executor supports 13 to 17");
+
+  const auto& gp = model.graph();
+  // Structural checks first: they give clearer messages than the checker's.
+  std::unordered_set<std::string> known;
+  for (const auto& init : gp.initializer()) known.insert(init.name());
+  for (const auto& in : gp.input()) known.insert(in.name());
+  std::unordered_map<std::string, int> producer;
+  for (int i = 0; i < gp.node_size(); ++i)
+    for (const auto& o : gp.node(i).output())
+      if (!o.empty()) {
+        if (producer.count(o) || known.count(o))
+          throw Error(ALMC_ERR_PARSE, what + ": tensor '" + o + "' is produced twice (node '" + gp.node(i).name() + "')");
+        producer[o] = i;
+      }
+  for (int i = 0; i < gp.node_size(); ++i)
+    for (const auto& in : gp.node(i).input())
+      if (!in.empty() && !known.count(in) && !producer.count(in))
+        throw Error(ALMC_ERR_PARSE, what + ": input '" + in + "' of node " + gp.node(i).op_type() + " '" +
+                                        gp.node(i).name() + "' is not produced by any node, initializer or graph input");
+  for (const auto& o : gp.output())
+    if (!known.count(o.name()) && !producer.count(o.name()))
+      throw Error(ALMC_ERR_PARSE, what + ": graph output '" + o.name() + "' is not produced by any node");
+
+  // Kahn's topological order (the checker requires sorted nodes; we sort anyway and name a cycle).
+  std::vector<int> indeg(size_t(gp.node_size()), 0);
+  std::vector<std::vector<int>> users(size_t(gp.node_size()));
+  for (int i = 0; i < gp.node_size(); ++i)
+    for (const auto& in : gp.node(i).input()) {
+      auto it = producer.find(in);
+      if (!in.empty() && it != producer.end()) {
+        ++indeg[size_t(i)];
+        users[size_t(it->second)].push_back(i);
+      }
+    }
+  std::vector<int> order, ready;
+  for (int i = gp.node_size() - 1; i >= 0; --i)
+    if (indeg[size_t(i)] == 0) ready.push_back(i);
+  while (!ready.empty()) {
+    int i = ready.back();
+    ready.pop_back();
+    order.push_back(i);
+    for (int u : users[size_t(i)])
+      if (--indeg[size_t(u)] == 0) ready.push_back(u);
+  }
+  if (int(order.size()) != gp.node_size()) {
+    std::string names;
+    for (int i = 0; i < gp.node_size(); ++i)
+      if (indeg[size_t(i)] > 0) names += (names.empty() ? "" : ", ") + gp.node(i).op_type() + " '" + gp.node(i).name() + "'";
+    throw Error(ALMC_ERR_PARSE, what + ": the graph has a cycle through nodes " + names);
+  }
+
+  // One message naming every unsupported operator and node.
+  std::string unsupported;
+  for (const auto& n : gp.node()) {
+    const bool default_domain = n.domain().empty() || n.domain() == "ai.onnx";
+    if (!default_domain || !op_supported(n.op_type()))
+      unsupported += std::string(unsupported.empty() ? "" : ", ") + (default_domain ? "" : n.domain() + ".") + n.op_type() +
+                     " (node '" + n.name() + "')";
+  }
+  if (!unsupported.empty())
+    throw Error(ALMC_ERR_UNSUPPORTED, what + " uses operators the built-in executor does not implement: " + unsupported);
+
+  try {
+    ::onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
+  }
+  try {
+    ::onnx::ShapeInferenceOptions opt(true, 1, false);
+    ::onnx::shape_inference::InferShapes(model, ::onnx::OpSchemaRegistry::Instance(), opt);
+  } catch (const std::exception& e) {
+    throw Error(ALMC_ERR_PARSE, what + " fails ONNX shape inference: " + e.what());
+  }
+
+  for (const auto& init : gp.initializer())
+    g.initializers[init.name()] = convert_tensor(init, "initializer '" + init.name() + "'");
+  for (const auto& in : gp.input())
+    if (!g.initializers.count(in.name())) g.inputs.push_back(convert_value_info(in, "graph input"));
+  for (const auto& out : gp.output()) g.outputs.push_back(convert_value_info(out, "graph output"));
+  if (g.outputs.empty()) throw Error(ALMC_ERR_PARSE, what + " has no output");
+
+  for (int i : order) {
+    const auto& np = gp.node(i);
+    Node n;
+    n.name = np.name().empty() ? np.op_type() + "_" + std::to_string(i) : np.name();
+    n.op = np.op_type();
+    n.inputs.assign(np.input().begin(), np.input().end());
+    n.outputs.assign(np.output().begin(), np.output().end());
+    for (const auto& a : np.attribute()) {
+      Attr at;
+      at.i = a.i();
+      at.f = a.f();
+      at.s = a.s();
+      at.ints.assign(a.ints().begin(), a.ints().end());
+      at.floats.assign(a.floats().begin(), a.floats().end());
+      if (a.has_t()) at.t = convert_tensor(a.t(), "attribute '" + a.name() + "' of node " + n.label());
+      n.attrs[a.name()] = std::move(at);
+    }
+    g.nodes.push_back(std::move(n));
+  }
+  return g;
+}
+
+Graph load_graph(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(ALMC_ERR_IO, "cannot open ONNX model '" + path + "'");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (!f.good() && !f.eof()) throw Error(ALMC_ERR_IO, "cannot read ONNX model '" + path + "'");
+  return load_graph_from_bytes(ss.str(), "ONNX model '" + path + "'");
+}
+
+}  // namespace almc::onnx

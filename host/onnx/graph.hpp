@@ -1,0 +1,78 @@
+// The ONNX graph as the executor sees it: nodes with parsed attributes, constant tensors, inputs
+// and outputs. Loading parses the protobuf, runs the ONNX checker and shape inference, checks the
+// graph (dtypes, references, cycles) and refuses unsupported operators in one message.
+#pragma once
+#include <almc/almc.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace almc::onnx {
+
+// Every failure of loading, planning or running; `status` is what the C API returns.
+struct Error : std::runtime_error {
+  almc_status status;
+  Error(almc_status s, const std::string& m) : std::runtime_error(m), status(s) {}
+};
+
+enum class DType { Float, Int64, Bool };
+
+// A constant tensor on the host. Values are held as double: exact for float32 and for every int64
+// a shape computation produces (|v| < 2^53; larger values such as INT64_MAX in Slice ends only
+// need to compare as "huge" and are clamped where they are used).
+struct HostTensor {
+  DType dtype = DType::Float;
+  std::vector<int64_t> shape;
+  std::vector<double> v;
+  int64_t numel() const { return int64_t(v.size()); }
+};
+using ConstPtr = std::shared_ptr<const HostTensor>;
+
+struct Attr {
+  int64_t i = 0;
+  float f = 0.f;
+  std::string s;
+  std::vector<int64_t> ints;
+  std::vector<float> floats;
+  ConstPtr t;
+};
+
+struct Node {
+  std::string name, op;
+  std::vector<std::string> inputs, outputs;  // "" marks an omitted optional input
+  std::map<std::string, Attr> attrs;
+  std::string label() const;  // "Op 'name'" for messages
+
+  bool has(const std::string& k) const { return attrs.count(k) != 0; }
+  int64_t geti(const std::string& k, int64_t def) const;
+  float getf(const std::string& k, float def) const;
+  std::string gets(const std::string& k, const std::string& def) const;
+  std::vector<int64_t> getints(const std::string& k) const;
+};
+
+struct ValueInfo {
+  std::string name;
+  DType dtype = DType::Float;
+  std::vector<int64_t> dims;  // -1: not fixed (a named or absent dimension)
+};
+
+struct Graph {
+  std::vector<Node> nodes;  // topologically sorted
+  std::map<std::string, ConstPtr> initializers;
+  std::vector<ValueInfo> inputs;  // runtime inputs (initializers excluded)
+  std::vector<ValueInfo> outputs;
+  int64_t opset = 0;
+};
+
+// Parse, check and validate a model from memory; `what` names it in messages.
+Graph load_graph_from_bytes(const std::string& bytes, const std::string& what);
+Graph load_graph(const std::string& path);
+
+// The op types the executor implements (domain "" / "ai.onnx").
+bool op_supported(const std::string& op);
+
+}  // namespace almc::onnx

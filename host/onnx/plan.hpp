@@ -1,0 +1,84 @@
+// The execution plan of an ONNX graph for one batch size: kernel steps in topological order,
+// with every runtime tensor at a fixed offset of one arena (liveness-based) and every constant
+// the kernels read at a fixed offset of one constant buffer. Running a plan allocates nothing.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuda/onnx/params.hpp"
+#include "host/onnx/graph.hpp"
+
+namespace almc::onnx {
+
+enum class StepKind { Ew, Gemm, Conv, ConvT, Copy, Gather, Softmax, Norm, Reduce, Pool, Resize, Pad, Fill };
+
+// Where a kernel operand lives: an arena storage (resolved to an offset after allocation) or the
+// constant buffer. `off` is in floats.
+struct BufRef {
+  enum Space : uint8_t { Arena, Const } space = Arena;
+  int id = -1;      // storage id (Arena) before resolution
+  int64_t off = 0;  // element offset within the storage / the constant buffer
+};
+
+struct Step {
+  StepKind kind = StepKind::Ew;
+  std::string node;  // the ONNX node, for messages and profiles
+  EwParams ew{};
+  GemmParams gemm{};
+  ConvParams conv{};
+  CopyParams copy{};
+  GatherParams gather{};
+  SoftmaxParams softmax{};
+  NormParams norm{};
+  ReduceParams reduce{};
+  PoolParams pool{};
+  ResizeParams resize{};
+  PadParams pad{};
+  float fill_value = 0.f;
+  int64_t fill_count = 0;
+  float* fill_ptr = nullptr;
+  // Operands in the order bind_step() assigns them to the params' pointers.
+  std::vector<BufRef> refs;
+  // Ew only: the shape before dimension collapsing (fusion compares it).
+  std::vector<int64_t> ew_shape;
+};
+
+struct Storage {
+  int64_t size = 0;  // floats
+  int first = 1 << 30, last = -1;
+  int64_t offset = -1;
+  bool pinned_start = false, pinned_end = false;  // graph inputs / the output
+};
+
+struct IoSpec {
+  std::string x_input, level_input, output;  // level_input empty: none
+};
+
+struct Plan {
+  int64_t n = 0;
+  std::vector<Step> steps;
+  std::vector<Storage> storages;
+  std::vector<float> consts;
+  int64_t arena_floats = 0;
+  BufRef x, level, out;  // resolved arena offsets
+  int64_t x_count = 0, level_count = 0, out_count = 0;
+  bool level_used = false;
+};
+
+// Build the plan for batch size n (throws Error naming the node that cannot run).
+Plan build_plan(const Graph& g, const IoSpec& io, int64_t n);
+
+// Point the params of every step at arena + offsets and consts + offsets.
+void bind_plan(Plan& p, float* arena, const float* consts);
+
+// CPU execution of one bound step (host/onnx/cpu_kernels.cpp).
+void cpu_run_step(const Step& s);
+
+// Reference helpers shared with constant folding (double) and the CPU kernels (float).
+template <class T>
+void cpu_copy(const CopyParams& p, const T* in, T* out);
+template <class T>
+void cpu_gather(const GatherParams& p, const T* data, const T* idx, T* out);
+
+}  // namespace almc::onnx

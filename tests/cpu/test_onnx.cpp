@@ -1,0 +1,296 @@
+// The built-in ONNX executor on the CPU backend: fixtures against torch, batch invariance, the
+// score adapter against ALGORITHMS.md Sec. 2, refusals of malformed and unsupported models.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
+#include "host/onnx/executor.hpp"
+#include "tests/cpu/test_onnx_util.hpp"
+
+using almc::onnx::Error;
+using almc::onnx::ExecConfig;
+using almc::onnx::Executor;
+using onnx_test::data_dir;
+using onnx_test::read_npy;
+using onnx_test::rel_err;
+
+namespace {
+
+std::unique_ptr<Executor> load(const std::string& name, ExecConfig cfg = {}) {
+  return std::make_unique<Executor>(almc::onnx::load_graph(data_dir() + name + ".onnx"), cfg);
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// The status and message of loading a model from bytes (or "" when it loads).
+std::pair<almc_status, std::string> refusal(const std::string& bytes) {
+  try {
+    ExecConfig cfg;
+    cfg.level = ALMC_LEVEL_NONE;  // the hand-made models take x only
+    Executor ex(almc::onnx::load_graph_from_bytes(bytes, "model"), cfg);
+    return {ALMC_OK, ""};
+  } catch (const Error& e) {
+    return {e.status, e.what()};
+  }
+}
+
+}  // namespace
+
+// Tolerance: max|almc - torch| <= 1e-4 * max(1, max|torch|) over the whole output.
+TEST(Onnx, FixturesMatchTorch) {
+  for (const char* name : onnx_test::kFixtures) {
+    SCOPED_TRACE(name);
+    auto x = read_npy(data_dir() + name + "_x.npy");
+    auto lv = read_npy(data_dir() + name + "_level.npy");
+    auto ref = read_npy(data_dir() + name + "_out.npy");
+    const int64_t n = x.shape[0];
+    auto ex = load(name);
+    std::vector<float> out(ref.v.size(), NAN);
+    ex->run_raw_levels(x.v.data(), out.data(), n, lv.v.data(), nullptr);
+    EXPECT_LE(rel_err(out, ref.v), 1e-4) << name;
+  }
+}
+
+TEST(Onnx, BatchInvariantAndReplans) {
+  for (const char* name : {"mlp_embed", "unet", "misc_ops"}) {
+    SCOPED_TRACE(name);
+    auto x = read_npy(data_dir() + name + "_x.npy");
+    auto lv = read_npy(data_dir() + name + "_level.npy");
+    auto ref = read_npy(data_dir() + name + "_out.npy");
+    const int64_t n = x.shape[0], d = int64_t(x.v.size()) / n;
+    auto ex = load(name);
+    for (int64_t i = 0; i < n; ++i) {  // batch 1, one plan reused with different data
+      std::vector<float> out(static_cast<size_t>(d));
+      ex->run_raw(x.v.data() + i * d, out.data(), 1, lv.v[size_t(i)], nullptr);
+      std::vector<float> want(ref.v.begin() + i * d, ref.v.begin() + (i + 1) * d);
+      EXPECT_LE(rel_err(out, want), 1e-4) << "sample " << i;
+    }
+  }
+}
+
+TEST(Onnx, FusionShrinksThePlan) {
+  auto ex = load("mlp_embed");
+  // 3 Gemm (bias + SiLU fused), the embedding's Mul/Sin/Cos chains and the Concat copies.
+  EXPECT_LE(ex->steps(4), 9u);
+  auto ur = load("unet");
+  EXPECT_GT(ur->arena_bytes(4), 0);
+}
+
+// Adapter: score = c1 net(cx x, level) + c2 x, checked against the formulas of ALGORITHMS.md Sec. 2
+// on the Gaussian denoiser fixture (its raw output is known in closed form).
+TEST(Onnx, AdapterConversions) {
+  const double s0 = 0.7, t = 0.37;
+  const double ab = std::exp(-2 * t), sig2 = std::expm1(2 * t), sig = std::sqrt(sig2);
+  almc_level_device ld{float(t), float(sig), float(ab), float(std::log(sig))};
+  std::vector<float> x = {0.3f, -1.2f, 2.0f, 0.1f, -0.4f, 0.9f, 1.5f, -2.2f, 0.0f, 0.6f, 0.25f, -0.75f};
+  const int64_t n = 2;
+  // The fixture's raw network: D(z, sigma_in) = s0^2 / (s0^2 + sigma_in^2) z.
+  auto raw = [&](double z, double level_in) { return s0 * s0 / (s0 * s0 + level_in * level_in) * z; };
+  for (int conv = 0; conv <= 2; ++conv)
+    for (int outk = 0; outk <= 3; ++outk)
+      for (int lk : {0, 1, 2}) {
+        SCOPED_TRACE("conv " + std::to_string(conv) + " out " + std::to_string(outk) + " level " + std::to_string(lk));
+        ExecConfig cfg;
+        cfg.convention = conv;
+        cfg.output = outk;
+        cfg.level = lk;
+        auto ex = load("gauss_ve_denoiser", cfg);
+        std::vector<float> s(x.size());
+        ex->run_score(x.data(), s.data(), n, &ld, nullptr);
+        const double lvl = lk == 0 ? t : lk == 1 ? sig : std::log(sig);
+        for (size_t i = 0; i < x.size(); ++i) {
+          double want;
+          if (conv == 2) {
+            const double xv = std::exp(t) * x[i], o = raw(xv, lvl);
+            if (outk == 0) want = std::exp(t) * o;
+            else if (outk == 1) want = std::exp(t) * (-o / sig);
+            else want = std::exp(t) * (o - xv) / sig2;
+          } else {
+            const double o = raw(x[i], lvl);
+            if (outk == 0) want = o;
+            else if (outk == 1) want = -o / std::sqrt(1 - ab);
+            else want = (std::sqrt(ab) * o - x[i]) / (1 - ab);
+          }
+          EXPECT_NEAR(s[i], want, 1e-5 * std::max(1.0, std::abs(want)));
+        }
+      }
+}
+
+// End to end against the exact OU score of N(0, s0^2 I): -x / (e^{-2t} s0^2 + 1 - e^{-2t}).
+TEST(Onnx, GaussianNetworksGiveTheExactOUScore) {
+  const double s0 = 0.7;
+  std::vector<float> x = {0.3f, -1.2f, 2.0f, 0.1f, -0.4f, 0.9f};
+  for (double t : {0.01, 0.3, 1.5}) {
+    almc_level_device ld{float(t), float(std::sqrt(std::expm1(2 * t))), float(std::exp(-2 * t)),
+                         float(0.5 * std::log(std::expm1(2 * t)))};
+    const double var = std::exp(-2 * t) * s0 * s0 + 1 - std::exp(-2 * t);
+    ExecConfig vp;
+    vp.convention = ALMC_CONV_VP;
+    vp.output = ALMC_OUTPUT_EPS;
+    vp.level = ALMC_LEVEL_T;
+    ExecConfig ve;
+    ve.convention = ALMC_CONV_VE;
+    ve.output = ALMC_OUTPUT_DENOISER;
+    ve.level = ALMC_LEVEL_SIGMA;
+    for (auto& [name, cfg] : std::vector<std::pair<std::string, ExecConfig>>{{"gauss_vp_eps", vp}, {"gauss_ve_denoiser", ve}}) {
+      auto ex = load(name, cfg);
+      std::vector<float> s(x.size());
+      ex->run_score(x.data(), s.data(), 1, &ld, nullptr);
+      for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(s[i], -x[i] / var, 2e-5 * std::max(1.0, std::abs(x[i] / var))) << name << " t " << t;
+    }
+  }
+}
+
+TEST(Onnx, IndexLevelPicksTheNearestAlphaBar) {
+  ExecConfig cfg;
+  cfg.level = ALMC_LEVEL_INDEX;
+  cfg.alpha_bar_table = {0.99f, 0.9f, 0.5f, 0.1f};
+  auto ex = load("gauss_ve_denoiser", cfg);  // output = x * s0^2 / (s0^2 + k^2) with k the index
+  const double t = 0.5 * -std::log(0.55);    // alpha_bar 0.55: nearest index 2
+  almc_level_device ld{float(t), 0.f, 0.55f, 0.f};
+  std::vector<float> x = {1, 1, 1, 1, 1, 1}, s(6);
+  ex->run_score(x.data(), s.data(), 1, &ld, nullptr);
+  EXPECT_NEAR(s[0], 0.49 / (0.49 + 4.0), 1e-6);
+}
+
+TEST(Onnx, RefusesUnsupportedOpsNamingEveryOne) {
+  auto r = refusal(read_bytes(data_dir() + "unsupported_ops.onnx"));
+  EXPECT_EQ(r.first, ALMC_ERR_UNSUPPORTED);
+  for (const char* w : {"Hardmax", "hardmax_node", "Selu", "selu_node"}) EXPECT_NE(r.second.find(w), std::string::npos) << r.second;
+  EXPECT_EQ(r.second.find("relu0"), std::string::npos) << r.second;
+}
+
+TEST(Onnx, RefusesMalformedModels) {
+  const std::string good = read_bytes(data_dir() + "mlp_embed.onnx");
+  ASSERT_GT(good.size(), 1000u);
+  struct Case {
+    std::string what, bytes;
+    almc_status status;
+    std::string needle;
+  };
+  std::vector<Case> cases = {
+      {"truncated", good.substr(0, good.size() / 2), ALMC_ERR_PARSE, "not a valid ONNX model"},
+      {"truncated tail", good.substr(0, good.size() - 7), ALMC_ERR_PARSE, "ONNX"},
+      {"empty", "", ALMC_ERR_PARSE, "empty"},
+      {"garbage", std::string(300, '\x7f'), ALMC_ERR_PARSE, "ONNX"},
+      {"cycle", read_bytes(data_dir() + "cycle.onnx"), ALMC_ERR_PARSE, "cycle"},
+      {"float64", read_bytes(data_dir() + "double_weight.onnx"), ALMC_ERR_UNSUPPORTED, "float64"},
+      {"missing input", read_bytes(data_dir() + "missing_input.onnx"), ALMC_ERR_PARSE, "'ghost'"},
+      {"absurd shape", read_bytes(data_dir() + "absurd_shape.onnx"), ALMC_ERR_INVALID_ARGUMENT, "too large"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    auto r = refusal(c.bytes);
+    EXPECT_EQ(r.first, c.status) << r.second;
+    EXPECT_NE(r.second.find(c.needle), std::string::npos) << r.second;
+  }
+  // Every prefix length of a small model is refused cleanly or loads; nothing crashes.
+  const std::string small = read_bytes(data_dir() + "gauss_vp_eps.onnx");
+  for (size_t len = 0; len < small.size(); len += 7) refusal(small.substr(0, len));
+  // Flipped bytes likewise.
+  for (size_t i = 0; i < small.size(); i += 11) {
+    std::string b = small;
+    b[i] = char(b[i] ^ 0x5a);
+    refusal(b);
+  }
+}
+
+TEST(Onnx, MissingFileIsAnIoError) {
+  try {
+    almc::onnx::load_graph(data_dir() + "does_not_exist.onnx");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status, ALMC_ERR_IO);
+  }
+}
+
+TEST(Onnx, WrongInputNames) {
+  ExecConfig cfg;
+  cfg.x_input = "nope";
+  EXPECT_THROW(load("mlp_embed", cfg), Error);
+  ExecConfig none;
+  none.level = ALMC_LEVEL_NONE;
+  try {
+    load("mlp_embed", none);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'t'"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------- C API
+
+namespace {
+struct Ctx {
+  almc_context_t ctx = nullptr;
+  Ctx() {
+    almc_context_config c = almc_context_config_default();
+    c.backend = ALMC_BACKEND_CPU;
+    if (almc_context_create(&c, &ctx) != ALMC_OK) ctx = nullptr;
+  }
+  ~Ctx() { almc_context_destroy(ctx); }
+};
+}  // namespace
+
+TEST(OnnxCApi, EvalRawMatchesTorch) {
+  Ctx c;
+  ASSERT_NE(c.ctx, nullptr);
+  auto x = read_npy(data_dir() + "resmlp_x.npy");
+  auto lv = read_npy(data_dir() + "resmlp_level.npy");
+  auto ref = read_npy(data_dir() + "resmlp_out.npy");
+  const int64_t d = 24;
+  almc_onnx_config cfg = almc_onnx_config_default();
+  std::vector<float> out(static_cast<size_t>(d));
+  ASSERT_EQ(almc_onnx_eval_raw(c.ctx, (data_dir() + "resmlp.onnx").c_str(), &cfg, x.v.data() + d, 1, d, lv.v[1], out.data()),
+            ALMC_OK)
+      << almc_context_last_error(c.ctx);
+  std::vector<float> want(ref.v.begin() + d, ref.v.begin() + 2 * d);
+  EXPECT_LE(rel_err(out, want), 1e-4);
+  EXPECT_EQ(almc_onnx_eval_raw(c.ctx, (data_dir() + "resmlp.onnx").c_str(), &cfg, x.v.data(), 1, 23, 0.f, out.data()),
+            ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(almc_onnx_eval_raw(c.ctx, nullptr, &cfg, x.v.data(), 1, d, 0.f, out.data()), ALMC_ERR_NULL_POINTER);
+}
+
+TEST(OnnxCApi, CreateRefusalsSetTheContextError) {
+  Ctx c;
+  ASSERT_NE(c.ctx, nullptr);
+  almc_onnx_config cfg = almc_onnx_config_default();
+  almc_score_t s = nullptr;
+  EXPECT_EQ(almc_score_create_onnx(c.ctx, (data_dir() + "unsupported_ops.onnx").c_str(), &cfg, &s), ALMC_ERR_UNSUPPORTED);
+  EXPECT_EQ(s, nullptr);
+  EXPECT_NE(std::string(almc_context_last_error(c.ctx)).find("hardmax_node"), std::string::npos);
+  EXPECT_EQ(almc_score_create_onnx(c.ctx, (data_dir() + "nothing.onnx").c_str(), &cfg, &s), ALMC_ERR_IO);
+  almc_onnx_config bad = cfg;
+  bad.struct_size = 3;
+  EXPECT_EQ(almc_score_create_onnx(c.ctx, (data_dir() + "mlp_embed.onnx").c_str(), &bad, &s), ALMC_ERR_STRUCT_SIZE);
+  bad = cfg;
+  bad.level = ALMC_LEVEL_INDEX;
+  EXPECT_EQ(almc_score_create_onnx(c.ctx, (data_dir() + "mlp_embed.onnx").c_str(), &bad, &s), ALMC_ERR_INVALID_ARGUMENT);
+}
+
+TEST(OnnxCApi, ScoreEvaluateGivesTheExactGaussianScore) {
+  Ctx c;
+  ASSERT_NE(c.ctx, nullptr);
+  almc_onnx_config cfg = almc_onnx_config_default();
+  cfg.convention = ALMC_CONV_VP;
+  cfg.output = ALMC_OUTPUT_EPS;
+  cfg.level = ALMC_LEVEL_T;
+  almc_score_t s = nullptr;
+  ASSERT_EQ(almc_score_create_onnx(c.ctx, (data_dir() + "gauss_vp_eps.onnx").c_str(), &cfg, &s), ALMC_OK)
+      << almc_context_last_error(c.ctx);
+  int64_t d = 0;
+  ASSERT_EQ(almc_score_dim(s, &d), ALMC_OK);
+  EXPECT_EQ(d, 6);
+  std::vector<float> x(18), out(18);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(double(i)) * 1.5);
+  const double t = 0.42, var = std::exp(-2 * t) * 0.49 + 1 - std::exp(-2 * t);
+  ASSERT_EQ(almc_score_evaluate(s, x.data(), out.data(), 3, t), ALMC_OK) << almc_score_last_error(s);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(out[i], -x[i] / var, 1e-5);
+  almc_score_destroy(s);
+}

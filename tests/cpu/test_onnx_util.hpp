@@ -1,0 +1,74 @@
+// Helpers of the ONNX executor tests (CPU and GPU): fixture paths and a minimal .npy reader
+// (little-endian float32, C order; what tests/data/make_models.py writes).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace onnx_test {
+
+inline std::string data_dir() {
+  if (const char* e = std::getenv("ALMC_TEST_DATA")) return std::string(e) + "/onnx/";
+  return "tests/data/onnx/";
+}
+
+struct Npy {
+  std::vector<int64_t> shape;
+  std::vector<float> v;
+};
+
+inline Npy read_npy(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  char magic[8];
+  f.read(magic, 8);
+  if (std::string(magic, 6) != "\x93NUMPY") throw std::runtime_error(path + " is not .npy");
+  uint32_t hlen = 0;
+  if (magic[6] == 1) {
+    uint16_t h;
+    f.read(reinterpret_cast<char*>(&h), 2);
+    hlen = h;
+  } else {
+    f.read(reinterpret_cast<char*>(&hlen), 4);
+  }
+  std::string header(hlen, ' ');
+  f.read(&header[0], hlen);
+  if (header.find("'<f4'") == std::string::npos) throw std::runtime_error(path + " is not float32");
+  if (header.find("'fortran_order': False") == std::string::npos) throw std::runtime_error(path + " is Fortran order");
+  Npy out;
+  auto a = header.find('(', header.find("'shape'")), b = header.find(')', a);
+  std::stringstream ss(header.substr(a + 1, b - a - 1));
+  std::string tok;
+  int64_t n = 1;
+  while (std::getline(ss, tok, ','))
+    if (tok.find_first_not_of(' ') != std::string::npos) {
+      out.shape.push_back(std::stoll(tok));
+      n *= out.shape.back();
+    }
+  out.v.resize(size_t(n));
+  f.read(reinterpret_cast<char*>(out.v.data()), n * 4);
+  if (!f) throw std::runtime_error(path + " is truncated");
+  return out;
+}
+
+// max|a - b| / max(1, max|b|): the relative metric of the fixture tests.
+inline double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0, s = 1;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return 1e30;  // NaN would slip through max()
+    m = std::max(m, double(std::abs(a[i] - b[i])));
+    s = std::max(s, double(std::abs(b[i])));
+  }
+  if (a.size() != b.size()) return 1e30;
+  return m / s;
+}
+
+inline const char* const kFixtures[] = {"mlp_embed", "unet", "resmlp", "misc_ops", "gauss_vp_eps", "gauss_ve_denoiser"};
+
+}  // namespace onnx_test
