@@ -12,7 +12,10 @@
  * Every entry point returns an almc_status; none aborts, exits or prints. A message describing
  * the last failure is kept per handle (almc_*_last_error); failures of a create call are
  * recorded on the context. Config structs come from almc_*_default() and carry struct_size,
- * which must equal sizeof the struct the caller was compiled with (or an older, smaller size).
+ * which must equal sizeof the struct as this library was built (ALMC_ERR_STRUCT_SIZE otherwise).
+ *
+ * Lifetimes: scores, operators and samplers keep a pointer to their context (and a sampler to its
+ * score and operator): destroy them before what they were created from.
  *
  * Thread safety: distinct handles may be used concurrently from different threads; one handle
  * (and the handles created from the same context) must not be used from two threads at once.

@@ -1,0 +1,456 @@
+// The CUDA backend: the same per-unit functors as the CPU backend, launched one thread per unit,
+// block reductions for the per-chain sums, cuBLAS for dense operators. Every launch goes on the
+// backend's stream; nothing in the step path allocates or synchronises, so a step is capturable.
+#include "host/backend/backend.hpp"
+
+#include "cuda/langevin/step.cuh"
+#include "host/core/error.hpp"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+namespace almc {
+
+#define ALMC_CUDA_TRY(expr)                                                                              \
+  do {                                                                                                   \
+    const cudaError_t err_ = (expr);                                                                     \
+    if (err_ != cudaSuccess)                                                                             \
+      fail(err_ == cudaErrorMemoryAllocation ? ALMC_ERR_OUT_OF_MEMORY : ALMC_ERR_CUDA, __FILE__, ":",    \
+           __LINE__, ": ", #expr, ": ", cudaGetErrorString(err_));                                       \
+  } while (0)
+
+#define ALMC_CUBLAS_TRY(expr)                                                                            \
+  do {                                                                                                   \
+    const cublasStatus_t st_ = (expr);                                                                   \
+    if (st_ != CUBLAS_STATUS_SUCCESS)                                                                    \
+      fail(ALMC_ERR_CUDA, __FILE__, ":", __LINE__, ": ", #expr, ": cuBLAS status ", static_cast<int>(st_)); \
+  } while (0)
+
+// Launch policy. Measured on: not yet tuned on a device (the defaults below are the usual
+// choices for memory-bound elementwise kernels on sm_80/sm_90).
+struct LaunchPolicy {
+  static constexpr int kElementwiseBlock = 256;
+  static constexpr int kReduceBlock = 256;
+  static constexpr int kMaxGrid = 65535 * 8;
+};
+
+namespace {
+
+inline unsigned grid_for(int64_t work, int block) {
+  const int64_t g = (work + block - 1) / block;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(g, LaunchPolicy::kMaxGrid)));
+}
+
+template <int Block>
+__device__ float block_sum(float v, float* smem) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) smem[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < Block / 32 ? smem[lane] : 0.f;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  }
+  return v;  // valid in thread 0
+}
+
+__global__ void begin_step_kernel(const StepScalars* table, int64_t* counter, StepScalars* cur) {
+  const int64_t i = *counter;
+  *cur = table[i];
+  *counter = i + 1;
+}
+
+__global__ void gmm_logdet_kernel(GmmPrior gmm, int64_t d, const StepScalars* cur, float* ws) {
+  __shared__ float smem[32];
+  if (cur->kind == kStepWarm) return;
+  const LevelConsts l = level_consts(*cur);
+  const int64_t k = blockIdx.x;
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) s += logf(ou_var(gmm.var[k * d + j], l.e2));
+  s = block_sum<LaunchPolicy::kReduceBlock>(s, smem);
+  if (threadIdx.x == 0) ws[k] = s;
+}
+
+// One block per chain: K quadratic forms reduced over d, then a softmax.
+__global__ void gmm_resp_kernel(GmmPrior gmm, const float* x, int64_t d, const StepScalars* cur, float* resp,
+                                const float* ws) {
+  __shared__ float smem[32];
+  __shared__ float logits[64];
+  if (cur->kind == kStepWarm) return;
+  const LevelConsts l = level_consts(*cur);
+  const int64_t c = blockIdx.x;
+  const float* xr = x + c * d;
+  float* r = resp + c * gmm.K;
+  for (int64_t k0 = 0; k0 < gmm.K; k0 += 64) {
+    const int64_t kn = min<int64_t>(64, gmm.K - k0);
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      const int64_t k = k0 + kk;
+      float q = 0.f;
+      for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+        const float diff = xr[j] - l.a * gmm.mu[k * d + j];
+        q += diff * diff / ou_var(gmm.var[k * d + j], l.e2);
+      }
+      q = block_sum<LaunchPolicy::kReduceBlock>(q, smem);
+      if (threadIdx.x == 0) logits[kk] = gmm.log_w[k] - 0.5f * (q + ws[k]);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+      for (int64_t kk = 0; kk < kn; ++kk) r[k0 + kk] = logits[kk];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    float mx = r[0];
+    for (int64_t k = 1; k < gmm.K; ++k) mx = fmaxf(mx, r[k]);
+    float z = 0.f;
+    for (int64_t k = 0; k < gmm.K; ++k) z += (r[k] = expf(r[k] - mx));
+    for (int64_t k = 0; k < gmm.K; ++k) r[k] /= z;
+  }
+}
+
+__global__ void fused_step_kernel(FusedStepParams p, int64_t units) {
+  const StepScalars cur = *p.cur;
+  const LevelConsts l = level_consts(cur);
+  const int64_t total = p.n * units;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    fused_unit(p, cur, l, i / units, i % units);
+}
+
+__global__ void analytic_score_kernel(FusedStepParams p, float* out) {
+  const StepScalars cur = *p.cur;
+  const LevelConsts l = level_consts(cur);
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.n * p.d;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = prior_score(p, cur, l, i / p.d, i % p.d, p.x[i]);
+}
+
+__global__ void local_forward_kernel(LocalOp op, const float* x, float* out, int64_t n, int64_t d, int64_t m) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * m;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = local_forward(op, x + (i / m) * d, i % m);
+}
+
+__global__ void local_adjoint_kernel(LocalOp op, const float* v, float* out, int64_t n, int64_t d, int64_t m) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * d;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = local_adjoint(op, v + (i / d) * m, i % d);
+}
+
+__global__ void residual_rows_kernel(float* R, const float* y, int64_t y_div, int64_t n, int64_t m, int64_t chain0,
+                                     const StepScalars* cur) {
+  const float xs = cur ? cur->xs : 1.f;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * m;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t c = i / m;
+    R[i] = y[((chain0 + c) / y_div) * m + i % m] - xs * R[i];
+  }
+}
+
+__global__ void scale_kernel(const float* x, float* out, int64_t count, const StepScalars* cur) {
+  const float xs = cur->xs;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = xs * x[i];
+}
+
+__global__ void row_norms_kernel(const float* R, int64_t m, const float* x, int64_t d, float* norms, int32_t* flags) {
+  __shared__ float smem[32];
+  const int64_t c = blockIdx.x;
+  float s = 0.f, bad = 0.f;
+  if (R)
+    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) s += R[c * m + i] * R[c * m + i];
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) bad += isfinite(x[c * d + j]) ? 0.f : 1.f;
+  s = block_sum<LaunchPolicy::kReduceBlock>(s, smem);
+  bad = block_sum<LaunchPolicy::kReduceBlock>(bad, smem);
+  if (threadIdx.x == 0) {
+    if (norms) norms[c] = R ? sqrtf(s) : __int_as_float(0x7fc00000);
+    if (flags) flags[c] = bad > 0.f;
+  }
+}
+
+__global__ void fill_random_kernel(float* x, int64_t n, int64_t d, int64_t chain0, uint64_t seed, uint64_t key,
+                                   float scale, bool uniform) {
+  const int64_t groups = (d + 3) / 4;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * groups;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t c = i / groups, g = i % groups;
+    const uint64_t chain = static_cast<uint64_t>(chain0 + c);
+    const float4 v = uniform ? philox_uniform4(seed, chain, key, g) : philox_normal4(seed, chain, key, g);
+    for (int e = 0; e < 4 && g * 4 + e < d; ++e) {
+      const float r = component(v, e);
+      x[c * d + g * 4 + e] = uniform ? scale * (2.f * r - 1.f) : scale * r;
+    }
+  }
+}
+
+__global__ void tweedie_kernel(float* x, const float* s, int64_t count, float a, float b) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] = a * (x[i] + b * s[i]);
+}
+
+__global__ void copy_picked_kernel(const float* x, float* out, const int64_t* pick, int64_t first_step, int64_t n,
+                                   int64_t d, const StepScalars* cur) {
+  const int64_t k = cur->step - first_step;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * d;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    if (pick[i / d] == k) out[i] = x[i];
+}
+
+__global__ void xgp_aux_kernel(float* ych, int64_t n, int64_t m, int64_t chain0, uint64_t seed, const StepScalars* cur) {
+  if (cur->aux < 0) return;
+  const uint64_t key = kRngXgpKeyBase + static_cast<uint64_t>(cur->aux);
+  const float sc = cur->aux_scale;
+  const int64_t groups = (m + 3) / 4;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * groups;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t c = i / groups, g = i % groups;
+    const float4 v = philox_normal4(seed, static_cast<uint64_t>(chain0 + c), key, g);
+    for (int e = 0; e < 4 && g * 4 + e < m; ++e) ych[c * m + g * 4 + e] -= sc * component(v, e);
+  }
+}
+
+__global__ void mean_std_kernel(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_meas * d;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t q = i / d, j = i % d;
+    const float* xq = x + q * cpm * d;
+    double s = 0.0;
+    for (int64_t c = 0; c < cpm; ++c) s += xq[c * d + j];
+    const double mu = s / static_cast<double>(cpm);
+    double v = 0.0;
+    for (int64_t c = 0; c < cpm; ++c) {
+      const double e = xq[c * d + j] - mu;
+      v += e * e;
+    }
+    if (mean) mean[i] = static_cast<float>(mu);
+    if (std) std[i] = cpm > 1 ? static_cast<float>(sqrt(v / static_cast<double>(cpm - 1))) : 0.f;
+  }
+}
+
+}  // namespace
+
+struct GraphHandle {
+  cudaGraphExec_t exec = nullptr;
+};
+
+namespace {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, void* stream) : device_(device) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+      cudaGetLastError();
+      fail(ALMC_ERR_NO_DEVICE, "no CUDA device is present");
+    }
+    if (device < 0 || device >= count) fail(ALMC_ERR_NO_DEVICE, "CUDA device ", device, " does not exist (", count, " present)");
+    ALMC_CUDA_TRY(cudaSetDevice(device));
+    cudaDeviceProp prop{};
+    ALMC_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
+    name_ = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+    if (stream) {
+      stream_ = static_cast<cudaStream_t>(stream);
+    } else {
+      ALMC_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      own_stream_ = true;
+    }
+    ALMC_CUBLAS_TRY(cublasCreate(&blas_));
+    ALMC_CUBLAS_TRY(cublasSetStream(blas_, stream_));
+    // A fixed cuBLAS workspace so that GEMMs never allocate inside a captured graph.
+    ALMC_CUDA_TRY(cudaMalloc(&blas_ws_, kBlasWorkspace));
+    ALMC_CUBLAS_TRY(cublasSetWorkspace(blas_, blas_ws_, kBlasWorkspace));
+  }
+  ~CudaBackend() override {
+    if (blas_) cublasDestroy(blas_);
+    if (blas_ws_) cudaFree(blas_ws_);
+    if (own_stream_) cudaStreamDestroy(stream_);
+  }
+
+  almc_backend kind() const override { return ALMC_BACKEND_CUDA; }
+  std::string device_name() const override { return name_; }
+  void* stream() const override { return stream_; }
+
+  void* alloc(size_t bytes) override {
+    if (bytes == 0) return nullptr;
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      fail(e == cudaErrorMemoryAllocation ? ALMC_ERR_OUT_OF_MEMORY : ALMC_ERR_CUDA, "device allocation of ", bytes,
+           " bytes failed: ", cudaGetErrorString(e));
+    }
+    return p;
+  }
+  void dealloc(void* p) noexcept override { cudaFree(p); }
+  void copy(void* dst, const void* src, size_t bytes, CopyKind kind) override {
+    if (!bytes) return;
+    const cudaMemcpyKind k = kind == CopyKind::HostToBackend   ? cudaMemcpyHostToDevice
+                             : kind == CopyKind::BackendToHost ? cudaMemcpyDeviceToHost
+                                                               : cudaMemcpyDeviceToDevice;
+    ALMC_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, k, stream_));
+    if (kind != CopyKind::BackendToBackend) ALMC_CUDA_TRY(cudaStreamSynchronize(stream_));
+  }
+  void zero(void* p, size_t bytes) override {
+    if (bytes) ALMC_CUDA_TRY(cudaMemsetAsync(p, 0, bytes, stream_));
+  }
+  void sync() override { ALMC_CUDA_TRY(cudaStreamSynchronize(stream_)); }
+  size_t available_memory() const override {
+    size_t free_b = 0, total = 0;
+    if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) {
+      cudaGetLastError();
+      return SIZE_MAX;
+    }
+    return free_b;
+  }
+  void check(const char* what) override {
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) fail(ALMC_ERR_CUDA, what, ": ", cudaGetErrorString(e));
+  }
+
+  void begin_step(const StepScalars* table, int64_t* counter, StepScalars* cur) override {
+    begin_step_kernel<<<1, 1, 0, stream_>>>(table, counter, cur);
+  }
+
+  void gmm_responsibilities(const GmmPrior& gmm, const float* x, int64_t n, int64_t d, const StepScalars* cur,
+                            float* resp, float* ws) override {
+    gmm_logdet_kernel<<<static_cast<unsigned>(gmm.K), LaunchPolicy::kReduceBlock, 0, stream_>>>(gmm, d, cur, ws);
+    gmm_resp_kernel<<<static_cast<unsigned>(n), LaunchPolicy::kReduceBlock, 0, stream_>>>(gmm, x, d, cur, resp, ws);
+  }
+
+  void fused_step(const FusedStepParams& p) override {
+    const int64_t units = fused_units_per_chain(p);
+    fused_step_kernel<<<grid_for(p.n * units, LaunchPolicy::kElementwiseBlock), LaunchPolicy::kElementwiseBlock, 0,
+                        stream_>>>(p, units);
+  }
+
+  void analytic_score(const FusedStepParams& p, float* out) override {
+    analytic_score_kernel<<<grid_for(p.n * p.d, 256), 256, 0, stream_>>>(p, out);
+  }
+
+  void op_forward(const LocalOp& op, const MatrixOp& mat, const float* x, float* out, int64_t n, int64_t d, int64_t m,
+                  int64_t chain0, int64_t cpm) override {
+    if (mat.A) {
+      gemm_blocks(mat, n, chain0, cpm, [&](const float* A, int64_t r0, int64_t rows) {
+        // Column-major view: out^T [m, rows] = A [m, d] (stored as A^T, ld d) x^T [d, rows].
+        const float one = 1.f, zero = 0.f;
+        ALMC_CUBLAS_TRY(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(rows),
+                                    static_cast<int>(d), &one, A, static_cast<int>(d), x + r0 * d,
+                                    static_cast<int>(d), &zero, out + r0 * m, static_cast<int>(m)));
+      });
+      return;
+    }
+    local_forward_kernel<<<grid_for(n * m, 256), 256, 0, stream_>>>(op, x, out, n, d, m);
+  }
+
+  void op_adjoint(const LocalOp& op, const MatrixOp& mat, const float* v, float* out, int64_t n, int64_t d, int64_t m,
+                  int64_t chain0, int64_t cpm) override {
+    if (mat.A) {
+      gemm_blocks(mat, n, chain0, cpm, [&](const float* A, int64_t r0, int64_t rows) {
+        // out^T [d, rows] = A^T [d, m] (col-major A^T, ld d) v^T [m, rows].
+        const float one = 1.f, zero = 0.f;
+        ALMC_CUBLAS_TRY(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(d), static_cast<int>(rows),
+                                    static_cast<int>(m), &one, A, static_cast<int>(d), v + r0 * m,
+                                    static_cast<int>(m), &zero, out + r0 * d, static_cast<int>(d)));
+      });
+      return;
+    }
+    local_adjoint_kernel<<<grid_for(n * d, 256), 256, 0, stream_>>>(op, v, out, n, d, m);
+  }
+
+  void residual_rows(float* R, const float* y, int64_t y_div, int64_t n, int64_t m, int64_t chain0,
+                     const StepScalars* cur) override {
+    residual_rows_kernel<<<grid_for(n * m, 256), 256, 0, stream_>>>(R, y, y_div, n, m, chain0, cur);
+  }
+  void scale_by_xs(const float* x, float* out, int64_t count, const StepScalars* cur) override {
+    scale_kernel<<<grid_for(count, 256), 256, 0, stream_>>>(x, out, count, cur);
+  }
+  void row_norms_and_flags(const float* R, int64_t m, const float* x, int64_t d, int64_t n, float* norms,
+                           int32_t* flags) override {
+    row_norms_kernel<<<static_cast<unsigned>(n), LaunchPolicy::kReduceBlock, 0, stream_>>>(R, m, x, d, norms, flags);
+  }
+  void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, uint64_t seed, uint64_t key, float scale,
+                   bool uniform) override {
+    fill_random_kernel<<<grid_for(n * ((d + 3) / 4), 256), 256, 0, stream_>>>(x, n, d, chain0, seed, key, scale,
+                                                                               uniform);
+  }
+  void axpby_tweedie(float* x, const float* s, int64_t count, float a, float b) override {
+    tweedie_kernel<<<grid_for(count, 256), 256, 0, stream_>>>(x, s, count, a, b);
+  }
+  void copy_picked(const float* x, float* out, const int64_t* pick, int64_t first_step, int64_t n, int64_t d,
+                   const StepScalars* cur) override {
+    copy_picked_kernel<<<grid_for(n * d, 256), 256, 0, stream_>>>(x, out, pick, first_step, n, d, cur);
+  }
+  void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, uint64_t seed, const StepScalars* cur) override {
+    xgp_aux_kernel<<<grid_for(n * ((m + 3) / 4), 256), 256, 0, stream_>>>(ych, n, m, chain0, seed, cur);
+  }
+  void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) override {
+    mean_std_kernel<<<grid_for(n_meas * d, 256), 256, 0, stream_>>>(x, n_meas, cpm, d, mean, std);
+  }
+
+  bool graphs_supported() const override { return true; }
+  void capture_begin() override { ALMC_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal)); }
+  GraphHandle* capture_end() override {
+    cudaGraph_t graph = nullptr;
+    ALMC_CUDA_TRY(cudaStreamEndCapture(stream_, &graph));
+    auto* h = new GraphHandle;
+    const cudaError_t e = cudaGraphInstantiate(&h->exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+      delete h;
+      fail(ALMC_ERR_CUDA, "cudaGraphInstantiate: ", cudaGetErrorString(e));
+    }
+    return h;
+  }
+  void graph_launch(GraphHandle* h) override { ALMC_CUDA_TRY(cudaGraphLaunch(h->exec, stream_)); }
+  void graph_destroy(GraphHandle* h) noexcept override {
+    if (!h) return;
+    if (h->exec) cudaGraphExecDestroy(h->exec);
+    delete h;
+  }
+
+ private:
+  template <class Fn>
+  static void gemm_blocks(const MatrixOp& mat, int64_t n, int64_t chain0, int64_t cpm, Fn&& fn) {
+    if (mat.n_mats == 1) {
+      fn(mat.A, 0, n);
+      return;
+    }
+    int64_t r = 0;
+    while (r < n) {
+      const int64_t meas = (chain0 + r) / cpm;
+      const int64_t end = std::min(n, (meas + 1) * cpm - chain0);
+      fn(mat.A + meas * mat.m * mat.d, r, end - r);
+      r = end;
+    }
+  }
+
+  static constexpr size_t kBlasWorkspace = size_t(32) << 20;
+  int device_;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  bool own_stream_ = false;
+  cublasHandle_t blas_ = nullptr;
+  void* blas_ws_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device, void* stream) {
+  return std::make_unique<CudaBackend>(device, stream);
+}
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace almc

@@ -1,0 +1,129 @@
+// The interface both backends implement: memory, and the handful of kernels the samplers are
+// built from. Pointers are in the backend's memory space; everything runs on the backend's
+// stream. Methods throw almc::Error; the C API turns that into a status.
+#pragma once
+
+#include <almc/almc.h>
+
+#include "cuda/langevin/params.cuh"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace almc {
+
+enum class CopyKind { HostToBackend = 0, BackendToHost = 1, BackendToBackend = 2 };
+
+// A dense operator [n_mats, m, d] in backend memory.
+struct MatrixOp {
+  const float* A;
+  int64_t m, d, n_mats;
+};
+
+struct GraphHandle;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual almc_backend kind() const = 0;
+  virtual std::string device_name() const = 0;
+  virtual void* stream() const = 0;
+
+  // Memory. alloc throws Error(ALMC_ERR_OUT_OF_MEMORY) with the size asked for.
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void dealloc(void* p) noexcept = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes, CopyKind kind) = 0;
+  virtual void zero(void* p, size_t bytes) = 0;
+  virtual void sync() = 0;
+  // Bytes that can still be allocated (an estimate; SIZE_MAX when unknown).
+  virtual size_t available_memory() const = 0;
+
+  // cur = table[*counter]; ++*counter (both in backend memory).
+  virtual void begin_step(const StepScalars* table, int64_t* counter, StepScalars* cur) = 0;
+  // resp[n, K]: posterior responsibilities of the GMM components at cur's level; ws: >= K floats.
+  virtual void gmm_responsibilities(const GmmPrior& gmm, const float* x, int64_t n, int64_t d, const StepScalars* cur,
+                                    float* resp, float* ws) = 0;
+  virtual void fused_step(const FusedStepParams& p) = 0;
+  // out[n, d] = the analytic prior score (p.prior, p.gmm, p.resp) of p.x at cur's level.
+  virtual void analytic_score(const FusedStepParams& p, float* out) = 0;
+
+  // out[n, m] = A x for local/blur operators (op.kind) or a dense matrix (mat.A != nullptr).
+  virtual void op_forward(const LocalOp& op, const MatrixOp& mat, const float* x, float* out, int64_t n, int64_t d,
+                          int64_t m, int64_t chain0, int64_t chains_per_meas) = 0;
+  virtual void op_adjoint(const LocalOp& op, const MatrixOp& mat, const float* v, float* out, int64_t n, int64_t d,
+                          int64_t m, int64_t chain0, int64_t chains_per_meas) = 0;
+  // R[n, m] = y_row(c) - xs * R (xs from cur, or 1 when cur is null).
+  virtual void residual_rows(float* R, const float* y, int64_t y_div, int64_t n, int64_t m, int64_t chain0,
+                             const StepScalars* cur) = 0;
+  // out[i] = xs * x[i] (xs from cur).
+  virtual void scale_by_xs(const float* x, float* out, int64_t count, const StepScalars* cur) = 0;
+  // out[c] = ||R_c||_2 over m entries; flags[c] = 1 when row c of x[n, d] holds a NaN or Inf.
+  virtual void row_norms_and_flags(const float* R, int64_t m, const float* x, int64_t d, int64_t n, float* norms,
+                                   int32_t* flags) = 0;
+  // x[n, d] = scale * N(0, 1) (uniform: scale * U(-1, 1)) keyed by (seed, chain0 + c, key, j).
+  virtual void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, uint64_t seed, uint64_t key, float scale,
+                           bool uniform) = 0;
+  // x = a * (x + b * s) elementwise (Tweedie: a = e^t, b = 1 - e^{-2t}).
+  virtual void axpby_tweedie(float* x, const float* s, int64_t count, float a, float b) = 0;
+  // For chains whose pick[c] == cur.step - first_step, out row c = x row c.
+  virtual void copy_picked(const float* x, float* out, const int64_t* pick, int64_t first_step, int64_t n, int64_t d,
+                           const StepScalars* cur) = 0;
+  // XGP auxiliary measurements: when cur.aux >= 0, ych[c] -= cur.aux_scale * xi(seed, chain, key + aux).
+  virtual void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, uint64_t seed, const StepScalars* cur) = 0;
+  // Per measurement mean and std across its chains: x[n_meas * cpm, d] -> mean/std [n_meas, d].
+  virtual void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) = 0;
+
+  // CUDA graphs (no-ops returning false on the CPU).
+  virtual bool graphs_supported() const { return false; }
+  virtual void capture_begin() {}
+  virtual GraphHandle* capture_end() { return nullptr; }
+  virtual void graph_launch(GraphHandle*) {}
+  virtual void graph_destroy(GraphHandle*) noexcept {}
+  // True when a kernel or an asynchronous call failed (CUDA: cudaGetLastError / stream errors).
+  virtual void check(const char* what) {}
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+// Throws Error(ALMC_ERR_NO_DEVICE) when CUDA is not compiled in or no device is present.
+std::unique_ptr<Backend> make_cuda_backend(int device, void* stream);
+int cuda_device_count();  // 0 without CUDA support
+
+// RAII buffer in backend memory.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend* be, size_t bytes) : be_(be), bytes_(bytes) { p_ = bytes ? be->alloc(bytes) : nullptr; }
+  ~Buffer() { reset(); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& o) noexcept { *this = std::move(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      be_ = o.be_; p_ = o.p_; bytes_ = o.bytes_;
+      o.p_ = nullptr; o.bytes_ = 0;
+    }
+    return *this;
+  }
+  void reset() noexcept {
+    if (p_ && be_) be_->dealloc(p_);
+    p_ = nullptr;
+    bytes_ = 0;
+  }
+  template <class T = void>
+  T* get() const { return static_cast<T*>(p_); }
+  float* f() const { return static_cast<float*>(p_); }
+  size_t bytes() const { return bytes_; }
+  // Upload host data (bytes must not exceed the buffer).
+  void upload(const void* src, size_t bytes) { if (bytes) be_->copy(p_, src, bytes, CopyKind::HostToBackend); }
+  void download(void* dst, size_t bytes) const { if (bytes) be_->copy(dst, p_, bytes, CopyKind::BackendToHost); }
+
+ private:
+  Backend* be_ = nullptr;
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace almc

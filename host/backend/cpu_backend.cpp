@@ -1,0 +1,271 @@
+// The CPU backend: float32 state, OpenMP over chains (or over units of one chain when there are
+// few chains), the same per-unit functors as the CUDA kernels, OpenBLAS for dense operators.
+// Reductions run in a fixed order per chain, so results do not depend on the thread count.
+#include "host/backend/backend.hpp"
+
+#include "cuda/langevin/step.cuh"
+#include "host/core/error.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+
+namespace almc {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int n_threads) : n_threads_(n_threads > 0 ? n_threads : omp_get_max_threads()) {}
+
+  almc_backend kind() const override { return ALMC_BACKEND_CPU; }
+  std::string device_name() const override { return "CPU (" + std::to_string(n_threads_) + " threads)"; }
+  void* stream() const override { return nullptr; }
+
+  void* alloc(size_t bytes) override {
+    void* p = nullptr;
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    if (bytes == 0) return nullptr;
+    if (rounded < bytes || posix_memalign(&p, 64, rounded) != 0 || !p)
+      fail(ALMC_ERR_OUT_OF_MEMORY, "host allocation of ", bytes, " bytes failed");
+    return p;
+  }
+  void dealloc(void* p) noexcept override { std::free(p); }
+  void copy(void* dst, const void* src, size_t bytes, CopyKind) override {
+    if (bytes) std::memmove(dst, src, bytes);
+  }
+  void zero(void* p, size_t bytes) override {
+    if (bytes) std::memset(p, 0, bytes);
+  }
+  void sync() override {}
+  size_t available_memory() const override {
+    const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return std::numeric_limits<size_t>::max();
+    return static_cast<size_t>(pages) * static_cast<size_t>(page);
+  }
+
+  void begin_step(const StepScalars* table, int64_t* counter, StepScalars* cur) override {
+    *cur = table[*counter];
+    ++*counter;
+  }
+
+  void gmm_responsibilities(const GmmPrior& gmm, const float* x, int64_t n, int64_t d, const StepScalars* cur,
+                            float* resp, float* ws) override {
+    if (cur->kind == kStepWarm) return;  // the warm start does not use the prior
+    const LevelConsts l = level_consts(*cur);
+    const int64_t K = gmm.K;
+    // ws[k] = sum_j log S_kj: the same for every chain, computed once per step.
+    for (int64_t k = 0; k < K; ++k) {
+      double s = 0.0;
+      for (int64_t j = 0; j < d; ++j) s += std::log(ou_var(gmm.var[k * d + j], l.e2));
+      ws[k] = static_cast<float>(s);
+    }
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t c = 0; c < n; ++c) {
+      const float* xr = x + c * d;
+      float* r = resp + c * K;
+      for (int64_t k = 0; k < K; ++k) {
+        const float* mu = gmm.mu + k * d;
+        const float* var = gmm.var + k * d;
+        // Eight partial sums in a fixed order: vectorisable, and independent of threading.
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t j = 0;
+        for (; j + 8 <= d; j += 8)
+          for (int e = 0; e < 8; ++e) {
+            const float diff = xr[j + e] - l.a * mu[j + e];
+            acc[e] += diff * diff / ou_var(var[j + e], l.e2);
+          }
+        for (; j < d; ++j) {
+          const float diff = xr[j] - l.a * mu[j];
+          acc[j % 8] += diff * diff / ou_var(var[j], l.e2);
+        }
+        float q = 0.f;
+        for (int e = 0; e < 8; ++e) q += acc[e];
+        r[k] = gmm.log_w[k] - 0.5f * (q + ws[k]);
+      }
+      float mx = r[0];
+      for (int64_t k = 1; k < K; ++k) mx = std::max(mx, r[k]);
+      float z = 0.f;
+      for (int64_t k = 0; k < K; ++k) z += (r[k] = std::exp(r[k] - mx));
+      for (int64_t k = 0; k < K; ++k) r[k] /= z;
+    }
+  }
+
+  void fused_step(const FusedStepParams& p) override {
+    const StepScalars cur = *p.cur;
+    const LevelConsts l = level_consts(cur);
+    const int64_t units = fused_units_per_chain(p);
+    if (p.n >= n_threads_) {
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+      for (int64_t c = 0; c < p.n; ++c)
+        for (int64_t u = 0; u < units; ++u) fused_unit(p, cur, l, c, u);
+    } else {
+      for (int64_t c = 0; c < p.n; ++c) {
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+        for (int64_t u = 0; u < units; ++u) fused_unit(p, cur, l, c, u);
+      }
+    }
+  }
+
+  void analytic_score(const FusedStepParams& p, float* out) override {
+    const StepScalars cur = *p.cur;
+    const LevelConsts l = level_consts(cur);
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t c = 0; c < p.n; ++c)
+      for (int64_t j = 0; j < p.d; ++j) out[c * p.d + j] = prior_score(p, cur, l, c, j, p.x[c * p.d + j]);
+  }
+
+  void op_forward(const LocalOp& op, const MatrixOp& mat, const float* x, float* out, int64_t n, int64_t d, int64_t m,
+                  int64_t chain0, int64_t cpm) override {
+    if (mat.A) {
+      for_each_matrix_block(mat, n, chain0, cpm, [&](const float* A, int64_t r0, int64_t rows) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(m),
+                    static_cast<int>(d), 1.f, x + r0 * d, static_cast<int>(d), A, static_cast<int>(d), 0.f,
+                    out + r0 * m, static_cast<int>(m));
+      });
+      return;
+    }
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t c = 0; c < n; ++c)
+      for (int64_t i = 0; i < m; ++i) out[c * m + i] = local_forward(op, x + c * d, i);
+  }
+
+  void op_adjoint(const LocalOp& op, const MatrixOp& mat, const float* v, float* out, int64_t n, int64_t d, int64_t m,
+                  int64_t chain0, int64_t cpm) override {
+    if (mat.A) {
+      for_each_matrix_block(mat, n, chain0, cpm, [&](const float* A, int64_t r0, int64_t rows) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(d),
+                    static_cast<int>(m), 1.f, v + r0 * m, static_cast<int>(m), A, static_cast<int>(d), 0.f,
+                    out + r0 * d, static_cast<int>(d));
+      });
+      return;
+    }
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t c = 0; c < n; ++c)
+      for (int64_t j = 0; j < d; ++j) out[c * d + j] = local_adjoint(op, v + c * m, j);
+  }
+
+  void residual_rows(float* R, const float* y, int64_t y_div, int64_t n, int64_t m, int64_t chain0,
+                     const StepScalars* cur) override {
+    const float xs = cur ? cur->xs : 1.f;
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t c = 0; c < n; ++c) {
+      const float* yr = y + ((chain0 + c) / y_div) * m;
+      for (int64_t i = 0; i < m; ++i) R[c * m + i] = yr[i] - xs * R[c * m + i];
+    }
+  }
+
+  void scale_by_xs(const float* x, float* out, int64_t count, const StepScalars* cur) override {
+    const float xs = cur->xs;
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t i = 0; i < count; ++i) out[i] = xs * x[i];
+  }
+
+  void row_norms_and_flags(const float* R, int64_t m, const float* x, int64_t d, int64_t n, float* norms,
+                           int32_t* flags) override {
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t c = 0; c < n; ++c) {
+      if (norms) {
+        double s = 0.0;
+        if (R)
+          for (int64_t i = 0; i < m; ++i) s += static_cast<double>(R[c * m + i]) * R[c * m + i];
+        norms[c] = R ? static_cast<float>(std::sqrt(s)) : std::numeric_limits<float>::quiet_NaN();
+      }
+      if (flags) {
+        int32_t bad = 0;
+        for (int64_t j = 0; j < d; ++j) bad |= !std::isfinite(x[c * d + j]);
+        flags[c] = bad;
+      }
+    }
+  }
+
+  void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, uint64_t seed, uint64_t key, float scale,
+                   bool uniform) override {
+    const int64_t groups = (d + 3) / 4;
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t c = 0; c < n; ++c)
+      for (int64_t g = 0; g < groups; ++g) {
+        const uint64_t chain = static_cast<uint64_t>(chain0 + c);
+        const float4 v = uniform ? philox_uniform4(seed, chain, key, static_cast<uint64_t>(g))
+                                 : philox_normal4(seed, chain, key, static_cast<uint64_t>(g));
+        for (int e = 0; e < 4 && g * 4 + e < d; ++e) {
+          const float r = component(v, e);
+          x[c * d + g * 4 + e] = uniform ? scale * (2.f * r - 1.f) : scale * r;
+        }
+      }
+  }
+
+  void axpby_tweedie(float* x, const float* s, int64_t count, float a, float b) override {
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t i = 0; i < count; ++i) x[i] = a * (x[i] + b * s[i]);
+  }
+
+  void copy_picked(const float* x, float* out, const int64_t* pick, int64_t first_step, int64_t n, int64_t d,
+                   const StepScalars* cur) override {
+    const int64_t k = cur->step - first_step;
+    for (int64_t c = 0; c < n; ++c)
+      if (pick[c] == k) std::memcpy(out + c * d, x + c * d, sizeof(float) * static_cast<size_t>(d));
+  }
+
+  void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, uint64_t seed, const StepScalars* cur) override {
+    if (cur->aux < 0) return;
+    const uint64_t key = kRngXgpKeyBase + static_cast<uint64_t>(cur->aux);
+    const float sc = cur->aux_scale;
+    const int64_t groups = (m + 3) / 4;
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t c = 0; c < n; ++c)
+      for (int64_t g = 0; g < groups; ++g) {
+        const float4 v = philox_normal4(seed, static_cast<uint64_t>(chain0 + c), key, static_cast<uint64_t>(g));
+        for (int e = 0; e < 4 && g * 4 + e < m; ++e) ych[c * m + g * 4 + e] -= sc * component(v, e);
+      }
+  }
+
+  void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) override {
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t j = 0; j < d; ++j)
+      for (int64_t q = 0; q < n_meas; ++q) {
+        const float* xq = x + q * cpm * d;
+        double s = 0.0;
+        for (int64_t c = 0; c < cpm; ++c) s += xq[c * d + j];
+        const double mu = s / static_cast<double>(cpm);
+        double v = 0.0;
+        for (int64_t c = 0; c < cpm; ++c) {
+          const double e = xq[c * d + j] - mu;
+          v += e * e;
+        }
+        if (mean) mean[q * d + j] = static_cast<float>(mu);
+        if (std) std[q * d + j] = cpm > 1 ? static_cast<float>(std::sqrt(v / static_cast<double>(cpm - 1))) : 0.f;
+      }
+  }
+
+ private:
+  // Calls fn(A, first_row, rows) for each run of rows [0, n) that share one matrix.
+  template <class Fn>
+  static void for_each_matrix_block(const MatrixOp& mat, int64_t n, int64_t chain0, int64_t cpm, Fn&& fn) {
+    if (mat.n_mats == 1) {
+      fn(mat.A, 0, n);
+      return;
+    }
+    int64_t r = 0;
+    while (r < n) {
+      const int64_t meas = (chain0 + r) / cpm;
+      const int64_t end = std::min(n, (meas + 1) * cpm - chain0);
+      fn(mat.A + meas * mat.m * mat.d, r, end - r);
+      r = end;
+    }
+  }
+
+  int n_threads_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+}  // namespace almc

@@ -1,0 +1,37 @@
+// Errors inside the library are exceptions carrying a status; every C entry point catches them
+// and returns the status, keeping the message as the handle's last error.
+#pragma once
+
+#include <almc/almc.h>
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace almc {
+
+class Error : public std::runtime_error {
+ public:
+  Error(almc_status status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  almc_status status() const { return status_; }
+
+ private:
+  almc_status status_;
+};
+
+// Build a message from streamable parts: fail(ALMC_ERR_INVALID_ARGUMENT, "d = ", d, " must be > 0").
+template <class... Args>
+[[noreturn]] void fail(almc_status status, const Args&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw Error(status, os.str());
+}
+
+// Multiply sizes, refusing products that overflow or exceed `limit`.
+inline int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  if (a < 0 || b < 0) fail(ALMC_ERR_INVALID_ARGUMENT, what, ": negative size");
+  if (a != 0 && b > INT64_MAX / a) fail(ALMC_ERR_INVALID_ARGUMENT, what, ": size overflows 64 bits (", a, " x ", b, ")");
+  return a * b;
+}
+
+}  // namespace almc

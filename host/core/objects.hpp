@@ -1,0 +1,73 @@
+// The objects behind the C API's opaque handles. Internal: never installed.
+#pragma once
+
+#include <almc/almc.h>
+
+#include "host/backend/backend.hpp"
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+struct almc_context_s {
+  almc_context_config config{};
+  std::unique_ptr<almc::Backend> backend;
+  std::string last_error;
+  std::string device_name;
+  void log(almc_log_level level, const std::string& msg) const {
+    if (config.log && level >= config.log_level) config.log(level, msg.c_str(), config.log_user_data);
+  }
+};
+
+enum class ScoreKind { Callback, Gaussian, Gmm };
+
+struct almc_score_s {
+  almc_context_t ctx = nullptr;
+  ScoreKind kind = ScoreKind::Callback;
+  int64_t d = 0;
+  std::string description;
+  std::string last_error;
+  // Callback scores.
+  almc_score_fn fn = nullptr;
+  void* user_data = nullptr;
+  unsigned flags = 0;
+  void (*destroy)(void*) = nullptr;
+  // Analytic priors: K components (K = 1 for the Gaussian), host copies and backend buffers.
+  int64_t K = 0;
+  std::vector<float> mu, var, log_w;
+  almc::Buffer d_mu, d_var, d_log_w;
+  ~almc_score_s() {
+    if (destroy) destroy(user_data);
+  }
+  almc::GmmPrior gmm() const { return {d_mu.f(), d_var.f(), d_log_w.f(), K}; }
+};
+
+struct almc_operator_s {
+  almc_context_t ctx = nullptr;
+  int32_t kind = almc::kOpIdentity;
+  int64_t m = 0, d = 0;
+  std::string description;
+  std::string last_error;
+  double norm = -1.0;  // spectral norm (max over matrices), -1 unknown
+  // Local operators and blur.
+  almc::LocalOp local{};
+  almc::Buffer d_mask, d_kernel;
+  std::vector<float> h_mask, h_kernel;
+  // Dense matrices.
+  int64_t n_mats = 0;
+  almc::Buffer d_A;
+  // Callbacks.
+  almc_linear_fn forward = nullptr, adjoint = nullptr;
+  almc_neg_grad_fn neg_grad = nullptr;
+  void* user_data = nullptr;
+
+  almc::MatrixOp matrix() const { return {kind == almc::kOpMatrix ? d_A.f() : nullptr, m, d, n_mats}; }
+  almc::LocalOp local_desc() const {
+    almc::LocalOp l = local;
+    l.kind = kind;
+    l.mask = d_mask.f();
+    l.kernel = d_kernel.f();
+    return l;
+  }
+};

@@ -1,0 +1,371 @@
+#include "host/samplers/sampler.hpp"
+
+#include "cuda/rng.cuh"
+#include "host/core/error.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+
+using namespace almc;
+
+namespace {
+
+bool score_is_callback(const almc_score_s* s) { return s->kind == ScoreKind::Callback; }
+
+}  // namespace
+
+almc_sampler_s::~almc_sampler_s() { release_graphs(); }
+
+void almc_sampler_s::release_graphs() noexcept {
+  for (auto& kv : graphs) ctx->backend->graph_destroy(kv.second);
+  graphs.clear();
+}
+
+size_t almc_sampler_s::workspace_bytes() const {
+  size_t b = 0;
+  for (const Buffer* buf : {&x, &x0, &sbuf, &gbuf, &rbuf, &tmp, &resp, &gmm_ws, &y, &ych, &pick, &out_pick, &table, &cur,
+                            &counter, &norms, &flags})
+    b += buf->bytes();
+  return b;
+}
+
+void almc_sampler_s::create() {
+  Backend* be = ctx->backend.get();
+  cfg = resolve_defaults(cfg);
+  validate_config(cfg, op != nullptr);
+  if (cfg.schedule == ALMC_SCHEDULE_LIST) levels.assign(cfg.levels, cfg.levels + cfg.n_levels_list);
+  cfg.levels = nullptr;  // copied: the caller's array need not outlive create
+  d = score->d;
+  if (op && op->d != d)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "the operator acts on dimension ", op->d, " but the score has dimension ", d);
+  m = op ? op->m : 0;
+  n_meas = cfg.n_meas;
+  cpm = cfg.chains_per_meas;
+  n = n_meas * cpm;
+  has_lik = op && cfg.likelihood_weight > 0;
+  if (op && op->kind == kOpMatrix && op->n_mats != 1 && op->n_mats != n_meas)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "the operator holds ", op->n_mats, " matrices but the batch has ", n_meas,
+         " measurements (give 1 shared matrix or one per measurement)");
+
+  ScheduleInputs in;
+  in.cfg = cfg;
+  in.levels = levels;
+  in.has_likelihood = has_lik;
+  in.neg_grad = op && op->kind == kOpNegGradCallback;
+  in.op_norm = op ? op->norm : -1;
+  sched = build_schedule(in);
+  for (const std::string& note : sched.notes) ctx->log(ALMC_LOG_WARN, note);
+  if (!sched.unstable.empty()) {
+    if (!cfg.force_unstable) fail(ALMC_ERR_UNSTABLE, sched.unstable, " (set force_unstable to run anyway)");
+    ctx->log(ALMC_LOG_WARN, sched.unstable + " (forced)");
+  }
+
+  // Size the workspace and refuse a run that cannot fit before allocating any of it.
+  const int64_t nd = checked_mul(n, d, "chains x d");
+  const int64_t nm = checked_mul(n, std::max<int64_t>(m, 1), "chains x m");
+  const bool need_s = score_is_callback(score) || sched.tweedie;
+  const bool need_g = has_lik && !op_is_fused(op->kind);
+  const bool need_r = op && op->kind != kOpNegGradCallback;
+  const bool need_tmp = has_lik && op->kind == kOpNegGradCallback &&
+                        (cfg.method == ALMC_METHOD_ALD || cfg.method == ALMC_METHOD_NCSN);
+  const int64_t steps = static_cast<int64_t>(sched.steps.size());
+  double need = 4.0 * nd * (1 + (cfg.init == ALMC_INIT_USER) + need_s + need_g + need_tmp + (sched.average_last > 1)) +
+                4.0 * nm * (need_r + sched.xgp) + 4.0 * n * (score->K + 4) + sizeof(StepScalars) * (steps + 1.0) +
+                4.0 * n_meas * m;
+  const double avail = static_cast<double>(be->available_memory());
+  if (need > avail) {
+    std::ostringstream os;
+    os.precision(3);
+    os << "the run needs " << need / (1 << 20) << " MiB of " << (be->kind() == ALMC_BACKEND_CUDA ? "device" : "host")
+       << " memory but only " << avail / (1 << 20) << " MiB are available; use fewer chains";
+    fail(ALMC_ERR_OUT_OF_MEMORY, os.str());
+  }
+  x = Buffer(be, 4 * static_cast<size_t>(nd));
+  if (cfg.init == ALMC_INIT_USER) x0 = Buffer(be, 4 * static_cast<size_t>(nd));
+  if (need_s) sbuf = Buffer(be, 4 * static_cast<size_t>(nd));
+  if (need_g) gbuf = Buffer(be, 4 * static_cast<size_t>(nd));
+  if (need_tmp) tmp = Buffer(be, 4 * static_cast<size_t>(nd));
+  if (need_r) rbuf = Buffer(be, 4 * static_cast<size_t>(nm));
+  if (sched.xgp) ych = Buffer(be, 4 * static_cast<size_t>(nm));
+  if (score->kind == ScoreKind::Gmm) {
+    resp = Buffer(be, 4 * static_cast<size_t>(checked_mul(n, score->K, "chains x K")));
+    gmm_ws = Buffer(be, 4 * static_cast<size_t>(score->K));
+  }
+  if (op) y = Buffer(be, 4 * static_cast<size_t>(checked_mul(n_meas, m, "n_meas x m")));
+  if (sched.average_last > 1) {
+    out_pick = Buffer(be, 4 * static_cast<size_t>(nd));
+    pick = Buffer(be, sizeof(int64_t) * static_cast<size_t>(n));
+    std::vector<int64_t> h(static_cast<size_t>(n));
+    for (int64_t c = 0; c < n; ++c) {
+      const float u = philox_uniform4(cfg.seed, static_cast<uint64_t>(c), kRngPickKey, 0).x;  // (0, 1]
+      h[c] = std::min<int64_t>(sched.average_last - 1, static_cast<int64_t>((1.0f - u) * sched.average_last));
+    }
+    pick.upload(h.data(), pick.bytes());
+  }
+  table = Buffer(be, sizeof(StepScalars) * sched.steps.size());
+  table.upload(sched.steps.data(), table.bytes());
+  cur = Buffer(be, sizeof(StepScalars));
+  counter = Buffer(be, sizeof(int64_t));
+  norms = Buffer(be, 4 * static_cast<size_t>(n));
+  flags = Buffer(be, 4 * static_cast<size_t>(n));
+  info.struct_size = sizeof info;
+  info.warm_steps = sched.warm_steps;
+  info.warm_step = sched.warm_step;
+  info.max_stable_delta = sched.max_stable_delta;
+  info.operator_norm = op ? op->norm : -1;
+  info.diverged_chain = -1;
+  info.diverged_step = -1;
+  info.mean_residual = std::numeric_limits<double>::quiet_NaN();
+}
+
+FusedStepParams almc_sampler_s::fused_params() const {
+  FusedStepParams p{};
+  p.x = x.f();
+  p.n = n;
+  p.d = d;
+  p.chain0 = 0;
+  p.seed = cfg.seed;
+  p.cur = cur.get<StepScalars>();
+  p.prior = score->kind == ScoreKind::Callback ? kPriorBuffer : score->kind == ScoreKind::Gaussian ? kPriorGaussian : kPriorGmm;
+  p.score = sbuf.f();
+  if (score->kind != ScoreKind::Callback) p.gmm = score->gmm();
+  p.resp = resp.f();
+  p.op.kind = kOpNone;
+  if (has_lik) {
+    if (op_is_fused(op->kind)) {
+      p.op = op->local_desc();
+    } else {
+      p.op.kind = op->kind;
+      p.g = gbuf.f();
+    }
+    p.y = sched.xgp ? ych.f() : y.f();
+    p.y_div = sched.xgp ? 1 : cpm;
+    p.m = m;
+  }
+  return p;
+}
+
+void almc_sampler_s::eval_score_into(float* out, const almc_level& level) {
+  Backend* be = ctx->backend.get();
+  if (score->kind == ScoreKind::Callback) {
+    const int rc = score->fn(x.f(), out, n, d, &level, cur.get<almc_level_device>(), be->stream(), score->user_data);
+    if (rc != 0)
+      fail(ALMC_ERR_CALLBACK, "the score callback (", score->description, ") returned ", rc, " at step ", level.step);
+    return;
+  }
+  FusedStepParams p = fused_params();
+  if (score->kind == ScoreKind::Gmm) be->gmm_responsibilities(p.gmm, x.f(), n, d, p.cur, resp.f(), gmm_ws.f());
+  be->analytic_score(p, out);
+}
+
+// R = y - xs A x for the linear operators (y per chain for XGP).
+void almc_sampler_s::residuals_into_r(const StepScalars* c) {
+  Backend* be = ctx->backend.get();
+  if (op->kind == kOpLinearCallback) {
+    const int rc = op->forward(x.f(), rbuf.f(), n, 0, cpm, be->stream(), op->user_data);
+    if (rc != 0) fail(ALMC_ERR_CALLBACK, "the operator's forward callback returned ", rc);
+  } else {
+    be->op_forward(op->local_desc(), op->matrix(), x.f(), rbuf.f(), n, d, m, 0, cpm);
+  }
+  be->residual_rows(rbuf.f(), sched.xgp ? ych.f() : y.f(), sched.xgp ? 1 : cpm, n, m, 0, c);
+}
+
+void almc_sampler_s::likelihood_into_g() {
+  Backend* be = ctx->backend.get();
+  if (op->kind == kOpNegGradCallback) {
+    const float* xin = x.f();
+    if (tmp.get()) {
+      be->scale_by_xs(x.f(), tmp.f(), n * d, cur.get<StepScalars>());
+      xin = tmp.f();
+    }
+    const int rc = op->neg_grad(xin, sched.xgp ? ych.f() : y.f(), gbuf.f(), n, d, sched.xgp ? 1 : cpm, be->stream(),
+                                op->user_data);
+    if (rc != 0) fail(ALMC_ERR_CALLBACK, "the likelihood callback returned ", rc);
+    return;
+  }
+  residuals_into_r(cur.get<StepScalars>());
+  if (op->kind == kOpLinearCallback) {
+    const int rc = op->adjoint(rbuf.f(), gbuf.f(), n, 0, cpm, be->stream(), op->user_data);
+    if (rc != 0) fail(ALMC_ERR_CALLBACK, "the operator's adjoint callback returned ", rc);
+  } else {
+    be->op_adjoint(op->local_desc(), op->matrix(), rbuf.f(), gbuf.f(), n, d, m, 0, cpm);
+  }
+}
+
+// One step: the same launches for every step of a segment, so a chunk can be captured once.
+void almc_sampler_s::step_body(Segment seg, int64_t host_step) {
+  Backend* be = ctx->backend.get();
+  be->begin_step(table.get<StepScalars>(), counter.get<int64_t>(), cur.get<StepScalars>());
+  if (sched.xgp) be->xgp_step_aux(ych.f(), n, m, 0, cfg.seed, cur.get<StepScalars>());
+  if (seg != kWarm) {
+    if (score->kind == ScoreKind::Callback) {
+      const StepScalars& hs = sched.steps[static_cast<size_t>(host_step)];
+      const almc_level level{hs.t, hs.sigma, hs.alpha_bar, host_step};
+      eval_score_into(sbuf.f(), level);
+    } else if (score->kind == ScoreKind::Gmm) {
+      be->gmm_responsibilities(score->gmm(), x.f(), n, d, cur.get<StepScalars>(), resp.f(), gmm_ws.f());
+    }
+  }
+  if (has_lik && !op_is_fused(op->kind)) likelihood_into_g();
+  be->fused_step(fused_params());
+  if (seg == kPick)
+    be->copy_picked(x.f(), out_pick.f(), pick.get<int64_t>(), static_cast<int64_t>(sched.steps.size()) - sched.average_last,
+                    n, d, cur.get<StepScalars>());
+}
+
+void almc_sampler_s::check_chains(int64_t steps_done, bool final) {
+  Backend* be = ctx->backend.get();
+  if (rbuf.get() && has_lik) residuals_into_r(final ? nullptr : cur.get<StepScalars>());
+  be->row_norms_and_flags(rbuf.get() && has_lik ? rbuf.f() : nullptr, m, x.f(), d, n, norms.f(), flags.get<int32_t>());
+  be->check("diagnostics");
+  std::vector<int32_t> hf(static_cast<size_t>(n));
+  final_norms.resize(static_cast<size_t>(n));
+  flags.download(hf.data(), flags.bytes());
+  norms.download(final_norms.data(), norms.bytes());
+  double sum = 0;
+  for (float v : final_norms) sum += v;
+  info.mean_residual = sum / static_cast<double>(n);
+  for (int64_t c = 0; c < n; ++c)
+    if (hf[c]) {
+      info.diverged_chain = c;
+      info.diverged_step = steps_done;
+      fail(ALMC_ERR_DIVERGED, "chain ", c, " became NaN or Inf by step ", steps_done, " of ", sched.steps.size(),
+           " (step size too large for this score or likelihood? try a smaller delta/eps)");
+    }
+}
+
+void almc_sampler_s::run() {
+  Backend* be = ctx->backend.get();
+  if (has_lik && !y_set) fail(ALMC_ERR_WRONG_STATE, "set the measurement (almc_sampler_set_measurement) before running");
+  if (cfg.init == ALMC_INIT_USER && !state_set)
+    fail(ALMC_ERR_WRONG_STATE, "init is ALMC_INIT_USER: set the state (almc_sampler_set_state) before running");
+  const auto t0 = std::chrono::steady_clock::now();
+  ran = false;
+  info.diverged_chain = info.diverged_step = -1;
+  snapshots.clear();
+  snapshot_steps.clear();
+
+  // Initial state.
+  if (cfg.init == ALMC_INIT_USER) {
+    be->copy(x.get(), x0.get(), x.bytes(), CopyKind::BackendToBackend);
+    if (sched.coord_factor != 1.f) {
+      StepScalars sc{};
+      sc.xs = sched.coord_factor;
+      be->copy(cur.get(), &sc, sizeof sc, CopyKind::HostToBackend);
+      be->scale_by_xs(x.f(), x.f(), n * d, cur.get<StepScalars>());
+    }
+  } else {
+    be->fill_random(x.f(), n, d, 0, cfg.seed, kRngInitKey, sched.init_scale, sched.init_uniform);
+  }
+  if (sched.xgp) {
+    // y_1 = y + sum_k sqrt(eta_k^2 - eta_{k+1}^2) xi_k; each later stage subtracts its xi_k again.
+    for (int64_t c = 0; c < n; ++c)
+      be->copy(ych.f() + c * m, y.f() + (c / cpm) * m, 4 * static_cast<size_t>(m), CopyKind::BackendToBackend);
+    for (size_t k = 0; k < sched.xgp_scales.size(); ++k) {
+      StepScalars sc{};
+      sc.aux = static_cast<int32_t>(k);
+      sc.aux_scale = -sched.xgp_scales[k];
+      be->copy(cur.get(), &sc, sizeof sc, CopyKind::HostToBackend);
+      be->xgp_step_aux(ych.f(), n, m, 0, cfg.seed, cur.get<StepScalars>());
+    }
+  }
+  const int64_t zero = 0;
+  be->copy(counter.get(), &zero, sizeof zero, CopyKind::HostToBackend);
+
+  const int64_t total = static_cast<int64_t>(sched.steps.size());
+  const int64_t warm_end = sched.warm_steps;
+  const int64_t pick_start = sched.average_last > 1 ? total - sched.average_last : total;
+  const bool graph_ok = cfg.use_graphs && be->graphs_supported() &&
+                        (!score_is_callback(score) || (score->flags & ALMC_SCORE_GRAPH_SAFE)) &&
+                        !(op && (op->kind == kOpLinearCallback || op->kind == kOpNegGradCallback));
+  info.used_graphs = graph_ok;
+  int64_t i = 0;
+  int64_t next_check = std::min(total, cfg.check_every);
+  int64_t next_snap = cfg.snapshot_every > 0 ? cfg.snapshot_every : total + 1;
+  while (i < total) {
+    const Segment seg = i < warm_end ? kWarm : i < pick_start ? kAnneal : kPick;
+    const int64_t seg_end = seg == kWarm ? warm_end : seg == kAnneal ? pick_start : total;
+    const int64_t stop = std::min({seg_end, next_check, next_snap});
+    int64_t len = stop - i;
+    if (graph_ok) {
+      // Replay captured chunks of graph_chunk steps; capture each (segment, length) once.
+      while (len > 0) {
+        const int64_t chunk = std::min(len, cfg.graph_chunk);
+        const auto key = std::make_pair(static_cast<int>(seg), chunk);
+        auto it = graphs.find(key);
+        if (it == graphs.end()) {
+          be->capture_begin();
+          try {
+            for (int64_t k = 0; k < chunk; ++k) step_body(seg, i + k);
+          } catch (...) {
+            try {
+              be->capture_end();
+            } catch (...) {
+            }
+            throw;
+          }
+          it = graphs.emplace(key, be->capture_end()).first;
+        }
+        be->graph_launch(it->second);
+        i += chunk;
+        len -= chunk;
+      }
+    } else {
+      for (; len > 0; --len, ++i) step_body(seg, i);
+    }
+    be->check("step");
+    if (i == next_snap) {
+      be->sync();
+      const size_t old = snapshots.size();
+      snapshots.resize(old + static_cast<size_t>(n * d));
+      x.download(snapshots.data() + old, x.bytes());
+      snapshot_steps.push_back(i);
+      next_snap += cfg.snapshot_every;
+    }
+    if (i == next_check || i == total) {
+      check_chains(i, false);
+      next_check = std::min(total, next_check + cfg.check_every);
+      if (cfg.progress) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        almc_progress pr{i, total, secs > 0 ? static_cast<double>(i) / secs : 0.0, secs, info.mean_residual};
+        if (cfg.progress(&pr, cfg.progress_user_data) != 0)
+          fail(ALMC_ERR_CANCELLED, "stopped by the progress callback at step ", i, " of ", total);
+      }
+    }
+  }
+
+  if (sched.average_last > 1) be->copy(x.get(), out_pick.get(), x.bytes(), CopyKind::BackendToBackend);
+  int64_t evals = total - warm_end;  // the warm start uses the N(0, I) score, not the prior's
+  if (sched.tweedie) {
+    // E[X_0 | X_t = x] = e^t (x + (1 - e^{-2t}) s(x, t)) at the last level.
+    StepScalars sc = sched.steps.back();
+    const double t = sched.tweedie_t;
+    sc.t = static_cast<float>(t);
+    sc.kind = kStepAnneal;
+    be->copy(cur.get(), &sc, sizeof sc, CopyKind::HostToBackend);
+    const almc_level level{t, std::sqrt(std::expm1(2 * t)), std::exp(-2 * t), total};
+    eval_score_into(sbuf.f(), level);
+    be->axpby_tweedie(x.f(), sbuf.f(), n * d, static_cast<float>(std::exp(t)), static_cast<float>(-std::expm1(-2 * t)));
+    ++evals;
+  }
+  check_chains(total, true);
+  be->sync();
+  info.steps = total;
+  info.score_evals = evals;
+  info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ran = true;
+}
+
+void almc_sampler_s::mean_std(float* mean, float* std) {
+  Backend* be = ctx->backend.get();
+  const size_t bytes = 4 * static_cast<size_t>(n_meas * d);
+  Buffer dm(be, bytes), ds(be, bytes);
+  be->mean_std(x.f(), n_meas, cpm, d, dm.f(), ds.f());
+  be->check("mean_std");
+  if (mean) dm.download(mean, bytes);
+  if (std) ds.download(std, bytes);
+}

@@ -1,0 +1,51 @@
+// The sampler behind almc_sampler_t: workspace, the step loop (eager or captured into CUDA
+// graphs), diagnostics and outputs. One loop serves every method; methods differ only in their
+// schedule (host/samplers/schedule.cpp).
+#pragma once
+
+#include <almc/almc.h>
+
+#include "host/backend/backend.hpp"
+#include "host/core/objects.hpp"
+#include "host/samplers/schedule.hpp"
+
+#include <map>
+#include <string>
+#include <vector>
+
+struct almc_sampler_s {
+  almc_context_t ctx = nullptr;
+  almc_score_t score = nullptr;
+  almc_operator_t op = nullptr;
+  almc_sampler_config cfg{};
+  std::vector<double> levels;
+  almc::Schedule sched;
+  std::string last_error;
+
+  int64_t n = 0, d = 0, m = 0, cpm = 0, n_meas = 0;
+  bool has_lik = false;
+  bool y_set = false, state_set = false, ran = false;
+
+  almc::Buffer x, x0, sbuf, gbuf, rbuf, tmp, resp, gmm_ws, y, ych, pick, out_pick, table, cur, counter, norms, flags;
+  std::vector<float> final_norms;
+  std::vector<float> snapshots;
+  std::vector<int64_t> snapshot_steps;
+  almc_run_info info{};
+  std::map<std::pair<int, int64_t>, almc::GraphHandle*> graphs;
+
+  ~almc_sampler_s();
+  void create();                         // validate, build the schedule, allocate
+  void run();
+  void mean_std(float* mean, float* std);
+  size_t workspace_bytes() const;
+
+ private:
+  enum Segment { kWarm = 0, kAnneal = 1, kPick = 2 };
+  void step_body(Segment seg, int64_t host_step);
+  void check_chains(int64_t steps_done, bool final);
+  almc::FusedStepParams fused_params() const;
+  void eval_score_into(float* out, const almc_level& level);
+  void likelihood_into_g();
+  void residuals_into_r(const almc::StepScalars* cur);
+  void release_graphs() noexcept;
+};

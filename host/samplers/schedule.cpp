@@ -1,0 +1,287 @@
+#include "host/samplers/schedule.hpp"
+
+#include "host/core/error.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace almc {
+namespace {
+
+// A level in every convention, from OU time t.
+StepScalars level_at(double t) {
+  StepScalars s{};
+  s.t = static_cast<float>(t);
+  const double sig2 = std::expm1(2 * t);
+  s.sigma = static_cast<float>(std::sqrt(sig2));
+  s.alpha_bar = static_cast<float>(std::exp(-2 * t));
+  s.log_sigma = static_cast<float>(0.5 * std::log(sig2));
+  s.kind = kStepAnneal;
+  s.aux = -1;
+  s.xs = 1.f;
+  s.neg_xs = -1.f;
+  s.post = 1.f;
+  return s;
+}
+
+double t_of_sigma(double sigma) { return 0.5 * std::log1p(sigma * sigma); }
+
+std::vector<double> geometric(double hi, double lo, int64_t n) {
+  std::vector<double> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    v[i] = n == 1 ? hi : hi * std::pow(lo / hi, static_cast<double>(i) / static_cast<double>(n - 1));
+  return v;
+}
+
+// The method's levels as OU times, decreasing.
+std::vector<double> level_times(const ScheduleInputs& in, almc_schedule sched, int64_t n_default) {
+  const almc_sampler_config& c = in.cfg;
+  switch (sched) {
+    case ALMC_SCHEDULE_LIST: return in.levels;
+    case ALMC_SCHEDULE_UNIFORM_T: {
+      const int64_t n = c.n_levels;
+      std::vector<double> v(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i)
+        v[i] = n == 1 ? c.t_start : c.t_start + (c.t_stop - c.t_start) * static_cast<double>(i) / static_cast<double>(n - 1);
+      return v;
+    }
+    case ALMC_SCHEDULE_GEOMETRIC_SIGMA:
+    default: {
+      std::vector<double> v = geometric(c.sigma_max, c.sigma_min, n_default > 0 ? n_default : c.n_levels);
+      for (double& t : v) t = t_of_sigma(t);
+      return v;
+    }
+  }
+}
+
+void push(Schedule& s, StepScalars st) {
+  st.step = static_cast<int64_t>(s.steps.size());
+  st.noise = std::sqrt(2.f * st.h);
+  st.neg_xs = -st.xs;
+  s.steps.push_back(st);
+}
+
+}  // namespace
+
+almc_sampler_config resolve_defaults(const almc_sampler_config& in) {
+  almc_sampler_config c = in;
+  if (c.kappa <= 0) c.kappa = 10;
+  if (c.delta <= 0) c.delta = 1e-3;
+  if (c.t_start <= 0) c.t_start = 5;
+  if (c.t_stop <= 0) c.t_stop = 0.01;
+  if (c.n_levels <= 0) c.n_levels = 100;
+  if (c.sigma_max <= 0) c.sigma_max = c.method == ALMC_METHOD_XGP ? 1.0 : 50.0;
+  if (c.sigma_min <= 0) c.sigma_min = 0.01;
+  if (c.steps_per_level <= 0) c.steps_per_level = 5;
+  if (c.eps <= 0) c.eps = c.method == ALMC_METHOD_XGP ? 1e-3 : 2e-5;
+  if (c.init_scale <= 0) c.init_scale = 1;
+  if (c.graph_chunk <= 0) c.graph_chunk = 50;
+  if (c.check_every <= 0) c.check_every = 100;
+  return c;
+}
+
+void validate_config(const almc_sampler_config& c, bool has_operator) {
+  auto finite_pos = [](double v, const char* name) {
+    if (!std::isfinite(v) || !(v > 0)) fail(ALMC_ERR_INVALID_ARGUMENT, name, " = ", v, " must be positive and finite");
+  };
+  if (c.method < ALMC_METHOD_ALMC || c.method > ALMC_METHOD_LANGEVIN)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown method ", static_cast<int>(c.method));
+  if (c.schedule < ALMC_SCHEDULE_DEFAULT || c.schedule > ALMC_SCHEDULE_LIST)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown schedule ", static_cast<int>(c.schedule));
+  if (c.init < ALMC_INIT_GAUSSIAN || c.init > ALMC_INIT_USER)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown init ", static_cast<int>(c.init));
+  if (c.n_meas <= 0) fail(ALMC_ERR_INVALID_ARGUMENT, "n_meas = ", c.n_meas, " must be positive");
+  if (c.chains_per_meas <= 0) fail(ALMC_ERR_INVALID_ARGUMENT, "chains_per_meas = ", c.chains_per_meas, " must be positive");
+  checked_mul(c.n_meas, c.chains_per_meas, "n_meas x chains_per_meas");
+  if (c.n_meas * c.chains_per_meas > (int64_t(1) << 31))
+    fail(ALMC_ERR_INVALID_ARGUMENT, "more than 2^31 chains");
+  finite_pos(c.kappa, "kappa");
+  finite_pos(c.delta, "delta");
+  finite_pos(c.t_start, "t_start");
+  finite_pos(c.t_stop, "t_stop");
+  finite_pos(c.sigma_max, "sigma_max");
+  finite_pos(c.sigma_min, "sigma_min");
+  finite_pos(c.eps, "eps");
+  finite_pos(c.init_scale, "init_scale");
+  if (c.t_stop >= c.t_start) fail(ALMC_ERR_INVALID_ARGUMENT, "t_stop = ", c.t_stop, " must be below t_start = ", c.t_start);
+  if (c.sigma_min > c.sigma_max)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "sigma_min = ", c.sigma_min, " must not exceed sigma_max = ", c.sigma_max);
+  if (!std::isfinite(c.likelihood_weight) || c.likelihood_weight < 0)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "likelihood_weight = ", c.likelihood_weight, " must be finite and >= 0");
+  if (c.warm_steps > 100000000) fail(ALMC_ERR_INVALID_ARGUMENT, "warm_steps = ", c.warm_steps, " is absurdly large");
+  if (!std::isfinite(c.warm_step)) fail(ALMC_ERR_INVALID_ARGUMENT, "warm_step is not finite");
+  if (c.average_last < 0) fail(ALMC_ERR_INVALID_ARGUMENT, "average_last = ", c.average_last, " must be >= 0");
+  if (c.snapshot_every < 0) fail(ALMC_ERR_INVALID_ARGUMENT, "snapshot_every must be >= 0");
+  if (c.n_levels > 100000000 || c.steps_per_level > 100000000)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "n_levels or steps_per_level is absurdly large");
+  if (has_operator && c.likelihood_weight > 0 && (!std::isfinite(c.noise_std) || !(c.noise_std > 0)))
+    fail(ALMC_ERR_INVALID_ARGUMENT, "noise_std = ", c.noise_std, " must be positive and finite");
+  if (c.method == ALMC_METHOD_XGP && !has_operator)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "method xgp anneals the measurement noise: it needs an operator");
+  if (c.schedule == ALMC_SCHEDULE_LIST) {
+    if (!c.levels || c.n_levels_list <= 0)
+      fail(ALMC_ERR_INVALID_ARGUMENT, "schedule LIST needs levels and n_levels_list > 0");
+    if (c.n_levels_list > 100000000) fail(ALMC_ERR_INVALID_ARGUMENT, "n_levels_list is absurdly large");
+    for (int64_t i = 0; i < c.n_levels_list; ++i) {
+      if (!std::isfinite(c.levels[i]) || !(c.levels[i] > 0))
+        fail(ALMC_ERR_INVALID_ARGUMENT, "levels[", i, "] = ", c.levels[i], " must be a positive OU time");
+      if (i > 0 && c.levels[i] > c.levels[i - 1])
+        fail(ALMC_ERR_INVALID_ARGUMENT, "levels must decrease (levels[", i, "] > levels[", i - 1, "])");
+    }
+  }
+}
+
+Schedule build_schedule(const ScheduleInputs& in) {
+  const almc_sampler_config& c = in.cfg;
+  Schedule s;
+  const double w = in.has_likelihood ? c.likelihood_weight : 0.0;
+  const double var_y = in.has_likelihood ? c.noise_std * c.noise_std : 1.0;
+  // -grad R callbacks include their own 1 / sigma_y^2: the multiplier is then relative to it.
+  const double lik_base = in.neg_grad ? w : w / var_y;
+  const double normsq = in.op_norm >= 0 ? in.op_norm * in.op_norm : -1;
+  const double L = !in.has_likelihood ? 0.0 : normsq >= 0 ? w * normsq / var_y : -1;  // Lipschitz constant of grad R
+  s.average_last = c.average_last > 1 ? c.average_last : 0;
+  s.init_uniform = c.init == ALMC_INIT_UNIFORM;
+  s.init_scale = static_cast<float>(c.init_scale);
+  s.tweedie = c.tweedie != 0;
+
+  switch (c.method) {
+    case ALMC_METHOD_ALMC: {
+      const double Lw = L >= 0 ? L : 1.0 / var_y;  // unknown norm: assume ||A|| <= 1
+      if (L < 0 && in.has_likelihood)
+        s.notes.push_back("operator norm unknown: warm-start defaults assume ||A|| <= 1");
+      s.warm_step = c.warm_step > 0 ? c.warm_step : 0.5 / (1 + Lw);
+      s.warm_steps = c.warm_steps >= 0 ? c.warm_steps : static_cast<int64_t>(std::ceil(10 * (1 + Lw)));
+      for (int64_t i = 0; i < s.warm_steps; ++i) {
+        StepScalars st = level_at(c.t_start);
+        st.kind = kStepWarm;
+        st.h = static_cast<float>(s.warm_step);
+        st.lik = static_cast<float>(lik_base);
+        push(s, st);
+      }
+      std::vector<double> ts;
+      if (c.schedule == ALMC_SCHEDULE_DEFAULT || c.schedule == ALMC_SCHEDULE_UNIFORM_T) {
+        const int64_t N = std::llround(c.kappa * c.t_start / c.delta);
+        const int64_t M = std::llround(c.kappa * c.t_stop / c.delta);
+        if (N - M > 200000000) fail(ALMC_ERR_INVALID_ARGUMENT, "kappa (T - tau) / delta = ", N - M, " steps is absurdly many");
+        for (int64_t i = N; i > M; --i) ts.push_back(static_cast<double>(i) * c.delta / c.kappa);
+      } else if (c.schedule == ALMC_SCHEDULE_GEOMETRIC_SIGMA) {
+        const int64_t n = std::max<int64_t>(1, std::llround(c.kappa * (c.t_start - c.t_stop) / c.delta));
+        const double shi = std::sqrt(std::expm1(2 * c.t_start)), slo = std::sqrt(std::expm1(2 * c.t_stop));
+        for (double sg : geometric(shi, slo, n)) ts.push_back(t_of_sigma(sg));
+      } else {
+        ts = in.levels;
+      }
+      for (double t : ts) {
+        StepScalars st = level_at(t);
+        st.h = static_cast<float>(c.delta);
+        st.lik = static_cast<float>(lik_base);
+        push(s, st);
+      }
+      if (L >= 0) s.max_stable_delta = 2.0 / (L + 1.0);
+      if (L >= 0 && c.delta * (L + 1.0) >= 2.0) {
+        std::ostringstream os;
+        os << "delta = " << c.delta << " is above the stability bound of explicit Euler: delta (||A||^2/sigma_y^2 + 1) = "
+           << c.delta * (L + 1.0) << " >= 2 (||A|| = " << in.op_norm << ", sigma_y = " << c.noise_std
+           << "); the largest stable delta is " << s.max_stable_delta;
+        s.unstable = os.str();
+      }
+      if (s.tweedie) s.tweedie_t = ts.empty() ? c.t_stop : ts.back();
+      break;
+    }
+    case ALMC_METHOD_NCSN:
+    case ALMC_METHOD_ALD: {
+      // Run in OU coordinates: VE Langevin with step h at sigma equals OU Langevin with step
+      // h / (1 + sigma^2) on p_t, with x_OU = x_VE / sqrt(1 + sigma^2) (ALGORITHMS.md Sec. 2).
+      const std::vector<double> ts = level_times(in, c.schedule, 0);
+      const double sig_last2 = std::expm1(2 * ts.back());
+      const bool ald = c.method == ALMC_METHOD_ALD;
+      double worst = 0;
+      for (size_t k = 0; k < ts.size(); ++k) {
+        const double sig2 = std::expm1(2 * ts[k]);
+        const double c_k = std::sqrt(1 + sig2);
+        const double h_ve = c.eps * sig2 / sig_last2;
+        for (int64_t r = 0; r < c.steps_per_level; ++r) {
+          StepScalars st = level_at(ts[k]);
+          st.h = static_cast<float>(h_ve / (1 + sig2));
+          st.xs = static_cast<float>(c_k);
+          st.lik = ald ? static_cast<float>(c_k * (in.neg_grad ? w * var_y : w) / (var_y + sig2)) : 0.f;
+          if (r == c.steps_per_level - 1)
+            st.post = k + 1 < ts.size() ? static_cast<float>(c_k / std::sqrt(1 + std::expm1(2 * ts[k + 1])))
+                                        : (s.tweedie ? 1.f : static_cast<float>(c_k));
+          push(s, st);
+        }
+        if (ald && L >= 0) worst = std::max(worst, h_ve * (w * (in.op_norm * in.op_norm) / (var_y + sig2) + 1.0 / (1 + sig2)));
+      }
+      s.coord_factor = static_cast<float>(1.0 / std::sqrt(1 + std::expm1(2 * ts.front())));
+      s.init_scale = static_cast<float>(c.init_scale) * s.coord_factor;
+      if (worst >= 2) {
+        std::ostringstream os;
+        os << "eps = " << c.eps << " makes the ALD step unstable (h (||A||^2/(sigma_y^2+sigma_k^2) + 1/(1+sigma_k^2)) = "
+           << worst << " >= 2); the largest stable eps is " << c.eps * 2 / worst;
+        s.unstable = os.str();
+      }
+      if (s.tweedie) s.tweedie_t = ts.back();
+      break;
+    }
+    case ALMC_METHOD_XGP: {
+      // Annealed measurement noise eta_1 > ... > eta_N = sigma_y, prior score at the smallest
+      // level, per-chain auxiliary measurements y_k = y_{k+1} + sqrt(eta_k^2 - eta_{k+1}^2) xi_k.
+      const double sy = c.noise_std;
+      const double top = std::max(c.sigma_max, sy);
+      const std::vector<double> eta = geometric(top, sy, c.n_levels);
+      s.xgp = true;
+      for (size_t k = 0; k + 1 < eta.size(); ++k)
+        s.xgp_scales.push_back(static_cast<float>(std::sqrt(std::max(0.0, eta[k] * eta[k] - eta[k + 1] * eta[k + 1]))));
+      double worst = 0;
+      for (size_t k = 0; k < eta.size(); ++k) {
+        for (int64_t r = 0; r < c.steps_per_level; ++r) {
+          StepScalars st = level_at(c.t_stop);
+          st.h = static_cast<float>(c.eps);
+          st.lik = static_cast<float>((in.neg_grad ? w * var_y : w) / (eta[k] * eta[k]));
+          if (r == 0 && k > 0) {
+            st.aux = static_cast<int32_t>(k - 1);
+            st.aux_scale = s.xgp_scales[k - 1];
+          }
+          push(s, st);
+        }
+        if (L >= 0) worst = std::max(worst, c.eps * (w * in.op_norm * in.op_norm / (eta[k] * eta[k]) + 1.0));
+      }
+      if (worst >= 2) {
+        std::ostringstream os;
+        os << "eps = " << c.eps << " makes the XGP step unstable (h (||A||^2/eta^2 + 1) = " << worst
+           << " >= 2 at eta = sigma_y); the largest stable eps is " << c.eps * 2 / worst;
+        s.unstable = os.str();
+      }
+      if (s.tweedie) s.tweedie_t = c.t_stop;
+      break;
+    }
+    case ALMC_METHOD_LANGEVIN: {
+      const std::vector<double> ts =
+          level_times(in, c.schedule == ALMC_SCHEDULE_DEFAULT ? ALMC_SCHEDULE_UNIFORM_T : c.schedule, 0);
+      for (double t : ts)
+        for (int64_t r = 0; r < c.steps_per_level; ++r) {
+          StepScalars st = level_at(t);
+          st.h = static_cast<float>(c.delta);
+          st.lik = static_cast<float>(lik_base);
+          push(s, st);
+        }
+      if (L >= 0) s.max_stable_delta = 2.0 / (L + 1.0);
+      if (L >= 0 && c.delta * (L + 1.0) >= 2.0) {
+        std::ostringstream os;
+        os << "delta = " << c.delta << " is above the stability bound: delta (||A||^2/sigma_y^2 + 1) = "
+           << c.delta * (L + 1.0) << " >= 2; the largest stable delta is " << s.max_stable_delta;
+        s.unstable = os.str();
+      }
+      if (s.tweedie) s.tweedie_t = ts.back();
+      break;
+    }
+  }
+  if (s.steps.empty()) fail(ALMC_ERR_INVALID_ARGUMENT, "the schedule has no steps");
+  if (s.average_last > static_cast<int64_t>(s.steps.size()))
+    fail(ALMC_ERR_INVALID_ARGUMENT, "average_last = ", s.average_last, " exceeds the ", s.steps.size(), " steps of the run");
+  return s;
+}
+
+}  // namespace almc

@@ -1,0 +1,217 @@
+// Header-only C++ wrapper over the C API: RAII handles and exceptions.
+//
+//   almc::Context ctx;                                   // backend auto
+//   auto prior = almc::Score::gmm_json(ctx, "prior.json");
+//   auto op = almc::Operator::mask(ctx, mask);
+//   auto cfg = almc_sampler_config_default(); cfg.noise_std = 0.1; cfg.chains_per_meas = 64;
+//   almc::Sampler s(ctx, prior, &op, cfg);
+//   s.set_measurement(y); s.run(); auto x = s.samples();
+#ifndef ALMC_ALMC_HPP
+#define ALMC_ALMC_HPP
+
+#include <almc/almc.h>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace almc {
+
+class Exception : public std::runtime_error {
+ public:
+  Exception(almc_status status, const std::string& message)
+      : std::runtime_error(std::string(almc_status_string(status)) + ": " + message), status_(status) {}
+  almc_status status() const noexcept { return status_; }
+
+ private:
+  almc_status status_;
+};
+
+inline void check(almc_status st, const char* message) {
+  if (st != ALMC_OK) throw Exception(st, message ? message : "");
+}
+
+// Owns a handle of type H destroyed by D.
+template <class H, void (*D)(H)>
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(H h) : h_(h) {}
+  ~Handle() {
+    if (h_) D(h_);
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      if (h_) D(h_);
+      h_ = std::exchange(o.h_, nullptr);
+    }
+    return *this;
+  }
+  H get() const noexcept { return h_; }
+  explicit operator bool() const noexcept { return h_ != nullptr; }
+
+ protected:
+  H h_ = nullptr;
+};
+
+class Context : public Handle<almc_context_t, almc_context_destroy> {
+ public:
+  explicit Context(almc_backend backend = ALMC_BACKEND_AUTO) {
+    almc_context_config c = almc_context_config_default();
+    c.backend = backend;
+    init(c);
+  }
+  explicit Context(const almc_context_config& c) { init(c); }
+  almc_backend backend() const {
+    almc_backend b = ALMC_BACKEND_CPU;
+    check(almc_context_backend(h_, &b), almc_context_last_error(h_));
+    return b;
+  }
+  std::string device_name() const { return almc_context_device_name(h_); }
+  const char* last_error() const { return almc_context_last_error(h_); }
+
+ private:
+  void init(const almc_context_config& c) {
+    almc_context_t h = nullptr;
+    const almc_status st = almc_context_create(&c, &h);
+    if (st != ALMC_OK) throw Exception(st, "almc_context_create failed");
+    h_ = h;
+  }
+};
+
+class Score : public Handle<almc_score_t, almc_score_destroy> {
+ public:
+  using Handle::Handle;
+  static Score gaussian(const Context& ctx, const std::vector<float>& mean, const std::vector<float>& var) {
+    if (mean.size() != var.size()) throw Exception(ALMC_ERR_INVALID_ARGUMENT, "mean and var differ in length");
+    almc_score_t h = nullptr;
+    check(almc_score_create_gaussian(ctx.get(), static_cast<int64_t>(mean.size()), mean.data(), var.data(), &h),
+          ctx.last_error());
+    return Score(h);
+  }
+  static Score gmm(const Context& ctx, int64_t K, int64_t d, const std::vector<float>& w, const std::vector<float>& mu,
+                   const std::vector<float>& var) {
+    if (static_cast<int64_t>(w.size()) != K || static_cast<int64_t>(mu.size()) != K * d ||
+        static_cast<int64_t>(var.size()) != K * d)
+      throw Exception(ALMC_ERR_INVALID_ARGUMENT, "GMM arrays do not match K and d");
+    almc_score_t h = nullptr;
+    check(almc_score_create_gmm(ctx.get(), K, d, w.data(), mu.data(), var.data(), &h), ctx.last_error());
+    return Score(h);
+  }
+  static Score gmm_json(const Context& ctx, const std::string& path) {
+    almc_score_t h = nullptr;
+    check(almc_score_create_gmm_json(ctx.get(), path.c_str(), &h), ctx.last_error());
+    return Score(h);
+  }
+  static Score onnx(const Context& ctx, const std::string& path, const almc_onnx_config& cfg) {
+    almc_score_t h = nullptr;
+    check(almc_score_create_onnx(ctx.get(), path.c_str(), &cfg, &h), ctx.last_error());
+    return Score(h);
+  }
+  int64_t dim() const {
+    int64_t d = 0;
+    check(almc_score_dim(h_, &d), almc_score_last_error(h_));
+    return d;
+  }
+  std::vector<float> evaluate(const std::vector<float>& x, double t) const {
+    const int64_t d = dim();
+    std::vector<float> out(x.size());
+    check(almc_score_evaluate(h_, x.data(), out.data(), static_cast<int64_t>(x.size()) / d, t), almc_score_last_error(h_));
+    return out;
+  }
+};
+
+class Operator : public Handle<almc_operator_t, almc_operator_destroy> {
+ public:
+  using Handle::Handle;
+  static Operator identity(const Context& ctx, int64_t d) {
+    almc_operator_t h = nullptr;
+    check(almc_operator_create_identity(ctx.get(), d, &h), ctx.last_error());
+    return Operator(h);
+  }
+  static Operator mask(const Context& ctx, const std::vector<float>& m) {
+    almc_operator_t h = nullptr;
+    check(almc_operator_create_mask(ctx.get(), static_cast<int64_t>(m.size()), m.data(), &h), ctx.last_error());
+    return Operator(h);
+  }
+  static Operator downsample(const Context& ctx, int64_t C, int64_t H, int64_t W, int64_t f) {
+    almc_operator_t h = nullptr;
+    check(almc_operator_create_downsample(ctx.get(), C, H, W, f, &h), ctx.last_error());
+    return Operator(h);
+  }
+  static Operator blur(const Context& ctx, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                       const std::vector<float>& k) {
+    almc_operator_t h = nullptr;
+    check(almc_operator_create_blur(ctx.get(), C, H, W, kh, kw, k.data(), &h), ctx.last_error());
+    return Operator(h);
+  }
+  static Operator matrix(const Context& ctx, int64_t m, int64_t d, int64_t n_mats, const std::vector<float>& A) {
+    if (static_cast<int64_t>(A.size()) != m * d * n_mats) throw Exception(ALMC_ERR_INVALID_ARGUMENT, "A has the wrong size");
+    almc_operator_t h = nullptr;
+    check(almc_operator_create_matrix(ctx.get(), m, d, n_mats, A.data(), &h), ctx.last_error());
+    return Operator(h);
+  }
+  std::pair<int64_t, int64_t> dims() const {
+    int64_t m = 0, d = 0;
+    check(almc_operator_dims(h_, &m, &d), almc_operator_last_error(h_));
+    return {m, d};
+  }
+  double norm() const {
+    double v = -1;
+    check(almc_operator_norm(h_, &v), almc_operator_last_error(h_));
+    return v;
+  }
+  std::vector<float> forward(const std::vector<float>& x, int64_t n, int64_t meas = 0) const {
+    std::vector<float> y(static_cast<size_t>(n * dims().first));
+    check(almc_operator_forward(h_, x.data(), y.data(), n, meas), almc_operator_last_error(h_));
+    return y;
+  }
+  std::vector<float> adjoint(const std::vector<float>& y, int64_t n, int64_t meas = 0) const {
+    std::vector<float> x(static_cast<size_t>(n * dims().second));
+    check(almc_operator_adjoint(h_, y.data(), x.data(), n, meas), almc_operator_last_error(h_));
+    return x;
+  }
+};
+
+class Sampler : public Handle<almc_sampler_t, almc_sampler_destroy> {
+ public:
+  Sampler(const Context& ctx, const Score& score, const Operator* op, const almc_sampler_config& cfg) {
+    almc_sampler_t h = nullptr;
+    check(almc_sampler_create(ctx.get(), score.get(), op ? op->get() : nullptr, &cfg, &h), ctx.last_error());
+    h_ = h;
+    d_ = score.dim();
+    n_ = cfg.n_meas * cfg.chains_per_meas;
+    n_meas_ = cfg.n_meas;
+  }
+  void set_measurement(const std::vector<float>& y) { check(almc_sampler_set_measurement(h_, y.data()), err()); }
+  void set_state(const std::vector<float>& x) { check(almc_sampler_set_state(h_, x.data()), err()); }
+  void run() { check(almc_sampler_run(h_), err()); }
+  std::vector<float> samples() const {
+    std::vector<float> x(static_cast<size_t>(n_ * d_));
+    check(almc_sampler_get_samples(h_, x.data()), err());
+    return x;
+  }
+  std::pair<std::vector<float>, std::vector<float>> mean_std() const {
+    std::vector<float> m(static_cast<size_t>(n_meas_ * d_)), s(m.size());
+    check(almc_sampler_get_mean_std(h_, m.data(), s.data()), err());
+    return {m, s};
+  }
+  almc_run_info info() const {
+    almc_run_info i{};
+    i.struct_size = sizeof i;
+    check(almc_sampler_run_info(h_, &i), err());
+    return i;
+  }
+  const char* err() const { return almc_sampler_last_error(h_); }
+
+ private:
+  int64_t d_ = 0, n_ = 0, n_meas_ = 0;
+};
+
+}  // namespace almc
+
+#endif  // ALMC_ALMC_HPP

@@ -1,0 +1,242 @@
+// Engine core on the CPU backend: batch invariance, the fused step's stationary law, operator
+// adjoints, analytic scores against finite differences.
+#include "tests/common/test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+using almc_test::Lcg;
+
+namespace {
+
+almc::Context cpu() { return almc::Context(ALMC_BACKEND_CPU); }
+
+// Chain `chain`'s final state after a short ALMC run with n chains.
+std::vector<float> chain_state(const almc::Context& ctx, const almc::Score& prior, const almc::Operator* op,
+                               const std::vector<float>& y, int64_t n, int64_t chain) {
+  almc_sampler_config c = almc_test::quick_almc(n, 99, 0.3);
+  almc::Sampler s(ctx, prior, op, c);
+  if (op) s.set_measurement(y);
+  s.run();
+  const std::vector<float> x = s.samples();
+  const int64_t d = prior.dim();
+  return std::vector<float>(x.begin() + chain * d, x.begin() + (chain + 1) * d);
+}
+
+struct InvarianceCase {
+  const char* name;
+  bool gmm;
+  int op;  // 0 identity, 1 mask, 2 downsample, 3 dense
+};
+
+class BatchInvariance : public ::testing::TestWithParam<InvarianceCase> {};
+
+TEST_P(BatchInvariance, Chain17DoesNotDependOnChainCount) {
+  const InvarianceCase cs = GetParam();
+  auto ctx = cpu();
+  const int64_t d = 64;  // 1 x 8 x 8 images for downsampling
+  Lcg rng(5);
+  std::vector<float> mu = rng.normals(3 * d), var(3 * d, 0.5f), w = {0.2f, 0.3f, 0.5f};
+  almc::Score prior = cs.gmm ? almc::Score::gmm(ctx, 3, d, w, mu, var)
+                             : almc::Score::gaussian(ctx, std::vector<float>(mu.begin(), mu.begin() + d),
+                                                     std::vector<float>(d, 0.7f));
+  std::vector<float> mask(d);
+  for (int64_t j = 0; j < d; ++j) mask[j] = (j * 7) % 3 ? 1.f : 0.f;
+  std::vector<float> A = rng.normals(16 * d, 0.2);
+  almc::Operator op = cs.op == 0   ? almc::Operator::identity(ctx, d)
+                      : cs.op == 1 ? almc::Operator::mask(ctx, mask)
+                      : cs.op == 2 ? almc::Operator::downsample(ctx, 1, 8, 8, 2)
+                                   : almc::Operator::matrix(ctx, 16, d, 1, A);
+  const std::vector<float> y = rng.normals(static_cast<size_t>(op.dims().first));
+  const auto a = chain_state(ctx, prior, &op, y, 20, 17);
+  const auto b = chain_state(ctx, prior, &op, y, 64, 17);
+  const auto c = chain_state(ctx, prior, &op, y, 1000, 17);
+  if (cs.op == 3) {
+    // GEMM blocking may change with the number of rows: equal within float tolerance.
+    for (int64_t j = 0; j < d; ++j) {
+      EXPECT_NEAR(a[j], b[j], 1e-4f * (1 + std::fabs(a[j])));
+      EXPECT_NEAR(a[j], c[j], 1e-4f * (1 + std::fabs(a[j])));
+    }
+  } else {
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(float) * d));
+    EXPECT_EQ(0, std::memcmp(a.data(), c.data(), sizeof(float) * d));
+  }
+  // And the chain moved (a test that would pass on an untouched state proves nothing).
+  EXPECT_GT(std::fabs(a[0]) + std::fabs(a[1]), 0.f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engine, BatchInvariance,
+                         ::testing::Values(InvarianceCase{"gauss_identity", false, 0},
+                                           InvarianceCase{"gmm_identity", true, 0}, InvarianceCase{"gmm_mask", true, 1},
+                                           InvarianceCase{"gauss_downsample", false, 2},
+                                           InvarianceCase{"gmm_downsample", true, 2},
+                                           InvarianceCase{"gmm_dense", true, 3}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Engine, ThreadCountDoesNotChangeResults) {
+  const int64_t d = 64;
+  Lcg rng(8);
+  const auto mu = rng.normals(2 * d);
+  std::vector<float> var(2 * d, 0.4f), w = {0.5f, 0.5f};
+  std::vector<std::vector<float>> out;
+  for (int threads : {1, 2}) {
+    almc_context_config cc = almc_context_config_default();
+    cc.backend = ALMC_BACKEND_CPU;
+    cc.n_threads = threads;
+    almc::Context ctx(cc);
+    auto prior = almc::Score::gmm(ctx, 2, d, w, mu, var);
+    auto op = almc::Operator::identity(ctx, d);
+    almc::Sampler s(ctx, prior, &op, almc_test::quick_almc(8, 3, 0.5));
+    s.set_measurement(std::vector<float>(d, 0.25f));
+    s.run();
+    out.push_back(s.samples());
+  }
+  EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), sizeof(float) * out[0].size()));
+}
+
+// ULA on a Gaussian target of precision lam = 1/S_t + 1/sigma_y^2 per coordinate: stationary
+// mean M (unbiased) and variance 1 / (lam (1 - h lam / 2)) (ALGORITHMS.md Sec. 3).
+TEST(Engine, FusedStepReachesUlaStationaryLaw) {
+  auto ctx = cpu();
+  const int64_t d = 8, n = 4000;
+  std::vector<float> m0(d), s0(d), y(d);
+  for (int64_t j = 0; j < d; ++j) {
+    m0[j] = 0.5f * static_cast<float>(j) - 1.f;
+    s0[j] = 0.2f + 0.1f * static_cast<float>(j);
+    y[j] = 1.f - 0.2f * static_cast<float>(j);
+  }
+  auto prior = almc::Score::gaussian(ctx, m0, s0);
+  auto op = almc::Operator::identity(ctx, d);
+  const double t = 0.3, sy = 0.6, h = 0.05;
+  almc_sampler_config c = almc_sampler_config_default();
+  c.method = ALMC_METHOD_LANGEVIN;
+  c.schedule = ALMC_SCHEDULE_LIST;
+  const double lv[1] = {t};
+  c.levels = lv;
+  c.n_levels_list = 1;
+  c.steps_per_level = 400;
+  c.delta = h;
+  c.noise_std = sy;
+  c.chains_per_meas = n;
+  c.seed = 2024;
+  almc::Sampler s(ctx, prior, &op, c);
+  s.set_measurement(y);
+  s.run();
+  const auto x = s.samples();
+  for (int64_t j = 0; j < d; ++j) {
+    const double St = std::exp(-2 * t) * s0[j] + 1 - std::exp(-2 * t);
+    const double lam = 1 / St + 1 / (sy * sy);
+    const double M = (std::exp(-t) * m0[j] / St + y[j] / (sy * sy)) / lam;
+    const double V = 1 / (lam * (1 - h * lam / 2));
+    double mean = 0, var = 0;
+    for (int64_t c2 = 0; c2 < n; ++c2) mean += x[c2 * d + j];
+    mean /= n;
+    for (int64_t c2 = 0; c2 < n; ++c2) var += (x[c2 * d + j] - mean) * (x[c2 * d + j] - mean);
+    var /= (n - 1);
+    // 4 sigma / sqrt(n) for the mean; the sample variance has sd V sqrt(2 / (n - 1)).
+    EXPECT_NEAR(mean, M, 4 * std::sqrt(V / n)) << "coordinate " << j;
+    EXPECT_NEAR(var, V, 4 * V * std::sqrt(2.0 / (n - 1))) << "coordinate " << j;
+  }
+}
+
+// <A x, v> = <x, A^T v> for every operator, on random inputs.
+TEST(Engine, AdjointIdentityForEveryOperator) {
+  auto ctx = cpu();
+  Lcg rng(11);
+  const int64_t C = 2, H = 8, W = 12, d = C * H * W, n = 3;
+  std::vector<float> mask(d);
+  for (auto& v : mask) v = rng.uniform() < 0.5 ? 0.f : 1.f;
+  std::vector<almc::Operator> ops;
+  ops.push_back(almc::Operator::identity(ctx, d));
+  ops.push_back(almc::Operator::mask(ctx, mask));
+  ops.push_back(almc::Operator::downsample(ctx, C, H, W, 2));
+  ops.push_back(almc::Operator::downsample(ctx, C, H, W, 4));
+  ops.push_back(almc::Operator::blur(ctx, C, H, W, 3, 5, rng.normals(15)));
+  ops.push_back(almc::Operator::matrix(ctx, 40, d, 1, rng.normals(40 * d)));
+  ops.push_back(almc::Operator::matrix(ctx, 40, d, 2, rng.normals(2 * 40 * d)));
+  for (const auto& op : ops) {
+    const auto [m, dd] = op.dims();
+    ASSERT_EQ(dd, d);
+    for (int64_t meas = 0; meas < 2; ++meas) {
+      const auto x = rng.normals(static_cast<size_t>(n * d));
+      const auto v = rng.normals(static_cast<size_t>(n * m));
+      const auto Ax = op.forward(x, n, meas);
+      const auto Atv = op.adjoint(v, n, meas);
+      double lhs = 0, rhs = 0, scale = 0;
+      for (size_t i = 0; i < Ax.size(); ++i) {
+        lhs += double(Ax[i]) * v[i];
+        scale += std::fabs(double(Ax[i]) * v[i]);
+      }
+      for (size_t j = 0; j < Atv.size(); ++j) rhs += double(x[j]) * Atv[j];
+      EXPECT_NEAR(lhs, rhs, 1e-5 * scale + 1e-6) << "operator " << &op - &ops[0] << " meas " << meas;
+      EXPECT_GT(scale, 0);
+    }
+  }
+}
+
+TEST(Engine, OperatorNorms) {
+  auto ctx = cpu();
+  EXPECT_DOUBLE_EQ(almc::Operator::identity(ctx, 5).norm(), 1.0);
+  EXPECT_DOUBLE_EQ(almc::Operator::downsample(ctx, 1, 4, 4, 2).norm(), 0.5);
+  EXPECT_DOUBLE_EQ(almc::Operator::mask(ctx, {0, 0.5f, 2}).norm(), 2.0);
+  // diag(3, 1) embedded in a 2 x 3 matrix: norm 3.
+  EXPECT_NEAR(almc::Operator::matrix(ctx, 2, 3, 1, {3, 0, 0, 0, 1, 0}).norm(), 3.0, 1e-3);
+  // A normalised 3 x 3 box blur on a large image: norm close to 1 (below it: zero boundary).
+  const double nb = almc::Operator::blur(ctx, 1, 32, 32, 3, 3, std::vector<float>(9, 1.f / 9)).norm();
+  EXPECT_GT(nb, 0.95);
+  EXPECT_LE(nb, 1.0 + 1e-6);
+}
+
+// log p_t of a diagonal GMM in double, independently of the engine.
+double log_pt(const std::vector<double>& w, const std::vector<float>& mu, const std::vector<float>& var, int64_t d,
+              const std::vector<double>& x, double t) {
+  const double a = std::exp(-t), e2 = std::exp(-2 * t);
+  std::vector<double> l(w.size());
+  double mx = -1e300;
+  for (size_t k = 0; k < w.size(); ++k) {
+    double s = std::log(w[k]);
+    for (int64_t j = 0; j < d; ++j) {
+      const double S = e2 * var[k * d + j] + 1 - e2, r = x[j] - a * mu[k * d + j];
+      s -= 0.5 * (r * r / S + std::log(2 * M_PI * S));
+    }
+    l[k] = s;
+    mx = std::max(mx, s);
+  }
+  double z = 0;
+  for (double v : l) z += std::exp(v - mx);
+  return mx + std::log(z);
+}
+
+TEST(Engine, AnalyticScoresMatchFiniteDifferences) {
+  auto ctx = cpu();
+  Lcg rng(21);
+  const int64_t d = 5, K = 3;
+  const auto mu = rng.normals(K * d, 1.5);
+  std::vector<float> var(K * d);
+  for (auto& v : var) v = static_cast<float>(0.1 + rng.uniform());
+  const std::vector<float> wf = {0.2f, 0.5f, 0.3f};
+  const std::vector<double> w = {0.2, 0.5, 0.3};
+  auto gmm = almc::Score::gmm(ctx, K, d, wf, mu, var);
+  auto gauss = almc::Score::gaussian(ctx, std::vector<float>(mu.begin(), mu.begin() + d),
+                                     std::vector<float>(var.begin(), var.begin() + d));
+  for (double t : {0.01, 0.1, 0.5, 2.0}) {
+    const auto x = rng.normals(d);
+    const auto sg = gmm.evaluate(x, t);
+    const auto sn = gauss.evaluate(x, t);
+    for (int64_t j = 0; j < d; ++j) {
+      std::vector<double> xp(x.begin(), x.end()), xm = xp;
+      const double h = 1e-5;
+      xp[j] += h;
+      xm[j] -= h;
+      const double fd = (log_pt(w, mu, var, d, xp, t) - log_pt(w, mu, var, d, xm, t)) / (2 * h);
+      EXPECT_NEAR(sg[j], fd, 2e-4 * (1 + std::fabs(fd))) << "GMM t=" << t << " j=" << j;
+      const double fdg = (log_pt({1.0}, mu, var, d, xp, t) - log_pt({1.0}, mu, var, d, xm, t)) / (2 * h);
+      EXPECT_NEAR(sn[j], fdg, 2e-4 * (1 + std::fabs(fdg))) << "Gaussian t=" << t << " j=" << j;
+    }
+  }
+}
+
+}  // namespace
