@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: set-up, build (CUDA backend compiled when nvcc is present), every test
+# under ctest (GPU tests skip, saying why, without a device), then the installed-package check:
+# the C example built outside the tree with find_package(almc) and run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+build=${ALMC_BUILD_DIR:-build}
+(cd "$build" && ctest --output-on-failure -j"${ALMC_JOBS:-$(nproc)}" --timeout 900)
+prefix=$(mktemp -d)
+cmake --install "$build" --prefix "$prefix" >/dev/null
+cmake -S examples/c_gmm -B "$build/example" -DCMAKE_PREFIX_PATH="$prefix" >"$build/example.log" 2>&1 ||
+  { cat "$build/example.log"; exit 1; }
+cmake --build "$build/example" >>"$build/example.log" 2>&1 || { cat "$build/example.log"; exit 1; }
+"$build/example/c_gmm"
+echo "installed-package example: passed"
