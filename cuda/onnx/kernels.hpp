@@ -20,6 +20,14 @@ void memset_device(void* dst, size_t bytes);                      // synchronous
 void synchronize(void* stream);
 bool stream_capturing(void* stream);
 
+// Streams and graphs for tests and benchmarks (the engine captures its own graphs).
+void* stream_create();
+void stream_destroy(void* stream);
+void capture_begin(void* stream);
+void* capture_end(void* stream);  // an instantiated graph
+void graph_launch(void* graph, void* stream);
+void graph_destroy(void* graph);
+
 // One bound plan step.
 void run_step(const Step& s, void* blas, bool allow_tf32, void* stream);
 

@@ -165,4 +165,25 @@ void Executor::run_raw_levels(const float* x, float* out, int64_t n, const float
   run(x, out, n, a, nullptr, stream);
 }
 
+namespace devtools {
+#ifdef ALMC_HAVE_CUDA
+void* stream_create() { return cuda::stream_create(); }
+void stream_destroy(void* s) { cuda::stream_destroy(s); }
+void synchronize(void* s) { cuda::synchronize(s); }
+void capture_begin(void* s) { cuda::capture_begin(s); }
+void* capture_end(void* s) { return cuda::capture_end(s); }
+void graph_launch(void* g, void* s) { cuda::graph_launch(g, s); }
+void graph_destroy(void* g) { cuda::graph_destroy(g); }
+#else
+[[noreturn]] static void no_cuda() { throw Error(ALMC_ERR_NO_DEVICE, "this build has no CUDA backend"); }
+void* stream_create() { no_cuda(); }
+void stream_destroy(void*) {}
+void synchronize(void*) { no_cuda(); }
+void capture_begin(void*) { no_cuda(); }
+void* capture_end(void*) { no_cuda(); }
+void graph_launch(void*, void*) { no_cuda(); }
+void graph_destroy(void*) {}
+#endif
+}  // namespace devtools
+
 }  // namespace almc::onnx

@@ -64,4 +64,16 @@ class Executor {
   float* dev_table_ = nullptr;
 };
 
+// CUDA helpers for tests and benchmarks, callable from any build: they throw ALMC_ERR_NO_DEVICE
+// without CUDA support.
+namespace devtools {
+void* stream_create();
+void stream_destroy(void* stream);
+void synchronize(void* stream);
+void capture_begin(void* stream);
+void* capture_end(void* stream);  // an instantiated graph
+void graph_launch(void* graph, void* stream);
+void graph_destroy(void* graph);
+}  // namespace devtools
+
 }  // namespace almc::onnx
