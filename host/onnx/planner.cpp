@@ -16,7 +16,9 @@
 namespace almc::onnx {
 namespace {
 
-constexpr int64_t kMaxElems = int64_t(1) << 31;  // per tensor
+constexpr int64_t kMaxElems = int64_t(1) << 31;      // per runtime tensor
+constexpr int64_t kMaxFoldElems = int64_t(1) << 26;  // per constant (held in double)
+constexpr int64_t kMaxAttr = int64_t(1) << 31;       // pads, strides, dilations, kernel sizes
 
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
@@ -95,6 +97,21 @@ class Builder {
     return n;
   }
 
+  // Constants are folded on the host in double: bound their rank and size.
+  void check_const(const HostTensor& c) const {
+    if (c.shape.size() > size_t(kMaxDims)) fail("rank " + std::to_string(c.shape.size()) + " above the executor's limit of 8");
+    if (numel(c.shape) > kMaxFoldElems) fail("constant of shape " + shape_str(c.shape) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
+  }
+  // Attribute values that enter index arithmetic.
+  void check_attr(const std::vector<int64_t>& v, const char* what) const {
+    for (auto x : v)
+      if (x < -kMaxAttr || x > kMaxAttr) fail(std::string(what) + " value " + std::to_string(x) + " is out of range", ALMC_ERR_PARSE);
+  }
+  void check_nonempty(const std::vector<int64_t>& s) const {
+    for (auto d : s)
+      if (d == 0) fail("empty tensor of shape " + shape_str(s) + " (zero-size operands are not supported)");
+  }
+
   const Val* in(size_t i) const {
     if (i >= cur_->inputs.size() || cur_->inputs[i].empty()) return nullptr;
     auto it = vals_.find(cur_->inputs[i]);
@@ -124,7 +141,7 @@ class Builder {
   }
 
   void set_const(size_t out_i, ConstPtr c) {
-    numel(c->shape);
+    check_const(*c);
     Val v;
     v.dtype = c->dtype;
     v.shape = c->shape;
@@ -211,6 +228,7 @@ class Builder {
     out->dtype = out_dt;
     out->shape = shape;
     const int64_t total = numel(shape);
+    if (total > kMaxFoldElems) fail("constant of shape " + shape_str(shape) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
     out->v.resize(size_t(total));
     std::vector<std::vector<int64_t>> st;
     for (auto& c : ins) st.push_back(bstrides(c->shape, shape));
@@ -240,6 +258,7 @@ class Builder {
     auto out = std::make_shared<HostTensor>();
     out->dtype = src.dtype;
     out->shape = std::move(shape);
+    if (numel(out->shape) > kMaxFoldElems) fail("constant of shape " + shape_str(out->shape) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
     out->v.resize(size_t(numel(out->shape)));
     cpu_copy<double>(cp, src.v.data() + in_off, out->v.data());
     return out;
@@ -294,6 +313,7 @@ class Builder {
   }
   static CopyParams make_copy(const std::vector<int64_t>& shape, const std::vector<int64_t>& in_st,
                               const std::vector<int64_t>& out_st) {
+    if (shape.size() > size_t(kMaxDims)) throw Error(ALMC_ERR_UNSUPPORTED, "rank above the executor's limit of 8");
     CopyParams c{};
     c.ndim = int(shape.size());
     c.total = 1;
@@ -371,6 +391,8 @@ void Builder::build() {
   if (!io_.level_input.empty() && !vals_.count(io_.level_input))
     throw Error(ALMC_ERR_INVALID_ARGUMENT, "the model has no input named '" + io_.level_input + "'");
   for (const auto& kv : g_.initializers) {
+    if (kv.second->shape.size() > size_t(kMaxDims))
+      throw Error(ALMC_ERR_UNSUPPORTED, "initializer '" + kv.first + "' has rank above the executor's limit of 8");
     Val v;
     v.dtype = kv.second->dtype;
     v.shape = kv.second->shape;
@@ -463,12 +485,14 @@ void Builder::node() {
     auto t = std::make_shared<HostTensor>();
     double value = 0;
     if (nd.has("value")) {
+      if (!nd.attrs.at("value").t) fail("value attribute is not a tensor", ALMC_ERR_PARSE);
       const auto& vt = *nd.attrs.at("value").t;
       if (vt.v.size() != 1) fail("value must hold one element", ALMC_ERR_PARSE);
       value = vt.v[0];
       t->dtype = vt.dtype;
     }
     t->shape = shape;
+    if (numel(shape) > kMaxFoldElems) fail("constant of shape " + shape_str(shape) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
     t->v.assign(size_t(numel(shape)), value);
     set_const(0, t);
     return;
@@ -479,7 +503,7 @@ void Builder::node() {
     const auto& c = need_const(2, "delta");
     if (a.v.size() != 1 || b.v.size() != 1 || c.v.size() != 1 || c.v[0] == 0) fail("invalid Range operands", ALMC_ERR_PARSE);
     double cnt = std::ceil((b.v[0] - a.v[0]) / c.v[0]);
-    if (!(cnt < double(kMaxElems))) fail("Range too large", ALMC_ERR_INVALID_ARGUMENT);
+    if (!(cnt < double(kMaxFoldElems))) fail("Range too large", ALMC_ERR_INVALID_ARGUMENT);
     auto t = std::make_shared<HostTensor>();
     t->dtype = a.dtype;
     int64_t n = std::max<int64_t>(0, int64_t(cnt));
@@ -570,6 +594,8 @@ void Builder::node_gemm() {
   const Val& B = need(1);
   const Val* C = in(2);
   if (A.shape.size() != 2 || B.shape.size() != 2) fail("Gemm operands must be matrices", ALMC_ERR_PARSE);
+  check_nonempty(A.shape);
+  check_nonempty(B.shape);
   const bool ta = nd.geti("transA", 0) != 0, tb = nd.geti("transB", 0) != 0;
   const int64_t M = ta ? A.shape[1] : A.shape[0], K = ta ? A.shape[0] : A.shape[1];
   const int64_t K2 = tb ? B.shape[1] : B.shape[0], N = tb ? B.shape[0] : B.shape[1];
@@ -628,6 +654,8 @@ void Builder::node_matmul() {
   const Val& B = need(1);
   std::vector<int64_t> a = A.shape, b = B.shape;
   if (a.empty() || b.empty()) fail("MatMul of a scalar", ALMC_ERR_PARSE);
+  check_nonempty(a);
+  check_nonempty(b);
   const bool a1 = a.size() == 1, b1 = b.size() == 1;
   if (a1) a.insert(a.begin(), 1);
   if (b1) b.push_back(1);
@@ -695,6 +723,15 @@ void Builder::node_conv(bool transpose) {
   c.KW = Wt.shape.back();
   c.group = nd.geti("group", 1);
   auto strides = nd.getints("strides"), dil = nd.getints("dilations"), pads = nd.getints("pads");
+  check_attr(strides, "strides");
+  check_attr(dil, "dilations");
+  check_attr(pads, "pads");
+  check_attr(nd.getints("output_padding"), "output_padding");
+  check_nonempty(X.shape);
+  check_nonempty(Wt.shape);
+  if ((one_d && ((!strides.empty() && strides.size() != 1) || (!dil.empty() && dil.size() != 1) || (!pads.empty() && pads.size() != 2))) ||
+      (!one_d && ((!strides.empty() && strides.size() != 2) || (!dil.empty() && dil.size() != 2))))
+    fail("strides, dilations or pads of the wrong length", ALMC_ERR_PARSE);
   c.sh = sp(strides, 0, 1);
   c.sw = sp(strides, 1, 1);
   c.dh = sp(dil, 0, 1);
@@ -778,6 +815,12 @@ void Builder::node_pool() {
   if (cur_->outputs.size() > 1 && !cur_->outputs[1].empty()) fail("MaxPool indices output");
   auto k = nd.getints("kernel_shape"), st = nd.getints("strides"), pads = nd.getints("pads"), dil = nd.getints("dilations");
   if (k.size() != 2) fail("kernel_shape must have 2 values", ALMC_ERR_PARSE);
+  check_attr(k, "kernel_shape");
+  check_attr(st, "strides");
+  check_attr(pads, "pads");
+  check_attr(dil, "dilations");
+  if ((!st.empty() && st.size() != 2) || (!dil.empty() && dil.size() != 2) || (!pads.empty() && pads.size() != 4))
+    fail("strides, dilations or pads of the wrong length", ALMC_ERR_PARSE);
   if (nd.gets("auto_pad", "NOTSET") != "NOTSET" && nd.gets("auto_pad", "NOTSET") != "VALID") fail("pooling with auto_pad SAME");
   p.NC = X.shape[0] * X.shape[1];
   p.H = X.shape[2];
@@ -905,6 +948,7 @@ void Builder::node_pad() {
   auto pads = const_ints(1, "Pad pads");
   if (in(3)) fail("Pad with axes");
   if (pads.size() != 2 * r) fail("pads has " + std::to_string(pads.size()) + " values for rank " + std::to_string(r), ALMC_ERR_PARSE);
+  check_attr(pads, "pads");
   float value = 0.f;
   if (const Val* cv = in(2)) {
     if (!cv->c || cv->c->v.size() != 1) fail("constant_value must be a constant scalar");
@@ -1253,6 +1297,7 @@ void Builder::node_slice_like() {
     std::shared_ptr<HostTensor> t;
     int osid = -1;
     if (all_const) {
+      if (numel(s) > kMaxFoldElems) fail("constant of shape " + shape_str(s) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
       t = std::make_shared<HostTensor>();
       t->dtype = ins[0]->dtype;
       t->shape = s;
@@ -1289,6 +1334,7 @@ void Builder::node_slice_like() {
       for (double v : I.c->v)
         if (v < -double(p.axis_len) || v >= double(p.axis_len)) fail("Gather index " + std::to_string(int64_t(v)) + " out of range", ALMC_ERR_PARSE);
     if (X.c && I.c) {
+      if (numel(s) > kMaxFoldElems) fail("constant of shape " + shape_str(s) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
       auto t = std::make_shared<HostTensor>();
       t->dtype = X.dtype;
       t->shape = s;

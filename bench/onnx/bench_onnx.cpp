@@ -1,0 +1,66 @@
+// Network evaluations per second of the built-in ONNX executor, per fixture and batch size.
+//
+//   almc_bench_onnx [--data DIR] [--min-seconds S] [fixture ...]
+//
+// CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS: OPENBLAS_NUM_THREADS).
+//
+// Prints one line per (fixture, batch): "almc <fixture> <batch> <evals/s> <samples/s>".
+// The level input gets one value per sample; x is a fixed pseudo-random batch.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "host/onnx/executor.hpp"
+
+using almc::onnx::ExecConfig;
+using almc::onnx::Executor;
+
+int main(int argc, char** argv) {
+  std::string dir = "tests/data/onnx/";
+  if (const char* e = std::getenv("ALMC_TEST_DATA")) dir = std::string(e) + "/onnx/";
+  double min_s = 1.0;
+  std::vector<std::string> names;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--data" && i + 1 < argc) dir = std::string(argv[++i]) + "/";
+    else if (a == "--min-seconds" && i + 1 < argc) min_s = std::atof(argv[++i]);
+    else names.push_back(a);
+  }
+  if (names.empty()) names = {"mlp_embed", "resmlp", "unet"};
+  try {
+    for (const auto& name : names) {
+      ExecConfig cfg;
+      cfg.backend = ALMC_BACKEND_CPU;
+      Executor ex(almc::onnx::load_graph(dir + name + ".onnx"), cfg);
+      const int64_t d = ex.d();
+      for (int64_t n : {int64_t(1), int64_t(64), int64_t(1024)}) {
+        std::vector<float> x(static_cast<size_t>(n * d)), out(x.size()), lv(static_cast<size_t>(n));
+        for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(0.731 * double(i)));
+        for (size_t i = 0; i < lv.size(); ++i) lv[i] = 0.2f + 0.001f * float(i % 100);
+        const float* px = x.data();
+        float* po = out.data();
+        const float* pl = lv.data();
+        void* stream = nullptr;
+        ex.run_raw_levels(px, po, n, pl, stream);  // plan and warm up
+        int64_t iters = 0;
+        const auto t0 = std::chrono::steady_clock::now();
+        double el = 0;
+        while (iters < 3 || el < min_s) {
+          ex.run_raw_levels(px, po, n, pl, stream);
+          ++iters;
+          el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
+        const double eps = double(iters) / el;
+        std::printf("almc %s %lld %.1f %.1f\n", name.c_str(), (long long)n, eps, eps * double(n));
+        std::fflush(stdout);
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "almc_bench_onnx: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

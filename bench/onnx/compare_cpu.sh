@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# CPU throughput of the ONNX fixtures: almc's built-in executor, onnxruntime (pip CPU wheel, in
+# the PATH python3) and torch (Debian's /usr/bin/python3), same machine, same thread count.
+#
+#   bench/onnx/compare_cpu.sh [build-dir]      (default build-dir: build)
+#
+# Needs almc_bench_onnx built in build-dir. Installs onnxruntime with pip when it is missing.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="${1:-$ROOT/build}"
+THREADS="${THREADS:-$(nproc)}"
+BIN="$BUILD/bench/onnx/almc_bench_onnx"
+[[ -x "$BIN" ]] || { echo "build $BIN first (cmake --build $BUILD --target almc_bench_onnx)" >&2; exit 1; }
+python3 -c "import onnxruntime" 2>/dev/null || python3 -m pip install --quiet onnxruntime
+export OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
+OUT="$(mktemp)"
+trap 'rm -f "$OUT"' EXIT
+echo "# $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $THREADS threads" >&2
+"$BIN" --data "$ROOT/tests/data" | tee -a "$OUT" >&2
+python3 "$ROOT/bench/onnx/bench_py.py" ort --threads "$THREADS" | tee -a "$OUT" >&2
+/usr/bin/python3 "$ROOT/bench/onnx/bench_py.py" torch --threads "$THREADS" 2>/dev/null | tee -a "$OUT" >&2
+python3 - "$OUT" <<'PY'
+import sys, collections
+rows = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    eng, name, n, eps, sps = line.split()
+    rows.setdefault((name, int(n)), {})[eng] = float(eps)
+print("| fixture | batch | almc evals/s | onnxruntime evals/s | torch evals/s | almc / torch | almc / ort |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for (name, n), r in rows.items():
+    a, o, t = r.get("almc", float("nan")), r.get("onnxruntime", float("nan")), r.get("torch", float("nan"))
+    print(f"| {name} | {n} | {a:.1f} | {o:.1f} | {t:.1f} | {a / t:.2f} | {a / o:.2f} |")
+PY
