@@ -7,7 +7,9 @@
 #include <cstdint>
 
 #if defined(__CUDACC__)
-#define ALMC_HD __host__ __device__ __forceinline__
+// In CUDA translation units the shared functors run only inside kernels, and cuRAND's Philox
+// functions are device-only there; host code compiles the same functors with the host compiler.
+#define ALMC_HD __device__ __forceinline__
 #else
 #define ALMC_HD inline
 #endif

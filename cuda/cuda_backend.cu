@@ -86,7 +86,7 @@ __global__ void gmm_resp_kernel(GmmPrior gmm, const float* x, int64_t d, const S
   const float* xr = x + c * d;
   float* r = resp + c * gmm.K;
   for (int64_t k0 = 0; k0 < gmm.K; k0 += 64) {
-    const int64_t kn = min<int64_t>(64, gmm.K - k0);
+    const int64_t kn = gmm.K - k0 < 64 ? gmm.K - k0 : 64;
     for (int64_t kk = 0; kk < kn; ++kk) {
       const int64_t k = k0 + kk;
       float q = 0.f;

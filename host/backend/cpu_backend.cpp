@@ -4,6 +4,7 @@
 #include "host/backend/backend.hpp"
 
 #include "cuda/langevin/step.cuh"
+#include "host/backend/cpu_noise.hpp"
 #include "host/core/error.hpp"
 
 #include <cblas.h>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <vector>
 
 namespace almc {
 namespace {
@@ -58,36 +60,30 @@ class CpuBackend final : public Backend {
   void gmm_responsibilities(const GmmPrior& gmm, const float* x, int64_t n, int64_t d, const StepScalars* cur,
                             float* resp, float* ws) override {
     if (cur->kind == kStepWarm) return;  // the warm start does not use the prior
-    const LevelConsts l = level_consts(*cur);
+    const LevelTables& tb = level_tables(gmm, d, *cur);
     const int64_t K = gmm.K;
-    // ws[k] = sum_j log S_kj: the same for every chain, computed once per step.
-    for (int64_t k = 0; k < K; ++k) {
-      double s = 0.0;
-      for (int64_t j = 0; j < d; ++j) s += std::log(ou_var(gmm.var[k * d + j], l.e2));
-      ws[k] = static_cast<float>(s);
-    }
 #pragma omp parallel for schedule(static) num_threads(n_threads_)
     for (int64_t c = 0; c < n; ++c) {
       const float* xr = x + c * d;
       float* r = resp + c * K;
       for (int64_t k = 0; k < K; ++k) {
-        const float* mu = gmm.mu + k * d;
-        const float* var = gmm.var + k * d;
+        const float* amu = tb.amu.data() + k * d;
+        const float* inv = tb.inv_s.data() + k * d;
         // Eight partial sums in a fixed order: vectorisable, and independent of threading.
         float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t j = 0;
         for (; j + 8 <= d; j += 8)
           for (int e = 0; e < 8; ++e) {
-            const float diff = xr[j + e] - l.a * mu[j + e];
-            acc[e] += diff * diff / ou_var(var[j + e], l.e2);
+            const float diff = xr[j + e] - amu[j + e];
+            acc[e] += diff * diff * inv[j + e];
           }
         for (; j < d; ++j) {
-          const float diff = xr[j] - l.a * mu[j];
-          acc[j % 8] += diff * diff / ou_var(var[j], l.e2);
+          const float diff = xr[j] - amu[j];
+          acc[j % 8] += diff * diff * inv[j];
         }
         float q = 0.f;
         for (int e = 0; e < 8; ++e) q += acc[e];
-        r[k] = gmm.log_w[k] - 0.5f * (q + ws[k]);
+        r[k] = gmm.log_w[k] - 0.5f * (q + tb.logdet[k]);
       }
       float mx = r[0];
       for (int64_t k = 1; k < K; ++k) mx = std::max(mx, r[k]);
@@ -100,17 +96,20 @@ class CpuBackend final : public Backend {
   void fused_step(const FusedStepParams& p) override {
     const StepScalars cur = *p.cur;
     const LevelConsts l = level_consts(cur);
-    const int64_t units = fused_units_per_chain(p);
-    if (p.n >= n_threads_) {
+    if (p.op.kind == kOpDownsample) {
+      // The pooling blocks couple pixels across rows: one block at a time (step.cuh).
+      const int64_t units = fused_units_per_chain(p);
 #pragma omp parallel for schedule(static) num_threads(n_threads_)
-      for (int64_t c = 0; c < p.n; ++c)
-        for (int64_t u = 0; u < units; ++u) fused_unit(p, cur, l, c, u);
-    } else {
-      for (int64_t c = 0; c < p.n; ++c) {
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
-        for (int64_t u = 0; u < units; ++u) fused_unit(p, cur, l, c, u);
-      }
+      for (int64_t i = 0; i < p.n * units; ++i) fused_unit(p, cur, l, i / units, i % units);
+      return;
     }
+    // Elementwise operators: tiles of a chain's row, each in three vectorisable passes (noise,
+    // prior score, likelihood term) and one update pass.
+    const LevelTables* tb =
+        p.prior != kPriorBuffer && cur.kind != kStepWarm ? &level_tables(p.gmm, p.d, cur) : nullptr;
+    const int64_t tiles = (p.d + kTile - 1) / kTile;
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t item = 0; item < p.n * tiles; ++item) fused_tile(p, cur, tb, item / tiles, item % tiles);
   }
 
   void analytic_score(const FusedStepParams& p, float* out) override {
@@ -261,7 +260,90 @@ class CpuBackend final : public Backend {
     }
   }
 
+  static constexpr int64_t kTile = 1024;  // coordinates per tile (a multiple of 4)
+
+  // Per-level tables of an analytic prior, shared by all chains of a step: e^{-t} mu_k,
+  // 1 / S_k,t and sum_j log S_k,t. Recomputed only when the level or the prior changes; the
+  // buffers keep their capacity, so a run allocates only at its first step.
+  struct LevelTables {
+    const float* mu = nullptr;
+    const float* var = nullptr;
+    int64_t K = 0, d = 0;
+    float t = -1.f;
+    std::vector<float> amu, inv_s, logdet;
+  };
+
+  const LevelTables& level_tables(const GmmPrior& gm, int64_t d, const StepScalars& cur) {
+    LevelTables& tb = tables_;
+    if (tb.mu == gm.mu && tb.var == gm.var && tb.K == gm.K && tb.d == d && tb.t == cur.t) return tb;
+    const LevelConsts l = level_consts(cur);
+    const int64_t kd = gm.K * d;
+    tb.amu.resize(static_cast<size_t>(kd));
+    tb.inv_s.resize(static_cast<size_t>(kd));
+    tb.logdet.assign(static_cast<size_t>(gm.K), 0.f);
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (int64_t i = 0; i < kd; ++i) {
+      tb.amu[i] = l.a * gm.mu[i];
+      tb.inv_s[i] = 1.f / ou_var(gm.var[i], l.e2);
+    }
+    for (int64_t k = 0; k < gm.K; ++k) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < d; ++j) sum += std::log(ou_var(gm.var[k * d + j], l.e2));
+      tb.logdet[k] = static_cast<float>(sum);
+    }
+    tb.mu = gm.mu;
+    tb.var = gm.var;
+    tb.K = gm.K;
+    tb.d = d;
+    tb.t = cur.t;
+    return tb;
+  }
+
+  static void fused_tile(const FusedStepParams& p, const StepScalars& cur, const LevelTables* tb, int64_t c,
+                         int64_t tile) {
+    alignas(64) float xi[kTile], s[kTile], g[kTile];
+    const int64_t j0 = tile * kTile, len = std::min(kTile, p.d - j0);
+    float* x = p.x + c * p.d + j0;
+    philox_normals_block(p.seed, static_cast<uint64_t>(p.chain0 + c), static_cast<uint64_t>(cur.step),
+                         static_cast<uint64_t>(j0 / 4), (len + 3) / 4, xi);
+    // Prior score s (ALGORITHMS.md T1/T4; -x during the warm start).
+    if (cur.kind == kStepWarm) {
+      for (int64_t j = 0; j < len; ++j) s[j] = -x[j];
+    } else if (p.prior == kPriorBuffer) {
+      std::memcpy(s, p.score + c * p.d + j0, sizeof(float) * static_cast<size_t>(len));
+    } else {
+      const int64_t K = p.gmm.K;
+      for (int64_t j = 0; j < len; ++j) s[j] = 0.f;
+      for (int64_t k = 0; k < K; ++k) {
+        const float r = p.prior == kPriorGaussian ? 1.f : p.resp[c * K + k];
+        const float* amu = tb->amu.data() + k * p.d + j0;
+        const float* inv = tb->inv_s.data() + k * p.d + j0;
+        for (int64_t j = 0; j < len; ++j) s[j] -= r * (x[j] - amu[j]) * inv[j];
+      }
+    }
+    // Raw likelihood term g = A^T (y - xs A x) for the elementwise operators, else the buffer.
+    const float* yr = p.y ? p.y + ((p.chain0 + c) / p.y_div) * p.m + j0 : nullptr;
+    switch (p.op.kind) {
+      case kOpNone:
+        for (int64_t j = 0; j < len; ++j) g[j] = 0.f;
+        break;
+      case kOpIdentity:
+        for (int64_t j = 0; j < len; ++j) g[j] = yr[j] - cur.xs * x[j];
+        break;
+      case kOpMask: {
+        const float* mk = p.op.mask + j0;
+        for (int64_t j = 0; j < len; ++j) g[j] = mk[j] * (yr[j] - mk[j] * cur.xs * x[j]);
+        break;
+      }
+      default:
+        std::memcpy(g, p.g + c * p.d + j0, sizeof(float) * static_cast<size_t>(len));
+        break;
+    }
+    for (int64_t j = 0; j < len; ++j) x[j] = cur.post * (x[j] + cur.h * (s[j] + cur.lik * g[j]) + cur.noise * xi[j]);
+  }
+
   int n_threads_;
+  LevelTables tables_;
 };
 
 }  // namespace
