@@ -1,6 +1,6 @@
 // Network evaluations per second of the built-in ONNX executor, per fixture and batch size.
 //
-//   almc_bench_onnx [--data DIR] [--min-seconds S] [fixture ...]
+//   almc_bench_onnx [--data TESTS_DATA_DIR] [--min-seconds S] [fixture ...]
 //
 // CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS: OPENBLAS_NUM_THREADS).
 //
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> names;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--data" && i + 1 < argc) dir = std::string(argv[++i]) + "/";
+    if (a == "--data" && i + 1 < argc) dir = std::string(argv[++i]) + "/onnx/";
     else if (a == "--min-seconds" && i + 1 < argc) min_s = std::atof(argv[++i]);
     else names.push_back(a);
   }

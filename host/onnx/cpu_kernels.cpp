@@ -13,7 +13,7 @@ namespace almc::onnx {
 namespace {
 
 constexpr int64_t kChunk = 256;          // elementwise block (registers live in L1)
-constexpr int64_t kParallelMin = 16384;  // below this, loops stay on one thread
+constexpr int64_t kParallelMin = 65536;  // below this, loops stay on one thread (a parallel region costs ~10 us, far more on a loaded machine)
 
 // Offset of linear index i in a strided [shape] walk.
 inline int64_t strided_offset(int64_t i, int ndim, const int64_t* shape, const int64_t* stride) {
@@ -24,6 +24,31 @@ inline int64_t strided_offset(int64_t i, int ndim, const int64_t* shape, const i
     i = q;
   }
   return off;
+}
+
+// C[M,N] = alpha op(A) op(B) + beta C, row-major, split into one single-threaded BLAS call per
+// OpenMP thread along the larger of M and N (BLAS threading is switched off during a run, see
+// BlasThreadsGuard: one thread pool, no OpenMP spinners competing with BLAS workers).
+void par_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+               int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int T = omp_get_max_threads();
+  const bool big = double(M) * double(N) * double(K) > 4.0e6 && T > 1;
+  const bool split_m = M >= N;
+  const int64_t len = split_m ? M : N;
+  const int parts = big ? int(std::min<int64_t>(T, std::max<int64_t>(1, len / 8))) : 1;
+  const auto tA = ta ? CblasTrans : CblasNoTrans, tB = tb ? CblasTrans : CblasNoTrans;
+#pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static, 1)
+  for (int q = 0; q < parts; ++q) {
+    const int64_t b = len * q / parts, e = len * (q + 1) / parts;
+    if (e <= b) continue;
+    if (split_m) {
+      const float* a = ta ? A + b : A + b * lda;
+      cblas_sgemm(CblasRowMajor, tA, tB, int(e - b), int(N), int(K), alpha, a, int(lda), B, int(ldb), beta, C + b * ldc, int(ldc));
+    } else {
+      const float* bb = tb ? B + b * ldb : B + b;
+      cblas_sgemm(CblasRowMajor, tA, tB, int(M), int(e - b), int(K), alpha, A, int(lda), bb, int(ldb), beta, C + b, int(ldc));
+    }
+  }
 }
 
 #define ALMC_EW_UNARY(OP, EXPR) \
@@ -108,8 +133,7 @@ void run_gemm(const GemmParams& p) {
           C[m * p.ldc + n] = p.beta * v;
         }
     }
-    cblas_sgemm(CblasRowMajor, p.trans_a ? CblasTrans : CblasNoTrans, p.trans_b ? CblasTrans : CblasNoTrans, int(p.M),
-                int(p.N), int(p.K), p.alpha, p.A + oa, int(p.lda), p.B + ob, int(p.ldb), beta, C, int(p.ldc));
+    par_sgemm(p.trans_a, p.trans_b, p.M, p.N, p.K, p.alpha, p.A + oa, p.lda, p.B + ob, p.ldb, beta, C, p.ldc);
     if (p.act != EW_COPY) {
 #pragma omp parallel for if (p.M * p.N > kParallelMin)
       for (int64_t m = 0; m < p.M; ++m)
@@ -139,8 +163,7 @@ void run_conv(const ConvParams& p) {
             }
           }
         }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(Mg), int(cols), int(Cg * KK), 1.f, p.w + g * Mg * Cg * KK,
-                  int(Cg * KK), col, int(cols), 0.f, tmp, int(cols));
+      par_sgemm(false, false, Mg, cols, Cg * KK, 1.f, p.w + g * Mg * Cg * KK, Cg * KK, col, cols, 0.f, tmp, cols);
 #pragma omp parallel for collapse(2) if (Mg * cols > kParallelMin)
       for (int64_t m = 0; m < Mg; ++m)
         for (int64_t b = 0; b < B; ++b) {
@@ -165,8 +188,7 @@ void run_conv_transpose(const ConvParams& p) {
         for (int64_t b = 0; b < B; ++b)
           std::memcpy(xt + c * cols + b * HW, p.x + ((n0 + b) * p.C + g * Cg + c) * HW, size_t(HW) * sizeof(float));
       // weight [C, Mg, KH, KW]: the group's block is [Cg, Mg*KK]; col = block^T xt.
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(Mg * KK), int(cols), int(Cg), 1.f, p.w + g * Cg * Mg * KK,
-                  int(Mg * KK), xt, int(cols), 0.f, col, int(cols));
+      par_sgemm(true, false, Mg * KK, cols, Cg, 1.f, p.w + g * Cg * Mg * KK, Mg * KK, xt, cols, 0.f, col, cols);
 #pragma omp parallel for collapse(2) if (Mg * B * OHW > kParallelMin)
       for (int64_t b = 0; b < B; ++b)
         for (int64_t m = 0; m < Mg; ++m) {
@@ -377,6 +399,13 @@ template void cpu_copy<float>(const CopyParams&, const float*, float*);
 template void cpu_copy<double>(const CopyParams&, const double*, double*);
 template void cpu_gather<float>(const GatherParams&, const float*, const float*, float*);
 template void cpu_gather<double>(const GatherParams&, const double*, const double*, double*);
+
+BlasThreadsGuard::BlasThreadsGuard() : saved_(openblas_get_num_threads()) {
+  if (saved_ != 1) openblas_set_num_threads(1);
+}
+BlasThreadsGuard::~BlasThreadsGuard() {
+  if (saved_ != 1) openblas_set_num_threads(saved_);
+}
 
 void cpu_run_step(const Step& s) {
   switch (s.kind) {

@@ -132,7 +132,10 @@ void Executor::run(const float* x, float* out, int64_t n, const AdapterParams& a
       std::fill(arena + p.level.off, arena + p.level.off + p.level_count, lv);
     }
   }
-  for (const auto& st : p.steps) cpu_run_step(st);
+  {
+    BlasThreadsGuard one_blas_thread;
+    for (const auto& st : p.steps) cpu_run_step(st);
+  }
   const float* net = arena + p.out.off;
   for (int64_t i = 0; i < count; ++i) out[i] = k.c1 * net[i] + k.c2 * x[i];
 }

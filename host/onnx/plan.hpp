@@ -75,6 +75,19 @@ void bind_plan(Plan& p, float* arena, const float* consts);
 // CPU execution of one bound step (host/onnx/cpu_kernels.cpp).
 void cpu_run_step(const Step& s);
 
+// OpenBLAS runs single-threaded while the executor runs (the executor splits GEMMs over its
+// OpenMP threads): two thread pools on the same cores made large batches 30x slower.
+class BlasThreadsGuard {
+ public:
+  BlasThreadsGuard();
+  ~BlasThreadsGuard();
+  BlasThreadsGuard(const BlasThreadsGuard&) = delete;
+  BlasThreadsGuard& operator=(const BlasThreadsGuard&) = delete;
+
+ private:
+  int saved_;
+};
+
 // Reference helpers shared with constant folding (double) and the CPU kernels (float).
 template <class T>
 void cpu_copy(const CopyParams& p, const T* in, T* out);
