@@ -22,11 +22,13 @@ int main(int argc, char** argv) {
   std::string dir = "tests/data/onnx/";
   if (const char* e = std::getenv("ALMC_TEST_DATA")) dir = std::string(e) + "/onnx/";
   double min_s = 1.0;
+  bool profile = false;  // --profile: seconds per step kind (to stderr)
   std::vector<std::string> names;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--data" && i + 1 < argc) dir = std::string(argv[++i]) + "/onnx/";
     else if (a == "--min-seconds" && i + 1 < argc) min_s = std::atof(argv[++i]);
+    else if (a == "--profile") profile = true;
     else names.push_back(a);
   }
   if (names.empty()) names = {"mlp_embed", "resmlp", "unet"};
@@ -56,6 +58,8 @@ int main(int argc, char** argv) {
         const double eps = double(iters) / el;
         std::printf("almc %s %lld %.1f %.1f\n", name.c_str(), (long long)n, eps, eps * double(n));
         std::fflush(stdout);
+        if (profile)
+          for (const auto& kv : ex.profile_cpu(n, 3)) std::fprintf(stderr, "  %s n=%lld %-8s %.4f s/eval\n", name.c_str(), (long long)n, kv.first.c_str(), kv.second / 3);
       }
     }
   } catch (const std::exception& e) {

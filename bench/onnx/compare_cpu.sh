@@ -12,7 +12,6 @@ THREADS="${THREADS:-$(nproc)}"
 BIN="$BUILD/bench/onnx/almc_bench_onnx"
 [[ -x "$BIN" ]] || { echo "build $BIN first (cmake --build $BUILD --target almc_bench_onnx)" >&2; exit 1; }
 python3 -c "import onnxruntime" 2>/dev/null || python3 -m pip install --quiet onnxruntime
-# Passive OpenMP waiting (almc and torch): spinning workers starve everything on a shared machine.
 # Passive OpenMP waiting (almc and torch): spinning workers starve everyone on a shared machine.
 export OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 OUT="$(mktemp)"

@@ -74,7 +74,30 @@ void run_ew(const EwParams& p) {
         std::fill(regs[k], regs[k] + len, p.in[k][0]);
         r[k] = regs[k];
       } else {
-        for (int64_t t = 0; t < len; ++t) regs[k][t] = p.in[k][strided_offset(start + t, p.ndim, p.shape, p.stride[k])];
+        // Walk the broadcast index like an odometer: one division per block, not per element.
+        int64_t idx[kMaxDims];
+        int64_t rem = start, off = 0;
+        for (int d = p.ndim - 1; d >= 0; --d) {
+          idx[d] = rem % p.shape[d];
+          rem /= p.shape[d];
+          off += idx[d] * p.stride[k][d];
+        }
+        const int last = p.ndim - 1;
+        const int64_t inner = p.shape[last], st = p.stride[k][last];
+        for (int64_t t = 0; t < len;) {
+          const int64_t run = std::min(len - t, inner - idx[last]);
+          const float* src = p.in[k] + off;
+          for (int64_t u = 0; u < run; ++u) regs[k][t + u] = src[u * st];
+          t += run;
+          off += run * st;
+          idx[last] += run;
+          for (int d = last; d > 0 && idx[d] == p.shape[d]; --d) {
+            off -= idx[d] * p.stride[k][d];
+            idx[d] = 0;
+            ++idx[d - 1];
+            off += p.stride[k][d - 1];
+          }
+        }
         r[k] = regs[k];
       }
     }

@@ -53,6 +53,9 @@ struct Storage {
 
 struct IoSpec {
   std::string x_input, level_input, output;  // level_input empty: none
+  // Convolution workspace budget (floats): images are processed in chunks that fit it. The CPU
+  // wants it cache-sized, CUDA wants few, large GEMMs.
+  int64_t conv_workspace = int64_t(1) << 18;
 };
 
 struct Plan {

@@ -792,7 +792,7 @@ void Builder::node_conv(bool transpose) {
   // [M/g*KH*KW, chunk*H*W] before col2im.
   const int64_t per_img = transpose ? (c.C / c.group) * c.H * c.W + (c.M / c.group) * c.KH * c.KW * c.H * c.W
                                     : (c.C / c.group) * c.KH * c.KW * c.OH * c.OW + (c.M / c.group) * c.OH * c.OW;
-  c.chunk = std::min<int64_t>(c.N, std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, per_img)));
+  c.chunk = std::min<int64_t>(c.N, std::max<int64_t>(1, io_.conv_workspace / std::max<int64_t>(1, per_img)));
   c.col_elems = c.chunk * per_img;
   c.act = EW_COPY;
   Step& s = push(transpose ? StepKind::ConvT : StepKind::Conv);
