@@ -19,7 +19,7 @@ using almc::onnx::Executor;
 
 struct OnnxScore {
   std::unique_ptr<Executor> exec;
-  std::string last_error;
+  almc_context_t ctx = nullptr;  // for logging a failed call (the engine reports only the status)
 };
 
 int score_trampoline(const float* x, float* score, int64_t n, int64_t d, const almc_level* /*level*/,
@@ -30,7 +30,10 @@ int score_trampoline(const float* x, float* score, int64_t n, int64_t d, const a
     s->exec->run_score(x, score, n, level_dev, stream);
     return 0;
   } catch (const std::exception& e) {
-    s->last_error = e.what();
+    try {
+      almc::context_log(s->ctx, ALMC_LOG_ERROR, std::string("ONNX score: ") + e.what());
+    } catch (...) {
+    }
     return 1;
   } catch (...) {
     return 1;
@@ -95,6 +98,7 @@ const char* conv_name(int c) {
 extern "C" {
 
 almc_onnx_config almc_onnx_config_default(void) {
+  // Cannot fail: plain assignments.
   almc_onnx_config c{};
   c.struct_size = sizeof(almc_onnx_config);
   c.x_input = nullptr;
@@ -113,10 +117,12 @@ almc_status almc_score_create_onnx(almc_context_t ctx, const char* path, const a
                                    almc_score_t* out) {
   if (!ctx) return ALMC_ERR_NULL_POINTER;
   return guarded(ctx, [&]() -> almc_status {
-    if (!path || !out || !config) throw Error(ALMC_ERR_NULL_POINTER, "almc_score_create_onnx: path, config and out are required");
+    if (!path || !out) throw Error(ALMC_ERR_NULL_POINTER, "almc_score_create_onnx: path and out are required");
     *out = nullptr;
-    ExecConfig ec = lower_config(ctx, config);
+    almc_onnx_config def = almc_onnx_config_default();  // a NULL config means the defaults
+    ExecConfig ec = lower_config(ctx, config ? config : &def);
     auto s = std::make_unique<OnnxScore>();
+    s->ctx = ctx;
     s->exec = std::make_unique<Executor>(almc::onnx::load_graph(path), ec);
     const int64_t d = s->exec->d();
     std::string desc = std::string("ONNX network '") + path + "' (" + output_name(ec.output) + ", " +
