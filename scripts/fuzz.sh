@@ -49,6 +49,7 @@ for t in $targets; do
   # Paths are absolute: fuzz_cli changes its working directory to a scratch folder.
   flags=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 "-artifact_prefix=$artifacts/$t-")
   [ "$t" = fuzz_cli ] && flags+=(-close_fd_mask=3)
+  [ -f "$root/fuzz/$name.dict" ] && flags+=("-dict=$root/fuzz/$name.dict")
   if [ -d "$regress" ] && [ -n "$(ls -A "$regress")" ]; then
     echo "== $t: replaying $(ls "$regress" | wc -l) saved regressions"
     if ! "$bin" "${flags[@]}" "$regress"/* >"$artifacts/$t.regress.log" 2>&1; then
