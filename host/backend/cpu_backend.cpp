@@ -22,6 +22,95 @@
 namespace almc {
 namespace {
 
+constexpr int64_t kTile = 1024;  // coordinates per fused-step tile (a multiple of 4)
+
+// Per-level tables of an analytic prior, shared by all chains of a step: e^{-t} mu_k,
+// 1 / S_k,t and sum_j log S_k,t. Recomputed only when the level or the prior changes; the
+// buffers keep their capacity, so a run allocates only at its first step.
+struct LevelTables {
+  const float* mu = nullptr;
+  const float* var = nullptr;
+  int64_t K = 0, d = 0;
+  float t = -1.f;
+  std::vector<float> amu, inv_s, logdet;
+};
+
+// Responsibilities of one chain at the tables' level (log-sum-exp over the K components).
+__attribute__((target_clones("avx2", "default")))
+void gmm_chain_resp(const GmmPrior& gmm, const LevelTables& tb, const float* xr, int64_t d, float* r) {
+  const int64_t K = gmm.K;
+  for (int64_t k = 0; k < K; ++k) {
+    const float* amu = tb.amu.data() + k * d;
+    const float* inv = tb.inv_s.data() + k * d;
+    // Eight partial sums in a fixed order: vectorisable, and independent of threading.
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= d; j += 8)
+      for (int e = 0; e < 8; ++e) {
+        const float diff = xr[j + e] - amu[j + e];
+        acc[e] += diff * diff * inv[j + e];
+      }
+    for (; j < d; ++j) {
+      const float diff = xr[j] - amu[j];
+      acc[j % 8] += diff * diff * inv[j];
+    }
+    float q = 0.f;
+    for (int e = 0; e < 8; ++e) q += acc[e];
+    r[k] = gmm.log_w[k] - 0.5f * (q + tb.logdet[k]);
+  }
+  float mx = r[0];
+  for (int64_t k = 1; k < K; ++k) mx = std::max(mx, r[k]);
+  float z = 0.f;
+  for (int64_t k = 0; k < K; ++k) z += (r[k] = std::exp(r[k] - mx));
+  for (int64_t k = 0; k < K; ++k) r[k] /= z;
+}
+
+// AVX2 and baseline clones, picked at load time: the library itself targets x86-64-v2.
+__attribute__((target_clones("avx2", "default")))
+void fused_tile(const FusedStepParams& p, const StepScalars& cur, const LevelTables* tb, int64_t c,
+                int64_t tile) {
+  alignas(64) float xi[kTile], s[kTile], g[kTile];
+  const int64_t j0 = tile * kTile, len = std::min(kTile, p.d - j0);
+  float* x = p.x + c * p.d + j0;
+  philox_normals_block(p.seed, static_cast<uint64_t>(p.chain0 + c), static_cast<uint64_t>(cur.step),
+                       static_cast<uint64_t>(j0 / 4), (len + 3) / 4, xi);
+  // Prior score s (ALGORITHMS.md T1/T4; -x during the warm start).
+  if (cur.kind == kStepWarm) {
+    for (int64_t j = 0; j < len; ++j) s[j] = -x[j];
+  } else if (p.prior == kPriorBuffer) {
+    std::memcpy(s, p.score + c * p.d + j0, sizeof(float) * static_cast<size_t>(len));
+  } else {
+    const int64_t K = p.gmm.K;
+    for (int64_t j = 0; j < len; ++j) s[j] = 0.f;
+    for (int64_t k = 0; k < K; ++k) {
+      const float r = p.prior == kPriorGaussian ? 1.f : p.resp[c * K + k];
+      const float* amu = tb->amu.data() + k * p.d + j0;
+      const float* inv = tb->inv_s.data() + k * p.d + j0;
+      for (int64_t j = 0; j < len; ++j) s[j] -= r * (x[j] - amu[j]) * inv[j];
+    }
+  }
+  // Raw likelihood term g = A^T (y - xs A x) for the elementwise operators, else the buffer.
+  const float* yr = p.y ? p.y + ((p.chain0 + c) / p.y_div) * p.m + j0 : nullptr;
+  switch (p.op.kind) {
+    case kOpNone:
+      for (int64_t j = 0; j < len; ++j) g[j] = 0.f;
+      break;
+    case kOpIdentity:
+      for (int64_t j = 0; j < len; ++j) g[j] = yr[j] - cur.xs * x[j];
+      break;
+    case kOpMask: {
+      const float* mk = p.op.mask + j0;
+      for (int64_t j = 0; j < len; ++j) g[j] = mk[j] * (yr[j] - mk[j] * cur.xs * x[j]);
+      break;
+    }
+    default:
+      std::memcpy(g, p.g + c * p.d + j0, sizeof(float) * static_cast<size_t>(len));
+      break;
+  }
+  for (int64_t j = 0; j < len; ++j) x[j] = cur.post * (x[j] + cur.h * (s[j] + cur.lik * g[j]) + cur.noise * xi[j]);
+}
+
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int n_threads) : n_threads_(n_threads > 0 ? n_threads : omp_get_max_threads()) {}
@@ -63,34 +152,7 @@ class CpuBackend final : public Backend {
     const LevelTables& tb = level_tables(gmm, d, *cur);
     const int64_t K = gmm.K;
 #pragma omp parallel for schedule(static) num_threads(n_threads_)
-    for (int64_t c = 0; c < n; ++c) {
-      const float* xr = x + c * d;
-      float* r = resp + c * K;
-      for (int64_t k = 0; k < K; ++k) {
-        const float* amu = tb.amu.data() + k * d;
-        const float* inv = tb.inv_s.data() + k * d;
-        // Eight partial sums in a fixed order: vectorisable, and independent of threading.
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int64_t j = 0;
-        for (; j + 8 <= d; j += 8)
-          for (int e = 0; e < 8; ++e) {
-            const float diff = xr[j + e] - amu[j + e];
-            acc[e] += diff * diff * inv[j + e];
-          }
-        for (; j < d; ++j) {
-          const float diff = xr[j] - amu[j];
-          acc[j % 8] += diff * diff * inv[j];
-        }
-        float q = 0.f;
-        for (int e = 0; e < 8; ++e) q += acc[e];
-        r[k] = gmm.log_w[k] - 0.5f * (q + tb.logdet[k]);
-      }
-      float mx = r[0];
-      for (int64_t k = 1; k < K; ++k) mx = std::max(mx, r[k]);
-      float z = 0.f;
-      for (int64_t k = 0; k < K; ++k) z += (r[k] = std::exp(r[k] - mx));
-      for (int64_t k = 0; k < K; ++k) r[k] /= z;
-    }
+    for (int64_t c = 0; c < n; ++c) gmm_chain_resp(gmm, tb, x + c * d, d, resp + c * K);
   }
 
   void fused_step(const FusedStepParams& p) override {
@@ -244,34 +306,30 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  // Calls fn(A, first_row, rows) for each run of rows [0, n) that share one matrix.
+  // Calls fn(A, first_row, rows) on row ranges of [0, n) that share one matrix, split so that
+  // each OpenMP thread runs its own single-threaded GEMM: OpenBLAS's own thread pool would spin
+  // against ours.
   template <class Fn>
-  static void for_each_matrix_block(const MatrixOp& mat, int64_t n, int64_t chain0, int64_t cpm, Fn&& fn) {
-    if (mat.n_mats == 1) {
-      fn(mat.A, 0, n);
-      return;
-    }
+  void for_each_matrix_block(const MatrixOp& mat, int64_t n, int64_t chain0, int64_t cpm, Fn&& fn) {
+    struct Seg {
+      const float* A;
+      int64_t r0, rows;
+    };
+    std::vector<Seg> segs;
+    const int64_t piece = std::max<int64_t>(1, (n + n_threads_ - 1) / n_threads_);
     int64_t r = 0;
     while (r < n) {
-      const int64_t meas = (chain0 + r) / cpm;
-      const int64_t end = std::min(n, (meas + 1) * cpm - chain0);
-      fn(mat.A + meas * mat.m * mat.d, r, end - r);
+      const int64_t meas = mat.n_mats == 1 ? 0 : (chain0 + r) / cpm;
+      const int64_t end = mat.n_mats == 1 ? n : std::min(n, (meas + 1) * cpm - chain0);
+      for (int64_t q = r; q < end; q += piece) segs.push_back({mat.A + meas * mat.m * mat.d, q, std::min(piece, end - q)});
       r = end;
     }
+    const int saved = openblas_get_num_threads();
+    if (saved != 1) openblas_set_num_threads(1);
+#pragma omp parallel for schedule(static) num_threads(n_threads_)
+    for (size_t i = 0; i < segs.size(); ++i) fn(segs[i].A, segs[i].r0, segs[i].rows);
+    if (saved != 1) openblas_set_num_threads(saved);
   }
-
-  static constexpr int64_t kTile = 1024;  // coordinates per tile (a multiple of 4)
-
-  // Per-level tables of an analytic prior, shared by all chains of a step: e^{-t} mu_k,
-  // 1 / S_k,t and sum_j log S_k,t. Recomputed only when the level or the prior changes; the
-  // buffers keep their capacity, so a run allocates only at its first step.
-  struct LevelTables {
-    const float* mu = nullptr;
-    const float* var = nullptr;
-    int64_t K = 0, d = 0;
-    float t = -1.f;
-    std::vector<float> amu, inv_s, logdet;
-  };
 
   const LevelTables& level_tables(const GmmPrior& gm, int64_t d, const StepScalars& cur) {
     LevelTables& tb = tables_;
@@ -297,49 +355,6 @@ class CpuBackend final : public Backend {
     tb.d = d;
     tb.t = cur.t;
     return tb;
-  }
-
-  static void fused_tile(const FusedStepParams& p, const StepScalars& cur, const LevelTables* tb, int64_t c,
-                         int64_t tile) {
-    alignas(64) float xi[kTile], s[kTile], g[kTile];
-    const int64_t j0 = tile * kTile, len = std::min(kTile, p.d - j0);
-    float* x = p.x + c * p.d + j0;
-    philox_normals_block(p.seed, static_cast<uint64_t>(p.chain0 + c), static_cast<uint64_t>(cur.step),
-                         static_cast<uint64_t>(j0 / 4), (len + 3) / 4, xi);
-    // Prior score s (ALGORITHMS.md T1/T4; -x during the warm start).
-    if (cur.kind == kStepWarm) {
-      for (int64_t j = 0; j < len; ++j) s[j] = -x[j];
-    } else if (p.prior == kPriorBuffer) {
-      std::memcpy(s, p.score + c * p.d + j0, sizeof(float) * static_cast<size_t>(len));
-    } else {
-      const int64_t K = p.gmm.K;
-      for (int64_t j = 0; j < len; ++j) s[j] = 0.f;
-      for (int64_t k = 0; k < K; ++k) {
-        const float r = p.prior == kPriorGaussian ? 1.f : p.resp[c * K + k];
-        const float* amu = tb->amu.data() + k * p.d + j0;
-        const float* inv = tb->inv_s.data() + k * p.d + j0;
-        for (int64_t j = 0; j < len; ++j) s[j] -= r * (x[j] - amu[j]) * inv[j];
-      }
-    }
-    // Raw likelihood term g = A^T (y - xs A x) for the elementwise operators, else the buffer.
-    const float* yr = p.y ? p.y + ((p.chain0 + c) / p.y_div) * p.m + j0 : nullptr;
-    switch (p.op.kind) {
-      case kOpNone:
-        for (int64_t j = 0; j < len; ++j) g[j] = 0.f;
-        break;
-      case kOpIdentity:
-        for (int64_t j = 0; j < len; ++j) g[j] = yr[j] - cur.xs * x[j];
-        break;
-      case kOpMask: {
-        const float* mk = p.op.mask + j0;
-        for (int64_t j = 0; j < len; ++j) g[j] = mk[j] * (yr[j] - mk[j] * cur.xs * x[j]);
-        break;
-      }
-      default:
-        std::memcpy(g, p.g + c * p.d + j0, sizeof(float) * static_cast<size_t>(len));
-        break;
-    }
-    for (int64_t j = 0; j < len; ++j) x[j] = cur.post * (x[j] + cur.h * (s[j] + cur.lik * g[j]) + cur.noise * xi[j]);
   }
 
   int n_threads_;
