@@ -490,3 +490,23 @@ inline int nearest_component(const Mixture& mix, const float* x, int d) {
 }
 
 }  // namespace almc::oracle
+
+namespace almc::oracle {
+
+// ------------------------------------------------------------------ the problems of `almc validate`
+
+// A GMM prior with a mask likelihood (A as a dense matrix for the oracle, mask for the engine).
+struct GmmProblem {
+  const char* name = "";
+  Gmm g;
+  Mat A;
+  std::vector<float> mask;
+  Vec y;
+  double vy = 1;
+};
+// d = 8, dense 6 x 8 A, sigma_y = 0.5 (validate_oracles.cpp).
+LinearGaussian validate_gauss_problem();
+GmmProblem validate_gmm_problem();
+GmmProblem validate_bars_problem();
+
+}  // namespace almc::oracle
