@@ -2,8 +2,9 @@
 //
 // Data: demo/test_images.npy (held-out 16x16 digits in [-1, 1]) and demo/digits_score.onnx (an
 // eps-prediction network in VP convention fed with OU time t), described by demo/model.json.
-// Defaults were chosen to finish in a few minutes on a 2-core CPU: kappa 2, delta 2e-3, T_ws 5,
-// tau 0.01, i.e. about 5000 score evaluations per task on all images x chains at once.
+// Defaults were chosen to finish in a few minutes on a 2-core CPU: 4 images x 8 chains, kappa 2,
+// delta 2e-3, T_ws 5, tau 0.01, i.e. about 5000 score evaluations per task on all 32 chains at once
+// (--quick: 2 x 4 at kappa 1, 2500 evaluations).
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,9 +27,9 @@ using json = nlohmann::json;
 
 struct DemoOptions {
   std::string out_dir = "almc_demo_out", demo_dir, backend = "auto", mask = "box";
-  bool quick = false, quiet = false, json = false;
+  bool quick = false, quiet = false, json = false, tweedie = false;
   int images = 0, chains = 0, threads = 0, show = 6;
-  double kappa = 2.0, delta = 2e-3, noise_std = 0.05, t_start = 5.0, t_stop = 0.01;
+  double kappa = 0, delta = 2e-3, noise_std = 0.05, t_start = 5.0, t_stop = 0.01;
   uint64_t seed = 0;
 };
 
@@ -94,7 +95,7 @@ struct Task {
 };
 
 void run_demo(const DemoOptions& o) {
-  if (o.kappa <= 0 || o.delta <= 0 || !std::isfinite(o.kappa) || !std::isfinite(o.delta))
+  if (o.kappa < 0 || o.delta <= 0 || !std::isfinite(o.kappa) || !std::isfinite(o.delta))
     throw CliError("--kappa and --delta must be positive", 2);
   if (!(o.noise_std > 0) || !std::isfinite(o.noise_std)) throw CliError("--noise-std must be positive", 2);
   if (o.mask != "box" && o.mask != "random") throw CliError("--mask must be box or random", 2);
@@ -124,8 +125,9 @@ void run_demo(const DemoOptions& o) {
   const int64_t d = shape.size();
   if (all.size() == 0 || all.size() % d) throw CliError(dir + "/test_images.npy does not hold images of shape " + shape.str());
   const int64_t n_avail = all.size() / d;
-  const int64_t n_img = std::min<int64_t>(n_avail, o.images > 0 ? o.images : (o.quick ? 4 : 8));
-  const int64_t chains = o.chains > 0 ? o.chains : (o.quick ? 8 : 16);
+  const int64_t n_img = std::min<int64_t>(n_avail, o.images > 0 ? o.images : (o.quick ? 2 : 4));
+  const int64_t chains = o.chains > 0 ? o.chains : (o.quick ? 4 : 8);
+  const double kappa = o.kappa > 0 ? o.kappa : (o.quick ? 1.0 : 2.0);
   const std::vector<float> truth(all.data.begin(), all.data.begin() + n_img * d);
 
   if (!is_dir(o.out_dir) && ::mkdir(o.out_dir.c_str(), 0755) != 0)
@@ -202,7 +204,8 @@ void run_demo(const DemoOptions& o) {
   report["chains_per_image"] = chains;
   report["noise_std"] = o.noise_std;
   report["method"] = "almc";
-  report["kappa"] = o.kappa;
+  report["kappa"] = kappa;
+  report["tweedie"] = o.tweedie;
   report["delta"] = o.delta;
   report["t_start"] = o.t_start;
   report["t_stop"] = o.t_stop;
@@ -211,7 +214,7 @@ void run_demo(const DemoOptions& o) {
   report["tasks"] = json::object();
   if (!o.quiet && !o.json)
     std::printf("almc demo: %lld images x %lld chains, ALMC kappa %g, delta %g, T_ws %g, tau %g, noise std %g\n",
-                static_cast<long long>(n_img), static_cast<long long>(chains), o.kappa, o.delta, o.t_start, o.t_stop,
+                static_cast<long long>(n_img), static_cast<long long>(chains), kappa, o.delta, o.t_start, o.t_stop,
                 o.noise_std);
 
   double total_seconds = 0;
@@ -222,7 +225,8 @@ void run_demo(const DemoOptions& o) {
     cfg.chains_per_meas = chains;
     cfg.seed = o.seed;
     cfg.noise_std = o.noise_std;
-    cfg.kappa = o.kappa;
+    cfg.kappa = kappa;
+    cfg.tweedie = o.tweedie ? 1 : 0;
     cfg.delta = o.delta;
     cfg.t_start = o.t_start;
     cfg.t_stop = o.t_stop;
@@ -317,11 +321,12 @@ void register_demo_command(CLI::App& app) {
   auto o = std::make_shared<DemoOptions>();
   CLI::App* sub = app.add_subcommand("demo", "ALMC inpainting and 2x super-resolution on the bundled digits");
   sub->add_option("--out-dir", o->out_dir, "where the PNG grids and demo_psnr.json go")->capture_default_str();
-  sub->add_flag("--quick", o->quick, "4 images x 8 chains instead of 8 x 16");
+  sub->add_flag("--quick", o->quick, "2 images x 4 chains at kappa 1 instead of 4 x 8 at kappa 2");
   sub->add_option("--demo-dir", o->demo_dir, "folder with digits_score.onnx, test_images.npy, model.json");
-  sub->add_option("--images", o->images, "number of test images (default 8, quick 4)");
-  sub->add_option("--chains", o->chains, "chains per image (default 16, quick 8)");
-  sub->add_option("--kappa", o->kappa, "ALMC kappa")->capture_default_str();
+  sub->add_option("--images", o->images, "number of test images (default 4, quick 2; 8 are bundled)");
+  sub->add_option("--chains", o->chains, "chains per image (default 8, quick 4)");
+  sub->add_option("--kappa", o->kappa, "ALMC kappa (default 2, quick 1)");
+  sub->add_flag("--tweedie", o->tweedie, "final Tweedie denoise (outside the paper; removes the tau-level noise)");
   sub->add_option("--delta", o->delta, "ALMC delta")->capture_default_str();
   sub->add_option("--t-start", o->t_start, "ALMC T_ws")->capture_default_str();
   sub->add_option("--t-stop", o->t_stop, "ALMC tau")->capture_default_str();

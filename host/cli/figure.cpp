@@ -31,7 +31,12 @@ void write_posterior_png(const std::string& path, const PosteriorFigure& f) {
   for (int64_t i = 0; i < f.n_meas; ++i) {
     std::vector<almc::io::Tile> row;
     const bool y_drawable = f.y && m > 0 && (f.y_shape.C == 1 || f.y_shape.C == 3);
-    row.push_back(y_drawable ? tile(f.y + i * m, f.y_shape, f.lo, f.hi) : almc::io::Tile{});
+    almc::io::Tile yt = y_drawable ? tile(f.y + i * m, f.y_shape, f.lo, f.hi) : almc::io::Tile{};
+    // A downsampled measurement is drawn at the size of the images.
+    if (y_drawable && f.y_shape.H < f.x.H && f.x.H % f.y_shape.H == 0 && f.x.W % f.y_shape.W == 0 &&
+        f.x.H / f.y_shape.H == f.x.W / f.y_shape.W)
+      yt.zoom = static_cast<int>(f.x.H / f.y_shape.H);
+    row.push_back(yt);
     for (int k = 0; k < n_show; ++k) row.push_back(tile(f.samples + (i * f.chains + k) * d, f.x, f.lo, f.hi));
     row.push_back(f.mean ? tile(f.mean + i * d, f.x, f.lo, f.hi) : almc::io::Tile{});
     row.push_back(f.std ? tile(f.std + i * d, f.x, 0.f, std_max) : almc::io::Tile{});

@@ -86,9 +86,10 @@ Image8 compose_grid(const std::vector<std::vector<Tile>>& rows, const GridStyle&
       if (!t.data) continue;
       if (t.C != 1 && t.C != 3) throw IoError("grid tile with " + std::to_string(t.C) + " channels (need 1 or 3)");
       if (t.H <= 0 || t.W <= 0 || t.H > 4096 || t.W > 4096) throw IoError("grid tile of bad size");
+      if (t.zoom < 1 || t.zoom > 64) throw IoError("grid tile zoom out of range");
       if (t.C == 3) channels = 3;
-      col_w[j] = std::max(col_w[j], t.W * scale);
-      row_h[i] = std::max(row_h[i], t.H * scale);
+      col_w[j] = std::max(col_w[j], t.W * scale * t.zoom);
+      row_h[i] = std::max(row_h[i], t.H * scale * t.zoom);
     }
   int64_t W = pad, H = pad;
   for (int w : col_w) W += w + pad;
@@ -105,10 +106,7 @@ Image8 compose_grid(const std::vector<std::vector<Tile>>& rows, const GridStyle&
     for (size_t j = 0; j < n_cols; ++j) {
       if (j < rows[i].size() && rows[i][j].data) {
         const Tile& t = rows[i][j];
-        // Extra integer zoom so that a smaller tile (e.g. a 2x downsampled measurement) fills the cell.
-        int s = scale;
-        if (t.W * scale < col_w[j] && col_w[j] % t.W == 0 && row_h[i] % t.H == 0)
-          s = std::min(col_w[j] / t.W, row_h[i] / t.H);
+        const int s = scale * t.zoom;
         const size_t hw = size_t(t.H) * size_t(t.W);
         for (int y = 0; y < t.H * s; ++y)
           for (int x = 0; x < t.W * s; ++x) {

@@ -30,6 +30,7 @@ struct Tile {
   const float* data = nullptr;
   int C = 1, H = 0, W = 0;
   float lo = -1.f, hi = 1.f;
+  int zoom = 1;  // extra nearest-neighbour factor for this tile (a downsampled measurement)
 };
 
 struct GridStyle {
@@ -38,8 +39,7 @@ struct GridStyle {
   uint8_t background = 255;
 };
 
-// Rows of tiles laid out in a grid. A column is as wide as its widest tile; smaller tiles (a
-// downsampled measurement) are upscaled by an extra integer factor to fill their cell where it divides.
+// Rows of tiles laid out in a grid; a column is as wide as its widest tile (scale * zoom * W).
 Image8 compose_grid(const std::vector<std::vector<Tile>>& rows, const GridStyle& style);
 
 // Peak signal-to-noise ratio in dB of a against b (n values), for data in a range of width

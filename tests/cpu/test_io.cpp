@@ -239,7 +239,7 @@ TEST(Png, ImageToPlanarMapsRange) {
 
 TEST(Grid, LayoutScalingAndSmallTiles) {
   std::vector<float> a(4 * 4, 1.f), small(2 * 2, -1.f);
-  Tile ta{a.data(), 1, 4, 4, -1.f, 1.f}, ts{small.data(), 1, 2, 2, -1.f, 1.f};
+  Tile ta{a.data(), 1, 4, 4, -1.f, 1.f}, ts{small.data(), 1, 2, 2, -1.f, 1.f, 2};
   GridStyle st;
   st.scale = 2;
   st.pad = 1;
