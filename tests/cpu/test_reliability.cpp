@@ -393,6 +393,8 @@ TEST(Reliability, WrongStructSizesAndEnumValues) {
     c.method = static_cast<almc_method>(bad);
     EXPECT_FAILS_WITH(almc_sampler_create(ctx.h, s, nullptr, &c, &sm), ALMC_ERR_INVALID_ARGUMENT, ctx.err());
   }
+  almc_score_destroy(s);
+  s = nullptr;
   // The ONNX config is checked before the file is opened.
   for (size_t size : {size_t(0), sizeof(almc_onnx_config) + 4}) {
     almc_onnx_config oc = almc_onnx_config_default();
