@@ -11,11 +11,22 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 using namespace almc;
 
 namespace {
+
+// The integer a C caller stored in an enum field: C allows any int there, but in C++ loading an
+// enum object whose value lies outside its enumerators' range is undefined (UBSan: -fsanitize=enum),
+// so the checks read the bytes.
+template <class E>
+int raw_enum(const E& e) {
+  std::underlying_type_t<E> v;
+  std::memcpy(&v, &e, sizeof v);
+  return static_cast<int>(v);
+}
 
 const char* ctx_err(almc_context_t ctx) { return ctx ? ctx->last_error.c_str() : "context is NULL"; }
 
@@ -100,8 +111,8 @@ almc_status almc_context_create(const almc_context_config* config, almc_context_
       require_struct(config, "config");
       cfg = *config;
     }
-    if (cfg.backend < ALMC_BACKEND_AUTO || cfg.backend > ALMC_BACKEND_CUDA)
-      fail(ALMC_ERR_INVALID_ARGUMENT, "unknown backend ", static_cast<int>(cfg.backend));
+    if (raw_enum(cfg.backend) < ALMC_BACKEND_AUTO || raw_enum(cfg.backend) > ALMC_BACKEND_CUDA)
+      fail(ALMC_ERR_INVALID_ARGUMENT, "unknown backend ", raw_enum(cfg.backend));
     if (cfg.n_threads < 0) fail(ALMC_ERR_INVALID_ARGUMENT, "n_threads = ", cfg.n_threads, " must be >= 0");
     auto ctx = std::make_unique<almc_context_s>();
     ctx->config = cfg;
