@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <sstream>
 
 namespace almc {
@@ -64,6 +66,16 @@ void push(Schedule& s, StepScalars st) {
 
 }  // namespace
 
+// The integer a C caller stored in an enum field: C allows any int there, but in C++ loading an
+// enum object whose value lies outside its enumerators' range is undefined (UBSan: -fsanitize=enum),
+// so the checks read the bytes.
+template <class E>
+int raw_enum(const E& e) {
+  std::underlying_type_t<E> v;
+  std::memcpy(&v, &e, sizeof v);
+  return static_cast<int>(v);
+}
+
 almc_sampler_config resolve_defaults(const almc_sampler_config& in) {
   almc_sampler_config c = in;
   if (c.kappa <= 0) c.kappa = 10;
@@ -71,10 +83,10 @@ almc_sampler_config resolve_defaults(const almc_sampler_config& in) {
   if (c.t_start <= 0) c.t_start = 5;
   if (c.t_stop <= 0) c.t_stop = 0.01;
   if (c.n_levels <= 0) c.n_levels = 100;
-  if (c.sigma_max <= 0) c.sigma_max = c.method == ALMC_METHOD_XGP ? 1.0 : 50.0;
+  if (c.sigma_max <= 0) c.sigma_max = raw_enum(c.method) == ALMC_METHOD_XGP ? 1.0 : 50.0;
   if (c.sigma_min <= 0) c.sigma_min = 0.01;
   if (c.steps_per_level <= 0) c.steps_per_level = 5;
-  if (c.eps <= 0) c.eps = c.method == ALMC_METHOD_XGP ? 1e-3 : 2e-5;
+  if (c.eps <= 0) c.eps = raw_enum(c.method) == ALMC_METHOD_XGP ? 1e-3 : 2e-5;
   if (c.init_scale <= 0) c.init_scale = 1;
   if (c.graph_chunk <= 0) c.graph_chunk = 50;
   if (c.check_every <= 0) c.check_every = 100;
@@ -85,12 +97,12 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
   auto finite_pos = [](double v, const char* name) {
     if (!std::isfinite(v) || !(v > 0)) fail(ALMC_ERR_INVALID_ARGUMENT, name, " = ", v, " must be positive and finite");
   };
-  if (c.method < ALMC_METHOD_ALMC || c.method > ALMC_METHOD_LANGEVIN)
-    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown method ", static_cast<int>(c.method));
-  if (c.schedule < ALMC_SCHEDULE_DEFAULT || c.schedule > ALMC_SCHEDULE_LIST)
-    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown schedule ", static_cast<int>(c.schedule));
-  if (c.init < ALMC_INIT_GAUSSIAN || c.init > ALMC_INIT_USER)
-    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown init ", static_cast<int>(c.init));
+  if (raw_enum(c.method) < ALMC_METHOD_ALMC || raw_enum(c.method) > ALMC_METHOD_LANGEVIN)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown method ", raw_enum(c.method));
+  if (raw_enum(c.schedule) < ALMC_SCHEDULE_DEFAULT || raw_enum(c.schedule) > ALMC_SCHEDULE_LIST)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown schedule ", raw_enum(c.schedule));
+  if (raw_enum(c.init) < ALMC_INIT_GAUSSIAN || raw_enum(c.init) > ALMC_INIT_USER)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown init ", raw_enum(c.init));
   if (c.n_meas <= 0) fail(ALMC_ERR_INVALID_ARGUMENT, "n_meas = ", c.n_meas, " must be positive");
   if (c.chains_per_meas <= 0) fail(ALMC_ERR_INVALID_ARGUMENT, "chains_per_meas = ", c.chains_per_meas, " must be positive");
   checked_mul(c.n_meas, c.chains_per_meas, "n_meas x chains_per_meas");
