@@ -263,8 +263,6 @@ TEST_F(Cli, BadArgumentsGiveOneLineErrors) {
       {"frobnicate", "frobnicate"},
       {"", "subcommand"},
       {"eval --model /nonexistent/m.onnx --x " + path("y.npy") + " --level 0.5 --out " + path("o.npy"), "m.onnx"},
-      {"validate", "not built yet"},
-      {"bench", "not built yet"},
       {"demo --demo-dir /nonexistent", "/nonexistent"},
   };
   for (const auto& c : cases) {
@@ -278,7 +276,7 @@ TEST_F(Cli, DemoQuickRuns) {
   if (!demo || ::access((std::string(demo) + "/digits_score.onnx").c_str(), R_OK) != 0)
     GTEST_SKIP() << "demo network not found (ALMC_DEMO_DIR)";
   // A very short run: checks the plumbing (files, figures, report), not the quality.
-  const Result r = run("demo --quick --images 2 --chains 2 --kappa 0.5 --delta 0.01 --backend cpu --json --out-dir " + path("demo"));
+  const Result r = run("demo --quick --images 2 --chains 2 --kappa 0.4 --delta 4e-3 --backend cpu --json --out-dir " + path("demo"));
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   for (const char* t : {"inpaint", "superres"}) {
