@@ -9,7 +9,7 @@
 //     in a token becomes '_', so no path leaves that directory (no /dev/zero, no ../);
 //   - `sample` gets caps appended (later options win: TakeLast, as in main()): CPU backend, one
 //     thread, at most 4 chains, 3 levels x 2 steps, a small ALMC time horizon, quiet;
-//   - `demo` and `bench` only parse: their callbacks (long runs by design) are replaced;
+//   - `demo`, `bench` and `validate` only parse: their callbacks (long runs by design) are replaced;
 //   - files written by a run are removed and the fixtures restored after each input.
 // CLI11 parse errors and CliError are the expected outcomes of bad input; any other exception
 // escaping (main() would print it as an internal error) is a finding, as is a crash.
@@ -99,7 +99,7 @@ void run_command_line(std::vector<std::string> tokens) {
   almc::cli::register_demo_command(app);
   almc::cli::register_validate_command(app);
   almc::cli::register_bench_command(app);
-  for (const char* name : {"demo", "bench"}) app.get_subcommand(name)->callback([] {});
+  for (const char* name : {"demo", "bench", "validate"}) app.get_subcommand(name)->callback([] {});
 
   if (!tokens.empty() && tokens[0] == "sample")
     for (const char* cap : {"--backend", "cpu", "--threads", "1", "--chains", "4", "--levels", "3", "--steps-per-level",
