@@ -9,7 +9,7 @@
 //     in a token becomes '_', so no path leaves that directory (no /dev/zero, no ../);
 //   - `sample` gets caps appended (later options win: TakeLast, as in main()): CPU backend, one
 //     thread, at most 4 chains, 3 levels x 2 steps, a small ALMC time horizon, quiet;
-//   - `demo`, `bench` and `validate` only parse: their callbacks (long runs by design) are replaced;
+//   - `demo`, `bench` and `validate` only parse: their runs (long by design) are skipped;
 //   - files written by a run are removed and the fixtures restored after each input.
 // CLI11 parse errors and CliError are the expected outcomes of bad input; any other exception
 // escaping (main() would print it as an internal error) is a finding, as is a crash.
@@ -88,6 +88,8 @@ void reset_scratch() {
   for (const auto& [name, bytes] : fixtures()) almc_fuzz::write_file(dir + "/" + name, bytes.data(), bytes.size());
 }
 
+struct SkipRun {};
+
 void run_command_line(std::vector<std::string> tokens) {
   CLI::App app{"almc (fuzz)", "almc"};
   app.require_subcommand(1);
@@ -99,7 +101,11 @@ void run_command_line(std::vector<std::string> tokens) {
   almc::cli::register_demo_command(app);
   almc::cli::register_validate_command(app);
   almc::cli::register_bench_command(app);
-  for (const char* name : {"demo", "bench", "validate"}) app.get_subcommand(name)->callback([] {});
+  // Replacing these callbacks would destroy the options they own (CLI11 binds options to them), so
+  // the run is skipped from the parse-complete hook instead: it fires after the subcommand's own
+  // options are parsed and checked, before the final callback.
+  for (const char* name : {"demo", "bench", "validate"})
+    app.get_subcommand(name)->parse_complete_callback([] { throw SkipRun{}; });
 
   if (!tokens.empty() && tokens[0] == "sample")
     for (const char* cap : {"--backend", "cpu", "--threads", "1", "--chains", "4", "--levels", "3", "--steps-per-level",
@@ -116,6 +122,7 @@ void run_command_line(std::vector<std::string> tokens) {
   try {
     app.parse(int(argv.size()), argv.data());
   } catch (const CLI::Error&) {
+  } catch (const SkipRun&) {
   } catch (const almc::cli::CliError& e) {
     if (!*e.what()) __builtin_trap();  // an error must say what is wrong
   } catch (const std::bad_alloc&) {
