@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -130,8 +131,10 @@ void run_demo(const DemoOptions& o) {
   const double kappa = o.kappa > 0 ? o.kappa : (o.quick ? 1.0 : 2.0);
   const std::vector<float> truth(all.data.begin(), all.data.begin() + n_img * d);
 
-  if (!is_dir(o.out_dir) && ::mkdir(o.out_dir.c_str(), 0755) != 0)
-    throw CliError("--out-dir " + o.out_dir + ": cannot create the directory");
+  std::error_code ec;
+  std::filesystem::create_directories(o.out_dir, ec);  // like mkdir -p
+  if (!is_dir(o.out_dir))
+    throw CliError("--out-dir " + o.out_dir + ": cannot create the directory" + (ec ? " (" + ec.message() + ")" : ""));
 
   Context ctx = make_context(o.backend, o.threads, o.quiet);
   std::string score_desc;
