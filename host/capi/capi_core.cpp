@@ -2,6 +2,7 @@
 #include <almc/almc.h>
 
 #include "host/capi/guard.hpp"
+#include "host/core/error.hpp"
 #include "host/core/capi_internal.hpp"
 #include "host/core/objects.hpp"
 #include "host/core/gmm_json.hpp"
@@ -17,16 +18,6 @@
 using namespace almc;
 
 namespace {
-
-// The integer a C caller stored in an enum field: C allows any int there, but in C++ loading an
-// enum object whose value lies outside its enumerators' range is undefined (UBSan: -fsanitize=enum),
-// so the checks read the bytes.
-template <class E>
-int raw_enum(const E& e) {
-  std::underlying_type_t<E> v;
-  std::memcpy(&v, &e, sizeof v);
-  return static_cast<int>(v);
-}
 
 const char* ctx_err(almc_context_t ctx) { return ctx ? ctx->last_error.c_str() : "context is NULL"; }
 

@@ -4,7 +4,9 @@
 
 #include <almc/almc.h>
 
+#include <cstring>
 #include <sstream>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
 
@@ -32,6 +34,16 @@ inline int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   if (a < 0 || b < 0) fail(ALMC_ERR_INVALID_ARGUMENT, what, ": negative size");
   if (a != 0 && b > INT64_MAX / a) fail(ALMC_ERR_INVALID_ARGUMENT, what, ": size overflows 64 bits (", a, " x ", b, ")");
   return a * b;
+}
+
+// The integer a C caller stored in an enum field: C allows any int there, but in C++ loading an
+// enum object whose value lies outside its enumerators' range is undefined (UBSan: -fsanitize=enum),
+// so validation reads the bytes.
+template <class E>
+int raw_enum(const E& e) {
+  std::underlying_type_t<E> v;
+  std::memcpy(&v, &e, sizeof v);
+  return static_cast<int>(v);
 }
 
 }  // namespace almc

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "host/core/capi_internal.hpp"
+#include "host/core/error.hpp"
 #include "host/onnx/executor.hpp"
 
 #ifdef ALMC_HAVE_CUDA
@@ -44,16 +45,6 @@ int score_trampoline(const float* x, float* score, int64_t n, int64_t d, const a
 
 void destroy_score(void* p) { delete static_cast<OnnxScore*>(p); }
 
-// The integer a C caller stored in an enum field: C allows any int there, but in C++ loading an
-// enum object whose value lies outside its enumerators' range is undefined (UBSan: -fsanitize=enum),
-// so the checks read the bytes.
-template <class E>
-int raw_enum(const E& e) {
-  std::underlying_type_t<E> v;
-  std::memcpy(&v, &e, sizeof v);
-  return static_cast<int>(v);
-}
-
 ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
   ExecConfig e;
   e.backend = almc::context_backend(ctx);
@@ -61,9 +52,9 @@ ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
   if (c->struct_size != sizeof(almc_onnx_config))
     throw Error(ALMC_ERR_STRUCT_SIZE, "almc_onnx_config.struct_size is " + std::to_string(c->struct_size) + ", expected " +
                                           std::to_string(sizeof(almc_onnx_config)));
-  if (raw_enum(c->output) < ALMC_OUTPUT_SCORE || raw_enum(c->output) > ALMC_OUTPUT_X0) throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown output kind");
-  if (raw_enum(c->convention) < ALMC_CONV_OU || raw_enum(c->convention) > ALMC_CONV_VE) throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown convention");
-  if (raw_enum(c->level) < ALMC_LEVEL_T || raw_enum(c->level) > ALMC_LEVEL_NONE) throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown level kind");
+  if (almc::raw_enum(c->output) < ALMC_OUTPUT_SCORE || almc::raw_enum(c->output) > ALMC_OUTPUT_X0) throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown output kind");
+  if (almc::raw_enum(c->convention) < ALMC_CONV_OU || almc::raw_enum(c->convention) > ALMC_CONV_VE) throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown convention");
+  if (almc::raw_enum(c->level) < ALMC_LEVEL_T || almc::raw_enum(c->level) > ALMC_LEVEL_NONE) throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown level kind");
   if (c->max_batch < 0) throw Error(ALMC_ERR_INVALID_ARGUMENT, "max_batch must be >= 0");
   if (c->level == ALMC_LEVEL_INDEX) {
     if (!c->alpha_bar_table || c->alpha_bar_len <= 0)

@@ -66,16 +66,6 @@ void push(Schedule& s, StepScalars st) {
 
 }  // namespace
 
-// The integer a C caller stored in an enum field: C allows any int there, but in C++ loading an
-// enum object whose value lies outside its enumerators' range is undefined (UBSan: -fsanitize=enum),
-// so the checks read the bytes.
-template <class E>
-int raw_enum(const E& e) {
-  std::underlying_type_t<E> v;
-  std::memcpy(&v, &e, sizeof v);
-  return static_cast<int>(v);
-}
-
 almc_sampler_config resolve_defaults(const almc_sampler_config& in) {
   almc_sampler_config c = in;
   if (c.kappa <= 0) c.kappa = 10;
