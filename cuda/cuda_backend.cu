@@ -216,20 +216,8 @@ __global__ void xgp_aux_kernel(float* ych, int64_t n, int64_t m, int64_t chain0,
 
 __global__ void mean_std_kernel(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_meas * d;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t q = i / d, j = i % d;
-    const float* xq = x + q * cpm * d;
-    double s = 0.0;
-    for (int64_t c = 0; c < cpm; ++c) s += xq[c * d + j];
-    const double mu = s / static_cast<double>(cpm);
-    double v = 0.0;
-    for (int64_t c = 0; c < cpm; ++c) {
-      const double e = xq[c * d + j] - mu;
-      v += e * e;
-    }
-    if (mean) mean[i] = static_cast<float>(mu);
-    if (std) std[i] = cpm > 1 ? static_cast<float>(sqrt(v / static_cast<double>(cpm - 1))) : 0.f;
-  }
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    chain_mean_std(x, cpm, d, i / d, i % d, mean, std);
 }
 
 }  // namespace

@@ -130,6 +130,22 @@ ALMC_HD void fused_unit(const FusedStepParams& p, const StepScalars& cur, const 
     fused_group(p, cur, l, c, u);
 }
 
+// Mean and (n - 1) standard deviation across the cpm chains of measurement q at coordinate j, in
+// double and in chain order, so results do not depend on how the work is spread.
+ALMC_HD void chain_mean_std(const float* x, int64_t cpm, int64_t d, int64_t q, int64_t j, float* mean, float* std) {
+  const float* xq = x + q * cpm * d;
+  double s = 0.0;
+  for (int64_t c = 0; c < cpm; ++c) s += xq[c * d + j];
+  const double mu = s / static_cast<double>(cpm);
+  double v = 0.0;
+  for (int64_t c = 0; c < cpm; ++c) {
+    const double e = xq[c * d + j] - mu;
+    v += e * e;
+  }
+  if (mean) mean[q * d + j] = static_cast<float>(mu);
+  if (std) std[q * d + j] = cpm > 1 ? static_cast<float>(sqrt(v / static_cast<double>(cpm - 1))) : 0.f;
+}
+
 // ---------------------------------------------------------------- operators, element by element
 
 // (A x)_i for the local and blur operators; x is one chain's row.

@@ -290,19 +290,7 @@ class CpuBackend final : public Backend {
   void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) override {
 #pragma omp parallel for schedule(static) num_threads(n_threads_)
     for (int64_t j = 0; j < d; ++j)
-      for (int64_t q = 0; q < n_meas; ++q) {
-        const float* xq = x + q * cpm * d;
-        double s = 0.0;
-        for (int64_t c = 0; c < cpm; ++c) s += xq[c * d + j];
-        const double mu = s / static_cast<double>(cpm);
-        double v = 0.0;
-        for (int64_t c = 0; c < cpm; ++c) {
-          const double e = xq[c * d + j] - mu;
-          v += e * e;
-        }
-        if (mean) mean[q * d + j] = static_cast<float>(mu);
-        if (std) std[q * d + j] = cpm > 1 ? static_cast<float>(std::sqrt(v / static_cast<double>(cpm - 1))) : 0.f;
-      }
+      for (int64_t q = 0; q < n_meas; ++q) chain_mean_std(x, cpm, d, q, j, mean, std);
   }
 
  private:

@@ -6,19 +6,7 @@
 namespace almc::oracle {
 namespace {
 
-// A small deterministic generator (the problems must not depend on the engine's RNG).
-struct Gen {
-  uint64_t s;
-  explicit Gen(uint64_t seed) : s(seed * 6364136223846793005ull + 1442695040888963407ull) {}
-  double uniform() {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<double>(s >> 11) * (1.0 / 9007199254740992.0);
-  }
-  double normal() {
-    const double u = uniform() + 1e-300, v = uniform();
-    return std::sqrt(-2 * std::log(u)) * std::cos(6.283185307179586 * v);
-  }
-};
+using Gen = Lcg;
 // Rounded to float so the engine sees exactly the oracle's problem.
 double f32(double v) { return static_cast<double>(static_cast<float>(v)); }
 

@@ -21,6 +21,26 @@ namespace almc::oracle {
 
 // ------------------------------------------------------------------ dense matrices
 
+// A small deterministic generator for problem and test inputs: it must not depend on the
+// engine's own noise.
+struct Lcg {
+  uint64_t s;
+  explicit Lcg(uint64_t seed) : s(seed * 6364136223846793005ull + 1442695040888963407ull) {}
+  double uniform() {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(s >> 11) * (1.0 / 9007199254740992.0);
+  }
+  double normal() {
+    const double u = uniform() + 1e-300, v = uniform();
+    return std::sqrt(-2 * std::log(u)) * std::cos(6.283185307179586 * v);
+  }
+  std::vector<float> normals(size_t n, double scale = 1) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = static_cast<float>(scale * normal());
+    return v;
+  }
+};
+
 struct Mat {
   int r = 0, c = 0;
   std::vector<double> a;

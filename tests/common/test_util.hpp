@@ -3,6 +3,8 @@
 
 #include <almc/almc.hpp>
 
+#include "host/cli/validate_oracles.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -17,23 +19,7 @@ inline std::string data_dir() {
 }
 
 // Deterministic pseudo-random values for test inputs (not the engine's generator).
-struct Lcg {
-  uint64_t s;
-  explicit Lcg(uint64_t seed) : s(seed * 6364136223846793005ull + 1442695040888963407ull) {}
-  double uniform() {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<double>(s >> 11) * (1.0 / 9007199254740992.0);
-  }
-  double normal() {
-    const double u = uniform() + 1e-300, v = uniform();
-    return std::sqrt(-2 * std::log(u)) * std::cos(6.283185307179586 * v);
-  }
-  std::vector<float> normals(size_t n, double scale = 1) {
-    std::vector<float> v(n);
-    for (auto& x : v) x = static_cast<float>(scale * normal());
-    return v;
-  }
-};
+using Lcg = almc::oracle::Lcg;
 
 inline almc_sampler_config quick_almc(int64_t chains, uint64_t seed, double noise_std) {
   almc_sampler_config c = almc_sampler_config_default();
