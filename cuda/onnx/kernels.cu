@@ -1,4 +1,5 @@
-// CUDA kernels of the ONNX executor; they mirror host/onnx/cpu_kernels.cpp one for one.
+// CUDA launchers of the ONNX executor: the operators of cuda/onnx/ops.cuh (the CPU backend's too)
+// one element or one warp per row per thread, and cuBLAS GEMMs.
 // GEMMs (and convolutions as im2col + GEMM) go through cuBLAS; everything is enqueued on the
 // caller's stream and nothing allocates, so a run can be captured into a CUDA graph.
 #include <cublas_v2.h>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "cuda/onnx/kernels.hpp"
+#include "cuda/onnx/ops.cuh"
 
 namespace almc::onnx::cuda {
 namespace {
@@ -32,280 +34,131 @@ inline int grid_for(int64_t n) {
   return int(g < 1 ? 1 : (g > 65535 * 8 ? 65535 * 8 : g));
 }
 
-__device__ __forceinline__ int64_t strided_offset(int64_t i, int ndim, const int64_t* shape, const int64_t* stride) {
-  int64_t off = 0;
-  for (int d = ndim - 1; d >= 0; --d) {
-    const int64_t q = i / shape[d];
-    off += (i - q * shape[d]) * stride[d];
-    i = q;
-  }
-  return off;
-}
+// ---------------------------------------------------------------- launchers
+// Every op is a functor from cuda/onnx/ops.cuh (shared with the CPU backend); these launch it
+// one output element per thread (for_each_row) or one warp per reduced row (the reductions).
 
-__global__ void ew_kernel(const EwParams p) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < p.total; i += int64_t(gridDim.x) * blockDim.x) {
-    float r[kMaxEwRegs];
-#pragma unroll 1
-    for (int k = 0; k < p.n_in; ++k) {
-      const int64_t o = p.contiguous[k] ? i : p.scalar[k] ? 0 : strided_offset(i, p.ndim, p.shape, p.stride[k]);
-      r[k] = p.in[k][o];
-    }
-#pragma unroll 1
-    for (int q = 0; q < p.n_instr; ++q) {
-      const EwInstr in = p.instr[q];
-      r[in.dst] = ew_apply<float>(in.op, r[in.a], r[in.b], r[in.c], in.alpha, in.beta);
-    }
-    p.out[i] = r[p.out_reg];
+// f(row, i, i + 1) for every element i of every row of `len` elements.
+template <class F>
+__global__ void for_each_row_kernel(int64_t rows, int64_t len, const F f) {
+  const int64_t total = rows * len;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = e / len, i = e - row * len;
+    f(row, i, i + 1);
   }
 }
 
-__global__ void copy_kernel(const CopyParams p) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < p.total; i += int64_t(gridDim.x) * blockDim.x)
-    p.out[strided_offset(i, p.ndim, p.shape, p.out_stride)] = p.in[strided_offset(i, p.ndim, p.shape, p.in_stride)];
+template <class F>
+void for_each_row(int64_t rows, int64_t len, const F& f, cudaStream_t st) {
+  if (rows <= 0 || len <= 0) return;
+  for_each_row_kernel<<<grid_for(rows * len), kBlock, 0, st>>>(rows, len, f);
+  check_launch("kernel launch");
 }
 
-__global__ void gather_kernel(const GatherParams p) {
-  const int64_t total = p.outer * p.n_idx * p.inner;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t in = i % p.inner, j = (i / p.inner) % p.n_idx, o = i / (p.inner * p.n_idx);
-    int64_t k = int64_t(p.idx[j]);
-    if (k < 0) k += p.axis_len;
-    k = k < 0 ? 0 : (k >= p.axis_len ? p.axis_len - 1 : k);
-    p.out[i] = p.data[(o * p.axis_len + k) * p.inner + in];
+// The butterfly of ops.cuh's lane_tree_*: step s adds lane l ^ s, the CPU's pairing.
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int s = kLanes / 2; s > 0; s >>= 1) v = v + __shfl_xor_sync(0xffffffffu, v, s);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int s = kLanes / 2; s > 0; s >>= 1) {
+    const float o = __shfl_xor_sync(0xffffffffu, v, s);
+    v = v > o ? v : o;
   }
+  return v;
 }
 
-// bias fill before a GEMM that accumulates (beta = 1)
-__global__ void bias_fill_kernel(float* C, int64_t M, int64_t N, int64_t ldc, const float* bias, int kind, int64_t bias_ld,
-                                 float beta) {
-  const int64_t total = M * N;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t m = i / N, n = i % N;
-    const float v = kind == BIAS_ROW ? bias[n] : kind == BIAS_COL ? bias[m] : bias[m * bias_ld + n];
-    C[m * ldc + n] = beta * v;
-  }
-}
+// Rows handled one per warp, lanes as in ops.cuh.
+#define ALMC_WARP_ROWS(rows)                                                                                   \
+  for (int64_t row = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / kLanes; row < (rows);                 \
+       row += (int64_t(gridDim.x) * blockDim.x) / kLanes)
 
-__global__ void act_kernel(float* y, int64_t M, int64_t N, int64_t ld, int act, float alpha) {
-  const int64_t total = M * N;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    float* v = y + (i / N) * ld + i % N;
-    *v = ew_apply<float>(act, *v, 0.f, 0.f, alpha, 0.f);
-  }
-}
-
-// col[ck, b*OHW + ohw] for images n0..n0+B of group g
-__global__ void im2col_kernel(const ConvParams p, int64_t n0, int64_t B, int64_t g) {
-  const int64_t Cg = p.C / p.group, KK = p.KH * p.KW, OHW = p.OH * p.OW, cols = B * OHW, total = Cg * KK * cols;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t ck = i / cols, col = i % cols, b = col / OHW, ohw = col % OHW;
-    const int64_t c = ck / KK, kh = (ck % KK) / p.KW, kw = ck % p.KW, oh = ohw / p.OW, ow = ohw % p.OW;
-    const int64_t ih = oh * p.sh - p.ph + kh * p.dh, iw = ow * p.sw - p.pw + kw * p.dw;
-    const float* x = p.x + ((n0 + b) * p.C + g * Cg + c) * p.H * p.W;
-    p.col[i] = (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W) ? x[ih * p.W + iw] : 0.f;
-  }
-}
-
-// y[n0+b, g*Mg+m, ohw] = act(tmp[m, b*OHW+ohw] + bias)
-__global__ void conv_scatter_kernel(const ConvParams p, const float* tmp, int64_t n0, int64_t B, int64_t g) {
-  const int64_t Mg = p.M / p.group, OHW = p.OH * p.OW, cols = B * OHW, total = Mg * cols;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t m = i / cols, col = i % cols, b = col / OHW, ohw = col % OHW;
-    const float bias = p.bias ? p.bias[g * Mg + m] : 0.f;
-    p.y[((n0 + b) * p.M + g * Mg + m) * OHW + ohw] = ew_apply<float>(p.act, tmp[i] + bias, 0.f, 0.f, p.act_alpha, 0.f);
-  }
-}
-
-// xt[c, b*HW + hw] = x[n0+b, g*Cg+c, hw]
-__global__ void regroup_kernel(const ConvParams p, float* xt, int64_t n0, int64_t B, int64_t g) {
-  const int64_t Cg = p.C / p.group, HW = p.H * p.W, cols = B * HW, total = Cg * cols;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i / cols, col = i % cols, b = col / HW, hw = col % HW;
-    xt[i] = p.x[((n0 + b) * p.C + g * Cg + c) * HW + hw];
-  }
-}
-
-// ConvTranspose output by gathering the columns that land on it (no atomics).
-__global__ void col2im_kernel(const ConvParams p, const float* col, int64_t n0, int64_t B, int64_t g) {
-  const int64_t Mg = p.M / p.group, HW = p.H * p.W, cols = B * HW, OHW = p.OH * p.OW, total = B * Mg * OHW;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t b = i / (Mg * OHW), m = (i / OHW) % Mg, oh = (i % OHW) / p.OW, ow = i % p.OW;
-    float acc = p.bias ? p.bias[g * Mg + m] : 0.f;
-    for (int64_t kh = 0; kh < p.KH; ++kh) {
-      const int64_t th = oh + p.ph - kh * p.dh;
-      if (th < 0 || th % p.sh) continue;
-      const int64_t ih = th / p.sh;
-      if (ih >= p.H) continue;
-      for (int64_t kw = 0; kw < p.KW; ++kw) {
-        const int64_t tw = ow + p.pw - kw * p.dw;
-        if (tw < 0 || tw % p.sw) continue;
-        const int64_t iw = tw / p.sw;
-        if (iw >= p.W) continue;
-        acc += col[((m * p.KH + kh) * p.KW + kw) * cols + b * HW + ih * p.W + iw];
-      }
-    }
-    p.y[((n0 + b) * p.M + g * Mg + m) * OHW + oh * p.OW + ow] = ew_apply<float>(p.act, acc, 0.f, 0.f, p.act_alpha, 0.f);
-  }
-}
-
-// One warp per (outer, inner) row.
 __global__ void softmax_kernel(const SoftmaxParams p) {
-  const int64_t rows = p.outer * p.inner;
-  const int lane = threadIdx.x & 31;
-  for (int64_t row = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5; row < rows;
-       row += (int64_t(gridDim.x) * blockDim.x) >> 5) {
-    const int64_t o = row / p.inner, in = row % p.inner;
-    const float* x = p.x + o * p.len * p.inner + in;
-    float* y = p.y + o * p.len * p.inner + in;
-    float mx = -INFINITY;
-    for (int64_t k = lane; k < p.len; k += 32) mx = fmaxf(mx, x[k * p.inner]);
-    for (int s = 16; s > 0; s >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, s));
-    float sum = 0.f;
-    for (int64_t k = lane; k < p.len; k += 32) sum += expf(x[k * p.inner] - mx);
-    for (int s = 16; s > 0; s >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, s);
-    if (p.log) {
-      const float ls = logf(sum);
-      for (int64_t k = lane; k < p.len; k += 32) y[k * p.inner] = x[k * p.inner] - mx - ls;
-    } else {
-      const float inv = 1.f / sum;
-      for (int64_t k = lane; k < p.len; k += 32) y[k * p.inner] = expf(x[k * p.inner] - mx) * inv;
-    }
+  const int lane = int(threadIdx.x % kLanes);
+  ALMC_WARP_ROWS(p.outer * p.inner) {
+    const float mx = warp_max(softmax_lane_max(p, row, lane));
+    const float sum = warp_sum(softmax_lane_sum(p, row, lane, mx));
+    softmax_lane_write(p, row, lane, kLanes, mx, sum);
   }
 }
 
-__device__ float block_sum(float v, float* sh) {
-  for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  float r = 0.f;
-  for (int w = 0; w < int(blockDim.x >> 5); ++w) r += sh[w];
-  return r;
-}
-
-// One block per row: mean, then the variance about it (two passes, as on the CPU).
 __global__ void norm_kernel(const NormParams p) {
-  __shared__ float sh[32];
-  for (int64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
-    const float* x = p.x + r * p.len;
-    float* y = p.y + r * p.len;
-    float s = 0.f;
-    for (int64_t i = threadIdx.x; i < p.len; i += blockDim.x) s += x[i];
-    const float mean = block_sum(s, sh) / float(p.len);
-    float v = 0.f;
-    for (int64_t i = threadIdx.x; i < p.len; i += blockDim.x) v += (x[i] - mean) * (x[i] - mean);
-    const float rstd = rsqrtf(block_sum(v, sh) / float(p.len) + p.eps);
-    if (p.affine == AFFINE_COLUMN) {
-      for (int64_t i = threadIdx.x; i < p.len; i += blockDim.x)
-        y[i] = ew_apply<float>(p.act, (x[i] - mean) * rstd * p.scale[i] + (p.bias ? p.bias[i] : 0.f), 0.f, 0.f, 0.f, 0.f);
-    } else {
-      const int64_t c = r % p.channels;
-      const float a = p.scale ? p.scale[c] * rstd : rstd, b = p.bias ? p.bias[c] : 0.f;
-      for (int64_t i = threadIdx.x; i < p.len; i += blockDim.x)
-        y[i] = ew_apply<float>(p.act, (x[i] - mean) * a + b, 0.f, 0.f, 0.f, 0.f);
-    }
+  const int lane = int(threadIdx.x % kLanes);
+  ALMC_WARP_ROWS(p.rows) {
+    const float mean = norm_mean(p, warp_sum(norm_lane_sum(p, row, lane)));
+    const float rstd = norm_rstd(p, warp_sum(norm_lane_sq(p, row, lane, mean)));
+    norm_write(p, row, lane, kLanes, mean, rstd);
   }
 }
 
 __global__ void reduce_kernel(const ReduceParams p) {
-  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < p.out_total; o += int64_t(gridDim.x) * blockDim.x) {
-    const float* x = p.x + strided_offset(o, p.ondim, p.oshape, p.ostride);
-    float s = 0.f;
-    for (int64_t k = 0; k < p.red_total; ++k) s += x[strided_offset(k, p.rndim, p.rshape, p.rstride)];
-    p.y[o] = p.mean ? s / float(p.red_total) : s;
+  const int lane = int(threadIdx.x % kLanes);
+  ALMC_WARP_ROWS(p.out_total) {
+    const float s = warp_sum(reduce_lane_sum(p, row, lane));
+    if (lane == 0) p.y[row] = reduce_finish(p, s);
   }
 }
 
-__global__ void pool_kernel(const PoolParams p) {
-  const int64_t total = p.NC * p.OH * p.OW;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i / (p.OH * p.OW), oh = (i / p.OW) % p.OH, ow = i % p.OW;
-    const float* x = p.x + c * p.H * p.W;
-    float acc = p.max ? -INFINITY : 0.f;
-    int64_t cnt = 0, cnt_pad = 0;
-    for (int64_t kh = 0; kh < p.KH; ++kh) {
-      const int64_t ih = oh * p.sh - p.ph + kh * p.dh;
-      for (int64_t kw = 0; kw < p.KW; ++kw) {
-        const int64_t iw = ow * p.sw - p.pw + kw * p.dw;
-        if (ih < p.H + p.ph && iw < p.W + p.pw) ++cnt_pad;
-        if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) continue;
-        const float v = x[ih * p.W + iw];
-        acc = p.max ? fmaxf(acc, v) : acc + v;
-        ++cnt;
-      }
-    }
-    if (!p.max) {
-      const int64_t d = p.count_include_pad ? cnt_pad : cnt;
-      acc /= float(d > 0 ? d : 1);
-    }
-    p.y[i] = acc;
-  }
-}
+// ---------------------------------------------------------------- element functors
 
-__device__ int64_t nearest_index(double src, int mode, int64_t len) {
-  double r;
-  switch (mode) {
-    case NEAREST_FLOOR: r = floor(src); break;
-    case NEAREST_CEIL: r = ceil(src); break;
-    case NEAREST_ROUND_PREFER_CEIL: r = floor(src + 0.5); break;
-    default: r = (src - floor(src) == 0.5) ? floor(src) : round(src); break;
+struct EwOne {
+  EwParams p;
+  __device__ void operator()(int64_t, int64_t i, int64_t) const {
+    float regs[kMaxEwRegs][1];
+    ew_range<1>(p, i, 1, regs);
   }
-  int64_t k = int64_t(r);
-  return k < 0 ? 0 : (k >= len ? len - 1 : k);
-}
-
-__global__ void resize_kernel(const ResizeParams p) {
-  const int64_t total = p.NC * p.OH * p.OW;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i / (p.OH * p.OW), oh = (i / p.OW) % p.OH, ow = i % p.OW;
-    const float* x = p.x + c * p.H * p.W;
-    const double sh = p.ah * double(oh) + p.bh, sw = p.aw * double(ow) + p.bw;
-    if (!p.linear) {
-      p.y[i] = x[nearest_index(sh, p.nearest_mode, p.H) * p.W + nearest_index(sw, p.nearest_mode, p.W)];
-    } else {
-      const double ch = fmin(fmax(sh, 0.0), double(p.H - 1)), cw = fmin(fmax(sw, 0.0), double(p.W - 1));
-      const int64_t h0 = int64_t(ch), w0 = int64_t(cw);
-      const int64_t h1 = h0 + 1 < p.H ? h0 + 1 : p.H - 1, w1 = w0 + 1 < p.W ? w0 + 1 : p.W - 1;
-      const float fh = float(ch - double(h0)), fw = float(cw - double(w0));
-      const float top = x[h0 * p.W + w0] * (1.f - fw) + x[h0 * p.W + w1] * fw;
-      const float bot = x[h1 * p.W + w0] * (1.f - fw) + x[h1 * p.W + w1] * fw;
-      p.y[i] = top * (1.f - fh) + bot * fh;
+};
+struct CopyRows {
+  CopyParams p;
+  __device__ void operator()(int64_t r, int64_t i0, int64_t i1) const { copy_range<float>(p, p.in, p.out, r, i0, i1); }
+};
+struct GatherRows {
+  GatherParams p;
+  __device__ void operator()(int64_t r, int64_t i0, int64_t i1) const { gather_range<float>(p, p.data, p.idx, p.out, r, i0, i1); }
+};
+struct GemmBias {
+  GemmParams p;
+  float* C;
+  __device__ void operator()(int64_t m, int64_t n0, int64_t n1) const { gemm_bias_range(p, C, m, n0, n1); }
+};
+struct Act {
+  int act;
+  float alpha;
+  float* y;
+  int64_t ld;
+  __device__ void operator()(int64_t r, int64_t i0, int64_t i1) const { act_range(act, alpha, y + r * ld, i0, i1); }
+};
+struct ConvStage {  // one of the convolution's data passes for images n0 .. n0+B-1 of group g
+  enum Kind { Im2col, Out, Regroup, Col2im } kind;
+  ConvParams p;
+  float* buf;
+  int64_t n0, B, g;
+  __device__ void operator()(int64_t r, int64_t i0, int64_t i1) const {
+    switch (kind) {
+      case Im2col: im2col_range(p, buf, n0, B, g, r, i0, i1); break;
+      case Out: conv_out_range(p, buf, n0, B, g, r, i0, i1); break;
+      case Regroup: regroup_range(p, buf, n0, B, g, r, i0, i1); break;
+      case Col2im: col2im_range(p, buf, n0, B, g, r, i0, i1); break;
     }
   }
-}
-
-__global__ void pad_kernel(const PadParams p) {
-  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < p.total; o += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rem = o, off = 0, istride = 1;
-    bool inside = true;
-    for (int d = p.ndim - 1; d >= 0; --d) {
-      int64_t i = rem % p.oshape[d] - p.begin[d];
-      rem /= p.oshape[d];
-      const int64_t n = p.ishape[d];
-      if (i < 0 || i >= n) {
-        if (p.mode == 0) {
-          inside = false;
-          break;
-        }
-        if (p.mode == 2) {
-          i = i < 0 ? 0 : n - 1;
-        } else {
-          const int64_t period = 2 * (n - 1);
-          i = period > 0 ? ((i % period) + period) % period : 0;
-          if (i >= n) i = period - i;
-        }
-      }
-      off += i * istride;
-      istride *= n;
-    }
-    p.y[o] = inside ? p.x[off] : p.value;
-  }
-}
-
-__global__ void fill_kernel(float* p, int64_t n, float v) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) p[i] = v;
-}
+};
+struct PoolRows {
+  PoolParams p;
+  __device__ void operator()(int64_t r, int64_t i0, int64_t i1) const { pool_range(p, r, i0, i1); }
+};
+struct ResizeRows {
+  ResizeParams p;
+  __device__ void operator()(int64_t r, int64_t i0, int64_t i1) const { resize_range(p, r, i0, i1); }
+};
+struct PadOne {
+  PadParams p;
+  __device__ void operator()(int64_t, int64_t o, int64_t) const { p.y[o] = pad_at(p, o); }
+};
+struct FillOne {
+  float* y;
+  float v;
+  __device__ void operator()(int64_t, int64_t i, int64_t) const { y[i] = v; }
+};
 
 // The level's coefficients are recomputed by every thread from level_dev: no host value is baked
 // into a captured graph.
@@ -344,14 +197,8 @@ void run_gemm(const GemmParams& p, cublasHandle_t h, cudaStream_t st) {
   float beta = 0.f;
   if (p.bias_kind != BIAS_NONE) beta = 1.f;
   for (int64_t b = 0; b < p.batch; ++b) {
-    int64_t oa = 0, ob = 0, oc = 0, rem = b;
-    for (int d = p.batch_ndim - 1; d >= 0; --d) {
-      const int64_t i = rem % p.batch_shape[d];
-      rem /= p.batch_shape[d];
-      oa += i * p.batch_stride_a[d];
-      ob += i * p.batch_stride_b[d];
-      oc += i * p.batch_stride_c[d];
-    }
+    int64_t oa, ob, oc;
+    gemm_batch_offsets(p, b, oa, ob, oc);
     if (p.batch_ndim == 1 && p.bias_kind == BIAS_NONE) {
       // One strided-batched call covers the whole batch.
       const float one = p.alpha, zero = 0.f;
@@ -362,16 +209,10 @@ void run_gemm(const GemmParams& p, cublasHandle_t h, cudaStream_t st) {
                  "cublasSgemmStridedBatched");
       break;
     }
-    if (p.bias_kind != BIAS_NONE) {
-      bias_fill_kernel<<<grid_for(p.M * p.N), kBlock, 0, st>>>(p.C + oc, p.M, p.N, p.ldc, p.bias, p.bias_kind, p.bias_ld, p.beta);
-      check_launch("bias fill");
-    }
+    if (p.bias_kind != BIAS_NONE) for_each_row(p.M, p.N, GemmBias{p, p.C + oc}, st);
     sgemm_rm(h, p.trans_a, p.trans_b, p.M, p.N, p.K, p.alpha, p.A + oa, p.lda, p.B + ob, p.ldb, beta, p.C + oc, p.ldc);
   }
-  if (p.act != EW_COPY) {
-    act_kernel<<<grid_for(p.batch * p.M * p.N), kBlock, 0, st>>>(p.C, p.batch * p.M, p.N, p.ldc, p.act, p.act_alpha);
-    check_launch("activation");
-  }
+  if (p.act != EW_COPY) for_each_row(p.batch * p.M, p.N, Act{p.act, p.act_alpha, p.C, p.ldc}, st);
 }
 
 void run_conv(const ConvParams& p, cublasHandle_t h, cudaStream_t st) {
@@ -380,27 +221,23 @@ void run_conv(const ConvParams& p, cublasHandle_t h, cudaStream_t st) {
     const int64_t B = p.chunk < p.N - n0 ? p.chunk : p.N - n0, cols = B * OHW;
     float* tmp = p.col + Cg * KK * cols;
     for (int64_t g = 0; g < G; ++g) {
-      im2col_kernel<<<grid_for(Cg * KK * cols), kBlock, 0, st>>>(p, n0, B, g);
-      check_launch("im2col");
+      for_each_row(Cg * KK * B * p.OH, p.OW, ConvStage{ConvStage::Im2col, p, p.col, n0, B, g}, st);
       sgemm_rm(h, false, false, Mg, cols, Cg * KK, 1.f, p.w + g * Mg * Cg * KK, Cg * KK, p.col, cols, 0.f, tmp, cols);
-      conv_scatter_kernel<<<grid_for(Mg * cols), kBlock, 0, st>>>(p, tmp, n0, B, g);
-      check_launch("conv scatter");
+      for_each_row(Mg * B, OHW, ConvStage{ConvStage::Out, p, tmp, n0, B, g}, st);
     }
   }
 }
 
 void run_conv_transpose(const ConvParams& p, cublasHandle_t h, cudaStream_t st) {
-  const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
+  const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, HW = p.H * p.W;
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
     const int64_t B = p.chunk < p.N - n0 ? p.chunk : p.N - n0, cols = B * HW;
     float* xt = p.col;
     float* col = p.col + Cg * cols;
     for (int64_t g = 0; g < G; ++g) {
-      regroup_kernel<<<grid_for(Cg * cols), kBlock, 0, st>>>(p, xt, n0, B, g);
-      check_launch("regroup");
+      for_each_row(Cg * B, HW, ConvStage{ConvStage::Regroup, p, xt, n0, B, g}, st);
       sgemm_rm(h, true, false, Mg * KK, cols, Cg, 1.f, p.w + g * Cg * Mg * KK, Mg * KK, xt, cols, 0.f, col, cols);
-      col2im_kernel<<<grid_for(B * Mg * OHW), kBlock, 0, st>>>(p, col, n0, B, g);
-      check_launch("col2im");
+      for_each_row(B * Mg * p.OH, p.OW, ConvStage{ConvStage::Col2im, p, col, n0, B, g}, st);
     }
   }
 }
@@ -487,18 +324,18 @@ void run_step(const Step& s, void* blas, bool allow_tf32, void* stream) {
   auto st = static_cast<cudaStream_t>(stream);
   cublasHandle_t h = static_cast<Blas*>(blas)->h;
   switch (s.kind) {
-    case StepKind::Ew: ew_kernel<<<grid_for(s.ew.total), kBlock, 0, st>>>(s.ew); break;
-    case StepKind::Copy: copy_kernel<<<grid_for(s.copy.total), kBlock, 0, st>>>(s.copy); break;
-    case StepKind::Gather:
-      gather_kernel<<<grid_for(s.gather.outer * s.gather.n_idx * s.gather.inner), kBlock, 0, st>>>(s.gather);
+    case StepKind::Ew: for_each_row(1, s.ew.total, EwOne{s.ew}, st); break;
+    case StepKind::Copy:
+      if (s.copy.total > 0) for_each_row(s.copy.total / copy_inner(s.copy), copy_inner(s.copy), CopyRows{s.copy}, st);
       break;
-    case StepKind::Softmax: softmax_kernel<<<grid_for(s.softmax.outer * s.softmax.inner * 32), kBlock, 0, st>>>(s.softmax); break;
-    case StepKind::Norm: norm_kernel<<<int(s.norm.rows < 65535 ? s.norm.rows : 65535), kBlock, 0, st>>>(s.norm); break;
-    case StepKind::Reduce: reduce_kernel<<<grid_for(s.reduce.out_total), kBlock, 0, st>>>(s.reduce); break;
-    case StepKind::Pool: pool_kernel<<<grid_for(s.pool.NC * s.pool.OH * s.pool.OW), kBlock, 0, st>>>(s.pool); break;
-    case StepKind::Resize: resize_kernel<<<grid_for(s.resize.NC * s.resize.OH * s.resize.OW), kBlock, 0, st>>>(s.resize); break;
-    case StepKind::Pad: pad_kernel<<<grid_for(s.pad.total), kBlock, 0, st>>>(s.pad); break;
-    case StepKind::Fill: fill_kernel<<<grid_for(s.fill_count), kBlock, 0, st>>>(s.fill_ptr, s.fill_count, s.fill_value); break;
+    case StepKind::Gather: for_each_row(s.gather.outer * s.gather.n_idx, s.gather.inner, GatherRows{s.gather}, st); break;
+    case StepKind::Softmax: softmax_kernel<<<grid_for(s.softmax.outer * s.softmax.inner * kLanes), kBlock, 0, st>>>(s.softmax); break;
+    case StepKind::Norm: norm_kernel<<<grid_for(s.norm.rows * kLanes), kBlock, 0, st>>>(s.norm); break;
+    case StepKind::Reduce: reduce_kernel<<<grid_for(s.reduce.out_total * kLanes), kBlock, 0, st>>>(s.reduce); break;
+    case StepKind::Pool: for_each_row(s.pool.NC * s.pool.OH, s.pool.OW, PoolRows{s.pool}, st); break;
+    case StepKind::Resize: for_each_row(s.resize.NC * s.resize.OH, s.resize.OW, ResizeRows{s.resize}, st); break;
+    case StepKind::Pad: for_each_row(1, s.pad.total, PadOne{s.pad}, st); break;
+    case StepKind::Fill: for_each_row(1, s.fill_count, FillOne{s.fill_ptr, s.fill_value}, st); break;
     case StepKind::Gemm:
     case StepKind::Conv:
     case StepKind::ConvT:

@@ -165,8 +165,7 @@ struct SoftmaxParams {
 
 // Normalise each row of [rows, len]: y = (x - mean) / sqrt(var + eps) * scale + bias.
 // AFFINE_CHANNEL: scale/bias indexed by (row % channels) (InstanceNorm, GroupNorm);
-// AFFINE_COLUMN: indexed by the column (LayerNorm); post_* is GroupNorm's per-channel affine
-// after the group statistics (post_channels channels of len/post_per elements in each row).
+// AFFINE_COLUMN: indexed by the column (LayerNorm).
 enum NormAffine : uint8_t { AFFINE_NONE, AFFINE_CHANNEL, AFFINE_COLUMN };
 struct NormParams {
   int64_t rows, len, channels;
@@ -174,9 +173,6 @@ struct NormParams {
   NormAffine affine;
   const float* scale;
   const float* bias;
-  const float* post_scale;  // GroupNorm fused: [groups * post_per] channel affine, or null
-  const float* post_bias;
-  int64_t post_per;         // channels per group in the fused GroupNorm (row = (n, group))
   int act;
   const float* x;
   float* y;

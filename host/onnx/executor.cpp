@@ -1,6 +1,8 @@
 // The ONNX executor (see executor.hpp): plans, buffers, and the adapter around a run.
 #include "host/onnx/executor.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -48,8 +50,8 @@ Executor::Executor(Graph g, const ExecConfig& cfg) : g_(std::move(g)), cfg_(cfg)
   }
 #endif
   // Plan once now: refusals surface at load, and max_batch runs never allocate later.
-  const int64_t n0 = cfg_.max_batch > 0 ? cfg_.max_batch : 1;
-  Slot& s = slot_for(n0, nullptr);
+  Slot& s = cfg_.backend == ALMC_BACKEND_CPU ? cpu_worker(0) : slot_for(cfg_.max_batch > 0 ? cfg_.max_batch : 1, nullptr);
+  const int64_t n0 = s.plan.n;
   d_ = s.plan.x_count / n0;
   if (s.plan.out_count != s.plan.x_count)
     throw Error(ALMC_ERR_UNSUPPORTED, "the output '" + io_.output + "' has " + std::to_string(s.plan.out_count / n0) +
@@ -80,33 +82,68 @@ Executor::Slot& Executor::slot_for(int64_t n, void* stream) {
                                           " inside a CUDA graph capture before it was planned; set max_batch");
   }
 #endif
+  if (cfg_.backend == ALMC_BACKEND_CPU) return cpu_worker(0);
   auto slot = std::make_unique<Slot>();
   slot->plan = build_plan(g_, io_, n);
   Plan& p = slot->plan;
   if (p.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
-  if (cfg_.backend == ALMC_BACKEND_CUDA) {
 #ifdef ALMC_HAVE_CUDA
-    slot->dev_arena = static_cast<float*>(cuda::device_alloc(size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float)));
-    cuda::memset_device(slot->dev_arena, size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float));
-    slot->dev_consts = static_cast<float*>(cuda::device_alloc(std::max<size_t>(p.consts.size(), 1) * sizeof(float)));
-    if (!p.consts.empty()) cuda::copy_to_device(slot->dev_consts, p.consts.data(), p.consts.size() * sizeof(float));
-    bind_plan(p, slot->dev_arena, slot->dev_consts);
+  slot->dev_arena = static_cast<float*>(cuda::device_alloc(size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float)));
+  cuda::memset_device(slot->dev_arena, size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float));
+  slot->dev_consts = static_cast<float*>(cuda::device_alloc(std::max<size_t>(p.consts.size(), 1) * sizeof(float)));
+  if (!p.consts.empty()) cuda::copy_to_device(slot->dev_consts, p.consts.data(), p.consts.size() * sizeof(float));
+  bind_plan(p, slot->dev_arena, slot->dev_consts);
 #endif
-  } else {
-    slot->host_arena.assign(size_t(std::max<int64_t>(p.arena_floats, 1)), 0.f);
-    slot->host_consts = p.consts;
-    bind_plan(p, slot->host_arena.data(), slot->host_consts.data());
-  }
   return *slots_.emplace(n, std::move(slot)).first->second;
+}
+
+namespace {
+
+// Samples per CPU block for a model whose plan at batch 1 is `p`: the largest power of two up to
+// 16 whose block stays within ~24 MFLOP of GEMM and convolution work. Small networks get blocks
+// large enough for efficient GEMMs; large ones (a U-Net) run one sample per block, with no padding.
+int64_t block_size(const Plan& p) {
+  double flops = 0;
+  for (const auto& s : p.steps) {
+    if (s.kind == StepKind::Gemm) flops += 2.0 * double(s.gemm.batch) * double(s.gemm.M) * double(s.gemm.N) * double(s.gemm.K);
+    const ConvParams& c = s.conv;
+    if (s.kind == StepKind::Conv) flops += 2.0 * double(c.N * c.OH * c.OW) * double(c.M) * double(c.C / c.group * c.KH * c.KW);
+    if (s.kind == StepKind::ConvT) flops += 2.0 * double(c.N * c.H * c.W) * double(c.C) * double(c.M / c.group * c.KH * c.KW);
+  }
+  int64_t b = 1;
+  while (b < 16 && double(2 * b) * flops <= 24.0e6) b *= 2;
+  return b;
+}
+
+}  // namespace
+
+Executor::Slot& Executor::cpu_worker(size_t i) {
+  while (cpu_workers_.size() <= i) {
+    auto w = std::make_unique<Slot>();
+    if (cpu_workers_.empty()) {
+      Plan one = build_plan(g_, io_, 1);
+      cpu_block_ = block_size(one);
+      w->plan = cpu_block_ == 1 ? std::move(one) : build_plan(g_, io_, cpu_block_);
+      if (w->plan.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
+      w->host_consts = w->plan.consts;
+    } else {
+      w->plan = cpu_workers_[0]->plan;  // rebound below to this worker's arena
+    }
+    w->host_arena.assign(size_t(std::max<int64_t>(w->plan.arena_floats, 1)), 0.f);
+    bind_plan(w->plan, w->host_arena.data(), cpu_workers_.empty() ? w->host_consts.data() : cpu_workers_[0]->host_consts.data());
+    cpu_workers_.push_back(std::move(w));
+  }
+  return *cpu_workers_[i];
 }
 
 std::map<std::string, double> Executor::profile_cpu(int64_t n, int reps) {
   static const char* names[] = {"Ew", "Gemm", "Conv", "ConvT", "Copy", "Gather", "Softmax", "Norm", "Reduce", "Pool", "Resize", "Pad", "Fill"};
   std::map<std::string, double> t;
   if (cfg_.backend != ALMC_BACKEND_CPU) return t;
-  Slot& s = slot_for(n, nullptr);
-  BlasThreadsGuard one_blas_thread;
-  for (int r = 0; r < reps; ++r)
+  ensure_serial_blas();
+  Slot& s = cpu_worker(0);
+  const int64_t blocks = (n + cpu_block_ - 1) / cpu_block_;  // one thread's share when it runs them all
+  for (int64_t r = 0; r < reps * blocks; ++r)
     for (const auto& st : s.plan.steps) {
       const auto t0 = std::chrono::steady_clock::now();
       cpu_run_step(st);
@@ -123,40 +160,57 @@ int64_t Executor::arena_bytes(int64_t n) { return slot_for(n, nullptr).plan.aren
 void Executor::run(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev,
                    void* stream) {
   if (n <= 0) throw Error(ALMC_ERR_INVALID_ARGUMENT, "batch size must be positive");
+  if (cfg_.backend == ALMC_BACKEND_CPU) return run_cpu(x, out, n, a, level_dev);
+#ifdef ALMC_HAVE_CUDA
   Slot& s = slot_for(n, stream);
   const Plan& p = s.plan;
   const int64_t count = n * d_;
-  if (cfg_.backend == ALMC_BACKEND_CUDA) {
-#ifdef ALMC_HAVE_CUDA
-    float* arena = s.dev_arena;
-    cuda::adapter_in(a, x, arena + p.x.off, count, p.level_used ? arena + p.level.off : nullptr, p.level_count,
-                     level_dev, stream);
-    for (const auto& st : p.steps) cuda::run_step(st, blas_, cfg_.allow_tf32, stream);
-    cuda::adapter_out(a, arena + p.out.off, x, out, count, level_dev, stream);
+  float* arena = s.dev_arena;
+  cuda::adapter_in(a, x, arena + p.x.off, count, p.level_used ? arena + p.level.off : nullptr, p.level_count, level_dev,
+                   stream);
+  for (const auto& st : p.steps) cuda::run_step(st, blas_, cfg_.allow_tf32, stream);
+  cuda::adapter_out(a, arena + p.out.off, x, out, count, level_dev, stream);
 #endif
-    return;
-  }
-  float* arena = s.host_arena.data();
+}
+
+void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev) {
+  ensure_serial_blas();
+  const int64_t B = cpu_block_, blocks = (n + B - 1) / B, d = d_;
+  const int threads = int(std::min<int64_t>(std::max(1, omp_get_max_threads()), blocks));
+  for (int i = 0; i < threads; ++i) cpu_worker(size_t(i));  // allocate before the parallel region
+  const Plan& p0 = cpu_workers_[0]->plan;
+  if (a.raw_levels && p0.level_count != B)
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
   const float t = level_dev ? level_dev->t : 0.f;
   const AdapterCoef k = a.raw ? AdapterCoef{1.f, 1.f, 0.f} : adapter_coef(a.output, a.convention, t);
-  float* xn = arena + p.x.off;
-  for (int64_t i = 0; i < count; ++i) xn[i] = k.cx * x[i];
-  if (p.level_used) {
-    const float lv = level_dev ? adapter_level_value(a, level_dev->t, level_dev->sigma, level_dev->log_sigma, level_dev->alpha_bar)
-                               : adapter_level_value(a, 0.f, 0.f, 0.f, 0.f);
-    if (a.raw_levels) {
-      if (p.level_count != n) throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
-      std::copy(a.raw_levels, a.raw_levels + n, arena + p.level.off);
-    } else {
-      std::fill(arena + p.level.off, arena + p.level.off + p.level_count, lv);
+  const float lv = level_dev ? adapter_level_value(a, level_dev->t, level_dev->sigma, level_dev->log_sigma, level_dev->alpha_bar)
+                             : adapter_level_value(a, 0.f, 0.f, 0.f, 0.f);
+#pragma omp parallel num_threads(threads)
+  {
+    Slot& w = *cpu_workers_[size_t(omp_get_thread_num())];
+    const Plan& p = w.plan;
+    float* arena = w.host_arena.data();
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t c0 = blk * B, rows = std::min(B, n - c0);
+      const float* xb = x + c0 * d;
+      float* xn = arena + p.x.off;
+      for (int64_t i = 0; i < rows * d; ++i) xn[i] = k.cx * xb[i];
+      for (int64_t r = rows; r < B; ++r) std::memcpy(xn + r * d, xn + (rows - 1) * d, size_t(d) * sizeof(float));
+      if (p.level_used) {
+        float* lvl = arena + p.level.off;
+        if (a.raw_levels) {
+          for (int64_t r = 0; r < B; ++r) lvl[r] = a.raw_levels[c0 + std::min(r, rows - 1)];
+        } else {
+          std::fill(lvl, lvl + p.level_count, lv);
+        }
+      }
+      for (const auto& st : p.steps) cpu_run_step(st);
+      const float* net = arena + p.out.off;
+      float* ob = out + c0 * d;
+      for (int64_t i = 0; i < rows * d; ++i) ob[i] = k.c1 * net[i] + k.c2 * xb[i];
     }
   }
-  {
-    BlasThreadsGuard one_blas_thread;
-    for (const auto& st : p.steps) cpu_run_step(st);
-  }
-  const float* net = arena + p.out.off;
-  for (int64_t i = 0; i < count; ++i) out[i] = k.c1 * net[i] + k.c2 * x[i];
 }
 
 void Executor::run_score(const float* x, float* score, int64_t n, const almc_level_device* level_dev, void* stream) {
@@ -182,8 +236,8 @@ void Executor::run_raw_levels(const float* x, float* out, int64_t n, const float
   AdapterParams a{};
   a.raw = true;
   a.raw_levels = levels;
-  if (slot_for(n, stream).plan.level_count != n)
-    throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
+  const Plan& p = slot_for(n, stream).plan;
+  if (p.level_count != p.n) throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
   run(x, out, n, a, nullptr, stream);
 }
 

@@ -24,6 +24,13 @@ struct ExecConfig {
 
 class Executor {
  public:
+  // The CPU backend evaluates the network in blocks of cpu_block() samples, block k holding
+  // samples k*B .. (k+1)*B-1 of the call (the last one padded with copies of its last sample), one
+  // block per OpenMP thread at a time, each kernel on its thread only. B depends only on the
+  // model (about 24 MFLOP per block, a power of two from 1 to 16), so a sample's output depends
+  // neither on the batch size nor on the thread count, bit for bit.
+  int64_t cpu_block() const { return cpu_block_; }
+
   Executor(Graph g, const ExecConfig& cfg);
   ~Executor();
   Executor(const Executor&) = delete;
@@ -55,13 +62,17 @@ class Executor {
     float* dev_consts = nullptr;
   };
   Slot& slot_for(int64_t n, void* stream);
+  Slot& cpu_worker(size_t i);  // CPU: thread i's plan for kCpuBlock samples and its arena
+  void run_cpu(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev);
   void run(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev, void* stream);
 
   Graph g_;
   ExecConfig cfg_;
   IoSpec io_;
   int64_t d_ = 0;
-  std::map<int64_t, std::unique_ptr<Slot>> slots_;
+  std::map<int64_t, std::unique_ptr<Slot>> slots_;       // CUDA: one plan per batch size
+  int64_t cpu_block_ = 1;
+  std::vector<std::unique_ptr<Slot>> cpu_workers_;         // CPU: one per thread, sharing worker 0's consts
   void* blas_ = nullptr;
   float* dev_table_ = nullptr;
 };

@@ -338,7 +338,6 @@ class Builder {
   void node_softmax();
   void node_norm();
   void node_slice_like();
-  void node_misc();
 
   void finalize();
 };
@@ -1099,7 +1098,7 @@ void Builder::node_norm() {
   oref.id = o.sid;
   BufRef none;
   none.id = -2;
-  s.refs = {ref(X), scale ? ref(*scale) : none, bias ? ref(*bias) : none, oref, none, none};
+  s.refs = {ref(X), scale ? ref(*scale) : none, bias ? ref(*bias) : none, oref};
 }
 
 void Builder::node_slice_like() {
@@ -1632,8 +1631,6 @@ void bind_plan(Plan& p, float* arena, const float* consts) {
         s.norm.scale = R(f[1]);
         s.norm.bias = R(f[2]);
         s.norm.y = R(f[3]);
-        s.norm.post_scale = R(f[4]);
-        s.norm.post_bias = R(f[5]);
         break;
       case StepKind::Reduce:
         s.reduce.x = R(f[0]);

@@ -1,11 +1,14 @@
 // The built-in ONNX executor on the CPU backend: fixtures against torch, batch invariance, the
 // score adapter against ALGORITHMS.md Sec. 2, refusals of malformed and unsupported models.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <cstring>
+#include <thread>
 
 #include "host/onnx/executor.hpp"
 #include "tests/cpu/test_onnx_util.hpp"
@@ -336,4 +339,119 @@ TEST(OnnxCApi, AlmcRunWithAnOnnxPrior) {
   almc_sampler_destroy(s);
   almc_operator_destroy(op);
   almc_score_destroy(score);
+}
+
+// ---------------------------------------------------------------- determinism and threads
+// The CPU backend evaluates fixed blocks of samples aligned to the call's first sample, each on
+// one thread (Executor::cpu_block()): a sample's output is the same bits whatever the batch size
+// and the thread count.
+
+namespace {
+std::vector<float> tiled(const std::vector<float>& v, size_t count) {
+  std::vector<float> out(count);
+  for (size_t i = 0; i < count; ++i) out[i] = v[i % v.size()] * (1.f + 0.01f * float(i / v.size()));
+  return out;
+}
+}  // namespace
+
+TEST(Onnx, CpuRowsBitwiseIndependentOfBatchAndThreads) {
+  const int saved = omp_get_max_threads();
+  for (const char* name : {"mlp_embed", "resmlp", "unet"}) {
+    SCOPED_TRACE(name);
+    auto x = read_npy(data_dir() + name + "_x.npy");
+    auto lv = read_npy(data_dir() + name + "_level.npy");
+    const int64_t d = int64_t(x.v.size()) / x.shape[0], N = 41;
+    const auto xs = tiled(x.v, size_t(N * d)), ls = tiled(lv.v, size_t(N));
+    auto ex = load(name);
+    auto eval = [&](int64_t n, int threads) {
+      omp_set_num_threads(threads);
+      std::vector<float> out(size_t(n * d), NAN);
+      ex->run_raw_levels(xs.data(), out.data(), n, ls.data(), nullptr);
+      return out;
+    };
+    const auto ref = eval(N, 1);
+    for (auto [n, threads] : std::vector<std::pair<int64_t, int>>{{1, 1}, {4, 2}, {17, 2}, {33, 3}, {41, 2}, {41, 4}}) {
+      const auto out = eval(n, threads);
+      EXPECT_EQ(std::memcmp(out.data(), ref.data(), out.size() * sizeof(float)), 0) << "batch " << n << ", " << threads << " threads";
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
+namespace {
+// The final chains of a short NCSN run with a fixture network as an ONNX prior on its own CPU
+// context (fixed seed): the TinyUNet (d = 256, level sigma) or the sinusoidal MLP (d = 16, t).
+std::vector<float> onnx_prior_run(bool unet, int64_t chains, uint64_t seed, int threads) {
+  const int64_t d = unet ? 256 : 16;
+  almc_context_config cc = almc_context_config_default();
+  cc.backend = ALMC_BACKEND_CPU;
+  cc.n_threads = threads;
+  almc_context_t ctx = nullptr;
+  if (almc_context_create(&cc, &ctx) != ALMC_OK) return {};
+  almc_onnx_config cfg = almc_onnx_config_default();
+  cfg.convention = ALMC_CONV_VP;
+  cfg.output = ALMC_OUTPUT_EPS;
+  cfg.level = unet ? ALMC_LEVEL_SIGMA : ALMC_LEVEL_T;
+  almc_score_t score = nullptr;
+  almc_operator_t op = nullptr;
+  almc_sampler_t s = nullptr;
+  std::vector<float> out;
+  almc_sampler_config sc = almc_sampler_config_default();
+  sc.method = ALMC_METHOD_NCSN;
+  sc.n_meas = 1;
+  sc.chains_per_meas = chains;
+  sc.seed = seed;
+  sc.n_levels = 4;
+  sc.steps_per_level = 2;
+  sc.sigma_max = 1.0;
+  sc.sigma_min = 0.1;
+  sc.noise_std = 0.5;
+  const std::vector<float> y(size_t(d), 0.5f);
+  if (almc_score_create_onnx(ctx, (data_dir() + (unet ? "unet.onnx" : "mlp_embed.onnx")).c_str(), &cfg, &score) != ALMC_OK ||
+      almc_operator_create_identity(ctx, d, &op) != ALMC_OK || almc_sampler_create(ctx, score, op, &sc, &s) != ALMC_OK) {
+    ADD_FAILURE() << almc_context_last_error(ctx);
+  } else if (almc_sampler_set_measurement(s, y.data()) != ALMC_OK || almc_sampler_run(s) != ALMC_OK) {
+    ADD_FAILURE() << almc_sampler_last_error(s);
+  } else {
+    out.assign(size_t(chains * d), NAN);
+    if (almc_sampler_get_samples(s, out.data()) != ALMC_OK) out.clear();
+  }
+  almc_sampler_destroy(s);
+  almc_operator_destroy(op);
+  almc_score_destroy(score);
+  almc_context_destroy(ctx);
+  return out;
+}
+}  // namespace
+
+TEST(OnnxCApi, ChainRowsBitwiseIndependentOfChainCount) {
+  for (bool unet : {false, true}) {
+    SCOPED_TRACE(unet ? "unet" : "mlp_embed");
+    const size_t d = unet ? 256 : 16;
+    const int64_t most = unet ? 32 : 64;
+    const auto many = onnx_prior_run(unet, most, 11, 2);
+    ASSERT_EQ(many.size(), size_t(most) * d);
+    EXPECT_NE(std::memcmp(many.data(), many.data() + d, d * sizeof(float)), 0);  // chains do differ
+    for (auto [chains, threads] : std::vector<std::pair<int64_t, int>>{{4, 1}, {4, 2}, {21, 2}, {most, 1}}) {
+      const auto few = onnx_prior_run(unet, chains, 11, threads);
+      ASSERT_EQ(few.size(), size_t(chains) * d);
+      EXPECT_EQ(std::memcmp(few.data(), many.data(), few.size() * sizeof(float)), 0) << chains << " chains, " << threads << " threads";
+    }
+  }
+}
+
+// Eight contexts on eight threads at once, each with its own ONNX prior: the same bits as the
+// same eight runs one after the other.
+TEST(OnnxCApi, ConcurrentContextsMatchSequentialRuns) {
+  constexpr int kJobs = 8;
+  std::vector<std::vector<float>> sequential(kJobs), concurrent(kJobs);
+  auto job = [](int j) { return onnx_prior_run(j % 4 == 0, 24, 100 + uint64_t(j), 1 + j % 2); };  // two U-Nets
+  for (int j = 0; j < kJobs; ++j) sequential[size_t(j)] = job(j);
+  std::vector<std::thread> pool;
+  for (int j = 0; j < kJobs; ++j) pool.emplace_back([&, j] { concurrent[size_t(j)] = job(j); });
+  for (auto& t : pool) t.join();
+  for (int j = 0; j < kJobs; ++j) {
+    ASSERT_EQ(sequential[size_t(j)].size(), size_t(24 * (j % 4 == 0 ? 256 : 16))) << j;
+    EXPECT_EQ(concurrent[size_t(j)], sequential[size_t(j)]) << "job " << j;
+  }
 }

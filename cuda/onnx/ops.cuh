@@ -1,0 +1,407 @@
+// The ONNX executor's operators, one source for both backends: each function computes a range of
+// output elements of one "row" (a run of consecutive outputs that share their index arithmetic).
+// The CPU backend calls them for whole rows inside one chain block (host/onnx/cpu_kernels.cpp),
+// the CUDA backend for one element per thread (cuda/onnx/kernels.cu). GEMMs are BLAS calls on
+// each side; only the data movement and the pointwise math around them live here.
+//
+// Reductions (Softmax, the normalisations, ReduceSum/Mean) accumulate in float on both backends
+// and in one fixed order: kLanes partial sums, lane l taking elements l, l + kLanes, ... in
+// increasing order, then a butterfly over the lanes (lane_tree_* below on the CPU, warp shuffles
+// with the same pairing on CUDA). Float because it is the GPU's native width (double would cost
+// 2-64x there) and because one type and one order make both backends round alike; the lanes keep
+// the summation error of a row of length L near that of L / 32 terms.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "cuda/onnx/params.hpp"
+
+namespace almc::onnx {
+
+constexpr int kLanes = 32;  // reduction lanes: one CUDA warp
+
+// Offset of linear index i in a strided [shape] walk.
+ALMC_OHD int64_t strided_offset(int64_t i, int ndim, const int64_t* shape, const int64_t* stride) {
+  int64_t off = 0;
+  for (int d = ndim - 1; d >= 0; --d) {
+    const int64_t q = i / shape[d];
+    off += (i - q * shape[d]) * stride[d];
+    i = q;
+  }
+  return off;
+}
+
+// The CPU's butterfly over kLanes partial values: the same pairing as CUDA's xor shuffles
+// (step s adds lane l + s to lane l), so both backends round identically.
+ALMC_OHD float lane_tree_sum(float* v) {
+  for (int s = kLanes / 2; s > 0; s >>= 1)
+    for (int l = 0; l < s; ++l) v[l] = v[l] + v[l + s];
+  return v[0];
+}
+ALMC_OHD float lane_tree_max(float* v) {
+  for (int s = kLanes / 2; s > 0; s >>= 1)
+    for (int l = 0; l < s; ++l) v[l] = v[l] > v[l + s] ? v[l] : v[l + s];
+  return v[0];
+}
+
+// ---------------------------------------------------------------- elementwise programs
+
+// D[t] = op(A[t], B[t], C[t]) for t < len; the common ops get their own loop (vectorised on the
+// CPU; on CUDA len is 1 and this is a plain dispatch).
+ALMC_OHD void ew_apply_n(int op, int len, const float* A, const float* B, const float* C, float* D, float alpha,
+                         float beta) {
+  switch (op) {
+    case EW_COPY: for (int t = 0; t < len; ++t) D[t] = A[t]; break;
+    case EW_RELU: for (int t = 0; t < len; ++t) D[t] = A[t] > 0.f ? A[t] : 0.f; break;
+    case EW_AFFINE: for (int t = 0; t < len; ++t) D[t] = alpha * A[t] + beta; break;
+    case EW_ADD: for (int t = 0; t < len; ++t) D[t] = A[t] + B[t]; break;
+    case EW_SUB: for (int t = 0; t < len; ++t) D[t] = A[t] - B[t]; break;
+    case EW_MUL: for (int t = 0; t < len; ++t) D[t] = A[t] * B[t]; break;
+    case EW_DIV: for (int t = 0; t < len; ++t) D[t] = A[t] / B[t]; break;
+    case EW_WHERE: for (int t = 0; t < len; ++t) D[t] = C[t] != 0.f ? A[t] : B[t]; break;
+    default: for (int t = 0; t < len; ++t) D[t] = ew_apply<float>(op, A[t], B[t], C[t], alpha, beta); break;
+  }
+}
+
+// Outputs start .. start+len-1 (len <= W) of a fused elementwise program; regs is scratch of
+// kMaxEwRegs x W floats. Broadcast inputs are walked like an odometer from `start`: one division
+// per dimension per call, not per element.
+template <int W>
+ALMC_OHD void ew_range(const EwParams& p, int64_t start, int len, float (*regs)[W]) {
+  const float* r[kMaxEwRegs];
+  for (int k = 0; k < p.n_in; ++k) {
+    if (p.contiguous[k]) {
+      r[k] = p.in[k] + start;
+      continue;
+    }
+    float* dst = regs[k];
+    r[k] = dst;
+    if (p.scalar[k]) {
+      for (int t = 0; t < len; ++t) dst[t] = p.in[k][0];
+      continue;
+    }
+    int64_t idx[kMaxDims];
+    int64_t rem = start, off = 0;
+    for (int d = p.ndim - 1; d >= 0; --d) {
+      idx[d] = rem % p.shape[d];
+      rem /= p.shape[d];
+      off += idx[d] * p.stride[k][d];
+    }
+    const int last = p.ndim - 1;
+    const int64_t inner = p.shape[last], st = p.stride[k][last];
+    for (int t = 0; t < len;) {
+      const int64_t left = inner - idx[last];
+      const int run = left < len - t ? int(left) : len - t;
+      const float* src = p.in[k] + off;
+      for (int u = 0; u < run; ++u) dst[t + u] = src[u * st];
+      t += run;
+      off += run * st;
+      idx[last] += run;
+      for (int d = last; d > 0 && idx[d] == p.shape[d]; --d) {
+        off -= idx[d] * p.stride[k][d];
+        idx[d] = 0;
+        ++idx[d - 1];
+        off += p.stride[k][d - 1];
+      }
+    }
+  }
+  float* out = p.out + start;
+  for (int q = 0; q < p.n_instr; ++q) {
+    const EwInstr& in = p.instr[q];
+    float* D = (q == p.n_instr - 1 && in.dst == p.out_reg) ? out : regs[in.dst];
+    ew_apply_n(in.op, len, r[in.a], r[in.b], r[in.c], D, in.alpha, in.beta);
+    r[in.dst] = D;
+  }
+  if (r[p.out_reg] != out)
+    for (int t = 0; t < len; ++t) out[t] = r[p.out_reg][t];
+}
+
+// ---------------------------------------------------------------- data movement
+
+ALMC_OHD int64_t copy_inner(const CopyParams& p) { return p.ndim ? p.shape[p.ndim - 1] : 1; }
+
+// Elements i0 .. i1-1 of innermost row `row` of a strided copy (rows = total / copy_inner).
+template <class T>
+ALMC_OHD void copy_range(const CopyParams& p, const T* in, T* out, int64_t row, int64_t i0, int64_t i1) {
+  const int nd = p.ndim;
+  const T* src = in + (nd > 1 ? strided_offset(row, nd - 1, p.shape, p.in_stride) : 0);
+  T* dst = out + (nd > 1 ? strided_offset(row, nd - 1, p.shape, p.out_stride) : 0);
+  const int64_t is = nd ? p.in_stride[nd - 1] : 0, os = nd ? p.out_stride[nd - 1] : 0;
+  if (is == 1 && os == 1) {
+    for (int64_t i = i0; i < i1; ++i) dst[i] = src[i];
+  } else {
+    for (int64_t i = i0; i < i1; ++i) dst[i * os] = src[i * is];
+  }
+}
+
+// Row (o, j) of a Gather (rows = outer * n_idx, each `inner` long).
+template <class T>
+ALMC_OHD void gather_range(const GatherParams& p, const T* data, const T* idx, T* out, int64_t row, int64_t i0, int64_t i1) {
+  const int64_t o = row / p.n_idx, j = row - o * p.n_idx;
+  int64_t k = int64_t(idx[j]);
+  if (k < 0) k += p.axis_len;
+  k = k < 0 ? 0 : (k >= p.axis_len ? p.axis_len - 1 : k);
+  const T* src = data + (o * p.axis_len + k) * p.inner;
+  T* dst = out + row * p.inner;
+  for (int64_t i = i0; i < i1; ++i) dst[i] = src[i];
+}
+
+// Pad (constant 0, reflect 1, edge 2) at output element o.
+ALMC_OHD float pad_at(const PadParams& p, int64_t o) {
+  int64_t rem = o, off = 0, istride = 1;
+  for (int d = p.ndim - 1; d >= 0; --d) {
+    int64_t i = rem % p.oshape[d] - p.begin[d];
+    rem /= p.oshape[d];
+    const int64_t n = p.ishape[d];
+    if (i < 0 || i >= n) {
+      if (p.mode == 0) return p.value;
+      if (p.mode == 2) {
+        i = i < 0 ? 0 : n - 1;
+      } else {
+        const int64_t period = 2 * (n - 1);
+        i = period > 0 ? ((i % period) + period) % period : 0;
+        if (i >= n) i = period - i;
+      }
+    }
+    off += i * istride;
+    istride *= n;
+  }
+  return p.x[off];
+}
+
+// ---------------------------------------------------------------- GEMM and convolution epilogues
+
+// Element offsets of batch item b's A, B and C in a batched GEMM.
+ALMC_OHD void gemm_batch_offsets(const GemmParams& p, int64_t b, int64_t& oa, int64_t& ob, int64_t& oc) {
+  oa = ob = oc = 0;
+  for (int d = p.batch_ndim - 1; d >= 0; --d) {
+    const int64_t i = b % p.batch_shape[d];
+    b /= p.batch_shape[d];
+    oa += i * p.batch_stride_a[d];
+    ob += i * p.batch_stride_b[d];
+    oc += i * p.batch_stride_c[d];
+  }
+}
+
+// Row m of C before a GEMM that accumulates (beta = 1): the scaled bias.
+ALMC_OHD void gemm_bias_range(const GemmParams& p, float* C, int64_t m, int64_t n0, int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const float v = p.bias_kind == BIAS_ROW ? p.bias[n] : p.bias_kind == BIAS_COL ? p.bias[m] : p.bias[m * p.bias_ld + n];
+    C[m * p.ldc + n] = p.beta * v;
+  }
+}
+
+ALMC_OHD void act_range(int act, float alpha, float* y, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; ++i) y[i] = ew_apply<float>(act, y[i], 0.f, 0.f, alpha, 0.f);
+}
+
+// im2col for images n0 .. n0+B-1 of group g: row (ck, b, oh) of [Cg*KK, B*OH*OW], columns ow.
+ALMC_OHD void im2col_range(const ConvParams& p, float* col, int64_t n0, int64_t B, int64_t g, int64_t row, int64_t ow0,
+                           int64_t ow1) {
+  const int64_t Cg = p.C / p.group, KK = p.KH * p.KW;
+  const int64_t oh = row % p.OH, b = (row / p.OH) % B, ck = row / (p.OH * B);
+  const int64_t c = ck / KK, kh = (ck % KK) / p.KW, kw = ck % p.KW;
+  const int64_t ih = oh * p.sh - p.ph + kh * p.dh;
+  const float* x = p.x + ((n0 + b) * p.C + g * Cg + c) * p.H * p.W + ih * p.W;
+  float* dst = col + ck * B * p.OH * p.OW + (b * p.OH + oh) * p.OW;
+  const bool row_in = ih >= 0 && ih < p.H;
+  for (int64_t ow = ow0; ow < ow1; ++ow) {
+    const int64_t iw = ow * p.sw - p.pw + kw * p.dw;
+    dst[ow] = (row_in && iw >= 0 && iw < p.W) ? x[iw] : 0.f;
+  }
+}
+
+// y[n0+b, g*Mg+m, :] = act(tmp[m, b*OHW + :] + bias): row (m, b), elements i of OH*OW.
+ALMC_OHD void conv_out_range(const ConvParams& p, const float* tmp, int64_t n0, int64_t B, int64_t g, int64_t row,
+                             int64_t i0, int64_t i1) {
+  const int64_t Mg = p.M / p.group, OHW = p.OH * p.OW;
+  const int64_t m = row / B, b = row % B;
+  const float bias = p.bias ? p.bias[g * Mg + m] : 0.f;
+  const float* src = tmp + m * B * OHW + b * OHW;
+  float* y = p.y + ((n0 + b) * p.M + g * Mg + m) * OHW;
+  for (int64_t i = i0; i < i1; ++i) y[i] = ew_apply<float>(p.act, src[i] + bias, 0.f, 0.f, p.act_alpha, 0.f);
+}
+
+// ConvTranspose input regrouped: xt[c, b*HW + :] = x[n0+b, g*Cg+c, :], row (c, b).
+ALMC_OHD void regroup_range(const ConvParams& p, float* xt, int64_t n0, int64_t B, int64_t g, int64_t row, int64_t i0,
+                            int64_t i1) {
+  const int64_t Cg = p.C / p.group, HW = p.H * p.W;
+  const int64_t c = row / B, b = row % B;
+  const float* src = p.x + ((n0 + b) * p.C + g * Cg + c) * HW;
+  float* dst = xt + c * B * HW + b * HW;
+  for (int64_t i = i0; i < i1; ++i) dst[i] = src[i];
+}
+
+// ConvTranspose output by gathering the columns that land on it (no atomics, no scatter):
+// row (b, m, oh) of the group's output, columns ow.
+ALMC_OHD void col2im_range(const ConvParams& p, const float* col, int64_t n0, int64_t B, int64_t g, int64_t row,
+                           int64_t ow0, int64_t ow1) {
+  const int64_t Mg = p.M / p.group, HW = p.H * p.W, cols = B * HW;
+  const int64_t oh = row % p.OH, m = (row / p.OH) % Mg, b = row / (p.OH * Mg);
+  const float bias = p.bias ? p.bias[g * Mg + m] : 0.f;
+  float* y = p.y + ((n0 + b) * p.M + g * Mg + m) * p.OH * p.OW + oh * p.OW;
+  for (int64_t ow = ow0; ow < ow1; ++ow) {
+    float acc = bias;
+    for (int64_t kh = 0; kh < p.KH; ++kh) {
+      const int64_t th = oh + p.ph - kh * p.dh;
+      if (th < 0 || th % p.sh) continue;
+      const int64_t ih = th / p.sh;
+      if (ih >= p.H) continue;
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const int64_t tw = ow + p.pw - kw * p.dw;
+        if (tw < 0 || tw % p.sw) continue;
+        const int64_t iw = tw / p.sw;
+        if (iw >= p.W) continue;
+        acc += col[((m * p.KH + kh) * p.KW + kw) * cols + b * HW + ih * p.W + iw];
+      }
+    }
+    y[ow] = ew_apply<float>(p.act, acc, 0.f, 0.f, p.act_alpha, 0.f);
+  }
+}
+
+// ---------------------------------------------------------------- pooling and resizing
+
+// Row (c, oh) of a 2-D pooling, columns ow.
+ALMC_OHD void pool_range(const PoolParams& p, int64_t row, int64_t ow0, int64_t ow1) {
+  const int64_t c = row / p.OH, oh = row % p.OH;
+  const float* x = p.x + c * p.H * p.W;
+  float* y = p.y + row * p.OW;
+  for (int64_t ow = ow0; ow < ow1; ++ow) {
+    float acc = p.max ? -INFINITY : 0.f;
+    int64_t cnt = 0, cnt_pad = 0;
+    for (int64_t kh = 0; kh < p.KH; ++kh) {
+      const int64_t ih = oh * p.sh - p.ph + kh * p.dh;
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const int64_t iw = ow * p.sw - p.pw + kw * p.dw;
+        // count_include_pad counts the window inside the padded input, not past its end.
+        if (ih < p.H + p.ph && iw < p.W + p.pw) ++cnt_pad;
+        if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) continue;
+        const float v = x[ih * p.W + iw];
+        acc = p.max ? (v > acc ? v : acc) : acc + v;
+        ++cnt;
+      }
+    }
+    if (!p.max) {
+      const int64_t d = p.count_include_pad ? cnt_pad : cnt;
+      acc /= float(d > 0 ? d : 1);
+    }
+    y[ow] = acc;
+  }
+}
+
+ALMC_OHD int64_t nearest_index(double src, int mode, int64_t len) {
+  using std::floor; using std::ceil; using std::round;
+  double r;
+  switch (mode) {
+    case NEAREST_FLOOR: r = floor(src); break;
+    case NEAREST_CEIL: r = ceil(src); break;
+    case NEAREST_ROUND_PREFER_CEIL: r = floor(src + 0.5); break;
+    default: r = (src - floor(src) == 0.5) ? floor(src) : round(src); break;
+  }
+  const int64_t k = int64_t(r);
+  return k < 0 ? 0 : (k >= len ? len - 1 : k);
+}
+
+// Row (c, oh) of a Resize, columns ow.
+ALMC_OHD void resize_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1) {
+  const int64_t c = row / p.OH, oh = row % p.OH;
+  const float* x = p.x + c * p.H * p.W;
+  float* y = p.y + row * p.OW;
+  const double sh = p.ah * double(oh) + p.bh;
+  if (!p.linear) {
+    const int64_t ih = nearest_index(sh, p.nearest_mode, p.H);
+    for (int64_t ow = ow0; ow < ow1; ++ow) y[ow] = x[ih * p.W + nearest_index(p.aw * double(ow) + p.bw, p.nearest_mode, p.W)];
+    return;
+  }
+  const double ch = sh < 0.0 ? 0.0 : (sh > double(p.H - 1) ? double(p.H - 1) : sh);
+  const int64_t h0 = int64_t(ch), h1 = h0 + 1 < p.H ? h0 + 1 : p.H - 1;
+  const float fh = float(ch - double(h0));
+  for (int64_t ow = ow0; ow < ow1; ++ow) {
+    const double sw = p.aw * double(ow) + p.bw;
+    const double cw = sw < 0.0 ? 0.0 : (sw > double(p.W - 1) ? double(p.W - 1) : sw);
+    const int64_t w0 = int64_t(cw), w1 = w0 + 1 < p.W ? w0 + 1 : p.W - 1;
+    const float fw = float(cw - double(w0));
+    const float top = x[h0 * p.W + w0] * (1.f - fw) + x[h0 * p.W + w1] * fw;
+    const float bot = x[h1 * p.W + w0] * (1.f - fw) + x[h1 * p.W + w1] * fw;
+    y[ow] = top * (1.f - fh) + bot * fh;
+  }
+}
+
+// ---------------------------------------------------------------- reductions (lane partials)
+
+// Softmax row r of [outer, len, inner] (rows = outer * inner): element k is at base + k * inner.
+ALMC_OHD int64_t softmax_base(const SoftmaxParams& p, int64_t r) {
+  const int64_t o = r / p.inner, i = r - o * p.inner;
+  return o * p.len * p.inner + i;
+}
+ALMC_OHD float softmax_lane_max(const SoftmaxParams& p, int64_t r, int lane) {
+  const float* x = p.x + softmax_base(p, r);
+  float m = -INFINITY;
+  for (int64_t k = lane; k < p.len; k += kLanes) m = x[k * p.inner] > m ? x[k * p.inner] : m;
+  return m;
+}
+ALMC_OHD float softmax_lane_sum(const SoftmaxParams& p, int64_t r, int lane, float mx) {
+  using std::exp;
+  const float* x = p.x + softmax_base(p, r);
+  float s = 0.f;
+  for (int64_t k = lane; k < p.len; k += kLanes) s += exp(x[k * p.inner] - mx);
+  return s;
+}
+// Elements lane, lane + stride, ... of the row, given the row's max and sum of exponentials.
+ALMC_OHD void softmax_lane_write(const SoftmaxParams& p, int64_t r, int64_t lane, int64_t stride, float mx, float sum) {
+  using std::exp; using std::log;
+  const int64_t base = softmax_base(p, r);
+  const float* x = p.x + base;
+  float* y = p.y + base;
+  if (p.log) {
+    const float ls = log(sum);
+    for (int64_t k = lane; k < p.len; k += stride) y[k * p.inner] = x[k * p.inner] - mx - ls;
+  } else {
+    const float inv = 1.f / sum;
+    for (int64_t k = lane; k < p.len; k += stride) y[k * p.inner] = exp(x[k * p.inner] - mx) * inv;
+  }
+}
+
+// Normalisation of row r of [rows, len]: the lane sums of x, then of (x - mean)^2.
+ALMC_OHD float norm_lane_sum(const NormParams& p, int64_t r, int lane) {
+  const float* x = p.x + r * p.len;
+  float s = 0.f;
+  for (int64_t i = lane; i < p.len; i += kLanes) s += x[i];
+  return s;
+}
+ALMC_OHD float norm_lane_sq(const NormParams& p, int64_t r, int lane, float mean) {
+  const float* x = p.x + r * p.len;
+  float s = 0.f;
+  for (int64_t i = lane; i < p.len; i += kLanes) s += (x[i] - mean) * (x[i] - mean);
+  return s;
+}
+ALMC_OHD float norm_mean(const NormParams& p, float sum) { return sum / float(p.len); }
+ALMC_OHD float norm_rstd(const NormParams& p, float sq_sum) {
+  using std::sqrt;
+  return 1.f / sqrt(sq_sum / float(p.len) + p.eps);
+}
+// Elements i0, i0 + stride, ... of row r.
+ALMC_OHD void norm_write(const NormParams& p, int64_t r, int64_t i0, int64_t stride, float mean, float rstd) {
+  const float* x = p.x + r * p.len;
+  float* y = p.y + r * p.len;
+  if (p.affine == AFFINE_COLUMN) {
+    for (int64_t i = i0; i < p.len; i += stride)
+      y[i] = ew_apply<float>(p.act, (x[i] - mean) * rstd * p.scale[i] + (p.bias ? p.bias[i] : 0.f), 0.f, 0.f, 0.f, 0.f);
+  } else {
+    const int64_t c = r % p.channels;
+    const float a = p.scale ? p.scale[c] * rstd : rstd, b = p.bias ? p.bias[c] : 0.f;
+    for (int64_t i = i0; i < p.len; i += stride) y[i] = ew_apply<float>(p.act, (x[i] - mean) * a + b, 0.f, 0.f, 0.f, 0.f);
+  }
+}
+
+// ReduceSum / ReduceMean: lane partial of output o.
+ALMC_OHD float reduce_lane_sum(const ReduceParams& p, int64_t o, int lane) {
+  const float* x = p.x + strided_offset(o, p.ondim, p.oshape, p.ostride);
+  float s = 0.f;
+  for (int64_t k = lane; k < p.red_total; k += kLanes) s += x[strided_offset(k, p.rndim, p.rshape, p.rstride)];
+  return s;
+}
+ALMC_OHD float reduce_finish(const ReduceParams& p, float sum) { return p.mean ? sum / float(p.red_total) : sum; }
+
+}  // namespace almc::onnx
