@@ -1,6 +1,6 @@
 // Network evaluations per second of the built-in ONNX executor, per fixture and batch size.
 //
-//   almc_bench_onnx [--data TESTS_DATA_DIR] [--min-seconds S] [fixture ...]
+//   almc_bench_onnx [--data TESTS_DATA_DIR] [--min-seconds S] [--batches 1,64,1024] [--profile] [fixture ...]
 //
 // CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS: OPENBLAS_NUM_THREADS).
 //
@@ -24,11 +24,24 @@ int main(int argc, char** argv) {
   double min_s = 1.0;
   bool profile = false;  // --profile: seconds per step kind (to stderr)
   std::vector<std::string> names;
+  std::vector<int64_t> batches = {1, 64, 1024};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--data" && i + 1 < argc) dir = std::string(argv[++i]) + "/onnx/";
     else if (a == "--min-seconds" && i + 1 < argc) min_s = std::atof(argv[++i]);
     else if (a == "--profile") profile = true;
+    else if (a == "--batches" && i + 1 < argc) {
+      batches.clear();
+      for (const char* q = argv[++i]; *q;) {
+        char* end = nullptr;
+        batches.push_back(std::strtoll(q, &end, 10));
+        if (end == q || batches.back() <= 0) {
+          std::fprintf(stderr, "almc_bench_onnx: bad --batches list\n");
+          return 1;
+        }
+        q = *end == ',' ? end + 1 : end;
+      }
+    }
     else names.push_back(a);
   }
   if (names.empty()) names = {"mlp_embed", "resmlp", "unet"};
@@ -38,7 +51,7 @@ int main(int argc, char** argv) {
       cfg.backend = ALMC_BACKEND_CPU;
       Executor ex(almc::onnx::load_graph(dir + name + ".onnx"), cfg);
       const int64_t d = ex.d();
-      for (int64_t n : {int64_t(1), int64_t(64), int64_t(1024)}) {
+      for (int64_t n : batches) {
         std::vector<float> x(static_cast<size_t>(n * d)), out(x.size()), lv(static_cast<size_t>(n));
         for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(0.731 * double(i)));
         for (size_t i = 0; i < lv.size(); ++i) lv[i] = 0.2f + 0.001f * float(i % 100);

@@ -1,8 +1,8 @@
 """Evaluations per second of the ONNX fixtures in onnxruntime or torch (CPU), same batches as
 almc_bench_onnx. Prints "<engine> <fixture> <batch> <evals/s> <samples/s>".
 
-    python3 bench/onnx/bench_py.py ort   [--threads T]    # onnxruntime (pip CPU wheel)
-    /usr/bin/python3 bench/onnx/bench_py.py torch [--threads T]   # Debian's torch
+    python3 bench/onnx/bench_py.py ort   [--threads T] [--batches 1,64] [--fixtures unet,...] [--min-seconds S]
+    /usr/bin/python3 bench/onnx/bench_py.py torch [same options]   # Debian's torch
 
 The torch models are the classes of tests/data/make_models.py (weights are irrelevant to speed).
 """
@@ -42,8 +42,14 @@ def timeit(fn, min_s):
 
 def main():
     engine = sys.argv[1]
-    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else os.cpu_count()
-    min_s = 1.0
+    def opt(name, default):
+        return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+    threads = int(opt("--threads", os.cpu_count()))
+    min_s = float(opt("--min-seconds", 1.0))
+    global FIXTURES, BATCHES
+    FIXTURES = opt("--fixtures", ",".join(FIXTURES)).split(",")
+    BATCHES = [int(b) for b in opt("--batches", ",".join(map(str, BATCHES))).split(",")]
     if engine == "ort":
         import onnxruntime as ort
         so = ort.SessionOptions()
