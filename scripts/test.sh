@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: set-up, build (CUDA backend compiled when nvcc is present), every test
 # under ctest (GPU tests skip, saying why, without a device), then the installed-package check:
-# the C example built outside the tree with find_package(almc) and run.
+# the C example built outside the tree with find_package(almc) and run, then the Python package
+# (pip, against that installed library) and its pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # ctest runs test programs side by side on few cores: OpenMP threads that spin-wait at barriers
@@ -17,3 +18,5 @@ cmake -S examples/c_gmm -B "$build/example" -DCMAKE_PREFIX_PATH="$prefix" >"$bui
 cmake --build "$build/example" >>"$build/example.log" 2>&1 || { cat "$build/example.log"; exit 1; }
 "$build/example/c_gmm"
 echo "installed-package example: passed"
+bash python/test_package.sh "$build" "$prefix"
+echo "python package: passed"

@@ -1,0 +1,39 @@
+"""almc: posterior sampling with score-based priors (annealed Langevin Monte Carlo) on a C++/CUDA engine.
+
+    import almc, numpy as np
+    prior = almc.GaussianMixture.from_json("prior.json")
+    sampler = almc.Sampler(prior, almc.Identity(), noise_std=0.5, chains=256, seed=1)
+    result = sampler.run(y)            # result.samples, result.mean, result.std, result.info
+
+See the README's Python section for the API table.
+"""
+
+import atexit
+
+from . import _almc
+from ._errors import (CallbackError, CancelledError, DivergedError, Error, FileError, InvalidArgumentError,
+                      NoDeviceError, OutOfMemoryError, UnstableError)
+from ._models import (Blur, Downsample, Gaussian, GaussianMixture, Identity, LinearOperator, Mask, Matrix,
+                      OnnxScore, Operator, Prior, ScoreFunction)
+from ._sampler import Result, Sampler
+
+__version__ = _almc.version()
+
+# Drop the Python callables held by library handles before the interpreter tears modules down.
+atexit.register(_almc.release_callbacks)
+
+
+def build_info():
+    """One line describing the library build (backends compiled in, BLAS, CUDA architectures)."""
+    return _almc.build_info()
+
+
+def cuda_device_count():
+    """CUDA devices usable by this build (0 without CUDA support or without a device)."""
+    return _almc.cuda_device_count()
+
+
+__all__ = ["Blur", "CallbackError", "CancelledError", "DivergedError", "Downsample", "Error", "FileError",
+           "Gaussian", "GaussianMixture", "Identity", "InvalidArgumentError", "LinearOperator", "Mask", "Matrix",
+           "NoDeviceError", "OnnxScore", "Operator", "OutOfMemoryError", "Prior", "Result", "Sampler",
+           "ScoreFunction", "UnstableError", "build_info", "cuda_device_count"]

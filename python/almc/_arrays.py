@@ -1,0 +1,67 @@
+"""Array conversion at the boundary: NumPy / PyTorch in, float32 C-contiguous host arrays to the
+library; engine buffers out as NumPy views (CPU) or zero-copy PyTorch / __cuda_array_interface__
+views (CUDA)."""
+
+import numpy as np
+
+from ._errors import invalid
+
+
+def torch_module():
+    """The torch module when it is importable, else None (torch is optional)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def is_torch(a):
+    return type(a).__module__.split(".")[0] == "torch" and hasattr(a, "detach")
+
+
+def host_f32(name, a, ndim=None):
+    """`a` as a float32 C-contiguous NumPy array (converted or copied as NumPy users expect)."""
+    if a is None:
+        raise invalid(f"{name} is None")
+    if is_torch(a):
+        a = a.detach().cpu().numpy()
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "fiub":
+        raise invalid(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim not in ndim:
+        want = " or ".join(str(k) for k in ndim)
+        raise invalid(f"{name} must have {want} dimensions, got shape {list(arr.shape)}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def shape_str(shape):
+    return "[" + ", ".join(str(int(s)) for s in shape) + "]"
+
+
+class CudaArray:
+    """A float32 device buffer of the engine, exposed through __cuda_array_interface__ (v3) so that
+    PyTorch, CuPy or Numba view it without a copy. Valid only during the callback that got it."""
+
+    def __init__(self, ptr, shape, readonly=False):
+        self.shape = tuple(int(s) for s in shape)
+        self.__cuda_array_interface__ = {
+            "shape": self.shape,
+            "typestr": "<f4",
+            "data": (int(ptr), bool(readonly)),
+            "strides": None,
+            "version": 3,
+            # The callback runs on the engine's stream already: nothing to synchronise.
+            "stream": None,
+        }
+
+
+def result_into(name, r, out, n, width, shape):
+    """Copy a callback's result r ([n, *shape] or [n, width]) into the host view out[n, width]."""
+    if is_torch(r):
+        r = r.detach().cpu().numpy()
+    r = np.asarray(r)
+    if r.shape != (n,) + tuple(shape) and r.shape != (n, width):
+        raise ValueError(f"{name} returned shape {list(r.shape)}; expected {shape_str((n,) + tuple(shape))}"
+                         + (f" or {shape_str((n, width))}" if len(shape) != 1 else ""))
+    out[...] = r.reshape(n, width)

@@ -1,0 +1,86 @@
+"""almc.Error and its subclasses, one per library status worth catching on its own."""
+
+# The library's status codes (almc_status in include/almc/almc.h).
+OK = 0
+INVALID_ARGUMENT = 1
+NULL_POINTER = 2
+STRUCT_SIZE = 3
+OUT_OF_MEMORY = 4
+NO_DEVICE = 5
+CUDA = 6
+UNSUPPORTED = 7
+IO = 8
+PARSE = 9
+CALLBACK = 10
+DIVERGED = 11
+UNSTABLE = 12
+WRONG_STATE = 13
+CANCELLED = 14
+INTERNAL = 15
+
+_NAMES = {
+    OK: "ok", INVALID_ARGUMENT: "invalid argument", NULL_POINTER: "null pointer", STRUCT_SIZE: "struct size",
+    OUT_OF_MEMORY: "out of memory", NO_DEVICE: "no device", CUDA: "CUDA error", UNSUPPORTED: "unsupported",
+    IO: "I/O error", PARSE: "parse error", CALLBACK: "callback failed", DIVERGED: "diverged",
+    UNSTABLE: "unstable step", WRONG_STATE: "wrong state", CANCELLED: "cancelled", INTERNAL: "internal error",
+}
+
+
+class Error(Exception):
+    """A failure reported by the almc library: `.status` (int), `.status_name` and the message."""
+
+    def __init__(self, message, status=INVALID_ARGUMENT):
+        super().__init__(message)
+        self.status = int(status)
+        self.status_name = _NAMES.get(self.status, "unknown")
+        self.message = message
+
+
+class InvalidArgumentError(Error, ValueError):
+    """A value out of range, a shape mismatch, NaN where a number is needed."""
+
+
+class UnstableError(Error):
+    """The step size is above the stability bound (the message gives the largest stable one; force=True runs anyway)."""
+
+
+class DivergedError(Error):
+    """A chain became NaN or Inf (the message names the chain and the step)."""
+
+
+class CallbackError(Error):
+    """A user callback failed (a Python exception raised in a callback is re-raised as itself instead)."""
+
+
+class OutOfMemoryError(Error, MemoryError):
+    """Host or device memory ran out, or the run would not fit."""
+
+
+class NoDeviceError(Error):
+    """The CUDA backend was asked for but there is no usable device (or no CUDA build)."""
+
+
+class FileError(Error):
+    """A file could not be read, or its content is malformed."""
+
+
+class CancelledError(Error):
+    """The run was stopped by the progress callback."""
+
+
+_CLASSES = {
+    INVALID_ARGUMENT: InvalidArgumentError, NULL_POINTER: InvalidArgumentError, UNSTABLE: UnstableError,
+    DIVERGED: DivergedError, CALLBACK: CallbackError, OUT_OF_MEMORY: OutOfMemoryError, NO_DEVICE: NoDeviceError,
+    IO: FileError, PARSE: FileError, CANCELLED: CancelledError,
+}
+
+
+def make(status, message):
+    """The exception for a library status (called by the extension when a C call fails)."""
+    cls = _CLASSES.get(int(status), Error)
+    return cls(message, status)
+
+
+def invalid(message):
+    """A refused argument found by the Python layer (shape, dtype, unknown option value)."""
+    return InvalidArgumentError(message, INVALID_ARGUMENT)

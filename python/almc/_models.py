@@ -1,0 +1,411 @@
+"""Priors (scores) and operators (likelihoods): descriptions that a Sampler turns into library
+handles in its own context (so one prior can serve CPU and CUDA samplers alike)."""
+
+import copy
+import json
+import math
+import os
+
+import numpy as np
+
+from . import _almc
+from ._arrays import CudaArray, host_f32, is_torch, result_into, shape_str, torch_module
+from ._errors import invalid
+
+_OUTPUTS = {"score": 0, "eps": 1, "denoiser": 2, "x0": 3}
+_CONVENTIONS = {"ou": 0, "vp": 1, "ve": 2}
+_LEVELS = {"t": 0, "sigma": 1, "log-sigma": 2, "log_sigma": 2, "index": 3, "none": 4}
+
+_validation_context = None
+
+
+def _cpu_context():
+    """A CPU context for checks made when a prior is described (e.g. reading a GMM file)."""
+    global _validation_context
+    if _validation_context is None:
+        _validation_context = _almc.make_context(1, 0, 1)
+    return _validation_context
+
+
+def _choice(name, value, table):
+    key = str(value).lower()
+    if key not in table:
+        raise invalid(f"unknown {name} '{value}' (use {', '.join(sorted(set(table) - {'log_sigma'}))})")
+    return table[key]
+
+
+# ------------------------------------------------------------------ priors
+
+
+class Prior:
+    """Base of the priors: `dim` (d, or None until known) and `shape` (one chain's shape, or None)."""
+
+    dim = None
+    shape = None
+
+    def _create(self, ctx, d):
+        raise NotImplementedError
+
+
+class Gaussian(Prior):
+    """N(mean, diag(var)): exact OU-noised score. mean has one chain's shape; var the same or a scalar."""
+
+    def __init__(self, mean, var):
+        self.mean = host_f32("mean", mean)
+        var = host_f32("var", var)
+        if var.size == 1:
+            var = np.full(self.mean.shape, var.reshape(()), np.float32)
+        if var.size != self.mean.size:
+            raise invalid(f"var has shape {shape_str(var.shape)}; expected {shape_str(self.mean.shape)} "
+                          "(the shape of mean) or a scalar")
+        self.var = np.ascontiguousarray(var.reshape(self.mean.shape))
+        self.dim = int(self.mean.size)
+        self.shape = self.mean.shape if self.mean.ndim > 0 else (1,)
+
+    def _create(self, ctx, d):
+        return _almc.score_gaussian(ctx, self.mean.ravel(), self.var.ravel())
+
+
+class GaussianMixture(Prior):
+    """sum_k w_k N(means[k], diag(variances[k])): weights [K], means [K, *shape], variances
+    [K, *shape], [K] (one per component) or a scalar. Exact OU-noised score."""
+
+    def __init__(self, weights, means, variances):
+        self.weights = host_f32("weights", weights, ndim=(1,))
+        K = self.weights.size
+        self.means = host_f32("means", means)
+        if self.means.ndim < 1 or self.means.shape[0] != K:
+            raise invalid(f"means has shape {shape_str(self.means.shape)}; expected [K = {K}, ...] "
+                          "(one row per weight)")
+        if self.means.ndim == 1:
+            self.means = self.means.reshape(K, 1)
+        per = self.means[0].size
+        v = host_f32("variances", variances)
+        if v.size == 1:
+            v = np.full(self.means.shape, v.reshape(()), np.float32)
+        elif v.shape == (K,):
+            v = np.repeat(v.reshape(K, 1), per, axis=1)
+        if v.size != self.means.size:
+            raise invalid(f"variances has shape {shape_str(v.shape)}; expected {shape_str(self.means.shape)}, "
+                          f"[{K}] or a scalar")
+        self.variances = np.ascontiguousarray(v.reshape(self.means.shape))
+        self.dim = int(per)
+        self.shape = self.means.shape[1:]
+        self._path = None
+
+    @classmethod
+    def from_json(cls, path):
+        """The mixture in a JSON file {"weights": [K], "means": [[d], ...], "variances": [[d], ...]}
+        ("variances" may be K scalars, or "stds" instead); read by the library's own reader."""
+        obj = cls.__new__(cls)
+        obj._path = os.fspath(path)
+        obj.dim = _almc.score_gmm_json(_cpu_context(), obj._path).dim
+        obj.shape = (obj.dim,)
+        return obj
+
+    def _create(self, ctx, d):
+        if self._path is not None:
+            return _almc.score_gmm_json(ctx, self._path)
+        K = self.weights.size
+        return _almc.score_gmm(ctx, K, self.dim, self.weights, self.means.ravel(), self.variances.ravel())
+
+
+def _json_image_shape(path):
+    """image_shape from <model>.json or model.json beside an ONNX file (as the CLI reads it)."""
+    base = os.path.splitext(path)[0]
+    for cand in (base + ".json", os.path.join(os.path.dirname(path), "model.json")):
+        try:
+            with open(cand) as f:
+                shape = json.load(f).get("image_shape")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(shape, list) and shape and all(isinstance(s, int) and s > 0 for s in shape):
+            return tuple(shape)
+    return None
+
+
+class OnnxScore(Prior):
+    """A score network exported to ONNX, run by the engine's executor (CPU and CUDA).
+
+    output: score | eps | denoiser | x0; convention: ou | vp | ve; level: t | sigma | log-sigma |
+    index | none (alpha_bar: the table for level="index"); x_input / level_input: input names
+    (default: the first and second inputs); tf32: TF32 GEMMs on CUDA; shape: one chain's shape
+    (default: image_shape in <model>.json or model.json beside the model, else [d])."""
+
+    def __init__(self, path, output="score", convention="ou", level="t", alpha_bar=None, x_input=None,
+                 level_input=None, tf32=False, shape=None):
+        self.path = os.fspath(path)
+        self.output = _choice("output", output, _OUTPUTS)
+        self.convention = _choice("convention", convention, _CONVENTIONS)
+        self.level = _choice("level", level, _LEVELS)
+        self.alpha_bar = None if alpha_bar is None else host_f32("alpha_bar", alpha_bar).ravel()
+        self.x_input = x_input
+        self.level_input = level_input
+        self.tf32 = bool(tf32)
+        self._shape = tuple(int(s) for s in shape) if shape is not None else _json_image_shape(self.path)
+        if self._shape is not None:
+            self.dim = int(np.prod(self._shape))
+            self.shape = self._shape
+
+    def _create(self, ctx, d):
+        s = _almc.score_onnx(ctx, self.path, self.output, self.convention, self.level, self.alpha_bar, self.x_input,
+                             self.level_input, self.tf32)
+        if self.dim is not None and s.dim != self.dim:
+            raise invalid(f"the network {self.path} takes {s.dim} values per sample, not {self.dim} = "
+                          f"prod({shape_str(self.shape)})")
+        self.dim = s.dim
+        if self.shape is None:
+            self.shape = (s.dim,)
+        return s
+
+
+class _UserCall:
+    """Calls a user function on engine buffers: NumPy views on the CPU backend (or torch tensors
+    that share their memory), zero-copy torch tensors (or __cuda_array_interface__ objects) on CUDA,
+    on the engine's stream."""
+
+    def __init__(self, fn, framework, what):
+        if not callable(fn):
+            raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.what = what
+        framework = str(framework).lower()
+        if framework not in ("auto", "numpy", "torch"):
+            raise invalid(f"unknown framework '{framework}' (use auto, numpy or torch)")
+        torch = torch_module()
+        if framework == "auto":
+            framework = "torch" if torch is not None and isinstance(fn, torch.nn.Module) else "auto"
+        if framework == "torch" and torch is None:
+            raise invalid(f"{what}: framework='torch' but torch is not importable")
+        self.framework = framework
+
+    def bound(self, ctx):
+        """A copy set up for a context: CPU (NumPy views) or CUDA (device pointers)."""
+        self = copy.copy(self)
+        self.cuda = _almc.context_backend(ctx) == 2
+        self.device = _almc.context_device(ctx)
+        self.ctx = ctx
+        self.torch = torch_module() if (self.framework == "torch" or (self.cuda and self.framework == "auto")) else None
+        return self
+
+    def __call__(self, x, out, n, in_shape, out_shape, *args, stream=0):
+        out_width = int(np.prod(out_shape))
+        if not self.cuda:
+            xs = x.reshape((n,) + tuple(in_shape))
+            if self.torch is not None:
+                with self.torch.no_grad():
+                    r = self.fn(self.torch.from_numpy(xs), *args)
+            else:
+                xs.flags.writeable = False  # the engine's state: read, never write
+                r = self.fn(xs, *args)
+            result_into(self.what, r, out, n, out_width, out_shape)
+            return
+        in_shape = (n,) + tuple(in_shape)
+        if self.torch is None:
+            r = self.fn(CudaArray(x, in_shape, readonly=True), *args)
+            self._copy_cuda(r, out, n, out_width, out_shape)
+            return
+        torch = self.torch
+        dev = torch.device("cuda", self.device)
+        with torch.cuda.stream(torch.cuda.ExternalStream(stream, device=dev)), torch.no_grad():
+            xt = torch.as_tensor(CudaArray(x, in_shape, readonly=True), device=dev)
+            ot = torch.as_tensor(CudaArray(out, (n, out_width)), device=dev)
+            r = self.fn(xt, *args)
+            if not is_torch(r) or r.numel() != n * out_width:
+                got = list(r.shape) if hasattr(r, "shape") else type(r).__name__
+                raise ValueError(f"{self.what} returned {got}; expected {shape_str((n,) + tuple(out_shape))}")
+            ot.copy_(r.reshape(n, out_width))
+
+    def _copy_cuda(self, r, out, n, width, shape):
+        cai = getattr(r, "__cuda_array_interface__", None)
+        if cai is None:
+            raise ValueError(f"{self.what} returned {type(r).__name__}; on CUDA without torch it must return a "
+                             "device array with __cuda_array_interface__")
+        if cai.get("typestr") != "<f4" or cai.get("strides") not in (None,) or int(np.prod(cai["shape"])) != n * width:
+            raise ValueError(f"{self.what} returned a {cai.get('typestr')} array of shape {list(cai['shape'])}; "
+                             f"expected contiguous float32 {shape_str((n,) + tuple(shape))}")
+        _almc.memcpy_device(self.ctx, out, cai["data"][0], n * width * 4)
+
+
+class ScoreFunction(Prior):
+    """A score from Python: fn(x, t) returns grad log p_t(x) at OU time t (a float) for the batch
+    x [n, *shape]. NumPy arrays on the CPU backend (torch tensors sharing their memory when fn is a
+    torch.nn.Module or framework="torch"); on CUDA, torch tensors viewing the engine's device
+    buffers, on its stream. shape: one chain's shape (default: from the operator or y)."""
+
+    def __init__(self, fn, shape=None, framework="auto"):
+        self.call = _UserCall(fn, framework, "the score function")
+        if shape is not None:
+            self.shape = tuple(int(s) for s in shape)
+            self.dim = int(np.prod(self.shape))
+
+    def _create(self, ctx, d):
+        call = self.call.bound(ctx)
+        shape = self.shape if self.shape is not None and int(np.prod(self.shape)) == d else (d,)
+
+        def adapter(x, out, n, t, stream):
+            call(x, out, n, shape, shape, t, stream=stream)
+
+        return _almc.score_callback(ctx, d, adapter)
+
+
+def _resolve_shape(prior, op, d):
+    for s in (prior.shape, op.shape if op is not None else None):
+        if s is not None and int(np.prod(s)) == d:
+            return tuple(s)
+    return (d,)
+
+
+# ------------------------------------------------------------------ operators
+
+
+class Operator:
+    """Base of the operators: `dim` (d or None), `shape` (one chain's shape or None), and
+    `rows(d)` (m, the values per measurement) and `y_shape(d)`."""
+
+    dim = None
+    shape = None
+    name = "operator"
+    n_mats = 1
+
+    def rows(self, d):
+        return d
+
+    def y_shape(self, d, shape):
+        return tuple(shape)
+
+    def _create(self, ctx, d, shape):
+        raise NotImplementedError
+
+
+class Identity(Operator):
+    """y = x."""
+
+    name = "Identity"
+
+    def _create(self, ctx, d, shape):
+        return _almc.operator_identity(ctx, d)
+
+
+class Mask(Operator):
+    """y = mask * x elementwise (mask has one chain's shape; y has that shape too)."""
+
+    name = "Mask"
+
+    def __init__(self, mask):
+        self.mask = host_f32("mask", mask)
+        self.dim = int(self.mask.size)
+        self.shape = self.mask.shape
+
+    def _create(self, ctx, d, shape):
+        return _almc.operator_mask(ctx, self.mask.ravel())
+
+
+def _image_shape(name, shape):
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 2:
+        shape = (1,) + shape
+    if len(shape) != 3 or min(shape) <= 0:
+        raise invalid(f"{name}: shape must be (C, H, W) or (H, W) with positive sizes, got {list(shape)}")
+    return shape
+
+
+class Downsample(Operator):
+    """factor x factor average pooling of C x H x W images (H and W divisible by factor)."""
+
+    name = "Downsample"
+
+    def __init__(self, factor, shape):
+        self.factor = int(factor)
+        self.shape = _image_shape("Downsample", shape)
+        C, H, W = self.shape
+        if self.factor < 1 or H % self.factor or W % self.factor:
+            raise invalid(f"Downsample: factor {factor} must be >= 1 and divide H = {H} and W = {W}")
+        self.dim = C * H * W
+
+    def rows(self, d):
+        C, H, W = self.shape
+        return C * (H // self.factor) * (W // self.factor)
+
+    def y_shape(self, d, shape):
+        C, H, W = self.shape
+        return (C, H // self.factor, W // self.factor)
+
+    def _create(self, ctx, d, shape):
+        C, H, W = self.shape
+        return _almc.operator_downsample(ctx, C, H, W, self.factor)
+
+
+class Blur(Operator):
+    """2-D correlation of each channel of C x H x W images with kernel [kh, kw] (odd sizes), zero boundary."""
+
+    name = "Blur"
+
+    def __init__(self, kernel, shape):
+        self.kernel = host_f32("kernel", kernel, ndim=(2,))
+        self.shape = _image_shape("Blur", shape)
+        self.dim = int(np.prod(self.shape))
+
+    def _create(self, ctx, d, shape):
+        C, H, W = self.shape
+        kh, kw = self.kernel.shape
+        return _almc.operator_blur(ctx, C, H, W, kh, kw, self.kernel)
+
+
+class Matrix(Operator):
+    """Dense A: [m, d] shared by every measurement, or [n_meas, m, d] one per measurement."""
+
+    name = "Matrix"
+
+    def __init__(self, A):
+        A = host_f32("A", A, ndim=(2, 3))
+        self.n_mats = A.shape[0] if A.ndim == 3 else 1
+        self.A = A.reshape(self.n_mats, A.shape[-2], A.shape[-1])
+        self.m, self.dim = int(self.A.shape[1]), int(self.A.shape[2])
+
+    def rows(self, d):
+        return self.m
+
+    def y_shape(self, d, shape):
+        return (self.m,)
+
+    def _create(self, ctx, d, shape):
+        return _almc.operator_matrix(ctx, self.m, self.dim, self.n_mats, self.A)
+
+
+class LinearOperator(Operator):
+    """A linear operator from Python: forward(x) returns A x ([n, m]) for x [n, *shape] and
+    adjoint(y) returns A^T y ([n, *shape]) for y [n, m]; same array conventions as ScoreFunction.
+    norm: ||A|| if known (enables the stability guard). d: the signal size when no prior gives it."""
+
+    name = "LinearOperator"
+
+    def __init__(self, forward, adjoint, m, d=None, norm=None, framework="auto"):
+        self.forward = _UserCall(forward, framework, "the forward operator")
+        self.adjoint = _UserCall(adjoint, framework, "the adjoint operator")
+        self.m = int(m)
+        if self.m <= 0:
+            raise invalid(f"LinearOperator: m = {m} must be positive")
+        self.dim = None if d is None else int(d)
+        self.norm = -1.0 if norm is None else float(norm)
+        if not math.isfinite(self.norm):
+            raise invalid("LinearOperator: norm must be finite")
+
+    def rows(self, d):
+        return self.m
+
+    def y_shape(self, d, shape):
+        return (self.m,)
+
+    def _create(self, ctx, d, shape):
+        fwd = self.forward.bound(ctx)
+        adj = self.adjoint.bound(ctx)
+        m = self.m
+
+        def forward(x, out, n, stream):
+            fwd(x, out, n, shape, (m,), stream=stream)
+
+        def adjoint(y, out, n, stream):
+            adj(y, out, n, (m,), shape, stream=stream)
+
+        return _almc.operator_linear_callback(ctx, m, d, forward, adjoint, self.norm)

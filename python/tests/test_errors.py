@@ -1,0 +1,191 @@
+"""Errors, callbacks that fail, cancellation, the GIL, and inputs NumPy users pass (CPU)."""
+
+import os
+import signal
+import threading
+import time
+import traceback
+
+import numpy as np
+import pytest
+
+import almc
+
+FAST = dict(kappa=1, delta=2e-3, t_start=1.0, t_stop=0.01)  # ~500 steps
+
+
+def gaussian(d=4):
+    return almc.Gaussian(np.zeros(d), np.ones(d))
+
+
+def test_unknown_option_is_a_type_error():
+    with pytest.raises(TypeError, match="unexpected option 'kapa'"):
+        almc.Sampler(gaussian(), noise_std=0.1, kapa=3)
+    with pytest.raises(TypeError, match="kappa must be a number"):
+        almc.Sampler(gaussian(), noise_std=0.1, kappa="3")
+
+
+def test_library_errors_carry_status_and_message(tmp_path):
+    with pytest.raises(almc.Error) as e:
+        almc.GaussianMixture.from_json(tmp_path / "missing.json")
+    assert e.value.status == 8 and "missing.json" in str(e.value)  # ALMC_ERR_IO, the path named
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"weights": [1], "means": [[0, 0]]}')
+    with pytest.raises(almc.FileError) as e:
+        almc.GaussianMixture.from_json(bad)
+    assert e.value.status == 9 and "variances" in str(e.value)  # ALMC_ERR_PARSE
+    with pytest.raises(almc.InvalidArgumentError) as e:
+        almc.Sampler(gaussian(), noise_std=-1.0)
+    assert e.value.status == 1 and "noise" in str(e.value) and isinstance(e.value, ValueError)
+    with pytest.raises(almc.UnstableError) as e:
+        almc.Sampler(gaussian(), noise_std=0.01, delta=0.1)
+    assert e.value.status == 12 and "delta" in str(e.value)
+    almc.Sampler(gaussian(), noise_std=0.01, delta=0.1, force=True)  # force runs anyway
+    with pytest.raises(almc.InvalidArgumentError, match="unknown method 'mala'"):
+        almc.Sampler(gaussian(), noise_std=0.1, method="mala")
+    with pytest.raises(almc.FileError, match="nope.onnx"):
+        almc.Sampler(almc.OnnxScore(tmp_path / "nope.onnx"), noise_std=0.1)
+    if almc.cuda_device_count() == 0:
+        with pytest.raises(almc.NoDeviceError) as e:
+            almc.Sampler(gaussian(), noise_std=0.1, backend="cuda")
+        assert e.value.status == 5
+
+
+def test_wrong_shapes_are_refused_naming_the_expected_shape():
+    s = almc.Sampler(gaussian(6), almc.Matrix(np.ones((3, 6))), noise_std=0.5, chains=2, **FAST)
+    with pytest.raises(almc.InvalidArgumentError, match=r"y has shape \[4\]; .* expects 3 values .*\[3\] or \[n_meas, 3\]"):
+        s.run(np.zeros(4), progress=False)
+    with pytest.raises(almc.InvalidArgumentError, match=r"the prior has d = 5 values per sample but the operator Matrix takes 6"):
+        almc.Sampler(gaussian(5), almc.Matrix(np.ones((3, 6))), noise_std=0.5)
+    with pytest.raises(almc.InvalidArgumentError, match=r"var has shape \[3\]; expected \[4\]"):
+        almc.Gaussian(np.zeros(4), np.ones(3))
+    img = almc.Sampler(almc.Gaussian(np.zeros((1, 4, 4)), 1.0), almc.Downsample(2, (1, 4, 4)), noise_std=0.5, **FAST)
+    with pytest.raises(almc.InvalidArgumentError, match=r"\[1, 2, 2\]"):
+        img.run(np.zeros((1, 4, 4)), progress=False)
+    with pytest.raises(almc.InvalidArgumentError, match="real numeric"):
+        s.run(np.array(["a", "b", "c"]), progress=False)
+
+
+def test_float64_and_non_contiguous_inputs_are_converted():
+    rng = np.random.default_rng(1)
+    big = rng.normal(size=(8, 6))
+    A64 = np.asfortranarray(big[::2, :])  # float64, Fortran order
+    y64 = rng.normal(size=(4, 2))[:, 0]  # float64, strided
+    mean64 = rng.normal(size=12)[::2]
+    kw = dict(noise_std=0.5, chains=8, seed=2, **FAST)
+    a = almc.Sampler(almc.Gaussian(mean64, 1.0), almc.Matrix(A64), **kw).run(y64, progress=False)
+    b = almc.Sampler(almc.Gaussian(np.ascontiguousarray(mean64, np.float32), np.float32(1.0)),
+                     almc.Matrix(np.ascontiguousarray(A64, np.float32)), **kw).run(
+                         np.ascontiguousarray(y64, np.float32), progress=False)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert a.samples.dtype == np.float32
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def test_exception_in_score_callback_is_reraised_with_traceback():
+    state = {"calls": 0, "fail_at": 5}
+
+    def my_failing_score(x, t):
+        state["calls"] += 1
+        if state["calls"] == state["fail_at"]:
+            raise Boom("score blew up at call 5")
+        return -x
+
+    s = almc.Sampler(almc.ScoreFunction(my_failing_score), noise_std=0.5, chains=4, seed=0, **FAST)
+    with pytest.raises(Boom, match="blew up") as e:
+        s.run(np.zeros(3), progress=False)
+    assert state["calls"] == 5  # the run stopped at the failing call
+    names = [f.name for f in traceback.extract_tb(e.value.__traceback__)]
+    assert "my_failing_score" in names
+    state["fail_at"] = -1  # the sampler is still usable
+    assert s.run(np.zeros(3), progress=False).samples.shape == (4, 3)
+
+
+def test_wrong_result_shape_from_callback():
+    s = almc.Sampler(almc.ScoreFunction(lambda x, t: x[:, :2]), noise_std=0.5, chains=4, **FAST)
+    with pytest.raises(ValueError, match=r"returned shape \[4, 2\]; expected \[4, 3\]"):
+        s.run(np.zeros(3), progress=False)
+
+
+def test_exception_in_operator_callback():
+    def fwd(x):
+        raise KeyError("forward failed")
+
+    s = almc.Sampler(gaussian(3), almc.LinearOperator(fwd, lambda v: v, 3), noise_std=0.5, chains=2, **FAST)
+    with pytest.raises(KeyError, match="forward failed"):
+        s.run(np.zeros(3), progress=False)
+
+
+def test_callback_input_is_read_only():
+    def writes(x, t):
+        x[0, 0] = 1.0
+        return -x
+
+    s = almc.Sampler(almc.ScoreFunction(writes), noise_std=0.5, chains=2, **FAST)
+    with pytest.raises(ValueError, match="read-only"):
+        s.run(np.zeros(3), progress=False)
+
+
+LONG = dict(kappa=200, delta=1e-3, t_start=5.0, t_stop=0.01, check_every=20)  # ~1e6 steps: minutes
+
+
+def test_ctrl_c_cancels_promptly_and_sampler_stays_usable():
+    s = almc.Sampler(gaussian(64), noise_std=0.5, chains=64, seed=0, **LONG)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        s.run(np.zeros(64), progress=False)
+    elapsed = time.monotonic() - t0
+    timer.join()
+    assert elapsed < 10, f"the run took {elapsed:.1f} s to stop"
+
+
+def test_cancelled_sampler_reruns_to_the_same_result():
+    # Interrupt a run of sampler s, then run s itself to completion: the result equals an
+    # uninterrupted run with the same seed.
+    cfg = dict(noise_std=0.5, chains=16, seed=3, kappa=10, delta=1e-3, t_start=5.0, t_stop=0.01, check_every=10)
+    ref = almc.Sampler(gaussian(32), **cfg).run(np.ones(32), progress=False).samples
+    s = almc.Sampler(gaussian(32), **cfg)
+    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        s.run(np.ones(32), progress=False)
+    timer.join()
+    np.testing.assert_array_equal(s.run(np.ones(32), progress=False).samples, ref)
+
+
+def test_gil_is_released_while_running():
+    s = almc.Sampler(gaussian(256), noise_std=0.5, chains=64, seed=0, kappa=10, delta=1e-3, t_start=1.0, t_stop=0.01)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (s.run(np.zeros(256), progress=False), done.set()))
+    ticks = 0
+    worker.start()
+    while worker.is_alive() and not done.is_set():
+        ticks += 1
+        time.sleep(0.001)
+    worker.join()
+    assert done.is_set()
+    # ~10000 steps take well over 0.1 s here: with the GIL held this loop could not tick at all.
+    assert ticks > 20, ticks
+
+
+def test_progress_line_without_tqdm(capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name.startswith("tqdm"):
+            raise ImportError("no tqdm here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    almc.Sampler(gaussian(), noise_std=0.5, chains=2, check_every=100, **FAST).run(np.zeros(4), progress=True)
+    err = capsys.readouterr().err
+    assert "almc: step" in err and "steps/s" in err
+    almc.Sampler(gaussian(), noise_std=0.5, chains=2, **FAST).run(np.zeros(4), progress=False)
+    assert capsys.readouterr().err == ""
