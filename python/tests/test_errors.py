@@ -129,7 +129,8 @@ def test_callback_input_is_read_only():
         s.run(np.zeros(3), progress=False)
 
 
-LONG = dict(kappa=200, delta=1e-3, t_start=5.0, t_stop=0.01, check_every=20)  # ~1e6 steps: minutes
+# ~2e6 steps on 64 x 64 values: minutes uninterrupted (only when cancelling is broken).
+LONG = dict(kappa=400, delta=1e-3, t_start=5.0, t_stop=0.01, check_every=20)
 
 
 def test_ctrl_c_cancels_promptly_and_sampler_stays_usable():
@@ -141,20 +142,25 @@ def test_ctrl_c_cancels_promptly_and_sampler_stays_usable():
         s.run(np.zeros(64), progress=False)
     elapsed = time.monotonic() - t0
     timer.join()
-    assert elapsed < 10, f"the run took {elapsed:.1f} s to stop"
+    assert elapsed < 5, f"the run took {elapsed:.1f} s to stop"
 
 
 def test_cancelled_sampler_reruns_to_the_same_result():
-    # Interrupt a run of sampler s, then run s itself to completion: the result equals an
+    # Interrupt a run of sampler s early, then run s itself to completion: the result equals an
     # uninterrupted run with the same seed.
     cfg = dict(noise_std=0.5, chains=16, seed=3, kappa=10, delta=1e-3, t_start=5.0, t_stop=0.01, check_every=10)
+    t0 = time.monotonic()
     ref = almc.Sampler(gaussian(32), **cfg).run(np.ones(32), progress=False).samples
+    full = time.monotonic() - t0
     s = almc.Sampler(gaussian(32), **cfg)
-    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer = threading.Timer(full / 10, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.monotonic()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         s.run(np.ones(32), progress=False)
+    cut = time.monotonic() - t0
     timer.join()
+    assert cut < full / 2, f"interrupted at {full / 10:.2f} s, stopped at {cut:.2f} s of {full:.2f} s"
     np.testing.assert_array_equal(s.run(np.ones(32), progress=False).samples, ref)
 
 
