@@ -172,3 +172,20 @@ def test_onnx_score_demo_network():
     assert res.samples.shape == (2, 1, 16, 16) and np.all(np.isfinite(res.samples))
     # The visible half is pinned by the measurement (sigma_y = 0.05) up to the t_stop noise.
     assert np.abs(res.mean[0, 0, :8] - x[0, 0, :8]).mean() < 0.2
+
+
+def test_level_list_and_user_initial_state():
+    # levels as a list selects the list schedule: 3 levels x 4 steps, no warm start for langevin.
+    prior = almc.Gaussian(np.zeros(2), 1.0)
+    s = almc.Sampler(prior, noise_std=0.5, method="langevin", levels=[1.0, 0.5, 0.1], steps_per_level=4, eps=1e-3,
+                     chains=3, seed=1)
+    res = s.run(np.zeros(2), progress=False)
+    assert res.info["steps"] == 12 and res.info["score_evals"] == 12
+    # init as an array: XGP starts from it; a wrong-sized state is refused naming the shape.
+    x0 = np.full((3, 2), 0.25)
+    a = almc.Sampler(prior, noise_std=0.5, method="xgp", init=x0, chains=3, seed=1, levels=5, steps_per_level=2)
+    b = almc.Sampler(prior, noise_std=0.5, method="xgp", init=x0 + 1, chains=3, seed=1, levels=5, steps_per_level=2)
+    assert not np.array_equal(a.run(np.zeros(2), progress=False).samples, b.run(np.zeros(2), progress=False).samples)
+    bad = almc.Sampler(prior, noise_std=0.5, method="xgp", init=np.zeros((2, 2)), chains=3, levels=5)
+    with pytest.raises(almc.InvalidArgumentError, match=r"init has shape \[2, 2\]; expected \[3, 2\]"):
+        bad.run(np.zeros(2), progress=False)
