@@ -1,6 +1,8 @@
 // Loading an ONNX model into almc::onnx::Graph (see graph.hpp).
 #include "host/onnx/graph.hpp"
 
+#include "host/onnx/op_table.hpp"
+
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
@@ -15,18 +17,6 @@
 
 namespace almc::onnx {
 namespace {
-
-const std::set<std::string>& supported_ops() {
-  static const std::set<std::string> ops = {
-      "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Sin", "Cos",
-      "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Elu", "Softplus", "Erf", "Where", "Softmax", "LogSoftmax",
-      "LayerNormalization", "InstanceNormalization", "GroupNormalization", "Conv", "ConvTranspose", "Pad", "Resize",
-      "AveragePool", "MaxPool", "Concat", "Split", "Reshape", "Flatten", "Transpose", "Unsqueeze", "Squeeze",
-      "Gather", "Shape", "Slice", "Expand", "Cast", "Constant", "ConstantOfShape", "Range", "Identity", "ReduceMean",
-      "ReduceSum", "Abs", "Floor", "Ceil", "Max", "Min", "Clip", "Equal", "Less", "Greater", "LessOrEqual",
-      "GreaterOrEqual", "And", "Or", "Not", "Size", "Dropout", "GlobalAveragePool"};
-  return ops;
-}
 
 const char* dtype_name(int t) {
   switch (t) {
@@ -149,7 +139,7 @@ std::vector<int64_t> Node::getints(const std::string& k) const {
   return it == attrs.end() ? std::vector<int64_t>{} : it->second.ints;
 }
 
-bool op_supported(const std::string& op) { return supported_ops().count(op) != 0; }
+bool op_supported(const std::string& op) { return find_op(op) != nullptr; }
 
 Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
   ::onnx::ModelProto model;

@@ -7,10 +7,12 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <cstring>
 #include <thread>
 
 #include "host/onnx/executor.hpp"
+#include "host/onnx/op_table.hpp"
 #include "tests/cpu/test_onnx_util.hpp"
 
 using almc::onnx::Error;
@@ -454,4 +456,30 @@ TEST(OnnxCApi, ConcurrentContextsMatchSequentialRuns) {
     ASSERT_EQ(sequential[size_t(j)].size(), size_t(20 * (j % 4 == 0 ? 256 : 16))) << j;
     EXPECT_EQ(concurrent[size_t(j)], sequential[size_t(j)]) << "job " << j;
   }
+}
+
+// ---------------------------------------------------------------- the supported-op table
+
+// The README's list of supported ops (the backquoted names of its "Supported ops" paragraph) is
+// exactly the table the loader and the planner read, and the loader accepts every op in it.
+TEST(Onnx, ReadmeListsExactlyTheSupportedOps) {
+  std::ifstream f(data_dir() + "../../../README.md");
+  ASSERT_TRUE(f.good()) << "README.md not found from " << data_dir();
+  const std::string text((std::istreambuf_iterator<char>(f)), {});
+  const size_t a = text.find("Supported ops ("), b = text.find("A model with anything else", a);
+  ASSERT_NE(a, std::string::npos);
+  ASSERT_NE(b, std::string::npos);
+  std::set<std::string> listed, table;
+  for (size_t p = text.find('`', a); p < b; p = text.find('`', p + 1)) {
+    const size_t q = text.find('`', p + 1);
+    const std::string name = text.substr(p + 1, q - p - 1);
+    if (name.find_first_of("/.") == std::string::npos) listed.insert(name);
+    p = q;
+  }
+  for (const auto& o : almc::onnx::op_table()) {
+    table.insert(o.name);
+    EXPECT_TRUE(almc::onnx::op_supported(o.name)) << o.name;
+  }
+  EXPECT_EQ(listed, table);
+  EXPECT_FALSE(almc::onnx::op_supported("Hardmax"));
 }

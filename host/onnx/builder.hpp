@@ -1,0 +1,254 @@
+// The planner's graph builder (internal to host/onnx): the state that turns a Graph into a Plan
+// for one batch size, shared by the planner's passes, each in its own file:
+//   planner.cpp            graph building (inputs, node order, the output) and dispatch by op_table()
+//   fold.cpp               constant folding (Constant, Shape, Size, ConstantOfShape, Range, Cast and
+//                          every node whose inputs are all constant)
+//   lower_elementwise.cpp  elementwise ops       lower_gemm_conv.cpp  Gemm, MatMul, Conv, ConvTranspose
+//   lower_image.cpp        pooling, Resize, Pad  lower_reduce.cpp     reductions, Softmax, normalisations
+//   lower_layout.cpp       data movement (Concat, Split, Reshape, Transpose, Gather, Slice, ...)
+//   fusion.cpp             elementwise fusion, GEMM/conv epilogues, dimension collapsing
+//   arena.cpp              liveness, arena placement, binding
+#pragma once
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "host/onnx/op_table.hpp"
+#include "host/onnx/plan.hpp"
+
+namespace almc::onnx::planning {
+
+constexpr int64_t kMaxElems = int64_t(1) << 31;      // per runtime tensor
+constexpr int64_t kMaxFoldElems = int64_t(1) << 26;  // per constant (held in double)
+constexpr int64_t kMaxAttr = int64_t(1) << 31;       // pads, strides, dilations, kernel sizes
+
+inline std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+inline std::vector<int64_t> contig_strides(const std::vector<int64_t>& s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (int i = int(s.size()) - 2; i >= 0; --i) st[size_t(i)] = st[size_t(i) + 1] * s[size_t(i) + 1];
+  return st;
+}
+
+inline int64_t to_i64(double v) {
+  if (v > 4.0e18) return int64_t(4e18);
+  if (v < -4.0e18) return -int64_t(4e18);
+  return int64_t(v);
+}
+
+struct Val {
+  DType dtype = DType::Float;
+  std::vector<int64_t> shape;
+  ConstPtr c;  // constant value, or null for a runtime tensor
+  int sid = -1;
+  int64_t off = 0;
+};
+
+inline bool is_compare(EwOp op) { return (op >= EW_EQUAL && op <= EW_OR) || op == EW_NOT; }
+
+class Builder {
+ public:
+  Builder(const Graph& g, const IoSpec& io, int64_t n, Plan& p) : g_(g), io_(io), n_(n), P(p) {}
+
+  void build();
+
+ private:
+  const Graph& g_;
+  const IoSpec& io_;
+  int64_t n_;
+  Plan& P;
+  std::unordered_map<std::string, Val> vals_;
+  std::map<const HostTensor*, int64_t> const_off_;
+  std::vector<ConstPtr> keep_;
+  const Node* cur_ = nullptr;
+
+  [[noreturn]] void fail(const std::string& msg, almc_status st = ALMC_ERR_UNSUPPORTED) const {
+    throw Error(st, "node " + (cur_ ? cur_->label() : std::string("?")) + ": " + msg);
+  }
+
+  int64_t numel(const std::vector<int64_t>& s) const {
+    int64_t n = 1;
+    for (auto d : s) {
+      if (d < 0) fail("negative dimension in shape " + shape_str(s), ALMC_ERR_PARSE);
+      if (d != 0 && n > kMaxElems / d) fail("tensor of shape " + shape_str(s) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
+      n *= d;
+    }
+    if (n > kMaxElems) fail("tensor of shape " + shape_str(s) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
+    return n;
+  }
+
+  // Constants are folded on the host in double: bound their rank and size.
+  void check_const(const HostTensor& c) const {
+    if (c.shape.size() > size_t(kMaxDims)) fail("rank " + std::to_string(c.shape.size()) + " above the executor's limit of 8");
+    if (numel(c.shape) > kMaxFoldElems) fail("constant of shape " + shape_str(c.shape) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
+  }
+  // Attribute values that enter index arithmetic.
+  void check_attr(const std::vector<int64_t>& v, const char* what) const {
+    for (auto x : v)
+      if (x < -kMaxAttr || x > kMaxAttr) fail(std::string(what) + " value " + std::to_string(x) + " is out of range", ALMC_ERR_PARSE);
+  }
+  void check_nonempty(const std::vector<int64_t>& s) const {
+    for (auto d : s)
+      if (d == 0) fail("empty tensor of shape " + shape_str(s) + " (zero-size operands are not supported)");
+  }
+
+  const Val* in(size_t i) const {
+    if (i >= cur_->inputs.size() || cur_->inputs[i].empty()) return nullptr;
+    auto it = vals_.find(cur_->inputs[i]);
+    if (it == vals_.end()) fail("input '" + cur_->inputs[i] + "' is not defined", ALMC_ERR_PARSE);
+    return &it->second;
+  }
+  const Val& need(size_t i) const {
+    const Val* v = in(i);
+    if (!v) fail("missing input " + std::to_string(i), ALMC_ERR_PARSE);
+    return *v;
+  }
+  const HostTensor& need_const(size_t i, const char* what) const {
+    const Val& v = need(i);
+    if (!v.c) fail(std::string(what) + " must be a constant (computable when the model is loaded)");
+    return *v.c;
+  }
+  std::vector<int64_t> const_ints(size_t i, const char* what) const {
+    const HostTensor& t = need_const(i, what);
+    std::vector<int64_t> r;
+    for (double v : t.v) r.push_back(to_i64(v));
+    return r;
+  }
+  int64_t axis_norm(int64_t a, size_t rank) const {
+    const int64_t r = int64_t(rank);
+    if (a < -r || a >= r) fail("axis " + std::to_string(a) + " out of range for rank " + std::to_string(r), ALMC_ERR_PARSE);
+    return a < 0 ? a + r : a;
+  }
+
+  void set_const(size_t out_i, ConstPtr c) {
+    check_const(*c);
+    Val v;
+    v.dtype = c->dtype;
+    v.shape = c->shape;
+    v.c = std::move(c);
+    vals_[cur_->outputs.at(out_i)] = std::move(v);
+  }
+  Val& def(size_t out_i, const std::vector<int64_t>& shape, DType dt = DType::Float) {
+    if (int(shape.size()) > kMaxDims) fail("rank " + std::to_string(shape.size()) + " above the executor's limit of 8");
+    Storage s;
+    s.size = std::max<int64_t>(1, numel(shape));
+    P.storages.push_back(s);
+    Val v;
+    v.dtype = dt;
+    v.shape = shape;
+    v.sid = int(P.storages.size()) - 1;
+    Val& r = vals_[cur_->outputs.at(out_i)];
+    r = std::move(v);
+    return r;
+  }
+  void alias(size_t out_i, const Val& src, const std::vector<int64_t>& shape) {
+    if (numel(shape) != numel(src.shape)) fail("cannot view " + shape_str(src.shape) + " as " + shape_str(shape), ALMC_ERR_PARSE);
+    Val v = src;
+    v.shape = shape;
+    vals_[cur_->outputs.at(out_i)] = v;
+  }
+  BufRef ref(const Val& v) {
+    BufRef r;
+    if (v.c) {
+      r.space = BufRef::Const;
+      auto it = const_off_.find(v.c.get());
+      if (it == const_off_.end()) {
+        int64_t off = int64_t(P.consts.size());
+        off = (off + 15) / 16 * 16;
+        P.consts.resize(size_t(off));
+        for (double x : v.c->v) P.consts.push_back(float(x));
+        it = const_off_.emplace(v.c.get(), off).first;
+        keep_.push_back(v.c);
+      }
+      r.off = it->second;
+    } else {
+      r.id = v.sid;
+      r.off = v.off;
+    }
+    return r;
+  }
+  int temp(int64_t floats) {
+    Storage s;
+    s.size = std::max<int64_t>(1, floats);
+    P.storages.push_back(s);
+    return int(P.storages.size()) - 1;
+  }
+  Step& push(StepKind k) {
+    P.steps.emplace_back();
+    P.steps.back().kind = k;
+    P.steps.back().node = cur_->name;
+    return P.steps.back();
+  }
+
+  static std::vector<int64_t> bcast(const std::vector<int64_t>& a, const std::vector<int64_t>& b, const Builder* self) {
+    std::vector<int64_t> r(std::max(a.size(), b.size()), 1);
+    for (size_t i = 0; i < r.size(); ++i) {
+      int64_t da = i < r.size() - a.size() ? 1 : a[i - (r.size() - a.size())];
+      int64_t db = i < r.size() - b.size() ? 1 : b[i - (r.size() - b.size())];
+      if (da != db && da != 1 && db != 1)
+        self->fail("shapes " + shape_str(a) + " and " + shape_str(b) + " do not broadcast", ALMC_ERR_PARSE);
+      r[i] = da == 1 ? db : da;
+    }
+    return r;
+  }
+  static std::vector<int64_t> bstrides(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+    std::vector<int64_t> st(out.size(), 0), cs = contig_strides(in);
+    for (size_t i = 0; i < in.size(); ++i) {
+      size_t o = out.size() - in.size() + i;
+      st[o] = in[i] == 1 ? 0 : cs[i];
+    }
+    return st;
+  }
+
+  // ---- constant folding (fold.cpp)
+  ConstPtr fold_ew(EwOp op, const std::vector<ConstPtr>& ins, float alpha, float beta, DType out_dt);
+  ConstPtr fold_copy(const CopyParams& cp, const HostTensor& src, int64_t in_off, std::vector<int64_t> shape);
+
+  // ---- emission helpers
+  void emit_ew(EwOp op, const std::vector<const Val*>& ins, size_t out_i, float alpha, float beta, DType out_dt);  // lower_elementwise.cpp
+  void emit_copy(const CopyParams& cp, const Val& src, int64_t in_off, int out_sid, int64_t out_off);  // lower_layout.cpp
+  static CopyParams make_copy(const std::vector<int64_t>& shape, const std::vector<int64_t>& in_st,
+                              const std::vector<int64_t>& out_st) {
+    if (shape.size() > size_t(kMaxDims)) throw Error(ALMC_ERR_UNSUPPORTED, "rank above the executor's limit of 8");
+    CopyParams c{};
+    c.ndim = int(shape.size());
+    c.total = 1;
+    for (size_t d = 0; d < shape.size(); ++d) {
+      c.shape[d] = shape[d];
+      c.in_stride[d] = in_st[d];
+      c.out_stride[d] = out_st[d];
+      c.total *= shape[d];
+    }
+    return c;
+  }
+
+  // Lowering, one ONNX node (cur_) at a time, dispatched through op_table().
+  void node();                                  // planner.cpp
+  void node_constant();                         // fold.cpp
+  void node_elementwise(EwOp op, int arity);    // lower_elementwise.cpp
+  void node_gemm();                             // lower_gemm_conv.cpp
+  void node_matmul();
+  void node_conv(bool transpose);
+  void node_pool();                             // lower_image.cpp
+  void node_resize();
+  void node_pad();
+  void node_reduce();                           // lower_reduce.cpp
+  void node_softmax();
+  void node_norm();
+  void node_layout();                           // lower_layout.cpp
+};
+
+// Passes over a lowered plan (fusion.cpp, arena.cpp).
+void fuse_elementwise(Plan& p);
+void fuse_epilogues(Plan& p);
+void collapse_elementwise(Plan& p);
+void place_arena(Plan& p);
+
+}  // namespace almc::onnx::planning

@@ -1,0 +1,86 @@
+// Lowering of the elementwise ops: one single-instruction program each (fusion.cpp merges chains).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "host/onnx/builder.hpp"
+
+namespace almc::onnx::planning {
+
+void Builder::emit_ew(EwOp op, const std::vector<const Val*>& ins, size_t out_i, float alpha, float beta, DType out_dt) {
+  std::vector<int64_t> shape;
+  for (auto* v : ins) shape = bcast(shape, v->shape, this);
+  Val& o = def(out_i, shape, out_dt);
+  Step& s = push(StepKind::Ew);
+  s.ew_shape = shape;
+  EwParams& p = s.ew;
+  p.ndim = int(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) p.shape[d] = shape[d];
+  p.n_in = int(ins.size());
+  for (size_t k = 0; k < ins.size(); ++k) {
+    auto st = bstrides(ins[k]->shape, shape);
+    for (size_t d = 0; d < st.size(); ++d) p.stride[k][d] = st[d];
+    s.refs.push_back(ref(*ins[k]));
+  }
+  EwInstr in{};
+  in.op = uint8_t(op);
+  in.dst = uint8_t(ins.size());
+  in.alpha = alpha;
+  in.beta = beta;
+  if (op == EW_WHERE) {
+    in.c = 0;
+    in.a = 1;
+    in.b = 2;
+  } else {
+    in.a = 0;
+    in.b = ins.size() > 1 ? 1 : 0;
+  }
+  p.instr[0] = in;
+  p.n_instr = 1;
+  p.out_reg = int(ins.size());
+  BufRef r;
+  r.id = o.sid;
+  s.refs.push_back(r);
+}
+
+void Builder::node_elementwise(EwOp op_in, int arity) {
+  const Node& nd = *cur_;
+  std::vector<const Val*> ins;
+  for (size_t i = 0; i < nd.inputs.size(); ++i)
+    if (!nd.inputs[i].empty()) ins.push_back(&need(i));
+  float alpha = nd.getf("alpha", op_in == EW_LEAKY_RELU ? 0.01f : 1.0f), beta = 0.f;
+  EwOp op = op_in;
+  if (op == EW_CLIP) {
+    alpha = -3.4e38f;
+    beta = 3.4e38f;
+    if (const Val* lo = in(1)) {
+      if (!lo->c || lo->c->v.size() != 1) fail("Clip bounds must be constant scalars");
+      alpha = float(lo->c->v[0]);
+    }
+    if (const Val* hi = in(2)) {
+      if (!hi->c || hi->c->v.size() != 1) fail("Clip bounds must be constant scalars");
+      beta = float(hi->c->v[0]);
+    }
+    ins.resize(1);
+  }
+  if (op == EW_MAX || op == EW_MIN) {
+    if (ins.size() != 2) fail("Max/Min with " + std::to_string(ins.size()) + " inputs (2 supported)");
+  }
+  if (int(ins.size()) != arity) fail("expects " + std::to_string(arity) + " inputs", ALMC_ERR_PARSE);
+  DType out_dt = is_compare(op) ? DType::Bool : (op == EW_WHERE ? ins[1]->dtype : ins[0]->dtype);
+  bool all_const = true;
+  for (auto* v : ins) all_const = all_const && v->c;
+  if (all_const) {
+    std::vector<ConstPtr> cs;
+    for (auto* v : ins) cs.push_back(v->c);
+    set_const(0, fold_ew(op, cs, alpha, beta, out_dt));
+    return;
+  }
+  if (op == EW_COPY) {  // Identity / Dropout: a view
+    alias(0, *ins[0], ins[0]->shape);
+    return;
+  }
+  emit_ew(op, ins, 0, alpha, beta, out_dt);
+}
+
+}  // namespace almc::onnx::planning

@@ -1,0 +1,183 @@
+// Lowering of pooling, Resize and Pad.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "host/onnx/builder.hpp"
+
+namespace almc::onnx::planning {
+
+void Builder::node_pool() {
+  const Node& nd = *cur_;
+  const Val& X = need(0);
+  if (X.shape.size() != 4) fail("only 2-D pooling on [N, C, H, W] is supported");
+  PoolParams p{};
+  p.max = nd.op == "MaxPool";
+  if (cur_->outputs.size() > 1 && !cur_->outputs[1].empty()) fail("MaxPool indices output");
+  auto k = nd.getints("kernel_shape"), st = nd.getints("strides"), pads = nd.getints("pads"), dil = nd.getints("dilations");
+  if (k.size() != 2) fail("kernel_shape must have 2 values", ALMC_ERR_PARSE);
+  check_attr(k, "kernel_shape");
+  check_attr(st, "strides");
+  check_attr(pads, "pads");
+  check_attr(dil, "dilations");
+  if ((!st.empty() && st.size() != 2) || (!dil.empty() && dil.size() != 2) || (!pads.empty() && pads.size() != 4))
+    fail("strides, dilations or pads of the wrong length", ALMC_ERR_PARSE);
+  if (nd.gets("auto_pad", "NOTSET") != "NOTSET" && nd.gets("auto_pad", "NOTSET") != "VALID") fail("pooling with auto_pad SAME");
+  p.NC = X.shape[0] * X.shape[1];
+  p.H = X.shape[2];
+  p.W = X.shape[3];
+  p.KH = k[0];
+  p.KW = k[1];
+  p.sh = st.empty() ? 1 : st[0];
+  p.sw = st.empty() ? 1 : st[1];
+  p.dh = dil.empty() ? 1 : dil[0];
+  p.dw = dil.empty() ? 1 : dil[1];
+  int64_t pt = 0, pl = 0, pb = 0, pr = 0;
+  if (pads.size() == 4) {
+    pt = pads[0];
+    pl = pads[1];
+    pb = pads[2];
+    pr = pads[3];
+  }
+  if (p.KH <= 0 || p.KW <= 0 || p.sh <= 0 || p.sw <= 0 || p.dh <= 0 || p.dw <= 0 || pt < 0 || pl < 0)
+    fail("invalid pooling attributes", ALMC_ERR_PARSE);
+  p.ph = pt;
+  p.pw = pl;
+  p.count_include_pad = nd.geti("count_include_pad", 0) != 0;
+  const bool ceil_mode = nd.geti("ceil_mode", 0) != 0;
+  auto out_len = [&](int64_t in, int64_t b, int64_t e, int64_t kk, int64_t s, int64_t d) {
+    const int64_t span = in + b + e - ((kk - 1) * d + 1);
+    if (span < 0) fail("pooling window larger than the input", ALMC_ERR_PARSE);
+    int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (o - 1) * s >= in + b) --o;
+    return o;
+  };
+  p.OH = out_len(p.H, pt, pb, p.KH, p.sh, p.dh);
+  p.OW = out_len(p.W, pl, pr, p.KW, p.sw, p.dw);
+  Val& o = def(0, {X.shape[0], X.shape[1], p.OH, p.OW});
+  Step& s = push(StepKind::Pool);
+  s.pool = p;
+  BufRef oref;
+  oref.id = o.sid;
+  s.refs = {ref(X), oref};
+}
+
+void Builder::node_resize() {
+  const Node& nd = *cur_;
+  const Val& X = need(0);
+  const size_t r = X.shape.size();
+  if (r < 2 || r > 4) fail("Resize of rank " + std::to_string(r) + " (2 to 4 supported)");
+  std::vector<double> scales(r, 1.0);
+  std::vector<int64_t> oshape = X.shape;
+  const Val* sc = in(2);
+  const Val* sz = in(3);
+  if (sz && numel(sz->shape) > 0) {
+    auto s = const_ints(3, "Resize sizes");
+    if (s.size() != r) fail("sizes has the wrong length", ALMC_ERR_PARSE);
+    for (size_t i = 0; i < r; ++i) {
+      oshape[i] = s[i];
+      scales[i] = X.shape[i] ? double(s[i]) / double(X.shape[i]) : 1.0;
+    }
+  } else if (sc && numel(sc->shape) > 0) {
+    const auto& t = need_const(2, "Resize scales");
+    if (t.v.size() != r) fail("scales has the wrong length", ALMC_ERR_PARSE);
+    for (size_t i = 0; i < r; ++i) {
+      scales[i] = double(float(t.v[i]));
+      if (!(scales[i] > 0) || scales[i] > 1e6) fail("invalid scale", ALMC_ERR_PARSE);
+      oshape[i] = int64_t(std::floor(double(X.shape[i]) * scales[i]));
+    }
+  } else {
+    fail("Resize needs scales or sizes", ALMC_ERR_PARSE);
+  }
+  for (size_t i = 0; i + 2 < r; ++i)
+    if (oshape[i] != X.shape[i]) fail("Resize of the batch or channel dimensions");
+  const std::string mode = nd.gets("mode", "nearest");
+  if (mode != "nearest" && mode != "linear") fail("Resize mode '" + mode + "' (nearest and linear supported)");
+  const std::string ctm = nd.gets("coordinate_transformation_mode", "half_pixel");
+  const std::string nm = nd.gets("nearest_mode", "round_prefer_floor");
+  ResizeParams p{};
+  p.linear = mode == "linear";
+  p.nearest_mode = nm == "round_prefer_ceil" ? NEAREST_ROUND_PREFER_CEIL : nm == "floor" ? NEAREST_FLOOR : nm == "ceil" ? NEAREST_CEIL : NEAREST_ROUND_PREFER_FLOOR;
+  const int64_t H = r >= 3 ? X.shape[r - 2] : 1, W = X.shape[r - 1];
+  const int64_t OH = r >= 3 ? oshape[r - 2] : 1, OW = oshape[r - 1];
+  p.NC = 1;
+  for (size_t i = 0; i + 2 < r; ++i) p.NC *= X.shape[i];
+  if (r == 2) p.NC = X.shape[0];
+  p.H = H;
+  p.W = W;
+  p.OH = OH;
+  p.OW = OW;
+  auto coef = [&](int64_t in_len, int64_t out_len, double scale, double& a, double& b) {
+    if (ctm == "align_corners") {
+      a = out_len > 1 ? double(in_len - 1) / double(out_len - 1) : 0.0;
+      b = 0;
+    } else if (ctm == "asymmetric") {
+      a = 1.0 / scale;
+      b = 0;
+    } else if (ctm == "half_pixel" || ctm == "pytorch_half_pixel") {
+      a = 1.0 / scale;
+      b = 0.5 / scale - 0.5;
+      if (ctm == "pytorch_half_pixel" && out_len <= 1) a = b = 0;
+    } else if (ctm == "tf_half_pixel_for_nn") {
+      a = 1.0 / scale;
+      b = 0.5 / scale;
+    } else {
+      fail("coordinate_transformation_mode '" + ctm + "'");
+    }
+  };
+  coef(H, OH, r >= 3 ? scales[r - 2] : 1.0, p.ah, p.bh);
+  coef(W, OW, scales[r - 1], p.aw, p.bw);
+  if (r == 2) {
+    p.NC = X.shape[0];
+    p.H = 1;
+    p.OH = 1;
+    p.ah = 0;
+    p.bh = 0;
+  }
+  Val& o = def(0, oshape);
+  Step& s = push(StepKind::Resize);
+  s.resize = p;
+  BufRef oref;
+  oref.id = o.sid;
+  s.refs = {ref(X), oref};
+}
+
+void Builder::node_pad() {
+  const Node& nd = *cur_;
+  const Val& X = need(0);
+  const size_t r = X.shape.size();
+  auto pads = const_ints(1, "Pad pads");
+  if (in(3)) fail("Pad with axes");
+  if (pads.size() != 2 * r) fail("pads has " + std::to_string(pads.size()) + " values for rank " + std::to_string(r), ALMC_ERR_PARSE);
+  check_attr(pads, "pads");
+  float value = 0.f;
+  if (const Val* cv = in(2)) {
+    if (!cv->c || cv->c->v.size() != 1) fail("constant_value must be a constant scalar");
+    value = float(cv->c->v[0]);
+  }
+  const std::string mode = nd.gets("mode", "constant");
+  PadParams p{};
+  p.ndim = int(r);
+  p.mode = mode == "constant" ? 0 : mode == "reflect" ? 1 : mode == "edge" ? 2 : -1;
+  if (p.mode < 0) fail("Pad mode '" + mode + "'");
+  p.value = value;
+  std::vector<int64_t> oshape(r);
+  for (size_t i = 0; i < r; ++i) {
+    p.ishape[i] = X.shape[i];
+    p.begin[i] = pads[i];
+    oshape[i] = X.shape[i] + pads[i] + pads[i + r];
+    if (oshape[i] < 0) fail("negative padded size", ALMC_ERR_PARSE);
+    if (p.mode == 1 && (pads[i] >= X.shape[i] || pads[i + r] >= X.shape[i]) && (pads[i] > 0 || pads[i + r] > 0))
+      fail("reflect padding wider than the input", ALMC_ERR_PARSE);
+    p.oshape[i] = oshape[i];
+  }
+  Val& o = def(0, oshape);
+  p.total = numel(oshape);
+  Step& s = push(StepKind::Pad);
+  s.pad = p;
+  BufRef oref;
+  oref.id = o.sid;
+  s.refs = {ref(X), oref};
+}
+
+}  // namespace almc::onnx::planning

@@ -1,0 +1,133 @@
+// Lowering of ReduceSum/ReduceMean/GlobalAveragePool, Softmax/LogSoftmax and the normalisations.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "host/onnx/builder.hpp"
+
+namespace almc::onnx::planning {
+
+void Builder::node_reduce() {
+  const Node& nd = *cur_;
+  const Val& X = need(0);
+  const size_t r = X.shape.size();
+  std::vector<int64_t> axes;
+  bool keep = nd.geti("keepdims", 1) != 0;
+  const bool mean = nd.op != "ReduceSum";
+  if (nd.op == "GlobalAveragePool") {
+    for (size_t i = 2; i < r; ++i) axes.push_back(int64_t(i));
+    keep = true;
+  } else if (nd.has("axes")) {
+    axes = nd.getints("axes");
+  } else if (in(1)) {
+    axes = const_ints(1, "the reduction axes");
+  }
+  if (axes.empty()) {
+    if (nd.geti("noop_with_empty_axes", 0)) {
+      alias(0, X, X.shape);
+      return;
+    }
+    for (size_t i = 0; i < r; ++i) axes.push_back(int64_t(i));
+  }
+  std::vector<bool> red(r, false);
+  for (auto a : axes) red[size_t(axis_norm(a, r))] = true;
+  ReduceParams p{};
+  p.mean = mean;
+  std::vector<int64_t> oshape;
+  auto cs = contig_strides(X.shape);
+  p.out_total = 1;
+  p.red_total = 1;
+  for (size_t i = 0; i < r; ++i) {
+    if (red[i]) {
+      p.rshape[p.rndim] = X.shape[i];
+      p.rstride[p.rndim++] = cs[i];
+      p.red_total *= X.shape[i];
+      if (keep) oshape.push_back(1);
+    } else {
+      p.oshape[p.ondim] = X.shape[i];
+      p.ostride[p.ondim++] = cs[i];
+      p.out_total *= X.shape[i];
+      oshape.push_back(X.shape[i]);
+    }
+  }
+  Val& o = def(0, oshape);
+  Step& s = push(StepKind::Reduce);
+  s.reduce = p;
+  BufRef oref;
+  oref.id = o.sid;
+  s.refs = {ref(X), oref};
+}
+
+void Builder::node_softmax() {
+  const Node& nd = *cur_;
+  const Val& X = need(0);
+  const size_t r = X.shape.size();
+  if (r == 0) fail("Softmax of a scalar", ALMC_ERR_PARSE);
+  const int64_t ax = axis_norm(nd.geti("axis", g_.opset >= 13 ? -1 : 1), r);
+  SoftmaxParams p{};
+  p.log = nd.op == "LogSoftmax";
+  p.outer = 1;
+  p.inner = 1;
+  p.len = X.shape[size_t(ax)];
+  if (g_.opset >= 13) {
+    for (int64_t i = 0; i < ax; ++i) p.outer *= X.shape[size_t(i)];
+    for (size_t i = size_t(ax) + 1; i < r; ++i) p.inner *= X.shape[i];
+  } else {  // opset < 13: flatten to 2-D at axis
+    for (int64_t i = 0; i < ax; ++i) p.outer *= X.shape[size_t(i)];
+    p.len = 1;
+    for (size_t i = size_t(ax); i < r; ++i) p.len *= X.shape[i];
+  }
+  Val& o = def(0, X.shape);
+  Step& s = push(StepKind::Softmax);
+  s.softmax = p;
+  BufRef oref;
+  oref.id = o.sid;
+  s.refs = {ref(X), oref};
+}
+
+void Builder::node_norm() {
+  const Node& nd = *cur_;
+  const Val& X = need(0);
+  const size_t r = X.shape.size();
+  NormParams p{};
+  p.eps = nd.getf("epsilon", 1e-5f);
+  p.act = EW_COPY;
+  const Val* scale = in(1);
+  const Val* bias = in(2);
+  if (nd.op == "LayerNormalization") {
+    for (size_t i = 1; i < nd.outputs.size(); ++i)
+      if (!nd.outputs[i].empty()) fail("LayerNormalization's Mean / InvStdDev outputs");
+    const int64_t ax = axis_norm(nd.geti("axis", -1), r);
+    p.rows = 1;
+    p.len = 1;
+    for (int64_t i = 0; i < ax; ++i) p.rows *= X.shape[size_t(i)];
+    for (size_t i = size_t(ax); i < r; ++i) p.len *= X.shape[i];
+    p.affine = AFFINE_COLUMN;
+    if (!scale || numel(scale->shape) != p.len) fail("LayerNormalization scale must have the normalised size", ALMC_ERR_PARSE);
+    if (bias && numel(bias->shape) != p.len) fail("LayerNormalization bias must have the normalised size", ALMC_ERR_PARSE);
+  } else {
+    if (r < 3) fail("normalisation input must be [N, C, ...]", ALMC_ERR_PARSE);
+    const int64_t C = X.shape[1];
+    int64_t groups = C;
+    if (nd.op == "GroupNormalization") groups = nd.geti("num_groups", 0);
+    if (groups <= 0 || C % groups) fail("num_groups must divide the channels", ALMC_ERR_PARSE);
+    int64_t spatial = 1;
+    for (size_t i = 2; i < r; ++i) spatial *= X.shape[i];
+    p.rows = X.shape[0] * groups;
+    p.len = (C / groups) * spatial;
+    p.channels = groups;
+    p.affine = AFFINE_CHANNEL;
+    if (!scale || !bias || numel(scale->shape) != groups || numel(bias->shape) != groups)
+      fail("scale and bias must have " + std::to_string(groups) + " values", ALMC_ERR_PARSE);
+  }
+  Val& o = def(0, X.shape);
+  Step& s = push(StepKind::Norm);
+  s.norm = p;
+  BufRef oref;
+  oref.id = o.sid;
+  BufRef none;
+  none.id = -2;
+  s.refs = {ref(X), scale ? ref(*scale) : none, bias ? ref(*bias) : none, oref};
+}
+
+}  // namespace almc::onnx::planning
