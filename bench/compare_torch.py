@@ -153,7 +153,9 @@ def main():
             d = 256
             shape = []
         else:
-            pdir, info = problem(work, pargs, "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable)
+            # The interpreter running this script has numpy (torch needs it); on the GPU machine
+            # /usr/bin/python3 has none.
+            pdir, info = problem(work, pargs, sys.executable)
             o = info["operators"][opkey]
             spec = o["operator"]
             if ":" in spec and not spec.startswith("downsample"):

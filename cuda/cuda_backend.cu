@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 namespace almc {
 
@@ -29,12 +30,16 @@ namespace almc {
       fail(ALMC_ERR_CUDA, __FILE__, ":", __LINE__, ": ", #expr, ": cuBLAS status ", static_cast<int>(st_)); \
   } while (0)
 
-// Launch policy. Measured on: not yet tuned on a device (the defaults below are the usual
-// choices for memory-bound elementwise kernels on sm_80/sm_90).
+// Launch policy, as data. Not yet measured on a device: 256-thread blocks are the usual choice
+// for memory-bound elementwise kernels on sm_80/sm_90 (8 blocks of 256 fill an SM's 2048 thread
+// slots); kMinBlocks asks the compiler to keep register use low enough for that (<= 32 per
+// thread on sm_90: the one-kernel-for-everything step used 74 and reached 35% occupancy).
 struct LaunchPolicy {
   static constexpr int kElementwiseBlock = 256;
+  static constexpr int kMinBlocks = 4;
   static constexpr int kReduceBlock = 256;
   static constexpr int kMaxGrid = 65535 * 8;
+  static constexpr int kMaxGridY = 65535;
 };
 
 namespace {
@@ -64,68 +69,149 @@ __global__ void begin_step_kernel(const StepScalars* table, int64_t* counter, St
   *counter = i + 1;
 }
 
-__global__ void gmm_logdet_kernel(GmmPrior gmm, int64_t d, const StepScalars* cur, float* ws) {
-  __shared__ float smem[32];
+// ---------------------------------------------------------------- the analytic prior's tables
+
+__global__ void prior_tables_kernel(GmmPrior g, int64_t kd, const StepScalars* cur, PriorTables out) {
+  if (cur->kind == kStepWarm) return;
+  const LevelConsts l = level_consts(*cur);
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < kd;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    prior_table_entry(g, l, i, out);
+}
+
+// One block per component: logdet[k] = sum_j log S_k,j, accumulated in double like the CPU.
+__global__ void prior_logdet_kernel(GmmPrior g, int64_t d, const StepScalars* cur, PriorTables out) {
+  __shared__ double smem[LaunchPolicy::kReduceBlock];
   if (cur->kind == kStepWarm) return;
   const LevelConsts l = level_consts(*cur);
   const int64_t k = blockIdx.x;
-  float s = 0.f;
-  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) s += logf(ou_var(gmm.var[k * d + j], l.e2));
-  s = block_sum<LaunchPolicy::kReduceBlock>(s, smem);
-  if (threadIdx.x == 0) ws[k] = s;
+  double s = 0.0;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) s += prior_logdet_term(g, l, k * d + j);
+  smem[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = LaunchPolicy::kReduceBlock / 2; w > 0; w >>= 1) {
+    if (static_cast<int>(threadIdx.x) < w) smem[threadIdx.x] += smem[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out.logdet[k] = static_cast<float>(smem[0]);
 }
 
-// One block per chain: K quadratic forms reduced over d, then a softmax.
-__global__ void gmm_resp_kernel(GmmPrior gmm, const float* x, int64_t d, const StepScalars* cur, float* resp,
-                                const float* ws) {
-  __shared__ float smem[32];
-  __shared__ float logits[64];
+// One block per chain: x is read once; the quadratic forms of up to kResK components accumulate
+// in registers together (more components take further passes), then one block reduction per
+// pass and the softmax. The order of every sum is fixed by the block size alone.
+constexpr int kResK = 8;
+__global__ void __launch_bounds__(LaunchPolicy::kReduceBlock)
+    gmm_resp_kernel(PriorTables tab, const float* x, int64_t d, const StepScalars* cur, float* resp) {
+  extern __shared__ float q[];  // [K] quadratic forms, then responsibilities
+  __shared__ float part[LaunchPolicy::kReduceBlock / 32][kResK];
   if (cur->kind == kStepWarm) return;
-  const LevelConsts l = level_consts(*cur);
   const int64_t c = blockIdx.x;
   const float* xr = x + c * d;
-  float* r = resp + c * gmm.K;
-  for (int64_t k0 = 0; k0 < gmm.K; k0 += 64) {
-    const int64_t kn = gmm.K - k0 < 64 ? gmm.K - k0 : 64;
-    for (int64_t kk = 0; kk < kn; ++kk) {
-      const int64_t k = k0 + kk;
-      float q = 0.f;
-      for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
-        const float diff = xr[j] - l.a * gmm.mu[k * d + j];
-        q += diff * diff / ou_var(gmm.var[k * d + j], l.e2);
-      }
-      q = block_sum<LaunchPolicy::kReduceBlock>(q, smem);
-      if (threadIdx.x == 0) logits[kk] = gmm.log_w[k] - 0.5f * (q + ws[k]);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t k0 = 0; k0 < tab.K; k0 += kResK) {
+    float acc[kResK];
+#pragma unroll
+    for (int e = 0; e < kResK; ++e) acc[e] = 0.f;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+      const float xv = xr[j];
+#pragma unroll
+      for (int e = 0; e < kResK; ++e)
+        if (k0 + e < tab.K) acc[e] += gmm_quad_term(xv, tab.amu[(k0 + e) * d + j], tab.inv_s[(k0 + e) * d + j]);
+    }
+#pragma unroll
+    for (int e = 0; e < kResK; ++e) {
+      float v = acc[e];
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+      if (lane == 0) part[warp][e] = v;
     }
     __syncthreads();
-    if (threadIdx.x == 0)
-      for (int64_t kk = 0; kk < kn; ++kk) r[k0 + kk] = logits[kk];
+    if (threadIdx.x < kResK && k0 + threadIdx.x < tab.K) {
+      float v = 0.f;
+      for (int w = 0; w < LaunchPolicy::kReduceBlock / 32; ++w) v += part[w][threadIdx.x];
+      q[k0 + threadIdx.x] = v;
+    }
     __syncthreads();
   }
   if (threadIdx.x == 0) {
-    float mx = r[0];
-    for (int64_t k = 1; k < gmm.K; ++k) mx = fmaxf(mx, r[k]);
-    float z = 0.f;
-    for (int64_t k = 0; k < gmm.K; ++k) z += (r[k] = expf(r[k] - mx));
-    for (int64_t k = 0; k < gmm.K; ++k) r[k] /= z;
+    gmm_softmax(tab, q);
+    for (int64_t k = 0; k < tab.K; ++k) resp[c * tab.K + k] = q[k];
   }
 }
 
-__global__ void fused_step_kernel(FusedStepParams p, int64_t units) {
+// ---------------------------------------------------------------- the fused step, per variant
+
+// The step for (prior, operator) fixed at compile time: the shared functions of step.cuh read
+// p.prior and p.op.kind, which are constants here, so each instantiation keeps only its own
+// path. Grid: x over groups of 4 coordinates of a chain (32-bit indices), y over chains.
+template <int Prior, int Op>
+__global__ void __launch_bounds__(LaunchPolicy::kElementwiseBlock, LaunchPolicy::kMinBlocks)
+    fused_step_kernel(FusedStepParams p) {
+  p.prior = Prior;
+  p.op.kind = Op;
   const StepScalars cur = *p.cur;
-  const LevelConsts l = level_consts(cur);
-  const int64_t total = p.n * units;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    fused_unit(p, cur, l, i / units, i % units);
+  const int groups = static_cast<int>((p.d + 3) / 4);
+  const int grp = blockIdx.x * blockDim.x + threadIdx.x;
+  if (grp >= groups) return;
+  const bool vec = (p.d & 3) == 0;  // rows start 16-byte aligned: one float4 per group
+  for (int64_t c = blockIdx.y; c < p.n; c += gridDim.y) {
+    const float4 xi = philox_normal4(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step),
+                                     static_cast<uint64_t>(grp));
+    const float* yrow = measurement_row(p, c);
+    float* xr = p.x + c * p.d;
+    const int64_t j0 = 4 * static_cast<int64_t>(grp);
+    if (vec) {
+      float4 v = *reinterpret_cast<const float4*>(xr + j0);
+      v.x = step_element(p, cur, yrow, c, j0 + 0, v.x, prior_score(p, cur, c, j0 + 0, v.x), xi.x);
+      v.y = step_element(p, cur, yrow, c, j0 + 1, v.y, prior_score(p, cur, c, j0 + 1, v.y), xi.y);
+      v.z = step_element(p, cur, yrow, c, j0 + 2, v.z, prior_score(p, cur, c, j0 + 2, v.z), xi.z);
+      v.w = step_element(p, cur, yrow, c, j0 + 3, v.w, prior_score(p, cur, c, j0 + 3, v.w), xi.w);
+      *reinterpret_cast<float4*>(xr + j0) = v;
+    } else {
+      for (int e = 0; e < 4 && j0 + e < p.d; ++e) {
+        const float xv = xr[j0 + e];
+        xr[j0 + e] = step_element(p, cur, yrow, c, j0 + e, xv, prior_score(p, cur, c, j0 + e, xv), component(xi, e));
+      }
+    }
+  }
+}
+
+// Average-pool downsampling: one thread per pooling block.
+template <int Prior>
+__global__ void __launch_bounds__(LaunchPolicy::kElementwiseBlock, LaunchPolicy::kMinBlocks)
+    fused_pool_kernel(FusedStepParams p, int blocks) {
+  p.prior = Prior;
+  const StepScalars cur = *p.cur;
+  const int blk = blockIdx.x * blockDim.x + threadIdx.x;
+  if (blk >= blocks) return;
+  for (int64_t c = blockIdx.y; c < p.n; c += gridDim.y) fused_pool_block(p, cur, c, blk);
+}
+
+// Calls f(prior, op) with both as std::integral_constant: the one place where the supported
+// (prior, operator) combinations of the fused step are listed. Operators that are not fused
+// (blur, matrix, callbacks) all read the gradient buffer: one variant, kOpBlur, stands for them.
+template <class F>
+void dispatch_step_variant(int32_t prior, int32_t op, F&& f) {
+  auto with_op = [&](auto pr) {
+    switch (op) {
+      case kOpNone: return f(pr, std::integral_constant<int, kOpNone>{});
+      case kOpIdentity: return f(pr, std::integral_constant<int, kOpIdentity>{});
+      case kOpMask: return f(pr, std::integral_constant<int, kOpMask>{});
+      case kOpDownsample: return f(pr, std::integral_constant<int, kOpDownsample>{});
+      default: return f(pr, std::integral_constant<int, kOpBlur>{});
+    }
+  };
+  switch (prior) {
+    case kPriorGaussian: return with_op(std::integral_constant<int, kPriorGaussian>{});
+    case kPriorGmm: return with_op(std::integral_constant<int, kPriorGmm>{});
+    default: return with_op(std::integral_constant<int, kPriorBuffer>{});
+  }
 }
 
 __global__ void analytic_score_kernel(FusedStepParams p, float* out) {
   const StepScalars cur = *p.cur;
-  const LevelConsts l = level_consts(cur);
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.n * p.d;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = prior_score(p, cur, l, i / p.d, i % p.d, p.x[i]);
+    out[i] = prior_score(p, cur, i / p.d, i % p.d, p.x[i]);
 }
 
 __global__ void local_forward_kernel(LocalOp op, const float* x, float* out, int64_t n, int64_t d, int64_t m) {
@@ -172,14 +258,14 @@ __global__ void row_norms_kernel(const float* R, int64_t m, const float* x, int6
   }
 }
 
-__global__ void fill_random_kernel(float* x, int64_t n, int64_t d, int64_t chain0, uint64_t seed, uint64_t key,
-                                   float scale, bool uniform) {
+__global__ void fill_random_kernel(float* x, int64_t n, int64_t d, int64_t chain0, int64_t cpm, uint64_t seed,
+                                   uint64_t key, float scale, bool uniform) {
   const int64_t groups = (d + 3) / 4;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * groups;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t c = i / groups, g = i % groups;
-    const uint64_t chain = static_cast<uint64_t>(chain0 + c);
-    const float4 v = uniform ? philox_uniform4(seed, chain, key, g) : philox_normal4(seed, chain, key, g);
+    const uint64_t stream = noise_stream(chain0 + c, cpm);
+    const float4 v = uniform ? philox_uniform4(seed, stream, key, g) : philox_normal4(seed, stream, key, g);
     for (int e = 0; e < 4 && g * 4 + e < d; ++e) {
       const float r = component(v, e);
       x[c * d + g * 4 + e] = uniform ? scale * (2.f * r - 1.f) : scale * r;
@@ -201,7 +287,8 @@ __global__ void copy_picked_kernel(const float* x, float* out, const int64_t* pi
     if (pick[i / d] == k) out[i] = x[i];
 }
 
-__global__ void xgp_aux_kernel(float* ych, int64_t n, int64_t m, int64_t chain0, uint64_t seed, const StepScalars* cur) {
+__global__ void xgp_aux_kernel(float* ych, int64_t n, int64_t m, int64_t chain0, int64_t cpm, uint64_t seed,
+                               const StepScalars* cur) {
   if (cur->aux < 0) return;
   const uint64_t key = kRngXgpKeyBase + static_cast<uint64_t>(cur->aux);
   const float sc = cur->aux_scale;
@@ -209,7 +296,7 @@ __global__ void xgp_aux_kernel(float* ych, int64_t n, int64_t m, int64_t chain0,
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * groups;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t c = i / groups, g = i % groups;
-    const float4 v = philox_normal4(seed, static_cast<uint64_t>(chain0 + c), key, g);
+    const float4 v = philox_normal4(seed, noise_stream(chain0 + c, cpm), key, g);
     for (int e = 0; e < 4 && g * 4 + e < m; ++e) ych[c * m + g * 4 + e] -= sc * component(v, e);
   }
 }
@@ -304,16 +391,30 @@ class CudaBackend final : public Backend {
     begin_step_kernel<<<1, 1, 0, stream_>>>(table, counter, cur);
   }
 
-  void gmm_responsibilities(const GmmPrior& gmm, const float* x, int64_t n, int64_t d, const StepScalars* cur,
-                            float* resp, float* ws) override {
-    gmm_logdet_kernel<<<static_cast<unsigned>(gmm.K), LaunchPolicy::kReduceBlock, 0, stream_>>>(gmm, d, cur, ws);
-    gmm_resp_kernel<<<static_cast<unsigned>(n), LaunchPolicy::kReduceBlock, 0, stream_>>>(gmm, x, d, cur, resp, ws);
+  void prior_tables(const GmmPrior& g, int64_t d, const StepScalars* cur, const PriorTables& out) override {
+    prior_tables_kernel<<<grid_for(g.K * d, 256), 256, 0, stream_>>>(g, g.K * d, cur, out);
+    prior_logdet_kernel<<<static_cast<unsigned>(g.K), LaunchPolicy::kReduceBlock, 0, stream_>>>(g, d, cur, out);
+  }
+
+  void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
+                            float* resp) override {
+    gmm_resp_kernel<<<static_cast<unsigned>(n), LaunchPolicy::kReduceBlock, sizeof(float) * tab.K, stream_>>>(
+        tab, x, d, cur, resp);
   }
 
   void fused_step(const FusedStepParams& p) override {
-    const int64_t units = fused_units_per_chain(p);
-    fused_step_kernel<<<grid_for(p.n * units, LaunchPolicy::kElementwiseBlock), LaunchPolicy::kElementwiseBlock, 0,
-                        stream_>>>(p, units);
+    constexpr int block = LaunchPolicy::kElementwiseBlock;
+    const unsigned gy = static_cast<unsigned>(std::min<int64_t>(p.n, LaunchPolicy::kMaxGridY));
+    dispatch_step_variant(p.prior, p.op.kind, [&](auto prior, auto op) {
+      constexpr int P = decltype(prior)::value, O = decltype(op)::value;
+      if constexpr (O == kOpDownsample) {
+        const int blocks = static_cast<int>(pool_blocks_per_chain(p));
+        fused_pool_kernel<P><<<dim3((blocks + block - 1) / block, gy), block, 0, stream_>>>(p, blocks);
+      } else {
+        const int groups = static_cast<int>((p.d + 3) / 4);
+        fused_step_kernel<P, O><<<dim3((groups + block - 1) / block, gy), block, 0, stream_>>>(p);
+      }
+    });
   }
 
   void analytic_score(const FusedStepParams& p, float* out) override {
@@ -361,9 +462,9 @@ class CudaBackend final : public Backend {
                            int32_t* flags) override {
     row_norms_kernel<<<static_cast<unsigned>(n), LaunchPolicy::kReduceBlock, 0, stream_>>>(R, m, x, d, norms, flags);
   }
-  void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, uint64_t seed, uint64_t key, float scale,
-                   bool uniform) override {
-    fill_random_kernel<<<grid_for(n * ((d + 3) / 4), 256), 256, 0, stream_>>>(x, n, d, chain0, seed, key, scale,
+  void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, int64_t cpm, uint64_t seed, uint64_t key,
+                   float scale, bool uniform) override {
+    fill_random_kernel<<<grid_for(n * ((d + 3) / 4), 256), 256, 0, stream_>>>(x, n, d, chain0, cpm, seed, key, scale,
                                                                                uniform);
   }
   void axpby_tweedie(float* x, const float* s, int64_t count, float a, float b) override {
@@ -373,8 +474,9 @@ class CudaBackend final : public Backend {
                    const StepScalars* cur) override {
     copy_picked_kernel<<<grid_for(n * d, 256), 256, 0, stream_>>>(x, out, pick, first_step, n, d, cur);
   }
-  void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, uint64_t seed, const StepScalars* cur) override {
-    xgp_aux_kernel<<<grid_for(n * ((m + 3) / 4), 256), 256, 0, stream_>>>(ych, n, m, chain0, seed, cur);
+  void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, int64_t cpm, uint64_t seed,
+                    const StepScalars* cur) override {
+    xgp_aux_kernel<<<grid_for(n * ((m + 3) / 4), 256), 256, 0, stream_>>>(ych, n, m, chain0, cpm, seed, cur);
   }
   void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) override {
     mean_std_kernel<<<grid_for(n_meas * d, 256), 256, 0, stream_>>>(x, n_meas, cpm, d, mean, std);

@@ -73,7 +73,8 @@ void Copy(benchmark::State& st) {
 
 struct StepFixture {
   int64_t n, d, K;
-  Arr x, y, mask, mu, var, resp, ws;
+  Arr x, y, mask, mu, var, resp, tables;
+  almc::GmmPrior gmm{};
   std::vector<float> logw;
   almc::StepScalars cur{};
   almc::FusedStepParams p{};
@@ -81,7 +82,7 @@ struct StepFixture {
   // prior: kPriorGaussian (K = 1) or kPriorGmm; op: kOpNone, kOpIdentity or kOpMask.
   StepFixture(int64_t chains, int64_t dim, int32_t prior, int64_t k, int32_t op)
       : n(chains), d(dim), K(k), x(chains * dim), y(dim, 0.1f), mask(dim), mu(k * dim), var(k * dim, 0.3f),
-        resp(chains * k), ws(k), logw(size_t(k), -std::log(float(k))) {
+        resp(chains * k), tables(2 * k * dim + k), logw(size_t(k), -std::log(float(k))) {
     for (int64_t j = 0; j < d; ++j) mask.p[j] = (j * 2654435761u) % 7 < 4 ? 1.f : 0.f;
     for (int64_t i = 0; i < n * K; ++i) resp.p[i] = 1.f / float(K);
     cur.t = 0.5f;
@@ -104,7 +105,10 @@ struct StepFixture {
     p.seed = 7;
     p.cur = &cur;
     p.prior = prior;
-    p.gmm = almc::GmmPrior{mu.p, var.p, logw.data(), K};
+    p.cpm = n;  // one measurement
+    gmm = almc::GmmPrior{mu.p, var.p, logw.data(), K};
+    p.tab = almc::PriorTables{tables.p, tables.p + K * d, tables.p + 2 * K * d, logw.data(), K};
+    backend().prior_tables(gmm, d, &cur, p.tab);
     p.resp = resp.p;
     p.op.kind = op;
     p.op.mask = mask.p;
@@ -128,7 +132,7 @@ void FusedStep(benchmark::State& st) {
 void GmmResp(benchmark::State& st) {
   StepFixture f(st.range(0), st.range(1), almc::kPriorGmm, 8, almc::kOpNone);
   for (auto _ : st) {
-    backend().gmm_responsibilities(f.p.gmm, f.x.p, f.n, f.d, &f.cur, f.resp.p, f.ws.p);
+    backend().gmm_responsibilities(f.p.tab, f.x.p, f.n, f.d, &f.cur, f.resp.p);
     benchmark::ClobberMemory();
   }
   st.SetBytesProcessed(st.iterations() * 4 * f.n * f.d);
@@ -139,7 +143,7 @@ void Noise(benchmark::State& st) {
   Arr x(n * d);
   uint64_t key = 0;
   for (auto _ : st) {
-    backend().fill_random(x.p, n, d, 0, 7, ++key, 1.f, false);
+    backend().fill_random(x.p, n, d, 0, n, 7, ++key, 1.f, false);
     benchmark::ClobberMemory();
   }
   st.SetBytesProcessed(st.iterations() * 4 * n * d);

@@ -39,7 +39,7 @@ enum OpKind : int32_t {
   kOpNegGradCallback = 7
 };
 
-inline bool op_is_fused(int32_t op) { return op == kOpNone || op == kOpIdentity || op == kOpMask || op == kOpDownsample; }
+constexpr bool op_is_fused(int32_t op) { return op == kOpNone || op == kOpIdentity || op == kOpMask || op == kOpDownsample; }
 
 enum PriorKind : int32_t {
   kPriorBuffer = 0,    // score evaluated into a buffer by a callback
@@ -64,16 +64,29 @@ struct GmmPrior {
   int64_t K;
 };
 
+// An analytic prior at one level t, as the tables the step reads (computed once per step from
+// GmmPrior by prior_table_entry / prior_logdet_term, ALGORITHMS.md T1/T4): amu = e^{-t} mu,
+// inv_s = 1 / (e^{-2t} var + 1 - e^{-2t}), logdet[k] = sum_j log S_k,j. The Gaussian prior is the
+// one-component case.
+struct PriorTables {
+  float* amu;            // [K, d]
+  float* inv_s;          // [K, d]
+  float* logdet;         // [K]
+  const float* log_w;    // [K]
+  int64_t K;
+};
+
 struct FusedStepParams {
   float* x;              // [n, d] state, updated in place
   int64_t n, d;
-  int64_t chain0;        // global index of row 0 (noise key)
+  int64_t chain0;        // global index of row 0
+  int64_t cpm;           // chains per measurement (noise streams are keyed by measurement and chain)
   uint64_t seed;
   const StepScalars* cur;
   int32_t prior;         // PriorKind
   const float* score;    // kPriorBuffer: [n, d]
-  GmmPrior gmm;          // kPriorGaussian (K = 1) and kPriorGmm
-  const float* resp;     // kPriorGmm: [n, K] responsibilities at this step
+  PriorTables tab;       // kPriorGaussian (K = 1) and kPriorGmm, at cur's level
+  float* resp;           // kPriorGmm: [n, K] responsibilities at this step
   LocalOp op;
   const float* y;        // measurement rows; chain c reads row (chain0 + c) / y_div
   int64_t y_div;

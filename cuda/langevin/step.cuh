@@ -15,24 +15,10 @@
 
 namespace almc {
 
+// ---------------------------------------------------------------- the analytic prior at a level
+
 // OU-noised variance of a component's coordinate: e^{-2t} var + 1 - e^{-2t}.
 ALMC_HD float ou_var(float var, float e2) { return fmaf(e2, var, 1.f - e2); }
-
-// Score of the analytic prior at coordinate j of chain c (ALGORITHMS.md T1/T4):
-// sum_k r_k * (-(x - e^{-t} mu_k) / S_k,t).
-ALMC_HD float analytic_score(const FusedStepParams& p, int64_t c, int64_t j, float xv, float a, float e2) {
-  const GmmPrior& g = p.gmm;
-  if (p.prior == kPriorGaussian) {
-    return -(xv - a * g.mu[j]) / ou_var(g.var[j], e2);
-  }
-  const float* r = p.resp + c * g.K;
-  float s = 0.f;
-  for (int64_t k = 0; k < g.K; ++k) {
-    const int64_t kj = k * p.d + j;
-    s -= r[k] * (xv - a * g.mu[kj]) / ou_var(g.var[kj], e2);
-  }
-  return s;
-}
 
 struct LevelConsts {
   float a, e2;  // e^{-t}, e^{-2t}
@@ -45,47 +31,96 @@ ALMC_HD LevelConsts level_consts(const StepScalars& cur) {
   return l;
 }
 
-ALMC_HD float prior_score(const FusedStepParams& p, const StepScalars& cur, const LevelConsts& l, int64_t c, int64_t j,
-                          float xv) {
-  if (cur.kind == kStepWarm) return -xv;
-  if (p.prior == kPriorBuffer) return p.score[c * p.d + j];
-  return analytic_score(p, c, j, xv, l.a, l.e2);
+// Entry i of the [K, d] tables at level l (ALGORITHMS.md T1/T4): e^{-t} mu and 1 / S_t.
+ALMC_HD void prior_table_entry(const GmmPrior& g, const LevelConsts& l, int64_t i, const PriorTables& t) {
+  t.amu[i] = l.a * g.mu[i];
+  t.inv_s[i] = 1.f / ou_var(g.var[i], l.e2);
 }
 
-// The step for the four coordinates 4*grp .. 4*grp+3 of local chain c, for every operator except
-// average-pool downsampling (whose gradient couples the pixels of a pooling block).
-ALMC_HD void fused_group(const FusedStepParams& p, const StepScalars& cur, const LevelConsts& l, int64_t c,
-                         int64_t grp) {
-  const float4 xi4 = philox_normal4(p.seed, static_cast<uint64_t>(p.chain0 + c), static_cast<uint64_t>(cur.step),
-                                    static_cast<uint64_t>(grp));
-  const float* yrow = p.y ? p.y + ((p.chain0 + c) / p.y_div) * p.m : nullptr;
-  float* xr = p.x + c * p.d;
-  const int64_t j0 = grp * 4;
-  for (int e = 0; e < 4; ++e) {
-    const int64_t j = j0 + e;
-    if (j >= p.d) break;
-    const float xv = xr[j];
-    float g = 0.f;
-    switch (p.op.kind) {
-      case kOpNone: break;
-      case kOpIdentity: g = yrow[j] - cur.xs * xv; break;
-      case kOpMask: {
-        const float mk = p.op.mask[j];
-        g = mk * (yrow[j] - mk * cur.xs * xv);
-        break;
-      }
-      default: g = p.g[c * p.d + j]; break;
-    }
-    const float s = prior_score(p, cur, l, c, j, xv);
-    const float xn = xv + cur.h * (s + cur.lik * g) + cur.noise * component(xi4, e);
-    xr[j] = cur.post * xn;
+// One term of logdet[k] = sum_j log S_k,j (summed in double by the caller).
+ALMC_HD double prior_logdet_term(const GmmPrior& g, const LevelConsts& l, int64_t i) {
+  return log(static_cast<double>(ou_var(g.var[i], l.e2)));
+}
+
+// One coordinate's share of component k's quadratic form (x - e^{-t} mu)^2 / S.
+ALMC_HD float gmm_quad_term(float x, float amu, float inv_s) {
+  const float e = x - amu;
+  return e * e * inv_s;
+}
+
+// Turns the K quadratic forms q[k] of one chain into responsibilities, in place: log-sum-exp of
+// log w_k - (q_k + logdet_k) / 2.
+ALMC_HD void gmm_softmax(const PriorTables& t, float* q) {
+  float mx = -INFINITY;
+  for (int64_t k = 0; k < t.K; ++k) {
+    q[k] = t.log_w[k] - 0.5f * (q[k] + t.logdet[k]);
+    mx = fmaxf(mx, q[k]);
   }
+  float z = 0.f;
+  for (int64_t k = 0; k < t.K; ++k) z += (q[k] = expf(q[k] - mx));
+  const float inv_z = 1.f / z;
+  for (int64_t k = 0; k < t.K; ++k) q[k] *= inv_z;
+}
+
+// Component k's share of the score at one coordinate: -(x - e^{-t} mu) / S.
+ALMC_HD float component_score(float x, float amu, float inv_s) { return (amu - x) * inv_s; }
+
+// The analytic score at coordinate j of local chain c: sum_k r_k * component score.
+ALMC_HD float analytic_score(const FusedStepParams& p, int64_t c, int64_t j, float xv) {
+  const PriorTables& t = p.tab;
+  if (p.prior == kPriorGaussian) return component_score(xv, t.amu[j], t.inv_s[j]);
+  const float* r = p.resp + c * t.K;
+  float s = 0.f;
+  for (int64_t k = 0; k < t.K; ++k) s += r[k] * component_score(xv, t.amu[k * p.d + j], t.inv_s[k * p.d + j]);
+  return s;
+}
+
+// The prior's score at the step's level: -x during the warm start (the score of N(0, I)).
+ALMC_HD float prior_score(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t j, float xv) {
+  if (cur.kind == kStepWarm) return -xv;
+  if (p.prior == kPriorBuffer) return p.score[c * p.d + j];
+  return analytic_score(p, c, j, xv);
+}
+
+// ---------------------------------------------------------------- the update
+
+// The Langevin update of one coordinate: post * (x + h (s + lik g) + sqrt(2h) xi).
+ALMC_HD float langevin_update(const StepScalars& cur, float xv, float s, float g, float xi) {
+  return cur.post * (xv + cur.h * (s + cur.lik * g) + cur.noise * xi);
+}
+
+// The raw likelihood term g = A^T (y - xs A x) at coordinate j of local chain c: computed for the
+// elementwise operators, read from the gradient buffer for the others, 0 without a likelihood.
+// yrow: the chain's measurement row. No load happens on a path that does not need it, so callers
+// that fix p.op.kind at compile time get branch-free, vectorisable code.
+ALMC_HD float step_grad(const FusedStepParams& p, const StepScalars& cur, const float* yrow, int64_t c, int64_t j,
+                       float xv) {
+  switch (p.op.kind) {
+    case kOpNone: return 0.f;
+    case kOpIdentity: return yrow[j] - cur.xs * xv;
+    case kOpMask: {
+      const float mk = p.op.mask[j];
+      return mk * (yrow[j] - mk * cur.xs * xv);
+    }
+    default: return p.g[c * p.d + j];
+  }
+}
+
+// The whole step at coordinate j of local chain c for every operator but average pooling, given
+// the prior score s and the normal xi.
+ALMC_HD float step_element(const FusedStepParams& p, const StepScalars& cur, const float* yrow, int64_t c, int64_t j,
+                           float xv, float s, float xi) {
+  return langevin_update(cur, xv, s, step_grad(p, cur, yrow, c, j, xv), xi);
+}
+
+// The measurement row chain c reads (null without a likelihood).
+ALMC_HD const float* measurement_row(const FusedStepParams& p, int64_t c) {
+  return p.y ? p.y + ((p.chain0 + c) / p.y_div) * p.m : nullptr;
 }
 
 // The step for the f x f pixels of pooling block `blk` (index into C x H/f x W/f) of chain c:
 // g = A^T (y - xs A x) = (y_b - xs mean_b(x)) / f^2 on every pixel of the block.
-ALMC_HD void fused_pool_block(const FusedStepParams& p, const StepScalars& cur, const LevelConsts& l, int64_t c,
-                              int64_t blk) {
+ALMC_HD void fused_pool_block(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t blk) {
   const int64_t f = p.op.f, W = p.op.W, H = p.op.H;
   const int64_t Wo = W / f, Ho = H / f;
   const int64_t ch = blk / (Ho * Wo), rem = blk % (Ho * Wo);
@@ -95,9 +130,9 @@ ALMC_HD void fused_pool_block(const FusedStepParams& p, const StepScalars& cur, 
   for (int64_t rr = 0; rr < f; ++rr)
     for (int64_t cc = 0; cc < f; ++cc) sum += xr[(r0 + rr) * W + c0 + cc];
   const float inv_area = 1.f / static_cast<float>(f * f);
-  const float yb = p.y[((p.chain0 + c) / p.y_div) * p.m + blk];
+  const float yb = measurement_row(p, c)[blk];
   const float g = (yb - cur.xs * sum * inv_area) * inv_area;
-  const uint64_t chain = static_cast<uint64_t>(p.chain0 + c);
+  const uint64_t stream = noise_stream(p.chain0 + c, p.cpm);
   int64_t cached = -1;
   float4 xi4 = make_float4(0.f, 0.f, 0.f, 0.f);
   for (int64_t rr = 0; rr < f; ++rr) {
@@ -106,29 +141,16 @@ ALMC_HD void fused_pool_block(const FusedStepParams& p, const StepScalars& cur, 
       const int64_t j = ch * H * W + jl;           // within the chain
       if (j / 4 != cached) {
         cached = j / 4;
-        xi4 = philox_normal4(p.seed, chain, static_cast<uint64_t>(cur.step), static_cast<uint64_t>(cached));
+        xi4 = philox_normal4(p.seed, stream, static_cast<uint64_t>(cur.step), static_cast<uint64_t>(cached));
       }
       const float xv = xr[jl];
-      const float s = prior_score(p, cur, l, c, j, xv);
-      const float xn = xv + cur.h * (s + cur.lik * g) + cur.noise * component(xi4, static_cast<int>(j % 4));
-      xr[jl] = cur.post * xn;
+      xr[jl] = langevin_update(cur, xv, prior_score(p, cur, c, j, xv), g, component(xi4, static_cast<int>(j % 4)));
     }
   }
 }
 
-// Units of work per chain for the fused step.
-inline int64_t fused_units_per_chain(const FusedStepParams& p) {
-  if (p.op.kind == kOpDownsample) return p.op.C * (p.op.H / p.op.f) * (p.op.W / p.op.f);
-  return (p.d + 3) / 4;
-}
-
-ALMC_HD void fused_unit(const FusedStepParams& p, const StepScalars& cur, const LevelConsts& l, int64_t c,
-                        int64_t u) {
-  if (p.op.kind == kOpDownsample)
-    fused_pool_block(p, cur, l, c, u);
-  else
-    fused_group(p, cur, l, c, u);
-}
+// Pooling blocks per chain (the downsampling operator's unit of work).
+inline int64_t pool_blocks_per_chain(const FusedStepParams& p) { return p.op.C * (p.op.H / p.op.f) * (p.op.W / p.op.f); }
 
 // Mean and (n - 1) standard deviation across the cpm chains of measurement q at coordinate j, in
 // double and in chain order, so results do not depend on how the work is spread.

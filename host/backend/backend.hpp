@@ -42,11 +42,13 @@ class Backend {
 
   // cur = table[*counter]; ++*counter (both in backend memory).
   virtual void begin_step(const StepScalars* table, int64_t* counter, StepScalars* cur) = 0;
-  // resp[n, K]: posterior responsibilities of the GMM components at cur's level; ws: >= K floats.
-  virtual void gmm_responsibilities(const GmmPrior& gmm, const float* x, int64_t n, int64_t d, const StepScalars* cur,
-                                    float* resp, float* ws) = 0;
+  // The analytic prior's tables at cur's level (PriorTables); nothing during the warm start.
+  virtual void prior_tables(const GmmPrior& prior, int64_t d, const StepScalars* cur, const PriorTables& out) = 0;
+  // resp[n, K]: posterior responsibilities of the GMM components at cur's level (tab at that level).
+  virtual void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
+                                    float* resp) = 0;
   virtual void fused_step(const FusedStepParams& p) = 0;
-  // out[n, d] = the analytic prior score (p.prior, p.gmm, p.resp) of p.x at cur's level.
+  // out[n, d] = the analytic prior score (p.prior, p.tab, p.resp) of p.x at cur's level.
   virtual void analytic_score(const FusedStepParams& p, float* out) = 0;
 
   // out[n, m] = A x for local/blur operators (op.kind) or a dense matrix (mat.A != nullptr).
@@ -62,16 +64,18 @@ class Backend {
   // out[c] = ||R_c||_2 over m entries; flags[c] = 1 when row c of x[n, d] holds a NaN or Inf.
   virtual void row_norms_and_flags(const float* R, int64_t m, const float* x, int64_t d, int64_t n, float* norms,
                                    int32_t* flags) = 0;
-  // x[n, d] = scale * N(0, 1) (uniform: scale * U(-1, 1)) keyed by (seed, chain0 + c, key, j).
-  virtual void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, uint64_t seed, uint64_t key, float scale,
-                           bool uniform) = 0;
+  // x[n, d] = scale * N(0, 1) (uniform: scale * U(-1, 1)) keyed by (seed, noise_stream(chain0 + c,
+  // cpm), key, j).
+  virtual void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, int64_t cpm, uint64_t seed, uint64_t key,
+                           float scale, bool uniform) = 0;
   // x = a * (x + b * s) elementwise (Tweedie: a = e^t, b = 1 - e^{-2t}).
   virtual void axpby_tweedie(float* x, const float* s, int64_t count, float a, float b) = 0;
   // For chains whose pick[c] == cur.step - first_step, out row c = x row c.
   virtual void copy_picked(const float* x, float* out, const int64_t* pick, int64_t first_step, int64_t n, int64_t d,
                            const StepScalars* cur) = 0;
-  // XGP auxiliary measurements: when cur.aux >= 0, ych[c] -= cur.aux_scale * xi(seed, chain, key + aux).
-  virtual void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, uint64_t seed, const StepScalars* cur) = 0;
+  // XGP auxiliary measurements: when cur.aux >= 0, ych[c] -= cur.aux_scale * xi(seed, stream, key + aux).
+  virtual void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, int64_t cpm, uint64_t seed,
+                            const StepScalars* cur) = 0;
   // Per measurement mean and std across its chains: x[n_meas * cpm, d] -> mean/std [n_meas, d].
   virtual void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) = 0;
 
@@ -125,5 +129,32 @@ class Buffer {
   void* p_ = nullptr;
   size_t bytes_ = 0;
 };
+
+// Backend memory for an analytic prior's tables at one level (PriorTables: [K, d] twice, [K]).
+class PriorTableStorage {
+ public:
+  PriorTableStorage() = default;
+  PriorTableStorage(Backend* be, const GmmPrior& g, int64_t d)
+      : buf_(be, sizeof(float) * static_cast<size_t>(2 * g.K * d + g.K)), log_w_(g.log_w), K_(g.K), d_(d) {}
+  static double bytes(int64_t K, int64_t d) { return 4.0 * (2.0 * K * d + K); }
+  PriorTables view() const {
+    float* b = buf_.f();
+    return {b, b ? b + K_ * d_ : nullptr, b ? b + 2 * K_ * d_ : nullptr, log_w_, K_};
+  }
+  size_t size_bytes() const { return buf_.bytes(); }
+
+ private:
+  Buffer buf_;
+  const float* log_w_ = nullptr;
+  int64_t K_ = 0, d_ = 0;
+};
+
+// An analytic prior's score into out[n, d]: its tables at p.cur's level (into p.tab), the GMM
+// responsibilities (into p.resp), then the score.
+inline void eval_analytic_score(Backend* be, const GmmPrior& g, const FusedStepParams& p, float* out) {
+  be->prior_tables(g, p.d, p.cur, p.tab);
+  if (p.prior == kPriorGmm) be->gmm_responsibilities(p.tab, p.x, p.n, p.d, p.cur, p.resp);
+  be->analytic_score(p, out);
+}
 
 }  // namespace almc

@@ -24,92 +24,68 @@ namespace {
 
 constexpr int64_t kTile = 1024;  // coordinates per fused-step tile (a multiple of 4)
 
-// Per-level tables of an analytic prior, shared by all chains of a step: e^{-t} mu_k,
-// 1 / S_k,t and sum_j log S_k,t. Recomputed only when the level or the prior changes; the
-// buffers keep their capacity, so a run allocates only at its first step.
-struct LevelTables {
-  const float* mu = nullptr;
-  const float* var = nullptr;
-  int64_t K = 0, d = 0;
-  float t = -1.f;
-  std::vector<float> amu, inv_s, logdet;
-};
-
-// Responsibilities of one chain at the tables' level (log-sum-exp over the K components).
+// The quadratic forms of one chain against the K components (the tables' level), then its
+// responsibilities. Eight partial sums per component in a fixed order: vectorisable, and
+// independent of threading.
 __attribute__((target_clones("avx2", "default")))
-void gmm_chain_resp(const GmmPrior& gmm, const LevelTables& tb, const float* xr, int64_t d, float* r) {
-  const int64_t K = gmm.K;
-  for (int64_t k = 0; k < K; ++k) {
-    const float* amu = tb.amu.data() + k * d;
-    const float* inv = tb.inv_s.data() + k * d;
-    // Eight partial sums in a fixed order: vectorisable, and independent of threading.
+void gmm_chain_resp(const PriorTables& tab, const float* xr, int64_t d, float* r) {
+  for (int64_t k = 0; k < tab.K; ++k) {
+    const float* amu = tab.amu + k * d;
+    const float* inv = tab.inv_s + k * d;
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t j = 0;
     for (; j + 8 <= d; j += 8)
-      for (int e = 0; e < 8; ++e) {
-        const float diff = xr[j + e] - amu[j + e];
-        acc[e] += diff * diff * inv[j + e];
-      }
-    for (; j < d; ++j) {
-      const float diff = xr[j] - amu[j];
-      acc[j % 8] += diff * diff * inv[j];
-    }
+      for (int e = 0; e < 8; ++e) acc[e] += gmm_quad_term(xr[j + e], amu[j + e], inv[j + e]);
+    for (; j < d; ++j) acc[j % 8] += gmm_quad_term(xr[j], amu[j], inv[j]);
     float q = 0.f;
     for (int e = 0; e < 8; ++e) q += acc[e];
-    r[k] = gmm.log_w[k] - 0.5f * (q + tb.logdet[k]);
+    r[k] = q;
   }
-  float mx = r[0];
-  for (int64_t k = 1; k < K; ++k) mx = std::max(mx, r[k]);
-  float z = 0.f;
-  for (int64_t k = 0; k < K; ++k) z += (r[k] = std::exp(r[k] - mx));
-  for (int64_t k = 0; k < K; ++k) r[k] /= z;
+  gmm_softmax(tab, r);
 }
 
-// AVX2 and baseline clones, picked at load time: the library itself targets x86-64-v2.
+// One tile of a chain's row for the elementwise operators: the shared per-element functions
+// (step.cuh), called in passes the compiler vectorises (noise block, prior score, update). The
+// operator kind is a template parameter, so the update pass has no branch. AVX2 and baseline
+// clones, picked at load time: the library itself targets x86-64-v2.
+template <int32_t Op>
 __attribute__((target_clones("avx2", "default")))
-void fused_tile(const FusedStepParams& p, const StepScalars& cur, const LevelTables* tb, int64_t c,
-                int64_t tile) {
-  alignas(64) float xi[kTile], s[kTile], g[kTile];
+void fused_tile(const FusedStepParams& params, const StepScalars& cur, int64_t c, int64_t tile) {
+  FusedStepParams p = params;
+  p.op.kind = Op;
+  alignas(64) float xi[kTile], s[kTile];
   const int64_t j0 = tile * kTile, len = std::min(kTile, p.d - j0);
-  float* x = p.x + c * p.d + j0;
-  philox_normals_block(p.seed, static_cast<uint64_t>(p.chain0 + c), static_cast<uint64_t>(cur.step),
+  float* x = p.x + c * p.d;
+  philox_normals_block(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step),
                        static_cast<uint64_t>(j0 / 4), (len + 3) / 4, xi);
-  // Prior score s (ALGORITHMS.md T1/T4; -x during the warm start).
-  if (cur.kind == kStepWarm) {
-    for (int64_t j = 0; j < len; ++j) s[j] = -x[j];
-  } else if (p.prior == kPriorBuffer) {
-    std::memcpy(s, p.score + c * p.d + j0, sizeof(float) * static_cast<size_t>(len));
+  if (cur.kind == kStepWarm || p.prior == kPriorBuffer) {
+    for (int64_t j = 0; j < len; ++j) s[j] = prior_score(p, cur, c, j0 + j, x[j0 + j]);
   } else {
-    const int64_t K = p.gmm.K;
+    // Component by component, so each pass is a contiguous, vectorisable loop.
+    const PriorTables& t = p.tab;
     for (int64_t j = 0; j < len; ++j) s[j] = 0.f;
-    for (int64_t k = 0; k < K; ++k) {
-      const float r = p.prior == kPriorGaussian ? 1.f : p.resp[c * K + k];
-      const float* amu = tb->amu.data() + k * p.d + j0;
-      const float* inv = tb->inv_s.data() + k * p.d + j0;
-      for (int64_t j = 0; j < len; ++j) s[j] -= r * (x[j] - amu[j]) * inv[j];
+    for (int64_t k = 0; k < t.K; ++k) {
+      const float r = p.prior == kPriorGaussian ? 1.f : p.resp[c * t.K + k];
+      const float* amu = t.amu + k * p.d + j0;
+      const float* inv = t.inv_s + k * p.d + j0;
+      for (int64_t j = 0; j < len; ++j) s[j] += r * component_score(x[j0 + j], amu[j], inv[j]);
     }
   }
-  // Raw likelihood term g = A^T (y - xs A x) for the elementwise operators, else the buffer.
-  const float* yr = p.y ? p.y + ((p.chain0 + c) / p.y_div) * p.m + j0 : nullptr;
-  switch (p.op.kind) {
-    case kOpNone:
-      for (int64_t j = 0; j < len; ++j) g[j] = 0.f;
-      break;
-    case kOpIdentity:
-      for (int64_t j = 0; j < len; ++j) g[j] = yr[j] - cur.xs * x[j];
-      break;
-    case kOpMask: {
-      const float* mk = p.op.mask + j0;
-      for (int64_t j = 0; j < len; ++j) g[j] = mk[j] * (yr[j] - mk[j] * cur.xs * x[j]);
-      break;
-    }
-    default:
-      std::memcpy(g, p.g + c * p.d + j0, sizeof(float) * static_cast<size_t>(len));
-      break;
-  }
-  for (int64_t j = 0; j < len; ++j) x[j] = cur.post * (x[j] + cur.h * (s[j] + cur.lik * g[j]) + cur.noise * xi[j]);
+  const float* yrow = measurement_row(p, c);
+  for (int64_t j = 0; j < len; ++j) x[j0 + j] = step_element(p, cur, yrow, c, j0 + j, x[j0 + j], s[j], xi[j]);
 }
 
+using TileFn = void (*)(const FusedStepParams&, const StepScalars&, int64_t, int64_t);
+
+// The tile function for an operator kind (the non-fused kinds all read the gradient buffer).
+TileFn tile_for(int32_t op) {
+  switch (op) {
+    case kOpNone: return &fused_tile<kOpNone>;
+    case kOpIdentity: return &fused_tile<kOpIdentity>;
+    case kOpMask: return &fused_tile<kOpMask>;
+    default: return &fused_tile<kOpBlur>;
+  }
+}
 
 class CpuBackend final : public Backend {
  public:
@@ -146,53 +122,56 @@ class CpuBackend final : public Backend {
     ++*counter;
   }
 
-  void gmm_responsibilities(const GmmPrior& gmm, const float* x, int64_t n, int64_t d, const StepScalars* cur,
-                            float* resp, float* ws) override {
+  void prior_tables(const GmmPrior& g, int64_t d, const StepScalars* cur, const PriorTables& out) override {
+    if (cur->kind == kStepWarm) return;
+    const LevelConsts l = level_consts(*cur);
+    const int64_t kd = g.K * d;
+#pragma omp parallel for schedule(static) num_threads(threads_for(kd * 8))
+    for (int64_t i = 0; i < kd; ++i) prior_table_entry(g, l, i, out);
+#pragma omp parallel for schedule(static) num_threads(threads_for(kd * 8))
+    for (int64_t k = 0; k < g.K; ++k) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < d; ++j) sum += prior_logdet_term(g, l, k * d + j);
+      out.logdet[k] = static_cast<float>(sum);
+    }
+  }
+
+  void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
+                            float* resp) override {
     if (cur->kind == kStepWarm) return;  // the warm start does not use the prior
-    const LevelTables& tb = level_tables(gmm, d, *cur);
-    const int64_t K = gmm.K;
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
-    for (int64_t c = 0; c < n; ++c) gmm_chain_resp(gmm, tb, x + c * d, d, resp + c * K);
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * d * tab.K))
+    for (int64_t c = 0; c < n; ++c) gmm_chain_resp(tab, x + c * d, d, resp + c * tab.K);
   }
 
   void fused_step(const FusedStepParams& p) override {
     const StepScalars cur = *p.cur;
-    const LevelConsts l = level_consts(cur);
     if (p.op.kind == kOpDownsample) {
       // The pooling blocks couple pixels across rows: one block at a time (step.cuh).
-      const int64_t units = fused_units_per_chain(p);
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
-      for (int64_t i = 0; i < p.n * units; ++i) fused_unit(p, cur, l, i / units, i % units);
+      const int64_t units = pool_blocks_per_chain(p);
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.n * p.d))
+      for (int64_t i = 0; i < p.n * units; ++i) fused_pool_block(p, cur, i / units, i % units);
       return;
     }
-    // Elementwise operators: tiles of a chain's row, each in three vectorisable passes (noise,
-    // prior score, likelihood term) and one update pass.
-    const LevelTables* tb =
-        p.prior != kPriorBuffer && cur.kind != kStepWarm ? &level_tables(p.gmm, p.d, cur) : nullptr;
     const int64_t tiles = (p.d + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
-    for (int64_t item = 0; item < p.n * tiles; ++item) fused_tile(p, cur, tb, item / tiles, item % tiles);
+    const TileFn tile = tile_for(p.op.kind);
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.n * p.d))
+    for (int64_t item = 0; item < p.n * tiles; ++item) tile(p, cur, item / tiles, item % tiles);
   }
 
   void analytic_score(const FusedStepParams& p, float* out) override {
     const StepScalars cur = *p.cur;
-    const LevelConsts l = level_consts(cur);
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.n * p.d))
     for (int64_t c = 0; c < p.n; ++c)
-      for (int64_t j = 0; j < p.d; ++j) out[c * p.d + j] = prior_score(p, cur, l, c, j, p.x[c * p.d + j]);
+      for (int64_t j = 0; j < p.d; ++j) out[c * p.d + j] = prior_score(p, cur, c, j, p.x[c * p.d + j]);
   }
 
   void op_forward(const LocalOp& op, const MatrixOp& mat, const float* x, float* out, int64_t n, int64_t d, int64_t m,
                   int64_t chain0, int64_t cpm) override {
     if (mat.A) {
-      for_each_matrix_block(mat, n, chain0, cpm, [&](const float* A, int64_t r0, int64_t rows) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(m),
-                    static_cast<int>(d), 1.f, x + r0 * d, static_cast<int>(d), A, static_cast<int>(d), 0.f,
-                    out + r0 * m, static_cast<int>(m));
-      });
+      dense_rows(mat, x, d, out, m, n, chain0, cpm, /*transpose_a=*/true);
       return;
     }
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * m * 4))
     for (int64_t c = 0; c < n; ++c)
       for (int64_t i = 0; i < m; ++i) out[c * m + i] = local_forward(op, x + c * d, i);
   }
@@ -200,14 +179,10 @@ class CpuBackend final : public Backend {
   void op_adjoint(const LocalOp& op, const MatrixOp& mat, const float* v, float* out, int64_t n, int64_t d, int64_t m,
                   int64_t chain0, int64_t cpm) override {
     if (mat.A) {
-      for_each_matrix_block(mat, n, chain0, cpm, [&](const float* A, int64_t r0, int64_t rows) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(d),
-                    static_cast<int>(m), 1.f, v + r0 * m, static_cast<int>(m), A, static_cast<int>(d), 0.f,
-                    out + r0 * d, static_cast<int>(d));
-      });
+      dense_rows(mat, v, m, out, d, n, chain0, cpm, /*transpose_a=*/false);
       return;
     }
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * d * 4))
     for (int64_t c = 0; c < n; ++c)
       for (int64_t j = 0; j < d; ++j) out[c * d + j] = local_adjoint(op, v + c * m, j);
   }
@@ -215,7 +190,7 @@ class CpuBackend final : public Backend {
   void residual_rows(float* R, const float* y, int64_t y_div, int64_t n, int64_t m, int64_t chain0,
                      const StepScalars* cur) override {
     const float xs = cur ? cur->xs : 1.f;
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * m))
     for (int64_t c = 0; c < n; ++c) {
       const float* yr = y + ((chain0 + c) / y_div) * m;
       for (int64_t i = 0; i < m; ++i) R[c * m + i] = yr[i] - xs * R[c * m + i];
@@ -224,13 +199,13 @@ class CpuBackend final : public Backend {
 
   void scale_by_xs(const float* x, float* out, int64_t count, const StepScalars* cur) override {
     const float xs = cur->xs;
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(count))
     for (int64_t i = 0; i < count; ++i) out[i] = xs * x[i];
   }
 
   void row_norms_and_flags(const float* R, int64_t m, const float* x, int64_t d, int64_t n, float* norms,
                            int32_t* flags) override {
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * (m + d)))
     for (int64_t c = 0; c < n; ++c) {
       if (norms) {
         double s = 0.0;
@@ -246,15 +221,15 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, uint64_t seed, uint64_t key, float scale,
-                   bool uniform) override {
+  void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, int64_t cpm, uint64_t seed, uint64_t key,
+                   float scale, bool uniform) override {
     const int64_t groups = (d + 3) / 4;
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * d * 8))
     for (int64_t c = 0; c < n; ++c)
       for (int64_t g = 0; g < groups; ++g) {
-        const uint64_t chain = static_cast<uint64_t>(chain0 + c);
-        const float4 v = uniform ? philox_uniform4(seed, chain, key, static_cast<uint64_t>(g))
-                                 : philox_normal4(seed, chain, key, static_cast<uint64_t>(g));
+        const uint64_t stream = noise_stream(chain0 + c, cpm);
+        const float4 v = uniform ? philox_uniform4(seed, stream, key, static_cast<uint64_t>(g))
+                                 : philox_normal4(seed, stream, key, static_cast<uint64_t>(g));
         for (int e = 0; e < 4 && g * 4 + e < d; ++e) {
           const float r = component(v, e);
           x[c * d + g * 4 + e] = uniform ? scale * (2.f * r - 1.f) : scale * r;
@@ -263,7 +238,7 @@ class CpuBackend final : public Backend {
   }
 
   void axpby_tweedie(float* x, const float* s, int64_t count, float a, float b) override {
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(count))
     for (int64_t i = 0; i < count; ++i) x[i] = a * (x[i] + b * s[i]);
   }
 
@@ -274,79 +249,76 @@ class CpuBackend final : public Backend {
       if (pick[c] == k) std::memcpy(out + c * d, x + c * d, sizeof(float) * static_cast<size_t>(d));
   }
 
-  void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, uint64_t seed, const StepScalars* cur) override {
+  void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, int64_t cpm, uint64_t seed,
+                    const StepScalars* cur) override {
     if (cur->aux < 0) return;
     const uint64_t key = kRngXgpKeyBase + static_cast<uint64_t>(cur->aux);
     const float sc = cur->aux_scale;
     const int64_t groups = (m + 3) / 4;
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * m * 8))
     for (int64_t c = 0; c < n; ++c)
       for (int64_t g = 0; g < groups; ++g) {
-        const float4 v = philox_normal4(seed, static_cast<uint64_t>(chain0 + c), key, static_cast<uint64_t>(g));
+        const float4 v = philox_normal4(seed, noise_stream(chain0 + c, cpm), key, static_cast<uint64_t>(g));
         for (int e = 0; e < 4 && g * 4 + e < m; ++e) ych[c * m + g * 4 + e] -= sc * component(v, e);
       }
   }
 
   void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) override {
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n_meas * cpm * d))
     for (int64_t j = 0; j < d; ++j)
       for (int64_t q = 0; q < n_meas; ++q) chain_mean_std(x, cpm, d, q, j, mean, std);
   }
 
  private:
-  // Calls fn(A, first_row, rows) on row ranges of [0, n) that share one matrix, split so that
-  // each OpenMP thread runs its own single-threaded GEMM: OpenBLAS's own thread pool would spin
-  // against ours.
-  template <class Fn>
-  void for_each_matrix_block(const MatrixOp& mat, int64_t n, int64_t chain0, int64_t cpm, Fn&& fn) {
-    struct Seg {
-      const float* A;
-      int64_t r0, rows;
+  // out rows = in rows times A^T (transpose_a: in [n, d] -> out [n, m]) or A ([n, m] -> [n, d]),
+  // each row with its measurement's matrix. OpenBLAS's result for a row depends on the row's
+  // position inside the call (its kernels treat row positions differently), so rows go in
+  // blocks of kGemmRows aligned to the chain index within the measurement: chain j of a
+  // measurement is always row j % kGemmRows of a call of the same shape (incomplete blocks padded
+  // through a scratch copy). A chain's result then does not depend on how many chains run, how
+  // they are split or the thread count. Calls are issued one after another; OpenBLAS threads
+  // inside a call as configured for the process (OPENBLAS_NUM_THREADS).
+  void dense_rows(const MatrixOp& mat, const float* in, int64_t k_in, float* out, int64_t k_out, int64_t n,
+                  int64_t chain0, int64_t cpm, bool transpose_a) {
+    constexpr int64_t kGemmRows = 16;
+    const int64_t m = mat.m, d = mat.d;
+    auto gemm = [&](const float* A, const float* src, float* dst) {
+      if (transpose_a)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kGemmRows, static_cast<int>(m), static_cast<int>(d), 1.f,
+                    src, static_cast<int>(d), A, static_cast<int>(d), 0.f, dst, static_cast<int>(m));
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kGemmRows, static_cast<int>(d), static_cast<int>(m), 1.f,
+                    src, static_cast<int>(m), A, static_cast<int>(d), 0.f, dst, static_cast<int>(d));
     };
-    std::vector<Seg> segs;
-    const int64_t piece = std::max<int64_t>(1, (n + n_threads_ - 1) / n_threads_);
     int64_t r = 0;
     while (r < n) {
-      const int64_t meas = mat.n_mats == 1 ? 0 : (chain0 + r) / cpm;
-      const int64_t end = mat.n_mats == 1 ? n : std::min(n, (meas + 1) * cpm - chain0);
-      for (int64_t q = r; q < end; q += piece) segs.push_back({mat.A + meas * mat.m * mat.d, q, std::min(piece, end - q)});
-      r = end;
+      const int64_t g = chain0 + r, meas = g / cpm, j = g - meas * cpm;
+      const int64_t lead = j % kGemmRows;  // row r's position in its block
+      const int64_t rows = std::min({kGemmRows - lead, cpm - j, n - r});
+      const float* A = mat.A + (mat.n_mats == 1 ? 0 : meas) * m * d;
+      if (lead == 0 && rows == kGemmRows) {
+        gemm(A, in + r * k_in, out + r * k_out);
+      } else {
+        pad_in_.assign(static_cast<size_t>(kGemmRows * k_in), 0.f);
+        pad_out_.resize(static_cast<size_t>(kGemmRows * k_out));
+        std::memcpy(pad_in_.data() + lead * k_in, in + r * k_in, sizeof(float) * static_cast<size_t>(rows * k_in));
+        gemm(A, pad_in_.data(), pad_out_.data());
+        std::memcpy(out + r * k_out, pad_out_.data() + lead * k_out, sizeof(float) * static_cast<size_t>(rows * k_out));
+      }
+      r += rows;
     }
-    const int saved = openblas_get_num_threads();
-    if (saved != 1) openblas_set_num_threads(1);
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
-    for (size_t i = 0; i < segs.size(); ++i) fn(segs[i].A, segs[i].r0, segs[i].rows);
-    if (saved != 1) openblas_set_num_threads(saved);
   }
 
-  const LevelTables& level_tables(const GmmPrior& gm, int64_t d, const StepScalars& cur) {
-    LevelTables& tb = tables_;
-    if (tb.mu == gm.mu && tb.var == gm.var && tb.K == gm.K && tb.d == d && tb.t == cur.t) return tb;
-    const LevelConsts l = level_consts(cur);
-    const int64_t kd = gm.K * d;
-    tb.amu.resize(static_cast<size_t>(kd));
-    tb.inv_s.resize(static_cast<size_t>(kd));
-    tb.logdet.assign(static_cast<size_t>(gm.K), 0.f);
-#pragma omp parallel for schedule(static) num_threads(n_threads_)
-    for (int64_t i = 0; i < kd; ++i) {
-      tb.amu[i] = l.a * gm.mu[i];
-      tb.inv_s[i] = 1.f / ou_var(gm.var[i], l.e2);
-    }
-    for (int64_t k = 0; k < gm.K; ++k) {
-      double sum = 0.0;
-      for (int64_t j = 0; j < d; ++j) sum += std::log(ou_var(gm.var[k * d + j], l.e2));
-      tb.logdet[k] = static_cast<float>(sum);
-    }
-    tb.mu = gm.mu;
-    tb.var = gm.var;
-    tb.K = gm.K;
-    tb.d = d;
-    tb.t = cur.t;
-    return tb;
+  // Threads for a pass over `work` numbers: a thread per 32k of them at least, so small
+  // problems do not pay for waking threads they cannot keep busy.
+  int threads_for(int64_t work) const {
+    const int64_t t = std::max<int64_t>(1, work / 32768);
+    return static_cast<int>(std::min<int64_t>(n_threads_, t));
   }
+
 
   int n_threads_;
-  LevelTables tables_;
+  std::vector<float> pad_in_, pad_out_;  // dense_rows' last-block scratch (keeps its capacity)
 };
 
 }  // namespace

@@ -305,15 +305,12 @@ almc_status almc_score_evaluate(almc_score_t score, const float* x, float* out, 
       p.d = score->d;
       p.cur = dcur.get<StepScalars>();
       p.prior = score->kind == ScoreKind::Gaussian ? kPriorGaussian : kPriorGmm;
-      p.gmm = score->gmm();
-      Buffer resp, ws;
-      if (score->kind == ScoreKind::Gmm) {
-        resp = Buffer(be, sizeof(float) * elements(n, score->K, "n x K"));
-        ws = Buffer(be, sizeof(float) * score->K);
-        be->gmm_responsibilities(p.gmm, dx, n, score->d, p.cur, resp.f(), ws.f());
-        p.resp = resp.f();
-      }
-      be->analytic_score(p, dout);
+      const PriorTableStorage tables(be, score->gmm(), score->d);
+      p.tab = tables.view();
+      Buffer resp;
+      if (score->kind == ScoreKind::Gmm) resp = Buffer(be, sizeof(float) * elements(n, score->K, "n x K"));
+      p.resp = resp.f();
+      eval_analytic_score(be, score->gmm(), p, dout);
       be->check("analytic score");
       be->sync();
     });

@@ -27,10 +27,10 @@ void almc_sampler_s::release_graphs() noexcept {
 
 size_t almc_sampler_s::workspace_bytes() const {
   size_t b = 0;
-  for (const Buffer* buf : {&x, &x0, &sbuf, &gbuf, &rbuf, &tmp, &resp, &gmm_ws, &y, &ych, &pick, &out_pick, &table, &cur,
+  for (const Buffer* buf : {&x, &x0, &sbuf, &gbuf, &rbuf, &tmp, &resp, &y, &ych, &pick, &out_pick, &table, &cur,
                             &counter, &norms, &flags})
     b += buf->bytes();
-  return b;
+  return b + tables.size_bytes();
 }
 
 void almc_sampler_s::create() {
@@ -75,7 +75,7 @@ void almc_sampler_s::create() {
   const int64_t steps = static_cast<int64_t>(sched.steps.size());
   double need = 4.0 * nd * (1 + (cfg.init == ALMC_INIT_USER) + need_s + need_g + need_tmp + (sched.average_last > 1)) +
                 4.0 * nm * (need_r + sched.xgp) + 4.0 * n * (score->K + 4) + sizeof(StepScalars) * (steps + 1.0) +
-                4.0 * n_meas * m;
+                4.0 * n_meas * m + (score_is_callback(score) ? 0.0 : PriorTableStorage::bytes(score->K, d));
   const double avail = static_cast<double>(be->available_memory());
   if (need > avail) {
     std::ostringstream os;
@@ -91,17 +91,16 @@ void almc_sampler_s::create() {
   if (need_tmp) tmp = Buffer(be, 4 * static_cast<size_t>(nd));
   if (need_r) rbuf = Buffer(be, 4 * static_cast<size_t>(nm));
   if (sched.xgp) ych = Buffer(be, 4 * static_cast<size_t>(nm));
-  if (score->kind == ScoreKind::Gmm) {
-    resp = Buffer(be, 4 * static_cast<size_t>(checked_mul(n, score->K, "chains x K")));
-    gmm_ws = Buffer(be, 4 * static_cast<size_t>(score->K));
-  }
+  if (score->kind == ScoreKind::Gmm) resp = Buffer(be, 4 * static_cast<size_t>(checked_mul(n, score->K, "chains x K")));
+  if (!score_is_callback(score)) tables = PriorTableStorage(be, score->gmm(), d);
+  tables_t = -1.f;
   if (op) y = Buffer(be, 4 * static_cast<size_t>(checked_mul(n_meas, m, "n_meas x m")));
   if (sched.average_last > 1) {
     out_pick = Buffer(be, 4 * static_cast<size_t>(nd));
     pick = Buffer(be, sizeof(int64_t) * static_cast<size_t>(n));
     std::vector<int64_t> h(static_cast<size_t>(n));
     for (int64_t c = 0; c < n; ++c) {
-      const float u = philox_uniform4(cfg.seed, static_cast<uint64_t>(c), kRngPickKey, 0).x;  // (0, 1]
+      const float u = philox_uniform4(cfg.seed, noise_stream(c, cpm), kRngPickKey, 0).x;  // (0, 1]
       h[c] = std::min<int64_t>(sched.average_last - 1, static_cast<int64_t>((1.0f - u) * sched.average_last));
     }
     pick.upload(h.data(), pick.bytes());
@@ -128,11 +127,12 @@ FusedStepParams almc_sampler_s::fused_params() const {
   p.n = n;
   p.d = d;
   p.chain0 = 0;
+  p.cpm = cpm;
   p.seed = cfg.seed;
   p.cur = cur.get<StepScalars>();
   p.prior = score->kind == ScoreKind::Callback ? kPriorBuffer : score->kind == ScoreKind::Gaussian ? kPriorGaussian : kPriorGmm;
   p.score = sbuf.f();
-  if (score->kind != ScoreKind::Callback) p.gmm = score->gmm();
+  p.tab = tables.view();
   p.resp = resp.f();
   p.op.kind = kOpNone;
   if (has_lik) {
@@ -157,9 +157,18 @@ void almc_sampler_s::eval_score_into(float* out, const almc_level& level) {
       fail(ALMC_ERR_CALLBACK, "the score callback (", score->description, ") returned ", rc, " at step ", level.step);
     return;
   }
-  FusedStepParams p = fused_params();
-  if (score->kind == ScoreKind::Gmm) be->gmm_responsibilities(p.gmm, x.f(), n, d, p.cur, resp.f(), gmm_ws.f());
-  be->analytic_score(p, out);
+  tables_t = -1.f;  // level of a final evaluation: recomputed at the next step
+  eval_analytic_score(be, score->gmm(), fused_params(), out);
+}
+
+// The analytic prior's tables for the step about to run (host level t). Eager runs recompute
+// them only when the level changes (NCSN-style schedules hold a level for many steps); captured
+// chunks replay one body for many levels, so there they are recomputed every step.
+void almc_sampler_s::update_tables(float t) {
+  Backend* be = ctx->backend.get();
+  if (!be->graphs_supported() && t == tables_t) return;
+  be->prior_tables(score->gmm(), d, cur.get<StepScalars>(), tables.view());
+  tables_t = t;
 }
 
 // R = y - xs A x for the linear operators (y per chain for XGP).
@@ -200,14 +209,15 @@ void almc_sampler_s::likelihood_into_g() {
 void almc_sampler_s::step_body(Segment seg, int64_t host_step) {
   Backend* be = ctx->backend.get();
   be->begin_step(table.get<StepScalars>(), counter.get<int64_t>(), cur.get<StepScalars>());
-  if (sched.xgp) be->xgp_step_aux(ych.f(), n, m, 0, cfg.seed, cur.get<StepScalars>());
+  if (sched.xgp) be->xgp_step_aux(ych.f(), n, m, 0, cpm, cfg.seed, cur.get<StepScalars>());
   if (seg != kWarm) {
     if (score->kind == ScoreKind::Callback) {
       const StepScalars& hs = sched.steps[static_cast<size_t>(host_step)];
       const almc_level level{hs.t, hs.sigma, hs.alpha_bar, host_step};
       eval_score_into(sbuf.f(), level);
-    } else if (score->kind == ScoreKind::Gmm) {
-      be->gmm_responsibilities(score->gmm(), x.f(), n, d, cur.get<StepScalars>(), resp.f(), gmm_ws.f());
+    } else {
+      update_tables(sched.steps[static_cast<size_t>(host_step)].t);
+      if (score->kind == ScoreKind::Gmm) be->gmm_responsibilities(tables.view(), x.f(), n, d, cur.get<StepScalars>(), resp.f());
     }
   }
   if (has_lik && !op_is_fused(op->kind)) likelihood_into_g();
@@ -259,7 +269,7 @@ void almc_sampler_s::run() {
       be->scale_by_xs(x.f(), x.f(), n * d, cur.get<StepScalars>());
     }
   } else {
-    be->fill_random(x.f(), n, d, 0, cfg.seed, kRngInitKey, sched.init_scale, sched.init_uniform);
+    be->fill_random(x.f(), n, d, 0, cpm, cfg.seed, kRngInitKey, sched.init_scale, sched.init_uniform);
   }
   if (sched.xgp) {
     // y_1 = y + sum_k sqrt(eta_k^2 - eta_{k+1}^2) xi_k; each later stage subtracts its xi_k again.
@@ -270,7 +280,7 @@ void almc_sampler_s::run() {
       sc.aux = static_cast<int32_t>(k);
       sc.aux_scale = -sched.xgp_scales[k];
       be->copy(cur.get(), &sc, sizeof sc, CopyKind::HostToBackend);
-      be->xgp_step_aux(ych.f(), n, m, 0, cfg.seed, cur.get<StepScalars>());
+      be->xgp_step_aux(ych.f(), n, m, 0, cpm, cfg.seed, cur.get<StepScalars>());
     }
   }
   const int64_t zero = 0;

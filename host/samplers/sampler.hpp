@@ -26,7 +26,9 @@ struct almc_sampler_s {
   bool has_lik = false;
   bool y_set = false, state_set = false, ran = false;
 
-  almc::Buffer x, x0, sbuf, gbuf, rbuf, tmp, resp, gmm_ws, y, ych, pick, out_pick, table, cur, counter, norms, flags;
+  almc::Buffer x, x0, sbuf, gbuf, rbuf, tmp, resp, y, ych, pick, out_pick, table, cur, counter, norms, flags;
+  almc::PriorTableStorage tables;  // analytic priors: their tables at the current level
+  float tables_t = -1.f;            // the level they hold (host view; -1: none yet)
   std::vector<float> final_norms;
   std::vector<float> snapshots;
   std::vector<int64_t> snapshot_steps;
@@ -45,6 +47,7 @@ struct almc_sampler_s {
   void check_chains(int64_t steps_done, bool final);
   almc::FusedStepParams fused_params() const;
   void eval_score_into(float* out, const almc_level& level);
+  void update_tables(float t);
   void likelihood_into_g();
   void residuals_into_r(const almc::StepScalars* cur);
   void release_graphs() noexcept;
