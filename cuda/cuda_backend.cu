@@ -41,6 +41,8 @@ struct LaunchPolicy {
   static constexpr int kMaxGrid = 65535 * 8;
   static constexpr int kMaxGridY = 65535;
 };
+// Rows up to this many coordinates get one thread per chain for the GMM responsibilities.
+constexpr int64_t kShortRow = 64;
 
 namespace {
 
@@ -138,6 +140,23 @@ __global__ void __launch_bounds__(LaunchPolicy::kReduceBlock)
   }
 }
 
+// Short rows (tiny problems): one thread per chain, the K quadratic forms in order, then the
+// softmax in place in resp.
+__global__ void gmm_resp_thread_kernel(PriorTables tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
+                                       float* resp) {
+  if (cur->kind == kStepWarm) return;
+  const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= n) return;
+  const float* xr = x + c * d;
+  float* r = resp + c * tab.K;
+  for (int64_t k = 0; k < tab.K; ++k) {
+    float q = 0.f;
+    for (int64_t j = 0; j < d; ++j) q += gmm_quad_term(xr[j], tab.amu[k * d + j], tab.inv_s[k * d + j]);
+    r[k] = q;
+  }
+  gmm_softmax(tab, r);
+}
+
 // ---------------------------------------------------------------- the fused step, per variant
 
 // The step for (prior, operator) fixed at compile time: the shared functions of step.cuh read
@@ -145,17 +164,31 @@ __global__ void __launch_bounds__(LaunchPolicy::kReduceBlock)
 // path. Grid: x over groups of 4 coordinates of a chain (32-bit indices), y over chains.
 template <int Prior, int Op>
 __global__ void __launch_bounds__(LaunchPolicy::kElementwiseBlock, LaunchPolicy::kMinBlocks)
-    fused_step_kernel(FusedStepParams p) {
+    fused_step_kernel(FusedStepParams p, bool flat) {
   p.prior = Prior;
   p.op.kind = Op;
   const StepScalars cur = *p.cur;
-  const int groups = static_cast<int>((p.d + 3) / 4);
-  const int grp = blockIdx.x * blockDim.x + threadIdx.x;
-  if (grp >= groups) return;
+  const unsigned groups = static_cast<unsigned>((p.d + 3) / 4);
+  // Rows of many groups: x over a row's groups, y over chains. Short rows (tiny problems): one
+  // flat index over (chain, group), so a block is not mostly idle threads; the caller picks
+  // this only when n * groups fits 32 bits.
+  unsigned grp;
+  int64_t c, c_stride;
+  if (flat) {
+    const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= static_cast<unsigned>(p.n) * groups) return;
+    c = i / groups;
+    grp = i - static_cast<unsigned>(c) * groups;
+    c_stride = p.n;
+  } else {
+    grp = blockIdx.x * blockDim.x + threadIdx.x;
+    if (grp >= groups) return;
+    c = blockIdx.y;
+    c_stride = gridDim.y;
+  }
   const bool vec = (p.d & 3) == 0;  // rows start 16-byte aligned: one float4 per group
-  for (int64_t c = blockIdx.y; c < p.n; c += gridDim.y) {
-    const float4 xi = philox_normal4(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step),
-                                     static_cast<uint64_t>(grp));
+  for (; c < p.n; c += c_stride) {
+    const float4 xi = philox_normal4(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step), grp);
     const float* yrow = measurement_row(p, c);
     float* xr = p.x + c * p.d;
     const int64_t j0 = 4 * static_cast<int64_t>(grp);
@@ -398,6 +431,10 @@ class CudaBackend final : public Backend {
 
   void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
                             float* resp) override {
+    if (d <= kShortRow) {
+      gmm_resp_thread_kernel<<<grid_for(n, 128), 128, 0, stream_>>>(tab, x, n, d, cur, resp);
+      return;
+    }
     gmm_resp_kernel<<<static_cast<unsigned>(n), LaunchPolicy::kReduceBlock, sizeof(float) * tab.K, stream_>>>(
         tab, x, d, cur, resp);
   }
@@ -411,8 +448,14 @@ class CudaBackend final : public Backend {
         const int blocks = static_cast<int>(pool_blocks_per_chain(p));
         fused_pool_kernel<P><<<dim3((blocks + block - 1) / block, gy), block, 0, stream_>>>(p, blocks);
       } else {
-        const int groups = static_cast<int>((p.d + 3) / 4);
-        fused_step_kernel<P, O><<<dim3((groups + block - 1) / block, gy), block, 0, stream_>>>(p);
+        const int64_t groups = (p.d + 3) / 4;
+        if (groups < 64 && p.n * groups < (int64_t(1) << 31)) {
+          const unsigned grid = static_cast<unsigned>((p.n * groups + block - 1) / block);
+          fused_step_kernel<P, O><<<grid, block, 0, stream_>>>(p, true);
+        } else {
+          fused_step_kernel<P, O><<<dim3(static_cast<unsigned>((groups + block - 1) / block), gy), block, 0, stream_>>>(
+              p, false);
+        }
       }
     });
   }
@@ -424,13 +467,8 @@ class CudaBackend final : public Backend {
   void op_forward(const LocalOp& op, const MatrixOp& mat, const float* x, float* out, int64_t n, int64_t d, int64_t m,
                   int64_t chain0, int64_t cpm) override {
     if (mat.A) {
-      gemm_blocks(mat, n, chain0, cpm, [&](const float* A, int64_t r0, int64_t rows) {
-        // Column-major view: out^T [m, rows] = A [m, d] (stored as A^T, ld d) x^T [d, rows].
-        const float one = 1.f, zero = 0.f;
-        ALMC_CUBLAS_TRY(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(rows),
-                                    static_cast<int>(d), &one, A, static_cast<int>(d), x + r0 * d,
-                                    static_cast<int>(d), &zero, out + r0 * m, static_cast<int>(m)));
-      });
+      // Column-major view: out^T [m, rows] = A [m, d] (stored as A^T, ld d) x^T [d, rows].
+      dense_gemm(mat, CUBLAS_OP_T, m, d, x, d, out, m, n, chain0, cpm);
       return;
     }
     local_forward_kernel<<<grid_for(n * m, 256), 256, 0, stream_>>>(op, x, out, n, d, m);
@@ -439,13 +477,8 @@ class CudaBackend final : public Backend {
   void op_adjoint(const LocalOp& op, const MatrixOp& mat, const float* v, float* out, int64_t n, int64_t d, int64_t m,
                   int64_t chain0, int64_t cpm) override {
     if (mat.A) {
-      gemm_blocks(mat, n, chain0, cpm, [&](const float* A, int64_t r0, int64_t rows) {
-        // out^T [d, rows] = A^T [d, m] (col-major A^T, ld d) v^T [m, rows].
-        const float one = 1.f, zero = 0.f;
-        ALMC_CUBLAS_TRY(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(d), static_cast<int>(rows),
-                                    static_cast<int>(m), &one, A, static_cast<int>(d), v + r0 * m,
-                                    static_cast<int>(m), &zero, out + r0 * d, static_cast<int>(d)));
-      });
+      // out^T [d, rows] = A^T [d, m] (col-major A^T, ld d) v^T [m, rows].
+      dense_gemm(mat, CUBLAS_OP_N, d, m, v, m, out, d, n, chain0, cpm);
       return;
     }
     local_adjoint_kernel<<<grid_for(n * d, 256), 256, 0, stream_>>>(op, v, out, n, d, m);
@@ -504,17 +537,35 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  template <class Fn>
-  static void gemm_blocks(const MatrixOp& mat, int64_t n, int64_t chain0, int64_t cpm, Fn&& fn) {
+  // out^T [rows_out, n] = op(A) [rows_out, inner] in^T [inner, n] for the rows of each
+  // measurement with its own matrix (or all rows with a shared one). One measurement per batch
+  // entry of a strided-batched GEMM when the rows cover whole measurements (the usual case: one
+  // launch instead of n_meas); otherwise one GEMM per measurement's run of rows.
+  void dense_gemm(const MatrixOp& mat, cublasOperation_t op_a, int64_t rows_out, int64_t inner, const float* in,
+                  int64_t ld_in, float* out, int64_t ld_out, int64_t n, int64_t chain0, int64_t cpm) {
+    const float one = 1.f, zero = 0.f;
+    auto gemm = [&](const float* A, int64_t r0, int64_t rows) {
+      ALMC_CUBLAS_TRY(cublasSgemm(blas_, op_a, CUBLAS_OP_N, static_cast<int>(rows_out), static_cast<int>(rows),
+                                  static_cast<int>(inner), &one, A, static_cast<int>(mat.d), in + r0 * ld_in,
+                                  static_cast<int>(ld_in), &zero, out + r0 * ld_out, static_cast<int>(ld_out)));
+    };
     if (mat.n_mats == 1) {
-      fn(mat.A, 0, n);
+      gemm(mat.A, 0, n);
+      return;
+    }
+    if (chain0 % cpm == 0 && n % cpm == 0) {
+      const long long md = mat.m * mat.d;
+      ALMC_CUBLAS_TRY(cublasSgemmStridedBatched(
+          blas_, op_a, CUBLAS_OP_N, static_cast<int>(rows_out), static_cast<int>(cpm), static_cast<int>(inner), &one,
+          mat.A + (chain0 / cpm) * md, static_cast<int>(mat.d), md, in, static_cast<int>(ld_in), cpm * ld_in, &zero, out,
+          static_cast<int>(ld_out), cpm * ld_out, static_cast<int>(n / cpm)));
       return;
     }
     int64_t r = 0;
     while (r < n) {
       const int64_t meas = (chain0 + r) / cpm;
       const int64_t end = std::min(n, (meas + 1) * cpm - chain0);
-      fn(mat.A + meas * mat.m * mat.d, r, end - r);
+      gemm(mat.A + meas * mat.m * mat.d, r, end - r);
       r = end;
     }
   }

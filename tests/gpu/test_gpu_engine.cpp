@@ -51,13 +51,14 @@ struct Case {
   int64_t n_meas = 1, n_mats = 1;
   bool tweedie = false;
   int64_t average_last = 0;
+  int64_t d = 64;  // 64: rows of 16 groups (the flat launch); >= 256: the 2-D launch; % 4 != 0: scalar tail
 };
 
 std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name; }
 
 RunResult run(almc_backend backend, const Case& k, bool graphs) {
   almc::Context ctx(backend);
-  const int64_t d = 64;
+  const int64_t d = k.d;  // the image operators (downsample, blur) take 1 x 8 x 8
   almc_test::Lcg rng(3);
   const auto mu = rng.normals(2 * d);
   const std::vector<float> w = {0.4f, 0.6f};
@@ -66,7 +67,7 @@ RunResult run(almc_backend backend, const Case& k, bool graphs) {
   auto prior = k.gmm ? almc::Score::gmm(ctx, 2, d, w, mu, var)
                      : almc::Score::gaussian(ctx, std::vector<float>(mu.begin(), mu.begin() + d),
                                              std::vector<float>(var.begin(), var.begin() + d));
-  std::vector<float> mask(d), kernel = {0.05f, 0.1f, 0.3f, 0.2f, 0.15f, 0.0f, 0.1f, 0.05f, 0.05f};
+  std::vector<float> mask(static_cast<size_t>(d)), kernel = {0.05f, 0.1f, 0.3f, 0.2f, 0.15f, 0.0f, 0.1f, 0.05f, 0.05f};
   for (int64_t j = 0; j < d; ++j) mask[j] = j % 3 ? 1.f : 0.f;
   auto op = k.op == 0   ? almc::Operator::identity(ctx, d)
             : k.op == 1 ? almc::Operator::mask(ctx, mask)
@@ -138,7 +139,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"gmm_mask_average_last", 1, true, ALMC_METHOD_ALMC, 1, 1, false, 5},
                       Case{"gmm_matrix_per_measurement", 4, true, ALMC_METHOD_ALMC, 3, 3},
                       Case{"gauss_mask_3_measurements", 1, false, ALMC_METHOD_ALMC, 3, 1},
-                      Case{"gmm_mask_xgp", 1, true, ALMC_METHOD_XGP}, Case{"gmm_mask_ald", 1, true, ALMC_METHOD_ALD}),
+                      Case{"gmm_mask_xgp", 1, true, ALMC_METHOD_XGP}, Case{"gmm_mask_ald", 1, true, ALMC_METHOD_ALD},
+                      Case{"gmm_mask_d1024", 1, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 1024},
+                      Case{"gauss_identity_d1026", 0, false, ALMC_METHOD_ALMC, 1, 1, false, 0, 1026},
+                      Case{"gmm_identity_d6", 0, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 6}),
     [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
 
 }  // namespace
