@@ -195,3 +195,33 @@ def test_progress_line_without_tqdm(capsys, monkeypatch):
     assert "almc: step" in err and "steps/s" in err
     almc.Sampler(gaussian(), noise_std=0.5, chains=2, **FAST).run(np.zeros(4), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_with_tqdm(monkeypatch):
+    import sys
+    import types
+
+    bars = []
+
+    class FakeBar:
+        def __init__(self, total, **kwargs):
+            self.total, self.n, self.closed = total, 0, False
+            bars.append(self)
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix_str(self, s, refresh=True):
+            self.postfix = s
+
+        def close(self):
+            self.closed = True
+
+    fake = types.ModuleType("tqdm.auto")
+    fake.tqdm = FakeBar
+    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", fake)
+    res = almc.Sampler(gaussian(), noise_std=0.5, chains=2, **FAST).run(np.zeros(4), progress=True)
+    assert len(bars) == 1 and bars[0].closed
+    assert bars[0].n == bars[0].total == res.info["steps"]
+    assert bars[0].postfix.startswith("residual ")
