@@ -51,8 +51,15 @@ ALMC_OHD float lane_tree_max(float* v) {
 // CPU; on CUDA len is 1 and this is a plain dispatch).
 ALMC_OHD void ew_apply_n(int op, int len, const float* A, const float* B, const float* C, float* D, float alpha,
                          float beta) {
+  using std::exp; using std::sqrt;
   switch (op) {
     case EW_COPY: for (int t = 0; t < len; ++t) D[t] = A[t]; break;
+    case EW_NEG: for (int t = 0; t < len; ++t) D[t] = -A[t]; break;
+    case EW_SQRT: for (int t = 0; t < len; ++t) D[t] = sqrt(A[t]); break;
+    case EW_RECIP: for (int t = 0; t < len; ++t) D[t] = 1.f / A[t]; break;
+    case EW_EXP: for (int t = 0; t < len; ++t) D[t] = exp(A[t]); break;
+    case EW_SIGMOID: for (int t = 0; t < len; ++t) D[t] = 1.f / (1.f + exp(-A[t])); break;
+    case EW_SILU: for (int t = 0; t < len; ++t) D[t] = A[t] / (1.f + exp(-A[t])); break;
     case EW_RELU: for (int t = 0; t < len; ++t) D[t] = A[t] > 0.f ? A[t] : 0.f; break;
     case EW_AFFINE: for (int t = 0; t < len; ++t) D[t] = alpha * A[t] + beta; break;
     case EW_ADD: for (int t = 0; t < len; ++t) D[t] = A[t] + B[t]; break;
@@ -196,20 +203,29 @@ ALMC_OHD void act_range(int act, float alpha, float* y, int64_t i0, int64_t i1) 
   for (int64_t i = i0; i < i1; ++i) y[i] = ew_apply<float>(act, y[i], 0.f, 0.f, alpha, 0.f);
 }
 
-// im2col for images n0 .. n0+B-1 of group g: row (ck, b, oh) of [Cg*KK, B*OH*OW], columns ow.
-ALMC_OHD void im2col_range(const ConvParams& p, float* col, int64_t n0, int64_t B, int64_t g, int64_t row, int64_t ow0,
-                           int64_t ow1) {
-  const int64_t Cg = p.C / p.group, KK = p.KH * p.KW;
-  const int64_t oh = row % p.OH, b = (row / p.OH) % B, ck = row / (p.OH * B);
-  const int64_t c = ck / KK, kh = (ck % KK) / p.KW, kw = ck % p.KW;
+// im2col for images n0 .. n0+B-1 of group g: row (c, kh, kw, b, oh) of [Cg*KK, B*OH*OW], columns
+// ow0 .. ow1-1 (the CPU walks c, kh, kw, b, oh in nested loops: no division per row).
+ALMC_OHD void im2col_row(const ConvParams& p, float* col, int64_t n0, int64_t B, int64_t g, int64_t c, int64_t kh,
+                         int64_t kw, int64_t b, int64_t oh, int64_t ow0, int64_t ow1) {
+  const int64_t Cg = p.C / p.group, ck = (c * p.KH + kh) * p.KW + kw;
   const int64_t ih = oh * p.sh - p.ph + kh * p.dh;
-  const float* x = p.x + ((n0 + b) * p.C + g * Cg + c) * p.H * p.W + ih * p.W;
   float* dst = col + ck * B * p.OH * p.OW + (b * p.OH + oh) * p.OW;
-  const bool row_in = ih >= 0 && ih < p.H;
+  if (ih < 0 || ih >= p.H) {
+    for (int64_t ow = ow0; ow < ow1; ++ow) dst[ow] = 0.f;
+    return;
+  }
+  const float* x = p.x + ((n0 + b) * p.C + g * Cg + c) * p.H * p.W + ih * p.W;
   for (int64_t ow = ow0; ow < ow1; ++ow) {
     const int64_t iw = ow * p.sw - p.pw + kw * p.dw;
-    dst[ow] = (row_in && iw >= 0 && iw < p.W) ? x[iw] : 0.f;
+    dst[ow] = (iw >= 0 && iw < p.W) ? x[iw] : 0.f;
   }
+}
+// The same with the row given as one index (rows = Cg * KH * KW * B * OH).
+ALMC_OHD void im2col_range(const ConvParams& p, float* col, int64_t n0, int64_t B, int64_t g, int64_t row, int64_t ow0,
+                           int64_t ow1) {
+  const int64_t oh = row % p.OH, b = (row / p.OH) % B, ck = row / (p.OH * B);
+  const int64_t KK = p.KH * p.KW;
+  im2col_row(p, col, n0, B, g, ck / KK, (ck % KK) / p.KW, ck % p.KW, b, oh, ow0, ow1);
 }
 
 // y[n0+b, g*Mg+m, :] = act(tmp[m, b*OHW + :] + bias): row (m, b), elements i of OH*OW.

@@ -53,7 +53,11 @@ void run_conv(const ConvParams& p) {
       const float* col = p.col;
       if (direct) col = p.x + (n0 * p.C + g * Cg) * p.H * p.W;
       else
-        for (int64_t r = 0, rows = Cg * KK * B * p.OH; r < rows; ++r) im2col_range(p, p.col, n0, B, g, r, 0, p.OW);
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t kh = 0; kh < p.KH; ++kh)
+            for (int64_t kw = 0; kw < p.KW; ++kw)
+              for (int64_t b = 0; b < B; ++b)
+                for (int64_t oh = 0; oh < p.OH; ++oh) im2col_row(p, p.col, n0, B, g, c, kh, kw, b, oh, 0, p.OW);
       // The GEMM result [Mg, B*OHW]: for one image it is the output itself, finished in place.
       float* tmp = B == 1 ? p.y + (n0 * p.M + g * Mg) * OHW : p.col + Cg * KK * cols;
       sgemm(false, false, Mg, cols, Cg * KK, 1.f, p.w + g * Mg * Cg * KK, Cg * KK, col, cols, 0.f, tmp, cols);

@@ -99,10 +99,8 @@ Executor::Slot& Executor::slot_for(int64_t n, void* stream) {
 
 namespace {
 
-// Samples per CPU block for a model whose plan at batch 1 is `p`: the largest power of two up to
-// 16 whose block stays within ~24 MFLOP of GEMM and convolution work. Small networks get blocks
-// large enough for efficient GEMMs; large ones (a U-Net) run one sample per block, with no padding.
-int64_t block_size(const Plan& p) {
+// GEMM and convolution work of a plan (its other steps are memory passes of similar count).
+double plan_flops(const Plan& p) {
   double flops = 0;
   for (const auto& s : p.steps) {
     if (s.kind == StepKind::Gemm) flops += 2.0 * double(s.gemm.batch) * double(s.gemm.M) * double(s.gemm.N) * double(s.gemm.K);
@@ -110,6 +108,13 @@ int64_t block_size(const Plan& p) {
     if (s.kind == StepKind::Conv) flops += 2.0 * double(c.N * c.OH * c.OW) * double(c.M) * double(c.C / c.group * c.KH * c.KW);
     if (s.kind == StepKind::ConvT) flops += 2.0 * double(c.N * c.H * c.W) * double(c.C) * double(c.M / c.group * c.KH * c.KW);
   }
+  return flops;
+}
+
+// Samples per CPU block for a model of `flops` per sample: the largest power of two up to 16
+// whose block stays within ~24 MFLOP. Small networks get blocks large enough for efficient GEMMs;
+// large ones (a U-Net) run one sample per block, with no padding.
+int64_t block_size(double flops) {
   int64_t b = 1;
   while (b < 16 && double(2 * b) * flops <= 24.0e6) b *= 2;
   return b;
@@ -122,7 +127,8 @@ Executor::Slot& Executor::cpu_worker(size_t i) {
     auto w = std::make_unique<Slot>();
     if (cpu_workers_.empty()) {
       Plan one = build_plan(g_, io_, 1);
-      cpu_block_ = block_size(one);
+      cpu_flops_ = plan_flops(one);
+      cpu_block_ = block_size(cpu_flops_);
       w->plan = cpu_block_ == 1 ? std::move(one) : build_plan(g_, io_, cpu_block_);
       if (w->plan.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
       w->host_consts = w->plan.consts;
@@ -176,7 +182,10 @@ void Executor::run(const float* x, float* out, int64_t n, const AdapterParams& a
 void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev) {
   ensure_serial_blas();
   const int64_t B = cpu_block_, blocks = (n + B - 1) / B, d = d_;
-  const int threads = int(std::min<int64_t>(std::max(1, omp_get_max_threads()), blocks));
+  // Threads from the work: waking a thread costs tens of microseconds on a loaded machine, so each
+  // gets at least ~2 MFLOP (the split never changes a result, only who computes which block).
+  const int64_t by_work = std::max<int64_t>(1, int64_t(double(n) * cpu_flops_ / 2.0e6));
+  const int threads = int(std::min<int64_t>(std::min<int64_t>(std::max(1, omp_get_max_threads()), blocks), by_work));
   for (int i = 0; i < threads; ++i) cpu_worker(size_t(i));  // allocate before the parallel region
   const Plan& p0 = cpu_workers_[0]->plan;
   if (a.raw_levels && p0.level_count != B)

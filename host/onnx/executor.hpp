@@ -72,6 +72,7 @@ class Executor {
   int64_t d_ = 0;
   std::map<int64_t, std::unique_ptr<Slot>> slots_;       // CUDA: one plan per batch size
   int64_t cpu_block_ = 1;
+  double cpu_flops_ = 0;  // GEMM/convolution work per sample
   std::vector<std::unique_ptr<Slot>> cpu_workers_;         // CPU: one per thread, sharing worker 0's consts
   void* blas_ = nullptr;
   float* dev_table_ = nullptr;
