@@ -38,12 +38,13 @@ def _choice(name, value, table):
 
 
 class Prior:
-    """Base of the priors: `dim` (d, or None until known) and `shape` (one chain's shape, or None)."""
+    """Base of the priors: `dim` (d, or None until known) and `shape` (one chain's shape, or None).
+    `_create(ctx, d, shape)` makes the library score (d and shape None when not known yet)."""
 
     dim = None
     shape = None
 
-    def _create(self, ctx, d):
+    def _create(self, ctx, d, shape):
         raise NotImplementedError
 
 
@@ -62,7 +63,7 @@ class Gaussian(Prior):
         self.dim = int(self.mean.size)
         self.shape = self.mean.shape if self.mean.ndim > 0 else (1,)
 
-    def _create(self, ctx, d):
+    def _create(self, ctx, d, shape):
         return _almc.score_gaussian(ctx, self.mean.ravel(), self.var.ravel())
 
 
@@ -103,7 +104,7 @@ class GaussianMixture(Prior):
         obj.shape = (obj.dim,)
         return obj
 
-    def _create(self, ctx, d):
+    def _create(self, ctx, d, shape):
         if self._path is not None:
             return _almc.score_gmm_json(ctx, self._path)
         K = self.weights.size
@@ -147,7 +148,7 @@ class OnnxScore(Prior):
             self.dim = int(np.prod(self._shape))
             self.shape = self._shape
 
-    def _create(self, ctx, d):
+    def _create(self, ctx, d, shape):
         s = _almc.score_onnx(ctx, self.path, self.output, self.convention, self.level, self.alpha_bar, self.x_input,
                              self.level_input, self.tf32)
         if self.dim is not None and s.dim != self.dim:
@@ -239,9 +240,9 @@ class ScoreFunction(Prior):
             self.shape = tuple(int(s) for s in shape)
             self.dim = int(np.prod(self.shape))
 
-    def _create(self, ctx, d):
+    def _create(self, ctx, d, shape):
         call = self.call.bound(ctx)
-        shape = self.shape if self.shape is not None and int(np.prod(self.shape)) == d else (d,)
+        shape = tuple(shape) if shape is not None else (d,)
 
         def adapter(x, out, n, t, stream):
             call(x, out, n, shape, shape, t, stream=stream)
@@ -249,8 +250,9 @@ class ScoreFunction(Prior):
         return _almc.score_callback(ctx, d, adapter)
 
 
-def _resolve_shape(prior, op, d):
-    for s in (prior.shape, op.shape if op is not None else None):
+def _resolve_shape(prior, op, d, y_shape=None):
+    """One chain's shape: the prior's, else the operator's, else the measurement's (identity), else [d]."""
+    for s in (prior.shape, op.shape if op is not None else None, y_shape):
         if s is not None and int(np.prod(s)) == d:
             return tuple(s)
     return (d,)

@@ -183,9 +183,10 @@ class Sampler:
     def _build(self, d):
         if self._built is not None and (d is None or self._built[0] == d):
             return
-        score = self.prior._create(self._ctx, d)
+        hint = None if d is None else _resolve_shape(self.prior, self.operator, d, self._y_shape)
+        score = self.prior._create(self._ctx, d, hint)
         d = score.dim
-        shape = _resolve_shape(self.prior, self.operator, d)
+        shape = _resolve_shape(self.prior, self.operator, d, self._y_shape)
         op = self.operator._create(self._ctx, d, shape)
         if op.dims[1] != d:
             raise invalid(f"the operator {self.operator.name} takes {op.dims[1]} values per sample but the prior "
@@ -215,7 +216,7 @@ class Sampler:
             if not isinstance(op, Identity):
                 raise invalid("cannot tell the signal size d: give ScoreFunction(fn, shape=...) or LinearOperator(..., d=...)")
             d = y.size if y.ndim <= 1 else int(np.prod(y.shape[1:]))
-            self._y_shape = y.shape if y.ndim <= 1 else y.shape[1:]
+            self._y_shape = tuple(y.shape) if y.ndim <= 1 else tuple(y.shape[1:])
             self._build(d)
         d = self._built[0]
         m = op.rows(d)
@@ -264,8 +265,6 @@ class Sampler:
             if bar is not None:
                 bar.close()
         shape = self._built[1]
-        if shape == (d,) and self._y_shape is not None and int(np.prod(self._y_shape)) == d:
-            shape = tuple(self._y_shape)
         samples = np.empty((s.n_chains,) + shape, np.float32)
         mean = np.empty((n_meas,) + shape, np.float32)
         std = np.empty((n_meas,) + shape, np.float32)

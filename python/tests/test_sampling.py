@@ -189,3 +189,21 @@ def test_level_list_and_user_initial_state():
     bad = almc.Sampler(prior, noise_std=0.5, method="xgp", init=np.zeros((2, 2)), chains=3, levels=5)
     with pytest.raises(almc.InvalidArgumentError, match=r"init has shape \[2, 2\]; expected \[3, 2\]"):
         bad.run(np.zeros(2), progress=False)
+
+
+def test_score_function_sees_the_image_shape():
+    # The shape comes from ScoreFunction(shape=...), else the operator (here the mask's), else y.
+    mask = np.ones((1, 4, 4))
+    mask[..., 2:] = 0
+    seen = []
+
+    def score(x, t):
+        seen.append(x.shape)
+        return -x
+
+    res = almc.Sampler(almc.ScoreFunction(score), almc.Mask(mask), noise_std=0.3, chains=2, **FAST).run(
+        mask, progress=False)
+    assert seen[0] == (2, 1, 4, 4) and res.samples.shape == (2, 1, 4, 4)
+    seen.clear()
+    almc.Sampler(almc.ScoreFunction(score, shape=(2, 8)), noise_std=0.3, **FAST).run(np.zeros(16), progress=False)
+    assert seen[0] == (1, 2, 8)
