@@ -212,6 +212,8 @@ class _UserCall:
             xt = torch.as_tensor(CudaArray(x, in_shape, readonly=True), device=dev)
             ot = torch.as_tensor(CudaArray(out, (n, out_width)), device=dev)
             r = self.fn(xt, *args)
+            if not is_torch(r) and r is not None:
+                r = torch.as_tensor(r, device=dev)  # CuPy / Numba (__cuda_array_interface__) or host arrays
             if not is_torch(r) or r.numel() != n * out_width:
                 got = list(r.shape) if hasattr(r, "shape") else type(r).__name__
                 raise ValueError(f"{self.what} returned {got}; expected {shape_str((n,) + tuple(out_shape))}")
