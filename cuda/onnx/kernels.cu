@@ -280,9 +280,18 @@ void* device_alloc(size_t bytes) {
 void device_free(void* p) {
   if (p) cudaFree(p);
 }
-void copy_to_device(void* dst, const void* src, size_t bytes) { check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy"); }
+// These run on the legacy default stream, which the engine's non-blocking stream does not wait
+// for (and a pageable host-to-device cudaMemcpy or a cudaMemset may return before the device is
+// done): wait for the legacy stream before returning, so later work on any stream sees the data.
+void copy_to_device(void* dst, const void* src, size_t bytes) {
+  check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize");
+}
 void copy_to_host(void* dst, const void* src, size_t bytes) { check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy"); }
-void memset_device(void* dst, size_t bytes) { check(cudaMemset(dst, 0, bytes), "cudaMemset"); }
+void memset_device(void* dst, size_t bytes) {
+  check(cudaMemset(dst, 0, bytes), "cudaMemset");
+  check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize");
+}
 void synchronize(void* stream) { check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize"); }
 bool stream_capturing(void* stream) {
   cudaStreamCaptureStatus s = cudaStreamCaptureStatusNone;
