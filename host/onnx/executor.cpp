@@ -167,6 +167,11 @@ void Executor::run(const float* x, float* out, int64_t n, const AdapterParams& a
                    void* stream) {
   if (n <= 0) throw Error(ALMC_ERR_INVALID_ARGUMENT, "batch size must be positive");
   if (cfg_.backend == ALMC_BACKEND_CPU) return run_cpu(x, out, n, a, level_dev);
+  run_cuda(x, out, n, a, level_dev, stream);
+}
+
+void Executor::run_cuda(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev,
+                        void* stream) {
 #ifdef ALMC_HAVE_CUDA
   Slot& s = slot_for(n, stream);
   const Plan& p = s.plan;
@@ -176,6 +181,8 @@ void Executor::run(const float* x, float* out, int64_t n, const AdapterParams& a
                    stream);
   for (const auto& st : p.steps) cuda::run_step(st, blas_, cfg_.allow_tf32, stream);
   cuda::adapter_out(a, arena + p.out.off, x, out, count, level_dev, stream);
+#else
+  throw Error(ALMC_ERR_NO_DEVICE, "this build has no CUDA backend");
 #endif
 }
 

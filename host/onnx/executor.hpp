@@ -62,8 +62,10 @@ class Executor {
     float* dev_consts = nullptr;
   };
   Slot& slot_for(int64_t n, void* stream);
-  Slot& cpu_worker(size_t i);  // CPU: thread i's plan for kCpuBlock samples and its arena
+  Slot& cpu_worker(size_t i);  // CPU: thread i's plan for cpu_block() samples and its arena
   void run_cpu(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev);
+  void run_cuda(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev,
+                void* stream);
   void run(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev, void* stream);
 
   Graph g_;
