@@ -201,31 +201,37 @@ void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParam
   const AdapterCoef k = a.raw ? AdapterCoef{1.f, 1.f, 0.f} : adapter_coef(a.output, a.convention, t);
   const float lv = level_dev ? adapter_level_value(a, level_dev->t, level_dev->sigma, level_dev->log_sigma, level_dev->alpha_bar)
                              : adapter_level_value(a, 0.f, 0.f, 0.f, 0.f);
+  // Block blk of the call on worker w.
+  auto run_block = [&](Slot& w, int64_t blk) {
+    const Plan& p = w.plan;
+    float* arena = w.host_arena.data();
+    const int64_t c0 = blk * B, rows = std::min(B, n - c0);
+    const float* xb = x + c0 * d;
+    float* xn = arena + p.x.off;
+    for (int64_t i = 0; i < rows * d; ++i) xn[i] = k.cx * xb[i];
+    for (int64_t r = rows; r < B; ++r) std::memcpy(xn + r * d, xn + (rows - 1) * d, size_t(d) * sizeof(float));
+    if (p.level_used) {
+      float* lvl = arena + p.level.off;
+      if (a.raw_levels) {
+        for (int64_t r = 0; r < B; ++r) lvl[r] = a.raw_levels[c0 + std::min(r, rows - 1)];
+      } else {
+        std::fill(lvl, lvl + p.level_count, lv);
+      }
+    }
+    for (const auto& st : p.steps) cpu_run_step(st);
+    const float* net = arena + p.out.off;
+    float* ob = out + c0 * d;
+    for (int64_t i = 0; i < rows * d; ++i) ob[i] = k.c1 * net[i] + k.c2 * xb[i];
+  };
+  if (threads == 1) {  // no parallel region: OpenBLAS runs markedly slower inside one
+    for (int64_t blk = 0; blk < blocks; ++blk) run_block(*cpu_workers_[0], blk);
+    return;
+  }
 #pragma omp parallel num_threads(threads)
   {
     Slot& w = *cpu_workers_[size_t(omp_get_thread_num())];
-    const Plan& p = w.plan;
-    float* arena = w.host_arena.data();
 #pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t c0 = blk * B, rows = std::min(B, n - c0);
-      const float* xb = x + c0 * d;
-      float* xn = arena + p.x.off;
-      for (int64_t i = 0; i < rows * d; ++i) xn[i] = k.cx * xb[i];
-      for (int64_t r = rows; r < B; ++r) std::memcpy(xn + r * d, xn + (rows - 1) * d, size_t(d) * sizeof(float));
-      if (p.level_used) {
-        float* lvl = arena + p.level.off;
-        if (a.raw_levels) {
-          for (int64_t r = 0; r < B; ++r) lvl[r] = a.raw_levels[c0 + std::min(r, rows - 1)];
-        } else {
-          std::fill(lvl, lvl + p.level_count, lv);
-        }
-      }
-      for (const auto& st : p.steps) cpu_run_step(st);
-      const float* net = arena + p.out.off;
-      float* ob = out + c0 * d;
-      for (int64_t i = 0; i < rows * d; ++i) ob[i] = k.c1 * net[i] + k.c2 * xb[i];
-    }
+    for (int64_t blk = 0; blk < blocks; ++blk) run_block(w, blk);
   }
 }
 
