@@ -447,13 +447,15 @@ TEST(OnnxCApi, ChainRowsBitwiseIndependentOfChainCount) {
 TEST(OnnxCApi, ConcurrentContextsMatchSequentialRuns) {
   constexpr int kJobs = 8;
   std::vector<std::vector<float>> sequential(kJobs), concurrent(kJobs);
-  auto job = [](int j) { return onnx_prior_run(j % 4 == 0, 20, 100 + uint64_t(j), 1 + j % 2); };  // two U-Nets
+  // Four U-Nets at 40 chains: enough work for the old per-context OpenBLAS thread toggling to
+  // show (this failed before it went).
+  auto job = [](int j) { return onnx_prior_run(j % 2 == 0, 40, 100 + uint64_t(j), 1 + j % 2); };
   for (int j = 0; j < kJobs; ++j) sequential[size_t(j)] = job(j);
   std::vector<std::thread> pool;
   for (int j = 0; j < kJobs; ++j) pool.emplace_back([&, j] { concurrent[size_t(j)] = job(j); });
   for (auto& t : pool) t.join();
   for (int j = 0; j < kJobs; ++j) {
-    ASSERT_EQ(sequential[size_t(j)].size(), size_t(20 * (j % 4 == 0 ? 256 : 16))) << j;
+    ASSERT_EQ(sequential[size_t(j)].size(), size_t(40 * (j % 2 == 0 ? 256 : 16))) << j;
     EXPECT_EQ(concurrent[size_t(j)], sequential[size_t(j)]) << "job " << j;
   }
 }
