@@ -2,6 +2,7 @@
 #include <almc/almc.h>
 
 #include "host/capi/guard.hpp"
+#include "host/capi/lifetime.hpp"
 #include "host/core/error.hpp"
 #include "host/core/capi_internal.hpp"
 #include "host/core/objects.hpp"
@@ -18,6 +19,8 @@
 using namespace almc;
 
 namespace {
+
+constexpr int kMaxThreads = 1024;
 
 const char* ctx_err(almc_context_t ctx) { return ctx ? ctx->last_error.c_str() : "context is NULL"; }
 
@@ -105,6 +108,9 @@ almc_status almc_context_create(const almc_context_config* config, almc_context_
     if (raw_enum(cfg.backend) < ALMC_BACKEND_AUTO || raw_enum(cfg.backend) > ALMC_BACKEND_CUDA)
       fail(ALMC_ERR_INVALID_ARGUMENT, "unknown backend ", raw_enum(cfg.backend));
     if (cfg.n_threads < 0) fail(ALMC_ERR_INVALID_ARGUMENT, "n_threads = ", cfg.n_threads, " must be >= 0");
+    // Far above any CPU's cores; beyond it thread creation fails inside the OpenMP runtime.
+    if (cfg.n_threads > kMaxThreads)
+      fail(ALMC_ERR_INVALID_ARGUMENT, "n_threads = ", cfg.n_threads, " is above the limit of ", kMaxThreads);
     auto ctx = std::make_unique<almc_context_s>();
     ctx->config = cfg;
     std::string why;
@@ -132,7 +138,7 @@ almc_status almc_context_create(const almc_context_config* config, almc_context_
   });
 }
 
-void almc_context_destroy(almc_context_t ctx) { delete ctx; }
+void almc_context_destroy(almc_context_t ctx) { release(ctx); }
 
 almc_status almc_context_backend(almc_context_t ctx, almc_backend* out) {
   return ctx_guarded(ctx, [&] {
@@ -190,6 +196,7 @@ almc_status almc_score_create_callback_owned(almc_context_t ctx, int64_t d, almc
     s->flags = flags;
     s->description = description ? description : "callback";
     *out = s.release();
+    retain(ctx);
   });
 }
 
@@ -240,6 +247,7 @@ almc_status almc_score_create_gmm(almc_context_t ctx, int64_t K, int64_t d, cons
     s->d_log_w.upload(s->log_w.data(), s->d_log_w.bytes());
     s->description = K == 1 ? "gaussian" : "gmm(K=" + std::to_string(K) + ")";
     *out = s.release();
+    retain(ctx);
   });
 }
 
@@ -261,7 +269,7 @@ almc_status almc_score_create_gmm_json(almc_context_t ctx, const char* path, alm
   return almc_score_create_gmm(ctx, spec.K, spec.d, spec.weights.data(), spec.means.data(), spec.variances.data(), out);
 }
 
-void almc_score_destroy(almc_score_t score) { delete score; }
+void almc_score_destroy(almc_score_t score) { release(score); }
 
 almc_status almc_score_dim(almc_score_t score, int64_t* d) {
   if (!score) return ALMC_ERR_NULL_POINTER;
@@ -332,6 +340,7 @@ almc_status make_operator(almc_context_t ctx, almc_operator_t* out, F&& fill) {
     op->ctx = ctx;
     fill(*op);
     *out = op.release();
+    retain(ctx);
   });
 }
 
@@ -501,7 +510,7 @@ almc_status almc_operator_create_neg_grad_callback(almc_context_t ctx, int64_t m
   });
 }
 
-void almc_operator_destroy(almc_operator_t op) { delete op; }
+void almc_operator_destroy(almc_operator_t op) { release(op); }
 
 almc_status almc_operator_dims(almc_operator_t op, int64_t* m, int64_t* d) {
   if (!op) return ALMC_ERR_NULL_POINTER;

@@ -2,10 +2,14 @@
 #include <almc/almc.h>
 
 #include "host/capi/guard.hpp"
+#include "host/capi/lifetime.hpp"
 #include "host/samplers/sampler.hpp"
 
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
 
 using namespace almc;
 
@@ -15,6 +19,35 @@ template <class F>
 almc_status sampler_guarded(almc_sampler_t s, F&& body) {
   if (!s) return ALMC_ERR_NULL_POINTER;
   return guarded(&s->last_error, body);
+}
+
+// Runs in progress: which contexts are running a sampler (a backend runs one sampler at a time:
+// a run started from a progress callback would share its scratch memory) and which running
+// samplers were destroyed from their own callback (deleted when their run returns).
+struct Running {
+  std::mutex mu;
+  std::unordered_set<almc_context_t> contexts;
+  std::unordered_map<almc_sampler_t, bool> samplers;  // -> destroy requested
+};
+Running& running() {
+  static Running r;
+  return r;
+}
+
+void refuse_while_running(almc_sampler_t s, const char* call) {
+  Running& r = running();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (r.samplers.count(s)) fail(ALMC_ERR_WRONG_STATE, call, " called while this sampler is running (from its progress callback?)");
+}
+
+void delete_sampler(almc_sampler_t s) {
+  almc_context_t ctx = s->ctx;
+  almc_score_t score = s->score;
+  almc_operator_t op = s->op;
+  delete s;  // frees its backend memory while the context is still alive
+  release(op);
+  release(score);
+  release(ctx);
 }
 
 }  // namespace
@@ -69,13 +102,29 @@ almc_status almc_sampler_create(almc_context_t ctx, almc_score_t score, almc_ope
     s->cfg = *config;
     s->create();
     *out = s.release();
+    retain(ctx);
+    retain(score);
+    retain(op);
   });
 }
 
-void almc_sampler_destroy(almc_sampler_t s) { delete s; }
+void almc_sampler_destroy(almc_sampler_t s) {
+  if (!s) return;
+  {
+    Running& r = running();
+    std::lock_guard<std::mutex> lock(r.mu);
+    auto it = r.samplers.find(s);
+    if (it != r.samplers.end()) {
+      it->second = true;  // destroyed from inside its own run: deleted when the run returns
+      return;
+    }
+  }
+  delete_sampler(s);
+}
 
 almc_status almc_sampler_set_measurement(almc_sampler_t s, const float* y) {
   return sampler_guarded(s, [&] {
+    refuse_while_running(s, "almc_sampler_set_measurement");
     require(y, "y");
     if (!s->op) fail(ALMC_ERR_WRONG_STATE, "the sampler has no operator, so no measurement");
     require_finite(y, s->n_meas * s->m, "y");
@@ -86,6 +135,7 @@ almc_status almc_sampler_set_measurement(almc_sampler_t s, const float* y) {
 
 almc_status almc_sampler_set_state(almc_sampler_t s, const float* x) {
   return sampler_guarded(s, [&] {
+    refuse_while_running(s, "almc_sampler_set_state");
     require(x, "x");
     if (s->cfg.init != ALMC_INIT_USER) fail(ALMC_ERR_WRONG_STATE, "set init = ALMC_INIT_USER to give an initial state");
     require_finite(x, s->n * s->d, "x");
@@ -95,7 +145,28 @@ almc_status almc_sampler_set_state(almc_sampler_t s, const float* x) {
 }
 
 almc_status almc_sampler_run(almc_sampler_t s) {
-  return sampler_guarded(s, [&] { s->run(); });
+  if (!s) return ALMC_ERR_NULL_POINTER;
+  Running& r = running();
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    if (r.contexts.count(s->ctx)) {
+      s->last_error = r.samplers.count(s) ? "almc_sampler_run called while this sampler is running (from its progress callback?)"
+                                          : "almc_sampler_run called while another sampler of the same context is running";
+      return ALMC_ERR_WRONG_STATE;
+    }
+    r.contexts.insert(s->ctx);
+    r.samplers.emplace(s, false);
+  }
+  const almc_status st = sampler_guarded(s, [&] { s->run(); });
+  bool destroy = false;
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.contexts.erase(s->ctx);
+    destroy = r.samplers[s];
+    r.samplers.erase(s);
+  }
+  if (destroy) delete_sampler(s);
+  return st;
 }
 
 almc_status almc_sampler_get_samples(almc_sampler_t s, float* out) {

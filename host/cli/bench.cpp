@@ -325,7 +325,7 @@ Bandwidth device_copy(almc_context_t ctx, int64_t n) {
   b.elements = n;
   const size_t bytes = 4 * size_t(n);
   void *src = nullptr, *dst = nullptr;
-  check(almc_malloc(ctx, bytes, &src), "copy benchmark buffer", almc_context_last_error(ctx));
+  check(almc_malloc(ctx, bytes, &src), "copy benchmark buffer", ctx);
   if (almc_malloc(ctx, bytes, &dst) != ALMC_OK) {
     almc_free(ctx, src);
     throw CliError(std::string("copy benchmark buffer: ") + almc_context_last_error(ctx));
@@ -402,7 +402,7 @@ Score make_score(const Engine& e, const CaseSpec& c, const Problem& p, const std
     st = almc_score_create_onnx(e.ctx, c.onnx_file.c_str(), &oc, &s);
   }
   Score out(s);
-  check(st, "score (" + prior + ")", almc_context_last_error(e.ctx));
+  check(st, "score (" + prior + ")", e.ctx);
   return out;
 }
 
@@ -415,7 +415,7 @@ Operator make_op(const Engine& e, const CaseSpec& c, const Problem& p, const std
   else if (op == "downsample") st = almc_operator_create_downsample(e.ctx, c.shape.C, c.shape.H, c.shape.W, 2, &o);
   else if (op == "matrix") st = almc_operator_create_matrix(e.ctx, p.m, p.d, 1, p.A.data(), &o);
   Operator out(o);
-  check(st, "operator (" + op + ")", almc_context_last_error(e.ctx));
+  check(st, "operator (" + op + ")", e.ctx);
   return out;
 }
 
@@ -448,18 +448,18 @@ Timing time_variant(const BenchOptions& o, const Engine& e, const CaseSpec& c, c
       almc_sampler_t raw = nullptr;
       const almc_status st = almc_sampler_create(e.ctx, score.get(), op.get(), &cfg, &raw);
       Sampler s(raw);
-      check(st, "sampler", almc_context_last_error(e.ctx));
-      if (op) check(almc_sampler_set_measurement(s.get(), p.y.data()), "measurement", almc_sampler_last_error(s.get()));
+      check(st, "sampler", e.ctx);
+      if (op) check(almc_sampler_set_measurement(s.get(), p.y.data()), "measurement", s.get());
       // An untimed run first: page faults on the CPU, graph capture and module load on CUDA.
-      check(almc_sampler_run(s.get()), "run", almc_sampler_last_error(s.get()));
+      check(almc_sampler_run(s.get()), "run", s.get());
       almc_run_info info{};
       info.struct_size = sizeof info;
       for (int r = 0; r < reps; ++r) {
         const auto t0 = Clock::now();
-        check(almc_sampler_run(s.get()), "run", almc_sampler_last_error(s.get()));
+        check(almc_sampler_run(s.get()), "run", s.get());
         secs->push_back(seconds_since(t0));
       }
-      check(almc_sampler_run_info(s.get(), &info), "run info", almc_sampler_last_error(s.get()));
+      check(almc_sampler_run_info(s.get(), &info), "run info", s.get());
       if (out) {
         out->steps = info.steps;
         out->score_evals = info.score_evals;
@@ -642,6 +642,7 @@ const char* kHeader =
 void run_bench(const BenchOptions& o) {
   if (o.repeats < 1) throw CliError("--repeats must be >= 1", 2);
   if (!(o.target > 0)) throw CliError("--target must be positive", 2);
+  prepare_outputs({{"--json", &o.json_path}});
   Context ctx = make_context(o.backend, o.threads, true);
   almc_backend b = ALMC_BACKEND_CPU;
   almc_context_backend(ctx.get(), &b);
@@ -705,10 +706,7 @@ void run_bench(const BenchOptions& o) {
   for (const auto& c : cases) arr.push_back(run_case(o, e, c, threads, table));
   out["cases"] = arr;
   if (!o.json_path.empty()) {
-    std::ofstream f(o.json_path);
-    if (!f) throw CliError("cannot write " + o.json_path);
-    f << out.dump(1) << "\n";
-    if (!f) throw CliError("cannot write " + o.json_path);
+    write_text_file("--json", o.json_path, out.dump(1) + "\n");
   }
 }
 

@@ -11,9 +11,11 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace almc::cli {
@@ -41,8 +43,19 @@ class CliError : public std::runtime_error {
   int code_;
 };
 
-// Throw CliError("<what>: <engine message or status string>") when status != ALMC_OK.
-void check(almc_status status, const std::string& what, const char* last_error);
+// Throw CliError("<what>: <engine message or status string>") when status != ALMC_OK. The handle
+// (not its last_error text) is passed so the message is read after the call has failed: an
+// argument like almc_context_last_error(ctx) may be evaluated before the call and then point to
+// freed memory.
+void check(almc_status status, const std::string& what, almc_context_t ctx);
+void check(almc_status status, const std::string& what, almc_score_t score);
+void check(almc_status status, const std::string& what, almc_operator_t op);
+void check(almc_status status, const std::string& what, almc_sampler_t sampler);
+
+// Option validators (option_checks.cpp): a seed is an integer in [0, 2^64 - 1] written in digits
+// (no sign, no saturation); a positive finite number (no 0, NaN, Inf or negative values).
+CLI::Validator seed_check();
+CLI::Validator positive_finite_check();
 
 // ------------------------------------------------------------------ RAII handles
 
@@ -130,7 +143,16 @@ struct FloatArray {
 // require_finite: reject NaN/Inf naming the first bad index.
 FloatArray load_array(const std::string& path, const std::string& what, bool require_finite, float lo = -1.f,
                       float hi = 1.f);
+// Written atomically: a failure leaves the previous file unchanged.
 void save_array(const std::string& path, const float* data, const std::vector<int64_t>& shape);
+
+// ------------------------------------------------------------------ output safety (outputs.cpp)
+
+// Before a run: every non-empty output path must be writable (parents are created; an existing
+// path must be a regular file; nothing is truncated). Throws CliError "<option> <path>: <why>".
+void prepare_outputs(std::initializer_list<std::pair<const char*, const std::string*>> outputs);
+// Replace the file atomically with text. Throws CliError "<option> <path>: <why>".
+void write_text_file(const std::string& option, const std::string& path, const std::string& text);
 
 // ------------------------------------------------------------------ running a sampler
 

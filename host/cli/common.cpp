@@ -39,12 +39,24 @@ void log_to_stderr(almc_log_level level, const char* message, void* /*user_data*
 
 }  // namespace
 
-void check(almc_status status, const std::string& what, const char* last_error) {
-  if (status == ALMC_OK) return;
+// The engine's message (copied at once), else the status string; one line whatever the engine wrote.
+[[noreturn]] static void throw_engine_error(almc_status status, const std::string& what, const char* last_error) {
   std::string msg = last_error && *last_error ? last_error : almc_status_string(status);
-  // Keep it one line whatever the engine wrote.
   std::replace(msg.begin(), msg.end(), '\n', ' ');
   throw CliError(what + ": " + msg);
+}
+
+void check(almc_status status, const std::string& what, almc_context_t ctx) {
+  if (status != ALMC_OK) throw_engine_error(status, what, ctx ? almc_context_last_error(ctx) : nullptr);
+}
+void check(almc_status status, const std::string& what, almc_score_t score) {
+  if (status != ALMC_OK) throw_engine_error(status, what, score ? almc_score_last_error(score) : nullptr);
+}
+void check(almc_status status, const std::string& what, almc_operator_t op) {
+  if (status != ALMC_OK) throw_engine_error(status, what, op ? almc_operator_last_error(op) : nullptr);
+}
+void check(almc_status status, const std::string& what, almc_sampler_t sampler) {
+  if (status != ALMC_OK) throw_engine_error(status, what, sampler ? almc_sampler_last_error(sampler) : nullptr);
 }
 
 double finite_or_nan(double v) { return std::isfinite(v) ? v : std::numeric_limits<double>::quiet_NaN(); }
@@ -63,6 +75,8 @@ Context make_context(const std::string& backend, int threads, bool quiet, bool v
   else
     throw CliError("unknown backend '" + backend + "' (use auto, cpu or cuda)", 2);
   if (threads < 0) throw CliError("--threads must be >= 0", 2);
+  // The engine's own limit, said here: a failed context creation has no handle to carry a message.
+  if (threads > 1024) throw CliError("--threads " + std::to_string(threads) + " is above the limit of 1024", 2);
   cfg.n_threads = threads;
   if (!quiet) {
     cfg.log = &log_to_stderr;
@@ -159,14 +173,14 @@ Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch,
     cfg.max_batch = max_batch;
     const almc_status st = almc_score_create_onnx(ctx, opt.model.c_str(), &cfg, &s);
     Score owned(s);
-    check(st, "--model " + opt.model, almc_context_last_error(ctx));
+    check(st, "--model " + opt.model, ctx);
     if (description) *description = "onnx:" + opt.model;
     return owned;
   }
   if (::access(opt.prior.c_str(), R_OK) != 0) throw CliError("--prior " + opt.prior + ": cannot read the file");
   const almc_status st = almc_score_create_gmm_json(ctx, opt.prior.c_str(), &s);
   Score owned(s);
-  check(st, "--prior " + opt.prior, almc_context_last_error(ctx));
+  check(st, "--prior " + opt.prior, ctx);
   if (description) *description = "gmm:" + opt.prior;
   return owned;
 }
@@ -307,7 +321,7 @@ Operator make_operator(almc_context_t ctx, const OperatorSpec& spec, int64_t d, 
     throw CliError("unknown operator kind '" + spec.kind + "'", 2);
   }
   Operator owned(op);
-  check(st, what, almc_context_last_error(ctx));
+  check(st, what, ctx);
   return owned;
 }
 

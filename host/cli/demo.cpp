@@ -140,7 +140,7 @@ void run_demo(const DemoOptions& o) {
   std::string score_desc;
   Score score = load_score(ctx.get(), so, n_img * chains, &score_desc);
   int64_t sd = 0;
-  check(almc_score_dim(score.get(), &sd), "score", almc_score_last_error(score.get()));
+  check(almc_score_dim(score.get(), &sd), "score", score.get());
   if (sd != d) throw CliError("the demo network's dimension " + std::to_string(sd) + " is not " + shape.str());
 
   Rng rng{0x5eed0000ULL + o.seed};
@@ -162,7 +162,7 @@ void run_demo(const DemoOptions& o) {
     almc_operator_t op = nullptr;
     const almc_status st = almc_operator_create_mask(ctx.get(), d, mask.data(), &op);
     t.op.reset(op);
-    check(st, "mask operator", almc_context_last_error(ctx.get()));
+    check(st, "mask operator", ctx.get());
     t.op_desc = "mask:" + o.mask;
     t.y_shape = shape;
     t.y.resize(n_img * d);
@@ -182,14 +182,14 @@ void run_demo(const DemoOptions& o) {
     almc_operator_t op = nullptr;
     const almc_status st = almc_operator_create_downsample(ctx.get(), shape.C, shape.H, shape.W, k, &op);
     t.op.reset(op);
-    check(st, "downsample operator", almc_context_last_error(ctx.get()));
+    check(st, "downsample operator", ctx.get());
     t.op_desc = "downsample:2";
     t.y_shape = {shape.C, shape.H / k, shape.W / k};
     const int64_t m = t.y_shape.size();
     t.y.resize(n_img * m);
     for (int64_t i = 0; i < n_img; ++i)
       check(almc_operator_forward(t.op.get(), truth.data() + i * d, t.y.data() + i * m, 1, i), "downsample",
-            almc_operator_last_error(t.op.get()));
+            t.op.get());
     for (auto& v : t.y) v += float(o.noise_std * rng.normal());
     t.display.resize(n_img * d);  // nearest upsampling of y
     for (int64_t i = 0; i < n_img; ++i)
@@ -308,9 +308,7 @@ void run_demo(const DemoOptions& o) {
   report["figure_columns"] = "measurement | " + std::to_string(std::min<int64_t>(o.show, chains)) +
                              " samples | posterior mean | posterior std (0..max) | truth";
   const std::string jpath = o.out_dir + "/demo_psnr.json";
-  std::ofstream jf(jpath);
-  if (!jf) throw CliError("cannot write " + jpath);
-  jf << report.dump(1) << "\n";
+  write_text_file("--out-dir", jpath, report.dump(1) + "\n");
   if (o.json)
     std::printf("%s\n", report.dump().c_str());
   else if (!o.quiet)
@@ -336,7 +334,7 @@ void register_demo_command(CLI::App& app) {
   sub->add_option("--noise-std", o->noise_std, "measurement noise std")->capture_default_str();
   sub->add_option("--mask", o->mask, "inpainting mask: box (lower half) | random (50%)")->capture_default_str();
   sub->add_option("--show", o->show, "samples shown per row")->capture_default_str();
-  sub->add_option("--seed", o->seed, "seed")->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed")->check(seed_check())->capture_default_str();
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)");
   sub->add_flag("--quiet,-q", o->quiet, "no progress or summary");

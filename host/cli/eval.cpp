@@ -19,6 +19,7 @@ struct EvalOptions {
 void run_eval(const EvalOptions& o) {
   if (o.score.model.empty()) throw CliError("--model FILE.onnx is required", 2);
   if (std::isnan(o.level) || !std::isfinite(o.level)) throw CliError("--level L (a finite number) is required", 2);
+  prepare_outputs({{"--out", &o.out}});
   const FloatArray x = load_array(o.x, "--x", true);
   if (x.size() == 0) throw CliError("--x " + o.x + " is empty");
   // x is [n, ...]: one input per leading index; a 1-D x is a single input.
@@ -29,7 +30,7 @@ void run_eval(const EvalOptions& o) {
   Context ctx = make_context(o.backend, o.threads, o.quiet);
   std::vector<float> out(x.data.size());
   check(almc_onnx_eval_raw(ctx.get(), o.score.model.c_str(), &cfg, x.data.data(), n, d, static_cast<float>(o.level), out.data()),
-        "--model " + o.score.model, almc_context_last_error(ctx.get()));
+        "--model " + o.score.model, ctx.get());
   save_array(o.out, out.data(), x.shape);
   if (!o.quiet) std::printf("almc eval: %lld input(s) of %lld values at level %g -> %s\n", static_cast<long long>(n),
                             static_cast<long long>(d), o.level, o.out.c_str());

@@ -1,5 +1,7 @@
 // The almc command line: sample, eval, info, demo, validate, bench.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <string>
 
@@ -60,6 +62,15 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: error: %s\n", command_path(app).c_str(), e.what());
+    return 1;
+  }
+  // What the command printed must have reached stdout (a full disk, a closed pipe): never exit 0
+  // with the summary lost.
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    const int err = errno;
+    std::fprintf(stderr, "%s: error: cannot write to standard output: %s\n", command_path(app).c_str(),
+                 err ? std::strerror(err) : "write error");
     return 1;
   }
   return 0;

@@ -77,13 +77,13 @@ RunResult run_sampler(const RunRequest& rq) {
   almc_sampler_t raw = nullptr;
   almc_status st = almc_sampler_create(rq.ctx, rq.score, rq.op, &cfg, &raw);
   Sampler s(raw);
-  const char* create_err = almc_context_last_error(rq.ctx);
   if (st == ALMC_ERR_UNSTABLE) {
-    std::string msg = create_err && *create_err ? create_err : almc_status_string(st);
-    throw CliError("sampler refused: " + msg + " (lower --delta, or pass --force to run anyway)");
+    const char* why = almc_context_last_error(rq.ctx);
+    throw CliError(std::string("sampler refused: ") + (why && *why ? why : almc_status_string(st)) +
+                   " (lower --delta, or pass --force to run anyway)");
   }
-  check(st, "cannot create the sampler", create_err);
-  if (rq.op && rq.y) check(almc_sampler_set_measurement(s.get(), rq.y), "measurement", almc_sampler_last_error(s.get()));
+  check(st, "cannot create the sampler", rq.ctx);
+  if (rq.op && rq.y) check(almc_sampler_set_measurement(s.get(), rq.y), "measurement", s.get());
 
   const auto t0 = std::chrono::steady_clock::now();
   {
@@ -96,7 +96,7 @@ RunResult run_sampler(const RunRequest& rq) {
   if (st == ALMC_ERR_UNSTABLE)
     throw CliError(std::string("sampler refused: ") + almc_sampler_last_error(s.get()) +
                    " (lower --delta, or pass --force to run anyway)");
-  check(st, "sampling failed", almc_sampler_last_error(s.get()));
+  check(st, "sampling failed", s.get());
 
   RunResult r;
   const int64_t n = cfg.n_meas * cfg.chains_per_meas;
@@ -104,13 +104,13 @@ RunResult run_sampler(const RunRequest& rq) {
   r.mean.resize(static_cast<size_t>(cfg.n_meas * rq.d));
   r.std.resize(r.mean.size());
   r.residuals.resize(static_cast<size_t>(n));
-  check(almc_sampler_get_samples(s.get(), r.samples.data()), "samples", almc_sampler_last_error(s.get()));
-  check(almc_sampler_get_mean_std(s.get(), r.mean.data(), r.std.data()), "mean/std", almc_sampler_last_error(s.get()));
+  check(almc_sampler_get_samples(s.get(), r.samples.data()), "samples", s.get());
+  check(almc_sampler_get_mean_std(s.get(), r.mean.data(), r.std.data()), "mean/std", s.get());
   if (rq.op && almc_sampler_get_residuals(s.get(), r.residuals.data()) != ALMC_OK)
     std::fill(r.residuals.begin(), r.residuals.end(), NAN);
   if (!rq.op) std::fill(r.residuals.begin(), r.residuals.end(), NAN);
   r.info.struct_size = sizeof(almc_run_info);
-  check(almc_sampler_run_info(s.get(), &r.info), "run info", almc_sampler_last_error(s.get()));
+  check(almc_sampler_run_info(s.get(), &r.info), "run info", s.get());
   almc_sampler_workspace_bytes(s.get(), &r.workspace_bytes);
   almc_backend b = ALMC_BACKEND_CPU;
   almc_context_backend(rq.ctx, &b);

@@ -155,8 +155,9 @@ void run_sample(const SampleOptions& o) {
   }
   ImageShape shape;
   if (!o.shape_text.empty()) shape = parse_shape(o.shape_text);
-  for (const auto* p : {&o.out, &o.mean, &o.std, &o.diagnostics, &o.png})
-    if (!p->empty() && p->back() == '/') throw CliError("output path '" + *p + "' is a directory", 2);
+  // Before any work: a run can last hours, its results must have somewhere to go.
+  prepare_outputs({{"--out", &o.out}, {"--mean", &o.mean}, {"--std", &o.std}, {"--diagnostics", &o.diagnostics},
+                   {"--png", &o.png}});
 
   // ---- engine objects
   Context ctx = make_context(o.backend, o.threads, o.quiet, o.verbose);
@@ -167,7 +168,7 @@ void run_sample(const SampleOptions& o) {
   // n_meas when a network needs max_batch (0 lets it grow on demand, which is fine for the CLI).
   Score score = load_score(ctx.get(), o.score, 0, &score_desc);
   int64_t d = 0;
-  check(almc_score_dim(score.get(), &d), "score", almc_score_last_error(score.get()));
+  check(almc_score_dim(score.get(), &d), "score", score.get());
 
   // ---- image shape (documented order): --shape, --truth dims, --y dims, model sidecar JSON, square d
   const char* shape_source = "--shape";
@@ -346,10 +347,7 @@ void run_sample(const SampleOptions& o) {
     for (float v : res.residuals) r.push_back(finite_or_nan(v));
     diag["residuals"] = r;
     diag["workspace_bytes"] = res.workspace_bytes;
-    std::ofstream f(o.diagnostics);
-    if (!f) throw CliError("--diagnostics " + o.diagnostics + ": cannot create the file");
-    f << diag.dump(1) << "\n";
-    if (!f) throw CliError("--diagnostics " + o.diagnostics + ": write error");
+    write_text_file("--diagnostics", o.diagnostics, diag.dump(1) + "\n");
   }
 
   if (o.json) {
@@ -405,7 +403,7 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--init-scale", c.init_scale, "std of the Gaussian / half-width of the uniform init")->capture_default_str()->group("Annealed family");
   // execution
   sub->add_option("--chains", c.chains_per_meas, "chains per measurement")->capture_default_str()->group("Execution");
-  sub->add_option("--seed", c.seed, "random seed")->capture_default_str()->group("Execution");
+  sub->add_option("--seed", c.seed, "random seed")->check(seed_check())->capture_default_str()->group("Execution");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str()->group("Execution");
   sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str()->group("Execution");
   sub->add_option("--check-every", c.check_every, "NaN and residual check / progress period in steps")->capture_default_str()->group("Execution");
@@ -418,7 +416,7 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--png", o->png, "figure: measurement | samples | mean | std | truth")->group("Output");
   sub->add_option("--png-samples", o->png_samples, "samples shown per row")->capture_default_str()->group("Output");
   sub->add_option("--png-range", o->png_range, "LO,HI value range shown (default: truth's or mean's range)")->group("Output");
-  sub->add_option("--psnr-range", o->psnr_range, "peak-to-peak data range for PSNR")->capture_default_str()->group("Output");
+  sub->add_option("--psnr-range", o->psnr_range, "peak-to-peak data range for PSNR")->check(positive_finite_check())->capture_default_str()->group("Output");
   sub->add_flag("--quiet,-q", o->quiet, "no progress, notes or summary")->group("Output");
   sub->add_flag("--json", o->json, "print a JSON summary on stdout")->group("Output");
   sub->add_flag("--verbose,-v", o->verbose, "show the engine's info log")->group("Output");

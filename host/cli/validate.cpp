@@ -17,7 +17,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -127,17 +126,17 @@ struct RunOut {
 RunOut run_engine(almc_context_t ctx, almc_score_t score, almc_operator_t op, const almc_sampler_config& cfg,
                   const std::vector<float>& y) {
   almc_sampler_t h = nullptr;
-  check(almc_sampler_create(ctx, score, op, &cfg, &h), "create the sampler", almc_context_last_error(ctx));
+  check(almc_sampler_create(ctx, score, op, &cfg, &h), "create the sampler", ctx);
   Sampler s(h);
-  if (op) check(almc_sampler_set_measurement(h, y.data()), "set the measurement", almc_sampler_last_error(h));
+  if (op) check(almc_sampler_set_measurement(h, y.data()), "set the measurement", h);
   const auto t0 = std::chrono::steady_clock::now();
-  check(almc_sampler_run(h), std::string("run ") + method_name(cfg.method), almc_sampler_last_error(h));
+  check(almc_sampler_run(h), std::string("run ") + method_name(cfg.method), h);
   RunOut r;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   int64_t d = 0;
   almc_score_dim(score, &d);
   r.x.resize(static_cast<size_t>(cfg.chains_per_meas * d));
-  check(almc_sampler_get_samples(h, r.x.data()), "get samples", almc_sampler_last_error(h));
+  check(almc_sampler_get_samples(h, r.x.data()), "get samples", h);
   almc_run_info info{};
   info.struct_size = sizeof info;
   almc_sampler_run_info(h, &info);
@@ -193,6 +192,7 @@ void print_rule() { std::printf("%s\n", std::string(112, '-').c_str()); }
 
 void run_validate(const ValidateOptions& o) {
   if (o.chains < 10) throw CliError("--chains must be at least 10", 2);
+  prepare_outputs({{"--json", &o.json_path}});
   Context ctx = make_context(o.backend, 0, true);
   almc_context_t cx = ctx.get();
   const std::vector<Setting> settings =
@@ -215,10 +215,10 @@ void run_validate(const ValidateOptions& o) {
     const LinearGaussian p = validate_gauss_problem();
     const int d = p.d();
     almc_score_t sh = nullptr;
-    check(almc_score_create_gaussian(cx, d, to_f(p.m0).data(), to_f(p.s0).data(), &sh), "prior", almc_context_last_error(cx));
+    check(almc_score_create_gaussian(cx, d, to_f(p.m0).data(), to_f(p.s0).data(), &sh), "prior", cx);
     Score score(sh);
     almc_operator_t oh = nullptr;
-    check(almc_operator_create_matrix(cx, p.A.r, d, 1, to_f(p.A.a).data(), &oh), "operator", almc_context_last_error(cx));
+    check(almc_operator_create_matrix(cx, p.A.r, d, 1, to_f(p.A.a).data(), &oh), "operator", cx);
     Operator op(oh);
     const double normsq = spectral_normsq(p.A);
     double prec_max = 0;
@@ -253,10 +253,10 @@ void run_validate(const ValidateOptions& o) {
     const Gmm& g = q.g;
     almc_score_t sh = nullptr;
     check(almc_score_create_gmm(cx, g.K, g.d, to_f(g.w).data(), to_f(g.mu).data(), to_f(g.var).data(), &sh), "prior",
-          almc_context_last_error(cx));
+          cx);
     Score score(sh);
     almc_operator_t oh = nullptr;
-    check(almc_operator_create_mask(cx, g.d, q.mask.data(), &oh), "operator", almc_context_last_error(cx));
+    check(almc_operator_create_mask(cx, g.d, q.mask.data(), &oh), "operator", cx);
     Operator op(oh);
     const Mixture mtau = gmm_target(g, q.A, q.y, q.vy, kTau), m0 = gmm_target(g, q.A, q.y, q.vy, 0.0);
     double prec_max = 0;
@@ -307,8 +307,6 @@ void run_validate(const ValidateOptions& o) {
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();
   std::printf("\ntotal %.1f s\n", total);
   if (!o.json_path.empty()) {
-    std::ofstream f(o.json_path);
-    if (!f) throw CliError("cannot write " + o.json_path);
     json j;
     j["chains"] = o.chains;
     j["seed"] = o.seed;
@@ -318,8 +316,7 @@ void run_validate(const ValidateOptions& o) {
     j["t_start"] = kTStart;
     j["rows"] = rows;
     j["seconds"] = total;
-    f << j.dump(1) << "\n";
-    if (!f) throw CliError("cannot write " + o.json_path);
+    write_text_file("--json", o.json_path, j.dump(1) + "\n");
   }
 }
 
@@ -330,7 +327,7 @@ void register_validate_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "validate", "Closed-form validation table: ALMC and the annealed Langevin family against exact posteriors");
   sub->add_option("--chains", o->chains, "chains per run")->capture_default_str();
-  sub->add_option("--seed", o->seed, "seed")->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed")->check(seed_check())->capture_default_str();
   sub->add_option("--json", o->json_path, "also write the table as JSON to this file");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
   sub->add_flag("--quick", o->quick, "two settings per problem instead of three");

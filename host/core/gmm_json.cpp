@@ -1,12 +1,11 @@
 #include "host/core/gmm_json.hpp"
 
 #include "host/core/error.hpp"
+#include "host/io/file.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 namespace almc {
 namespace {
@@ -81,7 +80,8 @@ GmmSpec parse_gmm_json(const std::string& text) {
   g.d = d;
   for (size_t i = 0; i < g.variances.size(); ++i) {
     float& v = g.variances[i];
-    if (has_std) v = v * v;
+    // Checked before squaring: a negative std is as wrong as a negative variance.
+    if (v > 0 && has_std) v = v * v;
     if (!(v > 0))
       fail(ALMC_ERR_PARSE, "GMM JSON: ", has_var ? "variance" : "std", " of component ", i / d, ", coordinate ",
            i % d, " must be positive");
@@ -90,13 +90,15 @@ GmmSpec parse_gmm_json(const std::string& text) {
 }
 
 GmmSpec read_gmm_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ALMC_ERR_IO, "cannot open GMM JSON file '", path, "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(ALMC_ERR_IO, "error reading '", path, "'");
+  std::string text;
   try {
-    return parse_gmm_json(ss.str());
+    const std::vector<unsigned char> bytes = io::read_regular_file(path, io::kMaxJsonFileBytes);
+    text.assign(bytes.begin(), bytes.end());
+  } catch (const io::IoError& e) {
+    fail(ALMC_ERR_IO, "GMM JSON file ", e.what());
+  }
+  try {
+    return parse_gmm_json(text);
   } catch (const Error& e) {
     fail(e.status(), path, ": ", e.what());
   }

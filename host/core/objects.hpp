@@ -5,12 +5,14 @@
 
 #include "host/backend/backend.hpp"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 struct almc_context_s {
+  std::atomic<int> refs{1};  // the user's handle + one per live child (host/capi/lifetime.hpp)
   almc_context_config config{};
   std::unique_ptr<almc::Backend> backend;
   std::string last_error;
@@ -23,6 +25,7 @@ struct almc_context_s {
 enum class ScoreKind { Callback, Gaussian, Gmm };
 
 struct almc_score_s {
+  std::atomic<int> refs{1};  // the user's handle + one per live child (host/capi/lifetime.hpp)
   almc_context_t ctx = nullptr;
   ScoreKind kind = ScoreKind::Callback;
   int64_t d = 0;
@@ -44,6 +47,7 @@ struct almc_score_s {
 };
 
 struct almc_operator_s {
+  std::atomic<int> refs{1};  // the user's handle + one per live child (host/capi/lifetime.hpp)
   almc_context_t ctx = nullptr;
   int32_t kind = almc::kOpIdentity;
   int64_t m = 0, d = 0;

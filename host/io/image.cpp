@@ -1,5 +1,7 @@
 #include "host/io/image.hpp"
 
+#include "host/io/file.hpp"
+
 #include <png.h>
 
 #include <algorithm>
@@ -30,17 +32,28 @@ void write_png(const std::string& path, const Image8& im) {
   image.width = static_cast<png_uint_32>(im.width);
   image.height = static_cast<png_uint_32>(im.height);
   image.format = im.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-  if (!png_image_write_to_file(&image, path.c_str(), 0, im.pixels.data(), 0, nullptr)) {
+  // Encoded in memory, then written atomically: libpng's own file writer truncates the destination
+  // first and removes it on failure, whatever kind of file it is.
+  png_alloc_size_t size = 0;
+  if (!png_image_write_get_memory_size(image, size, 0, im.pixels.data(), 0, nullptr)) {
     const std::string msg = image.message;
     png_image_free(&image);
-    throw IoError(path + ": cannot write PNG: " + msg);
+    throw IoError(path + ": cannot encode PNG: " + msg);
   }
+  std::vector<unsigned char> bytes(size);
+  if (!png_image_write_to_memory(&image, bytes.data(), &size, 0, im.pixels.data(), 0, nullptr)) {
+    const std::string msg = image.message;
+    png_image_free(&image);
+    throw IoError(path + ": cannot encode PNG: " + msg);
+  }
+  write_file_atomic(path, bytes.data(), size);
 }
 
 Image8 read_png(const std::string& path) {
+  const std::vector<unsigned char> bytes = read_regular_file(path, kMaxImageFileBytes);
   png_image image{};
   image.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_file(&image, path.c_str())) {
+  if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) {
     const std::string msg = image.message;
     png_image_free(&image);
     throw IoError(path + ": cannot read PNG: " + msg);

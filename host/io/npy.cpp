@@ -1,12 +1,13 @@
 #include "host/io/npy.hpp"
 
+#include "host/io/file.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
 
-#include <sys/stat.h>
 
 namespace almc::io {
 namespace {
@@ -182,28 +183,10 @@ Array<T> decode(const void* bytes, size_t size, const std::string& name) {
   return out;
 }
 
-std::vector<unsigned char> read_file(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  if (std::fseek(f.get(), 0, SEEK_END) != 0) fail(path, "cannot seek (not a regular file?)");
-  const long end = std::ftell(f.get());
-  if (end < 0) fail(path, "cannot determine the file size (not a regular file?)");
-  std::rewind(f.get());
-  std::vector<unsigned char> buf(static_cast<size_t>(end));
-  if (!buf.empty() && std::fread(buf.data(), 1, buf.size(), f.get()) != buf.size()) fail(path, "read error");
-  return buf;
-}
-
 template <typename T>
 void write_impl(const std::string& path, const T* data, DType dt, const std::vector<int64_t>& shape) {
   const std::vector<unsigned char> bytes = encode_npy(data, dt, shape);
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
-  if (!f) fail(path, std::string("cannot create: ") + std::strerror(errno));
-  if (std::fwrite(bytes.data(), 1, bytes.size(), f.get()) != bytes.size()) fail(path, "write error");
-  if (std::fclose(f.release()) != 0) fail(path, "write error on close");
+  write_file_atomic(path, bytes.data(), bytes.size());
 }
 
 }  // namespace
@@ -289,11 +272,11 @@ Array<float> parse_npy_f32(const void* bytes, size_t size, const std::string& na
 Array<double> parse_npy_f64(const void* bytes, size_t size, const std::string& name) { return decode<double>(bytes, size, name); }
 
 Array<float> read_npy_f32(const std::string& path) {
-  const auto buf = read_file(path);
+  const auto buf = read_regular_file(path, kMaxArrayFileBytes);
   return decode<float>(buf.data(), buf.size(), path);
 }
 Array<double> read_npy_f64(const std::string& path) {
-  const auto buf = read_file(path);
+  const auto buf = read_regular_file(path, kMaxArrayFileBytes);
   return decode<double>(buf.data(), buf.size(), path);
 }
 

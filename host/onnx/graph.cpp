@@ -1,6 +1,7 @@
 // Loading an ONNX model into almc::onnx::Graph (see graph.hpp).
 #include "host/onnx/graph.hpp"
 
+#include "host/io/file.hpp"
 #include "host/onnx/op_table.hpp"
 
 #include <onnx/checker.h>
@@ -259,12 +260,14 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
 }
 
 Graph load_graph(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(ALMC_ERR_IO, "cannot open ONNX model '" + path + "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (!f.good() && !f.eof()) throw Error(ALMC_ERR_IO, "cannot read ONNX model '" + path + "'");
-  return load_graph_from_bytes(ss.str(), "ONNX model '" + path + "'");
+  std::string bytes;
+  try {
+    const std::vector<unsigned char> b = io::read_regular_file(path, io::kMaxModelFileBytes);
+    bytes.assign(b.begin(), b.end());
+  } catch (const io::IoError& e) {
+    throw Error(ALMC_ERR_IO, std::string("ONNX model ") + e.what());
+  }
+  return load_graph_from_bytes(bytes, "ONNX model '" + path + "'");
 }
 
 }  // namespace almc::onnx

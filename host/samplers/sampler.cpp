@@ -293,6 +293,25 @@ void almc_sampler_s::run() {
                         (!score_is_callback(score) || (score->flags & ALMC_SCORE_GRAPH_SAFE)) &&
                         !(op && (op->kind == kOpLinearCallback || op->kind == kOpNegGradCallback));
   info.used_graphs = graph_ok;
+  // The progress callback (which may cancel) runs at every check and, whatever check_every is, at
+  // least every kPollSeconds of wall time, polled between steps and graph chunks: a cancel takes
+  // effect within that plus one step or chunk.
+  constexpr double kPollSeconds = 0.2;
+  auto last_report = t0;
+  auto report = [&](int64_t step, std::chrono::steady_clock::time_point now) {
+    last_report = now;
+    const double secs = std::chrono::duration<double>(now - t0).count();
+    almc_progress pr{step, total, secs > 0 ? static_cast<double>(step) / secs : 0.0, secs, info.mean_residual};
+    if (cfg.progress(&pr, cfg.progress_user_data) != 0)
+      fail(ALMC_ERR_CANCELLED, "stopped by the progress callback at step ", step, " of ", total);
+  };
+  auto poll = [&](int64_t step) {
+    if (!cfg.progress) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_report).count() < kPollSeconds) return;
+    be->sync();  // the backend must not run far ahead of a cancel (CUDA queues asynchronously)
+    report(step, now);
+  };
   int64_t i = 0;
   int64_t next_check = std::min(total, cfg.check_every);
   int64_t next_snap = cfg.snapshot_every > 0 ? cfg.snapshot_every : total + 1;
@@ -323,9 +342,13 @@ void almc_sampler_s::run() {
         be->graph_launch(it->second);
         i += chunk;
         len -= chunk;
+        if (len > 0) poll(i);
       }
     } else {
-      for (; len > 0; --len, ++i) step_body(seg, i);
+      for (; len > 0; --len, ++i) {
+        step_body(seg, i);
+        if (len > 1) poll(i + 1);
+      }
     }
     be->check("step");
     if (i == next_snap) {
@@ -339,12 +362,7 @@ void almc_sampler_s::run() {
     if (i == next_check || i == total) {
       check_chains(i, false);
       next_check = std::min(total, next_check + cfg.check_every);
-      if (cfg.progress) {
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        almc_progress pr{i, total, secs > 0 ? static_cast<double>(i) / secs : 0.0, secs, info.mean_residual};
-        if (cfg.progress(&pr, cfg.progress_user_data) != 0)
-          fail(ALMC_ERR_CANCELLED, "stopped by the progress callback at step ", i, " of ", total);
-      }
+      if (cfg.progress) report(i, std::chrono::steady_clock::now());
     }
   }
 

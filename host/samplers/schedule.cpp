@@ -57,6 +57,17 @@ std::vector<double> level_times(const ScheduleInputs& in, almc_schedule sched, i
   }
 }
 
+// Largest number of steps one run may have. The step table (64 bytes a step, kept on the host and
+// on the backend) then stays within 2 GiB; a run this long takes days on any score worth sampling.
+constexpr int64_t kMaxRunSteps = int64_t(1) << 25;
+
+// A step count computed in double, checked before it is converted or anything is allocated.
+int64_t checked_steps(double n, const char* what, const char* hint = "") {
+  if (!(n >= 0) || !(n <= static_cast<double>(kMaxRunSteps)))
+    fail(ALMC_ERR_INVALID_ARGUMENT, what, " gives ", n, " steps, above the limit of ", kMaxRunSteps, " steps per run", hint);
+  return static_cast<int64_t>(n);
+}
+
 void push(Schedule& s, StepScalars st) {
   st.step = static_cast<int64_t>(s.steps.size());
   st.noise = std::sqrt(2.f * st.h);
@@ -106,17 +117,21 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
   finite_pos(c.sigma_min, "sigma_min");
   finite_pos(c.eps, "eps");
   finite_pos(c.init_scale, "init_scale");
+  // Beyond OU time 40 (sigma ~ 2e17) a level is pure noise in float32 and e^{2t} soon overflows.
+  if (c.t_start > 40) fail(ALMC_ERR_INVALID_ARGUMENT, "t_start = ", c.t_start, " is too large (at most 40)");
   if (c.t_stop >= c.t_start) fail(ALMC_ERR_INVALID_ARGUMENT, "t_stop = ", c.t_stop, " must be below t_start = ", c.t_start);
   if (c.sigma_min > c.sigma_max)
     fail(ALMC_ERR_INVALID_ARGUMENT, "sigma_min = ", c.sigma_min, " must not exceed sigma_max = ", c.sigma_max);
   if (!std::isfinite(c.likelihood_weight) || c.likelihood_weight < 0)
     fail(ALMC_ERR_INVALID_ARGUMENT, "likelihood_weight = ", c.likelihood_weight, " must be finite and >= 0");
-  if (c.warm_steps > 100000000) fail(ALMC_ERR_INVALID_ARGUMENT, "warm_steps = ", c.warm_steps, " is absurdly large");
+  if (c.warm_steps > kMaxRunSteps)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "warm_steps = ", c.warm_steps, " is above the limit of ", kMaxRunSteps, " steps per run");
   if (!std::isfinite(c.warm_step)) fail(ALMC_ERR_INVALID_ARGUMENT, "warm_step is not finite");
   if (c.average_last < 0) fail(ALMC_ERR_INVALID_ARGUMENT, "average_last = ", c.average_last, " must be >= 0");
   if (c.snapshot_every < 0) fail(ALMC_ERR_INVALID_ARGUMENT, "snapshot_every must be >= 0");
-  if (c.n_levels > 100000000 || c.steps_per_level > 100000000)
-    fail(ALMC_ERR_INVALID_ARGUMENT, "n_levels or steps_per_level is absurdly large");
+  if (c.n_levels > kMaxRunSteps || c.steps_per_level > kMaxRunSteps)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "n_levels = ", c.n_levels, " or steps_per_level = ", c.steps_per_level,
+         " is above the limit of ", kMaxRunSteps, " steps per run");
   if (has_operator && c.likelihood_weight > 0 && (!std::isfinite(c.noise_std) || !(c.noise_std > 0)))
     fail(ALMC_ERR_INVALID_ARGUMENT, "noise_std = ", c.noise_std, " must be positive and finite");
   if (c.method == ALMC_METHOD_XGP && !has_operator)
@@ -124,7 +139,9 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
   if (c.schedule == ALMC_SCHEDULE_LIST) {
     if (!c.levels || c.n_levels_list <= 0)
       fail(ALMC_ERR_INVALID_ARGUMENT, "schedule LIST needs levels and n_levels_list > 0");
-    if (c.n_levels_list > 100000000) fail(ALMC_ERR_INVALID_ARGUMENT, "n_levels_list is absurdly large");
+    if (c.n_levels_list > kMaxRunSteps)
+      fail(ALMC_ERR_INVALID_ARGUMENT, "n_levels_list = ", c.n_levels_list, " is above the limit of ", kMaxRunSteps,
+           " steps per run");
     for (int64_t i = 0; i < c.n_levels_list; ++i) {
       if (!std::isfinite(c.levels[i]) || !(c.levels[i] > 0))
         fail(ALMC_ERR_INVALID_ARGUMENT, "levels[", i, "] = ", c.levels[i], " must be a positive OU time");
@@ -154,7 +171,38 @@ Schedule build_schedule(const ScheduleInputs& in) {
       if (L < 0 && in.has_likelihood)
         s.notes.push_back("operator norm unknown: warm-start defaults assume ||A|| <= 1");
       s.warm_step = c.warm_step > 0 ? c.warm_step : 0.5 / (1 + Lw);
-      s.warm_steps = c.warm_steps >= 0 ? c.warm_steps : static_cast<int64_t>(std::ceil(10 * (1 + Lw)));
+      // The stability check comes first: an unstable run is refused before any table is built.
+      if (L >= 0) s.max_stable_delta = 2.0 / (L + 1.0);
+      if (L >= 0 && c.delta * (L + 1.0) >= 2.0) {
+        std::ostringstream os;
+        os << "delta = " << c.delta << " is above the stability bound of explicit Euler: delta (||A||^2/sigma_y^2 + 1) = "
+           << c.delta * (L + 1.0) << " >= 2 (||A|| = " << in.op_norm << ", sigma_y = " << c.noise_std
+           << "); the largest stable delta is " << s.max_stable_delta;
+        s.unstable = os.str();
+        if (!c.force_unstable) return s;
+      }
+      // Every count in double first: kappa / delta can be anything a user types.
+      const bool uniform = c.schedule == ALMC_SCHEDULE_DEFAULT || c.schedule == ALMC_SCHEDULE_UNIFORM_T;
+      int64_t n_main = 0, N = 0;
+      if (uniform) {
+        const double hi = std::round(c.kappa * c.t_start / c.delta), lo = std::round(c.kappa * c.t_stop / c.delta);
+        if (!(hi <= 4.0e18)) fail(ALMC_ERR_INVALID_ARGUMENT, "kappa t_start / delta = ", hi, " is too large");
+        n_main = checked_steps(hi - lo, "kappa (t_start - t_stop) / delta");
+        N = static_cast<int64_t>(hi);
+      } else if (c.schedule == ALMC_SCHEDULE_GEOMETRIC_SIGMA) {
+        n_main = std::max<int64_t>(1, checked_steps(std::round(c.kappa * (c.t_start - c.t_stop) / c.delta),
+                                                    "kappa (t_start - t_stop) / delta"));
+      } else {
+        n_main = checked_steps(static_cast<double>(in.levels.size()), "the level list");
+      }
+      if (n_main < 1)
+        fail(ALMC_ERR_INVALID_ARGUMENT, "kappa (t_start - t_stop) / delta = ", c.kappa * (c.t_start - c.t_stop) / c.delta,
+             " rounds to no annealing step (raise kappa or lower delta)");
+      s.warm_steps = c.warm_steps >= 0 ? c.warm_steps
+                                       : checked_steps(std::ceil(10 * (1 + Lw)), "the default warm start ceil(10 (1 + L_R))",
+                                                       " (set warm_steps)");
+      checked_steps(static_cast<double>(s.warm_steps) + static_cast<double>(n_main), "warm start plus annealing");
+      s.steps.reserve(static_cast<size_t>(s.warm_steps + n_main + 1));
       for (int64_t i = 0; i < s.warm_steps; ++i) {
         StepScalars st = level_at(c.t_start);
         st.kind = kStepWarm;
@@ -163,15 +211,12 @@ Schedule build_schedule(const ScheduleInputs& in) {
         push(s, st);
       }
       std::vector<double> ts;
-      if (c.schedule == ALMC_SCHEDULE_DEFAULT || c.schedule == ALMC_SCHEDULE_UNIFORM_T) {
-        const int64_t N = std::llround(c.kappa * c.t_start / c.delta);
-        const int64_t M = std::llround(c.kappa * c.t_stop / c.delta);
-        if (N - M > 200000000) fail(ALMC_ERR_INVALID_ARGUMENT, "kappa (T - tau) / delta = ", N - M, " steps is absurdly many");
-        for (int64_t i = N; i > M; --i) ts.push_back(static_cast<double>(i) * c.delta / c.kappa);
+      if (uniform) {
+        ts.reserve(static_cast<size_t>(n_main));
+        for (int64_t i = N; i > N - n_main; --i) ts.push_back(static_cast<double>(i) * c.delta / c.kappa);
       } else if (c.schedule == ALMC_SCHEDULE_GEOMETRIC_SIGMA) {
-        const int64_t n = std::max<int64_t>(1, std::llround(c.kappa * (c.t_start - c.t_stop) / c.delta));
         const double shi = std::sqrt(std::expm1(2 * c.t_start)), slo = std::sqrt(std::expm1(2 * c.t_stop));
-        for (double sg : geometric(shi, slo, n)) ts.push_back(t_of_sigma(sg));
+        for (double sg : geometric(shi, slo, n_main)) ts.push_back(t_of_sigma(sg));
       } else {
         ts = in.levels;
       }
@@ -181,14 +226,6 @@ Schedule build_schedule(const ScheduleInputs& in) {
         st.lik = static_cast<float>(lik_base);
         push(s, st);
       }
-      if (L >= 0) s.max_stable_delta = 2.0 / (L + 1.0);
-      if (L >= 0 && c.delta * (L + 1.0) >= 2.0) {
-        std::ostringstream os;
-        os << "delta = " << c.delta << " is above the stability bound of explicit Euler: delta (||A||^2/sigma_y^2 + 1) = "
-           << c.delta * (L + 1.0) << " >= 2 (||A|| = " << in.op_norm << ", sigma_y = " << c.noise_std
-           << "); the largest stable delta is " << s.max_stable_delta;
-        s.unstable = os.str();
-      }
       if (s.tweedie) s.tweedie_t = ts.empty() ? c.t_stop : ts.back();
       break;
     }
@@ -197,9 +234,24 @@ Schedule build_schedule(const ScheduleInputs& in) {
       // Run in OU coordinates: VE Langevin with step h at sigma equals OU Langevin with step
       // h / (1 + sigma^2) on p_t, with x_OU = x_VE / sqrt(1 + sigma^2) (ALGORITHMS.md Sec. 2).
       const std::vector<double> ts = level_times(in, c.schedule, 0);
+      checked_steps(static_cast<double>(ts.size()) * static_cast<double>(c.steps_per_level), "levels x steps_per_level");
       const double sig_last2 = std::expm1(2 * ts.back());
       const bool ald = c.method == ALMC_METHOD_ALD;
+      // The stability check first: an unstable run is refused before the table is built.
       double worst = 0;
+      if (ald && L >= 0)
+        for (double t : ts) {
+          const double sig2 = std::expm1(2 * t);
+          worst = std::max(worst, c.eps * sig2 / sig_last2 * (w * (in.op_norm * in.op_norm) / (var_y + sig2) + 1.0 / (1 + sig2)));
+        }
+      if (worst >= 2) {
+        std::ostringstream os;
+        os << "eps = " << c.eps << " makes the ALD step unstable (h (||A||^2/(sigma_y^2+sigma_k^2) + 1/(1+sigma_k^2)) = "
+           << worst << " >= 2); the largest stable eps is " << c.eps * 2 / worst;
+        s.unstable = os.str();
+        if (!c.force_unstable) return s;
+      }
+      s.steps.reserve(ts.size() * static_cast<size_t>(c.steps_per_level));
       for (size_t k = 0; k < ts.size(); ++k) {
         const double sig2 = std::expm1(2 * ts[k]);
         const double c_k = std::sqrt(1 + sig2);
@@ -214,16 +266,9 @@ Schedule build_schedule(const ScheduleInputs& in) {
                                         : (s.tweedie ? 1.f : static_cast<float>(c_k));
           push(s, st);
         }
-        if (ald && L >= 0) worst = std::max(worst, h_ve * (w * (in.op_norm * in.op_norm) / (var_y + sig2) + 1.0 / (1 + sig2)));
       }
       s.coord_factor = static_cast<float>(1.0 / std::sqrt(1 + std::expm1(2 * ts.front())));
       s.init_scale = static_cast<float>(c.init_scale) * s.coord_factor;
-      if (worst >= 2) {
-        std::ostringstream os;
-        os << "eps = " << c.eps << " makes the ALD step unstable (h (||A||^2/(sigma_y^2+sigma_k^2) + 1/(1+sigma_k^2)) = "
-           << worst << " >= 2); the largest stable eps is " << c.eps * 2 / worst;
-        s.unstable = os.str();
-      }
       if (s.tweedie) s.tweedie_t = ts.back();
       break;
     }
@@ -232,11 +277,23 @@ Schedule build_schedule(const ScheduleInputs& in) {
       // level, per-chain auxiliary measurements y_k = y_{k+1} + sqrt(eta_k^2 - eta_{k+1}^2) xi_k.
       const double sy = c.noise_std;
       const double top = std::max(c.sigma_max, sy);
+      checked_steps(static_cast<double>(c.n_levels) * static_cast<double>(c.steps_per_level), "levels x steps_per_level");
       const std::vector<double> eta = geometric(top, sy, c.n_levels);
       s.xgp = true;
+      // The stability check first (the step is largest relative to eta at eta = sigma_y).
+      double worst = 0;
+      if (L >= 0)
+        for (double e : eta) worst = std::max(worst, c.eps * (w * in.op_norm * in.op_norm / (e * e) + 1.0));
+      if (worst >= 2) {
+        std::ostringstream os;
+        os << "eps = " << c.eps << " makes the XGP step unstable (h (||A||^2/eta^2 + 1) = " << worst
+           << " >= 2 at eta = sigma_y); the largest stable eps is " << c.eps * 2 / worst;
+        s.unstable = os.str();
+        if (!c.force_unstable) return s;
+      }
       for (size_t k = 0; k + 1 < eta.size(); ++k)
         s.xgp_scales.push_back(static_cast<float>(std::sqrt(std::max(0.0, eta[k] * eta[k] - eta[k + 1] * eta[k + 1]))));
-      double worst = 0;
+      s.steps.reserve(eta.size() * static_cast<size_t>(c.steps_per_level));
       for (size_t k = 0; k < eta.size(); ++k) {
         for (int64_t r = 0; r < c.steps_per_level; ++r) {
           StepScalars st = level_at(c.t_stop);
@@ -248,20 +305,23 @@ Schedule build_schedule(const ScheduleInputs& in) {
           }
           push(s, st);
         }
-        if (L >= 0) worst = std::max(worst, c.eps * (w * in.op_norm * in.op_norm / (eta[k] * eta[k]) + 1.0));
-      }
-      if (worst >= 2) {
-        std::ostringstream os;
-        os << "eps = " << c.eps << " makes the XGP step unstable (h (||A||^2/eta^2 + 1) = " << worst
-           << " >= 2 at eta = sigma_y); the largest stable eps is " << c.eps * 2 / worst;
-        s.unstable = os.str();
       }
       if (s.tweedie) s.tweedie_t = c.t_stop;
       break;
     }
     case ALMC_METHOD_LANGEVIN: {
+      if (L >= 0) s.max_stable_delta = 2.0 / (L + 1.0);
+      if (L >= 0 && c.delta * (L + 1.0) >= 2.0) {
+        std::ostringstream os;
+        os << "delta = " << c.delta << " is above the stability bound: delta (||A||^2/sigma_y^2 + 1) = "
+           << c.delta * (L + 1.0) << " >= 2; the largest stable delta is " << s.max_stable_delta;
+        s.unstable = os.str();
+        if (!c.force_unstable) return s;
+      }
       const std::vector<double> ts =
           level_times(in, c.schedule == ALMC_SCHEDULE_DEFAULT ? ALMC_SCHEDULE_UNIFORM_T : c.schedule, 0);
+      checked_steps(static_cast<double>(ts.size()) * static_cast<double>(c.steps_per_level), "levels x steps_per_level");
+      s.steps.reserve(ts.size() * static_cast<size_t>(c.steps_per_level));
       for (double t : ts)
         for (int64_t r = 0; r < c.steps_per_level; ++r) {
           StepScalars st = level_at(t);
@@ -269,13 +329,6 @@ Schedule build_schedule(const ScheduleInputs& in) {
           st.lik = static_cast<float>(lik_base);
           push(s, st);
         }
-      if (L >= 0) s.max_stable_delta = 2.0 / (L + 1.0);
-      if (L >= 0 && c.delta * (L + 1.0) >= 2.0) {
-        std::ostringstream os;
-        os << "delta = " << c.delta << " is above the stability bound: delta (||A||^2/sigma_y^2 + 1) = "
-           << c.delta * (L + 1.0) << " >= 2; the largest stable delta is " << s.max_stable_delta;
-        s.unstable = os.str();
-      }
       if (s.tweedie) s.tweedie_t = ts.back();
       break;
     }

@@ -40,6 +40,10 @@ struct Schedule {
 almc_sampler_config resolve_defaults(const almc_sampler_config& cfg);
 // Throws Error(ALMC_ERR_INVALID_ARGUMENT) naming a parameter out of range.
 void validate_config(const almc_sampler_config& cfg, bool has_operator);
+// Every step count is computed and bounded in double before conversion (at most 2^25 steps a run;
+// Error(ALMC_ERR_INVALID_ARGUMENT) naming the option otherwise), and the stability check runs
+// before the table is built: an unstable schedule without cfg.force_unstable comes back with
+// `unstable` set and no steps.
 Schedule build_schedule(const ScheduleInputs& in);
 
 }  // namespace almc

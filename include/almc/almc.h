@@ -11,11 +11,19 @@
  *
  * Every entry point returns an almc_status; none aborts, exits or prints. A message describing
  * the last failure is kept per handle (almc_*_last_error); failures of a create call are
- * recorded on the context. Config structs come from almc_*_default() and carry struct_size,
+ * recorded on the context. The string an almc_*_last_error call returns belongs to the handle and
+ * stays valid only until the next failing call on that handle (or on a handle created from the
+ * same context, for the context's message) or the handle's destruction: read it after the call
+ * that failed (never pass it as an argument of that same call's expression, whose evaluation order
+ * is unspecified) and copy it to keep it. Config structs come from almc_*_default() and carry struct_size,
  * which must equal sizeof the struct as this library was built (ALMC_ERR_STRUCT_SIZE otherwise).
  *
- * Lifetimes: scores, operators and samplers keep a pointer to their context (and a sampler to its
- * score and operator): destroy them before what they were created from.
+ * Lifetimes: handles are reference counted. A score or operator keeps its context alive, a sampler
+ * its context, score and operator: each *_destroy drops the caller's handle, and the object goes
+ * away when nothing made from it is left (destroying a context before its samplers is safe, and a
+ * sampler keeps working after its score's handle was destroyed). A sampler destroyed from its own
+ * progress callback is deleted when its run returns. Calling almc_sampler_run while a sampler of
+ * the same context is running (e.g. from a progress callback) returns ALMC_ERR_WRONG_STATE.
  *
  * Thread safety: distinct handles may be used concurrently from different threads; one handle
  * (and the handles created from the same context) must not be used from two threads at once.
@@ -82,7 +90,7 @@ typedef struct almc_context_config {
   almc_backend backend;
   int device;           /* CUDA device ordinal */
   void* stream;         /* cudaStream_t to run on; NULL: the context creates its own */
-  int n_threads;        /* CPU threads; 0: OpenMP's default */
+  int n_threads;        /* CPU threads, 0 to 1024; 0: OpenMP's default */
   almc_log_fn log;      /* NULL: no logging */
   void* log_user_data;
   almc_log_level log_level;
@@ -256,7 +264,10 @@ typedef struct almc_progress {
   double elapsed_seconds;
   double mean_residual; /* mean over chains of ||y - A x|| at the last check (NaN if unknown) */
 } almc_progress;
-/* Return non-zero to stop the run (it then returns ALMC_ERR_CANCELLED). */
+/* Called at every check (check_every steps) and, whatever check_every is, at least about every
+ * 0.2 s of wall time between steps or graph chunks, so a cancel takes effect within that plus one
+ * step (or chunk). Return non-zero to stop the run (it then returns ALMC_ERR_CANCELLED and keeps
+ * no result; snapshots taken so far stay readable). */
 typedef int (*almc_progress_fn)(const almc_progress* progress, void* user_data);
 
 typedef struct almc_sampler_config {

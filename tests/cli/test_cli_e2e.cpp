@@ -3,10 +3,15 @@
 // outputs. Also unit tests of the CLI's spec parsers.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <climits>
+#include <csignal>
+#include <thread>
+#include <filesystem>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -62,9 +67,11 @@ class Cli : public ::testing::Test {
   }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
-  Result run(const std::string& args) const {
+  // shell: run through `sh -c` with this prefix before the command (limits, traps, timeout).
+  Result run(const std::string& args, const std::string& shell = "") const {
     const std::string out = path("stdout.txt"), err = path("stderr.txt");
-    const std::string cmd = "'" + exe_ + "' " + args + " >'" + out + "' 2>'" + err + "' </dev/null";
+    const std::string exec = "'" + exe_ + "' " + args + " >'" + out + "' 2>'" + err + "' </dev/null";
+    const std::string cmd = shell.empty() ? exec : "sh -c \"" + shell + " " + exec + "\"";
     const int st = std::system(cmd.c_str());
     Result r;
     r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
@@ -307,6 +314,200 @@ TEST(CliParsers, ShapesAndOperatorSpecs) {
   const ImageShape y = measurement_shape(parse_operator_spec("downsample:2"), {1, 16, 16});
   EXPECT_EQ(y.H, 8);
   EXPECT_FALSE(measurement_shape(parse_operator_spec("matrix:a.npy"), {1, 16, 16}).known());
+}
+
+// ------------------------------------------------------------------ nothing lost, nothing silently wrong (issue 13)
+
+// Error messages are read after the failing call (they used to be read before it, from memory the
+// failure then freed: a garbage byte instead of the message).
+TEST_F(Cli, EngineErrorMessagesAreReadAfterTheCall) {
+  const float x[4] = {0, 0, 0, 0};
+  write_npy(path("x.npy"), x, {1, 4});
+  const Result r = run("eval --model /nonexistent/model.onnx --x " + path("x.npy") + " --level 0.5 --out " + path("o.npy"));
+  expect_one_line_error(r, "/nonexistent/model.onnx: cannot open: No such file or directory");
+  std::ofstream(path("garbage.onnx")) << "this is not an onnx model";
+  const Result g = run("eval --model " + path("garbage.onnx") + " --x " + path("x.npy") + " --level 0.5 --out " + path("o.npy"));
+  expect_one_line_error(g, "garbage.onnx");
+  EXPECT_NE(g.err.find("ONNX model"), std::string::npos) << g.err;
+}
+
+// A failed write (here: the file-size limit, as a full disk would) keeps the previous file intact,
+// reports the system's reason and exits non-zero; no temporary file is left behind.
+TEST_F(Cli, FailedWritesKeepThePreviousFile) {
+  const std::string prior = gaussian_prior();
+  const std::string old_content = "previous results";
+  std::ofstream(path("s.npy")) << old_content;
+  // 2000 chains x 4 floats = 32 kB, over a 4-block limit; SIGXFSZ ignored so write() fails with EFBIG.
+  const Result r = run("sample --prior " + prior + " --chains 2000 --kappa 2 --threads 1 --backend cpu -q --out " + path("s.npy"),
+                       "trap '' XFSZ; ulimit -f 4;");
+  expect_one_line_error(r, "File too large");
+  EXPECT_EQ(slurp(path("s.npy")), old_content);
+  for (const auto& e : std::filesystem::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << "left behind: " << e.path();
+  // Without the limit the same command replaces the file with the samples.
+  const Result ok = run("sample --prior " + prior + " --chains 2000 --kappa 2 --threads 1 --backend cpu -q --out " + path("s.npy"));
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(almc::io::read_npy_f32(path("s.npy")).shape, (std::vector<int64_t>{2000, 4}));
+}
+
+// Outputs that are not regular files are refused before the run and left alone (a device node, a
+// FIFO, a directory); the FIFO run must not hang waiting for a reader.
+TEST_F(Cli, NonRegularOutputsAreRefusedAndLeftAlone) {
+  const std::string prior = gaussian_prior();
+  const std::string base = "sample --prior " + prior + " --chains 4 --kappa 2 --backend cpu -q ";
+  ASSERT_EQ(::mkfifo(path("fifo").c_str(), 0600), 0);
+  const Result f = run(base + "--png " + path("fifo"), "timeout 60");
+  expect_one_line_error(f, "a FIFO, not a regular file");
+  struct stat st;
+  ASSERT_EQ(::stat(path("fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  ::mkdir(path("folder").c_str(), 0700);
+  expect_one_line_error(run(base + "--out " + path("folder")), "a directory");
+  // A character device like /dev/null (made here, so the real one is never at risk).
+  if (::mknod(path("null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
+    const Result c = run(base + "--png " + path("null"));
+    expect_one_line_error(c, "a character device");
+    ASSERT_EQ(::stat(path("null").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+  }
+}
+
+// Output paths are checked (and their folders created) before sampling: a path that cannot be
+// written fails at once, not after the run.
+TEST_F(Cli, OutputPathsAreCheckedBeforeTheRun) {
+  const std::string prior = gaussian_prior();
+  std::ofstream(path("plain")) << "x";
+  // About 2e10 chain-steps: minutes on a CPU, so a quick failure proves nothing ran.
+  const auto t0 = std::chrono::steady_clock::now();
+  const Result r = run("sample --prior " + prior + " --chains 100000 --backend cpu -q --mean " + path("mean.npy") +
+                       " --out " + path("plain/sub/x.npy"));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  expect_one_line_error(r, "Not a directory");
+  EXPECT_LT(secs, 20.0) << "the bad path was found only after sampling";
+  EXPECT_EQ(::access(path("mean.npy").c_str(), F_OK), -1) << "nothing is written when an output is unusable";
+  // Missing folders are created.
+  const Result ok = run("sample --prior " + prior + " --chains 4 --kappa 2 --backend cpu -q --out " + path("a/b/x.npy") +
+                        " --diagnostics " + path("c/d.json"));
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(almc::io::read_npy_f32(path("a/b/x.npy")).shape, (std::vector<int64_t>{4, 4}));
+  EXPECT_NO_THROW(nlohmann::json::parse(slurp(path("c/d.json"))));
+}
+
+// A 3 GB address-space limit for a command (so a huge allocation fails instead of taking the
+// machine); none under AddressSanitizer, which reserves terabytes of address space for itself.
+std::string address_limit() { return std::getenv("ASAN_OPTIONS") ? "" : "ulimit -v 3000000;"; }
+
+// Step counts that overflow or would need huge tables are refused with a message naming the
+// option, never run as warm-start noise with exit 0. The address-space limit makes any large
+// allocation fail, so a refusal that came after building the table would show up.
+TEST_F(Cli, AbsurdStepCountsAreRefusedBeforeAllocating) {
+  const std::string prior = gaussian_prior();
+  const float y[4] = {1, 0, -0.5f, 1.5f};
+  write_npy(path("y.npy"), y, {4});
+  const std::string base = "sample --prior " + prior + " --chains 2 --backend cpu -q --out " + path("s.npy") + " ";
+  const std::string limit = address_limit();
+  const std::pair<const char*, const char*> cases[] = {
+      {"--kappa 1e300", "kappa t_start / delta = 5e+303 is too large"},
+      {"--kappa 1e18", "kappa t_start / delta = 5e+21 is too large"},
+      {"--delta 1e-300", "kappa t_start / delta = 5e+301 is too large"},
+      {"--kappa 39000", "above the limit of 33554432 steps per run"},
+      {"--method ald --levels 10000 --steps-per-level 100000", "above the limit of 33554432 steps per run"}};
+  for (const auto& [opt, message] : cases) {
+    const Result r = run(base + opt, limit);
+    expect_one_line_error(r, message);
+    EXPECT_EQ(::access(path("s.npy").c_str(), F_OK), -1) << opt;
+  }
+  expect_one_line_error(run(base + "--t-start 1e300", limit), "t_start = 1e+300 is too large");
+  expect_one_line_error(run(base + "--kappa 1e-9", limit), "rounds to no annealing step");
+  // sigma_y = 1e-4: the default warm start would be 10 (1 + 1e8) steps; the stability check refuses first.
+  const Result w = run(base + "--y " + path("y.npy") + " --noise-std 1e-4", limit);
+  expect_one_line_error(w, "above the stability bound");
+  // Forced past the stability check, the warm start itself is refused by the step limit.
+  const Result f = run(base + "--y " + path("y.npy") + " --noise-std 1e-4 --force", limit);
+  expect_one_line_error(f, "warm start");
+}
+
+// Inputs must be regular files: devices and FIFOs are refused at once (not read until memory runs
+// out, not waited on), a directory is named as such.
+TEST_F(Cli, NonRegularInputsAreRefused) {
+  ASSERT_EQ(::mkfifo(path("fifo").c_str(), 0600), 0);
+  const std::string tail = " --chains 2 --backend cpu -q";
+  const std::string limit = address_limit() + " timeout 60";
+  expect_one_line_error(run("sample --prior /dev/zero" + tail, limit), "a character device, not a regular file");
+  expect_one_line_error(run("sample --prior " + path("fifo") + tail, limit), "a FIFO, not a regular file");
+  expect_one_line_error(run("sample --model " + path("fifo") + tail, limit), "a FIFO, not a regular file");
+  expect_one_line_error(run("sample --prior " + dir_ + tail, limit), "a directory, not a regular file");
+  const float x[4] = {0, 0, 0, 0};
+  write_npy(path("x.npy"), x, {1, 4});
+  expect_one_line_error(run("eval --model /dev/zero --x " + path("x.npy") + " --level 0.5 --out " + path("o.npy"), limit),
+                        "a character device, not a regular file");
+}
+
+// A summary that cannot reach stdout is an error, not exit 0.
+TEST_F(Cli, SummaryToAFullStdoutIsAnError) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full";
+  const std::string cmd = "'" + exe_ + "' sample --prior " + gaussian_prior() +
+                          " --chains 4 --kappa 2 --backend cpu --json >/dev/full 2>'" + path("err.txt") + "'";
+  const int st = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_NE(WEXITSTATUS(st), 0);
+  EXPECT_NE(slurp(path("err.txt")).find("cannot write to standard output: No space left on device"), std::string::npos)
+      << slurp(path("err.txt"));
+}
+
+// Ctrl-C stops a run within about a second whatever --check-every is, and writes nothing.
+TEST_F(Cli, InterruptStopsPromptlyWithALargeCheckEvery) {
+  const std::string cmd = "exec '" + exe_ + "' sample --prior " + gaussian_prior() +
+                          " --chains 100000 --check-every 100000000 --backend cpu --verbose --out " + path("s.npy") + " >'" +
+                          path("out.txt") + "' 2>'" + path("err.txt") + "' </dev/null";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait for the engine's first log line (the context exists), then let it get well into sampling
+  // (about 2e10 chain-steps: minutes) and interrupt.
+  for (int k = 0; k < 600 && slurp(path("err.txt")).find("backend") == std::string::npos; ++k)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  int st = 0;
+  // Poll for the exit up to 20 s; SIGKILL after that so the test never hangs.
+  pid_t done = 0;
+  while ((done = ::waitpid(pid, &st, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (done == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &st, 0);
+    FAIL() << "still running 20 s after SIGINT";
+  }
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by a signal";
+  EXPECT_EQ(WEXITSTATUS(st), 130) << slurp(path("err.txt"));
+  // The sampler polls every 0.2 s; a loaded 2-core machine can add a little to one step.
+  EXPECT_LT(secs, 3.0) << "took " << secs << " s to stop";
+  EXPECT_NE(slurp(path("err.txt")).find("interrupted"), std::string::npos);
+  EXPECT_EQ(::access(path("s.npy").c_str(), F_OK), -1) << "a cancelled run must not write its outputs";
+}
+
+// Option values that used to be converted silently are refused in one line.
+TEST_F(Cli, SeedsPsnrRangesThreadsAndStdsAreChecked) {
+  const std::string base = "sample --prior " + gaussian_prior() + " --chains 4 --kappa 2 --backend cpu -q ";
+  expect_one_line_error(run(base + "--seed -1"), "--seed");
+  expect_one_line_error(run(base + "--seed 18446744073709551616"), "at most 18446744073709551615");
+  expect_one_line_error(run(base + "--seed 99999999999999999999999"), "at most 18446744073709551615");
+  for (const char* v : {"0", "nan", "inf", "-1"})
+    expect_one_line_error(run(base + "--psnr-range " + v), "positive finite");
+  expect_one_line_error(run(base + "--threads 4000"), "--threads 4000 is above the limit of 1024");
+  // The largest seed is valid and differs from its neighbour.
+  ASSERT_EQ(run(base + "--seed 18446744073709551615 --out " + path("a.npy")).code, 0);
+  ASSERT_EQ(run(base + "--seed 18446744073709551614 --out " + path("b.npy")).code, 0);
+  EXPECT_NE(almc::io::read_npy_f32(path("a.npy")).data, almc::io::read_npy_f32(path("b.npy")).data);
+  std::ofstream(path("neg.json")) << R"({"weights": [1], "means": [[0, 0]], "stds": [-1]})";
+  expect_one_line_error(run("sample --prior " + path("neg.json") + " --chains 4 --backend cpu -q"), "must be positive");
 }
 
 }  // namespace
