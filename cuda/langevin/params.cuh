@@ -88,8 +88,9 @@ struct FusedStepParams {
   PriorTables tab;       // kPriorGaussian (K = 1) and kPriorGmm, at cur's level
   float* resp;           // kPriorGmm: [n, K] responsibilities at this step
   LocalOp op;
-  const float* y;        // measurement rows; chain c reads row (chain0 + c) / y_div
+  const float* y;        // measurement rows; chain c reads row (chain0 + c) / y_div - y_row0
   int64_t y_div;
+  int64_t y_row0;        // the row index y's first row stands for (per-chain rows of a slice)
   int64_t m;
   const float* g;        // non-fused operators: raw likelihood term [n, d]
 };

@@ -115,7 +115,7 @@ ALMC_HD float step_element(const FusedStepParams& p, const StepScalars& cur, con
 
 // The measurement row chain c reads (null without a likelihood).
 ALMC_HD const float* measurement_row(const FusedStepParams& p, int64_t c) {
-  return p.y ? p.y + ((p.chain0 + c) / p.y_div) * p.m : nullptr;
+  return p.y ? p.y + ((p.chain0 + c) / p.y_div - p.y_row0) * p.m : nullptr;
 }
 
 // The step for the f x f pixels of pooling block `blk` (index into C x H/f x W/f) of chain c:

@@ -185,6 +185,20 @@ almc_status almc_sampler_get_mean_std(almc_sampler_t s, float* mean, float* std)
   });
 }
 
+almc_status almc_chain_mean_std(const float* x, int64_t n_meas, int64_t chains_per_meas, int64_t d, float* mean,
+                                float* std) {
+  std::string err;
+  return guarded(&err, [&] {
+    require(x, "x");
+    if (!mean && !std) fail(ALMC_ERR_NULL_POINTER, "mean and std are both NULL");
+    if (n_meas <= 0 || chains_per_meas <= 0 || d <= 0)
+      fail(ALMC_ERR_INVALID_ARGUMENT, "n_meas, chains_per_meas and d must be positive");
+    checked_mul(checked_mul(n_meas, chains_per_meas, "chains"), d, "chains x d");
+    // The host backend's reduction (the functor both backends share), on the caller's arrays.
+    make_cpu_backend(0)->mean_std(x, n_meas, chains_per_meas, d, mean, std);
+  });
+}
+
 almc_status almc_sampler_get_residuals(almc_sampler_t s, float* out) {
   return sampler_guarded(s, [&] {
     require(out, "out");

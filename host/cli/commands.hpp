@@ -29,6 +29,8 @@ void register_demo_command(CLI::App& app);
 // Owned by the samplers work (validate.cpp) and the benchmarks work (bench.cpp).
 void register_validate_command(CLI::App& app);
 void register_bench_command(CLI::App& app);
+// Slices of a run (slices.cpp).
+void register_merge_command(CLI::App& app);
 
 // ------------------------------------------------------------------ errors
 
@@ -168,7 +170,7 @@ struct RunRequest {
 };
 struct RunResult {
   std::vector<float> samples;    // [n_meas * chains, d]
-  std::vector<float> mean, std;  // [n_meas, d]
+  std::vector<float> mean, std;  // [n_meas, d]; empty for a slice (cfg.chain_count > 0)
   std::vector<float> residuals;  // [n_meas * chains]
   almc_run_info info{};
   std::string backend, device;

@@ -1,4 +1,4 @@
-// The almc command line: sample, eval, info, demo, validate, bench.
+// The almc command line: sample, eval, info, demo, validate, bench, merge.
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     almc::cli::register_demo_command(app);
     almc::cli::register_validate_command(app);
     almc::cli::register_bench_command(app);
+    almc::cli::register_merge_command(app);
     if (argc > 1 && argv[1][0] != '-') {
       bool known = false;
       std::string names;

@@ -99,13 +99,17 @@ RunResult run_sampler(const RunRequest& rq) {
   check(st, "sampling failed", s.get());
 
   RunResult r;
-  const int64_t n = cfg.n_meas * cfg.chains_per_meas;
+  // A slice (chain_count > 0) returns its own chains; its mean and std come from merging.
+  const bool slice = cfg.chain_count > 0;
+  const int64_t n = slice ? cfg.chain_count : cfg.n_meas * cfg.chains_per_meas;
   r.samples.resize(static_cast<size_t>(n * rq.d));
-  r.mean.resize(static_cast<size_t>(cfg.n_meas * rq.d));
-  r.std.resize(r.mean.size());
   r.residuals.resize(static_cast<size_t>(n));
   check(almc_sampler_get_samples(s.get(), r.samples.data()), "samples", s.get());
-  check(almc_sampler_get_mean_std(s.get(), r.mean.data(), r.std.data()), "mean/std", s.get());
+  if (!slice) {
+    r.mean.resize(static_cast<size_t>(cfg.n_meas * rq.d));
+    r.std.resize(r.mean.size());
+    check(almc_sampler_get_mean_std(s.get(), r.mean.data(), r.std.data()), "mean/std", s.get());
+  }
   if (rq.op && almc_sampler_get_residuals(s.get(), r.residuals.data()) != ALMC_OK)
     std::fill(r.residuals.begin(), r.residuals.end(), NAN);
   if (!rq.op) std::fill(r.residuals.begin(), r.residuals.end(), NAN);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/cli/commands.hpp"
+#include "host/cli/slices.hpp"
 #include "host/io/image.hpp"
 #include "host/io/npy.hpp"
 
@@ -31,6 +32,7 @@ struct SampleOptions {
   std::string backend = "auto";
   int threads = 0;
   std::string out, mean, std, diagnostics, png, png_range;
+  std::string chain_range;
   int png_samples = 4;
   double psnr_range = 2.0;
   bool force = false, quiet = false, json = false, verbose = false;
@@ -101,6 +103,30 @@ void require_finite(double v, const char* name) {
   if (!std::isfinite(v)) throw CliError(std::string(name) + " must be a finite number", 2);
 }
 
+// Everything that decides a run's samples, for the slice record: options, the input files'
+// digests, the backend. Slices merge only when this is the same.
+json run_identity(const SampleOptions& o, const almc_sampler_config& cfg, const OperatorSpec& spec, bool have_y,
+                  const std::string& backend, int64_t d, const std::vector<int64_t>& sample_shape) {
+  json j;
+  j["almc"] = almc_version();
+  j["backend"] = backend;
+  j["method"] = static_cast<int>(cfg.method);
+  j["schedule"] = static_cast<int>(cfg.schedule);
+  j["config"] = {cfg.n_meas, cfg.chains_per_meas, cfg.seed, cfg.noise_std, cfg.likelihood_weight, cfg.kappa,
+                 cfg.delta, cfg.t_start, cfg.t_stop, cfg.warm_steps, cfg.warm_step, cfg.average_last, cfg.tweedie,
+                 cfg.n_levels, cfg.sigma_max, cfg.sigma_min, cfg.steps_per_level, cfg.eps, static_cast<int>(cfg.init),
+                 cfg.init_scale, cfg.force_unstable};
+  j["levels_file"] = file_digest(o.levels_file, "--levels-file");
+  const ScoreOptions& sc = o.score;
+  j["score"] = {file_digest(sc.model, "--model"), file_digest(sc.prior, "--prior"), sc.x_input, sc.level_input,
+                lower(sc.output), lower(sc.convention), lower(sc.level), file_digest(sc.alpha_bar, "--alpha-bar"), sc.tf32};
+  if (have_y)
+    j["likelihood"] = {spec.kind, file_digest(spec.file, "--operator"), spec.factor, file_digest(o.y_path, "--y")};
+  j["d"] = d;
+  j["sample_shape"] = sample_shape;
+  return j;
+}
+
 void run_sample(const SampleOptions& o) {
   // ---- cheap checks first: numbers, method, files that must parse
   almc_sampler_config cfg = o.cfg;
@@ -114,6 +140,14 @@ void run_sample(const SampleOptions& o) {
                          {cfg.init_scale, "--init-scale"}})
     require_finite(v, name);
   if (o.png_samples < 0) throw CliError("--png-samples must be >= 0", 2);
+  ChainRange range;
+  if (!o.chain_range.empty()) {
+    range = parse_chain_range(o.chain_range);
+    if (o.out.empty()) throw CliError("--chain-range needs --out FILE.npy for the slice's samples", 2);
+    for (const auto& [p, name] : {std::pair{&o.mean, "--mean"}, {&o.std, "--std"}, {&o.png, "--png"}, {&o.truth_path, "--truth"}})
+      if (!p->empty())
+        throw CliError(std::string(name) + " needs every chain: with --chain-range, run almc merge on the slices (it writes --mean and --std)", 2);
+  }
   const std::string init = lower(o.init);
   if (init == "gaussian")
     cfg.init = ALMC_INIT_GAUSSIAN;
@@ -156,8 +190,9 @@ void run_sample(const SampleOptions& o) {
   ImageShape shape;
   if (!o.shape_text.empty()) shape = parse_shape(o.shape_text);
   // Before any work: a run can last hours, its results must have somewhere to go.
+  const std::string slice_record = range.set() ? sidecar_path(o.out) : std::string();
   prepare_outputs({{"--out", &o.out}, {"--mean", &o.mean}, {"--std", &o.std}, {"--diagnostics", &o.diagnostics},
-                   {"--png", &o.png}});
+                   {"--png", &o.png}, {"--out (slice record)", &slice_record}});
 
   // ---- engine objects
   Context ctx = make_context(o.backend, o.threads, o.quiet, o.verbose);
@@ -228,6 +263,14 @@ void run_sample(const SampleOptions& o) {
     throw CliError("n_meas x chains x d is too large", 2);
   cfg.n_meas = n_meas;
   cfg.noise_std = have_y ? o.noise_std : cfg.noise_std;
+  if (range.set()) {
+    if (range.start > n_meas * chains - range.count)
+      throw CliError("--chain-range " + o.chain_range + " ends past the run's " + std::to_string(n_meas * chains) +
+                         " chains (" + std::to_string(n_meas) + " measurement(s) x " + std::to_string(chains) + ")",
+                     2);
+    cfg.chain_start = range.start;
+    cfg.chain_count = range.count;
+  }
 
   std::string op_desc = "none (prior)";
   Operator op;
@@ -245,12 +288,23 @@ void run_sample(const SampleOptions& o) {
   RunResult res = run_sampler(req);
 
   // ---- outputs
-  const int64_t N = n_meas * chains;
+  const int64_t N = range.set() ? range.count : n_meas * chains;
   const bool img = shape.known() && std::string(shape_source) != "a square guess";
   auto with_shape = [&](int64_t lead) {
     return img ? std::vector<int64_t>{lead, shape.C, shape.H, shape.W} : std::vector<int64_t>{lead, d};
   };
   if (!o.out.empty()) save_array(o.out, res.samples.data(), with_shape(N));
+  if (range.set()) {
+    SliceRecord rec;
+    rec.sample_shape = with_shape(1);
+    rec.sample_shape.erase(rec.sample_shape.begin());
+    rec.run = run_identity(o, cfg, spec, have_y, res.backend, d, rec.sample_shape);
+    rec.n_meas = n_meas;
+    rec.chains_per_meas = chains;
+    rec.d = d;
+    rec.range = range;
+    write_slice_sidecar(o.out, rec);
+  }
   if (!o.mean.empty()) save_array(o.mean, res.mean.data(), with_shape(n_meas));
   if (!o.std.empty()) save_array(o.std, res.std.data(), with_shape(n_meas));
 
@@ -266,6 +320,7 @@ void run_sample(const SampleOptions& o) {
   summary["n_meas"] = n_meas;
   summary["chains_per_meas"] = chains;
   summary["seed"] = cfg.seed;
+  if (range.set()) summary["chain_range"] = {range.start, range.count};
   summary["noise_std"] = have_y ? json(o.noise_std) : json(nullptr);
   if (shape.known()) summary["image_shape"] = {shape.C, shape.H, shape.W};
   summary["steps"] = res.info.steps;
@@ -409,6 +464,10 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--check-every", c.check_every, "NaN and residual check / progress period in steps")->capture_default_str()->group("Execution");
   sub->add_flag("--force", o->force, "run even when the step exceeds the stability bound")->group("Execution");
   // outputs
+  sub->add_option("--chain-range", o->chain_range,
+                  "START:COUNT: run only global chains START .. START+COUNT-1 of the n_meas*chains (bitwise those "
+                  "of the whole run); writes --out and its <out>.json record for almc merge")
+      ->group("Execution");
   sub->add_option("--out", o->out, "samples (.npy [n_meas*chains, C, H, W] or [n_meas*chains, d])")->group("Output");
   sub->add_option("--mean", o->mean, "posterior mean per measurement (.npy)")->group("Output");
   sub->add_option("--std", o->std, "posterior std per measurement (.npy)")->group("Output");

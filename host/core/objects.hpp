@@ -36,6 +36,9 @@ struct almc_score_s {
   void* user_data = nullptr;
   unsigned flags = 0;
   void (*destroy)(void*) = nullptr;
+  // Scores that evaluate rows in fixed blocks (ONNX on the CPU): the global chain index of the
+  // next calls' row 0, so a slice of a run is evaluated as the whole run would be. Null: no need.
+  void (*set_row0)(void* user_data, int64_t row0) = nullptr;
   // Analytic priors: K components (K = 1 for the Gaussian), host copies and backend buffers.
   int64_t K = 0;
   std::vector<float> mu, var, log_w;

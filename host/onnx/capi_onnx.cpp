@@ -7,6 +7,7 @@
 #include <string>
 
 #include "host/core/capi_internal.hpp"
+#include "host/core/objects.hpp"
 #include "host/core/error.hpp"
 #include "host/onnx/executor.hpp"
 
@@ -44,6 +45,7 @@ int score_trampoline(const float* x, float* score, int64_t n, int64_t d, const a
 }
 
 void destroy_score(void* p) { delete static_cast<OnnxScore*>(p); }
+void set_score_row0(void* p, int64_t row0) { static_cast<OnnxScore*>(p)->exec->set_row0(row0); }
 
 ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
   ExecConfig e;
@@ -141,7 +143,10 @@ almc_status almc_score_create_onnx(almc_context_t ctx, const char* path, const a
     else
       almc::context_log(ctx, ALMC_LOG_INFO, desc + ": set max_batch to let the sampler capture the network into CUDA graphs");
     OnnxScore* raw = s.release();
-    return almc_score_create_callback_owned(ctx, d, score_trampoline, raw, flags, destroy_score, desc.c_str(), out);
+    const almc_status st =
+        almc_score_create_callback_owned(ctx, d, score_trampoline, raw, flags, destroy_score, desc.c_str(), out);
+    if (st == ALMC_OK) (*out)->set_row0 = set_score_row0;
+    return st;
   });
 }
 

@@ -188,7 +188,8 @@ void Executor::run_cuda(const float* x, float* out, int64_t n, const AdapterPara
 
 void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev) {
   ensure_serial_blas();
-  const int64_t B = cpu_block_, blocks = (n + B - 1) / B, d = d_;
+  // Call row r is global sample row0_ + r; blocks are aligned to global samples.
+  const int64_t B = cpu_block_, lead = row0_ % B, blocks = (lead + n + B - 1) / B, d = d_;
   // Threads from the work: waking a thread costs tens of microseconds on a loaded machine, so each
   // gets at least ~2 MFLOP (the split never changes a result, only who computes which block).
   const int64_t by_work = std::max<int64_t>(1, int64_t(double(n) * cpu_flops_ / 2.0e6));
@@ -205,21 +206,25 @@ void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParam
   auto run_block = [&](Slot& w, int64_t blk) {
     const Plan& p = w.plan;
     float* arena = w.host_arena.data();
-    const int64_t c0 = blk * B, rows = std::min(B, n - c0);
+    // Call rows c0 .. c0+rows-1 sit at block positions pos .. pos+rows-1; the positions before
+    // and after them are padded with copies of the first and last row.
+    const int64_t start = blk * B - lead, c0 = std::max<int64_t>(start, 0), pos = c0 - start;
+    const int64_t rows = std::min(start + B, n) - c0;
     const float* xb = x + c0 * d;
     float* xn = arena + p.x.off;
-    for (int64_t i = 0; i < rows * d; ++i) xn[i] = k.cx * xb[i];
-    for (int64_t r = rows; r < B; ++r) std::memcpy(xn + r * d, xn + (rows - 1) * d, size_t(d) * sizeof(float));
+    for (int64_t i = 0; i < rows * d; ++i) xn[pos * d + i] = k.cx * xb[i];
+    for (int64_t r = 0; r < pos; ++r) std::memcpy(xn + r * d, xn + pos * d, size_t(d) * sizeof(float));
+    for (int64_t r = pos + rows; r < B; ++r) std::memcpy(xn + r * d, xn + (pos + rows - 1) * d, size_t(d) * sizeof(float));
     if (p.level_used) {
       float* lvl = arena + p.level.off;
       if (a.raw_levels) {
-        for (int64_t r = 0; r < B; ++r) lvl[r] = a.raw_levels[c0 + std::min(r, rows - 1)];
+        for (int64_t r = 0; r < B; ++r) lvl[r] = a.raw_levels[c0 + std::clamp(r - pos, int64_t(0), rows - 1)];
       } else {
         std::fill(lvl, lvl + p.level_count, lv);
       }
     }
     for (const auto& st : p.steps) cpu_run_step(st);
-    const float* net = arena + p.out.off;
+    const float* net = arena + p.out.off + pos * d;
     float* ob = out + c0 * d;
     for (int64_t i = 0; i < rows * d; ++i) ob[i] = k.c1 * net[i] + k.c2 * xb[i];
   };

@@ -30,6 +30,10 @@ class Executor {
   // model (about 24 MFLOP per block, a power of two from 1 to 16), so a sample's output depends
   // neither on the batch size nor on the thread count, bit for bit.
   int64_t cpu_block() const { return cpu_block_; }
+  // The global index of the next calls' row 0 (a slice of a run starts mid-way): CPU blocks are
+  // aligned to global rows, block k holding global samples k*B .. (k+1)*B-1 (padded at both
+  // ends), so a sample's output is also independent of where the call starts. 0 by default.
+  void set_row0(int64_t row0) { row0_ = row0 < 0 ? 0 : row0; }
 
   Executor(Graph g, const ExecConfig& cfg);
   ~Executor();
@@ -75,6 +79,7 @@ class Executor {
   std::map<int64_t, std::unique_ptr<Slot>> slots_;       // CUDA: one plan per batch size
   int64_t cpu_block_ = 1;
   double cpu_flops_ = 0;  // GEMM/convolution work per sample
+  int64_t row0_ = 0;
   std::vector<std::unique_ptr<Slot>> cpu_workers_;         // CPU: one per thread, sharing worker 0's consts
   void* blas_ = nullptr;
   float* dev_table_ = nullptr;

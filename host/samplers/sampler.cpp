@@ -45,7 +45,8 @@ void almc_sampler_s::create() {
   m = op ? op->m : 0;
   n_meas = cfg.n_meas;
   cpm = cfg.chains_per_meas;
-  n = n_meas * cpm;
+  chain0 = cfg.chain_start;
+  n = cfg.chain_count > 0 ? cfg.chain_count : n_meas * cpm;
   has_lik = op && cfg.likelihood_weight > 0;
   if (op && op->kind == kOpMatrix && op->n_mats != 1 && op->n_mats != n_meas)
     fail(ALMC_ERR_INVALID_ARGUMENT, "the operator holds ", op->n_mats, " matrices but the batch has ", n_meas,
@@ -100,7 +101,7 @@ void almc_sampler_s::create() {
     pick = Buffer(be, sizeof(int64_t) * static_cast<size_t>(n));
     std::vector<int64_t> h(static_cast<size_t>(n));
     for (int64_t c = 0; c < n; ++c) {
-      const float u = philox_uniform4(cfg.seed, noise_stream(c, cpm), kRngPickKey, 0).x;  // (0, 1]
+      const float u = philox_uniform4(cfg.seed, noise_stream(chain0 + c, cpm), kRngPickKey, 0).x;  // (0, 1]
       h[c] = std::min<int64_t>(sched.average_last - 1, static_cast<int64_t>((1.0f - u) * sched.average_last));
     }
     pick.upload(h.data(), pick.bytes());
@@ -126,7 +127,7 @@ FusedStepParams almc_sampler_s::fused_params() const {
   p.x = x.f();
   p.n = n;
   p.d = d;
-  p.chain0 = 0;
+  p.chain0 = chain0;
   p.cpm = cpm;
   p.seed = cfg.seed;
   p.cur = cur.get<StepScalars>();
@@ -144,15 +145,34 @@ FusedStepParams almc_sampler_s::fused_params() const {
     }
     p.y = sched.xgp ? ych.f() : y.f();
     p.y_div = sched.xgp ? 1 : cpm;
+    p.y_row0 = sched.xgp ? chain0 : 0;  // XGP: one row per chain of the slice
     p.m = m;
   }
   return p;
 }
 
+// Calls `call(r0, rows, meas0)` over the slice's rows so that each call's rows are whole
+// measurements starting at measurement meas0, or part of the one measurement meas0: the user
+// callbacks' contract (row r belongs to measurement meas0 + r / chains_per_meas) holds for any slice.
+template <class F>
+void almc_sampler_s::for_callback_rows(F&& call) const {
+  int64_t r = 0;
+  while (r < n) {
+    const int64_t g = chain0 + r, meas = g / cpm, j = g - meas * cpm;
+    int64_t rows = j != 0 ? std::min(n - r, cpm - j) : ((n - r) / cpm) * cpm;
+    if (rows == 0) rows = n - r;  // the tail: part of one measurement
+    call(r, rows, meas);
+    r += rows;
+  }
+}
+
 void almc_sampler_s::eval_score_into(float* out, const almc_level& level) {
   Backend* be = ctx->backend.get();
   if (score->kind == ScoreKind::Callback) {
+    // Row 0 is global chain chain0 for the call, then back to 0 for direct evaluations.
+    if (score->set_row0) score->set_row0(score->user_data, chain0);
     const int rc = score->fn(x.f(), out, n, d, &level, cur.get<almc_level_device>(), be->stream(), score->user_data);
+    if (score->set_row0) score->set_row0(score->user_data, 0);
     if (rc != 0)
       fail(ALMC_ERR_CALLBACK, "the score callback (", score->description, ") returned ", rc, " at step ", level.step);
     return;
@@ -175,12 +195,18 @@ void almc_sampler_s::update_tables(float t) {
 void almc_sampler_s::residuals_into_r(const StepScalars* c) {
   Backend* be = ctx->backend.get();
   if (op->kind == kOpLinearCallback) {
-    const int rc = op->forward(x.f(), rbuf.f(), n, 0, cpm, be->stream(), op->user_data);
-    if (rc != 0) fail(ALMC_ERR_CALLBACK, "the operator's forward callback returned ", rc);
+    for_callback_rows([&](int64_t r0, int64_t rows, int64_t meas0) {
+      const int rc = op->forward(x.f() + r0 * d, rbuf.f() + r0 * m, rows, meas0, cpm, be->stream(), op->user_data);
+      if (rc != 0) fail(ALMC_ERR_CALLBACK, "the operator's forward callback returned ", rc);
+    });
   } else {
-    be->op_forward(op->local_desc(), op->matrix(), x.f(), rbuf.f(), n, d, m, 0, cpm);
+    be->op_forward(op->local_desc(), op->matrix(), x.f(), rbuf.f(), n, d, m, chain0, cpm);
   }
-  be->residual_rows(rbuf.f(), sched.xgp ? ych.f() : y.f(), sched.xgp ? 1 : cpm, n, m, 0, c);
+  // XGP's per-chain rows are the slice's own (row c: chain c); y holds every measurement.
+  if (sched.xgp)
+    be->residual_rows(rbuf.f(), ych.f(), 1, n, m, 0, c);
+  else
+    be->residual_rows(rbuf.f(), y.f(), cpm, n, m, chain0, c);
 }
 
 void almc_sampler_s::likelihood_into_g() {
@@ -191,17 +217,22 @@ void almc_sampler_s::likelihood_into_g() {
       be->scale_by_xs(x.f(), tmp.f(), n * d, cur.get<StepScalars>());
       xin = tmp.f();
     }
-    const int rc = op->neg_grad(xin, sched.xgp ? ych.f() : y.f(), gbuf.f(), n, d, sched.xgp ? 1 : cpm, be->stream(),
-                                op->user_data);
-    if (rc != 0) fail(ALMC_ERR_CALLBACK, "the likelihood callback returned ", rc);
+    for_callback_rows([&](int64_t r0, int64_t rows, int64_t meas0) {
+      const float* yin = sched.xgp ? ych.f() + r0 * m : y.f() + meas0 * m;
+      const int rc = op->neg_grad(xin + r0 * d, yin, gbuf.f() + r0 * d, rows, d, sched.xgp ? 1 : cpm, be->stream(),
+                                  op->user_data);
+      if (rc != 0) fail(ALMC_ERR_CALLBACK, "the likelihood callback returned ", rc);
+    });
     return;
   }
   residuals_into_r(cur.get<StepScalars>());
   if (op->kind == kOpLinearCallback) {
-    const int rc = op->adjoint(rbuf.f(), gbuf.f(), n, 0, cpm, be->stream(), op->user_data);
-    if (rc != 0) fail(ALMC_ERR_CALLBACK, "the operator's adjoint callback returned ", rc);
+    for_callback_rows([&](int64_t r0, int64_t rows, int64_t meas0) {
+      const int rc = op->adjoint(rbuf.f() + r0 * m, gbuf.f() + r0 * d, rows, meas0, cpm, be->stream(), op->user_data);
+      if (rc != 0) fail(ALMC_ERR_CALLBACK, "the operator's adjoint callback returned ", rc);
+    });
   } else {
-    be->op_adjoint(op->local_desc(), op->matrix(), rbuf.f(), gbuf.f(), n, d, m, 0, cpm);
+    be->op_adjoint(op->local_desc(), op->matrix(), rbuf.f(), gbuf.f(), n, d, m, chain0, cpm);
   }
 }
 
@@ -209,7 +240,7 @@ void almc_sampler_s::likelihood_into_g() {
 void almc_sampler_s::step_body(Segment seg, int64_t host_step) {
   Backend* be = ctx->backend.get();
   be->begin_step(table.get<StepScalars>(), counter.get<int64_t>(), cur.get<StepScalars>());
-  if (sched.xgp) be->xgp_step_aux(ych.f(), n, m, 0, cpm, cfg.seed, cur.get<StepScalars>());
+  if (sched.xgp) be->xgp_step_aux(ych.f(), n, m, chain0, cpm, cfg.seed, cur.get<StepScalars>());
   if (seg != kWarm) {
     if (score->kind == ScoreKind::Callback) {
       const StepScalars& hs = sched.steps[static_cast<size_t>(host_step)];
@@ -241,9 +272,9 @@ void almc_sampler_s::check_chains(int64_t steps_done, bool final) {
   info.mean_residual = sum / static_cast<double>(n);
   for (int64_t c = 0; c < n; ++c)
     if (hf[c]) {
-      info.diverged_chain = c;
+      info.diverged_chain = chain0 + c;
       info.diverged_step = steps_done;
-      fail(ALMC_ERR_DIVERGED, "chain ", c, " became NaN or Inf by step ", steps_done, " of ", sched.steps.size(),
+      fail(ALMC_ERR_DIVERGED, "chain ", chain0 + c, " became NaN or Inf by step ", steps_done, " of ", sched.steps.size(),
            " (step size too large for this score or likelihood? try a smaller delta/eps)");
     }
 }
@@ -269,18 +300,18 @@ void almc_sampler_s::run() {
       be->scale_by_xs(x.f(), x.f(), n * d, cur.get<StepScalars>());
     }
   } else {
-    be->fill_random(x.f(), n, d, 0, cpm, cfg.seed, kRngInitKey, sched.init_scale, sched.init_uniform);
+    be->fill_random(x.f(), n, d, chain0, cpm, cfg.seed, kRngInitKey, sched.init_scale, sched.init_uniform);
   }
   if (sched.xgp) {
     // y_1 = y + sum_k sqrt(eta_k^2 - eta_{k+1}^2) xi_k; each later stage subtracts its xi_k again.
     for (int64_t c = 0; c < n; ++c)
-      be->copy(ych.f() + c * m, y.f() + (c / cpm) * m, 4 * static_cast<size_t>(m), CopyKind::BackendToBackend);
+      be->copy(ych.f() + c * m, y.f() + ((chain0 + c) / cpm) * m, 4 * static_cast<size_t>(m), CopyKind::BackendToBackend);
     for (size_t k = 0; k < sched.xgp_scales.size(); ++k) {
       StepScalars sc{};
       sc.aux = static_cast<int32_t>(k);
       sc.aux_scale = -sched.xgp_scales[k];
       be->copy(cur.get(), &sc, sizeof sc, CopyKind::HostToBackend);
-      be->xgp_step_aux(ych.f(), n, m, 0, cpm, cfg.seed, cur.get<StepScalars>());
+      be->xgp_step_aux(ych.f(), n, m, chain0, cpm, cfg.seed, cur.get<StepScalars>());
     }
   }
   const int64_t zero = 0;
@@ -390,9 +421,13 @@ void almc_sampler_s::run() {
 
 void almc_sampler_s::mean_std(float* mean, float* std) {
   Backend* be = ctx->backend.get();
-  const size_t bytes = 4 * static_cast<size_t>(n_meas * d);
+  if (chain0 % cpm != 0 || n % cpm != 0)
+    fail(ALMC_ERR_UNSUPPORTED, "the slice (chains ", chain0, " to ", chain0 + n - 1,
+         ") splits a measurement's chains: merge the slices' samples for the mean and std");
+  const int64_t meas = n / cpm;
+  const size_t bytes = 4 * static_cast<size_t>(meas * d);
   Buffer dm(be, bytes), ds(be, bytes);
-  be->mean_std(x.f(), n_meas, cpm, d, dm.f(), ds.f());
+  be->mean_std(x.f(), meas, cpm, d, dm.f(), ds.f());
   be->check("mean_std");
   if (mean) dm.download(mean, bytes);
   if (std) ds.download(std, bytes);

@@ -23,6 +23,7 @@ struct almc_sampler_s {
   std::string last_error;
 
   int64_t n = 0, d = 0, m = 0, cpm = 0, n_meas = 0;
+  int64_t chain0 = 0;  // global index of row 0 (the slice's first chain)
   bool has_lik = false;
   bool y_set = false, state_set = false, ran = false;
 
@@ -51,4 +52,6 @@ struct almc_sampler_s {
   void likelihood_into_g();
   void residuals_into_r(const almc::StepScalars* cur);
   void release_graphs() noexcept;
+  template <class F>
+  void for_callback_rows(F&& call) const;
 };

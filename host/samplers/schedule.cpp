@@ -109,6 +109,11 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
   checked_mul(c.n_meas, c.chains_per_meas, "n_meas x chains_per_meas");
   if (c.n_meas * c.chains_per_meas > (int64_t(1) << 31))
     fail(ALMC_ERR_INVALID_ARGUMENT, "more than 2^31 chains");
+  const int64_t total = c.n_meas * c.chains_per_meas;
+  if (c.chain_start < 0 || c.chain_count < 0 || (c.chain_count == 0 && c.chain_start != 0) ||
+      c.chain_start > total - c.chain_count)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "chain range start ", c.chain_start, " count ", c.chain_count,
+         " is not a non-empty part of the run's ", total, " chains (0 / 0: all)");
   finite_pos(c.kappa, "kappa");
   finite_pos(c.delta, "delta");
   finite_pos(c.t_start, "t_start");

@@ -309,6 +309,16 @@ typedef struct almc_sampler_config {
   int64_t snapshot_every;  /* keep x every k steps (0: none) */
   almc_progress_fn progress;
   void* progress_user_data;
+
+  /* A slice of the run: global chains chain_start .. chain_start + chain_count - 1 of the
+   * n_meas * chains_per_meas chains (chain c belongs to measurement c / chains_per_meas);
+   * 0 / 0 runs them all. Chain c's noise is keyed by (seed, its measurement, its index within
+   * it), so a slice's samples are bitwise those of the same chains in the whole run on the same
+   * backend. In a slice, set_state, get_samples and get_residuals hold the slice's chains only
+   * (row 0 = chain_start); set_measurement still takes all n_meas rows; get_mean_std needs a slice
+   * of whole measurements and returns those measurements' rows (merge the samples otherwise). */
+  int64_t chain_start;
+  int64_t chain_count;
 } almc_sampler_config;
 
 almc_sampler_config almc_sampler_config_default(void);
@@ -319,13 +329,20 @@ almc_status almc_sampler_create(almc_context_t ctx, almc_score_t score, almc_ope
 void almc_sampler_destroy(almc_sampler_t s);
 /* y: host [n_meas, m]. Must be finite. */
 almc_status almc_sampler_set_measurement(almc_sampler_t s, const float* y);
-/* Initial state for ALMC_INIT_USER: host [n_chains, d]. */
+/* Initial state for ALMC_INIT_USER: host [n_chains, d] (n_chains: the slice's chain_count when set). */
 almc_status almc_sampler_set_state(almc_sampler_t s, const float* x);
 almc_status almc_sampler_run(almc_sampler_t s);
-/* Host [n_chains, d] with n_chains = n_meas * chains_per_meas. */
+/* Host [n_chains, d] with n_chains = n_meas * chains_per_meas (or the slice's chain_count). */
 almc_status almc_sampler_get_samples(almc_sampler_t s, float* out);
-/* Per-measurement posterior mean and std across that measurement's chains: host [n_meas, d]. */
+/* Per-measurement posterior mean and std across that measurement's chains: host [n_meas, d]
+ * (a slice of whole measurements: its chain_count / chains_per_meas measurements; any other
+ * slice: ALMC_ERR_UNSUPPORTED). */
 almc_status almc_sampler_get_mean_std(almc_sampler_t s, float* mean, float* std);
+/* Per-measurement mean and std of host samples x[n_meas * chains_per_meas, d] (chains in order),
+ * into host mean/std [n_meas, d] (either may be NULL): the computation almc_sampler_get_mean_std
+ * does, so merged slices give the whole run's values bit for bit. */
+almc_status almc_chain_mean_std(const float* x, int64_t n_meas, int64_t chains_per_meas, int64_t d, float* mean,
+                                float* std);
 /* Per-chain residual ||y - A x|| of the final state: host [n_chains]. */
 almc_status almc_sampler_get_residuals(almc_sampler_t s, float* out);
 /* The state in backend memory ([n_chains, d]); valid until the next run or destroy. */
@@ -343,7 +360,7 @@ typedef struct almc_run_info {
   double seconds;
   double max_stable_delta;  /* 2 / (L + lambda), or -1 when unknown */
   double operator_norm;     /* -1 when unknown */
-  int64_t diverged_chain;   /* -1 when none */
+  int64_t diverged_chain;   /* global chain index, -1 when none */
   int64_t diverged_step;
   double mean_residual;
   int used_graphs;

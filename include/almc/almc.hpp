@@ -184,8 +184,8 @@ class Sampler : public Handle<almc_sampler_t, almc_sampler_destroy> {
     check(almc_sampler_create(ctx.get(), score.get(), op ? op->get() : nullptr, &cfg, &h), ctx.last_error());
     h_ = h;
     d_ = score.dim();
-    n_ = cfg.n_meas * cfg.chains_per_meas;
-    n_meas_ = cfg.n_meas;
+    n_ = cfg.chain_count > 0 ? cfg.chain_count : cfg.n_meas * cfg.chains_per_meas;
+    n_meas_ = cfg.chain_count > 0 ? cfg.chain_count / cfg.chains_per_meas : cfg.n_meas;
   }
   void set_measurement(const std::vector<float>& y) { check(almc_sampler_set_measurement(h_, y.data()), err()); }
   void set_state(const std::vector<float>& x) { check(almc_sampler_set_state(h_, x.data()), err()); }

@@ -294,6 +294,60 @@ TEST_F(Cli, DemoQuickRuns) {
   }
 }
 
+// Slices + merge: the merged samples, mean and std are the single run's bytes; merge refuses
+// overlapping, missing and foreign slices (and leaves no output); sample refuses bad ranges.
+TEST_F(Cli, SlicesMergeToTheSingleRun) {
+  const std::string prior = gaussian_prior();
+  const float y[3][4] = {{1, 0, -0.5f, 1.5f}, {0, 0, 0, 0}, {-1, 2, 1, 0}};
+  write_npy(path("y.npy"), &y[0][0], {3, 4});
+  const std::string base = "sample --prior " + prior + " --y " + path("y.npy") +
+                           " --noise-std 0.5 --kappa 2 --delta 4e-3 --t-start 1 --t-stop 0.05 --chains 5 --backend cpu --quiet";
+  Result r = run(base + " --seed 4 --out " + path("whole.npy") + " --mean " + path("m1.npy") + " --std " + path("s1.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<std::pair<std::string, std::string>> parts = {{"p0", "0:4"}, {"p1", "4:7"}, {"p2", "11:4"}};
+  for (const auto& [name, rng] : parts) {
+    r = run(base + " --seed 4 --chain-range " + rng + " --out " + path(name + ".npy"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(almc::io::read_npy_f32(path(name + ".npy")).shape[0], std::stoll(rng.substr(rng.find(':') + 1)));
+  }
+  const auto rec = nlohmann::json::parse(slurp(path("p1.npy.json")));
+  EXPECT_EQ(rec["chain_start"], 4);
+  EXPECT_EQ(rec["chain_count"], 7);
+  EXPECT_EQ(rec["total_chains"], 15);
+  r = run("merge " + path("p2.npy") + " " + path("p0.npy") + " " + path("p1.npy") + " --out " + path("all.npy") +
+          " --mean " + path("m2.npy") + " --std " + path("s2.npy") + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(path("all.npy")), slurp(path("whole.npy")));
+  EXPECT_EQ(slurp(path("m2.npy")), slurp(path("m1.npy")));
+  EXPECT_EQ(slurp(path("s2.npy")), slurp(path("s1.npy")));
+  EXPECT_EQ(slurp(path("all.npy")).size(), 128u + 15 * 4 * 4);
+
+  // Refusals: each leaves no output file.
+  r = run(base + " --seed 5 --chain-range 11:4 --out " + path("foreign.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run(base + " --seed 4 --chain-range 3:8 --out " + path("over.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string m = " --out " + path("bad.npy") + " --mean " + path("bad_m.npy") + " --quiet";
+  expect_one_line_error(run("merge " + path("p0.npy") + " " + path("p1.npy") + m), "chains 11 to 14 are missing");
+  expect_one_line_error(run("merge " + path("p0.npy") + " " + path("p2.npy") + m), "chains 4 to 10 are missing");
+  expect_one_line_error(run("merge " + path("p0.npy") + " " + path("over.npy") + " " + path("p1.npy") + " " + path("p2.npy") + m),
+                        "overlaps");
+  expect_one_line_error(run("merge " + path("p0.npy") + " " + path("p0.npy") + " " + path("p1.npy") + " " + path("p2.npy") + m),
+                        "overlaps");
+  expect_one_line_error(run("merge " + path("p0.npy") + " " + path("p1.npy") + " " + path("foreign.npy") + m), "another run");
+  expect_one_line_error(run("merge " + path("whole.npy") + m), "no slice record");
+  struct stat st;
+  EXPECT_NE(::stat(path("bad.npy").c_str(), &st), 0);
+  EXPECT_NE(::stat(path("bad_m.npy").c_str(), &st), 0);
+
+  expect_one_line_error(run(base + " --chain-range 12:4 --out " + path("x.npy")), "ends past the run's 15 chains");
+  expect_one_line_error(run(base + " --chain-range 2 --out " + path("x.npy")), "START:COUNT");
+  expect_one_line_error(run(base + " --chain-range 2:0 --out " + path("x.npy")), "START:COUNT");
+  expect_one_line_error(run(base + " --chain-range 0:5 --out " + path("x.npy") + " --mean " + path("xm.npy")), "almc merge");
+  expect_one_line_error(run(base + " --chain-range 0:5"), "needs --out");
+  EXPECT_NE(::stat(path("x.npy").c_str(), &st), 0);
+}
+
 TEST(CliParsers, ShapesAndOperatorSpecs) {
   using namespace almc::cli;
   const ImageShape s = parse_shape("3,8,8");
