@@ -544,6 +544,8 @@ class CudaBackend final : public Backend {
   void dense_gemm(const MatrixOp& mat, cublasOperation_t op_a, int64_t rows_out, int64_t inner, const float* in,
                   int64_t ld_in, float* out, int64_t ld_out, int64_t n, int64_t chain0, int64_t cpm) {
     const float one = 1.f, zero = 0.f;
+    // The math mode is read when a GEMM is issued (and so when it is captured into a graph).
+    ALMC_CUBLAS_TRY(cublasSetMathMode(blas_, mat.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     auto gemm = [&](const float* A, int64_t r0, int64_t rows) {
       ALMC_CUBLAS_TRY(cublasSgemm(blas_, op_a, CUBLAS_OP_N, static_cast<int>(rows_out), static_cast<int>(rows),
                                   static_cast<int>(inner), &one, A, static_cast<int>(mat.d), in + r0 * ld_in,

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "host/backend/backend.hpp"
+#include "host/backend/cpu_noise.hpp"
 
 namespace {
 
@@ -149,6 +150,20 @@ void Noise(benchmark::State& st) {
   st.SetBytesProcessed(st.iterations() * 4 * n * d);
 }
 
+// The CPU backend's vectorised noise alone (the fused step's largest cost), per chain row.
+void NoiseBlock(benchmark::State& st) {
+  const int64_t n = st.range(0), d = st.range(1);
+  Arr x(n * d);
+  uint64_t step = 0;
+  for (auto _ : st) {
+    ++step;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < n; ++c) almc::philox_normals_block(7, static_cast<uint64_t>(c), step, 0, (d + 3) / 4, x.p + c * d);
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * 4 * n * d);
+}
+
 // {chains, d}: 2^16 elements (cache), 2^22 and 2^24 (memory), and d = 64 with many chains.
 void Sizes(benchmark::internal::Benchmark* b) {
   b->Args({16, 4096})->Args({1024, 4096})->Args({4096, 4096})->Args({65536, 64})->Args({64, 65536});
@@ -164,6 +179,7 @@ BENCHMARK(FusedStep<kPriorGaussian, 1, kOpMask>)->Name("FusedStep/gauss/mask")->
 BENCHMARK(FusedStep<kPriorGmm, 8, kOpMask>)->Name("FusedStep/gmm8/mask")->Apply(Sizes);
 BENCHMARK(GmmResp)->Name("GmmResp/gmm8")->Apply(Sizes);
 BENCHMARK(Noise)->Name("Noise/philox_normal")->Apply(Sizes);
+BENCHMARK(NoiseBlock)->Name("Noise/cpu_block")->Apply(Sizes);
 
 }  // namespace
 

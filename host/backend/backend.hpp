@@ -20,6 +20,7 @@ enum class CopyKind { HostToBackend = 0, BackendToHost = 1, BackendToBackend = 2
 struct MatrixOp {
   const float* A;
   int64_t m, d, n_mats;
+  bool tf32 = false;  // CUDA: TF32 tensor-core GEMMs allowed
 };
 
 struct GraphHandle;

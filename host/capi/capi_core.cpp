@@ -529,6 +529,14 @@ almc_status almc_operator_norm(almc_operator_t op, double* out) {
   });
 }
 
+almc_status almc_operator_set_tf32(almc_operator_t op, int enable) {
+  if (!op) return ALMC_ERR_NULL_POINTER;
+  return guarded(&op->last_error, [&] {
+    if (enable != 0 && enable != 1) fail(ALMC_ERR_INVALID_ARGUMENT, "enable = ", enable, " must be 0 or 1");
+    op->tf32 = enable == 1;
+  });
+}
+
 const char* almc_operator_last_error(almc_operator_t op) { return op ? op->last_error.c_str() : "operator is NULL"; }
 
 static almc_status operator_apply(almc_operator_t op, const float* in, float* out, int64_t n, int64_t meas, bool adjoint) {

@@ -106,7 +106,7 @@ void ScoreOptions::add_options(CLI::App* app, bool with_prior, bool with_adapter
   app->add_option("--convention", convention, "the network's noise convention: ou | vp | ve")->capture_default_str();
   app->add_option("--level", level, "how the level is fed: t | sigma | log-sigma | index | none")->capture_default_str();
   app->add_option("--alpha-bar", alpha_bar, "alpha_bar table (.npy, 1-D) for --level index");
-  app->add_flag("--tf32", tf32, "allow TF32 GEMMs and convolutions (CUDA)");
+  app->add_flag("--tf32", tf32, "allow TF32 GEMMs and convolutions (CUDA): the network's and a dense operator's");
 }
 
 almc_onnx_config ScoreOptions::onnx_config(std::vector<float>& alpha_bar_storage) const {

@@ -64,12 +64,13 @@ struct almc_operator_s {
   // Dense matrices.
   int64_t n_mats = 0;
   almc::Buffer d_A;
+  bool tf32 = false;  // CUDA: TF32 tensor-core GEMMs allowed
   // Callbacks.
   almc_linear_fn forward = nullptr, adjoint = nullptr;
   almc_neg_grad_fn neg_grad = nullptr;
   void* user_data = nullptr;
 
-  almc::MatrixOp matrix() const { return {kind == almc::kOpMatrix ? d_A.f() : nullptr, m, d, n_mats}; }
+  almc::MatrixOp matrix() const { return {kind == almc::kOpMatrix ? d_A.f() : nullptr, m, d, n_mats, tf32}; }
   almc::LocalOp local_desc() const {
     almc::LocalOp l = local;
     l.kind = kind;

@@ -237,6 +237,10 @@ almc_status almc_operator_forward(almc_operator_t op, const float* x, float* y, 
 almc_status almc_operator_adjoint(almc_operator_t op, const float* y, float* x, int64_t n, int64_t meas);
 /* Spectral norm ||A|| (exact for local operators, power iteration for dense; -1 if unknown). */
 almc_status almc_operator_norm(almc_operator_t op, double* out);
+/* Dense operators on CUDA: allow TF32 tensor-core GEMMs (10-bit mantissa inputs, fp32
+ * accumulation) for A x and A^T r; off by default. No effect on the CPU backend or on other
+ * operator kinds. */
+almc_status almc_operator_set_tf32(almc_operator_t op, int enable);
 const char* almc_operator_last_error(almc_operator_t op);
 
 /* ------------------------------------------------------------------ samplers */

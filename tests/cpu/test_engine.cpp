@@ -294,3 +294,21 @@ TEST(Operators, DownsampleForwardMatchesHandComputedMeans) {
   ASSERT_EQ(y.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(y[i], want[i]) << i;
 }
+
+// TF32 for dense operators is an opt-in flag checked like every argument; the CPU backend
+// computes in fp32 whatever it says.
+TEST(Operators, Tf32FlagIsValidatedAndLeavesCpuResultsUnchanged) {
+  almc::Context ctx(ALMC_BACKEND_CPU);
+  Lcg rng(12);
+  const int64_t m = 5, d = 9;
+  const auto A = rng.normals(m * d);
+  auto op = almc::Operator::matrix(ctx, m, d, 1, A);
+  const auto x = rng.normals(3 * d);
+  const auto before = op.forward(x, 3);
+  EXPECT_EQ(ALMC_ERR_NULL_POINTER, almc_operator_set_tf32(nullptr, 1));
+  EXPECT_EQ(ALMC_ERR_INVALID_ARGUMENT, almc_operator_set_tf32(op.get(), 2));
+  EXPECT_NE(std::string(almc_operator_last_error(op.get())).find("enable"), std::string::npos);
+  ASSERT_EQ(ALMC_OK, almc_operator_set_tf32(op.get(), 1));
+  const auto after = op.forward(x, 3);
+  EXPECT_EQ(0, std::memcmp(before.data(), after.data(), sizeof(float) * before.size()));
+}
