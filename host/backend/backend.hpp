@@ -91,6 +91,11 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+// The CPU backend and the ONNX executor call OpenBLAS from their own OpenMP threads, one fixed
+// block of rows per call, so OpenBLAS must not start threads of its own: this sets its thread
+// count to 1 when it is not already 1. Process-wide, but only ever lowered, never toggled back
+// (no race between contexts), and so every GEMM row is computed the same way in every run.
+void ensure_serial_blas();
 // Throws Error(ALMC_ERR_NO_DEVICE) when CUDA is not compiled in or no device is present.
 std::unique_ptr<Backend> make_cuda_backend(int device, void* stream);
 int cuda_device_count();  // 0 without CUDA support

@@ -274,38 +274,51 @@ class CpuBackend final : public Backend {
   // each row with its measurement's matrix. OpenBLAS's result for a row depends on the row's
   // position inside the call (its kernels treat row positions differently), so rows go in
   // blocks of kGemmRows aligned to the chain index within the measurement: chain j of a
-  // measurement is always row j % kGemmRows of a call of the same shape (incomplete blocks padded
-  // through a scratch copy). A chain's result then does not depend on how many chains run, how
-  // they are split or the thread count. Calls are issued one after another; OpenBLAS threads
-  // inside a call as configured for the process (OPENBLAS_NUM_THREADS).
+  // measurement is always row j % kGemmRows of a single-threaded call of the same shape
+  // (incomplete blocks padded through a per-thread scratch copy). A chain's result then does not
+  // depend on how many chains run, how they are split or the thread count; the blocks are spread
+  // over this backend's threads.
   void dense_rows(const MatrixOp& mat, const float* in, int64_t k_in, float* out, int64_t k_out, int64_t n,
                   int64_t chain0, int64_t cpm, bool transpose_a) {
     constexpr int64_t kGemmRows = 16;
     const int64_t m = mat.m, d = mat.d;
-    auto gemm = [&](const float* A, const float* src, float* dst) {
-      if (transpose_a)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kGemmRows, static_cast<int>(m), static_cast<int>(d), 1.f,
-                    src, static_cast<int>(d), A, static_cast<int>(d), 0.f, dst, static_cast<int>(m));
-      else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kGemmRows, static_cast<int>(d), static_cast<int>(m), 1.f,
-                    src, static_cast<int>(m), A, static_cast<int>(d), 0.f, dst, static_cast<int>(d));
-    };
-    int64_t r = 0;
-    while (r < n) {
+    blocks_.clear();
+    for (int64_t r = 0; r < n;) {
       const int64_t g = chain0 + r, meas = g / cpm, j = g - meas * cpm;
       const int64_t lead = j % kGemmRows;  // row r's position in its block
       const int64_t rows = std::min({kGemmRows - lead, cpm - j, n - r});
-      const float* A = mat.A + (mat.n_mats == 1 ? 0 : meas) * m * d;
-      if (lead == 0 && rows == kGemmRows) {
-        gemm(A, in + r * k_in, out + r * k_out);
-      } else {
-        pad_in_.assign(static_cast<size_t>(kGemmRows * k_in), 0.f);
-        pad_out_.resize(static_cast<size_t>(kGemmRows * k_out));
-        std::memcpy(pad_in_.data() + lead * k_in, in + r * k_in, sizeof(float) * static_cast<size_t>(rows * k_in));
-        gemm(A, pad_in_.data(), pad_out_.data());
-        std::memcpy(out + r * k_out, pad_out_.data() + lead * k_out, sizeof(float) * static_cast<size_t>(rows * k_out));
-      }
+      blocks_.push_back({r, rows, lead, mat.n_mats == 1 ? 0 : meas});
       r += rows;
+    }
+    ensure_serial_blas();
+    const int64_t nb = static_cast<int64_t>(blocks_.size());
+#pragma omp parallel num_threads(threads_for(n * (m + d) * 16))
+    {
+      std::vector<float> pad_in, pad_out;
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < nb; ++b) {
+        const GemmBlock& bk = blocks_[static_cast<size_t>(b)];
+        const float* A = mat.A + bk.meas * m * d;
+        const float* src = in + bk.r * k_in;
+        float* dst = out + bk.r * k_out;
+        const bool whole = bk.lead == 0 && bk.rows == kGemmRows;
+        if (!whole) {
+          pad_in.assign(static_cast<size_t>(kGemmRows * k_in), 0.f);
+          pad_out.resize(static_cast<size_t>(kGemmRows * k_out));
+          std::memcpy(pad_in.data() + bk.lead * k_in, src, sizeof(float) * static_cast<size_t>(bk.rows * k_in));
+          src = pad_in.data();
+          dst = pad_out.data();
+        }
+        if (transpose_a)
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kGemmRows, static_cast<int>(m), static_cast<int>(d), 1.f,
+                      src, static_cast<int>(d), A, static_cast<int>(d), 0.f, dst, static_cast<int>(m));
+        else
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kGemmRows, static_cast<int>(d), static_cast<int>(m),
+                      1.f, src, static_cast<int>(m), A, static_cast<int>(d), 0.f, dst, static_cast<int>(d));
+        if (!whole)
+          std::memcpy(out + bk.r * k_out, pad_out.data() + bk.lead * k_out,
+                      sizeof(float) * static_cast<size_t>(bk.rows * k_out));
+      }
     }
   }
 
@@ -318,11 +331,18 @@ class CpuBackend final : public Backend {
 
 
   int n_threads_;
-  std::vector<float> pad_in_, pad_out_;  // dense_rows' last-block scratch (keeps its capacity)
+  struct GemmBlock {
+    int64_t r, rows, lead, meas;
+  };
+  std::vector<GemmBlock> blocks_;  // dense_rows' block list (keeps its capacity)
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+void ensure_serial_blas() {
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+}
 
 }  // namespace almc

@@ -128,12 +128,6 @@ template void cpu_copy<double>(const CopyParams&, const double*, double*);
 template void cpu_gather<float>(const GatherParams&, const float*, const float*, float*);
 template void cpu_gather<double>(const GatherParams&, const double*, const double*, double*);
 
-void ensure_serial_blas() {
-  // Only ever lowered to 1, never restored: concurrent contexts cannot interleave a save and a
-  // restore, and a value of 1 is left alone (no call while another thread is inside a GEMM).
-  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
-}
-
 void cpu_run_step(const Step& s) {
   switch (s.kind) {
     case StepKind::Ew: return run_ew(s.ew);

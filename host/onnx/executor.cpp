@@ -1,6 +1,8 @@
 // The ONNX executor (see executor.hpp): plans, buffers, and the adapter around a run.
 #include "host/onnx/executor.hpp"
 
+#include "host/backend/backend.hpp"
+
 #include <omp.h>
 
 #include <algorithm>

@@ -78,10 +78,6 @@ void bind_plan(Plan& p, float* arena, const float* consts);
 // CPU execution of one bound step (host/onnx/cpu_kernels.cpp).
 void cpu_run_step(const Step& s);
 
-// The executor's CPU steps run one per thread (it parallelises over blocks of chains), so OpenBLAS
-// must not start threads of its own: this sets its thread count to 1 when it is not already 1.
-// Process-wide, but only ever lowered, never toggled back (no race between contexts).
-void ensure_serial_blas();
 
 // Reference helpers shared with constant folding (double) and the CPU kernels (float).
 template <class T>
