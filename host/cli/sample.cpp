@@ -276,7 +276,7 @@ void run_sample(const SampleOptions& o) {
   Operator op;
   if (have_y) op = make_operator(ctx.get(), spec, d, shape, n_meas, &op_desc);
   // --tf32 covers the dense operator's GEMMs too (CUDA only; a no-op elsewhere).
-  if (have_y && o.score.tf32) check(almc_operator_set_tf32(op.get(), 1), "--tf32", almc_operator_last_error(op.get()));
+  if (have_y && o.score.tf32) check(almc_operator_set_tf32(op.get(), 1), "--tf32", op.get());
 
   // ---- sample
   RunRequest req;
