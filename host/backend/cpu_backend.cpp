@@ -46,11 +46,10 @@ void gmm_chain_resp(const PriorTables& tab, const float* xr, int64_t d, float* r
 
 // One tile of a chain's row for the elementwise operators: the shared per-element functions
 // (step.cuh), called in passes the compiler vectorises (noise block, prior score, update). The
-// operator kind is a template parameter, so the update pass has no branch. AVX2 and baseline
-// clones, picked at load time: the library itself targets x86-64-v2.
+// operator kind is a template parameter, so the update pass has no branch.
 template <int32_t Op>
-__attribute__((target_clones("avx2", "default")))
-void fused_tile(const FusedStepParams& params, const StepScalars& cur, int64_t c, int64_t tile) {
+inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams& params, const StepScalars& cur,
+                                                           int64_t c, int64_t tile) {
   FusedStepParams p = params;
   p.op.kind = Op;
   alignas(64) float xi[kTile], s[kTile];
@@ -75,15 +74,15 @@ void fused_tile(const FusedStepParams& params, const StepScalars& cur, int64_t c
   for (int64_t j = 0; j < len; ++j) x[j0 + j] = step_element(p, cur, yrow, c, j0 + j, x[j0 + j], s[j], xi[j]);
 }
 
-using TileFn = void (*)(const FusedStepParams&, const StepScalars&, int64_t, int64_t);
-
-// The tile function for an operator kind (the non-fused kinds all read the gradient buffer).
-TileFn tile_for(int32_t op) {
-  switch (op) {
-    case kOpNone: return &fused_tile<kOpNone>;
-    case kOpIdentity: return &fused_tile<kOpIdentity>;
-    case kOpMask: return &fused_tile<kOpMask>;
-    default: return &fused_tile<kOpBlur>;
+// AVX2 and baseline clones, picked at load time (the library itself targets x86-64-v2); each
+// clone inlines the per-operator bodies (clang cannot clone templates, so the switch is here).
+__attribute__((target_clones("avx2", "default")))
+void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t tile) {
+  switch (p.op.kind) {
+    case kOpNone: return fused_tile_body<kOpNone>(p, cur, c, tile);
+    case kOpIdentity: return fused_tile_body<kOpIdentity>(p, cur, c, tile);
+    case kOpMask: return fused_tile_body<kOpMask>(p, cur, c, tile);
+    default: return fused_tile_body<kOpBlur>(p, cur, c, tile);  // the gradient buffer
   }
 }
 
@@ -153,9 +152,8 @@ class CpuBackend final : public Backend {
       return;
     }
     const int64_t tiles = (p.d + kTile - 1) / kTile;
-    const TileFn tile = tile_for(p.op.kind);
 #pragma omp parallel for schedule(static) num_threads(threads_for(p.n * p.d))
-    for (int64_t item = 0; item < p.n * tiles; ++item) tile(p, cur, item / tiles, item % tiles);
+    for (int64_t item = 0; item < p.n * tiles; ++item) fused_tile(p, cur, item / tiles, item % tiles);
   }
 
   void analytic_score(const FusedStepParams& p, float* out) override {
