@@ -59,6 +59,13 @@ void check(almc_status status, const std::string& what, almc_sampler_t sampler);
 CLI::Validator seed_check();
 CLI::Validator positive_finite_check();
 
+// ------------------------------------------------------------------ ALMC variants (issue 15)
+
+// The names `--variant` accepts, in order: paper, noised-lik, scaled-y, best.
+const std::vector<std::pair<std::string, almc_variant>>& variant_names();
+// Throws CliError (exit code 2) listing the names when `name` is none of them.
+almc_variant parse_variant(const std::string& name);
+
 // ------------------------------------------------------------------ RAII handles
 
 struct ContextDeleter {

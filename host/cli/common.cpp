@@ -63,6 +63,23 @@ double finite_or_nan(double v) { return std::isfinite(v) ? v : std::numeric_limi
 
 bool progress_enabled(bool quiet) { return !quiet && ::isatty(STDERR_FILENO) == 1; }
 
+const std::vector<std::pair<std::string, almc_variant>>& variant_names() {
+  static const std::vector<std::pair<std::string, almc_variant>> v = {{"paper", ALMC_VARIANT_PAPER},
+                                                                      {"noised-lik", ALMC_VARIANT_NOISED_LIK},
+                                                                      {"scaled-y", ALMC_VARIANT_SCALED_Y},
+                                                                      {"best", ALMC_VARIANT_BEST}};
+  return v;
+}
+
+almc_variant parse_variant(const std::string& name) {
+  std::string all;
+  for (const auto& [n, v] : variant_names()) {
+    if (n == name) return v;
+    all += (all.empty() ? "" : ", ") + n;
+  }
+  throw CliError("unknown --variant '" + name + "' (use " + all + ")", 2);
+}
+
 Context make_context(const std::string& backend, int threads, bool quiet, bool verbose) {
   almc_context_config cfg = almc_context_config_default();
   const std::string b = lower(backend);

@@ -26,7 +26,7 @@ struct SampleOptions {
   ScoreOptions score;
   std::string op_spec, y_path, truth_path, shape_text;
   double noise_std = std::numeric_limits<double>::quiet_NaN();
-  std::string method = "almc", schedule = "default", levels_file, init = "gaussian";
+  std::string method = "almc", schedule = "default", levels_file, init = "gaussian", variant = "paper";
   almc_sampler_config cfg = almc_sampler_config_default();
   bool tweedie = false;
   std::string backend = "auto";
@@ -132,6 +132,9 @@ void run_sample(const SampleOptions& o) {
   almc_sampler_config cfg = o.cfg;
   cfg.method = parse_method(o.method);
   cfg.schedule = parse_schedule(o.schedule);
+  cfg.variant = parse_variant(o.variant);
+  if (cfg.variant != ALMC_VARIANT_PAPER && cfg.method != ALMC_METHOD_ALMC)
+    throw CliError("--variant " + o.variant + " applies to --method almc only", 2);
   if (cfg.chains_per_meas <= 0) throw CliError("--chains must be at least 1", 2);
   if (cfg.chains_per_meas > (int64_t(1) << 24)) throw CliError("--chains is too large", 2);
   for (auto [v, name] : {std::pair{cfg.kappa, "--kappa"}, {cfg.delta, "--delta"}, {cfg.t_start, "--t-start"},
@@ -313,6 +316,7 @@ void run_sample(const SampleOptions& o) {
   json summary;
   summary["command"] = "sample";
   summary["method"] = lower(o.method);
+  summary["variant"] = o.variant;
   summary["score"] = score_desc;
   summary["operator"] = op_desc;
   summary["backend"] = res.backend;
@@ -446,6 +450,11 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--t-stop", c.t_stop, "ALMC stop time tau (<= 0: default 0.01)")->capture_default_str()->group("ALMC");
   sub->add_option("--warm-steps", c.warm_steps, "warm-start steps (-1: ceil(10 (1 + L_R)))")->capture_default_str()->group("ALMC");
   sub->add_option("--warm-step", c.warm_step, "warm-start step (<= 0: 0.5 / (1 + L_R))")->capture_default_str()->group("ALMC");
+  sub->add_option("--variant", o->variant,
+                  "ALMC's likelihood along the path: paper | noised-lik (Gaussian approximation of p(y | x_t)) | "
+                  "scaled-y (y follows the OU mean) | best (the README's recommendation: paper likelihood, levels geometric in "
+                  "sigma unless --schedule is given); docs/ALGORITHMS.md Sec. 7-8")
+      ->capture_default_str()->group("ALMC");
   sub->add_option("--average-last", c.average_last, "output a random iterate among the last W steps")->capture_default_str()->group("ALMC");
   sub->add_flag("--tweedie", o->tweedie, "final Tweedie denoise at the last level")->group("ALMC");
   // family

@@ -33,6 +33,12 @@ struct ValidateOptions {
   std::string json_path;
   std::string backend = "cpu";
   bool quick = false;
+  // --sweep (issue 15)
+  bool sweep = false;
+  std::vector<int64_t> budgets = {10000, 30000, 100000, 300000, 1000000};
+  std::vector<std::string> problems = {"gauss", "bars", "mix16", "mix64"};
+  std::vector<std::string> methods = {"almc", "almc@geo", "almc+noised-lik", "almc+scaled-y", "ald", "xgp"};
+  double max_seconds = 300;
 };
 
 std::vector<float> to_f(const Vec& v) { return std::vector<float>(v.begin(), v.end()); }
@@ -188,6 +194,59 @@ void gauss_law(const LinearGaussian& p, const Plan& pl, Gauss* law, Gauss* tgt) 
   }
 }
 
+// Per-mode summary of samples against a mixture target: chains are assigned to the component of
+// largest responsibility under the target (ALGORITHMS.md T4).
+struct ModeStats {
+  Vec frac;             // fraction of chains per mode
+  double w_err = 0;     // max_k |frac_k - w_k|
+  double w_se = 0;      // binomial standard error of that figure: max_k sqrt(w_k (1 - w_k) / n)
+  double mean_err = 0;  // max abs error of the per-mode mean against M_k
+  double cov_err = 0;   // max abs error of the per-mode covariance against C_k
+  double mean_se = 0, cov_se = 0;  // Monte Carlo standard errors of those two (largest over entries)
+  double kl = 0;        // KL(frac || w) + sum_k frac_k KL(N(fit_k) || N(M_k, C_k)), modes with n_k > d + 1
+  double kl_bias = 0;   // its Monte Carlo bias ~ (K_used - 1) / 2n + sum_k (d + d(d+1)/2) / 2n
+  int modes_skipped = 0;  // modes with too few chains for a covariance fit (left out of kl)
+};
+ModeStats mode_stats(const Mixture& mix, const std::vector<float>& x, int64_t n, int d) {
+  const int K = static_cast<int>(mix.w.size());
+  ModeStats st;
+  st.frac.assign(static_cast<size_t>(K), 0.0);
+  std::vector<std::vector<float>> parts(static_cast<size_t>(K));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = &x[static_cast<size_t>(i * d)];
+    const int k = nearest_component(mix, xi, d);
+    st.frac[k] += 1.0 / static_cast<double>(n);
+    parts[k].insert(parts[k].end(), xi, xi + d);
+  }
+  int used = 0;
+  for (int k = 0; k < K; ++k) {
+    st.w_err = std::max(st.w_err, std::fabs(st.frac[k] - mix.w[k]));
+    st.w_se = std::max(st.w_se, std::sqrt(mix.w[k] * (1 - mix.w[k]) / static_cast<double>(n)));
+    const int64_t nk = static_cast<int64_t>(parts[k].size() / static_cast<size_t>(d));
+    if (st.frac[k] > 0) st.kl += st.frac[k] * std::log(st.frac[k] / mix.w[k]);
+    if (nk < 2) continue;
+    const Gauss e = empirical(parts[k].data(), nk, d);
+    const Gauss& c = mix.comp[k];
+    for (int i = 0; i < d; ++i) {
+      st.mean_err = std::max(st.mean_err, std::fabs(e.m[i] - c.m[i]));
+      st.mean_se = std::max(st.mean_se, se_mean(c, i, nk));
+      for (int j = 0; j < d; ++j) {
+        st.cov_err = std::max(st.cov_err, std::fabs(e.C(i, j) - c.C(i, j)));
+        st.cov_se = std::max(st.cov_se, se_cov(c, i, j, nk));
+      }
+    }
+    if (nk > d + 1) {
+      st.kl += st.frac[k] * kl(e, c);
+      st.kl_bias += (d + d * (d + 1) / 2.0) / (2.0 * static_cast<double>(n));
+      ++used;
+    } else if (mix.w[k] > 1e-3) {
+      ++st.modes_skipped;
+    }
+  }
+  st.kl_bias += std::max(0, used - 1) / (2.0 * static_cast<double>(n));
+  return st;
+}
+
 void print_rule() { std::printf("%s\n", std::string(112, '-').c_str()); }
 
 void run_validate(const ValidateOptions& o) {
@@ -320,6 +379,245 @@ void run_validate(const ValidateOptions& o) {
   }
 }
 
+// ---------------------------------------------------------------- --sweep (issue 15)
+
+struct SweepProblem {
+  std::string name, about;
+  bool gaussian = false;
+  LinearGaussian lg;  // gauss
+  GmmProblem mix;     // the mixtures (mask empty: dense matrix operator)
+  int d() const { return gaussian ? lg.d() : mix.g.d; }
+  const Mat& A() const { return gaussian ? lg.A : mix.A; }
+  double vy() const { return gaussian ? lg.vy : mix.vy; }
+};
+
+SweepProblem sweep_problem(const std::string& name) {
+  SweepProblem p;
+  p.name = name;
+  if (name == "gauss") {
+    p.gaussian = true;
+    p.lg = validate_gauss_problem();
+    p.about = "Gaussian prior, d 8, dense A 6 x 8, sigma_y 0.5";
+  } else if (name == "bars") {
+    p.mix = validate_bars_problem();
+    p.about = "3 bars in 2-D (ALGORITHMS.md T5), y observes x2, sigma_y 0.32";
+  } else if (name == "mix16") {
+    p.mix = random_mixture_problem("mix16", 16, 4, 8, 1.0, 0.5, 1, 16);
+    p.about = "mixture of 4 in 16-D, dense A 8 x 16, sigma_y 0.5";
+  } else if (name == "mix64") {
+    p.mix = random_mixture_problem("mix64", 64, 4, 32, 1.0, 0.5, 1, 64);
+    p.about = "mixture of 4 in 64-D, dense A 32 x 64, sigma_y 0.5";
+  } else {
+    throw CliError("unknown --problems entry '" + name + "' (use gauss, bars, mix16, mix64)", 2);
+  }
+  return p;
+}
+
+struct SweepMethod {
+  std::string name;
+  almc_method method = ALMC_METHOD_ALMC;
+  almc_variant variant = ALMC_VARIANT_PAPER;
+  almc_schedule schedule = ALMC_SCHEDULE_DEFAULT;
+};
+
+// "almc", "almc+VARIANT", either with "@geo" (levels geometric in sigma, Sec. 8), "ald", "xgp".
+SweepMethod sweep_method(const std::string& full) {
+  SweepMethod m;
+  m.name = full;
+  std::string name = full;
+  const size_t at = name.find('@');
+  if (at != std::string::npos) {
+    if (name.substr(at) != "@geo" || name.rfind("almc", 0) != 0)
+      throw CliError("unknown --methods entry '" + full + "' (only almc and almc+VARIANT take @geo)", 2);
+    m.schedule = ALMC_SCHEDULE_GEOMETRIC_SIGMA;
+    name = name.substr(0, at);
+  }
+  if (name == "ald") {
+    m.method = ALMC_METHOD_ALD;
+  } else if (name == "xgp") {
+    m.method = ALMC_METHOD_XGP;
+  } else if (name == "almc") {
+  } else if (name.rfind("almc+", 0) == 0) {
+    m.variant = parse_variant(name.substr(5));
+    if (m.variant == ALMC_VARIANT_BEST) throw CliError("--methods: write almc@geo for what --variant best selects", 2);
+  } else {
+    throw CliError("unknown --methods entry '" + name + "' (use almc, almc+VARIANT, ald, xgp)", 2);
+  }
+  return m;
+}
+
+// The sweep's settings for a step budget (documented in ALGORITHMS.md Sec. 8): ALMC at delta
+// 1e-3 (smaller when the stability bound needs it) with kappa = budget delta / (T_ws - tau); ALD
+// and XGP with budget / 100 levels of 100 steps and the largest step their stability allows.
+almc_sampler_config sweep_config(const SweepMethod& m, int64_t budget, double normsq, double vy, double prec_max,
+                                 int64_t chains, uint64_t seed) {
+  almc_sampler_config c = almc_sampler_config_default();
+  c.method = m.method;
+  c.variant = m.variant;
+  c.schedule = m.schedule;
+  c.chains_per_meas = chains;
+  c.seed = seed;
+  c.noise_std = std::sqrt(vy);
+  c.t_start = kTStart;
+  c.t_stop = kTau;
+  const double L = normsq / vy;
+  const int64_t steps = 100, levels = std::max<int64_t>(2, budget / steps);
+  switch (m.method) {
+    case ALMC_METHOD_ALD: {
+      c.sigma_max = 20;
+      c.sigma_min = std::sqrt(std::expm1(2 * kTau));
+      c.n_levels = levels;
+      c.steps_per_level = steps;
+      c.eps = std::min(ald_eps(normsq, vy, geometric(c.sigma_max, c.sigma_min, levels)), 0.5 / prec_max);
+      break;
+    }
+    case ALMC_METHOD_XGP:
+      c.sigma_max = 1;
+      c.n_levels = levels;
+      c.steps_per_level = steps;
+      c.eps = std::min(1e-3, 1.0 / (L + prec_max));
+      break;
+    default:
+      c.delta = std::min(1e-3, 1.0 / (std::max(L, 1.0) + prec_max));
+      c.kappa = static_cast<double>(budget) * c.delta / (kTStart - kTau);
+      break;
+  }
+  return c;
+}
+
+// The largest change of the mode weights along an ALMC variant's path after t = tau: the level-t
+// target is the mixture of T4 for the likelihood y ~ N(e^s A x, V(s)) (oracle::variant_at), its
+// weights w_k(t); annealing has to undo the change w_k(t) - w_k(tau) after the modes have parted.
+double path_weight_drift(const GmmProblem& q, almc_variant v, double normsq, double t_max) {
+  const double g = v == ALMC_VARIANT_PAPER ? -1 : v == ALMC_VARIANT_SCALED_Y ? q.vy : normsq;
+  const Mixture ref = gmm_target(q.g, q.A, q.y, q.vy, kTau);
+  double worst = 0;
+  for (int i = 1; i <= 40; ++i) {
+    const double t = kTau + (t_max - kTau) * i / 40.0;
+    LinearGaussian lg;
+    lg.A = q.A;
+    lg.vy = q.vy;
+    const LinearGaussian at = variant_at(lg, t, kTau, g);
+    const Mixture mt = gmm_target(q.g, at.A, q.y, at.vy, t);
+    for (size_t k = 0; k < ref.w.size(); ++k) worst = std::max(worst, std::fabs(mt.w[k] - ref.w[k]));
+  }
+  return worst;
+}
+
+void run_sweep(const ValidateOptions& o) {
+  if (o.chains < 10) throw CliError("--chains must be at least 10", 2);
+  if (!(o.max_seconds > 0)) throw CliError("--max-seconds must be positive", 2);
+  std::vector<SweepProblem> problems;
+  for (const std::string& n : o.problems) problems.push_back(sweep_problem(n));
+  std::vector<SweepMethod> methods;
+  for (const std::string& n : o.methods) methods.push_back(sweep_method(n));
+  for (int64_t b : o.budgets)
+    if (b < 100 || b > 100000000) throw CliError("--budgets entries must be in [100, 1e8]", 2);
+  Context ctx = make_context(o.backend, 0, true);
+  almc_context_t cx = ctx.get();
+  const auto t_all = std::chrono::steady_clock::now();
+  std::printf("almc validate --sweep: %lld chains, seed %llu, backend %s (%s); tau = %g, T_ws = %g\n",
+              static_cast<long long>(o.chains), static_cast<unsigned long long>(o.seed), o.backend.c_str(),
+              almc_context_device_name(cx), kTau, kTStart);
+  std::printf("Each figure is followed by its Monte Carlo error in brackets: the standard error (weights, means,\n"
+              "covariances) or the expected bias of the plug-in KL from n samples (KL).\n");
+  json rows = json::array(), pinfo = json::array();
+  for (const SweepProblem& p : problems) {
+    const int d = p.d();
+    almc_score_t sh = nullptr;
+    if (p.gaussian)
+      check(almc_score_create_gaussian(cx, d, to_f(p.lg.m0).data(), to_f(p.lg.s0).data(), &sh), "prior",
+            cx);
+    else
+      check(almc_score_create_gmm(cx, p.mix.g.K, d, to_f(p.mix.g.w).data(), to_f(p.mix.g.mu).data(),
+                                  to_f(p.mix.g.var).data(), &sh),
+            "prior", cx);
+    Score score(sh);
+    almc_operator_t oh = nullptr;
+    if (p.gaussian || p.mix.mask.empty())
+      check(almc_operator_create_matrix(cx, p.A().r, d, 1, to_f(p.A().a).data(), &oh), "operator",
+            cx);
+    else
+      check(almc_operator_create_mask(cx, d, p.mix.mask.data(), &oh), "operator", cx);
+    Operator op(oh);
+    const double normsq = spectral_normsq(p.A());
+    double prec_max = 0;
+    for (double v : p.gaussian ? p.lg.s0 : p.mix.g.var) prec_max = std::max(prec_max, 1 / v);
+    const Vec y = p.gaussian ? p.lg.y : p.mix.y;
+    Mixture mix;
+    if (p.gaussian) {
+      mix.w = {1.0};
+      mix.comp = {target(p.lg, kTau)};
+    } else {
+      mix = gmm_target(p.mix.g, p.mix.A, p.mix.y, p.mix.vy, kTau);
+    }
+    std::printf("\nProblem %s: %s; w'(tau) =", p.name.c_str(), p.about.c_str());
+    for (double w : mix.w) std::printf(" %.4f", w);
+    json pj = {{"problem", p.name}, {"about", p.about}, {"d", d}, {"weights_tau", mix.w}};
+    if (!p.gaussian) {
+      std::printf("\n  weight drift along the path, max_k,t<=1 |w_k(t) - w_k(tau)|:");
+      for (const SweepMethod& m : methods) {
+        if (m.method != ALMC_METHOD_ALMC) continue;
+        const double dr = path_weight_drift(p.mix, m.variant, normsq, 1.0);
+        std::printf(" %s %.3f", m.name.c_str(), dr);
+        pj["path_weight_drift"][m.name] = dr;
+      }
+    }
+    pinfo.push_back(pj);
+    std::printf("\n%-16s %8s %16s %16s %16s %16s %8s\n", "method", "steps", "KL(out||mu_tau)", "weight_err",
+                "mode_mean_err", "mode_cov_err", "seconds");
+    print_rule();
+    for (const SweepMethod& m : methods) {
+      double sec_per_step = -1;
+      for (int64_t budget : o.budgets) {
+        const almc_sampler_config cfg = sweep_config(m, budget, normsq, p.vy(), prec_max, o.chains, o.seed);
+        json row = {{"problem", p.name}, {"method", m.name}, {"budget", budget}, {"chains", o.chains}};
+        if (sec_per_step > 0 && sec_per_step * static_cast<double>(budget) > o.max_seconds) {
+          std::printf("%-16s %8lld   skipped: ~%.0f s expected > --max-seconds %g\n", m.name.c_str(),
+                      static_cast<long long>(budget), sec_per_step * static_cast<double>(budget), o.max_seconds);
+          row["skipped"] = true;
+          row["expected_seconds"] = sec_per_step * static_cast<double>(budget);
+          rows.push_back(row);
+          continue;
+        }
+        const RunOut r = run_engine(cx, score.get(), op.get(), cfg, to_f(y));
+        sec_per_step = r.seconds / static_cast<double>(std::max<int64_t>(1, r.steps));
+        const ModeStats st = mode_stats(mix, r.x, o.chains, d);
+        std::printf("%-16s %8lld %8.4f[%.4f] %8.4f[%.4f] %8.4f[%.4f] %8.4f[%.4f] %8.2f%s\n", m.name.c_str(),
+                    static_cast<long long>(r.steps), st.kl, st.kl_bias, st.w_err, st.w_se, st.mean_err, st.mean_se,
+                    st.cov_err, st.cov_se, r.seconds, st.modes_skipped ? " (KL: modes left out)" : "");
+        row.update({{"steps", r.steps}, {"kappa", cfg.kappa}, {"delta", cfg.delta}, {"eps", cfg.eps},
+                    {"n_levels", cfg.n_levels}, {"steps_per_level", cfg.steps_per_level},
+                    {"kl_out_tau", finite_or_nan(st.kl)}, {"kl_mc_bias", st.kl_bias}, {"weight_err", st.w_err},
+                    {"weight_se", st.w_se}, {"mode_mean_err", st.mean_err}, {"mode_mean_se", st.mean_se},
+                    {"mode_cov_err", st.cov_err}, {"mode_cov_se", st.cov_se}, {"fractions", st.frac},
+                    {"modes_left_out_of_kl", st.modes_skipped}, {"seconds", r.seconds}});
+        rows.push_back(row);
+        std::fflush(stdout);
+      }
+    }
+  }
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();
+  std::printf("\ntotal %.1f s\n", total);
+  if (!o.json_path.empty()) {
+    std::ofstream f(o.json_path);
+    if (!f) throw CliError("cannot write " + o.json_path);
+    json j;
+    j["sweep"] = true;
+    j["chains"] = o.chains;
+    j["seed"] = o.seed;
+    j["backend"] = o.backend;
+    j["device"] = almc_context_device_name(cx);
+    j["tau"] = kTau;
+    j["t_start"] = kTStart;
+    j["problems"] = pinfo;
+    j["rows"] = rows;
+    j["seconds"] = total;
+    f << j.dump(1) << "\n";
+    if (!f) throw CliError("cannot write " + o.json_path);
+  }
+}
+
 }  // namespace
 
 void register_validate_command(CLI::App& app) {
@@ -331,7 +629,23 @@ void register_validate_command(CLI::App& app) {
   sub->add_option("--json", o->json_path, "also write the table as JSON to this file");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
   sub->add_flag("--quick", o->quick, "two settings per problem instead of three");
-  sub->callback([o]() { run_validate(*o); });
+  sub->add_flag("--sweep", o->sweep,
+                "accuracy against step budget: each problem x method x budget (docs/ALGORITHMS.md Sec. 8)");
+  sub->add_option("--budgets", o->budgets, "--sweep: step budgets")->delimiter(',')->capture_default_str();
+  sub->add_option("--problems", o->problems, "--sweep: gauss, bars, mix16, mix64")->delimiter(',')->capture_default_str();
+  sub->add_option("--methods", o->methods,
+                  "--sweep: almc, almc+VARIANT (noised-lik, scaled-y), either with @geo (levels geometric in sigma), ald, xgp")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("--max-seconds", o->max_seconds,
+                  "--sweep: skip a run whose time, extrapolated from the method's smaller budgets, exceeds this")
+      ->capture_default_str();
+  sub->callback([o]() {
+    if (o->sweep)
+      run_sweep(*o);
+    else
+      run_validate(*o);
+  });
 }
 
 }  // namespace almc::cli

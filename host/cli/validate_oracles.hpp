@@ -291,23 +291,50 @@ struct AlmcParams {
   int64_t warm_steps = 0;
   double warm_step = 0;
   double init_std = 1;
+  // The likelihood variant of ALGORITHMS.md Sec. 7: < 0 the paper's; otherwise the proxy g of
+  // V(s) = vy + (e^{2s} - 1) g (||A||^2 for noised-lik, vy for scaled-y).
+  double variant_g = -1;
+  // Sec. 8: n = round(kappa (T_ws - tau) / delta) levels whose VE sigma = sqrt(e^{2t} - 1) is
+  // geometric from sigma(T_ws) down to sigma(tau), both included, instead of uniform in t.
+  bool geometric = false;
 };
-// Annealing levels of ALGORITHMS.md Sec. 3: t_i = i delta / kappa, i = N .. M+1.
+inline Vec geometric(double hi, double lo, int64_t n);
+// Annealing levels of ALGORITHMS.md Sec. 3: t_i = i delta / kappa, i = N .. M+1 (or Sec. 8's).
 inline Vec almc_levels(const AlmcParams& a) {
-  const int64_t N = std::llround(a.kappa * a.t_start / a.delta), M = std::llround(a.kappa * a.t_stop / a.delta);
   Vec ts;
+  if (a.geometric) {
+    const int64_t n = std::max<int64_t>(1, std::llround(a.kappa * (a.t_start - a.t_stop) / a.delta));
+    for (double s : geometric(std::sqrt(std::expm1(2 * a.t_start)), std::sqrt(std::expm1(2 * a.t_stop)), n))
+      ts.push_back(0.5 * std::log1p(s * s));
+    return ts;
+  }
+  const int64_t N = std::llround(a.kappa * a.t_start / a.delta), M = std::llround(a.kappa * a.t_stop / a.delta);
   for (int64_t i = N; i > M; --i) ts.push_back(static_cast<double>(i) * a.delta / a.kappa);
   return ts;
 }
-// Law of the ALMC output (last iterate): N(0, init_std^2 I), warm start on mu_inf, annealing.
-// start: optional law after the warm start (e.g. exactly mu_inf); null: run the warm start.
+// Sec. 7: the variant's likelihood at OU time t is the Gaussian y ~ N(e^s A x, V I) with
+// s = t - t_last, V = vy + (e^{2s} - 1) g: the same problem with A -> e^s A and vy -> V.
+// g < 0: the paper's likelihood (p itself).
+inline LinearGaussian variant_at(const LinearGaussian& p, double t, double t_last, double g) {
+  if (g < 0) return p;
+  LinearGaussian q = p;
+  const double s = std::max(0.0, t - t_last);
+  for (double& v : q.A.a) v *= std::exp(s);
+  q.vy = p.vy + std::expm1(2 * s) * g;
+  return q;
+}
+// Law of the ALMC output (last iterate): N(0, init_std^2 I), warm start on mu_inf (N(0, I) times
+// the first level's likelihood), annealing. start: optional law after the warm start (e.g.
+// exactly mu_inf); null: run the warm start.
 inline Gauss almc_chain(const LinearGaussian& p, const AlmcParams& a, const Gauss* start = nullptr) {
   Gauss g = start ? *start : standard_normal(p.d(), a.init_std);
+  const Vec ts = almc_levels(a);
+  const double t_last = ts.empty() ? a.t_stop : ts.back();
   if (!start) {
-    const Drift W = inf_drift(p);
+    const Drift W = inf_drift(variant_at(p, a.t_start, t_last, a.variant_g));
     for (int64_t k = 0; k < a.warm_steps; ++k) step(g, W, a.warm_step);
   }
-  for (double t : almc_levels(a)) step(g, target_drift(p, t), a.delta);
+  for (double t : ts) step(g, target_drift(variant_at(p, t, t_last, a.variant_g), t), a.delta);
   return g;
 }
 
@@ -524,6 +551,34 @@ struct GmmProblem {
   Vec y;
   double vy = 1;
 };
+// A random mixture with a dense operator (the higher-dimensional problems of `almc validate
+// --sweep`, also used by the tests): K components with means N(0, spread^2 I), diagonal variances
+// in [0.2, 0.6], weights proportional to 1..K (reversed); A [m, d] with N(0, 1/d) entries; y from
+// a draw of component `truth` with noise sigma_y. Every number is rounded to float, so the engine
+// (matrix operator, mask empty) and the oracle see the same problem.
+inline GmmProblem random_mixture_problem(const char* name, int d, int K, int m, double spread, double sigma_y,
+                                         int truth, uint64_t seed) {
+  Lcg g(seed);
+  auto f = [](double v) { return static_cast<double>(static_cast<float>(v)); };
+  GmmProblem q;
+  q.name = name;
+  q.g.K = K;
+  q.g.d = d;
+  double wsum = 0;
+  for (int k = 0; k < K; ++k) wsum += K - k;
+  for (int k = 0; k < K; ++k) q.g.w.push_back(f((K - k) / wsum));
+  for (int i = 0; i < K * d; ++i) q.g.mu.push_back(f(spread * g.normal()));
+  for (int i = 0; i < K * d; ++i) q.g.var.push_back(f(0.2 + 0.4 * g.uniform()));
+  q.A = Mat(m, d);
+  for (double& a : q.A.a) a = f(g.normal() / std::sqrt(static_cast<double>(d)));
+  Vec x(static_cast<size_t>(d));
+  for (int j = 0; j < d; ++j) x[j] = q.g.mu[truth * d + j] + std::sqrt(q.g.var[truth * d + j]) * g.normal();
+  q.vy = f(sigma_y) * f(sigma_y);
+  q.y = mul(q.A, x);
+  for (double& v : q.y) v = f(v + f(sigma_y) * g.normal());
+  return q;
+}
+
 // d = 8, dense 6 x 8 A, sigma_y = 0.5 (validate_oracles.cpp).
 LinearGaussian validate_gauss_problem();
 GmmProblem validate_gmm_problem();

@@ -72,7 +72,7 @@ void almc_sampler_s::create() {
   const bool need_g = has_lik && !op_is_fused(op->kind);
   const bool need_r = op && op->kind != kOpNegGradCallback;
   const bool need_tmp = has_lik && op->kind == kOpNegGradCallback &&
-                        (cfg.method == ALMC_METHOD_ALD || cfg.method == ALMC_METHOD_NCSN);
+                        (cfg.method == ALMC_METHOD_ALD || cfg.method == ALMC_METHOD_NCSN || cfg.variant != ALMC_VARIANT_PAPER);
   const int64_t steps = static_cast<int64_t>(sched.steps.size());
   double need = 4.0 * nd * (1 + (cfg.init == ALMC_INIT_USER) + need_s + need_g + need_tmp + (sched.average_last > 1)) +
                 4.0 * nm * (need_r + sched.xgp) + 4.0 * n * (score->K + 4) + sizeof(StepScalars) * (steps + 1.0) +

@@ -75,6 +75,25 @@ void push(Schedule& s, StepScalars st) {
   s.steps.push_back(st);
 }
 
+// ALMC's likelihood along the path (ALGORITHMS.md Sec. 7). With s = t - t_last, the variant's
+// likelihood at level t is the Gaussian y ~ N(e^s A x, V(s) I), V(s) = sigma_y^2 + (e^{2s} - 1) g:
+// in the step's terms xs = e^s and lik = lik_base e^s sigma_y^2 / V(s). g = 0 would keep the
+// paper's variance; g = ||A||^2 is the Gaussian approximation of p(y | x_t) (NOISED_LIK),
+// g = sigma_y^2 the measurement scaled by the OU mean (SCALED_Y). PAPER: xs = 1, multiplier 1.
+struct VariantLik {
+  double xs = 1, mult = 1;
+};
+VariantLik variant_lik(almc_variant v, double t, double t_last, double var_y, double normsq) {
+  VariantLik r;
+  if (v == ALMC_VARIANT_PAPER) return r;
+  const double s = std::max(0.0, t - t_last);
+  const double g = v == ALMC_VARIANT_SCALED_Y ? var_y : normsq;
+  const double V = var_y + std::expm1(2 * s) * g;
+  r.xs = std::exp(s);
+  r.mult = r.xs * var_y / V;
+  return r;
+}
+
 }  // namespace
 
 almc_sampler_config resolve_defaults(const almc_sampler_config& in) {
@@ -91,6 +110,12 @@ almc_sampler_config resolve_defaults(const almc_sampler_config& in) {
   if (c.init_scale <= 0) c.init_scale = 1;
   if (c.graph_chunk <= 0) c.graph_chunk = 50;
   if (c.check_every <= 0) c.check_every = 100;
+  if (c.variant == ALMC_VARIANT_BEST && c.method == ALMC_METHOD_ALMC) {
+    // The recommendation of `almc validate --sweep` (ALGORITHMS.md Sec. 8): the paper's likelihood
+    // on levels geometric in sigma, unless the caller chose the levels.
+    c.variant = ALMC_VARIANT_PAPER;
+    if (c.schedule == ALMC_SCHEDULE_DEFAULT) c.schedule = ALMC_SCHEDULE_GEOMETRIC_SIGMA;
+  }
   return c;
 }
 
@@ -102,6 +127,11 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
     fail(ALMC_ERR_INVALID_ARGUMENT, "unknown method ", raw_enum(c.method));
   if (raw_enum(c.schedule) < ALMC_SCHEDULE_DEFAULT || raw_enum(c.schedule) > ALMC_SCHEDULE_LIST)
     fail(ALMC_ERR_INVALID_ARGUMENT, "unknown schedule ", raw_enum(c.schedule));
+  if (raw_enum(c.variant) != ALMC_VARIANT_BEST &&
+      (raw_enum(c.variant) < ALMC_VARIANT_PAPER || raw_enum(c.variant) > ALMC_VARIANT_SCALED_Y))
+    fail(ALMC_ERR_INVALID_ARGUMENT, "unknown variant ", raw_enum(c.variant));
+  if (c.variant != ALMC_VARIANT_PAPER && c.method != ALMC_METHOD_ALMC)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "variant ", raw_enum(c.variant), " applies to method almc only (the other methods take the paper's variant, 0)");
   if (raw_enum(c.init) < ALMC_INIT_GAUSSIAN || raw_enum(c.init) > ALMC_INIT_USER)
     fail(ALMC_ERR_INVALID_ARGUMENT, "unknown init ", raw_enum(c.init));
   if (c.n_meas <= 0) fail(ALMC_ERR_INVALID_ARGUMENT, "n_meas = ", c.n_meas, " must be positive");
@@ -176,16 +206,6 @@ Schedule build_schedule(const ScheduleInputs& in) {
       if (L < 0 && in.has_likelihood)
         s.notes.push_back("operator norm unknown: warm-start defaults assume ||A|| <= 1");
       s.warm_step = c.warm_step > 0 ? c.warm_step : 0.5 / (1 + Lw);
-      // The stability check comes first: an unstable run is refused before any table is built.
-      if (L >= 0) s.max_stable_delta = 2.0 / (L + 1.0);
-      if (L >= 0 && c.delta * (L + 1.0) >= 2.0) {
-        std::ostringstream os;
-        os << "delta = " << c.delta << " is above the stability bound of explicit Euler: delta (||A||^2/sigma_y^2 + 1) = "
-           << c.delta * (L + 1.0) << " >= 2 (||A|| = " << in.op_norm << ", sigma_y = " << c.noise_std
-           << "); the largest stable delta is " << s.max_stable_delta;
-        s.unstable = os.str();
-        if (!c.force_unstable) return s;
-      }
       // Every count in double first: kappa / delta can be anything a user types.
       const bool uniform = c.schedule == ALMC_SCHEDULE_DEFAULT || c.schedule == ALMC_SCHEDULE_UNIFORM_T;
       int64_t n_main = 0, N = 0;
@@ -203,18 +223,35 @@ Schedule build_schedule(const ScheduleInputs& in) {
       if (n_main < 1)
         fail(ALMC_ERR_INVALID_ARGUMENT, "kappa (t_start - t_stop) / delta = ", c.kappa * (c.t_start - c.t_stop) / c.delta,
              " rounds to no annealing step (raise kappa or lower delta)");
+      // The variant's likelihood (Sec. 7) is anchored at the last level t_last; the warm start
+      // targets N(0, I) times the first level's likelihood. Its curvature relative to the paper's,
+      // xs * mult = e^{2s} sigma_y^2 / V(s), is monotone in s: the largest along the path is at
+      // s = 0 (1) or at t_start.
+      const almc_variant var = in.has_likelihood ? c.variant : ALMC_VARIANT_PAPER;
+      if (var == ALMC_VARIANT_NOISED_LIK && normsq < 0)
+        s.notes.push_back("variant noised-lik: operator norm unknown, the noise proxy assumes ||A|| = 1");
+      const double t_last = uniform ? static_cast<double>(N - n_main + 1) * c.delta / c.kappa
+                            : c.schedule == ALMC_SCHEDULE_GEOMETRIC_SIGMA ? c.t_stop
+                                                                          : in.levels.back();
+      const double g_norm = normsq >= 0 ? normsq : 1.0;
+      const VariantLik at_start = variant_lik(var, c.t_start, t_last, var_y, g_norm);
+      const double Lpath = L * std::max(1.0, at_start.xs * at_start.mult);
+      // The stability check comes first: an unstable run is refused before any table is built.
+      if (L >= 0) s.max_stable_delta = 2.0 / (Lpath + 1.0);
+      if (L >= 0 && c.delta * (Lpath + 1.0) >= 2.0) {
+        std::ostringstream os;
+        os << "delta = " << c.delta << " is above the stability bound of explicit Euler: delta (||A||^2/sigma_y^2 + 1) = "
+           << c.delta * (Lpath + 1.0) << " >= 2 (||A|| = " << in.op_norm << ", sigma_y = " << c.noise_std
+           << (var != ALMC_VARIANT_PAPER ? ", largest along the variant's path" : "")
+           << "); the largest stable delta is " << s.max_stable_delta;
+        s.unstable = os.str();
+        if (!c.force_unstable) return s;
+      }
       s.warm_steps = c.warm_steps >= 0 ? c.warm_steps
                                        : checked_steps(std::ceil(10 * (1 + Lw)), "the default warm start ceil(10 (1 + L_R))",
                                                        " (set warm_steps)");
       checked_steps(static_cast<double>(s.warm_steps) + static_cast<double>(n_main), "warm start plus annealing");
       s.steps.reserve(static_cast<size_t>(s.warm_steps + n_main + 1));
-      for (int64_t i = 0; i < s.warm_steps; ++i) {
-        StepScalars st = level_at(c.t_start);
-        st.kind = kStepWarm;
-        st.h = static_cast<float>(s.warm_step);
-        st.lik = static_cast<float>(lik_base);
-        push(s, st);
-      }
       std::vector<double> ts;
       if (uniform) {
         ts.reserve(static_cast<size_t>(n_main));
@@ -225,10 +262,22 @@ Schedule build_schedule(const ScheduleInputs& in) {
       } else {
         ts = in.levels;
       }
+      auto lik_step = [&](StepScalars& st, double t) {
+        const VariantLik v = variant_lik(var, t, t_last, var_y, g_norm);
+        st.xs = static_cast<float>(v.xs);
+        st.lik = static_cast<float>(lik_base * v.mult);
+      };
+      for (int64_t i = 0; i < s.warm_steps; ++i) {
+        StepScalars st = level_at(c.t_start);
+        st.kind = kStepWarm;
+        st.h = static_cast<float>(s.warm_step);
+        lik_step(st, c.t_start);
+        push(s, st);
+      }
       for (double t : ts) {
         StepScalars st = level_at(t);
         st.h = static_cast<float>(c.delta);
-        st.lik = static_cast<float>(lik_base);
+        lik_step(st, t);
         push(s, st);
       }
       if (s.tweedie) s.tweedie_t = ts.empty() ? c.t_stop : ts.back();

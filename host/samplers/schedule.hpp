@@ -36,7 +36,10 @@ struct Schedule {
   std::vector<std::string> notes; // things worth logging
 };
 
+
 // Fills the documented defaults into a copy of cfg (non-positive values mean "default").
+// ALMC_VARIANT_BEST (method ALMC) becomes the paper's likelihood with, unless a schedule is set,
+// levels geometric in sigma: what `almc validate --sweep` measured best (ALGORITHMS.md Sec. 8).
 almc_sampler_config resolve_defaults(const almc_sampler_config& cfg);
 // Throws Error(ALMC_ERR_INVALID_ARGUMENT) naming a parameter out of range.
 void validate_config(const almc_sampler_config& cfg, bool has_operator);

@@ -260,6 +260,16 @@ typedef enum almc_schedule {
   ALMC_SCHEDULE_LIST = 3             /* levels[] (OU times, decreasing) */
 } almc_schedule;
 
+/* How ALMC's likelihood term changes along the path (ALGORITHMS.md Sec. 7). Every variant is
+ * the paper's likelihood at the last level; s = t - t_last below. */
+typedef enum almc_variant {
+  ALMC_VARIANT_PAPER = 0,       /* the paper: A^T (y - A x) / sigma_y^2 at every level */
+  ALMC_VARIANT_NOISED_LIK = 1,  /* Gaussian approximation of p(y | x_t): y ~ N(e^s A x, sigma_y^2 + (e^{2s} - 1) ||A||^2) */
+  ALMC_VARIANT_SCALED_Y = 2,    /* the measurement follows the OU mean: A^T (e^{-s} y - A x) / sigma_y^2 */
+  ALMC_VARIANT_BEST = 100       /* the README's recommendation, resolved at create: the paper's likelihood on
+                                   levels geometric in sigma (ALMC_SCHEDULE_GEOMETRIC_SIGMA unless a schedule is set) */
+} almc_variant;
+
 typedef enum almc_init { ALMC_INIT_GAUSSIAN = 0, ALMC_INIT_UNIFORM = 1, ALMC_INIT_USER = 2 } almc_init;
 
 typedef struct almc_progress {
@@ -323,6 +333,9 @@ typedef struct almc_sampler_config {
    * of whole measurements and returns those measurements' rows (merge the samples otherwise). */
   int64_t chain_start;
   int64_t chain_count;
+
+  /* ALMC only: the likelihood along the path (almc_variant; default ALMC_VARIANT_PAPER). */
+  almc_variant variant;
 } almc_sampler_config;
 
 almc_sampler_config almc_sampler_config_default(void);
