@@ -13,10 +13,19 @@ build=${ALMC_BUILD_DIR:-build}
 (cd "$build" && ctest --output-on-failure -j"${ALMC_JOBS:-$(nproc)}" --timeout 900)
 prefix=$(mktemp -d)
 cmake --install "$build" --prefix "$prefix" >/dev/null
+# A C-only project on almc::almc and a C++-only project on almc::almc_cpu, built outside the tree.
+rm -rf "$build/example" "$build/example_cxx"
 cmake -S examples/c_gmm -B "$build/example" -DCMAKE_PREFIX_PATH="$prefix" >"$build/example.log" 2>&1 ||
   { cat "$build/example.log"; exit 1; }
 cmake --build "$build/example" >>"$build/example.log" 2>&1 || { cat "$build/example.log"; exit 1; }
 "$build/example/c_gmm"
-echo "installed-package example: passed"
+cmake -S examples/cxx_gauss -B "$build/example_cxx" -DCMAKE_PREFIX_PATH="$prefix" >"$build/example_cxx.log" 2>&1 ||
+  { cat "$build/example_cxx.log"; exit 1; }
+cmake --build "$build/example_cxx" --verbose >>"$build/example_cxx.log" 2>&1 || { cat "$build/example_cxx.log"; exit 1; }
+if grep -E -- "-o cxx_gauss .*(cublas|cudart)" "$build/example_cxx.log"; then
+  echo "the CPU-only consumer (almc::almc_cpu) links a CUDA library"; exit 1
+fi
+"$build/example_cxx/cxx_gauss"
+echo "installed-package examples (C-only on almc::almc, C++-only on almc::almc_cpu): passed"
 bash python/test_package.sh "$build" "$prefix"
 echo "python package: passed"

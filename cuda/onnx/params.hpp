@@ -263,12 +263,17 @@ struct AdapterParams {
   bool raw;            // feed raw_level, identity coefficients (almc_onnx_eval_raw)
   float raw_level;
   const float* raw_levels;  // raw with one level per sample (backend memory), or null
+  // The network's own time for a continuous VP-SDE (score_sde): alpha_bar(s) = exp(-beta_min s -
+  // beta_d s^2 / 2) with beta_d = beta_max - beta_min; used for the t level when vp_sde is set.
+  bool vp_sde;
+  float beta_min, beta_d;
+  float level_scale;  // the t, sigma and log-sigma values are multiplied by this (e.g. 999); 0 means 1
 };
 ALMC_OHD float adapter_level_value(const AdapterParams& p, float t, float sigma, float log_sigma, float alpha_bar) {
   if (p.raw) return p.raw_level;
   switch (p.level_kind) {
-    case 1: return sigma;
-    case 2: return log_sigma;
+    case 1: return p.level_scale > 0.f ? p.level_scale * sigma : sigma;
+    case 2: return p.level_scale > 0.f ? p.level_scale * log_sigma : log_sigma;
     case 3: {
       int64_t best = 0;
       float best_d = 3.0e38f;
@@ -281,7 +286,16 @@ ALMC_OHD float adapter_level_value(const AdapterParams& p, float t, float sigma,
       }
       return float(best);
     }
-    default: return t;
+    default: {
+      float v = t;
+      if (p.vp_sde) {
+        // Solve beta_d s^2 / 2 + beta_min s = 2 t (alpha_bar(s) = e^{-2t}) in the form that is
+        // accurate for small t: s = 4 t / (beta_min + sqrt(beta_min^2 + 4 beta_d t)).
+        const float den = p.beta_min + sqrtf(p.beta_min * p.beta_min + 4.f * p.beta_d * t);
+        v = den > 0.f ? 4.f * t / den : 0.f;
+      }
+      return p.level_scale > 0.f ? p.level_scale * v : v;
+    }
   }
 }
 

@@ -25,7 +25,8 @@
 //              full minus Gaussian-with-operator for an ONNX network
 //   operator = full minus prior only
 //   launch   = CUDA: full with graphs off minus full with graphs on (launch overhead graphs save)
-// Differences below the run-to-run spread show up as small or negative numbers; read them as 0.
+// A difference is never printed negative: one below 0 (noise) is reported as 0, and the JSON gives
+// each stage's spread (half the sum of both timings' min-max ranges) and the raw difference.
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -381,6 +382,18 @@ struct Timing {
   std::vector<double> runs;   // seconds per run
 };
 
+}  // namespace
+
+StageTime stage_difference(double a, double a_lo, double a_hi, double b, double b_lo, double b_hi) {
+  StageTime t;
+  t.raw = a - b;
+  t.spread = 0.5 * ((a_hi - a_lo) + (b_hi - b_lo));
+  t.seconds = std::isfinite(t.raw) ? std::max(0.0, t.raw) : t.raw;
+  return t;
+}
+
+namespace {
+
 struct Engine {
   almc_context_t ctx;
   bool cuda;
@@ -572,6 +585,12 @@ json run_case(const BenchOptions& o, const Engine& e, const CaseSpec& c, int thr
 
   // Stages.
   double t_update = NAN, t_score = NAN, t_op = NAN, t_launch = NAN, upd_frac = NAN;
+  auto diff = [](const Timing& a, const Timing& b, double* out, const char* variant) {
+    const StageTime d = stage_difference(a.step_s, a.step_s_min, a.step_s_max, b.step_s, b.step_s_min, b.step_s_max);
+    *out = d.seconds;
+    return json{{"seconds_per_step", d.seconds}, {"spread_seconds_per_step", d.spread},
+                {"raw_difference", d.raw}, {"variant", variant}};
+  };
   if (!o.no_stages) {
     json st;
     const bool has_op = c.op != "none";
@@ -586,30 +605,23 @@ json run_case(const BenchOptions& o, const Engine& e, const CaseSpec& c, int thr
     if (c.prior == "gmm" || c.prior == "gauss") {
       const Timing pri = c.prior == "gauss" ? upd : time_variant(o, e, c, p, {c.prior, "none", true});
       if (pri.ok && upd.ok) {
-        t_score = pri.step_s - t_update;
-        st["score"] = {{"seconds_per_step", t_score}, {"variant", "prior only minus update"}};
+        st["score"] = diff(pri, upd, &t_score, "prior only minus update");
       }
       if (pri.ok && has_op) {
-        t_op = full.step_s - pri.step_s;
-        st["operator"] = {{"seconds_per_step", t_op}, {"variant", "full minus prior only"}};
+        st["operator"] = diff(full, pri, &t_op, "full minus prior only");
       }
     } else {
       const Timing gop = time_variant(o, e, c, p, {"gauss", c.op, true});
       if (gop.ok) {
-        t_score = full.step_s - gop.step_s;
-        st["score"] = {{"seconds_per_step", t_score}, {"variant", "full minus gaussian prior with the operator"}};
-        if (upd.ok) {
-          t_op = gop.step_s - t_update;
-          st["operator"] = {{"seconds_per_step", t_op}, {"variant", "gaussian with operator minus update"}};
-        }
+        st["score"] = diff(full, gop, &t_score, "full minus gaussian prior with the operator");
+        if (upd.ok) st["operator"] = diff(gop, upd, &t_op, "gaussian with operator minus update");
       }
     }
     if (e.cuda) {
       const Timing ng = time_variant(o, e, c, p, {c.prior, c.op, false});
       if (ng.ok) {
-        t_launch = ng.step_s - full.step_s;
-        st["launch"] = {{"seconds_per_step", t_launch}, {"variant", "graphs off minus graphs on"},
-                        {"graphs_off_seconds_per_step", ng.step_s}};
+        st["launch"] = diff(ng, full, &t_launch, "graphs off minus graphs on");
+        st["launch"]["graphs_off_seconds_per_step"] = ng.step_s;
       }
     }
     j["stages"] = st;
@@ -688,7 +700,8 @@ void run_bench(const BenchOptions& o) {
       "+ y, mask and prior parameters once; dense A: + A twice and the R and g buffers; ONNX: + the score buffer",
       "roofline: CPU triad a=b+s*c (12 B/element, STREAM convention) / CUDA device-to-device copy (8 B/element), "
       "measured at the case's d x chains in the same process",
-      "stages are differences of whole-run timings (see `almc bench --help`)"};
+      "stages are differences of whole-run timings (see `almc bench --help`); a difference below 0 is "
+      "reported as 0, with its spread and raw value in the JSON"};
   // A large roofline, once: DRAM (CPU) or HBM (GPU) rather than a cache.
   const int64_t big = cuda ? (int64_t(1) << 28) : (int64_t(1) << 24);
   const Bandwidth bw_big = cuda ? device_copy(ctx.get(), big) : cpu_triad(big, threads);

@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -26,6 +27,7 @@ void register_sample_command(CLI::App& app);
 void register_eval_command(CLI::App& app);
 void register_info_command(CLI::App& app);
 void register_demo_command(CLI::App& app);
+void register_inspect_command(CLI::App& app);
 // Owned by the samplers work (validate.cpp) and the benchmarks work (bench.cpp).
 void register_validate_command(CLI::App& app);
 void register_bench_command(CLI::App& app);
@@ -66,6 +68,9 @@ const std::vector<std::pair<std::string, almc_variant>>& variant_names();
 // Throws CliError (exit code 2) listing the names when `name` is none of them.
 almc_variant parse_variant(const std::string& name);
 
+// An engine message in the command line's words: "level = ALMC_LEVEL_NONE" -> "--level none", ...
+std::string cli_terms(const char* engine_message);
+
 // ------------------------------------------------------------------ RAII handles
 
 struct ContextDeleter {
@@ -91,6 +96,15 @@ Context make_context(const std::string& backend, int threads, bool quiet, bool v
 
 // ------------------------------------------------------------------ score (network or prior)
 
+// What an almc_onnx_config points to, kept alive beside it.
+struct OnnxStorage {
+  std::vector<float> alpha_bar;
+  std::vector<std::string> names;
+  std::vector<std::vector<float>> values;
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<almc_onnx_input> inputs;
+};
+
 struct ScoreOptions {
   std::string model;        // ONNX file
   std::string prior;        // GMM JSON file
@@ -99,13 +113,16 @@ struct ScoreOptions {
   std::string convention = "vp";   // ou | vp | ve
   std::string level = "t";         // t | sigma | log-sigma | index | none
   std::string alpha_bar;    // .npy table for --level index
+  double beta_min = NAN, beta_max = NAN, level_scale = NAN;  // NaN: not given
+  std::string output_slice;         // "B:E": keep output channels [B, E)
+  std::vector<std::string> inputs;  // "NAME=VALUE" or "NAME=FILE.npy"
   bool tf32 = false;
 
-  // Adds --model, --prior (when with_prior), the input names and (when with_adapter) the adapter
-  // options --output, --convention, --level, --alpha-bar, --tf32.
+  // Adds --model, --prior (when with_prior), the input names, --input, --output-slice and (when
+  // with_adapter) the adapter options --output, --convention, --level, --alpha-bar, --tf32.
   void add_options(CLI::App* app, bool with_prior, bool with_adapter = true);
-  // The adapter configuration (checks the option values); alpha_bar_storage keeps the table alive.
-  almc_onnx_config onnx_config(std::vector<float>& alpha_bar_storage) const;
+  // The adapter configuration (checks the option values); storage keeps what it points to alive.
+  almc_onnx_config onnx_config(OnnxStorage& storage) const;
 };
 
 // Load the score from --model or --prior (exactly one must be given). max_batch: chains per call.
@@ -184,6 +201,30 @@ struct RunResult {
   double wall_seconds = 0;
   size_t workspace_bytes = 0;
 };
+// Steps per second over the recent past of the current phase (the warm start's steps are far
+// cheaper than the annealing's: a run-long average would promise an ETA of 0 s halfway through).
+class RateMeter {
+ public:
+  // Steps before phase_step belong to the first phase, the rest to the second.
+  explicit RateMeter(int64_t phase_step = 0, double window_seconds = 3.0)
+      : phase_step_(phase_step), window_(window_seconds) {}
+  void add(double seconds, int64_t step);
+  double rate() const;  // NaN until two samples of the current phase exist
+  double eta(int64_t total) const;  // seconds left at the recent rate (NaN if unknown)
+
+ private:
+  int64_t phase_step_;
+  double window_;
+  std::vector<std::pair<double, int64_t>> samples_;  // (seconds, step), oldest first
+};
+
+// The run's plan before it starts: total steps, warm-start steps and score evaluations, from the
+// engine's own schedule (false when it cannot be computed, e.g. an invalid configuration).
+struct RunPlan {
+  int64_t steps = 0, warm_steps = 0, score_evals = 0;
+};
+bool plan_run(const almc_sampler_config& cfg, almc_operator_t op, RunPlan* plan);
+
 // Create the sampler, set y, run with a progress line on stderr (when a terminal and not quiet)
 // and Ctrl-C cancelling cleanly, and fetch the results. Throws CliError with the engine's message.
 RunResult run_sampler(const RunRequest& request);
@@ -205,8 +246,26 @@ struct PosteriorFigure {
   int n_show = 4;
   float lo = -1.f, hi = 1.f, std_max = 0.f;
   int scale = 8;
+  // Text drawn in the figure: a title (say which output the samples are), column titles (always),
+  // and a note right of each row (e.g. its PSNR).
+  std::string title;
+  std::vector<std::string> row_notes;
 };
 void write_posterior_png(const std::string& path, const PosteriorFigure& fig);
+// Which output a run's samples are (the figures' legend): last iterate, averaged, Tweedie.
+std::string sample_kind(const almc_sampler_config& cfg);
+// One planar image [C, H, W] (C = 1 or 3) as a PNG at its own size, [lo, hi] -> [0, 255].
+void write_image_png(const std::string& path, const float* planar, const ImageShape& shape, float lo, float hi);
+// "LO,HI" with LO < HI (what names the option in messages). Throws CliError.
+std::pair<float, float> parse_range(const std::string& text, const std::string& what);
+
+// A benchmark stage as the difference of two timings a - b (medians, with their min and max):
+// never negative (a difference below 0 is noise and is reported as 0); spread is half the sum of
+// both min-max ranges; raw keeps the signed difference.
+struct StageTime {
+  double seconds = 0, spread = 0, raw = 0;
+};
+StageTime stage_difference(double a, double a_lo, double a_hi, double b, double b_lo, double b_hi);
 
 // A JSON number that stays valid JSON for NaN/Inf (null).
 double finite_or_nan(double v);

@@ -7,6 +7,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "host/io/image.hpp"
@@ -38,6 +40,27 @@ void log_to_stderr(almc_log_level level, const char* message, void* /*user_data*
 }
 
 }  // namespace
+
+std::string cli_terms(const char* engine_message) {
+  std::string msg = engine_message ? engine_message : "";
+  // The C API's names for what the command line calls options.
+  static const std::pair<const char*, const char*> kTerms[] = {
+      {"level = ALMC_LEVEL_NONE", "--level none"},
+      {"level = ALMC_LEVEL_INDEX with the model's alpha_bar table (config.alpha_bar_table)", "--level index --alpha-bar FILE.npy"},
+      {"level = ALMC_LEVEL_INDEX", "--level index"},
+      {"set config.x_input = ", "give --x-input "},
+      {"config.x_input", "--x-input"},
+      {"config.level_input", "--level-input"},
+      {"alpha_bar_table", "--alpha-bar"},
+      {"(config.inputs)", "(--input NAME=VALUE|FILE.npy)"},
+      {"with output channels 0 to ", "with --output-slice 0:"},
+      {" (config.output_channel_begin/end)", ""},
+  };
+  for (const auto& [api, cli] : kTerms)
+    for (size_t at = msg.find(api); at != std::string::npos; at = msg.find(api, at + std::strlen(cli)))
+      msg.replace(at, std::strlen(api), cli);
+  return msg;
+}
 
 // The engine's message (copied at once), else the status string; one line whatever the engine wrote.
 [[noreturn]] static void throw_engine_error(almc_status status, const std::string& what, const char* last_error) {
@@ -118,15 +141,22 @@ void ScoreOptions::add_options(CLI::App* app, bool with_prior, bool with_adapter
   if (with_prior) app->add_option("--prior", prior, "Gaussian-mixture prior (JSON: weights, means, variances|stds)");
   app->add_option("--x-input", x_input, "network input name for x (default: the first input)");
   app->add_option("--level-input", level_input, "network input name for the noise level (default: the second input)");
+  app->add_option("--input", inputs, "a further network input's constant value: NAME=VALUE or NAME=FILE.npy (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app->add_option("--output-slice", output_slice, "keep the output's channels B:E (a learned-variance model's first C of 2C: 0:C)");
   if (!with_adapter) return;
   app->add_option("--output", output, "what the network predicts: score | eps | denoiser | x0")->capture_default_str();
   app->add_option("--convention", convention, "the network's noise convention: ou | vp | ve")->capture_default_str();
   app->add_option("--level", level, "how the level is fed: t | sigma | log-sigma | index | none")->capture_default_str();
   app->add_option("--alpha-bar", alpha_bar, "alpha_bar table (.npy, 1-D) for --level index");
   app->add_flag("--tf32", tf32, "allow TF32 GEMMs and convolutions (CUDA): the network's and a dense operator's");
+  app->add_option("--beta-min", beta_min, "continuous VP-SDE (score_sde): beta_min of the network's time s in [0, 1]");
+  app->add_option("--beta-max", beta_max, "continuous VP-SDE: beta_max (feeds s with alpha_bar(s) = e^{-2t})");
+  app->add_option("--level-scale", level_scale, "multiply the fed t, sigma or log-sigma (e.g. 999 for labels t * 999)");
 }
 
-almc_onnx_config ScoreOptions::onnx_config(std::vector<float>& alpha_bar_storage) const {
+almc_onnx_config ScoreOptions::onnx_config(OnnxStorage& storage) const {
+  std::vector<float>& alpha_bar_storage = storage.alpha_bar;
   almc_onnx_config cfg = almc_onnx_config_default();
   cfg.x_input = x_input.empty() ? nullptr : x_input.c_str();
   cfg.level_input = level_input.empty() ? nullptr : level_input.c_str();
@@ -174,6 +204,58 @@ almc_onnx_config ScoreOptions::onnx_config(std::vector<float>& alpha_bar_storage
     throw CliError("--alpha-bar is only used with --level index", 2);
   }
   cfg.allow_tf32 = tf32 ? 1 : 0;
+  if (!std::isnan(beta_max) || !std::isnan(beta_min)) {
+    const double bmin = std::isnan(beta_min) ? 0.0 : beta_min;
+    if (!(beta_max > 0) || !std::isfinite(beta_max) || !(bmin >= 0) || !(beta_max >= bmin))
+      throw CliError("--beta-min and --beta-max need 0 <= beta_min <= beta_max, beta_max > 0 (score_sde: 0.1 and 20)", 2);
+    if (cfg.convention != ALMC_CONV_VP || cfg.level != ALMC_LEVEL_T)
+      throw CliError("--beta-min/--beta-max describe a VP network fed its time: use them with --convention vp --level t", 2);
+    cfg.beta_min = bmin;
+    cfg.beta_max = beta_max;
+  }
+  if (!std::isnan(level_scale)) {
+    if (!(level_scale > 0) || !std::isfinite(level_scale)) throw CliError("--level-scale must be positive", 2);
+    if (cfg.level == ALMC_LEVEL_INDEX || cfg.level == ALMC_LEVEL_NONE)
+      throw CliError("--level-scale applies to --level t, sigma or log-sigma", 2);
+    cfg.level_scale = level_scale;
+  }
+  if (!output_slice.empty()) {
+    const size_t colon = output_slice.find(':');
+    if (colon == std::string::npos) throw CliError("--output-slice must be B:E (channels B to E-1), got '" + output_slice + "'", 2);
+    const std::string b = output_slice.substr(0, colon), e = output_slice.substr(colon + 1);
+    cfg.output_channel_begin = b.empty() ? 0 : (b == "0" ? 0 : parse_positive_int(b, "--output-slice begin"));
+    cfg.output_channel_end = parse_positive_int(e, "--output-slice end");
+    if (cfg.output_channel_end <= cfg.output_channel_begin) throw CliError("--output-slice B:E needs B < E, got '" + output_slice + "'", 2);
+  }
+  storage.names.clear();
+  storage.values.clear();
+  storage.shapes.clear();
+  for (const auto& spec : inputs) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      throw CliError("--input must be NAME=VALUE or NAME=FILE.npy, got '" + spec + "'", 2);
+    const std::string name = spec.substr(0, eq), value = spec.substr(eq + 1);
+    for (const auto& n : storage.names)
+      if (n == name) throw CliError("--input " + name + " is given twice", 2);
+    char* end = nullptr;
+    const double v = std::strtod(value.c_str(), &end);
+    storage.names.push_back(name);
+    if (end && *end == 0 && !ends_with(value, ".npy")) {
+      if (!std::isfinite(v)) throw CliError("--input " + name + ": the value must be finite", 2);
+      storage.values.push_back({static_cast<float>(v)});
+      storage.shapes.push_back({});
+    } else {
+      FloatArray a = load_array(value, "--input " + name, true);
+      storage.values.push_back(std::move(a.data));
+      storage.shapes.push_back(a.shape);
+    }
+  }
+  storage.inputs.clear();
+  for (size_t i = 0; i < storage.names.size(); ++i)
+    storage.inputs.push_back({storage.names[i].c_str(), storage.values[i].data(),
+                              storage.shapes[i].empty() ? nullptr : storage.shapes[i].data(), int64_t(storage.shapes[i].size())});
+  cfg.inputs = storage.inputs.empty() ? nullptr : storage.inputs.data();
+  cfg.n_inputs = int64_t(storage.inputs.size());
   return cfg;
 }
 
@@ -185,12 +267,12 @@ Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch,
   almc_score_t s = nullptr;
   if (!opt.model.empty()) {
     if (::access(opt.model.c_str(), R_OK) != 0) throw CliError("--model " + opt.model + ": cannot read the file");
-    std::vector<float> table;
-    almc_onnx_config cfg = opt.onnx_config(table);
+    OnnxStorage storage;
+    almc_onnx_config cfg = opt.onnx_config(storage);
     cfg.max_batch = max_batch;
     const almc_status st = almc_score_create_onnx(ctx, opt.model.c_str(), &cfg, &s);
     Score owned(s);
-    check(st, "--model " + opt.model, ctx);
+    if (st != ALMC_OK) throw_engine_error(st, "--model " + opt.model, cli_terms(almc_context_last_error(ctx)).c_str());
     if (description) *description = "onnx:" + opt.model;
     return owned;
   }

@@ -28,7 +28,7 @@ using json = nlohmann::json;
 
 struct DemoOptions {
   std::string out_dir = "almc_demo_out", demo_dir, backend = "auto", mask = "box";
-  bool quick = false, quiet = false, json = false, tweedie = false;
+  bool quick = false, quiet = false, json = false, tweedie = true;
   int images = 0, chains = 0, threads = 0, show = 6;
   double kappa = 0, delta = 2e-3, noise_std = 0.05, t_start = 5.0, t_stop = 0.01;
   uint64_t seed = 0;
@@ -293,6 +293,16 @@ void run_demo(const DemoOptions& o) {
     fig.lo = -1.f;
     fig.hi = 1.f;
     fig.scale = 8;
+    fig.title = t.title + "; samples: " + sample_kind(cfg);
+    for (int64_t i = 0; i < n_img; ++i) {
+      char note[96];
+      double samp = 0;
+      for (const auto& v : ps[size_t(i)]) samp += v.is_number() ? v.get<double>() : NAN;
+      std::snprintf(note, sizeof note, "PSNR mean %.1f dB, samples %.1f dB, measurement %.1f dB",
+                    pm[size_t(i)].is_number() ? pm[size_t(i)].get<double>() : NAN, samp / double(chains),
+                    pb[size_t(i)].is_number() ? pb[size_t(i)].get<double>() : NAN);
+      fig.row_notes.push_back(note);
+    }
     const std::string png = o.out_dir + "/demo_" + t.name + ".png";
     write_posterior_png(png, fig);
     save_array(o.out_dir + "/demo_" + t.name + "_samples.npy", r.samples.data(), {n_img * chains, shape.C, shape.H, shape.W});
@@ -327,7 +337,8 @@ void register_demo_command(CLI::App& app) {
   sub->add_option("--images", o->images, "number of test images (default 4, quick 2; 8 are bundled)");
   sub->add_option("--chains", o->chains, "chains per image (default 8, quick 4)");
   sub->add_option("--kappa", o->kappa, "ALMC kappa (default 2, quick 1)");
-  sub->add_flag("--tweedie", o->tweedie, "final Tweedie denoise (outside the paper; removes the tau-level noise)");
+  sub->add_flag("--tweedie,!--no-tweedie", o->tweedie,
+                "final Tweedie denoise of the samples (default on; outside the paper: removes the tau-level noise)");
   sub->add_option("--delta", o->delta, "ALMC delta")->capture_default_str();
   sub->add_option("--t-start", o->t_start, "ALMC T_ws")->capture_default_str();
   sub->add_option("--t-stop", o->t_stop, "ALMC tau")->capture_default_str();

@@ -25,8 +25,8 @@ void run_eval(const EvalOptions& o) {
   // x is [n, ...]: one input per leading index; a 1-D x is a single input.
   const int64_t n = x.shape.size() >= 2 ? x.shape[0] : 1;
   const int64_t d = x.size() / n;
-  std::vector<float> table;
-  const almc_onnx_config cfg = o.score.onnx_config(table);
+  OnnxStorage storage;
+  const almc_onnx_config cfg = o.score.onnx_config(storage);
   Context ctx = make_context(o.backend, o.threads, o.quiet);
   std::vector<float> out(x.data.size());
   check(almc_onnx_eval_raw(ctx.get(), o.score.model.c_str(), &cfg, x.data.data(), n, d, static_cast<float>(o.level), out.data()),

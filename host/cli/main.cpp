@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     almc::cli::register_eval_command(app);
     almc::cli::register_info_command(app);
     almc::cli::register_demo_command(app);
+    almc::cli::register_inspect_command(app);
     almc::cli::register_validate_command(app);
     almc::cli::register_bench_command(app);
     almc::cli::register_merge_command(app);

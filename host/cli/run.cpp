@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "host/cli/commands.hpp"
+#include "host/samplers/schedule.hpp"
 
 namespace almc::cli {
 namespace {
@@ -17,8 +18,9 @@ extern "C" void on_sigint(int) { g_interrupted = 1; }
 struct Progress {
   bool show = false;
   std::string label;
-  std::chrono::steady_clock::time_point last{};
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now(), last{};
   bool printed = false;
+  RateMeter meter;
 };
 
 std::string format_seconds(double s) {
@@ -37,15 +39,16 @@ int progress_cb(const almc_progress* p, void* user) {
   auto* st = static_cast<Progress*>(user);
   if (st->show && p) {
     const auto now = std::chrono::steady_clock::now();
+    st->meter.add(std::chrono::duration<double>(now - st->start).count(), p->step);
     // At most ~8 updates a second, and always the last one.
     if (p->step >= p->total || now - st->last > std::chrono::milliseconds(120)) {
       st->last = now;
       const double pct = p->total > 0 ? 100.0 * double(p->step) / double(p->total) : 0.0;
-      const double eta = p->steps_per_second > 0 ? double(p->total - p->step) / p->steps_per_second : NAN;
+      const double rate = st->meter.rate(), eta = st->meter.eta(p->total);
       char res[32] = "";
       if (std::isfinite(p->mean_residual)) std::snprintf(res, sizeof res, "  residual %.4g", p->mean_residual);
       std::fprintf(stderr, "\r%s: step %lld/%lld (%.0f%%)  %.0f steps/s  ETA %s%s   ", st->label.c_str(),
-                   static_cast<long long>(p->step), static_cast<long long>(p->total), pct, p->steps_per_second,
+                   static_cast<long long>(p->step), static_cast<long long>(p->total), pct, std::isfinite(rate) ? rate : 0.0,
                    format_seconds(eta).c_str(), res);
       std::fflush(stderr);
       st->printed = true;
@@ -66,10 +69,59 @@ struct SigintGuard {
 
 }  // namespace
 
+void RateMeter::add(double seconds, int64_t step) {
+  if (!samples_.empty() && samples_.back().second < phase_step_ && step >= phase_step_) samples_.clear();
+  samples_.emplace_back(seconds, step);
+  // Keep the window, but always two samples to measure with.
+  size_t drop = 0;
+  while (samples_.size() - drop > 2 && seconds - samples_[drop + 1].first >= window_) ++drop;
+  samples_.erase(samples_.begin(), samples_.begin() + static_cast<std::ptrdiff_t>(drop));
+}
+
+double RateMeter::rate() const {
+  if (samples_.size() < 2) return NAN;
+  const double dt = samples_.back().first - samples_.front().first;
+  const double ds = double(samples_.back().second - samples_.front().second);
+  return dt > 0 && ds > 0 ? ds / dt : NAN;
+}
+
+double RateMeter::eta(int64_t total) const {
+  const double r = rate();
+  if (!std::isfinite(r) || samples_.empty()) return NAN;
+  return double(total - samples_.back().second) / r;
+}
+
+bool plan_run(const almc_sampler_config& cfg, almc_operator_t op, RunPlan* plan) {
+  try {
+    almc::ScheduleInputs in;
+    in.cfg = almc::resolve_defaults(cfg);
+    if (cfg.schedule == ALMC_SCHEDULE_LIST && cfg.levels) in.levels.assign(cfg.levels, cfg.levels + cfg.n_levels_list);
+    in.has_likelihood = op != nullptr && cfg.likelihood_weight != 0;
+    double norm = -1;
+    if (op && almc_operator_norm(op, &norm) == ALMC_OK) in.op_norm = norm;
+    const almc::Schedule s = almc::build_schedule(in);
+    plan->steps = static_cast<int64_t>(s.steps.size());
+    plan->warm_steps = s.warm_steps;
+    plan->score_evals = plan->steps - s.warm_steps + (s.tweedie ? 1 : 0);
+    return true;
+  } catch (const std::exception&) {
+    return false;  // the sampler's creation reports what is wrong
+  }
+}
+
 RunResult run_sampler(const RunRequest& rq) {
   Progress prog;
   prog.show = progress_enabled(rq.quiet);
   prog.label = rq.label;
+  RunPlan plan;
+  if (plan_run(rq.cfg, rq.op, &plan)) {
+    prog.meter = RateMeter(plan.warm_steps);
+    if (!rq.quiet)
+      std::fprintf(stderr, "%s: planned %lld steps (%lld warm-start), %lld score evaluations on %lld chains\n",
+                   rq.label.c_str(), static_cast<long long>(plan.steps), static_cast<long long>(plan.warm_steps),
+                   static_cast<long long>(plan.score_evals),
+                   static_cast<long long>(rq.cfg.n_meas * rq.cfg.chains_per_meas));
+  }
   almc_sampler_config cfg = rq.cfg;
   cfg.progress = &progress_cb;
   cfg.progress_user_data = &prog;

@@ -7,15 +7,18 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "host/cli/commands.hpp"
 #include "host/cli/slices.hpp"
 #include "host/io/image.hpp"
 #include "host/io/npy.hpp"
+#include "host/onnx/capi_onnx.hpp"
 
 namespace almc::cli {
 namespace {
@@ -31,11 +34,13 @@ struct SampleOptions {
   bool tweedie = false;
   std::string backend = "auto";
   int threads = 0;
-  std::string out, mean, std, diagnostics, png, png_range;
+  std::string out, mean, std, diagnostics, png, png_range, png_each, data_range;
   std::string chain_range;
   int png_samples = 4;
   double psnr_range = 2.0;
   bool force = false, quiet = false, json = false, verbose = false;
+  CLI::App* app = nullptr;  // to tell an option given on the command line from its default
+  bool given(const char* name) const { return app && app->count(name) > 0; }
 };
 
 std::string lower(std::string s) {
@@ -99,6 +104,58 @@ almc_schedule parse_schedule(const std::string& s) {
   throw CliError("unknown --schedule '" + s + "' (use default, uniform-t, geometric-sigma or list)", 2);
 }
 
+bool is_png(const std::string& path) { return path.size() >= 4 && lower(path.substr(path.size() - 4)) == ".png"; }
+
+// A PNG read as RGB [3, H, W] for a one-channel measurement: a gray image saved as RGB (R = G = B
+// everywhere, palettes included) becomes [1, H, W]; real colour is refused.
+FloatArray gray_from_rgb(FloatArray y, const std::string& path, bool quiet) {
+  const int64_t plane = y.shape[1] * y.shape[2];
+  for (int64_t i = 0; i < plane; ++i)
+    if (y.data[i] != y.data[plane + i] || y.data[i] != y.data[2 * plane + i])
+      throw CliError("--y " + path + " is a colour image (3 channels) but the model has one channel: convert it to gray", 1);
+  y.data.resize(size_t(plane));
+  y.shape = {1, y.shape[1], y.shape[2]};
+  if (!quiet)
+    std::fprintf(stderr, "almc sample: note: --y %s is gray stored as RGB; using one channel\n", path.c_str());
+  return y;
+}
+
+// The OU times the schedule visits, when the configuration alone tells (false otherwise).
+bool level_t_range(const almc_sampler_config& c, double* lo, double* hi) {
+  if (c.schedule == ALMC_SCHEDULE_LIST && c.levels && c.n_levels_list > 0) {
+    *lo = c.levels[c.n_levels_list - 1];
+    *hi = c.levels[0];
+    return true;
+  }
+  if (c.method == ALMC_METHOD_ALMC) {
+    *lo = c.t_stop > 0 ? c.t_stop : 0.01;
+    *hi = c.t_start > 0 ? c.t_start : 5.0;
+    return true;
+  }
+  if ((c.method == ALMC_METHOD_NCSN || c.method == ALMC_METHOD_ALD) && c.schedule == ALMC_SCHEDULE_DEFAULT) {
+    const double smin = c.sigma_min > 0 ? c.sigma_min : 0.01, smax = c.sigma_max > 0 ? c.sigma_max : 50.0;
+    *lo = 0.5 * std::log1p(smin * smin);  // VE sigma -> OU t
+    *hi = 0.5 * std::log1p(smax * smax);
+    return true;
+  }
+  return false;
+}
+
+// Which graph inputs the network's x and level are bound to and the level values fed ({} for a
+// score that is not a network).
+json network_bindings(almc_score_t score, const almc_sampler_config& cfg) {
+  almc::onnx::Bindings b;
+  if (!almc::onnx::score_bindings(score, &b)) return json();
+  json j = {{"x", b.x}, {"level", b.level.empty() ? json(nullptr) : json(b.level)}, {"inputs", b.inputs}};
+  double lo = 0, hi = 0, v0 = 0, v1 = 0;
+  if (!b.level.empty() && level_t_range(cfg, &lo, &hi) && almc::onnx::score_level_value(score, lo, &v0) &&
+      almc::onnx::score_level_value(score, hi, &v1)) {
+    j["level_range"] = {std::min(v0, v1), std::max(v0, v1)};
+    j["t_range"] = {lo, hi};
+  }
+  return j;
+}
+
 void require_finite(double v, const char* name) {
   if (!std::isfinite(v)) throw CliError(std::string(name) + " must be a finite number", 2);
 }
@@ -142,6 +199,20 @@ void run_sample(const SampleOptions& o) {
                          {cfg.sigma_min, "--sigma-min"}, {cfg.eps, "--eps"}, {cfg.likelihood_weight, "--likelihood-weight"},
                          {cfg.init_scale, "--init-scale"}})
     require_finite(v, name);
+  // Zero or negative values do not mean "default": a default is what an omitted option gets.
+  for (auto [v, name] : {std::pair{cfg.kappa, "--kappa"}, {cfg.delta, "--delta"}, {cfg.t_start, "--t-start"},
+                         {cfg.t_stop, "--t-stop"}, {cfg.warm_step, "--warm-step"}, {cfg.sigma_max, "--sigma-max"},
+                         {cfg.sigma_min, "--sigma-min"}, {cfg.eps, "--eps"}, {cfg.init_scale, "--init-scale"}})
+    if (o.given(name) && !(v > 0))
+      throw CliError(std::string(name) + " must be positive, got " + std::to_string(v) + " (omit it for the default)", 2);
+  for (auto [v, name, lo] : {std::tuple{cfg.n_levels, "--levels", int64_t(1)},
+                             {cfg.steps_per_level, "--steps-per-level", int64_t(1)},
+                             {cfg.warm_steps, "--warm-steps", int64_t(0)},
+                             {cfg.check_every, "--check-every", int64_t(1)},
+                             {cfg.average_last, "--average-last", int64_t(0)}})
+    if (o.given(name) && v < lo)
+      throw CliError(std::string(name) + " must be at least " + std::to_string(lo) + ", got " + std::to_string(v) +
+                         " (omit it for the default)", 2);
   if (o.png_samples < 0) throw CliError("--png-samples must be >= 0", 2);
   ChainRange range;
   if (!o.chain_range.empty()) {
@@ -172,9 +243,12 @@ void run_sample(const SampleOptions& o) {
   OperatorSpec spec;
   if (have_y) spec = parse_operator_spec(o.op_spec.empty() ? "identity" : o.op_spec);
 
+  // The data's value range: PNG inputs map [0, 255] onto it, --png-each maps it back.
+  float data_lo = -1.f, data_hi = 1.f;
+  if (!o.data_range.empty()) std::tie(data_lo, data_hi) = parse_range(o.data_range, "--data-range");
   FloatArray y, truth;
-  if (have_y) y = load_array(o.y_path, "--y", true);
-  if (!o.truth_path.empty()) truth = load_array(o.truth_path, "--truth", true);
+  if (have_y) y = load_array(o.y_path, "--y", true, data_lo, data_hi);
+  if (!o.truth_path.empty()) truth = load_array(o.truth_path, "--truth", true, data_lo, data_hi);
   std::vector<double> levels;
   if (!o.levels_file.empty()) {
     const FloatArray l = load_array(o.levels_file, "--levels-file", true);
@@ -196,6 +270,7 @@ void run_sample(const SampleOptions& o) {
   const std::string slice_record = range.set() ? sidecar_path(o.out) : std::string();
   prepare_outputs({{"--out", &o.out}, {"--mean", &o.mean}, {"--std", &o.std}, {"--diagnostics", &o.diagnostics},
                    {"--png", &o.png}, {"--out (slice record)", &slice_record}});
+  if (!o.png_range.empty()) parse_range(o.png_range, "--png-range");
 
   // ---- engine objects
   Context ctx = make_context(o.backend, o.threads, o.quiet, o.verbose);
@@ -230,7 +305,8 @@ void run_sample(const SampleOptions& o) {
     shape = shape_from_sidecar(o.score.model, d);
     shape_source = "the model's JSON";
   }
-  const bool need_shape = (have_y && (spec.kind == "downsample" || spec.kind == "blur")) || !o.png.empty();
+  const bool need_shape =
+      (have_y && (spec.kind == "downsample" || spec.kind == "blur")) || !o.png.empty() || !o.png_each.empty();
   if (!shape.known() && need_shape) {
     const int64_t s = static_cast<int64_t>(std::llround(std::sqrt(double(d))));
     if (s * s == d) {
@@ -242,17 +318,36 @@ void run_sample(const SampleOptions& o) {
     }
   }
 
+  // Refuse before sampling what could only fail after it.
+  for (const auto& [path, name] : {std::pair{&o.png, "--png"}, {&o.png_each, "--png-each"}}) {
+    if (path->empty()) continue;
+    if (!shape.known())
+      throw CliError(std::string(name) + " needs an image shape and d = " + std::to_string(d) +
+                         " is not a square: give --shape C,H,W (or a --truth/--y with image dims)",
+                     2);
+    if (shape.C != 1 && shape.C != 3)
+      throw CliError(std::string(name) + ": images with " + std::to_string(shape.C) + " channels cannot be drawn (need 1 or 3)", 2);
+  }
+  if (!o.png_each.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.png_each, ec);
+    if (!std::filesystem::is_directory(o.png_each))
+      throw CliError("--png-each " + o.png_each + ": cannot create the directory" + (ec ? " (" + ec.message() + ")" : ""));
+  }
+
   // ---- measurement count from y
   int64_t n_meas = 1, m = 0;
   if (have_y) {
     m = operator_rows(spec, d, shape);
+    if (is_png(o.y_path) && y.shape.size() == 3 && y.shape[0] == 3 && y.size() == 3 * m)
+      y = gray_from_rgb(std::move(y), o.y_path, o.quiet);
     if (y.size() == m) {
       n_meas = 1;
     } else if (!y.shape.empty() && y.shape[0] > 0 && y.size() % m == 0 && y.size() / m == y.shape[0]) {
       n_meas = y.shape[0];
     } else {
       throw CliError("--y " + o.y_path + " has shape " + almc::io::shape_string(y.shape) + " (" + std::to_string(y.size()) +
-                         " values); the operator " + o.op_spec + " expects " + std::to_string(m) +
+                         " values); the operator " + (o.op_spec.empty() ? std::string("identity") : o.op_spec) + " expects " + std::to_string(m) +
                          " values per measurement ([m] or [n_meas, ...] with m = " + std::to_string(m) + ")",
                      1);
     }
@@ -280,6 +375,20 @@ void run_sample(const SampleOptions& o) {
   if (have_y) op = make_operator(ctx.get(), spec, d, shape, n_meas, &op_desc);
   // --tf32 covers the dense operator's GEMMs too (CUDA only; a no-op elsewhere).
   if (have_y && o.score.tf32) check(almc_operator_set_tf32(op.get(), 1), "--tf32", op.get());
+
+  const json bindings = network_bindings(score.get(), cfg);
+  if (o.verbose && !bindings.is_null()) {
+    std::string line = "almc sample: x <- input '" + bindings["x"].get<std::string>() + "'";
+    if (bindings["level"].is_null())
+      line += ", no level input";
+    else
+      line += ", level <- input '" + bindings["level"].get<std::string>() + "'";
+    if (bindings.contains("level_range"))
+      line += ", fed " + std::to_string(bindings["level_range"][0].get<double>()) + " .. " +
+              std::to_string(bindings["level_range"][1].get<double>()) + " (OU t " +
+              std::to_string(bindings["t_range"][0].get<double>()) + " .. " + std::to_string(bindings["t_range"][1].get<double>()) + ")";
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
 
   // ---- sample
   RunRequest req;
@@ -335,6 +444,7 @@ void run_sample(const SampleOptions& o) {
   summary["seconds"] = res.info.seconds;
   summary["wall_seconds"] = res.wall_seconds;
   summary["mean_residual"] = finite_or_nan(res.info.mean_residual);
+  if (!bindings.is_null()) summary["bindings"] = bindings;
   summary["outputs"] = {{"samples", o.out}, {"mean", o.mean}, {"std", o.std}, {"png", o.png}, {"diagnostics", o.diagnostics}};
   if (!truth.shape.empty()) {
     json pm = json::array(), ps = json::array();
@@ -363,16 +473,21 @@ void run_sample(const SampleOptions& o) {
     fig.std = res.std.data();
     fig.truth = truth.shape.empty() ? nullptr : truth.data.data();
     fig.n_show = o.png_samples;
-    fig.scale = static_cast<int>(std::clamp<int64_t>(128 / std::max(shape.H, shape.W), 1, 8));
-    if (!o.png_range.empty()) {
-      const size_t comma = o.png_range.find(',');
-      try {
-        fig.lo = std::stof(o.png_range.substr(0, comma));
-        fig.hi = std::stof(o.png_range.substr(comma + 1));
-      } catch (const std::exception&) {
-        throw CliError("--png-range must be LO,HI", 2);
+    fig.scale = static_cast<int>(std::clamp<int64_t>(128 / std::max<int64_t>(1, std::max(shape.H, shape.W)), 1, 8));
+    fig.title = std::string("samples: ") + sample_kind(cfg);
+    if (summary.contains("psnr_mean"))
+      for (int64_t i = 0; i < n_meas; ++i) {
+        char note[96];
+        std::snprintf(note, sizeof note, "PSNR mean %.1f dB, samples %.1f dB",
+                      summary["psnr_mean"][i].is_number() ? summary["psnr_mean"][i].get<double>() : NAN,
+                      summary["psnr_sample_avg"][i].is_number() ? summary["psnr_sample_avg"][i].get<double>() : NAN);
+        fig.row_notes.push_back(note);
       }
-      if (comma == std::string::npos || !(fig.hi > fig.lo)) throw CliError("--png-range must be LO,HI with LO < HI", 2);
+    if (!o.png_range.empty()) {
+      std::tie(fig.lo, fig.hi) = parse_range(o.png_range, "--png-range");
+    } else if (!o.data_range.empty()) {
+      fig.lo = data_lo;
+      fig.hi = data_hi;
     } else {
       // The range of the truth, else of the mean: samples outside are clipped.
       const std::vector<float>& ref = truth.shape.empty() ? res.mean : truth.data;
@@ -381,6 +496,21 @@ void run_sample(const SampleOptions& o) {
       fig.hi = *mx > *mn ? *mx : *mn + 1.f;
     }
     write_posterior_png(o.png, fig);
+  }
+  if (!o.png_each.empty()) {
+    // One PNG per sample and per measurement's mean, on the data range (--data-range, default [-1, 1]).
+    const int wid = static_cast<int>(std::to_string(std::max<int64_t>(N, n_meas) - 1).size());
+    char name[64];
+    for (int64_t i = 0; i < n_meas; ++i) {
+      std::snprintf(name, sizeof name, "/mean_%0*lld.png", wid, static_cast<long long>(i));
+      write_image_png(o.png_each + name, res.mean.data() + i * d, shape, data_lo, data_hi);
+      for (int64_t c = 0; c < chains; ++c) {
+        std::snprintf(name, sizeof name, "/sample_%0*lld_%0*lld.png", wid, static_cast<long long>(i), wid,
+                      static_cast<long long>(c));
+        write_image_png(o.png_each + name, res.samples.data() + (i * chains + c) * d, shape, data_lo, data_hi);
+      }
+    }
+    summary["outputs"]["png_each"] = o.png_each;
   }
 
   if (!o.diagnostics.empty()) {
@@ -434,6 +564,7 @@ void run_sample(const SampleOptions& o) {
 void register_sample_command(CLI::App& app) {
   auto o = std::make_shared<SampleOptions>();
   CLI::App* sub = app.add_subcommand("sample", "Draw posterior (or prior) samples");
+  o->app = sub;
   o->score.add_options(sub, true);
   auto& c = o->cfg;
   sub->add_option("--operator", o->op_spec, "identity | mask:FILE.npy | downsample:K | blur:FILE.npy | matrix:FILE.npy (default identity)");
@@ -444,12 +575,12 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--method", o->method, "almc | ncsn | ald | xgp | langevin")->capture_default_str();
   sub->add_option("--likelihood-weight", c.likelihood_weight, "weight of the likelihood term (0 samples the prior)")->capture_default_str();
   // ALMC
-  sub->add_option("--kappa", c.kappa, "ALMC rate kappa (<= 0: default 10)")->capture_default_str()->group("ALMC");
-  sub->add_option("--delta", c.delta, "ALMC step delta (<= 0: default 1e-3)")->capture_default_str()->group("ALMC");
-  sub->add_option("--t-start", c.t_start, "ALMC start time T_ws (<= 0: default 5)")->capture_default_str()->group("ALMC");
-  sub->add_option("--t-stop", c.t_stop, "ALMC stop time tau (<= 0: default 0.01)")->capture_default_str()->group("ALMC");
-  sub->add_option("--warm-steps", c.warm_steps, "warm-start steps (-1: ceil(10 (1 + L_R)))")->capture_default_str()->group("ALMC");
-  sub->add_option("--warm-step", c.warm_step, "warm-start step (<= 0: 0.5 / (1 + L_R))")->capture_default_str()->group("ALMC");
+  sub->add_option("--kappa", c.kappa, "ALMC rate kappa (> 0; default 10)")->group("ALMC");
+  sub->add_option("--delta", c.delta, "ALMC step delta (> 0; default 1e-3)")->group("ALMC");
+  sub->add_option("--t-start", c.t_start, "ALMC start time T_ws (> 0; default 5)")->group("ALMC");
+  sub->add_option("--t-stop", c.t_stop, "ALMC stop time tau (> 0; default 0.01)")->group("ALMC");
+  sub->add_option("--warm-steps", c.warm_steps, "warm-start steps (>= 0; default ceil(10 (1 + L_R)))")->group("ALMC");
+  sub->add_option("--warm-step", c.warm_step, "warm-start step (> 0; default 0.5 / (1 + L_R))")->group("ALMC");
   sub->add_option("--variant", o->variant,
                   "ALMC's likelihood along the path: paper | noised-lik (Gaussian approximation of p(y | x_t)) | "
                   "scaled-y (y follows the OU mean) | best (the README's recommendation: paper likelihood, levels geometric in "
@@ -485,7 +616,9 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--diagnostics", o->diagnostics, "run details (JSON)")->group("Output");
   sub->add_option("--png", o->png, "figure: measurement | samples | mean | std | truth")->group("Output");
   sub->add_option("--png-samples", o->png_samples, "samples shown per row")->capture_default_str()->group("Output");
-  sub->add_option("--png-range", o->png_range, "LO,HI value range shown (default: truth's or mean's range)")->group("Output");
+  sub->add_option("--png-range", o->png_range, "LO,HI value range shown (default: --data-range if given, else truth's or mean's range)")->group("Output");
+  sub->add_option("--png-each", o->png_each, "directory: one PNG per sample (sample_I_C.png) and per mean (mean_I.png)")->group("Output");
+  sub->add_option("--data-range", o->data_range, "LO,HI: the data's range; PNG inputs map [0, 255] onto it and --png-each back (default -1,1; 0,1 for [0, 1] data)")->group("Output");
   sub->add_option("--psnr-range", o->psnr_range, "peak-to-peak data range for PSNR")->check(positive_finite_check())->capture_default_str()->group("Output");
   sub->add_flag("--quiet,-q", o->quiet, "no progress, notes or summary")->group("Output");
   sub->add_flag("--json", o->json, "print a JSON summary on stdout")->group("Output");

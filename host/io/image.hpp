@@ -37,7 +37,20 @@ struct GridStyle {
   int scale = 8;          // nearest-neighbour upscaling of every pixel
   int pad = 4;            // pixels between cells (after scaling)
   uint8_t background = 255;
+  // Text in the built-in font (black): a title line on top, a title over each column (cut to the
+  // column's width) and a note to the right of each row. Empty strings draw nothing.
+  std::string title;
+  std::vector<std::string> column_titles, row_notes;
+  int text_scale = 1;
 };
+
+// The built-in 5x7 bitmap font: upper-case letters (lower case is drawn in upper case), digits and
+// common punctuation; anything else is drawn as '?'. Each character takes 6 x 8 cells of `scale`
+// pixels (one column and one row of spacing).
+int text_width(const std::string& text, int scale);
+int text_height(int scale);
+// Draw text with its top-left corner at (x, y), in `value` on every channel; clipped to the image.
+void draw_text(Image8& image, int x, int y, const std::string& text, int scale, uint8_t value);
 
 // Rows of tiles laid out in a grid; a column is as wide as its widest tile (scale * zoom * W).
 Image8 compose_grid(const std::vector<std::vector<Tile>>& rows, const GridStyle& style);

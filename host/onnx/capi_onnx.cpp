@@ -1,5 +1,6 @@
 // C API of the ONNX score networks: almc_onnx_config_default, almc_score_create_onnx,
 // almc_onnx_eval_raw. The score is a callback score that owns its executor.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -9,6 +10,8 @@
 #include "host/core/capi_internal.hpp"
 #include "host/core/objects.hpp"
 #include "host/core/error.hpp"
+#include "host/core/objects.hpp"
+#include "host/onnx/capi_onnx.hpp"
 #include "host/onnx/executor.hpp"
 
 #ifdef ALMC_HAVE_CUDA
@@ -24,7 +27,165 @@ using almc::onnx::Executor;
 struct OnnxScore {
   std::unique_ptr<Executor> exec;
   almc_context_t ctx = nullptr;  // for logging a failed call (the engine reports only the status)
+  almc::onnx::Bindings bindings;
+  ExecConfig cfg;
 };
+
+const char* dtype_name(almc::onnx::DType t) {
+  return t == almc::onnx::DType::Float ? "float" : t == almc::onnx::DType::Int64 ? "int64" : "bool";
+}
+
+std::string dims_text(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + (dims[i] < 0 ? std::string("?") : std::to_string(dims[i]));
+  return s + "]";
+}
+
+// Values per sample of a declared tensor (-1 when a dim after the first is free).
+int64_t declared_per_sample(const std::vector<int64_t>& dims) {
+  int64_t n = 1;
+  for (size_t i = 1; i < dims.size(); ++i) {
+    if (dims[i] < 0) return -1;
+    n *= dims[i];
+  }
+  return n;
+}
+
+// The edits a configuration makes to the graph before planning: further inputs become constants,
+// and an output channel slice becomes a Slice node after the output.
+void edit_graph(almc::onnx::Graph& g, const almc_onnx_config* c) {
+  using almc::onnx::DType;
+  using almc::onnx::HostTensor;
+  if (!c) return;
+  if (c->n_inputs < 0 || (c->n_inputs > 0 && !c->inputs))
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "config.inputs must hold n_inputs entries");
+  for (int64_t k = 0; k < c->n_inputs; ++k) {
+    const almc_onnx_input& in = c->inputs[k];
+    if (!in.name || !in.values || in.ndim < 0 || in.ndim > 8 || (in.ndim > 0 && !in.shape))
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, "config.inputs[" + std::to_string(k) + "] needs a name, values and a shape");
+    auto it = std::find_if(g.inputs.begin(), g.inputs.end(), [&](const auto& v) { return v.name == in.name; });
+    if (it == g.inputs.end())
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, std::string("the model has no input named '") + in.name +
+                                                 "' (config.inputs); its inputs: " + almc::onnx::describe_inputs(g));
+    if (it->dtype == DType::Bool) throw Error(ALMC_ERR_UNSUPPORTED, std::string("input '") + in.name + "' is bool; only float and integer inputs can be given");
+    auto t = std::make_shared<HostTensor>();
+    t->dtype = it->dtype;
+    if (in.ndim == 0) {
+      for (int64_t dim : it->dims) t->shape.push_back(dim < 0 ? 1 : dim);
+    } else {
+      t->shape.assign(in.shape, in.shape + in.ndim);
+      bool ok = t->shape.size() == it->dims.size();
+      for (size_t i = 0; ok && i < t->shape.size(); ++i)
+        ok = t->shape[i] > 0 && (it->dims[i] < 0 || it->dims[i] == t->shape[i]);
+      if (!ok) {
+        std::string got;
+        for (int64_t v : t->shape) got += (got.empty() ? "" : ", ") + std::to_string(v);
+        throw Error(ALMC_ERR_INVALID_ARGUMENT, std::string("the value given for input '") + in.name + "' has shape [" + got +
+                                                   "]; the input is " + dims_text(it->dims) + " (? : any size, 1 broadcasts)");
+      }
+    }
+    int64_t count = 1;
+    for (int64_t v : t->shape) {
+      if (v > (int64_t(1) << 28) / count) throw Error(ALMC_ERR_INVALID_ARGUMENT, std::string("input '") + in.name + "' is too large");
+      count *= v;
+    }
+    t->v.resize(size_t(count));
+    for (int64_t i = 0; i < count; ++i) {
+      const double v = in.values[in.ndim == 0 ? 0 : i];
+      if (!std::isfinite(v)) throw Error(ALMC_ERR_INVALID_ARGUMENT, std::string("input '") + in.name + "' has a non-finite value");
+      t->v[size_t(i)] = it->dtype == DType::Int64 ? std::nearbyint(v) : v;
+    }
+    g.initializers[in.name] = t;
+    g.inputs.erase(it);
+  }
+  const int64_t b = c->output_channel_begin, e = c->output_channel_end;
+  if (b == 0 && e == 0) return;
+  if (b < 0 || e <= b) throw Error(ALMC_ERR_INVALID_ARGUMENT, "the output channel slice must have 0 <= begin < end");
+  auto& out = g.outputs[0];
+  if (out.dims.size() < 2) throw Error(ALMC_ERR_INVALID_ARGUMENT, "an output channel slice needs an output with a channel axis (rank >= 2)");
+  if (out.dims[1] >= 0 && e > out.dims[1])
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "the output '" + out.name + "' " + dims_text(out.dims) + " has " +
+                                               std::to_string(out.dims[1]) + " channels; the slice ends at " + std::to_string(e));
+  auto int_const = [&](const std::string& name, int64_t v) {
+    auto t = std::make_shared<HostTensor>();
+    t->dtype = DType::Int64;
+    t->shape = {1};
+    t->v = {double(v)};
+    g.initializers[name] = t;
+    return name;
+  };
+  almc::onnx::Node n;
+  n.name = "almc_output_slice";
+  n.op = "Slice";
+  n.inputs = {out.name, int_const("almc_output_slice_begin", b), int_const("almc_output_slice_end", e),
+              int_const("almc_output_slice_axis", 1)};
+  n.outputs = {"almc_output_sliced"};
+  g.nodes.push_back(n);
+  out.name = n.outputs[0];
+  out.dims[1] = e - b;
+}
+
+// Which graph inputs x and the level bind to, checked before planning so that a wrong name, a
+// level fed with the wrong kind or inputs in an unexpected order get a message that says what to set.
+almc::onnx::Bindings bind_inputs(const almc::onnx::Graph& g, const ExecConfig& e) {
+  using almc::onnx::DType;
+  using almc::onnx::ValueInfo;
+  almc::onnx::Bindings b;
+  b.inputs = almc::onnx::describe_inputs(g);
+  auto find = [&](const std::string& name) -> const ValueInfo* {
+    for (const auto& v : g.inputs)
+      if (v.name == name) return &v;
+    return nullptr;
+  };
+  if (g.inputs.empty()) throw Error(ALMC_ERR_UNSUPPORTED, "the model has no runtime input");
+  if (!e.x_input.empty() && !find(e.x_input))
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "the model has no input named '" + e.x_input + "' (config.x_input); its inputs: " + b.inputs);
+  if (e.level != ALMC_LEVEL_NONE && !e.level_input.empty() && !find(e.level_input))
+    throw Error(ALMC_ERR_INVALID_ARGUMENT,
+                "the model has no input named '" + e.level_input + "' (config.level_input); its inputs: " + b.inputs);
+  const ValueInfo* x = e.x_input.empty() ? &g.inputs[0] : find(e.x_input);
+  const ValueInfo* lv = nullptr;
+  if (e.level != ALMC_LEVEL_NONE) {
+    if (!e.level_input.empty()) {
+      lv = find(e.level_input);
+    } else {
+      for (const auto& v : g.inputs)
+        if (v.name != x->name) {
+          lv = &v;
+          break;
+        }
+    }
+  }
+  // x bound to something that looks like a level (one value per sample, or an integer) while
+  // another input looks like data: the inputs are probably in the other order.
+  if (e.x_input.empty() && (declared_per_sample(x->dims) == 1 || x->dtype != DType::Float))
+    for (const auto& v : g.inputs)
+      if (&v != x && v.dtype == DType::Float && declared_per_sample(v.dims) != 1)
+        throw Error(ALMC_ERR_INVALID_ARGUMENT, "the first input '" + x->name + "' " + dtype_name(x->dtype) + " " +
+                                                   dims_text(x->dims) + " looks like the level and '" + v.name +
+                                                   "' like x: set config.x_input = \"" + v.name + "\" (inputs: " + b.inputs + ")");
+  if (x->dtype != DType::Float)
+    throw Error(ALMC_ERR_UNSUPPORTED, "input x '" + x->name + "' is " + dtype_name(x->dtype) + "; x must be float");
+  if (lv && lv->dtype == DType::Int64 && e.level != ALMC_LEVEL_INDEX)
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "the level input '" + lv->name +
+                                               "' is int64, a discrete timestep index: set level = ALMC_LEVEL_INDEX with "
+                                               "the model's alpha_bar table (config.alpha_bar_table)");
+  for (const auto& v : g.inputs)
+    if (v.name != x->name && !(lv && v.name == lv->name))
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, "input '" + v.name + "' " + dtype_name(v.dtype) + " " + dims_text(v.dims) +
+                                                 " is neither x nor the level: give its value (config.inputs)");
+  // A learned-variance output (2C channels for C-channel x) needs a slice.
+  const auto& out = g.outputs[0];
+  const int64_t px = declared_per_sample(x->dims), po = declared_per_sample(out.dims);
+  if (px > 0 && po == 2 * px && out.dims.size() >= 2 && out.dims[1] > 0 && out.dims[1] % 2 == 0)
+    throw Error(ALMC_ERR_UNSUPPORTED, "the output '" + out.name + "' " + dims_text(out.dims) + " has twice the values of x '" +
+                                          x->name + "' " + dims_text(x->dims) +
+                                          " (a learned-variance model?): keep its first channels with output channels 0 to " +
+                                          std::to_string(out.dims[1] / 2) + " (config.output_channel_begin/end)");
+  b.x = x->name;
+  if (lv) b.level = lv->name;
+  return b;
+}
 
 int score_trampoline(const float* x, float* score, int64_t n, int64_t d, const almc_level* /*level*/,
                      const almc_level_device* level_dev, void* stream, void* user_data) {
@@ -64,6 +225,22 @@ ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
     if (c->alpha_bar_len > (int64_t(1) << 24)) throw Error(ALMC_ERR_INVALID_ARGUMENT, "alpha_bar_len too large");
     e.alpha_bar_table.assign(c->alpha_bar_table, c->alpha_bar_table + c->alpha_bar_len);
   }
+  if (!(c->beta_min >= 0) || !(c->beta_max >= 0) || !std::isfinite(c->beta_max) || !(c->level_scale >= 0) ||
+      !std::isfinite(c->level_scale))
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "beta_min, beta_max and level_scale must be finite and >= 0");
+  if (c->beta_max > 0) {
+    if (c->convention != ALMC_CONV_VP || c->level != ALMC_LEVEL_T)
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, "beta_min/beta_max describe a VP network fed its time: set convention = "
+                                             "ALMC_CONV_VP and level = ALMC_LEVEL_T");
+    if (!(c->beta_max > c->beta_min) && !(c->beta_max == c->beta_min && c->beta_min > 0))
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, "beta_max must be >= beta_min > 0 (or > beta_min = 0)");
+    e.vp_sde = true;
+    e.beta_min = float(c->beta_min);
+    e.beta_max = float(c->beta_max);
+  } else if (c->beta_min > 0) {
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "beta_min needs beta_max");
+  }
+  e.level_scale = c->level_scale > 0 ? float(c->level_scale) : 1.f;
   e.output = c->output;
   e.convention = c->convention;
   e.level = c->level;
@@ -100,6 +277,32 @@ const char* conv_name(int c) {
 
 }  // namespace
 
+namespace almc::onnx {
+
+std::string describe_inputs(const Graph& g) {
+  std::string s;
+  for (const auto& v : g.inputs) s += (s.empty() ? "'" : ", '") + v.name + "' " + dtype_name(v.dtype) + " " + dims_text(v.dims);
+  return s;
+}
+
+bool score_bindings(almc_score_t score, Bindings* out) {
+  if (!score || score->fn != score_trampoline || !score->user_data) return false;
+  if (out) *out = static_cast<const OnnxScore*>(score->user_data)->bindings;
+  return true;
+}
+
+bool score_level_value(almc_score_t score, double t, double* value) {
+  if (!score || score->fn != score_trampoline || !score->user_data) return false;
+  const ExecConfig& c = static_cast<const OnnxScore*>(score->user_data)->cfg;
+  if (c.level == ALMC_LEVEL_NONE) return false;
+  const AdapterParams a = adapter_params(c, c.alpha_bar_table.data());
+  const double sigma2 = std::expm1(2.0 * t);
+  *value = adapter_level_value(a, float(t), float(std::sqrt(sigma2)), float(0.5 * std::log(sigma2)), float(std::exp(-2.0 * t)));
+  return true;
+}
+
+}  // namespace almc::onnx
+
 extern "C" {
 
 almc_onnx_config almc_onnx_config_default(void) {
@@ -115,6 +318,13 @@ almc_onnx_config almc_onnx_config_default(void) {
   c.alpha_bar_len = 0;
   c.allow_tf32 = 0;
   c.max_batch = 0;
+  c.output_channel_begin = 0;
+  c.output_channel_end = 0;
+  c.inputs = nullptr;
+  c.n_inputs = 0;
+  c.beta_min = 0;
+  c.beta_max = 0;
+  c.level_scale = 0;
   return c;
 }
 
@@ -128,8 +338,15 @@ almc_status almc_score_create_onnx(almc_context_t ctx, const char* path, const a
     ExecConfig ec = lower_config(ctx, config ? config : &def);
     auto s = std::make_unique<OnnxScore>();
     s->ctx = ctx;
-    s->exec = std::make_unique<Executor>(almc::onnx::load_graph(path), ec);
+    s->cfg = ec;
+    almc::onnx::Graph graph = almc::onnx::load_graph(path);
+    edit_graph(graph, config ? config : &def);
+    s->bindings = bind_inputs(graph, ec);
+    s->exec = std::make_unique<Executor>(std::move(graph), ec);
     const int64_t d = s->exec->d();
+    almc::context_log(ctx, ALMC_LOG_INFO, std::string("ONNX network '") + path + "': x <- input '" + s->bindings.x + "'" +
+                                              (s->bindings.level.empty() ? ", no level input" : ", level <- input '" + s->bindings.level + "'") +
+                                              " (inputs: " + s->bindings.inputs + ")");
     std::string desc = std::string("ONNX network '") + path + "' (" + output_name(ec.output) + ", " +
                        conv_name(ec.convention) + ", x '" + s->exec->x_name() + "'" +
                        (s->exec->level_name().empty() ? "" : ", level '" + s->exec->level_name() + "'") + ")";
@@ -160,8 +377,13 @@ almc_status almc_onnx_eval_raw(almc_context_t ctx, const char* path, const almc_
     almc_onnx_config def = almc_onnx_config_default();
     ExecConfig ec = lower_config(ctx, config ? config : &def);
     ec.max_batch = n;
-    if (ec.level == ALMC_LEVEL_INDEX) ec.level = ALMC_LEVEL_T;  // the raw level is fed as given
-    Executor ex(almc::onnx::load_graph(path), ec);
+    almc::onnx::Graph graph = almc::onnx::load_graph(path);
+    edit_graph(graph, config ? config : &def);
+    ExecConfig raw = ec;  // the raw level is fed as given, whatever the input's dtype
+    if (raw.level != ALMC_LEVEL_NONE) raw.level = ALMC_LEVEL_INDEX;
+    bind_inputs(graph, raw);
+    if (ec.level == ALMC_LEVEL_INDEX) ec.level = ALMC_LEVEL_T;
+    Executor ex(std::move(graph), ec);
     if (ex.d() != d)
       throw Error(ALMC_ERR_INVALID_ARGUMENT, "x has " + std::to_string(d) + " values per sample, the model's input '" +
                                                  ex.x_name() + "' has " + std::to_string(ex.d()));

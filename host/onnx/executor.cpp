@@ -242,14 +242,23 @@ void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParam
   }
 }
 
-void Executor::run_score(const float* x, float* score, int64_t n, const almc_level_device* level_dev, void* stream) {
+AdapterParams adapter_params(const ExecConfig& c, const float* table) {
   AdapterParams a{};
-  a.output = cfg_.output;
-  a.convention = cfg_.convention;
-  a.level_kind = cfg_.level;
-  a.table = cfg_.backend == ALMC_BACKEND_CUDA ? dev_table_ : cfg_.alpha_bar_table.data();
-  a.table_len = int64_t(cfg_.alpha_bar_table.size());
+  a.output = c.output;
+  a.convention = c.convention;
+  a.level_kind = c.level;
+  a.table = table;
+  a.table_len = int64_t(c.alpha_bar_table.size());
   a.raw = false;
+  a.vp_sde = c.vp_sde;
+  a.beta_min = c.beta_min;
+  a.beta_d = c.beta_max - c.beta_min;
+  a.level_scale = c.level_scale;
+  return a;
+}
+
+void Executor::run_score(const float* x, float* score, int64_t n, const almc_level_device* level_dev, void* stream) {
+  const AdapterParams a = adapter_params(cfg_, cfg_.backend == ALMC_BACKEND_CUDA ? dev_table_ : cfg_.alpha_bar_table.data());
   if (!level_dev) throw Error(ALMC_ERR_NULL_POINTER, "no level");
   run(x, score, n, a, level_dev, stream);
 }

@@ -20,7 +20,13 @@ struct ExecConfig {
   std::string x_input, level_input;  // empty: first input / second input
   int output = ALMC_OUTPUT_SCORE, convention = ALMC_CONV_OU, level = ALMC_LEVEL_T;
   std::vector<float> alpha_bar_table;
+  bool vp_sde = false;  // continuous VP-SDE time (see AdapterParams)
+  float beta_min = 0.f, beta_max = 0.f, level_scale = 1.f;
 };
+
+// The adapter's parameters for a configuration (table: the alpha_bar table in the memory the
+// adapter runs in).
+AdapterParams adapter_params(const ExecConfig& c, const float* table);
 
 class Executor {
  public:

@@ -180,6 +180,17 @@ typedef enum almc_net_level {
   ALMC_LEVEL_NONE = 4       /* the network takes no level input */
 } almc_net_level;
 
+/* A constant value for a graph input other than x and the level (a class label, a conditioning
+ * tensor). values are row-major and converted to the input's dtype (int64 inputs: rounded).
+ * ndim 0: one value, broadcast to the input's shape; else shape[ndim] must match the input's
+ * fixed dims (a free dim, such as the batch, takes the given size, usually 1, and broadcasts). */
+typedef struct almc_onnx_input {
+  const char* name;
+  const float* values;
+  const int64_t* shape;
+  int64_t ndim;
+} almc_onnx_input;
+
 typedef struct almc_onnx_config {
   size_t struct_size;
   const char* x_input;      /* input name for x; NULL: the first input */
@@ -191,6 +202,17 @@ typedef struct almc_onnx_config {
   int64_t alpha_bar_len;
   int allow_tf32;           /* CUDA only: TF32 GEMMs and convolutions */
   int64_t max_batch;        /* largest n the score will be called with; 0: grow on demand */
+  /* Keep channels [begin, end) of the output's axis 1 (a learned-variance model's 2C channels:
+   * 0, C); both 0: the whole output. */
+  int64_t output_channel_begin, output_channel_end;
+  const almc_onnx_input* inputs; /* constant values of further graph inputs */
+  int64_t n_inputs;
+  /* Continuous VP-SDE (score_sde): with beta_max > 0 and level = ALMC_LEVEL_T, the network's time s
+   * in [0, 1] has alpha_bar(s) = exp(-beta_min s - (beta_max - beta_min) s^2 / 2). */
+  double beta_min, beta_max;
+  /* The fed t, sigma or log-sigma value is multiplied by level_scale (e.g. 999 or 1000 for time
+   * labels t * 999); 0 means 1. */
+  double level_scale;
 } almc_onnx_config;
 
 almc_onnx_config almc_onnx_config_default(void);

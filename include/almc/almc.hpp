@@ -4,15 +4,21 @@
 //   auto prior = almc::Score::gmm_json(ctx, "prior.json");
 //   auto op = almc::Operator::mask(ctx, mask);
 //   auto cfg = almc_sampler_config_default(); cfg.noise_std = 0.1; cfg.chains_per_meas = 64;
-//   almc::Sampler s(ctx, prior, &op, cfg);
+//   almc::Sampler s(ctx, prior, op, cfg);                // or (ctx, prior, cfg): the prior alone
 //   s.set_measurement(y); s.run(); auto x = s.samples();
+//
+// Handles are shared: copying one shares the underlying object, which is destroyed with its last
+// copy. A Sampler holds copies of its context, score and operator, so temporaries passed to it
+// (almc::Sampler s(ctx, almc::Score::gaussian(ctx, m, v), op, cfg)) stay alive as long as it does.
 #ifndef ALMC_ALMC_HPP
 #define ALMC_ALMC_HPP
 
 #include <almc/almc.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -32,30 +38,22 @@ inline void check(almc_status st, const char* message) {
   if (st != ALMC_OK) throw Exception(st, message ? message : "");
 }
 
-// Owns a handle of type H destroyed by D.
+// Shares a handle of type H (a pointer) destroyed by D when its last copy goes.
 template <class H, void (*D)(H)>
 class Handle {
  public:
   Handle() = default;
-  explicit Handle(H h) : h_(h) {}
-  ~Handle() {
-    if (h_) D(h_);
-  }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  Handle(Handle&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
-  Handle& operator=(Handle&& o) noexcept {
-    if (this != &o) {
-      if (h_) D(h_);
-      h_ = std::exchange(o.h_, nullptr);
-    }
-    return *this;
-  }
-  H get() const noexcept { return h_; }
+  explicit Handle(H h) { reset(h); }
+  H get() const noexcept { return h_.get(); }
   explicit operator bool() const noexcept { return h_ != nullptr; }
 
  protected:
-  H h_ = nullptr;
+  void reset(H h) {
+    h_ = std::shared_ptr<std::remove_pointer_t<H>>(h, [](H p) {
+      if (p) D(p);
+    });
+  }
+  std::shared_ptr<std::remove_pointer_t<H>> h_;
 };
 
 class Context : public Handle<almc_context_t, almc_context_destroy> {
@@ -68,18 +66,22 @@ class Context : public Handle<almc_context_t, almc_context_destroy> {
   explicit Context(const almc_context_config& c) { init(c); }
   almc_backend backend() const {
     almc_backend b = ALMC_BACKEND_CPU;
-    check(almc_context_backend(h_, &b), almc_context_last_error(h_));
+    check(almc_context_backend(get(), &b), almc_context_last_error(get()));
     return b;
   }
-  std::string device_name() const { return almc_context_device_name(h_); }
-  const char* last_error() const { return almc_context_last_error(h_); }
+  std::string device_name() const { return almc_context_device_name(get()); }
+  const char* last_error() const { return almc_context_last_error(get()); }
 
  private:
   void init(const almc_context_config& c) {
     almc_context_t h = nullptr;
     const almc_status st = almc_context_create(&c, &h);
-    if (st != ALMC_OK) throw Exception(st, "almc_context_create failed");
-    h_ = h;
+    if (st != ALMC_OK) {
+      const std::string msg = h ? almc_context_last_error(h) : "almc_context_create failed";
+      if (h) almc_context_destroy(h);
+      throw Exception(st, msg);
+    }
+    reset(h);
   }
 };
 
@@ -114,13 +116,13 @@ class Score : public Handle<almc_score_t, almc_score_destroy> {
   }
   int64_t dim() const {
     int64_t d = 0;
-    check(almc_score_dim(h_, &d), almc_score_last_error(h_));
+    check(almc_score_dim(get(), &d), almc_score_last_error(get()));
     return d;
   }
   std::vector<float> evaluate(const std::vector<float>& x, double t) const {
     const int64_t d = dim();
     std::vector<float> out(x.size());
-    check(almc_score_evaluate(h_, x.data(), out.data(), static_cast<int64_t>(x.size()) / d, t), almc_score_last_error(h_));
+    check(almc_score_evaluate(get(), x.data(), out.data(), static_cast<int64_t>(x.size()) / d, t), almc_score_last_error(get()));
     return out;
   }
 };
@@ -157,58 +159,78 @@ class Operator : public Handle<almc_operator_t, almc_operator_destroy> {
   }
   std::pair<int64_t, int64_t> dims() const {
     int64_t m = 0, d = 0;
-    check(almc_operator_dims(h_, &m, &d), almc_operator_last_error(h_));
+    check(almc_operator_dims(get(), &m, &d), almc_operator_last_error(get()));
     return {m, d};
   }
   double norm() const {
     double v = -1;
-    check(almc_operator_norm(h_, &v), almc_operator_last_error(h_));
+    check(almc_operator_norm(get(), &v), almc_operator_last_error(get()));
     return v;
   }
   std::vector<float> forward(const std::vector<float>& x, int64_t n, int64_t meas = 0) const {
     std::vector<float> y(static_cast<size_t>(n * dims().first));
-    check(almc_operator_forward(h_, x.data(), y.data(), n, meas), almc_operator_last_error(h_));
+    check(almc_operator_forward(get(), x.data(), y.data(), n, meas), almc_operator_last_error(get()));
     return y;
   }
   std::vector<float> adjoint(const std::vector<float>& y, int64_t n, int64_t meas = 0) const {
     std::vector<float> x(static_cast<size_t>(n * dims().second));
-    check(almc_operator_adjoint(h_, y.data(), x.data(), n, meas), almc_operator_last_error(h_));
+    check(almc_operator_adjoint(get(), y.data(), x.data(), n, meas), almc_operator_last_error(get()));
     return x;
   }
 };
 
-class Sampler : public Handle<almc_sampler_t, almc_sampler_destroy> {
+class Sampler {
  public:
-  Sampler(const Context& ctx, const Score& score, const Operator* op, const almc_sampler_config& cfg) {
-    almc_sampler_t h = nullptr;
-    check(almc_sampler_create(ctx.get(), score.get(), op ? op->get() : nullptr, &cfg, &h), ctx.last_error());
-    h_ = h;
-    d_ = score.dim();
-    n_ = cfg.chain_count > 0 ? cfg.chain_count : cfg.n_meas * cfg.chains_per_meas;
-    n_meas_ = cfg.chain_count > 0 ? cfg.chain_count / cfg.chains_per_meas : cfg.n_meas;
+  // The posterior: prior `score`, operator `op` (copies of the handles are kept).
+  Sampler(const Context& ctx, const Score& score, const Operator& op, const almc_sampler_config& cfg)
+      : ctx_(ctx), score_(score), op_(op) {
+    create(cfg);
   }
-  void set_measurement(const std::vector<float>& y) { check(almc_sampler_set_measurement(h_, y.data()), err()); }
-  void set_state(const std::vector<float>& x) { check(almc_sampler_set_state(h_, x.data()), err()); }
-  void run() { check(almc_sampler_run(h_), err()); }
+  // The prior alone (no likelihood).
+  Sampler(const Context& ctx, const Score& score, const almc_sampler_config& cfg) : ctx_(ctx), score_(score) {
+    create(cfg);
+  }
+  // op may be null (the prior alone).
+  Sampler(const Context& ctx, const Score& score, const Operator* op, const almc_sampler_config& cfg)
+      : ctx_(ctx), score_(score), op_(op ? *op : Operator()) {
+    create(cfg);
+  }
+  almc_sampler_t get() const noexcept { return h_.get(); }
+  void set_measurement(const std::vector<float>& y) { check(almc_sampler_set_measurement(get(), y.data()), err()); }
+  void set_state(const std::vector<float>& x) { check(almc_sampler_set_state(get(), x.data()), err()); }
+  void run() { check(almc_sampler_run(get()), err()); }
   std::vector<float> samples() const {
     std::vector<float> x(static_cast<size_t>(n_ * d_));
-    check(almc_sampler_get_samples(h_, x.data()), err());
+    check(almc_sampler_get_samples(get(), x.data()), err());
     return x;
   }
   std::pair<std::vector<float>, std::vector<float>> mean_std() const {
     std::vector<float> m(static_cast<size_t>(n_meas_ * d_)), s(m.size());
-    check(almc_sampler_get_mean_std(h_, m.data(), s.data()), err());
+    check(almc_sampler_get_mean_std(get(), m.data(), s.data()), err());
     return {m, s};
   }
   almc_run_info info() const {
     almc_run_info i{};
     i.struct_size = sizeof i;
-    check(almc_sampler_run_info(h_, &i), err());
+    check(almc_sampler_run_info(get(), &i), err());
     return i;
   }
-  const char* err() const { return almc_sampler_last_error(h_); }
+  const char* err() const { return almc_sampler_last_error(get()); }
 
  private:
+  void create(const almc_sampler_config& cfg) {
+    almc_sampler_t h = nullptr;
+    check(almc_sampler_create(ctx_.get(), score_.get(), op_.get(), &cfg, &h), ctx_.last_error());
+    h_.reset(h, almc_sampler_destroy);
+    d_ = score_.dim();
+    n_ = cfg.chain_count > 0 ? cfg.chain_count : cfg.n_meas * cfg.chains_per_meas;
+    n_meas_ = cfg.chain_count > 0 ? cfg.chain_count / cfg.chains_per_meas : cfg.n_meas;
+  }
+  // Declared before h_: destroyed after the sampler, as the C API requires.
+  Context ctx_;
+  Score score_;
+  Operator op_;
+  std::shared_ptr<almc_sampler_s> h_;
   int64_t d_ = 0, n_ = 0, n_meas_ = 0;
 };
 

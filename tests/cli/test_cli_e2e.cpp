@@ -564,4 +564,343 @@ TEST_F(Cli, SeedsPsnrRangesThreadsAndStdsAreChecked) {
   expect_one_line_error(run("sample --prior " + path("neg.json") + " --chains 4 --backend cpu -q"), "must be positive");
 }
 
+// ------------------------------------------------------------------ issue 12: first-use defects
+
+std::string fixture(const std::string& name) {
+  const char* data = std::getenv("ALMC_TEST_DATA");
+  return std::string(data ? data : "tests/data") + "/onnx/" + name;
+}
+
+// Item 1: --png with d not a square and no --shape used to die with SIGFPE after the whole run.
+TEST_F(Cli, PngWithoutImageShapeIsRefusedBeforeSampling) {
+  std::ofstream(path("p5.json")) << R"({"weights": [1], "means": [[0, 0, 0, 0, 0]], "stds": [1]})";
+  const float y[5] = {0, 0, 0, 0, 0};
+  write_npy(path("y5.npy"), y, {5});
+  for (const std::string& extra : {" --y " + path("y5.npy") + " --noise-std 0.5", std::string()}) {
+    SCOPED_TRACE(extra);
+    const Result r = run("sample --backend cpu -q --prior " + path("p5.json") + extra + " --kappa 1 --chains 4 --png " +
+                         path("g.png"));
+    expect_one_line_error(r, "--shape");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(::access(path("g.png").c_str(), F_OK), 0);
+  }
+}
+
+// Item 3: an RGB PNG for a one-channel model became 3 measurements.
+TEST_F(Cli, RgbPngForOneChannelModel) {
+  std::ofstream(path("p16.json")) << R"({"weights": [1], "means": [[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]], "stds": [0.5]})";
+  almc::io::Image8 gray3{4, 4, 3, {}}, colour{4, 4, 3, {}};
+  for (int i = 0; i < 16; ++i)
+    for (int c = 0; c < 3; ++c) {
+      gray3.pixels.push_back(uint8_t(16 * i));
+      colour.pixels.push_back(uint8_t(16 * i + 40 * c));
+    }
+  almc::io::write_png(path("gray3.png"), gray3);
+  almc::io::write_png(path("colour.png"), colour);
+  const std::string base = "sample --backend cpu --prior " + path("p16.json") + " --noise-std 0.1 --kappa 1 --chains 2 --json ";
+  const Result ok = run(base + "--y " + path("gray3.png"));
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  const auto j = nlohmann::json::parse(ok.out);
+  EXPECT_EQ(j["n_meas"], 1);
+  EXPECT_EQ(j["m"], 16);
+  EXPECT_NE(ok.err.find("one channel"), std::string::npos) << ok.err;
+  expect_one_line_error(run(base + "-q --y " + path("colour.png")), "colour");
+}
+
+// Item 2: an int64 timestep input run with the default --level t gave a wrong posterior, exit 0.
+TEST_F(Cli, Int64LevelInputIsRefusedAndBindingsAreReported) {
+  const float y6[6] = {0, 0, 0, 0, 0, 0};
+  write_npy(path("y6.npy"), y6, {6});
+  const std::string ok_y = " --y " + path("y6.npy") + " --noise-std 0.5 --kappa 0.2 --chains 2 --backend cpu";
+  const std::string i64 = fixture("int64_level.onnx");
+  if (::access(i64.c_str(), R_OK) != 0) GTEST_SKIP() << "fixture " << i64 << " not found";
+  const Result bad = run("sample -q --model " + i64 + ok_y);
+  expect_one_line_error(bad, "--level index --alpha-bar");
+  EXPECT_NE(bad.err.find("'timestep' is int64"), std::string::npos) << bad.err;
+  // The bindings and the level range fed, for a float level: OU t from tau = 0.01 to T = 5 as VE sigma.
+  const Result r = run("sample -q --json --model " + fixture("gauss_vp_eps.onnx") + " --convention vp --output eps --level sigma" + ok_y);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto b = nlohmann::json::parse(r.out)["bindings"];
+  EXPECT_EQ(b["x"], "x");
+  EXPECT_EQ(b["level"], "t");
+  EXPECT_NEAR(b["level_range"][0].get<double>(), std::sqrt(std::expm1(0.02)), 1e-5);
+  EXPECT_NEAR(b["level_range"][1].get<double>(), std::sqrt(std::expm1(10.0)), 1e-2);
+  const Result v = run("sample --verbose --model " + fixture("gauss_vp_eps.onnx") + ok_y);
+  ASSERT_EQ(v.code, 0) << v.err;
+  EXPECT_NE(v.err.find("level <- input 't'"), std::string::npos) << v.err;
+}
+
+// Item 6: messages in the command line's words.
+TEST_F(Cli, MessagesNameOptionsAndInputs) {
+  const std::string prior = gaussian_prior();
+  const float y5[5] = {1, 2, 3, 4, 5}, y6[6] = {0, 0, 0, 0, 0, 0}, y8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  write_npy(path("y5.npy"), y5, {5});
+  write_npy(path("y6.npy"), y6, {6});
+  write_npy(path("y8.npy"), y8, {8});
+  expect_one_line_error(run("sample --backend cpu -q --prior " + prior + " --y " + path("y5.npy") + " --noise-std 0.5"),
+                        "the operator identity expects 4 values");
+  const std::string ok_y = " --y " + path("y6.npy") + " --noise-std 0.5 --backend cpu -q";
+  if (::access(fixture("level_first.onnx").c_str(), R_OK) != 0) GTEST_SKIP() << "fixtures not found";
+  const Result wrong = run("sample --model " + fixture("gauss_vp_eps.onnx") + " --level-input tt" + ok_y);
+  expect_one_line_error(wrong, "no input named 'tt'");
+  EXPECT_NE(wrong.err.find("'x' float [?, 6], 't' float [?, 1]"), std::string::npos) << wrong.err;
+  expect_one_line_error(run("sample --model " + fixture("level_first.onnx") + ok_y), "give --x-input \"x\"");
+  const Result none = run("sample --model " + fixture("x_only.onnx") + " --y " + path("y8.npy") + " --noise-std 0.5 --backend cpu -q");
+  expect_one_line_error(none, "--level none");
+  EXPECT_EQ(none.err.find("ALMC_LEVEL"), std::string::npos) << none.err;
+}
+
+// Item 9: zero or negative values are refused, not read as "default".
+TEST_F(Cli, NonPositiveValuesAreRefused) {
+  const std::string base = "sample --backend cpu -q --prior " + gaussian_prior() + " --chains 2 ";
+  for (const char* opt : {"--kappa 0", "--t-stop 0", "--delta -1", "--t-start 0", "--warm-step 0", "--sigma-max 0",
+                          "--eps 0", "--init-scale 0", "--levels 0", "--steps-per-level 0", "--warm-steps -1",
+                          "--check-every 0"}) {
+    SCOPED_TRACE(opt);
+    const std::string name = std::string(opt).substr(0, std::string(opt).find(' '));
+    const Result r = run(base + opt);
+    expect_one_line_error(r, name + " must be");
+    EXPECT_EQ(r.code, 2);
+  }
+}
+
+// Item 7: the ETA uses the recent rate of the current phase. A warm start of 4000 cheap steps
+// (1e5 steps/s) and then 1000 steps/s: the run-long average promised an ETA of under a second
+// with 4000 of 9000 steps left; the recent rate gives 4 s.
+TEST(CliProgress, EtaUsesTheRecentRateOfThePhase) {
+  almc::cli::RateMeter m(4000);
+  double t = 0;
+  for (int64_t s = 0; s <= 4000; s += 100) m.add(t = s / 1e5, s);
+  for (int64_t s = 4100; s <= 5000; s += 100) m.add(t += 0.1, s);
+  EXPECT_NEAR(m.rate(), 1000.0, 1.0);
+  EXPECT_NEAR(m.eta(9000), 4.0, 0.01);
+  // Without a phase boundary the window still forgets: 3 s of 1000 steps/s after the fast start.
+  almc::cli::RateMeter w(0, 3.0);
+  t = 0;
+  for (int64_t s = 0; s <= 4000; s += 100) w.add(t = s / 1e5, s);
+  for (int64_t s = 4100; s <= 9000; s += 100) w.add(t += 0.1, s);
+  EXPECT_NEAR(w.rate(), 1000.0, 1.0);
+  EXPECT_TRUE(std::isnan(almc::cli::RateMeter().rate()));
+}
+
+// Item 7: the planned number of score evaluations is printed before the run and is what runs.
+TEST_F(Cli, PlannedScoreEvaluationsArePrintedFirst) {
+  const float y[4] = {1, 0, -0.5f, 1.5f};
+  write_npy(path("y.npy"), y, {4});
+  const Result r = run("sample --backend cpu --json --prior " + gaussian_prior() + " --y " + path("y.npy") +
+                       " --noise-std 0.5 --kappa 1 --chains 3 --tweedie");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  char want[160];
+  std::snprintf(want, sizeof want, "planned %lld steps (%lld warm-start), %lld score evaluations on 3 chains",
+                static_cast<long long>(j["steps"].get<int64_t>()), static_cast<long long>(j["warm_steps"].get<int64_t>()),
+                static_cast<long long>(j["score_evals"].get<int64_t>()));
+  EXPECT_NE(r.err.find(want), std::string::npos) << r.err << " wanted: " << want;
+}
+
+// Item 8: a stage below the noise is 0, never negative, and keeps its spread.
+TEST(CliBench, StageDifferencesAreNeverNegative) {
+  const auto neg = almc::cli::stage_difference(1.00e-3, 0.98e-3, 1.04e-3, 1.01e-3, 0.99e-3, 1.03e-3);
+  EXPECT_EQ(neg.seconds, 0.0);
+  EXPECT_NEAR(neg.raw, -1e-5, 1e-12);
+  EXPECT_NEAR(neg.spread, 0.5 * (0.06e-3 + 0.04e-3), 1e-12);
+  const auto pos = almc::cli::stage_difference(2e-3, 2e-3, 2e-3, 0.5e-3, 0.5e-3, 0.5e-3);
+  EXPECT_NEAR(pos.seconds, 1.5e-3, 1e-12);
+  EXPECT_EQ(pos.spread, 0.0);
+}
+
+// Item 13: `almc inspect` names inputs and outputs, the operators and their support, and guesses flags.
+TEST_F(Cli, InspectDescribesModelsAndGuessesFlags) {
+  if (::access(fixture("int64_level.onnx").c_str(), R_OK) != 0) GTEST_SKIP() << "fixtures not found";
+  const Result r = run("inspect --json " + fixture("int64_level.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["opset"], 17);
+  ASSERT_EQ(j["inputs"].size(), 2u);
+  EXPECT_EQ(j["inputs"][1]["name"], "timestep");
+  EXPECT_EQ(j["inputs"][1]["dtype"], "int64");
+  EXPECT_EQ(j["inputs"][0]["shape"], (std::vector<std::string>{"batch", "6"}));
+  EXPECT_EQ(j["outputs"][0]["name"], "out");
+  EXPECT_TRUE(j["operators"]["Cast"]["supported"].get<bool>());
+  const auto has_flag = [](const nlohmann::json& f, const std::string& want) {
+    for (const auto& v : f)
+      if (v == want) return true;
+    return false;
+  };
+  EXPECT_TRUE(has_flag(j["guessed_flags"], "--level index")) << j["guessed_flags"];
+  j = nlohmann::json::parse(run("inspect --json " + fixture("level_first.onnx")).out);
+  EXPECT_TRUE(has_flag(j["guessed_flags"], "--x-input x")) << j["guessed_flags"];
+  EXPECT_EQ(j["executor"], "loads and plans with these flags");
+  j = nlohmann::json::parse(run("inspect --json " + fixture("unsupported_ops.onnx")).out);
+  EXPECT_EQ(j["unsupported"], (std::vector<std::string>{"Hardmax", "Selu"}));
+  EXPECT_FALSE(j["operators"]["Selu"]["supported"].get<bool>());
+  const Result text = run("inspect " + fixture("gauss_vp_eps.onnx"));
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("input  't' float32 [batch, 1]"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("--level t"), std::string::npos) << text.out;
+  expect_one_line_error(run("inspect " + path("none.onnx")), "none.onnx");
+}
+
+// Posterior mean and std per coordinate of N(mu, s2 I) observed through the identity with noise
+// sigma: the tau = 0 closed form (the tests' tolerances cover tau = 0.01 and the ULA lag).
+void gauss_posterior(double mu, double s2, double y, double sigma, double* mean, double* sd) {
+  const double prec = 1 / s2 + 1 / (sigma * sigma);
+  *mean = (mu / s2 + y / (sigma * sigma)) / prec;
+  *sd = std::sqrt(1 / prec);
+}
+
+// Items 10 and 11: a learned-variance output sliced to its first channels; a class label given as
+// an extra input. Both networks are exact Gaussian eps networks (make_graphs.py), so the
+// posterior is known.
+TEST_F(Cli, LearnedVarianceSliceAndExtraInputs) {
+  if (::access(fixture("gauss_class_eps.onnx").c_str(), R_OK) != 0) GTEST_SKIP() << "fixtures not found";
+  const float y[6] = {1.0f, -0.5f, 0.25f, 0.0f, 0.8f, -1.2f};
+  write_npy(path("y.npy"), y, {6});
+  const int chains = 400;
+  const std::string run_opts = " --y " + path("y.npy") + " --noise-std 0.5 --kappa 2 --delta 4e-3 --chains " +
+                               std::to_string(chains) + " --seed 5 --backend cpu -q --mean " + path("mean.npy") + " --std " +
+                               path("std.npy");
+  auto check_posterior = [&](const std::vector<double>& mu, const char* what) {
+    const auto mean = almc::io::read_npy_f64(path("mean.npy")), sd = almc::io::read_npy_f64(path("std.npy"));
+    ASSERT_EQ(mean.data.size(), 6u) << what;
+    for (int j = 0; j < 6; ++j) {
+      double m, s;
+      gauss_posterior(mu[j], 0.49, y[j], 0.5, &m, &s);
+      // 5 standard errors plus 0.05 (tau = 0.01 and the ULA lag at kappa 2); std within 15 %.
+      EXPECT_NEAR(mean.data[j], m, 5 * s / std::sqrt(double(chains)) + 0.05) << what << " coordinate " << j;
+      EXPECT_NEAR(sd.data[j], s, 0.15 * s) << what << " coordinate " << j;
+    }
+  };
+  const std::string lv = "sample --model " + fixture("gauss_eps_learned_var.onnx") + " --output eps --convention vp";
+  expect_one_line_error(run(lv + run_opts), "--output-slice 0:1");
+  Result r = run(lv + " --output-slice 0:1" + run_opts);
+  ASSERT_EQ(r.code, 0) << r.err;
+  check_posterior({0, 0, 0, 0, 0, 0}, "learned variance, first channel");
+  expect_one_line_error(run(lv + " --output-slice 0:3" + run_opts), "has 2 channels");
+
+  const std::string cl = "sample --model " + fixture("gauss_class_eps.onnx") + " --output eps --convention vp";
+  expect_one_line_error(run(cl + run_opts), "--input NAME=VALUE");
+  expect_one_line_error(run(cl + " --input label=1" + run_opts), "no input named 'label'");
+  r = run(cl + " --input class_label=1" + run_opts);
+  ASSERT_EQ(r.code, 0) << r.err;
+  check_posterior({1.5, -1.0, 0.5, 2.0, -2.0, 1.0}, "class 1");
+  const float two = 2.f;
+  write_npy(path("label.npy"), &two, {1});
+  r = run(cl + " --input class_label=" + path("label.npy") + run_opts);
+  ASSERT_EQ(r.code, 0) << r.err;
+  check_posterior({-1, -1, -1, -1, -1, -1}, "class 2 from a file");
+}
+
+// Item 12: a continuous VP-SDE network (score_sde, beta 0.1 .. 20) fed its time label s * 999.
+// The exact Gaussian network gives the closed-form posterior only when the engine feeds the
+// right s for each OU time; fed OU t itself (no --beta-*), the posterior is wrong.
+TEST_F(Cli, ContinuousVpSdeWithLevelScale) {
+  if (::access(fixture("gauss_vpsde_eps.onnx").c_str(), R_OK) != 0) GTEST_SKIP() << "fixtures not found";
+  const float y[6] = {1.0f, -0.5f, 0.25f, 0.0f, 0.8f, -1.2f};
+  write_npy(path("y.npy"), y, {6});
+  const int chains = 400;
+  const std::string base = "sample --model " + fixture("gauss_vpsde_eps.onnx") + " --output eps --convention vp --y " +
+                           path("y.npy") + " --noise-std 0.5 --kappa 2 --delta 4e-3 --chains " + std::to_string(chains) +
+                           " --seed 5 --backend cpu -q --json --mean " + path("mean.npy");
+  Result r = run(base + " --beta-min 0.1 --beta-max 20 --level-scale 999");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto mean = almc::io::read_npy_f64(path("mean.npy"));
+  double worst = 0;
+  for (int j = 0; j < 6; ++j) {
+    double m, sd;
+    gauss_posterior(0, 0.49, y[j], 0.5, &m, &sd);
+    // 5 standard errors plus 0.05 (tau = 0.01 and the ULA lag at kappa 2).
+    EXPECT_NEAR(mean.data[j], m, 5 * sd / std::sqrt(double(chains)) + 0.05) << j;
+  }
+  // The level range fed: s(tau = 0.01) * 999 .. s(T = 5) * 999, s = 4t / (b0 + sqrt(b0^2 + 4 (b1 - b0) t)).
+  const auto b = nlohmann::json::parse(r.out)["bindings"];
+  auto s_of = [](double t) { return 4 * t / (0.1 + std::sqrt(0.01 + 4 * 19.9 * t)); };
+  EXPECT_NEAR(b["level_range"][0].get<double>(), 999 * s_of(0.01), 0.01);
+  EXPECT_NEAR(b["level_range"][1].get<double>(), 999 * s_of(5.0), 0.01);
+  // Without the schedule the network sees OU times as labels: a wrong posterior (the check has teeth).
+  r = run(base);
+  ASSERT_EQ(r.code, 0) << r.err;
+  mean = almc::io::read_npy_f64(path("mean.npy"));
+  for (int j = 0; j < 6; ++j) {
+    double m, sd;
+    gauss_posterior(0, 0.49, y[j], 0.5, &m, &sd);
+    worst = std::max(worst, std::fabs(mean.data[j] - m));
+  }
+  EXPECT_GT(worst, 0.1);
+  expect_one_line_error(run(base + " --beta-max 20 --level sigma"), "--convention vp --level t");
+}
+
+// Item 14: every row of docs/MODELS.md, run with the flags the table gives on a small exported
+// network of that family (tests/data/make_models.py: the family's inputs, dtypes, output layout and
+// level parametrisation, computing the exact eps/score/denoiser of N(mu, 0.7^2 I)). The posterior
+// mean and std must match the closed form; a wrong flag (level kind, schedule, slice, class) fails.
+TEST_F(Cli, ModelFamiliesOfModelsMdGiveTheClosedFormPosterior) {
+  if (::access(fixture("family_edm.onnx").c_str(), R_OK) != 0) GTEST_SKIP() << "fixtures not found";
+  struct Row {
+    std::string model, flags;
+    int cls;
+  };
+  const std::string table = fixture("family_ddpm_alphas_cumprod.npy");
+  const std::vector<Row> rows = {
+      {"family_diffusers_ddpm", "--output eps --convention vp --level index --alpha-bar " + table, 0},
+      {"family_guided_diffusion",
+       "--output eps --convention vp --level index --alpha-bar " + table + " --output-slice 0:1 --input y=1", 1},
+      {"family_score_sde_vp", "--output eps --convention vp --level t --beta-min 0.1 --beta-max 20 --level-scale 999", 0},
+      {"family_score_sde_ve", "--output score --convention ve --level sigma", 0},
+      {"family_edm", "--output denoiser --convention ve --level sigma", 0},
+  };
+  std::vector<float> y(16);
+  for (int j = 0; j < 16; ++j) y[j] = 0.6f * std::cos(0.9f * float(j));
+  write_npy(path("y.npy"), y.data(), {1, 4, 4});
+  const int chains = 300;
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.model);
+    const auto mu = almc::io::read_npy_f64(fixture("family_mean_" + std::to_string(row.cls) + ".npy"));
+    const Result r = run("sample --model " + fixture(row.model + ".onnx") + " " + row.flags + " --y " + path("y.npy") +
+                         " --noise-std 0.5 --kappa 2 --delta 4e-3 --chains " + std::to_string(chains) +
+                         " --seed 9 --backend cpu -q --mean " + path("mean.npy") + " --std " + path("std.npy"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto mean = almc::io::read_npy_f64(path("mean.npy")), sd = almc::io::read_npy_f64(path("std.npy"));
+    ASSERT_EQ(mean.data.size(), 16u);
+    for (int j = 0; j < 16; ++j) {
+      double m, s;
+      gauss_posterior(mu.data[j], 0.49, y[j], 0.5, &m, &s);
+      // 5 standard errors plus 0.05 (tau = 0.01, the ULA lag at kappa 2 and, for the index
+      // families, the nearest alpha_bar of a 1000-step table); std within 15 %.
+      EXPECT_NEAR(mean.data[j], m, 5 * s / std::sqrt(double(chains)) + 0.05) << "coordinate " << j;
+      EXPECT_NEAR(sd.data[j], s, 0.15 * s) << "coordinate " << j;
+    }
+  }
+}
+
+// Item 15: a PNG per sample and per mean, and the data range for PNG input and output: a gray PNG
+// read on [0, 1] with a nearly flat prior comes back as itself.
+TEST_F(Cli, PngEachAndDataRange) {
+  std::ofstream(path("flat.json")) << R"({"weights": [1], "means": [[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]], "stds": [20]})";
+  almc::io::Image8 im{4, 4, 1, {}};
+  for (int i = 0; i < 16; ++i) im.pixels.push_back(uint8_t(15 * i + 10));
+  almc::io::write_png(path("y.png"), im);
+  const std::string base = "sample --backend cpu -q --prior " + path("flat.json") + " --y " + path("y.png") +
+                           " --noise-std 0.02 --kappa 1 --delta 1e-4 --t-start 0.5 --chains 16 --force --mean " +
+                           path("mean.npy") + " --png-each " + path("each");
+  Result r = run(base + " --data-range 0,1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto mean = almc::io::read_npy_f64(path("mean.npy"));
+  ASSERT_EQ(mean.data.size(), 16u);
+  // Posterior mean = y within the noise (0.02 / sqrt(16) per coordinate; 0.02 allowed).
+  for (int i = 0; i < 16; ++i) EXPECT_NEAR(mean.data[i], im.pixels[i] / 255.0, 0.02) << i;
+  const auto back = almc::io::read_png(path("each/mean_00.png"));
+  ASSERT_EQ(back.width, 4);
+  ASSERT_EQ(back.channels, 1);
+  for (int i = 0; i < 16; ++i) EXPECT_NEAR(back.pixels[i], im.pixels[i], 6) << i;  // 0.02 of 255 is 5.1
+  EXPECT_EQ(almc::io::read_png(path("each/sample_00_15.png")).height, 4);
+  EXPECT_NE(::access(path("each/sample_00_16.png").c_str(), F_OK), 0);
+  // Default range [-1, 1]: the same PNG is read as -1 + 2 v / 255.
+  r = run(base);
+  ASSERT_EQ(r.code, 0) << r.err;
+  mean = almc::io::read_npy_f64(path("mean.npy"));
+  for (int i = 0; i < 16; ++i) EXPECT_NEAR(mean.data[i], -1 + 2 * im.pixels[i] / 255.0, 0.04) << i;
+  expect_one_line_error(run(base + " --data-range 1,0"), "--data-range");
+}
+
 }  // namespace

@@ -10,8 +10,9 @@ one we store fixed-seed inputs and the torch outputs as .npy:
 
     <name>.onnx, <name>_x.npy [n, ...], <name>_level.npy [n], <name>_out.npy [n, ...]
 
-A few hand-built models (onnx.helper) test refusals: an unsupported op, a cycle, a float64
-initializer, a node input that nothing produces.
+A few hand-built models (onnx.helper, make_graphs.py: needs only onnx and numpy) test refusals and
+input bindings: an unsupported op, a cycle, a float64 initializer, a node input that nothing
+produces, an int64 timestep input, a level listed before x.
 """
 import math
 import os
@@ -21,10 +22,8 @@ import onnx
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from onnx import TensorProto, helper
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onnx")
-OPSET = 17
+from make_graphs import OPSET, OUT, hand_made
 
 
 class SinusoidalMLP(nn.Module):
@@ -189,50 +188,116 @@ def export(name, model, x, level, level_name="level"):
     print(f"{name}: {os.path.getsize(path)} bytes, out {tuple(out.shape)}")
 
 
-def save_raw(name, graph, check=True):
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    if check:
-        onnx.checker.check_model(model)
-    with open(os.path.join(OUT, name + ".onnx"), "wb") as f:
-        f.write(model.SerializeToString())
+# ---- One small exact network per model family of docs/MODELS.md: each has the family's calling
+# convention (inputs, dtypes, output layout, level parametrisation) and computes the exact
+# eps/score/denoiser of a Gaussian prior N(mu, S0^2 I), so the posterior the flags give is known.
+S0 = 0.7
+FAMILY_SHAPE = (1, 4, 4)
 
 
-def hand_made():
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
-    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 8])
-    # Two ops the executor does not implement; the refusal must name both and their nodes.
-    save_raw("unsupported_ops", helper.make_graph([
-        helper.make_node("Relu", ["x"], ["a"], name="relu0"),
-        helper.make_node("Hardmax", ["a"], ["b"], name="hardmax_node", axis=1),
-        helper.make_node("Relu", ["b"], ["c"], name="relu1"),
-        helper.make_node("Selu", ["c"], ["out"], name="selu_node"),
-    ], "unsupported", [x], [y]))
-    # A cycle a -> b -> a.
-    save_raw("cycle", helper.make_graph([
-        helper.make_node("Add", ["x", "b"], ["a"], name="add_cycle"),
-        helper.make_node("Relu", ["a"], ["b"], name="relu_cycle"),
-        helper.make_node("Identity", ["a"], ["out"], name="id"),
-    ], "cycle", [x], [y]), check=False)
-    # A float64 weight.
-    w = helper.make_tensor("w64", TensorProto.DOUBLE, [8], np.linspace(0, 1, 8).tolist())
-    save_raw("double_weight", helper.make_graph([
-        helper.make_node("Cast", ["x"], ["xd"], name="cast", to=TensorProto.DOUBLE),
-        helper.make_node("Add", ["xd", "w64"], ["s"], name="add_double"),
-        helper.make_node("Cast", ["s"], ["out"], name="cast_back", to=TensorProto.FLOAT),
-    ], "double", [x], [y], initializer=[w]))
-    # A node input that nothing produces.
-    save_raw("missing_input", helper.make_graph([
-        helper.make_node("Add", ["x", "ghost"], ["out"], name="add_ghost"),
-    ], "missing", [x], [y]), check=False)
-    # A constant reshape to an absurd size (2^31 x 2^31 elements).
-    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [2 ** 31, 2 ** 31])
-    save_raw("absurd_shape", helper.make_graph([
-        helper.make_node("ConstantOfShape", ["shape"], ["big"], name="huge_fill",
-                         value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
-        helper.make_node("ReduceSum", ["big"], ["s"], name="sum_all", keepdims=0),
-        helper.make_node("Add", ["x", "s"], ["out"], name="add_s"),
-    ], "absurd", [x], [y], initializer=[shape]))
+def family_mean(k=0):
+    """The prior mean (class k for the class-conditional family), [1, 4, 4]."""
+    g = torch.arange(16, dtype=torch.float32).reshape(FAMILY_SHAPE)
+    return torch.sin(0.7 * g + 1.3 * k) * (0.5 + 0.25 * k)
+
+
+def ddpm_alphas_cumprod():
+    """diffusers DDPMScheduler / guided-diffusion "linear": betas 1e-4 .. 0.02 over 1000 steps."""
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, 0).float()
+
+
+class DiffusersUNetLike(nn.Module):
+    """diffusers UNet2DModel's convention: forward(sample [n, C, H, W], timestep int64 [n]) -> eps."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("alphas_cumprod", ddpm_alphas_cumprod())
+        self.register_buffer("mu", family_mean())
+
+    def forward(self, sample, timestep):
+        ab = self.alphas_cumprod[timestep].reshape(-1, 1, 1, 1)
+        return torch.sqrt(1 - ab) * (sample - torch.sqrt(ab) * self.mu) / (ab * S0 ** 2 + 1 - ab)
+
+
+class GuidedDiffusionLike(nn.Module):
+    """guided-diffusion's class-conditional UNet with learned sigma: forward(x, timesteps int64 [n],
+    y int64 [n]) -> [n, 2C, H, W], eps first, then the variance interpolation values."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("alphas_cumprod", ddpm_alphas_cumprod())
+        self.register_buffer("mus", torch.stack([family_mean(k) for k in range(3)]))
+
+    def forward(self, x, timesteps, y):
+        ab = self.alphas_cumprod[timesteps].reshape(-1, 1, 1, 1)
+        mu = self.mus[y]
+        eps = torch.sqrt(1 - ab) * (x - torch.sqrt(ab) * mu) / (ab * S0 ** 2 + 1 - ab)
+        return torch.cat([eps, torch.tanh(x)], dim=1)
+
+
+class ScoreSdeVPLike(nn.Module):
+    """score_sde DDPM++ (continuous VP-SDE, beta 0.1 .. 20): forward(x, labels = t * 999) -> eps
+    (score_sde's score is -output / std)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mu", family_mean())
+
+    def forward(self, x, labels):
+        s = (labels / 999.0).reshape(-1, 1, 1, 1)
+        ab = torch.exp(-0.1 * s - 0.5 * (20.0 - 0.1) * s * s)
+        return torch.sqrt(1 - ab) * (x - torch.sqrt(ab) * self.mu) / (ab * S0 ** 2 + 1 - ab)
+
+
+class ScoreSdeVELike(nn.Module):
+    """score_sde NCSN++ (VE-SDE): forward(x, sigmas [n]) -> the score (scale_by_sigma inside)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mu", family_mean())
+
+    def forward(self, x, sigmas):
+        s2 = (sigmas * sigmas).reshape(-1, 1, 1, 1)
+        return -(x - self.mu) / (S0 ** 2 + s2)
+
+
+class EdmLike(nn.Module):
+    """EDM's preconditioned denoiser: forward(x, sigma [n]) -> D(x, sigma) = E[x0 | x]."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mu", family_mean())
+
+    def forward(self, x, sigma):
+        s2 = (sigma * sigma).reshape(-1, 1, 1, 1)
+        return self.mu + S0 ** 2 / (S0 ** 2 + s2) * (x - self.mu)
+
+
+def export_family(name, model, args, names):
+    """Export with a dynamic batch on every input and the output (opset 17)."""
+    model.eval()
+    path = os.path.join(OUT, name + ".onnx")
+    with torch.no_grad():
+        torch.onnx.export(model, args, path, opset_version=OPSET, input_names=names, output_names=["out"],
+                          dynamic_axes={**{k: {0: "batch"} for k in names}, "out": {0: "batch"}})
+    onnx.checker.check_model(onnx.load(path))
+    print(f"{name}: {os.path.getsize(path)} bytes")
+
+
+def families():
+    n = 3
+    x = torch.randn(n, *FAMILY_SHAPE)
+    t_idx = torch.tensor([0, 500, 999])
+    export_family("family_diffusers_ddpm", DiffusersUNetLike(), (x, t_idx), ["sample", "timestep"])
+    export_family("family_guided_diffusion", GuidedDiffusionLike(), (x, t_idx, torch.tensor([0, 1, 2])),
+                  ["x", "timesteps", "y"])
+    export_family("family_score_sde_vp", ScoreSdeVPLike(), (x, torch.rand(n) * 999), ["x", "labels"])
+    export_family("family_score_sde_ve", ScoreSdeVELike(), (x, torch.rand(n) * 50), ["x", "sigmas"])
+    export_family("family_edm", EdmLike(), (x, torch.rand(n) * 80), ["x", "sigma"])
+    np.save(os.path.join(OUT, "family_ddpm_alphas_cumprod.npy"), ddpm_alphas_cumprod().numpy())
+    for k in range(3):
+        np.save(os.path.join(OUT, f"family_mean_{k}.npy"), family_mean(k).numpy().reshape(-1))
 
 
 def main():
@@ -264,6 +329,8 @@ def main():
     torch.manual_seed(1239)
     export("gauss_ve_denoiser", GaussVEDenoiser(), torch.randn(n, 6), torch.rand(n) * 3.0 + 0.1, "sigma")
     hand_made()
+    torch.manual_seed(1240)
+    families()
 
 
 if __name__ == "__main__":
