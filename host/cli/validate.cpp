@@ -249,6 +249,18 @@ ModeStats mode_stats(const Mixture& mix, const std::vector<float>& x, int64_t n,
 
 void print_rule() { std::printf("%s\n", std::string(112, '-').c_str()); }
 
+// What every --json report of this command starts with: the run's settings and device.
+json run_json(const ValidateOptions& o, almc_context_t cx) {
+  json j;
+  j["chains"] = o.chains;
+  j["seed"] = o.seed;
+  j["backend"] = o.backend;
+  j["device"] = almc_context_device_name(cx);
+  j["tau"] = kTau;
+  j["t_start"] = kTStart;
+  return j;
+}
+
 void run_validate(const ValidateOptions& o) {
   if (o.chains < 10) throw CliError("--chains must be at least 10", 2);
   prepare_outputs({{"--json", &o.json_path}});
@@ -366,13 +378,7 @@ void run_validate(const ValidateOptions& o) {
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();
   std::printf("\ntotal %.1f s\n", total);
   if (!o.json_path.empty()) {
-    json j;
-    j["chains"] = o.chains;
-    j["seed"] = o.seed;
-    j["backend"] = o.backend;
-    j["device"] = almc_context_device_name(cx);
-    j["tau"] = kTau;
-    j["t_start"] = kTStart;
+    json j = run_json(o, cx);
     j["rows"] = rows;
     j["seconds"] = total;
     write_text_file("--json", o.json_path, j.dump(1) + "\n");
@@ -600,21 +606,12 @@ void run_sweep(const ValidateOptions& o) {
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();
   std::printf("\ntotal %.1f s\n", total);
   if (!o.json_path.empty()) {
-    std::ofstream f(o.json_path);
-    if (!f) throw CliError("cannot write " + o.json_path);
-    json j;
+    json j = run_json(o, cx);
     j["sweep"] = true;
-    j["chains"] = o.chains;
-    j["seed"] = o.seed;
-    j["backend"] = o.backend;
-    j["device"] = almc_context_device_name(cx);
-    j["tau"] = kTau;
-    j["t_start"] = kTStart;
     j["problems"] = pinfo;
     j["rows"] = rows;
     j["seconds"] = total;
-    f << j.dump(1) << "\n";
-    if (!f) throw CliError("cannot write " + o.json_path);
+    write_text_file("--json", o.json_path, j.dump(1) + "\n");
   }
 }
 
