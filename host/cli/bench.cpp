@@ -719,7 +719,7 @@ void run_bench(const BenchOptions& o) {
   for (const auto& c : cases) arr.push_back(run_case(o, e, c, threads, table));
   out["cases"] = arr;
   if (!o.json_path.empty()) {
-    write_text_file("--json", o.json_path, out.dump(1) + "\n");
+    write_text_file("--json", o.json_path, out.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
 }
 

@@ -318,9 +318,9 @@ void run_demo(const DemoOptions& o) {
   report["figure_columns"] = "measurement | " + std::to_string(std::min<int64_t>(o.show, chains)) +
                              " samples | posterior mean | posterior std (0..max) | truth";
   const std::string jpath = o.out_dir + "/demo_psnr.json";
-  write_text_file("--out-dir", jpath, report.dump(1) + "\n");
+  write_text_file("--out-dir", jpath, report.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (o.json)
-    std::printf("%s\n", report.dump().c_str());
+    std::printf("%s\n", report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   else if (!o.quiet)
     std::printf("  figure columns: %s\n  wrote %s (total %.1f s)\n", report["figure_columns"].get<std::string>().c_str(),
                 jpath.c_str(), total_seconds);

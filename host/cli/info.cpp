@@ -44,7 +44,7 @@ void run_info(const InfoOptions& o) {
     almc_context_destroy(ctx);
   }
   if (o.json) {
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
   std::printf("almc %s\n", almc_version());

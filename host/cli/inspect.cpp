@@ -186,7 +186,7 @@ void run_inspect(const InspectOptions& o) {
     j["guessed_flags"] = flags;
     j["notes"] = notes;
     j["executor"] = load;
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
   std::printf("%s: opset %lld, %lld parameters, %d nodes\n", o.model.c_str(), static_cast<long long>(opset),

@@ -538,11 +538,11 @@ void run_sample(const SampleOptions& o) {
     for (float v : res.residuals) r.push_back(finite_or_nan(v));
     diag["residuals"] = r;
     diag["workspace_bytes"] = res.workspace_bytes;
-    write_text_file("--diagnostics", o.diagnostics, diag.dump(1) + "\n");
+    write_text_file("--diagnostics", o.diagnostics, diag.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
 
   if (o.json) {
-    std::printf("%s\n", summary.dump().c_str());
+    std::printf("%s\n", summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else if (!o.quiet) {
     std::printf("almc sample: %s, %lld measurement(s) x %lld chains, d = %lld, %lld steps in %.2f s on %s\n",
                 lower(o.method).c_str(), static_cast<long long>(n_meas), static_cast<long long>(chains),

@@ -80,7 +80,7 @@ std::string sidecar_path(const std::string& npy_path) { return npy_path + ".json
 void write_slice_sidecar(const std::string& npy_path, const SliceRecord& rec) {
   json j;
   j["format"] = kSliceFormat;
-  j["run_id"] = text_digest(rec.run.dump());
+  j["run_id"] = text_digest(rec.run.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   j["run"] = rec.run;
   j["n_meas"] = rec.n_meas;
   j["chains_per_meas"] = rec.chains_per_meas;
@@ -89,7 +89,7 @@ void write_slice_sidecar(const std::string& npy_path, const SliceRecord& rec) {
   j["sample_shape"] = rec.sample_shape;
   j["chain_start"] = rec.range.start;
   j["chain_count"] = rec.range.count;
-  write_text_file("--out (slice record)", sidecar_path(npy_path), j.dump(1) + "\n");
+  write_text_file("--out (slice record)", sidecar_path(npy_path), j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 namespace {

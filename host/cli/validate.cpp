@@ -381,7 +381,7 @@ void run_validate(const ValidateOptions& o) {
     json j = run_json(o, cx);
     j["rows"] = rows;
     j["seconds"] = total;
-    write_text_file("--json", o.json_path, j.dump(1) + "\n");
+    write_text_file("--json", o.json_path, j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
 }
 
@@ -611,7 +611,7 @@ void run_sweep(const ValidateOptions& o) {
     j["problems"] = pinfo;
     j["rows"] = rows;
     j["seconds"] = total;
-    write_text_file("--json", o.json_path, j.dump(1) + "\n");
+    write_text_file("--json", o.json_path, j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
 }
 
