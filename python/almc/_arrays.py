@@ -26,6 +26,8 @@ def host_f32(name, a, ndim=None):
         raise invalid(f"{name} is None")
     if is_torch(a):
         a = a.detach().cpu().numpy()
+    elif not isinstance(a, np.ndarray) and hasattr(a, "__dlpack__"):
+        a = from_dlpack(name, a)
     arr = np.asarray(a)
     if arr.dtype.kind not in "fiub":
         raise invalid(f"{name} must be a real numeric array, got dtype {arr.dtype}")
@@ -33,6 +35,22 @@ def host_f32(name, a, ndim=None):
         want = " or ".join(str(k) for k in ndim)
         raise invalid(f"{name} must have {want} dimensions, got shape {list(arr.shape)}")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def from_dlpack(name, a):
+    """A DLPack array (JAX, CuPy, TensorFlow, ...) as a host NumPy array: zero-copy when it lives in
+    host memory, else copied to the host through torch when torch is importable."""
+    try:
+        return np.from_dlpack(a)
+    except (BufferError, RuntimeError, TypeError, ValueError) as e:
+        torch = torch_module()
+        if torch is None:
+            raise invalid(f"{name}: NumPy cannot read this DLPack array ({e}); pass a host array, "
+                          "or install torch to copy device arrays") from None
+        try:
+            return torch.from_dlpack(a).detach().cpu().numpy()
+        except Exception as e2:  # torch raises AssertionError, RuntimeError, ... by build
+            raise invalid(f"{name}: neither NumPy nor torch can read this DLPack array ({e2})") from None
 
 
 def shape_str(shape):

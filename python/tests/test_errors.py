@@ -81,6 +81,44 @@ def test_float64_and_non_contiguous_inputs_are_converted():
     assert a.samples.dtype == np.float32
 
 
+class DLPackOnly:
+    """An array that speaks only DLPack (as JAX or CuPy arrays do), backed by a NumPy array."""
+
+    def __init__(self, a, device=(1, 0)):
+        self._a = np.ascontiguousarray(a)
+        self._device = device
+
+    def __dlpack__(self, stream=None, **kwargs):
+        if self._device[0] != 1:  # a device array: what a GPU producer says when asked for host memory
+            raise BufferError("the array lives in device memory")
+        return self._a.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self._device
+
+
+def test_dlpack_inputs_are_read():
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(3, 6)).astype(np.float32)
+    y = rng.normal(size=3).astype(np.float32)
+    mean = rng.normal(size=6).astype(np.float32)
+    kw = dict(noise_std=0.5, chains=8, seed=4, **FAST)
+    a = almc.Sampler(almc.Gaussian(DLPackOnly(mean), 1.0), almc.Matrix(DLPackOnly(A)), **kw).run(
+        DLPackOnly(y), progress=False)
+    b = almc.Sampler(almc.Gaussian(mean, 1.0), almc.Matrix(A), **kw).run(y, progress=False)
+    np.testing.assert_array_equal(a.samples, b.samples)
+
+
+def test_unreadable_dlpack_device_array_is_refused_by_name(monkeypatch):
+    dev = DLPackOnly(np.zeros(4, np.float32), device=(2, 0))
+    with pytest.raises(almc.InvalidArgumentError, match="mean: .*DLPack array"):
+        almc.Gaussian(dev, 1.0)
+    import almc._arrays as arrays
+    monkeypatch.setattr(arrays, "torch_module", lambda: None)
+    with pytest.raises(almc.InvalidArgumentError, match="mean: NumPy cannot read this DLPack array"):
+        almc.Gaussian(dev, 1.0)
+
+
 class Boom(RuntimeError):
     pass
 
