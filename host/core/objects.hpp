@@ -39,6 +39,10 @@ struct almc_score_s {
   // Scores that evaluate rows in fixed blocks (ONNX on the CPU): the global chain index of the
   // next calls' row 0, so a slice of a run is evaluated as the whole run would be. Null: no need.
   void (*set_row0)(void* user_data, int64_t row0) = nullptr;
+  // Scores that become graph-safe once planned for their largest batch (ONNX on CUDA without
+  // max_batch): the sampler calls this with its row count before it decides on graph capture.
+  // Throws (an almc error) when planning fails. Null: no need.
+  void (*prepare)(void* user_data, int64_t max_rows, void* stream) = nullptr;
   // Analytic priors: K components (K = 1 for the Gaussian), host copies and backend buffers.
   int64_t K = 0;
   std::vector<float> mu, var, log_w;

@@ -207,6 +207,7 @@ int score_trampoline(const float* x, float* score, int64_t n, int64_t d, const a
 
 void destroy_score(void* p) { delete static_cast<OnnxScore*>(p); }
 void set_score_row0(void* p, int64_t row0) { static_cast<OnnxScore*>(p)->exec->set_row0(row0); }
+void prepare_score(void* p, int64_t max_rows, void* stream) { static_cast<OnnxScore*>(p)->exec->prepare(max_rows, stream); }
 
 ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
   ExecConfig e;
@@ -353,16 +354,19 @@ almc_status almc_score_create_onnx(almc_context_t ctx, const char* path, const a
     if (ec.level == ALMC_LEVEL_INDEX)
       almc::context_log(ctx, ALMC_LOG_INFO, desc + ": the step index fed to the network is the one whose alpha_bar is "
                                                    "nearest to e^{-2t}");
-    // Graph-safe: the level is read from level_dev on the device, and with max_batch the plan
-    // exists before any capture, so no call allocates.
+    // Graph-safe: the level is read from level_dev on the device, and once planned for the largest
+    // batch no call allocates. With max_batch the plan exists now; without it the sampler plans
+    // for its own chain count through `prepare` before it captures, so a whole step with the
+    // network is one graph launch by default.
     unsigned flags = 0;
     if (ec.backend != ALMC_BACKEND_CUDA || ec.max_batch > 0) flags |= ALMC_SCORE_GRAPH_SAFE;
-    else
-      almc::context_log(ctx, ALMC_LOG_INFO, desc + ": set max_batch to let the sampler capture the network into CUDA graphs");
     OnnxScore* raw = s.release();
     const almc_status st =
         almc_score_create_callback_owned(ctx, d, score_trampoline, raw, flags, destroy_score, desc.c_str(), out);
-    if (st == ALMC_OK) (*out)->set_row0 = set_score_row0;
+    if (st == ALMC_OK) {
+      (*out)->set_row0 = set_score_row0;
+      if (!(flags & ALMC_SCORE_GRAPH_SAFE)) (*out)->prepare = prepare_score;
+    }
     return st;
   });
 }

@@ -40,6 +40,9 @@ class Executor {
   // aligned to global rows, block k holding global samples k*B .. (k+1)*B-1 (padded at both
   // ends), so a sample's output is also independent of where the call starts. 0 by default.
   void set_row0(int64_t row0) { row0_ = row0 < 0 ? 0 : row0; }
+  // Plans (and on CUDA allocates) for batches up to n now, outside any graph capture, so that
+  // later calls with at most n rows allocate nothing and can be captured.
+  void prepare(int64_t n, void* stream) { slot_for(n < 1 ? 1 : n, stream); }
 
   Executor(Graph g, const ExecConfig& cfg);
   ~Executor();

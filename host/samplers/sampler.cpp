@@ -320,9 +320,13 @@ void almc_sampler_s::run() {
   const int64_t total = static_cast<int64_t>(sched.steps.size());
   const int64_t warm_end = sched.warm_steps;
   const int64_t pick_start = sched.average_last > 1 ? total - sched.average_last : total;
-  const bool graph_ok = cfg.use_graphs && be->graphs_supported() &&
-                        (!score_is_callback(score) || (score->flags & ALMC_SCORE_GRAPH_SAFE)) &&
-                        !(op && (op->kind == kOpLinearCallback || op->kind == kOpNegGradCallback));
+  const bool op_graph_ok = !(op && (op->kind == kOpLinearCallback || op->kind == kOpNegGradCallback));
+  bool score_graph_ok = !score_is_callback(score) || (score->flags & ALMC_SCORE_GRAPH_SAFE);
+  if (!score_graph_ok && score->prepare && cfg.use_graphs && be->graphs_supported() && op_graph_ok) {
+    score->prepare(score->user_data, n, be->stream());  // plan for this run's rows: graph-safe after
+    score_graph_ok = true;
+  }
+  const bool graph_ok = cfg.use_graphs && be->graphs_supported() && score_graph_ok && op_graph_ok;
   info.used_graphs = graph_ok;
   // The progress callback (which may cancel) runs at every check and, whatever check_every is, at
   // least every kPollSeconds of wall time, polled between steps and graph chunks: a cancel takes

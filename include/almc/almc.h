@@ -201,7 +201,9 @@ typedef struct almc_onnx_config {
   const float* alpha_bar_table; /* for ALMC_LEVEL_INDEX */
   int64_t alpha_bar_len;
   int allow_tf32;           /* CUDA only: TF32 GEMMs and convolutions */
-  int64_t max_batch;        /* largest n the score will be called with; 0: grow on demand */
+  int64_t max_batch;        /* largest n the score will be called with; 0: grow on demand (a
+                             * sampler plans for its own chain count before it captures CUDA
+                             * graphs, so the network is in the step's graph either way) */
   /* Keep channels [begin, end) of the output's axis 1 (a learned-variance model's 2C channels:
    * 0, C); both 0: the whole output. */
   int64_t output_channel_begin, output_channel_end;

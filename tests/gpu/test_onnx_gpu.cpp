@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "host/onnx/executor.hpp"
 #include "tests/cpu/test_onnx_util.hpp"
@@ -164,4 +165,51 @@ TEST(OnnxGpu, GraphReplayReadsTheLevelFromDevice) {
   EXPECT_LE(rel_err(a, b), 1e-6);
   dt::graph_destroy(graph);
   dt::stream_destroy(st);
+}
+
+// Without max_batch a sampler plans the network for its chain count itself, so the whole step
+// (network + update) is captured by default, and the replayed run equals the eager one bit for bit.
+TEST(OnnxGpu, SamplerCapturesTheNetworkWithoutMaxBatch) {
+  auto run = [](almc_context_t ctx, int graphs, almc_run_info* info) {
+    almc_onnx_config oc = almc_onnx_config_default();
+    oc.convention = ALMC_CONV_VE;
+    oc.output = ALMC_OUTPUT_DENOISER;
+    oc.level = ALMC_LEVEL_SIGMA;  // max_batch stays 0
+    almc_score_t s = nullptr;
+    EXPECT_EQ(almc_score_create_onnx(ctx, (data_dir() + "gauss_ve_denoiser.onnx").c_str(), &oc, &s), ALMC_OK)
+        << almc_context_last_error(ctx);
+    almc_sampler_config c = almc_sampler_config_default();
+    c.chains_per_meas = 24;
+    c.seed = 5;
+    c.kappa = 2;
+    c.use_graphs = graphs;
+    almc_sampler_t sm = nullptr;
+    EXPECT_EQ(almc_sampler_create(ctx, s, nullptr, &c, &sm), ALMC_OK) << almc_context_last_error(ctx);
+    EXPECT_EQ(almc_sampler_run(sm), ALMC_OK) << almc_sampler_last_error(sm);
+    std::vector<float> x(24 * 6);
+    EXPECT_EQ(almc_sampler_get_samples(sm, x.data()), ALMC_OK);
+    EXPECT_EQ(almc_sampler_run_info(sm, info), ALMC_OK);
+    almc_sampler_destroy(sm);
+    almc_score_destroy(s);
+    return x;
+  };
+  // The CPU half first: the setup works everywhere.
+  almc_context_config cc = almc_context_config_default();
+  cc.backend = ALMC_BACKEND_CPU;
+  almc_context_t cpu = nullptr;
+  ASSERT_EQ(almc_context_create(&cc, &cpu), ALMC_OK);
+  almc_run_info ci{};
+  ci.struct_size = sizeof ci;
+  const auto xc = run(cpu, 1, &ci);
+  almc_context_destroy(cpu);
+  EXPECT_FALSE(ci.used_graphs);
+  GpuCtx g;
+  if (!g.ctx) GTEST_SKIP() << g.why;
+  almc_run_info a{}, b{};
+  a.struct_size = b.struct_size = sizeof a;
+  const auto xa = run(g.ctx, 1, &a), xb = run(g.ctx, 0, &b);
+  EXPECT_TRUE(a.used_graphs);
+  EXPECT_FALSE(b.used_graphs);
+  EXPECT_EQ(0, std::memcmp(xa.data(), xb.data(), xa.size() * sizeof(float)));
+  for (size_t i = 0; i < xc.size(); ++i) ASSERT_NEAR(xa[i], xc[i], 2e-3f * (1 + std::fabs(xc[i]))) << i;
 }
