@@ -33,17 +33,76 @@ ALMC_HD uint64_t noise_stream(int64_t c, int64_t cpm) {
   return (static_cast<uint64_t>(q) << 32) | static_cast<uint64_t>(c - q * cpm);
 }
 
+// Philox-4x32-10 (Salmon et al. 2011; cuRAND's constants and word order), written once over a
+// lane type L: unsigned int here (one counter per thread or loop iteration), or a CPU SIMD vector of
+// counters (host/backend/cpu_noise.cpp), which supplies its own mulhilo, ^ and a broadcast of the
+// key words. Rounds, word order and key schedule are this code only, whatever the lane type.
+constexpr unsigned int kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;
+constexpr unsigned int kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;
+
+// Low 32 bits of a * b; the high 32 bits go to *hi.
+ALMC_HD unsigned int mulhilo(unsigned int a, unsigned int b, unsigned int* hi) {
+#if defined(__CUDA_ARCH__)
+  *hi = __umulhi(a, b);
+  return a * b;
+#else
+  const uint64_t p = static_cast<uint64_t>(a) * b;
+  *hi = static_cast<unsigned int>(p >> 32);
+  return static_cast<unsigned int>(p);
+#endif
+}
+
+template <class L>
+ALMC_HD void philox_round(L& c0, L& c1, L& c2, L& c3, unsigned int k0, unsigned int k1) {
+  L hi0, hi1;
+  const L lo0 = mulhilo(c0, kPhiloxM0, &hi0);
+  const L lo1 = mulhilo(c2, kPhiloxM1, &hi1);
+  c0 = hi1 ^ c1 ^ k0;
+  c2 = hi0 ^ c3 ^ k1;
+  c1 = lo1;
+  c3 = lo0;
+}
+
+// Ten rounds on the counter (c0, c1, c2, c3) with key (k0, k1), in place.
+template <class L>
+ALMC_HD void philox4x32_10(L& c0, L& c1, L& c2, L& c3, unsigned int k0, unsigned int k1) {
+#if defined(__CUDACC__)
+#pragma unroll
+#elif defined(__GNUC__)
+#pragma GCC unroll 10
+#endif
+  for (int r = 0; r < 10; ++r) {
+    philox_round(c0, c1, c2, c3, k0, k1);
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+}
+
+// The counter and key words of (seed, stream, step, group) in cuRAND's layout (see the top).
+struct PhiloxKey {
+  unsigned int c1, c2, c3, k0, k1;  // counter word 0 is the coordinate group
+};
+ALMC_HD PhiloxKey philox_key(uint64_t seed, uint64_t stream, uint64_t step) {
+  PhiloxKey k;
+  k.c1 = static_cast<unsigned int>(stream >> 32);
+  k.c2 = static_cast<unsigned int>(step);
+  k.c3 = static_cast<unsigned int>(stream);
+  k.k0 = static_cast<unsigned int>(seed);
+  k.k1 = static_cast<unsigned int>(seed >> 32);
+  return k;
+}
+
 // Four raw 32-bit draws for coordinates 4*group .. 4*group+3 of a stream.
 ALMC_HD uint4 philox_raw4(uint64_t seed, uint64_t stream, uint64_t step, uint64_t group) {
-  uint4 ctr;
-  ctr.x = static_cast<unsigned int>(group);
-  ctr.y = static_cast<unsigned int>(stream >> 32);
-  ctr.z = static_cast<unsigned int>(step);
-  ctr.w = static_cast<unsigned int>(stream);
-  uint2 key;
-  key.x = static_cast<unsigned int>(seed);
-  key.y = static_cast<unsigned int>(seed >> 32);
-  return curand_Philox4x32_10(ctr, key);
+  const PhiloxKey k = philox_key(seed, stream, step);
+  unsigned int c0 = static_cast<unsigned int>(group), c1 = k.c1, c2 = k.c2, c3 = k.c3;
+  philox4x32_10(c0, c1, c2, c3, k.k0, k.k1);
+  uint4 r;
+  r.x = c0;
+  r.y = c1;
+  r.z = c2;
+  r.w = c3;
+  return r;
 }
 
 // Box-Muller on a pair of raw draws, split so that a vectorising caller can evaluate each part

@@ -55,6 +55,9 @@ inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams
   alignas(64) float xi[kTile], s[kTile];
   const int64_t j0 = tile * kTile, len = std::min(kTile, p.d - j0);
   float* x = p.x + c * p.d;
+  // The tile's x lines are requested before the noise is drawn, so they arrive while it is
+  // computed (a tile is one 4 KiB page, which the hardware prefetchers do not cross).
+  for (int64_t j = 0; j < len; j += 16) __builtin_prefetch(x + j0 + j, 1, 3);
   philox_normals_block(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step),
                        static_cast<uint64_t>(j0 / 4), (len + 3) / 4, xi);
   if (cur.kind == kStepWarm || p.prior == kPriorBuffer) {

@@ -1,51 +1,69 @@
 // The CPU backend's launcher for the shared noise code (cuda/rng.cuh): many coordinate groups at
-// once, in passes the compiler vectorises. Compiled with -ffast-math (inputs are finite by
-// construction) so that logf/sinf/cosf vectorise through glibc's libmvec; the Philox rounds are
-// integer arithmetic, so raw draws stay bit-identical to cuRAND's, and normals agree with the
-// scalar path to a few ulps (as device normals do).
+// once, in batches. Philox runs several groups per call of rng.cuh's philox4x32_10 on a SIMD lane
+// type (only the lane arithmetic is defined here and in the per-ISA files; the rounds are the
+// shared ones), so raw draws stay bit-identical to cuRAND's. Box-Muller runs in passes the
+// compiler vectorises; these files are compiled with -ffast-math (inputs are finite by
+// construction) so that logf/sinf/cosf vectorise through glibc's libmvec, and normals agree with
+// the scalar path to a few ulps (as device normals do). The widest Philox the CPU runs is picked
+// once (AVX-512, AVX2, else SSE4.1); Box-Muller uses AVX2's vector libm where the CPU has AVX2,
+// so the normals do not change with the Philox width.
 #include "host/backend/cpu_noise.hpp"
 
-#include "cuda/rng.cuh"
+#include "host/backend/cpu_noise_batch.hpp"
 
-#include <cmath>
+#include <immintrin.h>
 
 namespace almc {
+namespace cpu_noise {
 namespace {
-constexpr int kBatch = 64;  // groups per SIMD batch
+
+// Four 32-bit lanes in an SSE register (the baseline, x86-64-v2).
+struct Lanes4 {
+  static constexpr int kWidth = 4;
+  __m128i v;
+  static Lanes4 iota(unsigned int g) {
+    return {_mm_add_epi32(_mm_set1_epi32(static_cast<int>(g)), _mm_setr_epi32(0, 1, 2, 3))};
+  }
+  static Lanes4 splat(unsigned int x) { return {_mm_set1_epi32(static_cast<int>(x))}; }
+  void store(unsigned int* p) const { _mm_store_si128(reinterpret_cast<__m128i*>(p), v); }
+};
+inline Lanes4 operator^(Lanes4 a, Lanes4 b) { return {_mm_xor_si128(a.v, b.v)}; }
+inline Lanes4 operator^(Lanes4 a, unsigned int k) { return {_mm_xor_si128(a.v, _mm_set1_epi32(static_cast<int>(k)))}; }
+// 32 x 32 -> 64-bit products of the even lanes and of the odd lanes, split into halves.
+inline Lanes4 mulhilo(Lanes4 a, unsigned int m, Lanes4* hi) {
+  const __m128i mm = _mm_set1_epi32(static_cast<int>(m));
+  const __m128i even = _mm_mul_epu32(a.v, mm), odd = _mm_mul_epu32(_mm_srli_epi64(a.v, 32), mm);
+  hi->v = _mm_blend_epi16(_mm_srli_epi64(even, 32), odd, 0xCC);
+  return {_mm_blend_epi16(even, _mm_slli_epi64(odd, 32), 0xCC)};
+}
+
+struct Kernels {
+  RawFn raw;
+  NormalFn normals;
+};
+
+Kernels pick() {
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f");
+  return {avx512 ? raw_avx512 : avx2 ? raw_avx2 : raw_sse, avx2 ? normals_avx2 : normals_sse};
+}
+
 }  // namespace
 
-__attribute__((target_clones("avx2", "default")))
+void raw_sse(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw) { philox_batch<Lanes4>(key, first, n, raw); }
+void normals_sse(int n, const RawBatch& raw, float* out) { box_muller_batch(n, raw, out); }
+
+}  // namespace cpu_noise
+
 void philox_normals_block(uint64_t seed, uint64_t stream, uint64_t step, uint64_t g0, int64_t n_groups, float* out) {
-  for (int64_t base = 0; base < n_groups; base += kBatch) {
-    const int n = static_cast<int>(n_groups - base < kBatch ? n_groups - base : kBatch);
-    // Radii and angles first; sines and cosines in separate passes, or GCC fuses each pair into
-    // sincosf, which has no SIMD variant.
-    float s1[kBatch], s2[kBatch], v1[kBatch], v2[kBatch], n0[kBatch], n1[kBatch], n2[kBatch], n3[kBatch];
-#pragma omp simd
-    for (int i = 0; i < n; ++i) {
-      const uint4 r = philox_raw4(seed, stream, step, g0 + static_cast<uint64_t>(base + i));
-      s1[i] = box_muller_radius(r.x);
-      v1[i] = box_muller_angle(r.y);
-      s2[i] = box_muller_radius(r.z);
-      v2[i] = box_muller_angle(r.w);
-    }
-#pragma omp simd
-    for (int i = 0; i < n; ++i) {
-      n0[i] = s1[i] * sinf(v1[i]);
-      n2[i] = s2[i] * sinf(v2[i]);
-    }
-#pragma omp simd
-    for (int i = 0; i < n; ++i) {
-      n1[i] = s1[i] * cosf(v1[i]);
-      n3[i] = s2[i] * cosf(v2[i]);
-    }
-    float* o = out + 4 * base;
-    for (int i = 0; i < n; ++i) {
-      o[4 * i + 0] = n0[i];
-      o[4 * i + 1] = n1[i];
-      o[4 * i + 2] = n2[i];
-      o[4 * i + 3] = n3[i];
-    }
+  static const cpu_noise::Kernels k = cpu_noise::pick();
+  const PhiloxKey key = philox_key(seed, stream, step);
+  cpu_noise::RawBatch raw;
+  for (int64_t base = 0; base < n_groups; base += cpu_noise::kBatch) {
+    const int n = static_cast<int>(n_groups - base < cpu_noise::kBatch ? n_groups - base : cpu_noise::kBatch);
+    k.raw(key, static_cast<unsigned int>(g0 + static_cast<uint64_t>(base)), n, raw);
+    k.normals(n, raw, out + 4 * base);
   }
 }
 

@@ -1,11 +1,14 @@
 // The engine's noise against cuRAND itself: raw Philox draws are bit-identical to cuRAND's host
 // generator where the two orderings coincide, and to the device API compiled for the host.
 #include "cuda/rng.cuh"
+#include "host/backend/cpu_noise.hpp"
+#include "host/backend/cpu_noise_batch.hpp"
 
 #include <curand.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <vector>
 
 namespace {
@@ -54,6 +57,83 @@ TEST(Rng, MatchesCurandDeviceApiOnHost) {
         EXPECT_EQ(na.z, nb.z);
         EXPECT_EQ(na.w, nb.w);
       }
+}
+
+TEST(Rng, SharedPhiloxRoundsMatchCurand) {
+  // rng.cuh's philox4x32_10 (the one copy both backends run) against cuRAND's own
+  // curand_Philox4x32_10 on arbitrary counters and keys, not only the engine's keying.
+  std::mt19937_64 gen(99);
+  for (int t = 0; t < 20000; ++t) {
+    const uint64_t a = gen(), b = gen(), k = gen();
+    uint4 ctr;
+    ctr.x = static_cast<unsigned int>(a);
+    ctr.y = static_cast<unsigned int>(a >> 32);
+    ctr.z = static_cast<unsigned int>(b);
+    ctr.w = static_cast<unsigned int>(b >> 32);
+    uint2 key;
+    key.x = static_cast<unsigned int>(k);
+    key.y = static_cast<unsigned int>(k >> 32);
+    const uint4 want = curand_Philox4x32_10(ctr, key);
+    unsigned int c0 = ctr.x, c1 = ctr.y, c2 = ctr.z, c3 = ctr.w;
+    almc::philox4x32_10(c0, c1, c2, c3, key.x, key.y);
+    ASSERT_EQ(c0, want.x) << "case " << t;
+    ASSERT_EQ(c1, want.y);
+    ASSERT_EQ(c2, want.z);
+    ASSERT_EQ(c3, want.w);
+  }
+}
+
+// Every SIMD Philox the CPU can run (SSE4.1, AVX2, AVX-512: the same shared rounds on 4, 8 and
+// 16 lanes) gives the scalar draws bit for bit, for partial batches and a counter that wraps.
+TEST(Rng, SimdPhiloxBatchesMatchScalarDraws) {
+  namespace cn = almc::cpu_noise;
+  __builtin_cpu_init();
+  struct Isa {
+    const char* name;
+    cn::RawFn fn;
+    bool have;
+  };
+  const Isa isas[] = {{"sse4.1", cn::raw_sse, true},
+                      {"avx2", cn::raw_avx2, static_cast<bool>(__builtin_cpu_supports("avx2"))},
+                      {"avx512", cn::raw_avx512, static_cast<bool>(__builtin_cpu_supports("avx512f"))}};
+  int ran = 0;
+  for (const Isa& isa : isas) {
+    if (!isa.have) continue;
+    ++ran;
+    for (uint64_t stream : {0ull, (5ull << 32) | 77ull})
+      for (uint64_t first : {0ull, 13ull, 0xfffffff9ull})
+        for (int n : {1, 7, 17, cn::kBatch}) {
+          const almc::PhiloxKey key = almc::philox_key(0xabcdef0123ull, stream, 42);
+          cn::RawBatch raw;
+          isa.fn(key, static_cast<unsigned int>(first), n, raw);
+          for (int i = 0; i < n; ++i) {
+            const uint4 want = almc::philox_raw4(0xabcdef0123ull, stream, 42, first + static_cast<uint64_t>(i));
+            ASSERT_EQ(raw.u[0][i], want.x) << isa.name << " first " << first << " n " << n << " i " << i;
+            ASSERT_EQ(raw.u[1][i], want.y) << isa.name;
+            ASSERT_EQ(raw.u[2][i], want.z) << isa.name;
+            ASSERT_EQ(raw.u[3][i], want.w) << isa.name;
+          }
+        }
+  }
+  EXPECT_GE(ran, 1);
+}
+
+TEST(Rng, CpuNormalsBlockMatchesScalarNormals) {
+  // The block's normals are the scalar philox_normal4 up to the vector libm's last bits: a wrong
+  // raw draw or a misplaced group would differ by O(1). Tolerance: 1e-5 absolute + 1e-5 relative
+  // (vector logf/sinf/cosf are within a few ulps of the scalar ones, and |normal| < 7).
+  for (int64_t n_groups : {1, 5, 64, 100, 1031}) {
+    const uint64_t g0 = n_groups == 100 ? 0xffffffe0ull : 3;
+    std::vector<float> out(4 * static_cast<size_t>(n_groups));
+    almc::philox_normals_block(17, (2ull << 32) | 9, 1234, g0, n_groups, out.data());
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const float4 want = almc::philox_normal4(17, (2ull << 32) | 9, 1234, g0 + static_cast<uint64_t>(g));
+      for (int e = 0; e < 4; ++e) {
+        const float w = almc::component(want, e), got = out[4 * static_cast<size_t>(g) + e];
+        ASSERT_NEAR(got, w, 1e-5f + 1e-5f * std::fabs(w)) << "group " << g << " entry " << e << " of " << n_groups;
+      }
+    }
+  }
 }
 
 TEST(Rng, NormalsHaveUnitMoments) {
