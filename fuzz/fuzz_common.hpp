@@ -1,6 +1,8 @@
-// Helpers shared by the fuzz targets: a private scratch directory on a RAM disk when there is one.
+// Helpers shared by the fuzz targets: a private scratch directory on a RAM disk when there is one,
+// and one single-threaded CPU context per process.
 #pragma once
 
+#include <almc/almc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -26,6 +28,19 @@ inline bool write_file(const std::string& path, const void* data, size_t size) {
   if (!f) return false;
   const bool ok = std::fwrite(data, 1, size, f) == size;
   return std::fclose(f) == 0 && ok;
+}
+
+// One single-threaded CPU context for the whole fuzzing process (a failure here is a finding).
+inline almc_context_t cpu_context() {
+  static almc_context_t ctx = [] {
+    almc_context_config c = almc_context_config_default();
+    c.backend = ALMC_BACKEND_CPU;
+    c.n_threads = 1;
+    almc_context_t h = nullptr;
+    if (almc_context_create(&c, &h) != ALMC_OK) __builtin_trap();
+    return h;
+  }();
+  return ctx;
 }
 
 }  // namespace almc_fuzz

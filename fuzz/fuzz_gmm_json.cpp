@@ -13,22 +13,6 @@
 #include "host/core/error.hpp"
 #include "host/core/gmm_json.hpp"
 
-namespace {
-
-almc_context_t cpu_context() {
-  static almc_context_t ctx = [] {
-    almc_context_config c = almc_context_config_default();
-    c.backend = ALMC_BACKEND_CPU;
-    c.n_threads = 1;
-    almc_context_t h = nullptr;
-    if (almc_context_create(&c, &h) != ALMC_OK) __builtin_trap();
-    return h;
-  }();
-  return ctx;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   try {
@@ -42,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   static const std::string path = almc_fuzz::scratch_dir() + "/prior.json";
   if (!almc_fuzz::write_file(path, data, size)) return 0;
-  almc_context_t ctx = cpu_context();
+  almc_context_t ctx = almc_fuzz::cpu_context();
   almc_score_t score = nullptr;
   const almc_status st = almc_score_create_gmm_json(ctx, path.c_str(), &score);
   if (st != ALMC_OK) {

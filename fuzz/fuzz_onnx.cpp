@@ -15,18 +15,6 @@
 
 namespace {
 
-almc_context_t cpu_context() {
-  static almc_context_t ctx = [] {
-    almc_context_config c = almc_context_config_default();
-    c.backend = ALMC_BACKEND_CPU;
-    c.n_threads = 1;
-    almc_context_t h = nullptr;
-    if (almc_context_create(&c, &h) != ALMC_OK) __builtin_trap();
-    return h;
-  }();
-  return ctx;
-}
-
 void check_failure(almc_context_t ctx, almc_status st) {
   // INTERNAL means an exception the loader did not anticipate: the message says which.
   if (st == ALMC_ERR_INTERNAL) __builtin_trap();
@@ -66,7 +54,7 @@ void exercise(almc_context_t ctx, const std::string& path, almc_net_level level)
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = almc_fuzz::scratch_dir() + "/model.onnx";
   if (!almc_fuzz::write_file(path, data, size)) return 0;
-  almc_context_t ctx = cpu_context();
+  almc_context_t ctx = almc_fuzz::cpu_context();
   exercise(ctx, path, ALMC_LEVEL_T);
   exercise(ctx, path, ALMC_LEVEL_NONE);
   return 0;
