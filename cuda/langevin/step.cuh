@@ -118,20 +118,29 @@ ALMC_HD const float* measurement_row(const FusedStepParams& p, int64_t c) {
   return p.y ? p.y + ((p.chain0 + c) / p.y_div - p.y_row0) * p.m : nullptr;
 }
 
-// The step for the f x f pixels of pooling block `blk` (index into C x H/f x W/f) of chain c:
-// g = A^T (y - xs A x) = (y_b - xs mean_b(x)) / f^2 on every pixel of the block.
+// The likelihood term g = A^T (y - xs A x) = (y_b - xs mean_b(x)) / f^2 that the f x f pixels of
+// pooling block (ch, br, bc) of chain c share (block index (ch H/f + br) W/f + bc), from x before
+// the update.
+ALMC_HD float pool_block_grad(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t ch, int64_t br,
+                              int64_t bc) {
+  const int64_t f = p.op.f, W = p.op.W, H = p.op.H;
+  const float* xb = p.x + c * p.d + ch * H * W + br * f * W + bc * f;
+  float sum = 0.f;
+  for (int64_t rr = 0; rr < f; ++rr)
+    for (int64_t cc = 0; cc < f; ++cc) sum += xb[rr * W + cc];
+  const float inv_area = 1.f / static_cast<float>(f * f);
+  const float yb = measurement_row(p, c)[(ch * (H / f) + br) * (W / f) + bc];
+  return (yb - cur.xs * sum * inv_area) * inv_area;
+}
+
+// The step for the f x f pixels of pooling block `blk` (index into C x H/f x W/f) of chain c.
 ALMC_HD void fused_pool_block(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t blk) {
   const int64_t f = p.op.f, W = p.op.W, H = p.op.H;
   const int64_t Wo = W / f, Ho = H / f;
   const int64_t ch = blk / (Ho * Wo), rem = blk % (Ho * Wo);
   const int64_t r0 = (rem / Wo) * f, c0 = (rem % Wo) * f;
   float* xr = p.x + c * p.d + ch * H * W;
-  float sum = 0.f;
-  for (int64_t rr = 0; rr < f; ++rr)
-    for (int64_t cc = 0; cc < f; ++cc) sum += xr[(r0 + rr) * W + c0 + cc];
-  const float inv_area = 1.f / static_cast<float>(f * f);
-  const float yb = measurement_row(p, c)[blk];
-  const float g = (yb - cur.xs * sum * inv_area) * inv_area;
+  const float g = pool_block_grad(p, cur, c, ch, rem / Wo, rem % Wo);
   const uint64_t stream = noise_stream(p.chain0 + c, p.cpm);
   int64_t cached = -1;
   float4 xi4 = make_float4(0.f, 0.f, 0.f, 0.f);

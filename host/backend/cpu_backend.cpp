@@ -44,6 +44,25 @@ void gmm_chain_resp(const PriorTables& tab, const float* xr, int64_t d, float* r
   gmm_softmax(tab, r);
 }
 
+// The prior score s[0 .. len) at coordinates j0 .. j0 + len of chain c (step.cuh's functions).
+inline __attribute__((always_inline)) void tile_prior_score(const FusedStepParams& p, const StepScalars& cur,
+                                                            int64_t c, int64_t j0, int64_t len, float* s) {
+  const float* x = p.x + c * p.d;
+  if (cur.kind == kStepWarm || p.prior == kPriorBuffer) {
+    for (int64_t j = 0; j < len; ++j) s[j] = prior_score(p, cur, c, j0 + j, x[j0 + j]);
+    return;
+  }
+  // Component by component, so each pass is a contiguous, vectorisable loop.
+  const PriorTables& t = p.tab;
+  for (int64_t j = 0; j < len; ++j) s[j] = 0.f;
+  for (int64_t k = 0; k < t.K; ++k) {
+    const float r = p.prior == kPriorGaussian ? 1.f : p.resp[c * t.K + k];
+    const float* amu = t.amu + k * p.d + j0;
+    const float* inv = t.inv_s + k * p.d + j0;
+    for (int64_t j = 0; j < len; ++j) s[j] += r * component_score(x[j0 + j], amu[j], inv[j]);
+  }
+}
+
 // One tile of a chain's row for the elementwise operators: the shared per-element functions
 // (step.cuh), called in passes the compiler vectorises (noise block, prior score, update). The
 // operator kind is a template parameter, so the update pass has no branch.
@@ -60,19 +79,7 @@ inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams
   for (int64_t j = 0; j < len; j += 16) __builtin_prefetch(x + j0 + j, 1, 3);
   philox_normals_block(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step),
                        static_cast<uint64_t>(j0 / 4), (len + 3) / 4, xi);
-  if (cur.kind == kStepWarm || p.prior == kPriorBuffer) {
-    for (int64_t j = 0; j < len; ++j) s[j] = prior_score(p, cur, c, j0 + j, x[j0 + j]);
-  } else {
-    // Component by component, so each pass is a contiguous, vectorisable loop.
-    const PriorTables& t = p.tab;
-    for (int64_t j = 0; j < len; ++j) s[j] = 0.f;
-    for (int64_t k = 0; k < t.K; ++k) {
-      const float r = p.prior == kPriorGaussian ? 1.f : p.resp[c * t.K + k];
-      const float* amu = t.amu + k * p.d + j0;
-      const float* inv = t.inv_s + k * p.d + j0;
-      for (int64_t j = 0; j < len; ++j) s[j] += r * component_score(x[j0 + j], amu[j], inv[j]);
-    }
-  }
+  tile_prior_score(p, cur, c, j0, len, s);
   const float* yrow = measurement_row(p, c);
   for (int64_t j = 0; j < len; ++j) x[j0 + j] = step_element(p, cur, yrow, c, j0 + j, x[j0 + j], s[j], xi[j]);
 }
@@ -87,6 +94,33 @@ void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int
     case kOpMask: return fused_tile_body<kOpMask>(p, cur, c, tile);
     default: return fused_tile_body<kOpBlur>(p, cur, c, tile);  // the gradient buffer
   }
+}
+
+// The f image rows of pooling-block row br in channel ch of chain c under the downsampling
+// operator (contiguous in x), in the passes of fused_tile: each block's likelihood term from x
+// before the update (step.cuh's pool_block_grad), the noise, the prior score, then the update.
+// Scratch: xi (f W + 8 floats), s (f W), g (W).
+__attribute__((target_clones("avx2", "default")))
+void fused_pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t ch, int64_t br, float* xi,
+                     float* s, float* g) {
+  const int64_t f = p.op.f, W = p.op.W, len = f * W;
+  const int64_t j0 = ch * p.op.H * W + br * len;
+  float* x = p.x + c * p.d + j0;
+  for (int64_t bc = 0; bc < W / f; ++bc) {
+    const float gb = pool_block_grad(p, cur, c, ch, br, bc);
+    for (int64_t cc = 0; cc < f; ++cc) g[bc * f + cc] = gb;
+  }
+  // Whole coordinate groups around the band; xi points at its first coordinate.
+  const int64_t g0 = j0 / 4, lead = j0 - 4 * g0;
+  philox_normals_block(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step),
+                       static_cast<uint64_t>(g0), (lead + len + 3) / 4, xi);
+  xi += lead;
+  tile_prior_score(p, cur, c, j0, len, s);
+  for (int64_t r = 0; r < f; ++r)
+    for (int64_t col = 0; col < W; ++col) {
+      const int64_t j = r * W + col;
+      x[j] = langevin_update(cur, x[j], s[j], g[col], xi[j]);
+    }
 }
 
 class CpuBackend final : public Backend {
@@ -148,10 +182,18 @@ class CpuBackend final : public Backend {
   void fused_step(const FusedStepParams& p) override {
     const StepScalars cur = *p.cur;
     if (p.op.kind == kOpDownsample) {
-      // The pooling blocks couple pixels across rows: one block at a time (step.cuh).
-      const int64_t units = pool_blocks_per_chain(p);
-#pragma omp parallel for schedule(static) num_threads(threads_for(p.n * p.d))
-      for (int64_t i = 0; i < p.n * units; ++i) fused_pool_block(p, cur, i / units, i % units);
+      // The pooling blocks couple f rows: one band of f rows at a time.
+      const int64_t f = p.op.f, W = p.op.W, rows = p.op.C * (p.op.H / f), bands = p.n * rows;
+#pragma omp parallel num_threads(threads_for(p.n * p.d))
+      {
+        std::vector<float> scratch(static_cast<size_t>(2 * f * W + 8 + W));
+        float* xi = scratch.data();
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < bands; ++b) {
+          const int64_t c = b / rows, row = b % rows;
+          fused_pool_band(p, cur, c, row / (p.op.H / f), row % (p.op.H / f), xi, xi + f * W + 8, xi + 2 * f * W + 8);
+        }
+      }
       return;
     }
     const int64_t tiles = (p.d + kTile - 1) / kTile;

@@ -727,4 +727,36 @@ TEST(SamplersT7, GradRMatchesFiniteDifferencesForEveryOperator) {
   }
 }
 
+// The fused pooling path (bands of f rows, noise groups that straddle bands, several channels,
+// a GMM prior) against the same operator as a dense matrix through the gradient-buffer path, same
+// seed: both draw the same noise, so they agree up to the GEMM's float rounding.
+TEST(SamplersT7, DownsampleBandsMatchDenseOperator) {
+  auto ctx = cpu();
+  struct Shape {
+    int64_t C, H, W, f;
+  };
+  for (const Shape& sh : {Shape{2, 6, 9, 3}, Shape{3, 4, 6, 2}, Shape{1, 5, 5, 5}}) {
+    const int64_t d = sh.C * sh.H * sh.W, K = 3;
+    Lcg rng(static_cast<uint64_t>(d));
+    std::vector<float> var(static_cast<size_t>(K * d));
+    for (float& v : var) v = 0.3f + 0.5f * static_cast<float>(rng.uniform());
+    auto prior = almc::Score::gmm(ctx, K, d, {0.2f, 0.5f, 0.3f}, rng.normals(static_cast<size_t>(K * d)), var);
+    auto op = almc::Operator::downsample(ctx, sh.C, sh.H, sh.W, sh.f);
+    const int64_t m = op.dims().first;
+    std::vector<float> dense(static_cast<size_t>(m * d));
+    for (int64_t j = 0; j < d; ++j) {
+      std::vector<float> e(static_cast<size_t>(d), 0.f);
+      e[static_cast<size_t>(j)] = 1.f;
+      const std::vector<float> col = op.forward(e, 1);
+      for (int64_t i = 0; i < m; ++i) dense[static_cast<size_t>(i * d + j)] = col[static_cast<size_t>(i)];
+    }
+    auto dop = almc::Operator::matrix(ctx, m, d, 1, dense);
+    const std::vector<float> yv = rng.normals(static_cast<size_t>(m));
+    const Vec y(yv.begin(), yv.end());
+    const almc_sampler_config c = almc_test::quick_almc(5, 2024, 0.3);
+    const std::vector<float> xa = run(ctx, prior, &op, c, y), xb = run(ctx, prior, &dop, c, y);
+    EXPECT_LT(almc_test::max_abs_diff(xa, xb), 1e-4) << sh.C << "x" << sh.H << "x" << sh.W << " f " << sh.f;
+  }
+}
+
 }  // namespace
