@@ -71,11 +71,20 @@ ALMC_OHD void ew_apply_n(int op, int len, const float* A, const float* B, const 
   }
 }
 
+// ew_apply_n as a function object: the default instruction runner of ew_range.
+struct EwApplyN {
+  ALMC_OHD void operator()(int op, int len, const float* A, const float* B, const float* C, float* D, float alpha,
+                           float beta) const {
+    ew_apply_n(op, len, A, B, C, D, alpha, beta);
+  }
+};
+
 // Outputs start .. start+len-1 (len <= W) of a fused elementwise program; regs is scratch of
 // kMaxEwRegs x W floats. Broadcast inputs are walked like an odometer from `start`: one division
-// per dimension per call, not per element.
-template <int W>
-ALMC_OHD void ew_range(const EwParams& p, int64_t start, int len, float (*regs)[W]) {
+// per dimension per call, not per element. `apply` runs one instruction over the range (a backend
+// may pass one with its own vectorised exp; the ops' formulas stay those of ew_apply_n).
+template <int W, class Apply = EwApplyN>
+ALMC_OHD void ew_range(const EwParams& p, int64_t start, int len, float (*regs)[W], Apply apply = Apply()) {
   const float* r[kMaxEwRegs];
   for (int k = 0; k < p.n_in; ++k) {
     if (p.contiguous[k]) {
@@ -117,7 +126,7 @@ ALMC_OHD void ew_range(const EwParams& p, int64_t start, int len, float (*regs)[
   for (int q = 0; q < p.n_instr; ++q) {
     const EwInstr& in = p.instr[q];
     float* D = (q == p.n_instr - 1 && in.dst == p.out_reg) ? out : regs[in.dst];
-    ew_apply_n(in.op, len, r[in.a], r[in.b], r[in.c], D, in.alpha, in.beta);
+    apply(in.op, len, r[in.a], r[in.b], r[in.c], D, in.alpha, in.beta);
     r[in.dst] = D;
   }
   if (r[p.out_reg] != out)
@@ -215,6 +224,17 @@ ALMC_OHD void im2col_row(const ConvParams& p, float* col, int64_t n0, int64_t B,
     return;
   }
   const float* x = p.x + ((n0 + b) * p.C + g * Cg + c) * p.H * p.W + ih * p.W;
+  if (p.sw == 1) {
+    // Unit stride: x[ow + shift] on the columns whose window is inside the image, zeros around.
+    const int64_t shift = kw * p.dw - p.pw;
+    int64_t lo = -shift, hi = p.W - shift;
+    lo = lo < ow0 ? ow0 : (lo > ow1 ? ow1 : lo);
+    hi = hi > ow1 ? ow1 : (hi < lo ? lo : hi);
+    for (int64_t ow = ow0; ow < lo; ++ow) dst[ow] = 0.f;
+    for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = x[ow + shift];
+    for (int64_t ow = hi; ow < ow1; ++ow) dst[ow] = 0.f;
+    return;
+  }
   for (int64_t ow = ow0; ow < ow1; ++ow) {
     const int64_t iw = ow * p.sw - p.pw + kw * p.dw;
     dst[ow] = (iw >= 0 && iw < p.W) ? x[iw] : 0.f;

@@ -91,8 +91,9 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads);
-// The CPU backend and the ONNX executor call OpenBLAS from their own OpenMP threads, one fixed
-// block of rows per call, so OpenBLAS must not start threads of its own: this sets its thread
+// The CPU backend calls OpenBLAS from its own OpenMP threads, one fixed block of rows per call
+// (the ONNX executor has its own GEMM), so OpenBLAS must not start threads of its own: this sets
+// its thread
 // count to 1 when it is not already 1. Process-wide, but only ever lowered, never toggled back
 // (no race between contexts), and so every GEMM row is computed the same way in every run.
 void ensure_serial_blas();

@@ -186,6 +186,19 @@ class Builder {
     P.steps.back().node = cur_->name;
     return P.steps.back();
   }
+  // The arena reference of a runtime value (an output def() made).
+  static BufRef out_ref(const Val& o) {
+    BufRef r;
+    r.id = o.sid;
+    return r;
+  }
+  // A step of one input X and the node's output 0 of `shape`: refs {X, output}.
+  Step& push_unary(StepKind k, const Val& X, const std::vector<int64_t>& shape) {
+    const Val& o = def(0, shape);
+    Step& s = push(k);
+    s.refs = {ref(X), out_ref(o)};
+    return s;
+  }
 
   static std::vector<int64_t> bcast(const std::vector<int64_t>& a, const std::vector<int64_t>& b, const Builder* self) {
     std::vector<int64_t> r(std::max(a.size(), b.size()), 1);

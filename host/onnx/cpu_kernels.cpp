@@ -1,10 +1,12 @@
 // CPU launchers of the ONNX executor: the shared operators (cuda/onnx/ops.cuh) called row by row,
-// and OpenBLAS GEMMs. A step runs on the calling thread only: the executor parallelises over
-// blocks of chains (executor.cpp), so the result of a chain never depends on the thread count.
-#include <cblas.h>
-
+// and GEMMs whose elements round the same way however they are tiled (cpu_gemm.hpp). A step runs
+// on the calling thread only: the executor parallelises over blocks of chains (executor.cpp), and
+// no result depends on the block size or the thread count.
 #include <algorithm>
 #include <cstring>
+#include <vector>
+
+#include "host/onnx/cpu_gemm.hpp"
 
 #include "cuda/onnx/ops.cuh"
 #include "host/onnx/plan.hpp"
@@ -14,41 +16,86 @@ namespace {
 
 constexpr int kChunk = 256;  // elementwise block: the program's registers stay in L1
 
-// C[M,N] = alpha op(A) op(B) + beta C, row-major, on the calling thread (see ensure_serial_blas).
-void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-           int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha, A,
-              int(lda), B, int(ldb), beta, C, int(ldc));
+// ew_apply_n with the exponentials vectorised (vexp): Exp, Sigmoid and SiLU keep their formulas,
+// e^x is computed in vector registers instead of by the scalar libm call.
+struct CpuEwApply {
+  void operator()(int op, int len, const float* A, const float* B, const float* C, float* D, float alpha,
+                  float beta) const {
+    if (op != EW_EXP && op != EW_SIGMOID && op != EW_SILU) return ew_apply_n(op, len, A, B, C, D, alpha, beta);
+    float e[kChunk];
+    for (int t = 0; t < len; ++t) e[t] = op == EW_EXP ? A[t] : -A[t];
+    vexp(e, e, len);
+    if (op == EW_EXP)
+      for (int t = 0; t < len; ++t) D[t] = e[t];
+    else if (op == EW_SIGMOID)
+      for (int t = 0; t < len; ++t) D[t] = 1.f / (1.f + e[t]);
+    else
+      for (int t = 0; t < len; ++t) D[t] = A[t] / (1.f + e[t]);
+  }
+};
+
+// y[i] = act(y[i]) for i < n (a GEMM or convolution epilogue).
+void cpu_act(int act, float alpha, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += kChunk)
+    CpuEwApply()(act, int(std::min<int64_t>(kChunk, n - i)), y + i, y + i, y + i, y + i, alpha, 0.f);
 }
 
 void run_ew(const EwParams& p) {
   alignas(64) float regs[kMaxEwRegs][kChunk];
   for (int64_t start = 0; start < p.total; start += kChunk)
-    ew_range<kChunk>(p, start, int(std::min<int64_t>(kChunk, p.total - start)), regs);
+    ew_range<kChunk>(p, start, int(std::min<int64_t>(kChunk, p.total - start)), regs, CpuEwApply());
+}
+
+// op(A)[i, k] as the GEMM's strides.
+void set_a(GemmView& g, const float* A, bool trans, int64_t lda) {
+  g.A = A;
+  g.a_rs = trans ? 1 : lda;
+  g.a_ks = trans ? lda : 1;
 }
 
 void run_gemm(const GemmParams& p) {
+  // A transposed runtime B (constant ones are stored untransposed by the planner) is copied to
+  // [K, N] rows first: the kernel reads B by rows. Per thread, grown once.
+  thread_local std::vector<float> bt;
   for (int64_t b = 0; b < p.batch; ++b) {
     int64_t oa, ob, oc;
     gemm_batch_offsets(p, b, oa, ob, oc);
-    float* C = p.C + oc;
-    float beta = 0.f;
-    if (p.bias_kind != BIAS_NONE) {
-      beta = 1.f;
-      for (int64_t m = 0; m < p.M; ++m) gemm_bias_range(p, C, m, 0, p.N);
+    GemmView g;
+    g.M = p.M;
+    g.N = p.N;
+    g.K = p.K;
+    set_a(g, p.A + oa, p.trans_a, p.lda);
+    g.B = p.B + ob;
+    g.ldb = p.ldb;
+    if (p.trans_b) {
+      bt.resize(size_t(p.K * p.N));
+      for (int64_t n = 0; n < p.N; ++n)
+        for (int64_t k = 0; k < p.K; ++k) bt[size_t(k * p.N + n)] = g.B[n * p.ldb + k];
+      g.B = bt.data();
+      g.ldb = p.N;
     }
-    sgemm(p.trans_a, p.trans_b, p.M, p.N, p.K, p.alpha, p.A + oa, p.lda, p.B + ob, p.ldb, beta, C, p.ldc);
+    g.C = p.C + oc;
+    g.ldc = p.ldc;
+    g.alpha = p.alpha;
+    if (p.bias_kind != BIAS_NONE) {
+      g.bias = p.bias;
+      g.beta = p.beta;
+      g.bias_rs = p.bias_kind == BIAS_ROW ? 0 : p.bias_kind == BIAS_COL ? 1 : p.bias_ld;
+      g.bias_cs = p.bias_kind == BIAS_COL ? 0 : 1;
+    }
+    gemm_all(g);
     if (p.act != EW_COPY)
-      for (int64_t m = 0; m < p.M; ++m) act_range(p.act, p.act_alpha, C + m * p.ldc, 0, p.N);
+      for (int64_t m = 0; m < p.M; ++m) cpu_act(p.act, p.act_alpha, g.C + m * p.ldc, p.N);
   }
 }
 
 void run_conv(const ConvParams& p) {
   const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, OHW = p.OH * p.OW;
+  const bool unit = KK == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
     const int64_t B = std::min(p.chunk, p.N - n0), cols = B * OHW;
     // A 1x1 unit-stride unpadded kernel on one image reads the image itself as its columns.
-    const bool direct = B == 1 && KK == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
+    const bool direct = B == 1 && unit;
     for (int64_t g = 0; g < G; ++g) {
       const float* col = p.col;
       if (direct) col = p.x + (n0 * p.C + g * Cg) * p.H * p.W;
@@ -58,10 +105,30 @@ void run_conv(const ConvParams& p) {
             for (int64_t kw = 0; kw < p.KW; ++kw)
               for (int64_t b = 0; b < B; ++b)
                 for (int64_t oh = 0; oh < p.OH; ++oh) im2col_row(p, p.col, n0, B, g, c, kh, kw, b, oh, 0, p.OW);
-      // The GEMM result [Mg, B*OHW]: for one image it is the output itself, finished in place.
-      float* tmp = B == 1 ? p.y + (n0 * p.M + g * Mg) * OHW : p.col + Cg * KK * cols;
-      sgemm(false, false, Mg, cols, Cg * KK, 1.f, p.w + g * Mg * Cg * KK, Cg * KK, col, cols, 0.f, tmp, cols);
-      for (int64_t r = 0; r < Mg * B; ++r) conv_out_range(p, tmp, n0, B, g, r, 0, OHW);
+      GemmView v;
+      v.M = Mg;
+      v.N = cols;
+      v.K = Cg * KK;
+      set_a(v, p.w + g * Mg * Cg * KK, false, Cg * KK);
+      v.B = col;
+      v.ldb = cols;
+      if (B == 1) {
+        // One image: the GEMM result [Mg, OHW] is the output itself, the bias added as it is stored.
+        v.C = p.y + (n0 * p.M + g * Mg) * OHW;
+        v.ldc = OHW;
+        if (p.bias) {
+          v.bias = p.bias + g * Mg;
+          v.bias_rs = 1;
+          v.bias_cs = 0;
+        }
+        gemm_all(v);
+        if (p.act != EW_COPY) cpu_act(p.act, p.act_alpha, v.C, Mg * OHW);
+      } else {
+        v.C = p.col + Cg * KK * cols;
+        v.ldc = cols;
+        gemm_all(v);
+        for (int64_t r = 0; r < Mg * B; ++r) conv_out_range(p, v.C, n0, B, g, r, 0, OHW);
+      }
     }
   }
 }
@@ -70,12 +137,25 @@ void run_conv_transpose(const ConvParams& p) {
   const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, HW = p.H * p.W;
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
     const int64_t B = std::min(p.chunk, p.N - n0), cols = B * HW;
-    float* xt = p.col;               // [Cg, B*HW]
     float* col = p.col + Cg * cols;  // [Mg*KK, B*HW]
     for (int64_t g = 0; g < G; ++g) {
-      for (int64_t r = 0; r < Cg * B; ++r) regroup_range(p, xt, n0, B, g, r, 0, HW);
+      // The group's input as [Cg, B*HW]: for one image, the image itself.
+      const float* xt = p.x + (n0 * p.C + g * Cg) * HW;
+      if (B > 1) {
+        for (int64_t r = 0; r < Cg * B; ++r) regroup_range(p, p.col, n0, B, g, r, 0, HW);
+        xt = p.col;
+      }
       // weight [C, Mg, KH, KW]: the group's block is [Cg, Mg*KK]; col = block^T xt.
-      sgemm(true, false, Mg * KK, cols, Cg, 1.f, p.w + g * Cg * Mg * KK, Mg * KK, xt, cols, 0.f, col, cols);
+      GemmView v;
+      v.M = Mg * KK;
+      v.N = cols;
+      v.K = Cg;
+      set_a(v, p.w + g * Cg * Mg * KK, true, Mg * KK);
+      v.B = xt;
+      v.ldb = cols;
+      v.C = col;
+      v.ldc = cols;
+      gemm_all(v);
       for (int64_t r = 0, rows = B * Mg * p.OH; r < rows; ++r) col2im_range(p, col, n0, B, g, r, 0, p.OW);
     }
   }

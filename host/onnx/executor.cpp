@@ -124,31 +124,41 @@ int64_t block_size(double flops) {
 
 }  // namespace
 
-Executor::Slot& Executor::cpu_worker(size_t i) {
-  while (cpu_workers_.size() <= i) {
-    auto w = std::make_unique<Slot>();
-    if (cpu_workers_.empty()) {
-      Plan one = build_plan(g_, io_, 1);
-      cpu_flops_ = plan_flops(one);
-      cpu_block_ = block_size(cpu_flops_);
-      w->plan = cpu_block_ == 1 ? std::move(one) : build_plan(g_, io_, cpu_block_);
-      if (w->plan.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
-      w->host_consts = w->plan.consts;
-    } else {
-      w->plan = cpu_workers_[0]->plan;  // rebound below to this worker's arena
-    }
-    w->host_arena.assign(size_t(std::max<int64_t>(w->plan.arena_floats, 1)), 0.f);
-    bind_plan(w->plan, w->host_arena.data(), cpu_workers_.empty() ? w->host_consts.data() : cpu_workers_[0]->host_consts.data());
-    cpu_workers_.push_back(std::move(w));
+Executor::Slot& Executor::cpu_slot(size_t thread, int64_t b) {
+  size_t level = 0;
+  while ((int64_t(1) << level) < b) ++level;
+  // Thread 0's plan of this size owns the constants; the other threads' copies read them.
+  Slot* first = thread == 0 ? nullptr : &cpu_slot(0, b);
+  if (cpu_workers_.size() <= thread) cpu_workers_.resize(thread + 1);
+  auto& sizes = cpu_workers_[thread];
+  if (sizes.size() <= level) sizes.resize(level + 1);
+  if (sizes[level]) return *sizes[level];
+  auto w = std::make_unique<Slot>();
+  if (!first) {
+    w->plan = build_plan(g_, io_, int64_t(1) << level);
+    if (w->plan.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
+    w->host_consts = w->plan.consts;
+  } else {
+    w->plan = first->plan;  // rebound below to this thread's arena
   }
-  return *cpu_workers_[i];
+  w->host_arena.assign(size_t(std::max<int64_t>(w->plan.arena_floats, 1)), 0.f);
+  bind_plan(w->plan, w->host_arena.data(), first ? first->host_consts.data() : w->host_consts.data());
+  sizes[level] = std::move(w);
+  return *sizes[level];
+}
+
+Executor::Slot& Executor::cpu_worker(size_t i) {
+  if (cpu_workers_.empty()) {  // the model's block size, from its work per sample
+    cpu_flops_ = plan_flops(cpu_slot(0, 1).plan);
+    cpu_block_ = block_size(cpu_flops_);
+  }
+  return cpu_slot(i, cpu_block_);
 }
 
 std::map<std::string, double> Executor::profile_cpu(int64_t n, int reps) {
   static const char* names[] = {"Ew", "Gemm", "Conv", "ConvT", "Copy", "Gather", "Softmax", "Norm", "Reduce", "Pool", "Resize", "Pad", "Fill"};
   std::map<std::string, double> t;
   if (cfg_.backend != ALMC_BACKEND_CPU) return t;
-  ensure_serial_blas();
   Slot& s = cpu_worker(0);
   const int64_t blocks = (n + cpu_block_ - 1) / cpu_block_;  // one thread's share when it runs them all
   for (int64_t r = 0; r < reps * blocks; ++r)
@@ -189,56 +199,68 @@ void Executor::run_cuda(const float* x, float* out, int64_t n, const AdapterPara
 }
 
 void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev) {
-  ensure_serial_blas();
-  // Call row r is global sample row0_ + r; blocks are aligned to global samples.
+  cpu_worker(0);  // plans the model's block size on first use
+  // Call row r is global sample row0_ + r; blocks are aligned to global samples, block k holding
+  // global samples k*B .. (k+1)*B-1 (fewer at the call's ends). A block runs the plan of the
+  // smallest power of two that holds its rows, padded with copies of its last row: no plan
+  // computes a row differently from another (cpu_gemm.hpp), so this only saves the padding.
   const int64_t B = cpu_block_, lead = row0_ % B, blocks = (lead + n + B - 1) / B, d = d_;
   // Threads from the work: waking a thread costs tens of microseconds on a loaded machine, so each
   // gets at least ~2 MFLOP (the split never changes a result, only who computes which block).
   const int64_t by_work = std::max<int64_t>(1, int64_t(double(n) * cpu_flops_ / 2.0e6));
   const int threads = int(std::min<int64_t>(std::min<int64_t>(std::max(1, omp_get_max_threads()), blocks), by_work));
-  for (int i = 0; i < threads; ++i) cpu_worker(size_t(i));  // allocate before the parallel region
-  const Plan& p0 = cpu_workers_[0]->plan;
-  if (a.raw_levels && p0.level_count != B)
+  auto block_rows = [&](int64_t blk, int64_t& c0, int64_t& rows, int64_t& size) {
+    const int64_t start = blk * B - lead;
+    c0 = std::max<int64_t>(start, 0);
+    rows = std::min(start + B, n) - c0;
+    size = 1;
+    while (size < rows) size *= 2;
+  };
+  // Allocate every plan this call needs before the parallel region (only the first and the last
+  // block can be short).
+  for (int64_t blk : {int64_t(0), std::min<int64_t>(1, blocks - 1), blocks - 1}) {
+    int64_t c0, rows, size;
+    block_rows(blk, c0, rows, size);
+    for (int i = 0; i < threads; ++i) cpu_slot(size_t(i), size);
+  }
+  if (a.raw_levels && cpu_worker(0).plan.level_count != B)
     throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
   const float t = level_dev ? level_dev->t : 0.f;
   const AdapterCoef k = a.raw ? AdapterCoef{1.f, 1.f, 0.f} : adapter_coef(a.output, a.convention, t);
   const float lv = level_dev ? adapter_level_value(a, level_dev->t, level_dev->sigma, level_dev->log_sigma, level_dev->alpha_bar)
                              : adapter_level_value(a, 0.f, 0.f, 0.f, 0.f);
-  // Block blk of the call on worker w.
-  auto run_block = [&](Slot& w, int64_t blk) {
-    const Plan& p = w.plan;
-    float* arena = w.host_arena.data();
-    // Call rows c0 .. c0+rows-1 sit at block positions pos .. pos+rows-1; the positions before
-    // and after them are padded with copies of the first and last row.
-    const int64_t start = blk * B - lead, c0 = std::max<int64_t>(start, 0), pos = c0 - start;
-    const int64_t rows = std::min(start + B, n) - c0;
+  // Block blk of the call on thread `thread`.
+  auto run_block = [&](size_t thread, int64_t blk) {
+    int64_t c0, rows, size;
+    block_rows(blk, c0, rows, size);
+    const Plan& p = cpu_slot(thread, size).plan;
+    float* arena = cpu_slot(thread, size).host_arena.data();
     const float* xb = x + c0 * d;
     float* xn = arena + p.x.off;
-    for (int64_t i = 0; i < rows * d; ++i) xn[pos * d + i] = k.cx * xb[i];
-    for (int64_t r = 0; r < pos; ++r) std::memcpy(xn + r * d, xn + pos * d, size_t(d) * sizeof(float));
-    for (int64_t r = pos + rows; r < B; ++r) std::memcpy(xn + r * d, xn + (pos + rows - 1) * d, size_t(d) * sizeof(float));
+    for (int64_t i = 0; i < rows * d; ++i) xn[i] = k.cx * xb[i];
+    for (int64_t r = rows; r < size; ++r) std::memcpy(xn + r * d, xn + (rows - 1) * d, size_t(d) * sizeof(float));
     if (p.level_used) {
       float* lvl = arena + p.level.off;
       if (a.raw_levels) {
-        for (int64_t r = 0; r < B; ++r) lvl[r] = a.raw_levels[c0 + std::clamp(r - pos, int64_t(0), rows - 1)];
+        for (int64_t r = 0; r < size; ++r) lvl[r] = a.raw_levels[c0 + std::min(r, rows - 1)];
       } else {
         std::fill(lvl, lvl + p.level_count, lv);
       }
     }
     for (const auto& st : p.steps) cpu_run_step(st);
-    const float* net = arena + p.out.off + pos * d;
+    const float* net = arena + p.out.off;
     float* ob = out + c0 * d;
     for (int64_t i = 0; i < rows * d; ++i) ob[i] = k.c1 * net[i] + k.c2 * xb[i];
   };
-  if (threads == 1) {  // no parallel region: OpenBLAS runs markedly slower inside one
-    for (int64_t blk = 0; blk < blocks; ++blk) run_block(*cpu_workers_[0], blk);
+  if (threads == 1) {
+    for (int64_t blk = 0; blk < blocks; ++blk) run_block(0, blk);
     return;
   }
 #pragma omp parallel num_threads(threads)
   {
-    Slot& w = *cpu_workers_[size_t(omp_get_thread_num())];
+    const size_t thread = size_t(omp_get_thread_num());
 #pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < blocks; ++blk) run_block(w, blk);
+    for (int64_t blk = 0; blk < blocks; ++blk) run_block(thread, blk);
   }
 }
 

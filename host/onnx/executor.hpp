@@ -30,15 +30,16 @@ AdapterParams adapter_params(const ExecConfig& c, const float* table);
 
 class Executor {
  public:
-  // The CPU backend evaluates the network in blocks of cpu_block() samples, block k holding
-  // samples k*B .. (k+1)*B-1 of the call (the last one padded with copies of its last sample), one
-  // block per OpenMP thread at a time, each kernel on its thread only. B depends only on the
-  // model (about 24 MFLOP per block, a power of two from 1 to 16), so a sample's output depends
-  // neither on the batch size nor on the thread count, bit for bit.
+  // The CPU backend evaluates the network in blocks of up to cpu_block() samples, one block per
+  // OpenMP thread at a time, each kernel on its thread only. B depends only on the model (about
+  // 24 MFLOP per block, a power of two from 1 to 16); a block of fewer samples runs the plan of
+  // the next power of two. Every kernel computes a sample the same way in any block (the GEMM's
+  // summation order is fixed per element: cpu_gemm.hpp), so a sample's output depends neither on
+  // the batch size nor on the thread count, bit for bit.
   int64_t cpu_block() const { return cpu_block_; }
   // The global index of the next calls' row 0 (a slice of a run starts mid-way): CPU blocks are
-  // aligned to global rows, block k holding global samples k*B .. (k+1)*B-1 (padded at both
-  // ends), so a sample's output is also independent of where the call starts. 0 by default.
+  // aligned to global rows, block k holding global samples k*B .. (k+1)*B-1, so slices of a run
+  // group samples as the whole run would. 0 by default.
   void set_row0(int64_t row0) { row0_ = row0 < 0 ? 0 : row0; }
   // Plans (and on CUDA allocates) for batches up to n now, outside any graph capture, so that
   // later calls with at most n rows allocate nothing and can be captured.
@@ -76,6 +77,7 @@ class Executor {
   };
   Slot& slot_for(int64_t n, void* stream);
   Slot& cpu_worker(size_t i);  // CPU: thread i's plan for cpu_block() samples and its arena
+  Slot& cpu_slot(size_t thread, int64_t b);  // CPU: the thread's plan for the power of two >= b
   void run_cpu(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev);
   void run_cuda(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev,
                 void* stream);
@@ -89,7 +91,8 @@ class Executor {
   int64_t cpu_block_ = 1;
   double cpu_flops_ = 0;  // GEMM/convolution work per sample
   int64_t row0_ = 0;
-  std::vector<std::unique_ptr<Slot>> cpu_workers_;         // CPU: one per thread, sharing worker 0's consts
+  // CPU: per thread, one plan per power-of-two block size (index log2), sharing thread 0's consts.
+  std::vector<std::vector<std::unique_ptr<Slot>>> cpu_workers_;
   void* blas_ = nullptr;
   float* dev_table_ = nullptr;
 };

@@ -36,6 +36,21 @@ void Builder::node_gemm() {
   p.act = EW_COPY;
   p.bias_kind = BIAS_NONE;
   s.refs = {ref(A), ref(B)};
+  if (tb && B.c) {
+    // A constant transposed B (a Linear layer's weight [N, K]) is stored transposed once here:
+    // the CPU GEMM reads B by rows of N and would otherwise transpose it on every call.
+    auto t = std::make_shared<HostTensor>();
+    t->shape = {K, N};
+    t->v.resize(size_t(K * N));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) t->v[size_t(k * N + n)] = B.c->v[size_t(n * K + k)];
+    Val tv;
+    tv.c = t;
+    tv.shape = t->shape;
+    s.refs[1] = ref(tv);
+    p.trans_b = false;
+    p.ldb = N;
+  }
   BufRef oref;
   oref.id = o.sid;
   s.refs.push_back(oref);

@@ -54,12 +54,7 @@ void Builder::node_pool() {
   };
   p.OH = out_len(p.H, pt, pb, p.KH, p.sh, p.dh);
   p.OW = out_len(p.W, pl, pr, p.KW, p.sw, p.dw);
-  Val& o = def(0, {X.shape[0], X.shape[1], p.OH, p.OW});
-  Step& s = push(StepKind::Pool);
-  s.pool = p;
-  BufRef oref;
-  oref.id = o.sid;
-  s.refs = {ref(X), oref};
+  push_unary(StepKind::Pool, X, {X.shape[0], X.shape[1], p.OH, p.OW}).pool = p;
 }
 
 void Builder::node_resize() {
@@ -134,12 +129,7 @@ void Builder::node_resize() {
     p.ah = 0;
     p.bh = 0;
   }
-  Val& o = def(0, oshape);
-  Step& s = push(StepKind::Resize);
-  s.resize = p;
-  BufRef oref;
-  oref.id = o.sid;
-  s.refs = {ref(X), oref};
+  push_unary(StepKind::Resize, X, oshape).resize = p;
 }
 
 void Builder::node_pad() {
@@ -171,13 +161,8 @@ void Builder::node_pad() {
       fail("reflect padding wider than the input", ALMC_ERR_PARSE);
     p.oshape[i] = oshape[i];
   }
-  Val& o = def(0, oshape);
   p.total = numel(oshape);
-  Step& s = push(StepKind::Pad);
-  s.pad = p;
-  BufRef oref;
-  oref.id = o.sid;
-  s.refs = {ref(X), oref};
+  push_unary(StepKind::Pad, X, oshape).pad = p;
 }
 
 }  // namespace almc::onnx::planning

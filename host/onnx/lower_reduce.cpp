@@ -50,12 +50,7 @@ void Builder::node_reduce() {
       oshape.push_back(X.shape[i]);
     }
   }
-  Val& o = def(0, oshape);
-  Step& s = push(StepKind::Reduce);
-  s.reduce = p;
-  BufRef oref;
-  oref.id = o.sid;
-  s.refs = {ref(X), oref};
+  push_unary(StepKind::Reduce, X, oshape).reduce = p;
 }
 
 void Builder::node_softmax() {
@@ -77,12 +72,7 @@ void Builder::node_softmax() {
     p.len = 1;
     for (size_t i = size_t(ax); i < r; ++i) p.len *= X.shape[i];
   }
-  Val& o = def(0, X.shape);
-  Step& s = push(StepKind::Softmax);
-  s.softmax = p;
-  BufRef oref;
-  oref.id = o.sid;
-  s.refs = {ref(X), oref};
+  push_unary(StepKind::Softmax, X, X.shape).softmax = p;
 }
 
 void Builder::node_norm() {
@@ -120,14 +110,12 @@ void Builder::node_norm() {
     if (!scale || !bias || numel(scale->shape) != groups || numel(bias->shape) != groups)
       fail("scale and bias must have " + std::to_string(groups) + " values", ALMC_ERR_PARSE);
   }
-  Val& o = def(0, X.shape);
+  const Val& o = def(0, X.shape);
   Step& s = push(StepKind::Norm);
   s.norm = p;
-  BufRef oref;
-  oref.id = o.sid;
   BufRef none;
   none.id = -2;
-  s.refs = {ref(X), scale ? ref(*scale) : none, bias ? ref(*bias) : none, oref};
+  s.refs = {ref(X), scale ? ref(*scale) : none, bias ? ref(*bias) : none, out_ref(o)};
 }
 
 }  // namespace almc::onnx::planning

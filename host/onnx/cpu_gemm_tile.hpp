@@ -1,0 +1,140 @@
+// The register tiles of the CPU GEMM (cpu_gemm.hpp), written once for every vector instruction
+// set: each cpu_gemm_<isa>.cpp defines, in an unnamed namespace, a vector type `Vec` (its width,
+// load/store with and without a lane mask, broadcast, fused multiply-add, multiply, add) and calls
+// tile<Vec>. Vec's internal linkage gives every template below internal linkage in that file, so
+// no instruction-set-specific copy can be picked by the linker for another file.
+//
+// An element's computation is the same in every tile shape and at every edge: zero, one fused
+// multiply-add per k in increasing k (masked lanes only ever compute lanes that are not stored),
+// then alpha * acc and + beta * bias. Only the grouping of elements differs.
+#pragma once
+#include <cstdint>
+
+#include "host/onnx/cpu_gemm.hpp"
+
+namespace almc::onnx::gemm_isa::tiles {
+
+// Rows i .. i+MR-1, columns j .. j+cols-1 (cols <= NV * width; FULL: cols == NV * width).
+template <class Vec, int MR, int NV, bool FULL>
+void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
+  using V = typename Vec::V;
+  constexpr int W = Vec::kW;
+  V acc[MR][NV];
+  typename Vec::Mask mask[NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) mask[v] = Vec::mask(cols - v * W);
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) acc[r][v] = Vec::zero();
+  const float* a = g.A + i * g.a_rs;
+  const float* b = g.B + j;
+  const int64_t ars = g.a_rs, aks = g.a_ks, ldb = g.ldb;
+  for (int64_t k = 0; k < g.K; ++k, a += aks, b += ldb) {
+    V bv[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) bv[v] = FULL ? Vec::load(b + v * W) : Vec::load(b + v * W, mask[v]);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const V av = Vec::bcast(a + r * ars);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[r][v] = Vec::fma(av, bv[v], acc[r][v]);
+    }
+  }
+  const V alpha = Vec::bcast(&g.alpha), beta = Vec::bcast(&g.beta);
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    float* c = g.C + (i + r) * g.ldc + j;
+    const float* bias = g.bias ? g.bias + (i + r) * g.bias_rs + j * g.bias_cs : nullptr;
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+      V y = Vec::mul(acc[r][v], alpha);
+      if (bias) {
+        const V bb = g.bias_cs == 0 ? Vec::bcast(bias) : FULL ? Vec::load(bias + v * W) : Vec::load(bias + v * W, mask[v]);
+        y = Vec::add(y, Vec::mul(beta, bb));
+      }
+      if (FULL) Vec::store(c + v * W, y);
+      else Vec::store(c + v * W, y, mask[v]);
+    }
+  }
+}
+
+template <class Vec, int MR, int NV>
+void micro_any(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
+  if (cols == NV * Vec::kW) micro<Vec, MR, NV, true>(g, i, j, cols);
+  else micro<Vec, MR, NV, false>(g, i, j, cols);
+}
+
+// Fewer than Vec::kRows rows of one panel of NV vectors.
+template <class Vec, int NV>
+void rows_tail(const GemmView& g, int64_t i, int64_t rows, int64_t j, int64_t cols) {
+  static_assert(Vec::kRows <= 8, "tails up to 7 rows");
+  switch (rows) {
+    case 1: return micro_any<Vec, 1, NV>(g, i, j, cols);
+    case 2: return micro_any<Vec, 2, NV>(g, i, j, cols);
+    case 3: return micro_any<Vec, 3, NV>(g, i, j, cols);
+    case 4: return micro_any<Vec, 4, NV>(g, i, j, cols);
+    case 5: return micro_any<Vec, 5, NV>(g, i, j, cols);
+    case 6: return micro_any<Vec, 6 < Vec::kRows ? 6 : 1, NV>(g, i, j, cols);
+    default: return micro_any<Vec, 7 < Vec::kRows ? 7 : 1, NV>(g, i, j, cols);
+  }
+}
+
+// All rows of one panel of NV vectors: blocks of Vec::kRows rows, then the rest.
+template <class Vec, int NV>
+void panel(const GemmView& g, int64_t i0, int64_t i1, int64_t j, int64_t cols) {
+  int64_t i = i0;
+  for (; i + Vec::kRows <= i1; i += Vec::kRows) micro_any<Vec, Vec::kRows, NV>(g, i, j, cols);
+  if (i < i1) rows_tail<Vec, NV>(g, i, i1 - i, j, cols);
+}
+
+// Rows i0 .. i1-1, columns j0 .. j1-1: panels of 2 vectors (1 for a narrow last one) by blocks of
+// Vec::kRows rows; up to Vec::kFewRows rows (one sample, a small block) use panels of 4 vectors
+// instead, which keeps enough independent accumulators in flight.
+template <class Vec>
+void tile(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  constexpr int W = Vec::kW;
+  if (i1 - i0 <= Vec::kFewRows) {
+    for (int64_t j = j0; j < j1; j += 4 * W) {
+      const int64_t cols = j1 - j < 4 * W ? j1 - j : 4 * W;
+      if (i1 - i0 == 1) micro_any<Vec, 1, 4>(g, i0, j, cols);
+      else if (i1 - i0 == 2 || Vec::kFewRows < 3) micro_any<Vec, 2, 4>(g, i0, j, cols);
+      else micro_any<Vec, 3, 4>(g, i0, j, cols);
+    }
+    return;
+  }
+  for (int64_t j = j0; j < j1; j += 2 * W) {
+    const int64_t cols = j1 - j < 2 * W ? j1 - j : 2 * W;
+    if (cols <= W) panel<Vec, 1>(g, i0, i1, j, cols);  // a narrow last panel: no idle vector
+    else panel<Vec, 2>(g, i0, i1, j, cols);
+  }
+}
+
+// y = e^x over n floats (cpu_gemm.hpp's vexp): x = k ln2 + r with |r| <= ln2/2 (ln2 in two
+// parts, the first exact in k ln2), e^r by its Taylor polynomial to degree 7 (truncation below
+// 6e-9 relative), times 2^k.
+template <class Vec>
+void exp_n(const float* x, float* y, int64_t n) {
+  using V = typename Vec::V;
+  constexpr int W = Vec::kW;
+  const float hi = 88.7228391116729f, lo = -87.3365447505531f, inf = __builtin_inff(), zero = 0.f;
+  const float log2e = 1.44269504088896341f, neg_ln2_hi = -0.693359375f, neg_ln2_lo = 2.12194440e-4f;
+  const float c[8] = {1.f, 1.f, 1.f / 2, 1.f / 6, 1.f / 24, 1.f / 120, 1.f / 720, 1.f / 5040};
+  for (int64_t i = 0; i < n; i += W) {
+    const typename Vec::Mask m = Vec::mask(n - i);
+    const V xv = Vec::load(x + i, m);
+    // Clamped with x as the second operand, so a NaN stays NaN (min/max return their second).
+    const V xc = Vec::max(Vec::bcast(&lo), Vec::min(Vec::bcast(&hi), xv));
+    const V k = Vec::round(Vec::mul(xc, Vec::bcast(&log2e)));
+    V r = Vec::fma(k, Vec::bcast(&neg_ln2_hi), xc);
+    r = Vec::fma(k, Vec::bcast(&neg_ln2_lo), r);
+    V poly = Vec::bcast(&c[7]);
+    for (int d = 6; d >= 0; --d) poly = Vec::fma(poly, r, Vec::bcast(&c[d]));
+    V e = Vec::scale2(poly, k);
+    e = Vec::select_gt(xv, Vec::bcast(&hi), Vec::bcast(&inf), e);
+    e = Vec::select_gt(Vec::bcast(&lo), xv, Vec::bcast(&zero), e);
+    Vec::store(y + i, e, m);
+  }
+}
+
+}  // namespace almc::onnx::gemm_isa::tiles

@@ -1,0 +1,183 @@
+// The ONNX executor's CPU GEMM (host/onnx/cpu_gemm.hpp): every kernel this CPU can run against a
+// double-precision product, and the contract the executor's batch and thread invariance rests on:
+// an element's bits do not depend on the sub-rectangle it was computed in.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "host/onnx/cpu_gemm.hpp"
+
+using almc::onnx::GemmView;
+
+namespace {
+
+using TileFn = void (*)(const GemmView&, int64_t, int64_t, int64_t, int64_t);
+
+struct Named {
+  const char* name;
+  TileFn fn;
+};
+
+// The kernels this CPU can run (the portable one always).
+std::vector<Named> runnable() {
+  std::vector<Named> k{{"generic", almc::onnx::gemm_isa::tile_generic}};
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) k.push_back({"avx2", almc::onnx::gemm_isa::tile_avx2});
+  if (__builtin_cpu_supports("avx512f")) k.push_back({"avx512", almc::onnx::gemm_isa::tile_avx512});
+#endif
+  return k;
+}
+
+struct Problem {
+  int64_t M, N, K;
+  bool trans_a;
+  int bias;  // 0 none, 1 per column (a row of N), 2 per row (M values), 3 full [M, N]
+  std::vector<float> A, B, bias_v;
+  GemmView view(float* C) const {
+    GemmView g;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.A = A.data();
+    g.a_rs = trans_a ? 1 : K + 3;  // padded leading dimensions
+    g.a_ks = trans_a ? M + 2 : 1;
+    g.B = B.data();
+    g.ldb = N + 5;
+    g.C = C;
+    g.ldc = N + 1;
+    g.alpha = 0.75f;
+    if (bias) {
+      g.bias = bias_v.data();
+      g.beta = 1.5f;
+      g.bias_rs = bias == 1 ? 0 : bias == 2 ? 1 : N;
+      g.bias_cs = bias == 2 ? 0 : 1;
+    }
+    return g;
+  }
+};
+
+Problem make(int64_t M, int64_t N, int64_t K, bool trans_a, int bias, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Problem p{M, N, K, trans_a, bias, {}, {}, {}};
+  p.A.resize(size_t(trans_a ? K * (M + 2) : M * (K + 3)));
+  p.B.resize(size_t(K * (N + 5)));
+  p.bias_v.resize(size_t(M * N));
+  for (auto* v : {&p.A, &p.B, &p.bias_v})
+    for (float& x : *v) x = u(rng);
+  return p;
+}
+
+std::vector<float> run(const Problem& p, TileFn fn, const std::vector<int64_t>& row_cuts, const std::vector<int64_t>& col_cuts) {
+  std::vector<float> C(size_t(p.M * (p.N + 1)), NAN);
+  const GemmView g = p.view(C.data());
+  for (size_t r = 0; r + 1 < row_cuts.size(); ++r)
+    for (size_t c = 0; c + 1 < col_cuts.size(); ++c) fn(g, row_cuts[r], row_cuts[r + 1], col_cuts[c], col_cuts[c + 1]);
+  return C;
+}
+
+std::vector<int64_t> random_cuts(int64_t n, std::mt19937& rng) {
+  std::vector<int64_t> cuts{0};
+  std::uniform_int_distribution<int64_t> step(1, 11);
+  while (cuts.back() < n) cuts.push_back(std::min(n, cuts.back() + step(rng)));
+  return cuts;
+}
+
+}  // namespace
+
+TEST(CpuGemm, KernelsMatchDoubleProduct) {
+  for (const Named& k : runnable()) {
+    SCOPED_TRACE(k.name);
+    for (auto [M, N, K, ta, bias] : std::vector<std::tuple<int64_t, int64_t, int64_t, bool, int>>{
+             {1, 1, 1, false, 0}, {37, 75, 53, false, 1}, {9, 130, 7, true, 2}, {64, 33, 300, false, 3}, {5, 17, 0, false, 1}}) {
+      const Problem p = make(M, N, K, ta, bias, unsigned(M * 131 + N));
+      const auto C = run(p, k.fn, {0, M}, {0, N});
+      const GemmView g = p.view(nullptr);
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          double ref = 0, mag = 0;
+          for (int64_t t = 0; t < K; ++t) {
+            const double prod = double(g.A[i * g.a_rs + t * g.a_ks]) * double(g.B[t * g.ldb + j]);
+            ref += prod;
+            mag += std::fabs(prod);
+          }
+          ref *= g.alpha;
+          if (bias) ref += double(g.beta) * g.bias[i * g.bias_rs + j * g.bias_cs];
+          // Float accumulation of K products: error below K * 2^-24 of the magnitude sum; 1e-5
+          // relative leaves margin for the epilogue's two roundings and stays far below any real
+          // error (a lost, doubled or misplaced product is O(1e-2) or more here).
+          EXPECT_NEAR(C[size_t(i * (N + 1) + j)], ref, 1e-5 * (mag + 1.0)) << M << "x" << N << "x" << K << " at " << i << "," << j;
+        }
+    }
+  }
+}
+
+TEST(CpuGemm, ElementBitsIndependentOfTiling) {
+  std::mt19937 rng(7);
+  for (const Named& k : runnable()) {
+    SCOPED_TRACE(k.name);
+    for (auto [M, N, K, ta, bias] : std::vector<std::tuple<int64_t, int64_t, int64_t, bool, int>>{
+             {37, 75, 53, false, 1}, {16, 384, 96, false, 1}, {23, 41, 200, true, 2}, {12, 100, 27, false, 3}}) {
+      const Problem p = make(M, N, K, ta, bias, unsigned(K));
+      const auto whole = run(p, k.fn, {0, M}, {0, N});
+      std::vector<int64_t> rows_one{0}, cols_one{0};
+      for (int64_t i = 1; i <= M; ++i) rows_one.push_back(i);
+      for (int64_t j = 1; j <= N; ++j) cols_one.push_back(j);
+      for (int rep = 0; rep < 4; ++rep) {
+        const auto tiled = run(p, k.fn, random_cuts(M, rng), random_cuts(N, rng));
+        EXPECT_EQ(std::memcmp(tiled.data(), whole.data(), whole.size() * sizeof(float)), 0) << M << "x" << N << "x" << K << " random tiles";
+      }
+      EXPECT_EQ(std::memcmp(run(p, k.fn, rows_one, {0, N}).data(), whole.data(), whole.size() * sizeof(float)), 0) << "row by row";
+      EXPECT_EQ(std::memcmp(run(p, k.fn, {0, M}, cols_one).data(), whole.data(), whole.size() * sizeof(float)), 0) << "column by column";
+    }
+  }
+}
+
+TEST(CpuGemm, VectorExpWithinTwoUlpAndPositionIndependent) {
+  using ExpFn = void (*)(const float*, float*, int64_t);
+  std::vector<std::pair<const char*, ExpFn>> fns{{"generic", almc::onnx::gemm_isa::exp_generic}};
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) fns.push_back({"avx2", almc::onnx::gemm_isa::exp_avx2});
+  if (__builtin_cpu_supports("avx512f")) fns.push_back({"avx512", almc::onnx::gemm_isa::exp_avx512});
+#endif
+  std::vector<float> x;
+  for (int i = 0; i <= 200000; ++i) x.push_back(-87.3f + 176.0f * float(i) / 200000.f);
+  for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 0.5f, -0.5f, 0.34657359f, 88.72f}) x.push_back(v);
+  for (const auto& [name, fn] : fns) {
+    SCOPED_TRACE(name);
+    std::vector<float> y(x.size());
+    fn(x.data(), y.data(), int64_t(x.size()));
+    int bad = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double ref = std::exp(double(x[i]));
+      // Two units in the last place of the float result (2^-22 relative): the degree-7 polynomial
+      // and the two-part ln 2 add well under one; a wrong coefficient or reduction is far above.
+      if (!(std::fabs(double(y[i]) - ref) <= ref * 2.4e-7) && ++bad <= 5) ADD_FAILURE() << "e^" << x[i] << " = " << y[i] << ", want " << ref;
+    }
+    const float special[] = {NAN, INFINITY, -INFINITY, 89.f, -100.f, 1000.f, -1000.f};
+    float out[7];
+    fn(special, out, 7);
+    EXPECT_TRUE(std::isnan(out[0]));
+    EXPECT_EQ(out[1], INFINITY);
+    EXPECT_EQ(out[2], 0.f);
+    EXPECT_EQ(out[3], INFINITY);
+    EXPECT_LT(out[4], 1e-37f);
+    EXPECT_EQ(out[5], INFINITY);
+    EXPECT_EQ(out[6], 0.f);
+    // An element's value does not depend on where it sits (full vector or masked tail).
+    for (int64_t off : {1, 3, 7, 13}) {
+      std::vector<float> z(x.size() - size_t(off));
+      fn(x.data() + off, z.data(), int64_t(z.size()));
+      EXPECT_EQ(std::memcmp(z.data(), y.data() + off, z.size() * sizeof(float)), 0) << "offset " << off;
+    }
+  }
+}
+
+TEST(CpuGemm, ChosenKernelIsNamed) {
+  const std::string name = almc::onnx::gemm_kernel_name();
+  EXPECT_TRUE(name == "avx512" || name == "avx2" || name == "generic") << name;
+}
