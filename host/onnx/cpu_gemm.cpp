@@ -18,8 +18,8 @@ void tile_generic(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t
       const int64_t n = j1 - j < kCols ? j1 - j : kCols;
       for (int64_t t = 0; t < n; ++t) acc[t] = 0.f;
       const float* a = g.A + i * g.a_rs;
-      const float* b = g.B + j;
-      for (int64_t k = 0; k < g.K; ++k, a += g.a_ks, b += g.ldb) {
+      for (int64_t k = 0; k < g.K; ++k, a += g.a_ks) {
+        const float* b = g.B + (g.b_koff ? g.b_koff[k] : k * g.ldb) + j;
         const float av = *a;
         for (int64_t t = 0; t < n; ++t) {
           const float prod = av * b[t];

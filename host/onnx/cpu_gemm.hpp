@@ -24,6 +24,8 @@ struct GemmView {
   int64_t a_rs = 0, a_ks = 1;
   const float* B = nullptr;  // b(k,j) = B[k * ldb + j]  (unit column stride)
   int64_t ldb = 0;
+  const int64_t* b_koff = nullptr;  // when set, b(k,j) = B[b_koff[k] + j] instead (a convolution
+                                    // reading shifted views of one padded image)
   float* C = nullptr;  // c(i,j) = C[i * ldc + j]
   int64_t ldc = 0;
   float alpha = 1.f;

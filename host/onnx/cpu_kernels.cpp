@@ -89,14 +89,72 @@ void run_gemm(const GemmParams& p) {
   }
 }
 
+// Stride 1 on one image, without im2col: group g's input is copied once into a zero-padded image
+// xp [Cg, Hp, Wp], and row (c, kh, kw) of the column matrix is xp shifted by
+// c*Hp*Wp + kh*dh*Wp + kw*dw, output (oh, ow) being column oh*Wp + ow (the Wp - OW columns
+// between two output rows are computed and dropped). The GEMM sees the same values in the same
+// order as through im2col, so both paths give the same bits; it reads Cg*Hp*Wp floats instead of
+// writing and reading Cg*KH*KW*OH*OW.
+struct Shifted {
+  int64_t Hp, Wp, wide;  // padded image, GEMM columns
+  bool fits;
+  explicit Shifted(const ConvParams& p)
+      : Hp(p.OH + (p.KH - 1) * p.dh), Wp(p.OW + (p.KW - 1) * p.dw), wide((p.OH - 1) * Wp + p.OW),
+        fits(p.sh == 1 && p.sw == 1 && p.KH * p.KW > 1 &&
+             (p.C / p.group) * Hp * Wp + (p.M / p.group) * wide <= p.col_elems) {}
+};
+
+void conv_shifted(const ConvParams& p, const Shifted& s, int64_t n, int64_t g) {
+  thread_local std::vector<int64_t> koff;  // per thread, grown once
+  const int64_t Cg = p.C / p.group, Mg = p.M / p.group, KK = p.KH * p.KW, OHW = p.OH * p.OW;
+  float* xp = p.col;
+  float* tmp = p.col + Cg * s.Hp * s.Wp;
+  std::fill(xp, tmp, 0.f);
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t ih = 0; ih < p.H; ++ih)
+      std::memcpy(xp + (c * s.Hp + ih + p.ph) * s.Wp + p.pw, p.x + ((n * p.C + g * Cg + c) * p.H + ih) * p.W,
+                  size_t(p.W) * sizeof(float));
+  koff.resize(size_t(Cg * KK));
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw) koff[size_t((c * p.KH + kh) * p.KW + kw)] = (c * s.Hp + kh * p.dh) * s.Wp + kw * p.dw;
+  GemmView v;
+  v.M = Mg;
+  v.N = s.wide;
+  v.K = Cg * KK;
+  set_a(v, p.w + g * Mg * Cg * KK, false, Cg * KK);
+  v.B = xp;
+  v.b_koff = koff.data();
+  v.C = tmp;
+  v.ldc = s.wide;
+  if (p.bias) {
+    v.bias = p.bias + g * Mg;
+    v.bias_rs = 1;
+    v.bias_cs = 0;
+  }
+  gemm_all(v);
+  float* y = p.y + (n * p.M + g * Mg) * OHW;
+  for (int64_t m = 0; m < Mg; ++m)
+    for (int64_t oh = 0; oh < p.OH; ++oh)
+      std::memcpy(y + m * OHW + oh * p.OW, tmp + m * s.wide + oh * s.Wp, size_t(p.OW) * sizeof(float));
+  if (p.act != EW_COPY) cpu_act(p.act, p.act_alpha, y, Mg * OHW);
+}
+
 void run_conv(const ConvParams& p) {
   const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, OHW = p.OH * p.OW;
   const bool unit = KK == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
+  const Shifted shifted(p);
+  ConvParams no_act = p;  // the several-image epilogue: bias there, the activation by cpu_act
+  no_act.act = EW_COPY;
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
     const int64_t B = std::min(p.chunk, p.N - n0), cols = B * OHW;
     // A 1x1 unit-stride unpadded kernel on one image reads the image itself as its columns.
     const bool direct = B == 1 && unit;
     for (int64_t g = 0; g < G; ++g) {
+      if (B == 1 && shifted.fits) {
+        conv_shifted(p, shifted, n0, g);
+        continue;
+      }
       const float* col = p.col;
       if (direct) col = p.x + (n0 * p.C + g * Cg) * p.H * p.W;
       else
@@ -127,7 +185,9 @@ void run_conv(const ConvParams& p) {
         v.C = p.col + Cg * KK * cols;
         v.ldc = cols;
         gemm_all(v);
-        for (int64_t r = 0; r < Mg * B; ++r) conv_out_range(p, v.C, n0, B, g, r, 0, OHW);
+        for (int64_t r = 0; r < Mg * B; ++r) conv_out_range(no_act, v.C, n0, B, g, r, 0, OHW);
+        if (p.act != EW_COPY)
+          for (int64_t b = 0; b < B; ++b) cpu_act(p.act, p.act_alpha, p.y + ((n0 + b) * p.M + g * Mg) * OHW, Mg * OHW);
       }
     }
   }

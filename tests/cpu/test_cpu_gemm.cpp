@@ -37,6 +37,7 @@ struct Problem {
   bool trans_a;
   int bias;  // 0 none, 1 per column (a row of N), 2 per row (M values), 3 full [M, N]
   std::vector<float> A, B, bias_v;
+  std::vector<int64_t> koff;  // B's rows through an offset table (reversed, overlapping) when set
   GemmView view(float* C) const {
     GemmView g;
     g.M = M;
@@ -47,6 +48,7 @@ struct Problem {
     g.a_ks = trans_a ? M + 2 : 1;
     g.B = B.data();
     g.ldb = N + 5;
+    if (!koff.empty()) g.b_koff = koff.data();
     g.C = C;
     g.ldc = N + 1;
     g.alpha = 0.75f;
@@ -60,10 +62,14 @@ struct Problem {
   }
 };
 
-Problem make(int64_t M, int64_t N, int64_t K, bool trans_a, int bias, unsigned seed) {
+Problem make(int64_t M, int64_t N, int64_t K, bool trans_a, int bias, unsigned seed, bool koff = false) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  Problem p{M, N, K, trans_a, bias, {}, {}, {}};
+  Problem p{M, N, K, trans_a, bias, {}, {}, {}, {}};
+  // Row k of B at (K-1-k) * ldb / 2 + k % 3: rows overlap and start unaligned, like the shifted
+  // views of a padded image.
+  if (koff)
+    for (int64_t k = 0; k < K; ++k) p.koff.push_back((K - 1 - k) * (N + 5) / 2 + k % 3);
   p.A.resize(size_t(trans_a ? K * (M + 2) : M * (K + 3)));
   p.B.resize(size_t(K * (N + 5)));
   p.bias_v.resize(size_t(M * N));
@@ -92,16 +98,18 @@ std::vector<int64_t> random_cuts(int64_t n, std::mt19937& rng) {
 TEST(CpuGemm, KernelsMatchDoubleProduct) {
   for (const Named& k : runnable()) {
     SCOPED_TRACE(k.name);
-    for (auto [M, N, K, ta, bias] : std::vector<std::tuple<int64_t, int64_t, int64_t, bool, int>>{
-             {1, 1, 1, false, 0}, {37, 75, 53, false, 1}, {9, 130, 7, true, 2}, {64, 33, 300, false, 3}, {5, 17, 0, false, 1}}) {
-      const Problem p = make(M, N, K, ta, bias, unsigned(M * 131 + N));
+    for (auto [M, N, K, ta, bias, ko] : std::vector<std::tuple<int64_t, int64_t, int64_t, bool, int, bool>>{
+             {1, 1, 1, false, 0, false}, {37, 75, 53, false, 1, false}, {9, 130, 7, true, 2, false},
+             {64, 33, 300, false, 3, false}, {5, 17, 0, false, 1, false}, {19, 70, 45, false, 2, true}, {2, 40, 9, false, 0, true}}) {
+      const Problem p = make(M, N, K, ta, bias, unsigned(M * 131 + N), ko);
       const auto C = run(p, k.fn, {0, M}, {0, N});
       const GemmView g = p.view(nullptr);
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j) {
           double ref = 0, mag = 0;
           for (int64_t t = 0; t < K; ++t) {
-            const double prod = double(g.A[i * g.a_rs + t * g.a_ks]) * double(g.B[t * g.ldb + j]);
+            const int64_t row = g.b_koff ? g.b_koff[t] : t * g.ldb;
+            const double prod = double(g.A[i * g.a_rs + t * g.a_ks]) * double(g.B[row + j]);
             ref += prod;
             mag += std::fabs(prod);
           }
@@ -120,9 +128,10 @@ TEST(CpuGemm, ElementBitsIndependentOfTiling) {
   std::mt19937 rng(7);
   for (const Named& k : runnable()) {
     SCOPED_TRACE(k.name);
-    for (auto [M, N, K, ta, bias] : std::vector<std::tuple<int64_t, int64_t, int64_t, bool, int>>{
-             {37, 75, 53, false, 1}, {16, 384, 96, false, 1}, {23, 41, 200, true, 2}, {12, 100, 27, false, 3}}) {
-      const Problem p = make(M, N, K, ta, bias, unsigned(K));
+    for (auto [M, N, K, ta, bias, ko] : std::vector<std::tuple<int64_t, int64_t, int64_t, bool, int, bool>>{
+             {37, 75, 53, false, 1, false}, {16, 384, 96, false, 1, false}, {23, 41, 200, true, 2, false},
+             {12, 100, 27, false, 3, false}, {21, 90, 36, false, 2, true}}) {
+      const Problem p = make(M, N, K, ta, bias, unsigned(K), ko);
       const auto whole = run(p, k.fn, {0, M}, {0, N});
       std::vector<int64_t> rows_one{0}, cols_one{0};
       for (int64_t i = 1; i <= M; ++i) rows_one.push_back(i);

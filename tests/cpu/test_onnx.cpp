@@ -358,7 +358,9 @@ std::vector<float> tiled(const std::vector<float>& v, size_t count) {
 
 TEST(Onnx, CpuRowsBitwiseIndependentOfBatchAndThreads) {
   const int saved = omp_get_max_threads();
-  for (const char* name : {"mlp_embed", "resmlp", "unet"}) {
+  // misc_ops: a dilated grouped convolution run per image (padded-image path) in short blocks and
+  // over several images (im2col) in full ones.
+  for (const char* name : {"mlp_embed", "resmlp", "unet", "misc_ops"}) {
     SCOPED_TRACE(name);
     auto x = read_npy(data_dir() + name + "_x.npy");
     auto lv = read_npy(data_dir() + name + "_level.npy");
