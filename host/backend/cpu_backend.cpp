@@ -24,22 +24,45 @@ namespace {
 
 constexpr int64_t kTile = 1024;  // coordinates per fused-step tile (a multiple of 4)
 
+// Eight floats as one GCC vector (an AVX2 register; two SSE registers in the baseline clone).
+// Only used inlined into the clones below (-Wno-psabi for this file: no vector crosses a call).
+typedef float F8 __attribute__((vector_size(32)));
+inline __attribute__((always_inline)) F8 load8(const float* p) {
+  F8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 // The quadratic forms of one chain against the K components (the tables' level), then its
-// responsibilities. Eight partial sums per component in a fixed order: vectorisable, and
-// independent of threading.
+// responsibilities. Eight partial sums per component (lane e adds the terms j = e mod 8 in order
+// of j), so results do not depend on threading. Four components share each pass over x: four
+// independent chains of additions instead of one.
+constexpr int kCompGroup = 4;
 __attribute__((target_clones("avx2", "default")))
 void gmm_chain_resp(const PriorTables& tab, const float* xr, int64_t d, float* r) {
-  for (int64_t k = 0; k < tab.K; ++k) {
+  const int64_t d8 = d / 8 * 8;
+  for (int64_t k = 0; k < tab.K; k += kCompGroup) {
+    const int group = static_cast<int>(std::min<int64_t>(kCompGroup, tab.K - k));
     const float* amu = tab.amu + k * d;
     const float* inv = tab.inv_s + k * d;
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= d; j += 8)
-      for (int e = 0; e < 8; ++e) acc[e] += gmm_quad_term(xr[j + e], amu[j + e], inv[j + e]);
-    for (; j < d; ++j) acc[j % 8] += gmm_quad_term(xr[j], amu[j], inv[j]);
-    float q = 0.f;
-    for (int e = 0; e < 8; ++e) q += acc[e];
-    r[k] = q;
+    F8 acc[kCompGroup] = {};
+    if (group == kCompGroup) {
+      for (int64_t j = 0; j < d8; j += 8) {
+        const F8 xv = load8(xr + j);
+        for (int g = 0; g < kCompGroup; ++g) acc[g] += gmm_quad_term(xv, load8(amu + g * d + j), load8(inv + g * d + j));
+      }
+    } else {
+      for (int64_t j = 0; j < d8; j += 8) {
+        const F8 xv = load8(xr + j);
+        for (int g = 0; g < group; ++g) acc[g] += gmm_quad_term(xv, load8(amu + g * d + j), load8(inv + g * d + j));
+      }
+    }
+    for (int g = 0; g < group; ++g) {
+      for (int64_t j = d8; j < d; ++j) acc[g][j % 8] += gmm_quad_term(xr[j], amu[g * d + j], inv[g * d + j]);
+      float q = 0.f;
+      for (int e = 0; e < 8; ++e) q += acc[g][e];
+      r[k + g] = q;
+    }
   }
   gmm_softmax(tab, r);
 }
@@ -52,14 +75,29 @@ inline __attribute__((always_inline)) void tile_prior_score(const FusedStepParam
     for (int64_t j = 0; j < len; ++j) s[j] = prior_score(p, cur, c, j0 + j, x[j0 + j]);
     return;
   }
-  // Component by component, so each pass is a contiguous, vectorisable loop.
+  // Contiguous, vectorisable passes of up to four components each; every s[j] adds its K terms in
+  // component order, starting from 0.
   const PriorTables& t = p.tab;
+  const float* xt = x + j0;
   for (int64_t j = 0; j < len; ++j) s[j] = 0.f;
-  for (int64_t k = 0; k < t.K; ++k) {
+  int64_t k = 0;
+  for (; k + kCompGroup <= t.K; k += kCompGroup) {
+    float r[kCompGroup];
+    for (int g = 0; g < kCompGroup; ++g) r[g] = p.prior == kPriorGaussian ? 1.f : p.resp[c * t.K + k + g];
+    const float* amu = t.amu + k * p.d + j0;
+    const float* inv = t.inv_s + k * p.d + j0;
+    const int64_t dd = p.d;
+    for (int64_t j = 0; j < len; ++j) {
+      float sj = s[j];
+      for (int g = 0; g < kCompGroup; ++g) sj += r[g] * component_score(xt[j], amu[g * dd + j], inv[g * dd + j]);
+      s[j] = sj;
+    }
+  }
+  for (; k < t.K; ++k) {
     const float r = p.prior == kPriorGaussian ? 1.f : p.resp[c * t.K + k];
     const float* amu = t.amu + k * p.d + j0;
     const float* inv = t.inv_s + k * p.d + j0;
-    for (int64_t j = 0; j < len; ++j) s[j] += r * component_score(x[j0 + j], amu[j], inv[j]);
+    for (int64_t j = 0; j < len; ++j) s[j] += r * component_score(xt[j], amu[j], inv[j]);
   }
 }
 
@@ -84,9 +122,9 @@ inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams
   for (int64_t j = 0; j < len; ++j) x[j0 + j] = step_element(p, cur, yrow, c, j0 + j, x[j0 + j], s[j], xi[j]);
 }
 
-// AVX2 and baseline clones, picked at load time (the library itself targets x86-64-v2); each
+// AVX-512, AVX2 and baseline clones, picked at load time (the library itself targets x86-64-v2); each
 // clone inlines the per-operator bodies (clang cannot clone templates, so the switch is here).
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t tile) {
   switch (p.op.kind) {
     case kOpNone: return fused_tile_body<kOpNone>(p, cur, c, tile);
@@ -100,7 +138,7 @@ void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int
 // operator (contiguous in x), in the passes of fused_tile: each block's likelihood term from x
 // before the update (step.cuh's pool_block_grad), the noise, the prior score, then the update.
 // Scratch: xi (f W + 8 floats), s (f W), g (W).
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void fused_pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t ch, int64_t br, float* xi,
                      float* s, float* g) {
   const int64_t f = p.op.f, W = p.op.W, len = f * W;

@@ -5,8 +5,10 @@
 // compiler vectorises; these files are compiled with -ffast-math (inputs are finite by
 // construction) so that logf/sinf/cosf vectorise through glibc's libmvec, and normals agree with
 // the scalar path to a few ulps (as device normals do). The widest Philox the CPU runs is picked
-// once (AVX-512, AVX2, else SSE4.1); Box-Muller uses AVX2's vector libm where the CPU has AVX2,
-// so the normals do not change with the Philox width.
+// once (AVX-512, AVX2, else SSE4.1). The radii use AVX2's vector logf wherever the CPU has AVX2
+// (glibc's AVX-512 logf rounds differently); angles, sines and cosines run at the widest width
+// (glibc 2.36's AVX-512 and AVX2 sinf/cosf agree bit for bit on all 2^32 angles the noise can
+// take, checked once), so the normals on an AVX-512 CPU are those of its AVX2 path.
 #include "host/backend/cpu_noise.hpp"
 
 #include "host/backend/cpu_noise_batch.hpp"
@@ -39,20 +41,23 @@ inline Lanes4 mulhilo(Lanes4 a, unsigned int m, Lanes4* hi) {
 
 struct Kernels {
   RawFn raw;
-  NormalFn normals;
+  RadiiFn radii;
+  FinishFn finish;
 };
 
 Kernels pick() {
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2");
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f");
-  return {avx512 ? raw_avx512 : avx2 ? raw_avx2 : raw_sse, avx2 ? normals_avx2 : normals_sse};
+  return {avx512 ? raw_avx512 : avx2 ? raw_avx2 : raw_sse, avx2 ? radii_avx2 : radii_sse,
+          avx512 ? finish_avx512 : avx2 ? finish_avx2 : finish_sse};
 }
 
 }  // namespace
 
 void raw_sse(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw) { philox_batch<Lanes4>(key, first, n, raw); }
-void normals_sse(int n, const RawBatch& raw, float* out) { box_muller_batch(n, raw, out); }
+void radii_sse(int n, const RawBatch& raw, Radii& radii) { box_muller_radii(n, raw, radii); }
+void finish_sse(int n, const RawBatch& raw, const Radii& radii, float* out) { box_muller_finish(n, raw, radii, out); }
 
 }  // namespace cpu_noise
 
@@ -60,10 +65,12 @@ void philox_normals_block(uint64_t seed, uint64_t stream, uint64_t step, uint64_
   static const cpu_noise::Kernels k = cpu_noise::pick();
   const PhiloxKey key = philox_key(seed, stream, step);
   cpu_noise::RawBatch raw;
+  cpu_noise::Radii radii;
   for (int64_t base = 0; base < n_groups; base += cpu_noise::kBatch) {
     const int n = static_cast<int>(n_groups - base < cpu_noise::kBatch ? n_groups - base : cpu_noise::kBatch);
     k.raw(key, static_cast<unsigned int>(g0 + static_cast<uint64_t>(base)), n, raw);
-    k.normals(n, raw, out + 4 * base);
+    k.radii(n, raw, radii);
+    k.finish(n, raw, radii, out + 4 * base);
   }
 }
 

@@ -34,7 +34,10 @@ inline Lanes8 mulhilo(Lanes8 a, unsigned int m, Lanes8* hi) {
 // flatten: every shared function is inlined here, so no out-of-line copy compiled for AVX2 can
 // stand in for the baseline one at link time (which matters without optimisation).
 __attribute__((flatten)) void raw_avx2(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw) { philox_batch<Lanes8>(key, first, n, raw); }
-__attribute__((flatten)) void normals_avx2(int n, const RawBatch& raw, float* out) { box_muller_batch(n, raw, out); }
+__attribute__((flatten)) void radii_avx2(int n, const RawBatch& raw, Radii& radii) { box_muller_radii(n, raw, radii); }
+__attribute__((flatten)) void finish_avx2(int n, const RawBatch& raw, const Radii& radii, float* out) {
+  box_muller_finish(n, raw, radii, out);
+}
 
 }  // namespace cpu_noise
 }  // namespace almc

@@ -1,6 +1,6 @@
-// The AVX-512 piece of the CPU noise kernel (compiled with -mavx512f): Philox on sixteen 32-bit
-// lanes. Box-Muller stays with the AVX2 code (cpu_noise_avx2.cpp), so normals are the same bits
-// whichever Philox width runs. See cpu_noise.cpp.
+// The AVX-512 pieces of the CPU noise kernel (compiled with -mavx512f): Philox on sixteen 32-bit
+// lanes, and Box-Muller's angles, sines and cosines; the radii stay with the AVX2 code. See
+// cpu_noise.cpp.
 #include "host/backend/cpu_noise_batch.hpp"
 
 // GCC 12 warns inside its own avx512fintrin.h (the undefined first operand of the shifts).
@@ -40,6 +40,9 @@ inline Lanes16 mulhilo(Lanes16 a, unsigned int m, Lanes16* hi) {
 // flatten: see cpu_noise_avx2.cpp.
 __attribute__((flatten)) void raw_avx512(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw) {
   philox_batch<Lanes16>(key, first, n, raw);
+}
+__attribute__((flatten)) void finish_avx512(int n, const RawBatch& raw, const Radii& radii, float* out) {
+  box_muller_finish(n, raw, radii, out);
 }
 
 }  // namespace cpu_noise

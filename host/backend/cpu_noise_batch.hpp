@@ -20,14 +20,23 @@ struct RawBatch {
   alignas(64) unsigned int u[4][kBatch];
 };
 
+// Box-Muller radii of a batch: sqrt(-2 log u) of words 0 and 2.
+struct Radii {
+  alignas(64) float r0[kBatch], r2[kBatch];
+};
+
 using RawFn = void (*)(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
-using NormalFn = void (*)(int n, const RawBatch& raw, float* out);
+using RadiiFn = void (*)(int n, const RawBatch& raw, Radii& radii);
+using FinishFn = void (*)(int n, const RawBatch& raw, const Radii& radii, float* out);
 
 void raw_sse(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
 void raw_avx2(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
 void raw_avx512(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
-void normals_sse(int n, const RawBatch& raw, float* out);
-void normals_avx2(int n, const RawBatch& raw, float* out);
+void radii_sse(int n, const RawBatch& raw, Radii& radii);
+void radii_avx2(int n, const RawBatch& raw, Radii& radii);
+void finish_sse(int n, const RawBatch& raw, const Radii& radii, float* out);
+void finish_avx2(int n, const RawBatch& raw, const Radii& radii, float* out);
+void finish_avx512(int n, const RawBatch& raw, const Radii& radii, float* out);
 
 namespace {  // each file compiles its own copy for its instruction set
 
@@ -46,26 +55,33 @@ inline void philox_batch(const PhiloxKey& key, unsigned int first, int n, RawBat
   }
 }
 
-// Box-Muller for a batch: out[4 i + e] = normal e of group i. Radii and angles first; sines and
-// cosines in separate passes, or GCC fuses each pair into sincosf, which has no SIMD variant.
-inline void box_muller_batch(int n, const RawBatch& raw, float* out) {
-  float s1[kBatch], s2[kBatch], v1[kBatch], v2[kBatch], n0[kBatch], n1[kBatch], n2[kBatch], n3[kBatch];
+// Box-Muller for a batch, out[4 i + e] = normal e of group i, in two parts: the radii, then the
+// angles, sines and cosines (separate passes, or GCC fuses each pair into sincosf, which has no
+// SIMD variant) and the interleaved output.
+inline void box_muller_radii(int n, const RawBatch& raw, Radii& radii) {
 #pragma omp simd
   for (int i = 0; i < n; ++i) {
-    s1[i] = box_muller_radius(raw.u[0][i]);
+    radii.r0[i] = box_muller_radius(raw.u[0][i]);
+    radii.r2[i] = box_muller_radius(raw.u[2][i]);
+  }
+}
+
+inline void box_muller_finish(int n, const RawBatch& raw, const Radii& radii, float* out) {
+  float v1[kBatch], v3[kBatch], n0[kBatch], n1[kBatch], n2[kBatch], n3[kBatch];
+#pragma omp simd
+  for (int i = 0; i < n; ++i) {
     v1[i] = box_muller_angle(raw.u[1][i]);
-    s2[i] = box_muller_radius(raw.u[2][i]);
-    v2[i] = box_muller_angle(raw.u[3][i]);
+    v3[i] = box_muller_angle(raw.u[3][i]);
   }
 #pragma omp simd
   for (int i = 0; i < n; ++i) {
-    n0[i] = s1[i] * sinf(v1[i]);
-    n2[i] = s2[i] * sinf(v2[i]);
+    n0[i] = radii.r0[i] * sinf(v1[i]);
+    n2[i] = radii.r2[i] * sinf(v3[i]);
   }
 #pragma omp simd
   for (int i = 0; i < n; ++i) {
-    n1[i] = s1[i] * cosf(v1[i]);
-    n3[i] = s2[i] * cosf(v2[i]);
+    n1[i] = radii.r0[i] * cosf(v1[i]);
+    n3[i] = radii.r2[i] * cosf(v3[i]);
   }
   for (int i = 0; i < n; ++i) {
     out[4 * i + 0] = n0[i];

@@ -118,6 +118,40 @@ TEST(Rng, SimdPhiloxBatchesMatchScalarDraws) {
   EXPECT_GE(ran, 1);
 }
 
+// Each Box-Muller finish the CPU can run (angles, sines, cosines at SSE, AVX2 or AVX-512 width)
+// against the scalar normals, on radii from the baseline code (tolerance as below).
+TEST(Rng, EveryBoxMullerWidthMatchesScalarNormals) {
+  namespace cn = almc::cpu_noise;
+  __builtin_cpu_init();
+  struct Isa {
+    const char* name;
+    cn::FinishFn fn;
+    bool have;
+  };
+  const Isa isas[] = {{"sse4.1", cn::finish_sse, true},
+                      {"avx2", cn::finish_avx2, static_cast<bool>(__builtin_cpu_supports("avx2"))},
+                      {"avx512", cn::finish_avx512, static_cast<bool>(__builtin_cpu_supports("avx512f"))}};
+  const almc::PhiloxKey key = almc::philox_key(5, 6, 7);
+  for (const Isa& isa : isas) {
+    if (!isa.have) continue;
+    for (int n : {3, cn::kBatch}) {
+      cn::RawBatch raw;
+      cn::Radii radii;
+      cn::raw_sse(key, 100, n, raw);
+      cn::radii_sse(n, raw, radii);
+      std::vector<float> out(4 * static_cast<size_t>(n));
+      isa.fn(n, raw, radii, out.data());
+      for (int i = 0; i < n; ++i) {
+        const float4 want = almc::philox_normal4(5, 6, 7, 100 + static_cast<uint64_t>(i));
+        for (int e = 0; e < 4; ++e) {
+          const float w = almc::component(want, e);
+          ASSERT_NEAR(out[4 * static_cast<size_t>(i) + e], w, 1e-5f + 1e-5f * std::fabs(w)) << isa.name << " i " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(Rng, CpuNormalsBlockMatchesScalarNormals) {
   // The block's normals are the scalar philox_normal4 up to the vector libm's last bits: a wrong
   // raw draw or a misplaced group would differ by O(1). Tolerance: 1e-5 absolute + 1e-5 relative
