@@ -204,11 +204,15 @@ void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParam
   // global samples k*B .. (k+1)*B-1 (fewer at the call's ends). A block runs the plan of the
   // smallest power of two that holds its rows, padded with copies of its last row: no plan
   // computes a row differently from another (cpu_gemm.hpp), so this only saves the padding.
-  const int64_t B = cpu_block_, lead = row0_ % B, blocks = (lead + n + B - 1) / B, d = d_;
   // Threads from the work: waking a thread costs tens of microseconds on a loaded machine, so each
   // gets at least ~2 MFLOP (the split never changes a result, only who computes which block).
   const int64_t by_work = std::max<int64_t>(1, int64_t(double(n) * cpu_flops_ / 2.0e6));
-  const int threads = int(std::min<int64_t>(std::min<int64_t>(std::max(1, omp_get_max_threads()), blocks), by_work));
+  const int64_t want = std::min<int64_t>(std::max(1, omp_get_max_threads()), by_work);
+  // Blocks halved until every wanted thread has one (many cores, a moderate batch).
+  int64_t B = cpu_block_;
+  while (B > 1 && (n + B - 1) / B < want) B /= 2;
+  const int64_t lead = row0_ % B, blocks = (lead + n + B - 1) / B, d = d_;
+  const int threads = int(std::min<int64_t>(want, blocks));
   auto block_rows = [&](int64_t blk, int64_t& c0, int64_t& rows, int64_t& size) {
     const int64_t start = blk * B - lead;
     c0 = std::max<int64_t>(start, 0);
@@ -223,7 +227,7 @@ void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParam
     block_rows(blk, c0, rows, size);
     for (int i = 0; i < threads; ++i) cpu_slot(size_t(i), size);
   }
-  if (a.raw_levels && cpu_worker(0).plan.level_count != B)
+  if (a.raw_levels && cpu_worker(0).plan.level_count != cpu_block_)
     throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
   const float t = level_dev ? level_dev->t : 0.f;
   const AdapterCoef k = a.raw ? AdapterCoef{1.f, 1.f, 0.f} : adapter_coef(a.output, a.convention, t);
