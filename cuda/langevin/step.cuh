@@ -42,11 +42,9 @@ ALMC_HD double prior_logdet_term(const GmmPrior& g, const LevelConsts& l, int64_
   return log(static_cast<double>(ou_var(g.var[i], l.e2)));
 }
 
-// One coordinate's share of component k's quadratic form (x - e^{-t} mu)^2 / S; T is float, or a
-// CPU SIMD vector of floats (the same operations lane by lane).
-template <class T>
-ALMC_HD T gmm_quad_term(T x, T amu, T inv_s) {
-  const T e = x - amu;
+// One coordinate's share of component k's quadratic form (x - e^{-t} mu)^2 / S.
+ALMC_HD float gmm_quad_term(float x, float amu, float inv_s) {
+  const float e = x - amu;
   return e * e * inv_s;
 }
 

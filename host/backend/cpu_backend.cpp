@@ -24,48 +24,28 @@ namespace {
 
 constexpr int64_t kTile = 1024;  // coordinates per fused-step tile (a multiple of 4)
 
-// Eight floats as one GCC vector (an AVX2 register; two SSE registers in the baseline clone).
-// Only used inlined into the clones below (-Wno-psabi for this file: no vector crosses a call).
-typedef float F8 __attribute__((vector_size(32)));
-inline __attribute__((always_inline)) F8 load8(const float* p) {
-  F8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
 // The quadratic forms of one chain against the K components (the tables' level), then its
-// responsibilities. Eight partial sums per component (lane e adds the terms j = e mod 8 in order
-// of j), so results do not depend on threading. Four components share each pass over x: four
-// independent chains of additions instead of one.
-constexpr int kCompGroup = 4;
+// responsibilities. Eight partial sums per component in a fixed order: vectorisable, and
+// independent of threading.
 __attribute__((target_clones("avx2", "default")))
 void gmm_chain_resp(const PriorTables& tab, const float* xr, int64_t d, float* r) {
-  const int64_t d8 = d / 8 * 8;
-  for (int64_t k = 0; k < tab.K; k += kCompGroup) {
-    const int group = static_cast<int>(std::min<int64_t>(kCompGroup, tab.K - k));
+  for (int64_t k = 0; k < tab.K; ++k) {
     const float* amu = tab.amu + k * d;
     const float* inv = tab.inv_s + k * d;
-    F8 acc[kCompGroup] = {};
-    if (group == kCompGroup) {
-      for (int64_t j = 0; j < d8; j += 8) {
-        const F8 xv = load8(xr + j);
-        for (int g = 0; g < kCompGroup; ++g) acc[g] += gmm_quad_term(xv, load8(amu + g * d + j), load8(inv + g * d + j));
-      }
-    } else {
-      for (int64_t j = 0; j < d8; j += 8) {
-        const F8 xv = load8(xr + j);
-        for (int g = 0; g < group; ++g) acc[g] += gmm_quad_term(xv, load8(amu + g * d + j), load8(inv + g * d + j));
-      }
-    }
-    for (int g = 0; g < group; ++g) {
-      for (int64_t j = d8; j < d; ++j) acc[g][j % 8] += gmm_quad_term(xr[j], amu[g * d + j], inv[g * d + j]);
-      float q = 0.f;
-      for (int e = 0; e < 8; ++e) q += acc[g][e];
-      r[k + g] = q;
-    }
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= d; j += 8)
+      for (int e = 0; e < 8; ++e) acc[e] += gmm_quad_term(xr[j + e], amu[j + e], inv[j + e]);
+    for (; j < d; ++j) acc[j % 8] += gmm_quad_term(xr[j], amu[j], inv[j]);
+    float q = 0.f;
+    for (int e = 0; e < 8; ++e) q += acc[e];
+    r[k] = q;
   }
   gmm_softmax(tab, r);
 }
+
+// Components per pass of the prior score (fused_tile): each s[j] still adds its terms in order.
+constexpr int kCompGroup = 4;
 
 // The prior score s[0 .. len) at coordinates j0 .. j0 + len of chain c (step.cuh's functions).
 inline __attribute__((always_inline)) void tile_prior_score(const FusedStepParams& p, const StepScalars& cur,

@@ -5,7 +5,7 @@
 // compiler vectorises; these files are compiled with -ffast-math (inputs are finite by
 // construction) so that logf/sinf/cosf vectorise through glibc's libmvec, and normals agree with
 // the scalar path to a few ulps (as device normals do). The widest Philox the CPU runs is picked
-// once (AVX-512, AVX2, else SSE4.1). The radii use AVX2's vector logf wherever the CPU has AVX2
+// once (AVX-512, AVX2, else SSE2). The radii use AVX2's vector logf wherever the CPU has AVX2
 // (glibc's AVX-512 logf rounds differently); angles, sines and cosines run at the widest width
 // (glibc 2.36's AVX-512 and AVX2 sinf/cosf agree bit for bit on all 2^32 angles the noise can
 // take, checked once), so the normals on an AVX-512 CPU are those of its AVX2 path.
@@ -19,7 +19,7 @@ namespace almc {
 namespace cpu_noise {
 namespace {
 
-// Four 32-bit lanes in an SSE register (the baseline, x86-64-v2).
+// Four 32-bit lanes in an SSE register (SSE2 only: non-release builds target baseline x86-64).
 struct Lanes4 {
   static constexpr int kWidth = 4;
   __m128i v;
@@ -35,8 +35,9 @@ inline Lanes4 operator^(Lanes4 a, unsigned int k) { return {_mm_xor_si128(a.v, _
 inline Lanes4 mulhilo(Lanes4 a, unsigned int m, Lanes4* hi) {
   const __m128i mm = _mm_set1_epi32(static_cast<int>(m));
   const __m128i even = _mm_mul_epu32(a.v, mm), odd = _mm_mul_epu32(_mm_srli_epi64(a.v, 32), mm);
-  hi->v = _mm_blend_epi16(_mm_srli_epi64(even, 32), odd, 0xCC);
-  return {_mm_blend_epi16(even, _mm_slli_epi64(odd, 32), 0xCC)};
+  const __m128i high = _mm_set1_epi64x(static_cast<long long>(0xffffffff00000000ull));
+  hi->v = _mm_or_si128(_mm_srli_epi64(even, 32), _mm_and_si128(odd, high));
+  return {_mm_or_si128(_mm_andnot_si128(high, even), _mm_slli_epi64(odd, 32))};
 }
 
 struct Kernels {
