@@ -20,7 +20,7 @@ seconds=${FUZZ_SECONDS:-60}
 targets=${FUZZ_TARGETS:-"fuzz_npy fuzz_gmm_json fuzz_onnx fuzz_cli"}
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
-  CC=${FUZZ_CC:-clang-14} CXX=${FUZZ_CXX:-clang++-14} cmake -S . -B "$build" -DALMC_CUDA=OFF -DALMC_SANITIZE=ON \
+  CC=${FUZZ_CC:-clang-14} CXX=${FUZZ_CXX:-clang++-14} cmake -S . -B "$build" -DALMC_CUDA=OFF -DALMC_MPI=OFF -DALMC_SANITIZE=ON \
     -DALMC_BUILD_FUZZ=ON -DALMC_BUILD_TESTS=OFF -DALMC_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build.log" 2>&1 ||
     { cat "$build.log"; exit 1; }
 fi

@@ -5,6 +5,7 @@
 #include "host/capi/lifetime.hpp"
 #include "host/samplers/sampler.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -196,6 +197,20 @@ almc_status almc_chain_mean_std(const float* x, int64_t n_meas, int64_t chains_p
     checked_mul(checked_mul(n_meas, chains_per_meas, "chains"), d, "chains x d");
     // The host backend's reduction (the functor both backends share), on the caller's arrays.
     make_cpu_backend(0)->mean_std(x, n_meas, chains_per_meas, d, mean, std);
+  });
+}
+
+almc_status almc_chain_block(int64_t start, int64_t count, int64_t parts, int64_t part, int64_t* block_start,
+                             int64_t* block_count) {
+  std::string err;
+  return guarded(&err, [&] {
+    require(block_start, "block_start");
+    require(block_count, "block_count");
+    if (start < 0 || count < 0 || parts < 1 || part < 0 || part >= parts)
+      fail(ALMC_ERR_INVALID_ARGUMENT, "need start >= 0, count >= 0 and 0 <= part < parts");
+    const int64_t base = count / parts, extra = count % parts;
+    *block_count = base + (part < extra ? 1 : 0);
+    *block_start = start + part * base + std::min(part, extra);
   });
 }
 

@@ -92,7 +92,8 @@ using Sampler = std::unique_ptr<almc_sampler_s, SamplerDeleter>;
 
 // "auto" | "cpu" | "cuda"; threads 0 = OpenMP default. Engine warnings go to stderr unless quiet;
 // info messages too when verbose.
-Context make_context(const std::string& backend, int threads, bool quiet, bool verbose = false);
+// device: the CUDA device ordinal (an MPI rank's node-local device).
+Context make_context(const std::string& backend, int threads, bool quiet, bool verbose = false, int device = 0);
 
 // ------------------------------------------------------------------ score (network or prior)
 
@@ -191,11 +192,14 @@ struct RunRequest {
   int64_t d = 0;
   bool quiet = false;            // no progress line
   std::string label = "sample";  // progress line prefix
+  // Polled with the progress: non-zero stops the run (a failed MPI peer, team.cpp) as Ctrl-C does.
+  int (*stop)(void*) = nullptr;
+  void* stop_data = nullptr;
 };
 struct RunResult {
   std::vector<float> samples;    // [n_meas * chains, d]
   std::vector<float> mean, std;  // [n_meas, d]; empty for a slice (cfg.chain_count > 0)
-  std::vector<float> residuals;  // [n_meas * chains]
+  std::vector<float> residuals;  // [n_meas * chains] (the slice's chains for a slice)
   almc_run_info info{};
   std::string backend, device;
   double wall_seconds = 0;

@@ -103,8 +103,9 @@ almc_variant parse_variant(const std::string& name) {
   throw CliError("unknown --variant '" + name + "' (use " + all + ")", 2);
 }
 
-Context make_context(const std::string& backend, int threads, bool quiet, bool verbose) {
+Context make_context(const std::string& backend, int threads, bool quiet, bool verbose, int device) {
   almc_context_config cfg = almc_context_config_default();
+  cfg.device = device;
   const std::string b = lower(backend);
   if (b == "auto")
     cfg.backend = ALMC_BACKEND_AUTO;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "host/cli/commands.hpp"
+#include "host/cli/team.hpp"
 
 namespace {
 
@@ -49,7 +50,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const almc::cli::SilentError& e) {
+    return e.exit_code();  // another MPI rank reports it
   } catch (const CLI::ParseError& e) {
+    if (!almc::cli::prints_errors()) return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
     std::string msg = e.what();
     for (auto& c : msg)
       if (c == '\n') c = ' ';
@@ -57,6 +61,7 @@ int main(int argc, char** argv) {
     return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
   } catch (const almc::cli::CliError& e) {
     std::fflush(stdout);
+    if (!almc::cli::prints_errors()) return e.exit_code();
     std::fprintf(stderr, "%s: error: %s\n", command_path(app).c_str(), e.what());
     return e.exit_code();
   } catch (const std::bad_alloc&) {

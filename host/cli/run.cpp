@@ -21,6 +21,8 @@ struct Progress {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now(), last{};
   bool printed = false;
   RateMeter meter;
+  int (*stop)(void*) = nullptr;
+  void* stop_data = nullptr;
 };
 
 std::string format_seconds(double s) {
@@ -54,6 +56,7 @@ int progress_cb(const almc_progress* p, void* user) {
       st->printed = true;
     }
   }
+  if (st->stop && st->stop(st->stop_data)) return 1;
   return g_interrupted ? 1 : 0;
 }
 
@@ -113,6 +116,8 @@ RunResult run_sampler(const RunRequest& rq) {
   Progress prog;
   prog.show = progress_enabled(rq.quiet);
   prog.label = rq.label;
+  prog.stop = rq.stop;
+  prog.stop_data = rq.stop_data;
   RunPlan plan;
   if (plan_run(rq.cfg, rq.op, &plan)) {
     prog.meter = RateMeter(plan.warm_steps);

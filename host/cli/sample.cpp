@@ -16,6 +16,7 @@
 
 #include "host/cli/commands.hpp"
 #include "host/cli/slices.hpp"
+#include "host/cli/team.hpp"
 #include "host/io/image.hpp"
 #include "host/io/npy.hpp"
 #include "host/onnx/capi_onnx.hpp"
@@ -184,7 +185,10 @@ json run_identity(const SampleOptions& o, const almc_sampler_config& cfg, const 
   return j;
 }
 
-void run_sample(const SampleOptions& o) {
+void run_sample(const SampleOptions& options, Team& team) {
+  // Under MPI the ranks other than 0 say nothing (rank 0 speaks for the run) and write nothing.
+  SampleOptions o = options;
+  if (!team.root()) o.quiet = true;
   // ---- cheap checks first: numbers, method, files that must parse
   almc_sampler_config cfg = o.cfg;
   cfg.method = parse_method(o.method);
@@ -268,12 +272,13 @@ void run_sample(const SampleOptions& o) {
   if (!o.shape_text.empty()) shape = parse_shape(o.shape_text);
   // Before any work: a run can last hours, its results must have somewhere to go.
   const std::string slice_record = range.set() ? sidecar_path(o.out) : std::string();
-  prepare_outputs({{"--out", &o.out}, {"--mean", &o.mean}, {"--std", &o.std}, {"--diagnostics", &o.diagnostics},
-                   {"--png", &o.png}, {"--out (slice record)", &slice_record}});
+  if (team.root())
+    prepare_outputs({{"--out", &o.out}, {"--mean", &o.mean}, {"--std", &o.std}, {"--diagnostics", &o.diagnostics},
+                     {"--png", &o.png}, {"--out (slice record)", &slice_record}});
   if (!o.png_range.empty()) parse_range(o.png_range, "--png-range");
 
   // ---- engine objects
-  Context ctx = make_context(o.backend, o.threads, o.quiet, o.verbose);
+  Context ctx = make_context(o.backend, o.threads, o.quiet, o.verbose, team.device());
   // n_meas is not known before y is matched against the operator; the batch bound is refined below.
   std::string score_desc;
 
@@ -328,7 +333,7 @@ void run_sample(const SampleOptions& o) {
     if (shape.C != 1 && shape.C != 3)
       throw CliError(std::string(name) + ": images with " + std::to_string(shape.C) + " channels cannot be drawn (need 1 or 3)", 2);
   }
-  if (!o.png_each.empty()) {
+  if (!o.png_each.empty() && team.root()) {
     std::error_code ec;
     std::filesystem::create_directories(o.png_each, ec);
     if (!std::filesystem::is_directory(o.png_each))
@@ -399,7 +404,9 @@ void run_sample(const SampleOptions& o) {
   req.y = have_y ? y.data.data() : nullptr;
   req.d = d;
   req.quiet = o.quiet;
-  RunResult res = run_sampler(req);
+  // Alone: the run (or its --chain-range slice); under MPI this rank's block of it, gathered on rank 0.
+  RunResult res = team.run(req, range.set() ? range.start : 0, range.set() ? range.count : n_meas * chains);
+  if (!team.root()) return;
 
   // ---- outputs
   const int64_t N = range.set() ? range.count : n_meas * chains;
@@ -436,6 +443,7 @@ void run_sample(const SampleOptions& o) {
   summary["chains_per_meas"] = chains;
   summary["seed"] = cfg.seed;
   if (range.set()) summary["chain_range"] = {range.start, range.count};
+  if (team.mpi()) summary["mpi_ranks"] = team.size();
   summary["noise_std"] = have_y ? json(o.noise_std) : json(nullptr);
   if (shape.known()) summary["image_shape"] = {shape.C, shape.H, shape.W};
   summary["steps"] = res.info.steps;
@@ -623,7 +631,7 @@ void register_sample_command(CLI::App& app) {
   sub->add_flag("--quiet,-q", o->quiet, "no progress, notes or summary")->group("Output");
   sub->add_flag("--json", o->json, "print a JSON summary on stdout")->group("Output");
   sub->add_flag("--verbose,-v", o->verbose, "show the engine's info log")->group("Output");
-  sub->callback([o]() { run_sample(*o); });
+  sub->callback([o]() { Team::run_body("sample", [&](Team& team) { run_sample(*o, team); }); });
 }
 
 }  // namespace almc::cli

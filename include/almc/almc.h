@@ -384,6 +384,13 @@ almc_status almc_sampler_get_mean_std(almc_sampler_t s, float* mean, float* std)
  * does, so merged slices give the whole run's values bit for bit. */
 almc_status almc_chain_mean_std(const float* x, int64_t n_meas, int64_t chains_per_meas, int64_t d, float* mean,
                                 float* std);
+/* Part `part` (0 .. parts - 1) of the chains start .. start + count - 1 split into `parts`
+ * contiguous blocks in order, as even as can be (the first count % parts blocks hold one chain
+ * more): *block_start, *block_count (0 when parts > count). The split the MPI helper
+ * (almc_mpi.h) and `mpirun almc sample` use; a Slurm array task can use it for its
+ * chain_start / chain_count. */
+almc_status almc_chain_block(int64_t start, int64_t count, int64_t parts, int64_t part, int64_t* block_start,
+                             int64_t* block_count);
 /* Per-chain residual ||y - A x|| of the final state: host [n_chains]. */
 almc_status almc_sampler_get_residuals(almc_sampler_t s, float* out);
 /* The state in backend memory ([n_chains, d]); valid until the next run or destroy. */
