@@ -5,10 +5,11 @@
 // compiler vectorises; these files are compiled with -ffast-math (inputs are finite by
 // construction) so that logf/sinf/cosf vectorise through glibc's libmvec, and normals agree with
 // the scalar path to a few ulps (as device normals do). The widest Philox the CPU runs is picked
-// once (AVX-512, AVX2, else SSE2). The radii use AVX2's vector logf wherever the CPU has AVX2
-// (glibc's AVX-512 logf rounds differently); angles, sines and cosines run at the widest width
-// (glibc 2.36's AVX-512 and AVX2 sinf/cosf agree bit for bit on all 2^32 angles the noise can
-// take, checked once), so the normals on an AVX-512 CPU are those of its AVX2 path.
+// once (AVX-512, AVX2, else SSE2). The radii are computed by the AVX2 code wherever the CPU has
+// AVX2 (built for AVX-512 they differ in the last bit on ~38% of the 2^32 inputs: libmvec's
+// AVX-512 logf or the fast-math vector sqrt, not told apart); angles, sines and cosines run at
+// the widest width (glibc 2.36's AVX-512 and AVX2 sinf/cosf agree bit for bit on all 2^32 angles
+// the noise can take, checked once), so the normals on an AVX-512 CPU are those of its AVX2 path.
 #include "host/backend/cpu_noise.hpp"
 
 #include "host/backend/cpu_noise_batch.hpp"
