@@ -27,7 +27,7 @@ constexpr int64_t kTile = 1024;  // coordinates per fused-step tile (a multiple 
 // The quadratic forms of one chain against the K components (the tables' level), then its
 // responsibilities. Eight partial sums per component in a fixed order: vectorisable, and
 // independent of threading.
-__attribute__((target_clones("avx2", "default")))
+ALMC_CPU_CLONES("avx2", "default")
 void gmm_chain_resp(const PriorTables& tab, const float* xr, int64_t d, float* r) {
   for (int64_t k = 0; k < tab.K; ++k) {
     const float* amu = tab.amu + k * d;
@@ -104,7 +104,7 @@ inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams
 
 // AVX-512, AVX2 and baseline clones, picked at load time (the library itself targets x86-64-v2); each
 // clone inlines the per-operator bodies (clang cannot clone templates, so the switch is here).
-__attribute__((target_clones("avx512f", "avx2", "default")))
+ALMC_CPU_CLONES("avx512f", "avx2", "default")
 void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t tile) {
   switch (p.op.kind) {
     case kOpNone: return fused_tile_body<kOpNone>(p, cur, c, tile);
@@ -118,7 +118,7 @@ void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int
 // operator (contiguous in x), in the passes of fused_tile: each block's likelihood term from x
 // before the update (step.cuh's pool_block_grad), the noise, the prior score, then the update.
 // Scratch: xi (f W + 8 floats), s (f W), g (W).
-__attribute__((target_clones("avx512f", "avx2", "default")))
+ALMC_CPU_CLONES("avx512f", "avx2", "default")
 void fused_pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t ch, int64_t br, float* xi,
                      float* s, float* g) {
   const int64_t f = p.op.f, W = p.op.W, len = f * W;

@@ -4,6 +4,21 @@
 
 #include <cstdint>
 
+// Clones of a hot function for wider instruction sets, picked at load time:
+// ALMC_CPU_CLONES("avx2", "default"). Not under ThreadSanitizer: the
+// clone resolver runs during relocation, before TSan's runtime is up, and its instrumented entry
+// crashes the program (scripts/tsan.sh); the baseline code is what TSan checks there.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ALMC_NO_CLONES 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(ALMC_NO_CLONES)
+#define ALMC_CPU_CLONES(...)
+#else
+#define ALMC_CPU_CLONES(...) __attribute__((target_clones(__VA_ARGS__)))
+#endif
+
 namespace almc {
 
 // out[4 i + e] = normal e of group g0 + i, keyed (seed, stream, step), for i < n_groups.

@@ -699,7 +699,8 @@ std::vector<float> job(uint64_t seed, int threads) {
 TEST(Reliability, IndependentHandlesOnThreadsMatchSequentialRunsBitwise) {
   // Four single-threaded contexts at once, then two with two OpenMP threads each (a team per
   // context: contexts share no OpenMP state that affects results).
-  for (auto [threads, kJobs] : {std::pair<int, int>{1, 4}, {2, 2}}) {
+  for (auto [threads_each, kJobs] : {std::pair<int, int>{1, 4}, {2, 2}}) {
+    const int threads = threads_each;  // a structured binding cannot be captured before C++20
     std::vector<std::vector<float>> sequential(kJobs), parallel(kJobs);
     for (int j = 0; j < kJobs; ++j) sequential[j] = job(100 + j, threads);
     std::vector<std::thread> pool;
