@@ -233,18 +233,16 @@ almc_status almc_score_create_gmm(almc_context_t ctx, int64_t K, int64_t d, cons
     s->kind = K == 1 ? ScoreKind::Gaussian : ScoreKind::Gmm;
     s->d = d;
     s->K = K;
-    s->mu.assign(means, means + kd);
-    s->var.assign(variances, variances + kd);
-    s->log_w.resize(static_cast<size_t>(K));
+    std::vector<float> log_w(static_cast<size_t>(K));
     for (int64_t k = 0; k < K; ++k)
-      s->log_w[k] = weights[k] > 0 ? static_cast<float>(std::log(weights[k] / wsum)) : -INFINITY;
+      log_w[k] = weights[k] > 0 ? static_cast<float>(std::log(weights[k] / wsum)) : -INFINITY;
     Backend* be = ctx->backend.get();
     s->d_mu = Buffer(be, sizeof(float) * kd);
     s->d_var = Buffer(be, sizeof(float) * kd);
     s->d_log_w = Buffer(be, sizeof(float) * K);
-    s->d_mu.upload(s->mu.data(), s->d_mu.bytes());
-    s->d_var.upload(s->var.data(), s->d_var.bytes());
-    s->d_log_w.upload(s->log_w.data(), s->d_log_w.bytes());
+    s->d_mu.upload(means, s->d_mu.bytes());
+    s->d_var.upload(variances, s->d_var.bytes());
+    s->d_log_w.upload(log_w.data(), s->d_log_w.bytes());
     s->description = K == 1 ? "gaussian" : "gmm(K=" + std::to_string(K) + ")";
     *out = s.release();
     retain(ctx);

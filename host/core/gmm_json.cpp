@@ -7,6 +7,11 @@
 
 #include <cmath>
 
+// The document is read with nlohmann's SAX interface straight into float arrays: a DOM of a large
+// prior costs tens of bytes per number (a 60 MB file peaked at 1.75 GB), these arrays four. What
+// the events leave behind (the Field records below) is enough to run the same checks in the same
+// order as a DOM walk would, so every message is the one the DOM reader gave.
+
 namespace almc {
 namespace {
 
@@ -14,69 +19,190 @@ using json = nlohmann::json;
 
 constexpr int64_t kMaxGmmElements = int64_t(1) << 31;
 
-float number(const json& v, const std::string& where) {
-  if (!v.is_number()) fail(ALMC_ERR_PARSE, "GMM JSON: ", where, " is not a number");
-  const double x = v.get<double>();
-  if (!std::isfinite(x) || std::fabs(x) > 3.0e38) fail(ALMC_ERR_PARSE, "GMM JSON: ", where, " is not a finite float");
-  return static_cast<float>(x);
+// What a field's entry (a row, or a weight) is: a number, an array (its length, >= 0), or else.
+constexpr int64_t kEntryNumber = -1, kEntryOther = -2;
+
+// One of the four top-level arrays. Every number met in it, as an entry or inside an array entry,
+// takes one slot of `values` in document order (0 for one that is not a finite float: the first
+// such position is kept, and the checks stop there).
+struct Field {
+  bool present = false, is_array = false;
+  std::vector<int64_t> entries;  // kEntryNumber, kEntryOther or the length of an array entry
+  std::vector<float> values;
+  int64_t bad_k = -1, bad_j = -1;  // first value that is not a finite float (bad_j -1: the entry itself)
+  bool bad_is_number = false;      // it was a number (too large or not finite), not some other value
+
+  void reset(bool array) {
+    *this = Field();
+    present = true;
+    is_array = array;
+  }
+  // A value at entry k, column j: `x` when it is a number, nullptr when it is anything else.
+  void value(const double* x, int64_t k, int64_t j) {
+    const bool ok = x && std::isfinite(*x) && std::fabs(*x) <= 3.0e38;
+    if (!ok && bad_k < 0) {
+      bad_k = k;
+      bad_j = j;
+      bad_is_number = x != nullptr;
+    }
+    values.push_back(ok ? static_cast<float>(*x) : 0.f);
+  }
+};
+
+// "GMM JSON: <where> is not a number" or "... is not a finite float", for the field's bad value.
+[[noreturn]] void fail_value(const Field& f, const std::string& where) {
+  fail(ALMC_ERR_PARSE, "GMM JSON: ", where, f.bad_is_number ? " is not a finite float" : " is not a number");
 }
 
-// Reads [[d], ...] with K rows, or (when allow_scalar) K scalars broadcast to d.
-void read_rows(const json& arr, const char* name, int64_t K, int64_t& d, std::vector<float>& out, bool allow_scalar) {
-  if (!arr.is_array()) fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\" must be an array");
-  if (static_cast<int64_t>(arr.size()) != K)
-    fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\" has ", arr.size(), " entries but \"weights\" has ", K);
+// Collects the four fields; ignores every other key. Nesting is tracked by depth only: level 1 is
+// inside the top-level object, 2 inside a field's array, 3 inside one of its array entries.
+class Reader final : public nlohmann::json_sax<json> {
+ public:
+  Field weights, means, variances, stds;
+  bool top_is_object = false;
+  std::string syntax_error;
+
+  bool null() override { return scalar(nullptr); }
+  bool boolean(bool) override { return scalar(nullptr); }
+  bool number_integer(number_integer_t v) override { return number(static_cast<double>(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return number(static_cast<double>(v)); }
+  bool number_float(number_float_t v, const string_t&) override { return number(v); }
+  bool string(string_t&) override { return scalar(nullptr); }
+  bool binary(binary_t&) override { return scalar(nullptr); }
+  bool start_object(std::size_t) override {
+    open(false);
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override {
+    open(true);
+    return true;
+  }
+  bool end_array() override { return close(); }
+  bool key(string_t& k) override {
+    if (depth_ == 1 && top_is_object) {
+      current_ = k == "weights" ? &weights : k == "means" ? &means : k == "variances" ? &variances
+               : k == "stds"    ? &stds
+                                : nullptr;
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    syntax_error = e.what();
+    return false;
+  }
+
+ private:
+  Field* current_ = nullptr;  // the field whose value is being read (level >= 1)
+  bool in_field_array_ = false, in_entry_array_ = false;
+  int64_t depth_ = 0;
+
+  bool number(double x) { return scalar(&x); }
+  // A value that is not a container: a number (x) or anything else (nullptr).
+  bool scalar(const double* x) {
+    if (depth_ == 1 && top_is_object) {
+      if (current_) current_->reset(false);
+    } else if (depth_ == 2 && in_field_array_) {
+      Field& f = *current_;
+      f.entries.push_back(x ? kEntryNumber : kEntryOther);
+      if (x) f.value(x, int64_t(f.entries.size()) - 1, -1);
+    } else if (depth_ == 3 && in_entry_array_) {
+      Field& f = *current_;
+      f.value(x, int64_t(f.entries.size()) - 1, f.entries.back()++);
+    }
+    return true;
+  }
+  void open(bool array) {
+    if (depth_ == 0) {
+      top_is_object = !array;
+    } else if (depth_ == 1 && top_is_object) {
+      if (current_) current_->reset(array);
+      in_field_array_ = current_ && array;
+    } else if (depth_ == 2 && in_field_array_) {
+      current_->entries.push_back(array ? 0 : kEntryOther);
+      in_entry_array_ = array;
+    } else if (depth_ == 3 && in_entry_array_) {
+      Field& f = *current_;
+      f.value(nullptr, int64_t(f.entries.size()) - 1, f.entries.back()++);
+    }
+    ++depth_;
+  }
+  bool close() {
+    --depth_;
+    if (depth_ == 1) in_field_array_ = false;
+    if (depth_ == 2) in_entry_array_ = false;
+    return true;
+  }
+};
+
+// Checks a field of K entries, each a non-empty array of d numbers (or, when allow_scalar, a
+// number broadcast to d), and returns its K x d values; d is set by the first field read.
+std::vector<float> read_rows(Field& f, const char* name, int64_t K, int64_t& d, bool allow_scalar) {
+  if (!f.is_array) fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\" must be an array");
+  if (static_cast<int64_t>(f.entries.size()) != K)
+    fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\" has ", f.entries.size(), " entries but \"weights\" has ", K);
+  bool any_scalar = false;
   for (int64_t k = 0; k < K; ++k) {
-    const json& row = arr[static_cast<size_t>(k)];
-    if (allow_scalar && row.is_number()) continue;
-    if (!row.is_array() || row.empty())
-      fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\"[", k, "] must be a non-empty array of numbers");
-    if (d < 0) d = static_cast<int64_t>(row.size());
-    if (static_cast<int64_t>(row.size()) != d)
-      fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\"[", k, "] has length ", row.size(), " but the dimension is ", d);
+    const int64_t e = f.entries[size_t(k)];
+    if (allow_scalar && e == kEntryNumber) {
+      any_scalar = true;
+      continue;
+    }
+    if (e <= 0) fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\"[", k, "] must be a non-empty array of numbers");
+    if (d < 0) d = e;
+    if (e != d) fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\"[", k, "] has length ", e, " but the dimension is ", d);
   }
   if (d < 0) fail(ALMC_ERR_PARSE, "GMM JSON: cannot tell the dimension from \"", name, "\"");
   if (K * d > kMaxGmmElements) fail(ALMC_ERR_PARSE, "GMM JSON: K x d = ", K, " x ", d, " is too large");
-  out.resize(static_cast<size_t>(K * d));
-  for (int64_t k = 0; k < K; ++k) {
-    const json& row = arr[static_cast<size_t>(k)];
-    for (int64_t j = 0; j < d; ++j) {
-      const std::string where = std::string("\"") + name + "\"[" + std::to_string(k) + "]" +
-                                (row.is_number() ? "" : "[" + std::to_string(j) + "]");
-      out[k * d + j] = number(row.is_number() ? row : row[static_cast<size_t>(j)], where);
-    }
+  if (f.bad_k >= 0) {
+    fail_value(f, std::string("\"") + name + "\"[" + std::to_string(f.bad_k) + "]" +
+                      (f.bad_j < 0 ? "" : "[" + std::to_string(f.bad_j) + "]"));
   }
+  if (!any_scalar) return std::move(f.values);
+  std::vector<float> out(static_cast<size_t>(K * d));
+  const float* v = f.values.data();
+  for (int64_t k = 0; k < K; ++k) {
+    const bool scalar = f.entries[size_t(k)] == kEntryNumber;
+    for (int64_t j = 0; j < d; ++j) out[size_t(k * d + j)] = scalar ? v[0] : v[j];
+    v += scalar ? 1 : d;
+  }
+  return out;
 }
 
-}  // namespace
+void read_events(const char* begin, const char* end, Reader& r) {
+  if (!json::sax_parse(begin, end, &r)) fail(ALMC_ERR_PARSE, "GMM JSON: not valid JSON: ", r.syntax_error);
+}
 
-GmmSpec parse_gmm_json(const std::string& text) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::exception& e) {
-    fail(ALMC_ERR_PARSE, "GMM JSON: not valid JSON: ", e.what());
-  }
-  if (!doc.is_object()) fail(ALMC_ERR_PARSE, "GMM JSON: the top level must be an object");
-  for (const char* key : {"weights", "means"})
-    if (!doc.contains(key)) fail(ALMC_ERR_PARSE, "GMM JSON: missing \"", key, "\"");
-  const bool has_var = doc.contains("variances"), has_std = doc.contains("stds");
+// The checks, in the order a walk of the document's tree makes them, then the spec.
+GmmSpec build(Reader& r) {
+  if (!r.top_is_object) fail(ALMC_ERR_PARSE, "GMM JSON: the top level must be an object");
+  for (const Field* f : {&r.weights, &r.means})
+    if (!f->present) fail(ALMC_ERR_PARSE, "GMM JSON: missing \"", f == &r.weights ? "weights" : "means", "\"");
+  const bool has_var = r.variances.present, has_std = r.stds.present;
   if (has_var == has_std) fail(ALMC_ERR_PARSE, "GMM JSON: give exactly one of \"variances\" and \"stds\"");
   GmmSpec g;
-  const json& w = doc["weights"];
-  if (!w.is_array() || w.empty()) fail(ALMC_ERR_PARSE, "GMM JSON: \"weights\" must be a non-empty array");
-  g.K = static_cast<int64_t>(w.size());
+  Field& w = r.weights;
+  if (!w.is_array || w.entries.empty()) fail(ALMC_ERR_PARSE, "GMM JSON: \"weights\" must be a non-empty array");
+  g.K = static_cast<int64_t>(w.entries.size());
   double total = 0;
+  const float* wv = w.values.data();
   for (int64_t k = 0; k < g.K; ++k) {
-    const float v = number(w[static_cast<size_t>(k)], "\"weights\"[" + std::to_string(k) + "]");
+    const int64_t e = w.entries[size_t(k)];
+    const std::string where = "\"weights\"[" + std::to_string(k) + "]";
+    if (e != kEntryNumber || k == w.bad_k) {
+      if (e != kEntryNumber) fail(ALMC_ERR_PARSE, "GMM JSON: ", where, " is not a number");
+      fail_value(w, where);
+    }
+    const float v = *wv;
     if (v < 0) fail(ALMC_ERR_PARSE, "GMM JSON: \"weights\"[", k, "] = ", v, " is negative");
     g.weights.push_back(v);
     total += v;
+    ++wv;  // every entry before the first one that is not a number took exactly one slot
   }
   if (!(total > 0)) fail(ALMC_ERR_PARSE, "GMM JSON: the weights sum to zero");
   int64_t d = -1;
-  read_rows(doc["means"], "means", g.K, d, g.means, false);
-  read_rows(doc[has_var ? "variances" : "stds"], has_var ? "variances" : "stds", g.K, d, g.variances, true);
+  g.means = read_rows(r.means, "means", g.K, d, false);
+  g.variances = read_rows(has_var ? r.variances : r.stds, has_var ? "variances" : "stds", g.K, d, true);
   g.d = d;
   for (size_t i = 0; i < g.variances.size(); ++i) {
     float& v = g.variances[i];
@@ -89,16 +215,32 @@ GmmSpec parse_gmm_json(const std::string& text) {
   return g;
 }
 
+}  // namespace
+
+GmmSpec parse_gmm_json(const std::string& text) {
+  Reader r;
+  read_events(text.data(), text.data() + text.size(), r);
+  return build(r);
+}
+
 GmmSpec read_gmm_json(const std::string& path) {
-  std::string text;
+  Reader r;
   try {
-    const std::vector<unsigned char> bytes = io::read_regular_file(path, io::kMaxJsonFileBytes);
-    text.assign(bytes.begin(), bytes.end());
-  } catch (const io::IoError& e) {
-    fail(ALMC_ERR_IO, "GMM JSON file ", e.what());
+    std::vector<unsigned char> bytes;
+    try {
+      bytes = io::read_regular_file(path, io::kMaxJsonFileBytes);
+    } catch (const io::IoError& e) {
+      fail(ALMC_ERR_IO, "GMM JSON file ", e.what());
+    }
+    const char* text = reinterpret_cast<const char*>(bytes.data());
+    read_events(text, text + bytes.size(), r);
+  } catch (const Error& e) {
+    if (e.status() == ALMC_ERR_IO) throw;
+    fail(e.status(), path, ": ", e.what());
   }
+  // The file's bytes are gone before the arrays are checked and copied.
   try {
-    return parse_gmm_json(text);
+    return build(r);
   } catch (const Error& e) {
     fail(e.status(), path, ": ", e.what());
   }

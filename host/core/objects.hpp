@@ -43,9 +43,9 @@ struct almc_score_s {
   // max_batch): the sampler calls this with its row count before it decides on graph capture.
   // Throws (an almc error) when planning fails. Null: no need.
   void (*prepare)(void* user_data, int64_t max_rows, void* stream) = nullptr;
-  // Analytic priors: K components (K = 1 for the Gaussian), host copies and backend buffers.
+  // Analytic priors: K components (K = 1 for the Gaussian), in backend buffers only (no host
+  // copies: a large mixture's memory is its K x d arrays).
   int64_t K = 0;
-  std::vector<float> mu, var, log_w;
   almc::Buffer d_mu, d_var, d_log_w;
   ~almc_score_s() {
     if (destroy) destroy(user_data);

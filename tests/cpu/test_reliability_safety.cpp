@@ -11,9 +11,12 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <filesystem>
 #include <fstream>
@@ -160,6 +163,155 @@ TEST(Safety, GmmJsonFromNonRegularFilesAndNegativeStds) {
     }
   }
   EXPECT_NO_THROW(almc::parse_gmm_json(R"({"weights":[1],"means":[[0,0]],"stds":[0.5]})"));
+}
+
+// The reader sees the document as a stream of events (no tree), so key order, repeated keys and
+// unknown keys must not matter, and every refusal keeps the exact text it had.
+TEST(Safety, GmmJsonValuesDoNotDependOnKeyOrderOrExtraKeys) {
+  // "stds" first, a mix of scalar and row stds, an unknown key holding look-alike arrays, and a
+  // repeated "weights" (the last one counts, as in a parsed tree).
+  const almc::GmmSpec g = almc::parse_gmm_json(
+      R"({"stds": [2, [0.5, 1, 3]], "other": {"means": [[9]], "weights": [5]}, "weights": [7, 7],
+          "means": [[1, -2, 3e2], [0, 0.25, -0.5]], "weights": [1, 3], "note": [[[1]], "x"]})");
+  EXPECT_EQ(g.K, 2);
+  EXPECT_EQ(g.d, 3);
+  EXPECT_EQ(g.weights, (std::vector<float>{1, 3}));
+  EXPECT_EQ(g.means, (std::vector<float>{1, -2, 300, 0, 0.25f, -0.5f}));
+  EXPECT_EQ(g.variances, (std::vector<float>{4, 4, 4, 0.25f, 1, 9}));
+}
+
+TEST(Safety, GmmJsonRefusalsKeepTheirExactMessages) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"means":[[0]],"variances":[1]})", "GMM JSON: missing \"weights\""},
+      {R"({"weights":[1],"variances":[1]})", "GMM JSON: missing \"means\""},
+      {R"({"weights":[1],"means":[[0]],"variances":[1],"stds":[1]})",
+       "GMM JSON: give exactly one of \"variances\" and \"stds\""},
+      {R"({"weights":{},"means":[[0]],"stds":[1]})", "GMM JSON: \"weights\" must be a non-empty array"},
+      {R"({"weights":[],"means":[[0]],"stds":[1]})", "GMM JSON: \"weights\" must be a non-empty array"},
+      {R"({"weights":[1,[2]],"means":[[0],[1]],"stds":[1,1]})", "GMM JSON: \"weights\"[1] is not a number"},
+      {R"({"weights":[1,-2,1e39],"means":[[0],[1],[2]],"stds":[1,1,1]})",
+       "GMM JSON: \"weights\"[1] = -2 is negative"},
+      {R"({"weights":[1,1e39,-2],"means":[[0],[1],[2]],"stds":[1,1,1]})",
+       "GMM JSON: \"weights\"[1] is not a finite float"},
+      {R"({"weights":[0,0],"means":[[0],[1]],"stds":[1,1]})", "GMM JSON: the weights sum to zero"},
+      {R"({"weights":[1],"means":5,"stds":[1]})", "GMM JSON: \"means\" must be an array"},
+      {R"({"weights":[1,1],"means":[[0]],"stds":[1,1]})", "GMM JSON: \"means\" has 1 entries but \"weights\" has 2"},
+      {R"({"weights":[1,1],"means":[[0],3],"stds":[1,1]})",
+       "GMM JSON: \"means\"[1] must be a non-empty array of numbers"},
+      {R"({"weights":[1,1],"means":[[0],[]],"stds":[1,1]})",
+       "GMM JSON: \"means\"[1] must be a non-empty array of numbers"},
+      {R"({"weights":[1,1],"means":[[0,"a"],[1]],"stds":[1,1]})",
+       "GMM JSON: \"means\"[1] has length 1 but the dimension is 2"},
+      {R"({"weights":[1,1],"means":[[0,1],[1,[2]]],"stds":[1,1]})", "GMM JSON: \"means\"[1][1] is not a number"},
+      {R"({"weights":[1,1],"means":[[0,4e38],[1,null]],"stds":[1,1]})",
+       "GMM JSON: \"means\"[0][1] is not a finite float"},
+      {R"({"weights":[1],"means":[[0,1]],"stds":[[1]]})", "GMM JSON: \"stds\"[0] has length 1 but the dimension is 2"},
+      {R"({"weights":[1,1],"means":[[0],[1]],"variances":[1,"x"]})",
+       "GMM JSON: \"variances\"[1] must be a non-empty array of numbers"},
+      {R"({"weights":[1,1],"means":[[0],[1]],"variances":[1,[true]]})", "GMM JSON: \"variances\"[1][0] is not a number"},
+      {R"({"weights":[1,1],"means":[[0],[1]],"stds":[-3e38,1]})", "GMM JSON: std of component 0, coordinate 0 must be positive"},
+      {R"({"weights":[1],"means":[[0,1]],"variances":[[1,0]]})", "GMM JSON: variance of component 0, coordinate 1 must be positive"},
+      {R"("weights")", "GMM JSON: the top level must be an object"},
+      {R"([{"weights":[1],"means":[[0]],"stds":[1]}])", "GMM JSON: the top level must be an object"},
+  };
+  // The message of a refusal with ALMC_ERR_PARSE; "accepted" or "status N" otherwise.
+  auto refusal = [](const char* text) -> std::string {
+    try {
+      almc::parse_gmm_json(text);
+    } catch (const almc::Error& e) {
+      return e.status() == ALMC_ERR_PARSE ? e.what() : "status " + std::to_string(e.status());
+    }
+    return "accepted";
+  };
+  for (const auto& [text, message] : cases) EXPECT_EQ(refusal(text), message) << text;
+  // Syntax errors anywhere win over content errors before them, with nlohmann's own text.
+  for (const char* text : {R"({"weights":[-1],"means":[[0]],"stds":[1])", R"({"weights":[1],"means":[[0,1e999]],"stds":[1]})",
+                           R"([1] [2])"})
+    EXPECT_EQ(refusal(text).rfind("GMM JSON: not valid JSON: [json.exception.", 0), 0u) << refusal(text);
+}
+
+// Peak memory of loading a large prior (it was a tree of 16-byte JSON values per number, plus two
+// copies of the text and a host copy of the arrays: a 60 MB file peaked at 1.75 GB). Measured in a
+// child process (fork) whose high-water mark is reset first (/proc/self/clear_refs, "5"), so the
+// test process's own history does not count.
+TEST(Safety, LargeGmmJsonLoadsInBoundedMemory) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizer allocators keep freed memory (quarantine): peak RSS means nothing here";
+#else
+  TempDir t;
+  const std::string path = t / "large.json";
+  // 40 components in d = 100000: one-digit means (the tree costs most per byte for short numbers)
+  // and three-character stds, ~14 MB of text for 8M numbers.
+  const int64_t K = 40, d = 100000;
+  {
+    std::string text = "{\"weights\": [";
+    for (int64_t k = 0; k < K; ++k) text += k ? ",1" : "1";
+    text += "],\n\"means\": [";
+    uint32_t state = 12345;
+    for (int64_t k = 0; k < K; ++k) {
+      text += k ? ",[" : "[";
+      for (int64_t j = 0; j < d; ++j) {
+        state = state * 1664525u + 1013904223u;
+        if (j) text += ',';
+        text += char('0' + (state >> 28) % 10);
+      }
+      text += ']';
+    }
+    text += "],\n\"stds\": [";
+    for (int64_t k = 0; k < K; ++k) {
+      text += k ? ",[" : "[";
+      for (int64_t j = 0; j < d; ++j) text += j ? ",0.5" : "0.5";
+      text += ']';
+    }
+    text += "]}\n";
+    std::ofstream(path, std::ios::binary) << text;
+  }
+  const double file_mb = double(std::filesystem::file_size(path)) / (1 << 20);
+  const double arrays_mb = double(2 * K * d * sizeof(float)) / (1 << 20);  // means and variances
+  auto status_kb = [](const char* key) {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::strlen(key)));
+    return -1L;
+  };
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Child: no gtest assertions, no OpenMP; report the growth (kB) through the pipe.
+    long growth = -1;
+    almc_context_config c = almc_context_config_default();
+    c.backend = ALMC_BACKEND_CPU;
+    c.n_threads = 1;
+    almc_context_t ctx = nullptr;
+    almc_score_t s = nullptr;
+    std::ofstream("/proc/self/clear_refs") << "5";
+    if (almc_context_create(&c, &ctx) == ALMC_OK) {
+      const long before = status_kb("VmRSS:");
+      std::ofstream("/proc/self/clear_refs") << "5";
+      if (almc_score_create_gmm_json(ctx, path.c_str(), &s) == ALMC_OK) growth = status_kb("VmHWM:") - before;
+    }
+    ssize_t w = ::write(fds[1], &growth, sizeof growth);
+    ::_exit(w == sizeof growth ? 0 : 1);
+  }
+  ::close(fds[1]);
+  long growth_kb = -1;
+  const ssize_t got = ::read(fds[0], &growth_kb, sizeof growth_kb);
+  ::close(fds[0]);
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  ASSERT_EQ(got, ssize_t(sizeof growth_kb));
+  ASSERT_GT(growth_kb, 0) << "the child could not load the prior";
+  // What loading must hold at some point: the file's text, then the parsed arrays and the score's
+  // copy of them. Allowed: the file plus 2.5 times the arrays (the parsed and the score's copies,
+  // and room for the allocator). The tree-based reader with its copies peaked at 192 MB here.
+  const double growth_mb = double(growth_kb) / 1024, bound_mb = file_mb + 2.5 * arrays_mb;
+  EXPECT_LT(growth_mb, bound_mb) << "file " << file_mb << " MB, arrays " << arrays_mb << " MB";
+  std::printf("[ info     ] %.1f MB prior file, %.1f MB of arrays: peak growth %.1f MB (bound %.1f MB)\n", file_mb,
+              arrays_mb, growth_mb, bound_mb);
+#endif
 }
 
 // ------------------------------------------------------------------ step counts
