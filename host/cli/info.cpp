@@ -1,5 +1,6 @@
 // `almc info`: version, build, backends and CUDA devices.
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "host/cli/commands.hpp"
@@ -43,6 +44,11 @@ void run_info(const InfoOptions& o) {
     if (almc_context_create(&cfg, &ctx) == ALMC_OK) j["cpu_device"] = almc_context_device_name(ctx);
     almc_context_destroy(ctx);
   }
+  // The command sets OMP_WAIT_POLICY=passive before OpenMP starts unless the user chose (main.cpp).
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
+  j["omp_wait_policy"] = policy ? policy : "";
+  j["gomp_spincount"] = spin ? spin : "";
   if (o.json) {
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
@@ -51,6 +57,8 @@ void run_info(const InfoOptions& o) {
   std::printf("build: %s\n", almc_build_info());
   std::printf("backends usable: cpu%s\n", n_dev > 0 ? ", cuda" : "");
   if (j.contains("cpu_device")) std::printf("cpu: %s\n", j["cpu_device"].get<std::string>().c_str());
+  std::printf("openmp waiting: %s%s%s\n", policy ? policy : (spin ? "" : "OpenMP's default (spinning)"),
+              spin ? (policy ? ", GOMP_SPINCOUNT=" : "GOMP_SPINCOUNT=") : "", spin ? spin : "");
   std::printf("cuda devices: %d\n", n_dev);
   for (int i = 0; i < n_dev; ++i) std::printf("  %d: %s\n", i, names[i].get<std::string>().c_str());
 }

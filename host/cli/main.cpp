@@ -5,10 +5,41 @@
 #include <exception>
 #include <string>
 
+#include <unistd.h>
+
 #include "host/cli/commands.hpp"
 #include "host/cli/team.hpp"
 
 namespace {
+
+// Passive OpenMP waiting by default. GNU OpenMP reads OMP_WAIT_POLICY once, in its load-time
+// initialiser, and by default spins (300k rounds) after each parallel pass: on a machine shared
+// with other busy processes the spinning threads take the cores the working ones need, and runs
+// take many times longer. main() is too late to set the variable, and so is a setenv() in the
+// executable's .preinit_array (which runs before every library's initialiser): libc's own
+// initialiser then puts back the environment the process started with. So the .preinit_array
+// function re-executes the command once, with OMP_WAIT_POLICY=passive added, before any library
+// has initialised (the cost is the loader's relocation work, a few ms). Nothing happens when the
+// user chose a policy (OMP_WAIT_POLICY or GOMP_SPINCOUNT set) or when /proc/self/exe cannot be
+// executed (the run then goes on with libgomp's default). Only plain C here: nothing is set up yet.
+bool env_has(char** envp, const char* prefix) {
+  const size_t n = std::strlen(prefix);
+  for (char** e = envp; e && *e; ++e)
+    if (std::strncmp(*e, prefix, n) == 0) return true;
+  return false;
+}
+void default_passive_wait(int, char** argv, char** envp) {
+  if (!argv || !envp || env_has(envp, "OMP_WAIT_POLICY=") || env_has(envp, "GOMP_SPINCOUNT=")) return;
+  size_t n = 0;
+  while (envp[n]) ++n;
+  char** env = static_cast<char**>(__builtin_alloca((n + 2) * sizeof(char*)));
+  for (size_t i = 0; i < n; ++i) env[i] = envp[i];
+  env[n] = const_cast<char*>("OMP_WAIT_POLICY=passive");
+  env[n + 1] = nullptr;
+  execve("/proc/self/exe", argv, env);  // returns only on failure
+}
+__attribute__((section(".preinit_array"), used)) void (*const run_default_passive_wait)(int, char**, char**) =
+    default_passive_wait;
 
 // CLI11's errors are one line already; keep ours in the same shape, prefixed by the command path.
 std::string command_path(const CLI::App& app) {

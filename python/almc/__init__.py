@@ -9,8 +9,20 @@ See the README's Python section for the API table.
 """
 
 import atexit
+import os as _os
 
-from . import _almc
+# GNU OpenMP reads its wait policy once, when it is loaded (here, with the extension, unless a
+# module imported earlier loaded it): idle threads then spin, which makes runs many times slower on
+# a busy machine. Wait passively unless the user chose a policy; the variable is removed again
+# once the runtime has read it, so child processes see the environment they would have seen.
+_passive = "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ
+if _passive:
+    _os.environ["OMP_WAIT_POLICY"] = "passive"
+try:
+    from . import _almc
+finally:
+    if _passive:
+        del _os.environ["OMP_WAIT_POLICY"]
 from ._errors import (CallbackError, CancelledError, DivergedError, Error, FileError, InvalidArgumentError,
                       NoDeviceError, OutOfMemoryError, UnstableError)
 from ._models import (Blur, Downsample, Gaussian, GaussianMixture, Identity, LinearOperator, Mask, Matrix,

@@ -263,3 +263,26 @@ def test_progress_bar_with_tqdm(monkeypatch):
     assert len(bars) == 1 and bars[0].closed
     assert bars[0].n == bars[0].total == res.info["steps"]
     assert bars[0].postfix.startswith("residual ")
+
+
+def test_openmp_waits_passively_unless_the_user_chose():
+    # GNU OpenMP's own report of what it read at start-up (OMP_DISPLAY_ENV=verbose): spin count 0 is
+    # passive waiting, its default is 300000. The variable must not stay in the environment.
+    import subprocess
+    import sys
+
+    code = "import os, almc; print('left:', os.environ.get('OMP_WAIT_POLICY'))"
+
+    def run(**env):
+        base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+        r = subprocess.run([sys.executable, "-c", code], env=dict(base, OMP_DISPLAY_ENV="verbose", **env),
+                           capture_output=True, text=True, check=True)
+        spins = [line.split("'")[1] for line in r.stderr.splitlines() if "GOMP_SPINCOUNT = '" in line]
+        return spins, r.stdout.strip()
+
+    spins, out = run()
+    if not spins:
+        pytest.skip("the OpenMP runtime is not GNU OpenMP")
+    assert (spins, out) == (["0"], "left: None")
+    assert run(OMP_WAIT_POLICY="active") == (["30000000000"], "left: active")
+    assert run(GOMP_SPINCOUNT="1000") == (["1000"], "left: None")

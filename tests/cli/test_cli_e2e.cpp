@@ -564,6 +564,33 @@ TEST_F(Cli, SeedsPsnrRangesThreadsAndStdsAreChecked) {
   expect_one_line_error(run("sample --prior " + path("neg.json") + " --chains 4 --backend cpu -q"), "must be positive");
 }
 
+// OpenMP waits passively unless the user chose a policy (issue 13, item 12): GNU OpenMP's own
+// report of the settings it read at start-up (OMP_DISPLAY_ENV=verbose) gives the spin count it
+// uses: 0 is passive, its default is 300000. One report only: the command re-executes itself
+// before libgomp starts, never after.
+TEST_F(Cli, OpenMpWaitsPassivelyUnlessTheUserChose) {
+  auto spin_count = [&](const std::string& env) {
+    const Result r = run("--version", "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose " + env);
+    EXPECT_EQ(r.code, 0) << r.err;
+    const std::string key = "GOMP_SPINCOUNT = '";
+    const size_t at = r.err.find(key);
+    if (at == std::string::npos) return std::string("no libgomp report");
+    EXPECT_EQ(r.err.find(key, at + 1), std::string::npos) << "OpenMP started twice:\n" << r.err;
+    return r.err.substr(at + key.size(), r.err.find('\'', at + key.size()) - at - key.size());
+  };
+  const std::string by_default = spin_count("");
+  if (by_default == "no libgomp report") GTEST_SKIP() << "the OpenMP runtime is not GNU OpenMP";
+  EXPECT_EQ(by_default, "0");
+  EXPECT_EQ(spin_count("OMP_WAIT_POLICY=active"), "30000000000");
+  EXPECT_EQ(spin_count("OMP_WAIT_POLICY=passive"), "0");
+  EXPECT_EQ(spin_count("GOMP_SPINCOUNT=1000"), "1000");
+  // `almc info` says which policy the run has.
+  EXPECT_NE(run("info", "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT").out.find("openmp waiting: passive\n"),
+            std::string::npos);
+  EXPECT_NE(run("info", "env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active").out.find("openmp waiting: active\n"),
+            std::string::npos);
+}
+
 // ------------------------------------------------------------------ issue 12: first-use defects
 
 std::string fixture(const std::string& name) {
