@@ -34,8 +34,20 @@ class Exception : public std::runtime_error {
   almc_status status_;
 };
 
-inline void check(almc_status st, const char* message) {
-  if (st != ALMC_OK) throw Exception(st, message ? message : "");
+// Throw on failure with the message of the handle the call reports on. The message is read here,
+// after the call has returned: a *_last_error pointer taken before (say, as another argument of the
+// same call) may point to freed memory once the call has failed.
+inline void check(almc_status st, almc_context_t h) {
+  if (st != ALMC_OK) throw Exception(st, h ? almc_context_last_error(h) : "");
+}
+inline void check(almc_status st, almc_score_t h) {
+  if (st != ALMC_OK) throw Exception(st, h ? almc_score_last_error(h) : "");
+}
+inline void check(almc_status st, almc_operator_t h) {
+  if (st != ALMC_OK) throw Exception(st, h ? almc_operator_last_error(h) : "");
+}
+inline void check(almc_status st, almc_sampler_t h) {
+  if (st != ALMC_OK) throw Exception(st, h ? almc_sampler_last_error(h) : "");
 }
 
 // Shares a handle of type H (a pointer) destroyed by D when its last copy goes.
@@ -66,7 +78,7 @@ class Context : public Handle<almc_context_t, almc_context_destroy> {
   explicit Context(const almc_context_config& c) { init(c); }
   almc_backend backend() const {
     almc_backend b = ALMC_BACKEND_CPU;
-    check(almc_context_backend(get(), &b), almc_context_last_error(get()));
+    check(almc_context_backend(get(), &b), get());
     return b;
   }
   std::string device_name() const { return almc_context_device_name(get()); }
@@ -92,7 +104,7 @@ class Score : public Handle<almc_score_t, almc_score_destroy> {
     if (mean.size() != var.size()) throw Exception(ALMC_ERR_INVALID_ARGUMENT, "mean and var differ in length");
     almc_score_t h = nullptr;
     check(almc_score_create_gaussian(ctx.get(), static_cast<int64_t>(mean.size()), mean.data(), var.data(), &h),
-          ctx.last_error());
+          ctx.get());
     return Score(h);
   }
   static Score gmm(const Context& ctx, int64_t K, int64_t d, const std::vector<float>& w, const std::vector<float>& mu,
@@ -101,28 +113,28 @@ class Score : public Handle<almc_score_t, almc_score_destroy> {
         static_cast<int64_t>(var.size()) != K * d)
       throw Exception(ALMC_ERR_INVALID_ARGUMENT, "GMM arrays do not match K and d");
     almc_score_t h = nullptr;
-    check(almc_score_create_gmm(ctx.get(), K, d, w.data(), mu.data(), var.data(), &h), ctx.last_error());
+    check(almc_score_create_gmm(ctx.get(), K, d, w.data(), mu.data(), var.data(), &h), ctx.get());
     return Score(h);
   }
   static Score gmm_json(const Context& ctx, const std::string& path) {
     almc_score_t h = nullptr;
-    check(almc_score_create_gmm_json(ctx.get(), path.c_str(), &h), ctx.last_error());
+    check(almc_score_create_gmm_json(ctx.get(), path.c_str(), &h), ctx.get());
     return Score(h);
   }
   static Score onnx(const Context& ctx, const std::string& path, const almc_onnx_config& cfg) {
     almc_score_t h = nullptr;
-    check(almc_score_create_onnx(ctx.get(), path.c_str(), &cfg, &h), ctx.last_error());
+    check(almc_score_create_onnx(ctx.get(), path.c_str(), &cfg, &h), ctx.get());
     return Score(h);
   }
   int64_t dim() const {
     int64_t d = 0;
-    check(almc_score_dim(get(), &d), almc_score_last_error(get()));
+    check(almc_score_dim(get(), &d), get());
     return d;
   }
   std::vector<float> evaluate(const std::vector<float>& x, double t) const {
     const int64_t d = dim();
     std::vector<float> out(x.size());
-    check(almc_score_evaluate(get(), x.data(), out.data(), static_cast<int64_t>(x.size()) / d, t), almc_score_last_error(get()));
+    check(almc_score_evaluate(get(), x.data(), out.data(), static_cast<int64_t>(x.size()) / d, t), get());
     return out;
   }
 };
@@ -132,49 +144,49 @@ class Operator : public Handle<almc_operator_t, almc_operator_destroy> {
   using Handle::Handle;
   static Operator identity(const Context& ctx, int64_t d) {
     almc_operator_t h = nullptr;
-    check(almc_operator_create_identity(ctx.get(), d, &h), ctx.last_error());
+    check(almc_operator_create_identity(ctx.get(), d, &h), ctx.get());
     return Operator(h);
   }
   static Operator mask(const Context& ctx, const std::vector<float>& m) {
     almc_operator_t h = nullptr;
-    check(almc_operator_create_mask(ctx.get(), static_cast<int64_t>(m.size()), m.data(), &h), ctx.last_error());
+    check(almc_operator_create_mask(ctx.get(), static_cast<int64_t>(m.size()), m.data(), &h), ctx.get());
     return Operator(h);
   }
   static Operator downsample(const Context& ctx, int64_t C, int64_t H, int64_t W, int64_t f) {
     almc_operator_t h = nullptr;
-    check(almc_operator_create_downsample(ctx.get(), C, H, W, f, &h), ctx.last_error());
+    check(almc_operator_create_downsample(ctx.get(), C, H, W, f, &h), ctx.get());
     return Operator(h);
   }
   static Operator blur(const Context& ctx, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw,
                        const std::vector<float>& k) {
     almc_operator_t h = nullptr;
-    check(almc_operator_create_blur(ctx.get(), C, H, W, kh, kw, k.data(), &h), ctx.last_error());
+    check(almc_operator_create_blur(ctx.get(), C, H, W, kh, kw, k.data(), &h), ctx.get());
     return Operator(h);
   }
   static Operator matrix(const Context& ctx, int64_t m, int64_t d, int64_t n_mats, const std::vector<float>& A) {
     if (static_cast<int64_t>(A.size()) != m * d * n_mats) throw Exception(ALMC_ERR_INVALID_ARGUMENT, "A has the wrong size");
     almc_operator_t h = nullptr;
-    check(almc_operator_create_matrix(ctx.get(), m, d, n_mats, A.data(), &h), ctx.last_error());
+    check(almc_operator_create_matrix(ctx.get(), m, d, n_mats, A.data(), &h), ctx.get());
     return Operator(h);
   }
   std::pair<int64_t, int64_t> dims() const {
     int64_t m = 0, d = 0;
-    check(almc_operator_dims(get(), &m, &d), almc_operator_last_error(get()));
+    check(almc_operator_dims(get(), &m, &d), get());
     return {m, d};
   }
   double norm() const {
     double v = -1;
-    check(almc_operator_norm(get(), &v), almc_operator_last_error(get()));
+    check(almc_operator_norm(get(), &v), get());
     return v;
   }
   std::vector<float> forward(const std::vector<float>& x, int64_t n, int64_t meas = 0) const {
     std::vector<float> y(static_cast<size_t>(n * dims().first));
-    check(almc_operator_forward(get(), x.data(), y.data(), n, meas), almc_operator_last_error(get()));
+    check(almc_operator_forward(get(), x.data(), y.data(), n, meas), get());
     return y;
   }
   std::vector<float> adjoint(const std::vector<float>& y, int64_t n, int64_t meas = 0) const {
     std::vector<float> x(static_cast<size_t>(n * dims().second));
-    check(almc_operator_adjoint(get(), y.data(), x.data(), n, meas), almc_operator_last_error(get()));
+    check(almc_operator_adjoint(get(), y.data(), x.data(), n, meas), get());
     return x;
   }
 };
@@ -196,23 +208,23 @@ class Sampler {
     create(cfg);
   }
   almc_sampler_t get() const noexcept { return h_.get(); }
-  void set_measurement(const std::vector<float>& y) { check(almc_sampler_set_measurement(get(), y.data()), err()); }
-  void set_state(const std::vector<float>& x) { check(almc_sampler_set_state(get(), x.data()), err()); }
-  void run() { check(almc_sampler_run(get()), err()); }
+  void set_measurement(const std::vector<float>& y) { check(almc_sampler_set_measurement(get(), y.data()), get()); }
+  void set_state(const std::vector<float>& x) { check(almc_sampler_set_state(get(), x.data()), get()); }
+  void run() { check(almc_sampler_run(get()), get()); }
   std::vector<float> samples() const {
     std::vector<float> x(static_cast<size_t>(n_ * d_));
-    check(almc_sampler_get_samples(get(), x.data()), err());
+    check(almc_sampler_get_samples(get(), x.data()), get());
     return x;
   }
   std::pair<std::vector<float>, std::vector<float>> mean_std() const {
     std::vector<float> m(static_cast<size_t>(n_meas_ * d_)), s(m.size());
-    check(almc_sampler_get_mean_std(get(), m.data(), s.data()), err());
+    check(almc_sampler_get_mean_std(get(), m.data(), s.data()), get());
     return {m, s};
   }
   almc_run_info info() const {
     almc_run_info i{};
     i.struct_size = sizeof i;
-    check(almc_sampler_run_info(get(), &i), err());
+    check(almc_sampler_run_info(get(), &i), get());
     return i;
   }
   const char* err() const { return almc_sampler_last_error(get()); }
@@ -220,7 +232,7 @@ class Sampler {
  private:
   void create(const almc_sampler_config& cfg) {
     almc_sampler_t h = nullptr;
-    check(almc_sampler_create(ctx_.get(), score_.get(), op_.get(), &cfg, &h), ctx_.last_error());
+    check(almc_sampler_create(ctx_.get(), score_.get(), op_.get(), &cfg, &h), ctx_.get());
     h_.reset(h, almc_sampler_destroy);
     d_ = score_.dim();
     n_ = cfg.chain_count > 0 ? cfg.chain_count : cfg.n_meas * cfg.chains_per_meas;

@@ -5,6 +5,7 @@
 #include <almc/almc.hpp>
 
 #include <cmath>
+#include <string>
 #include <type_traits>
 
 namespace {
@@ -58,6 +59,33 @@ TEST(CxxWrapper, HandlesShareOneObject) {
   almc::Sampler prior_only(ctx, b, quick(8));
   prior_only.run();
   EXPECT_EQ(prior_only.samples().size(), 24u);
+}
+
+// Exceptions carry the failing call's own message. The wrapper used to take the *_last_error
+// pointer as an argument of the same call, before the failure replaced the string it points to
+// (on a fresh handle: "invalid argument: " and a garbage byte).
+TEST(CxxWrapper, ExceptionsCarryTheMessageOfTheFailure) {
+  auto message = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const almc::Exception& e) {
+      return e.what();
+    }
+    return "no exception";
+  };
+  almc::Context ctx(ALMC_BACKEND_CPU);
+  const std::string missing = ::testing::TempDir() + "no_such_prior.json";
+  EXPECT_NE(message([&] { almc::Score::gmm_json(ctx, missing); }).find(missing), std::string::npos)
+      << message([&] { almc::Score::gmm_json(ctx, missing); });
+  almc::Context fresh(ALMC_BACKEND_CPU);
+  const std::string blur = message([&] { almc::Operator::blur(fresh, 1, 8, 8, 2, 3, std::vector<float>(6, 0.1f)); });
+  EXPECT_EQ(blur.rfind("invalid argument: ", 0), 0u) << blur;
+  EXPECT_NE(blur.find("must have odd sizes"), std::string::npos) << blur;
+  // On the sampler's own handle: a measurement for a sampler without an operator.
+  almc::Score prior = almc::Score::gaussian(fresh, {0.f, 0.f}, {1.f, 1.f});
+  almc::Sampler s(fresh, prior, quick(4));
+  const std::string meas = message([&] { s.set_measurement({1.f, 2.f}); });
+  EXPECT_NE(meas.find("no operator, so no measurement"), std::string::npos) << meas;
 }
 
 }  // namespace

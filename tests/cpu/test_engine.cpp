@@ -29,7 +29,7 @@ std::vector<float> chain_state(const almc::Context& ctx, const almc::Score& prio
 struct InvarianceCase {
   const char* name;
   bool gmm;
-  int op;  // 0 identity, 1 mask, 2 downsample, 3 dense
+  int op;  // 0 identity, 1 mask, 2 downsample, 3 dense, 4 blur
 };
 
 class BatchInvariance : public ::testing::TestWithParam<InvarianceCase> {};
@@ -46,9 +46,11 @@ TEST_P(BatchInvariance, Chain17DoesNotDependOnChainCount) {
   std::vector<float> mask(d);
   for (int64_t j = 0; j < d; ++j) mask[j] = (j * 7) % 3 ? 1.f : 0.f;
   std::vector<float> A = rng.normals(16 * d, 0.2);
+  const std::vector<float> kernel = {0.1f, 0.2f, 0.1f, 0.2f, 0.4f, 0.2f, 0.1f, 0.2f, 0.1f};  // 3 x 3
   almc::Operator op = cs.op == 0   ? almc::Operator::identity(ctx, d)
                       : cs.op == 1 ? almc::Operator::mask(ctx, mask)
                       : cs.op == 2 ? almc::Operator::downsample(ctx, 1, 8, 8, 2)
+                      : cs.op == 4 ? almc::Operator::blur(ctx, 1, 8, 8, 3, 3, kernel)
                                    : almc::Operator::matrix(ctx, 16, d, 1, A);
   const std::vector<float> y = rng.normals(static_cast<size_t>(op.dims().first));
   const auto a = chain_state(ctx, prior, &op, y, 20, 17);
@@ -66,7 +68,8 @@ INSTANTIATE_TEST_SUITE_P(Engine, BatchInvariance,
                                            InvarianceCase{"gmm_identity", true, 0}, InvarianceCase{"gmm_mask", true, 1},
                                            InvarianceCase{"gauss_downsample", false, 2},
                                            InvarianceCase{"gmm_downsample", true, 2},
-                                           InvarianceCase{"gmm_dense", true, 3}),
+                                           InvarianceCase{"gmm_dense", true, 3},
+                                           InvarianceCase{"gmm_blur", true, 4}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 // Chain j of measurement q is keyed by (q, j): with several measurements, a chain's samples do
@@ -103,7 +106,10 @@ TEST(Engine, ThreadCountDoesNotChangeResults) {
   const auto mu = rng.normals(2 * d);
   const auto A = rng.normals(24 * d, 0.2);
   std::vector<float> var(2 * d, 0.4f), w = {0.5f, 0.5f};
-  for (bool dense : {false, true}) {
+  const std::vector<float> kernel = {0.05f, 0.1f, 0.05f, 0.1f, 0.4f, 0.1f, 0.05f, 0.1f, 0.05f};
+  // Identity (fused step), dense A (GEMMs in row blocks), blur (the gradient-buffer path).
+  for (const char* kind : {"identity", "dense", "blur"}) {
+    const std::string k = kind;
     std::vector<std::vector<float>> out;
     for (int threads : {1, 2}) {
       almc_context_config cc = almc_context_config_default();
@@ -111,14 +117,16 @@ TEST(Engine, ThreadCountDoesNotChangeResults) {
       cc.n_threads = threads;
       almc::Context ctx(cc);
       auto prior = almc::Score::gmm(ctx, 2, d, w, mu, var);
-      auto op = dense ? almc::Operator::matrix(ctx, 24, d, 1, A) : almc::Operator::identity(ctx, d);
+      auto op = k == "dense"  ? almc::Operator::matrix(ctx, 24, d, 1, A)
+                : k == "blur" ? almc::Operator::blur(ctx, 1, 8, 8, 3, 3, kernel)
+                              : almc::Operator::identity(ctx, d);
       // Enough chains that both threads get work (small passes run on one thread).
       almc::Sampler s(ctx, prior, &op, almc_test::quick_almc(1200, 3, 0.5));
       s.set_measurement(std::vector<float>(static_cast<size_t>(op.dims().first), 0.25f));
       s.run();
       out.push_back(s.samples());
     }
-    EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), sizeof(float) * out[0].size())) << "dense " << dense;
+    EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), sizeof(float) * out[0].size())) << kind;
   }
 }
 
