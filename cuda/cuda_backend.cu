@@ -334,6 +334,21 @@ __global__ void xgp_aux_kernel(float* ych, int64_t n, int64_t m, int64_t chain0,
   }
 }
 
+// One thread per chain (SMC weights, ALGORITHMS.md Sec. 9).
+__global__ void log_density_kernel(PriorTables tab, const StepScalars* cur, const float* x, int64_t n, int64_t d,
+                                   double sign, double* acc) {
+  const StepScalars c = *cur;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    acc[i] += sign * prior_log_density(tab, c, x + i * d, d);
+}
+
+__global__ void gather_rows_kernel(const float* src, float* dst, const int64_t* idx, int64_t n, int64_t d) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * d;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[i] = src[idx[i / d] * d + i % d];
+}
+
 __global__ void mean_std_kernel(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_meas * d;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
@@ -510,6 +525,13 @@ class CudaBackend final : public Backend {
   void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, int64_t cpm, uint64_t seed,
                     const StepScalars* cur) override {
     xgp_aux_kernel<<<grid_for(n * ((m + 3) / 4), 256), 256, 0, stream_>>>(ych, n, m, chain0, cpm, seed, cur);
+  }
+  void add_log_density(const PriorTables& tab, const StepScalars* cur, const float* x, int64_t n, int64_t d,
+                       double sign, double* acc) override {
+    log_density_kernel<<<grid_for(n, 128), 128, 0, stream_>>>(tab, cur, x, n, d, sign, acc);
+  }
+  void gather_rows(const float* src, float* dst, const int64_t* idx, int64_t n, int64_t d) override {
+    gather_rows_kernel<<<grid_for(n * d, 256), 256, 0, stream_>>>(src, dst, idx, n, d);
   }
   void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) override {
     mean_std_kernel<<<grid_for(n_meas * d, 256), 256, 0, stream_>>>(x, n_meas, cpm, d, mean, std);

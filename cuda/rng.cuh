@@ -24,6 +24,7 @@ namespace almc {
 constexpr uint64_t kRngAuxStep = 0x80000000ull;
 constexpr uint64_t kRngInitKey = kRngAuxStep + 1;
 constexpr uint64_t kRngPickKey = kRngAuxStep + 2;
+constexpr uint64_t kRngSmcKey = kRngAuxStep + 3;  // SMC resampling: stream = measurement, group = step
 constexpr uint64_t kRngXgpKeyBase = kRngAuxStep + 16;  // + stage index
 
 // The stream of global chain c when each measurement has cpm chains: q << 32 | j with

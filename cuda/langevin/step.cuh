@@ -48,18 +48,50 @@ ALMC_HD float gmm_quad_term(float x, float amu, float inv_s) {
   return e * e * inv_s;
 }
 
+// Component k's log weight in the mixture at x, up to -d/2 log(2 pi): log w_k - (q_k + logdet_k) / 2
+// for its quadratic form q_k (float in the responsibilities, double in the SMC weights).
+template <class T>
+ALMC_HD T gmm_log_term(const PriorTables& t, int64_t k, T q) {
+  return static_cast<T>(t.log_w[k]) - static_cast<T>(0.5) * (q + static_cast<T>(t.logdet[k]));
+}
+
 // Turns the K quadratic forms q[k] of one chain into responsibilities, in place: log-sum-exp of
 // log w_k - (q_k + logdet_k) / 2.
 ALMC_HD void gmm_softmax(const PriorTables& t, float* q) {
   float mx = -INFINITY;
   for (int64_t k = 0; k < t.K; ++k) {
-    q[k] = t.log_w[k] - 0.5f * (q[k] + t.logdet[k]);
+    q[k] = gmm_log_term(t, k, q[k]);
     mx = fmaxf(mx, q[k]);
   }
   float z = 0.f;
   for (int64_t k = 0; k < t.K; ++k) z += (q[k] = expf(q[k] - mx));
   const float inv_z = 1.f / z;
   for (int64_t k = 0; k < t.K; ++k) q[k] *= inv_z;
+}
+
+// log p_t(x) + d/2 log(2 pi) of one chain's row x at the step's level (ALGORITHMS.md T4, Sec. 9):
+// the analytic prior's log-density from its tables, a log-sum-exp over components computed in one
+// pass (running maximum) with each quadratic form summed in double; during the warm start the
+// target's prior is N(0, I), so -||x||^2 / 2. The SMC weights are differences of these.
+ALMC_HD double prior_log_density(const PriorTables& t, const StepScalars& cur, const float* x, int64_t d) {
+  if (cur.kind == kStepWarm) {
+    double s = 0.0;
+    for (int64_t j = 0; j < d; ++j) s += static_cast<double>(x[j]) * x[j];
+    return -0.5 * s;
+  }
+  double mx = -INFINITY, z = 0.0;
+  for (int64_t k = 0; k < t.K; ++k) {
+    double q = 0.0;
+    for (int64_t j = 0; j < d; ++j) q += gmm_quad_term(x[j], t.amu[k * d + j], t.inv_s[k * d + j]);
+    const double l = gmm_log_term(t, k, q);
+    if (l > mx) {
+      z = z * exp(mx - l) + 1.0;  // exp(-inf) = 0 on the first finite term
+      mx = l;
+    } else if (mx > -INFINITY) {  // a zero-weight component (log w = -inf) adds nothing
+      z += exp(l - mx);
+    }
+  }
+  return mx + log(z);
 }
 
 // Component k's share of the score at one coordinate: -(x - e^{-t} mu) / S.

@@ -77,6 +77,12 @@ class Backend {
   // XGP auxiliary measurements: when cur.aux >= 0, ych[c] -= cur.aux_scale * xi(seed, stream, key + aux).
   virtual void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, int64_t cpm, uint64_t seed,
                             const StepScalars* cur) = 0;
+  // Sequential Monte Carlo (ALGORITHMS.md Sec. 9): acc[c] += sign * (log p(x_c) + d/2 log 2 pi)
+  // for the analytic prior at cur's level (tab at that level; N(0, I) during the warm start).
+  virtual void add_log_density(const PriorTables& tab, const StepScalars* cur, const float* x, int64_t n, int64_t d,
+                               double sign, double* acc) = 0;
+  // dst row c = src row idx[c] for c < n (rows of d floats; idx in backend memory).
+  virtual void gather_rows(const float* src, float* dst, const int64_t* idx, int64_t n, int64_t d) = 0;
   // Per measurement mean and std across its chains: x[n_meas * cpm, d] -> mean/std [n_meas, d].
   virtual void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) = 0;
 

@@ -324,6 +324,18 @@ class CpuBackend final : public Backend {
       }
   }
 
+  void add_log_density(const PriorTables& tab, const StepScalars* cur, const float* x, int64_t n, int64_t d,
+                       double sign, double* acc) override {
+    const StepScalars c = *cur;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * d * tab.K))
+    for (int64_t i = 0; i < n; ++i) acc[i] += sign * prior_log_density(tab, c, x + i * d, d);
+  }
+
+  void gather_rows(const float* src, float* dst, const int64_t* idx, int64_t n, int64_t d) override {
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * d))
+    for (int64_t c = 0; c < n; ++c) std::memcpy(dst + c * d, src + idx[c] * d, sizeof(float) * static_cast<size_t>(d));
+  }
+
   void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) override {
 #pragma omp parallel for schedule(static) num_threads(threads_for(n_meas * cpm * d))
     for (int64_t j = 0; j < d; ++j)

@@ -63,7 +63,7 @@ CLI::Validator positive_finite_check();
 
 // ------------------------------------------------------------------ ALMC variants (issue 15)
 
-// The names `--variant` accepts, in order: paper, noised-lik, scaled-y, best.
+// The names `--variant` accepts, in order: paper, noised-lik, scaled-y, smc, geo-smc, best.
 const std::vector<std::pair<std::string, almc_variant>>& variant_names();
 // Throws CliError (exit code 2) listing the names when `name` is none of them.
 almc_variant parse_variant(const std::string& name);

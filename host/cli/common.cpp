@@ -90,6 +90,8 @@ const std::vector<std::pair<std::string, almc_variant>>& variant_names() {
   static const std::vector<std::pair<std::string, almc_variant>> v = {{"paper", ALMC_VARIANT_PAPER},
                                                                       {"noised-lik", ALMC_VARIANT_NOISED_LIK},
                                                                       {"scaled-y", ALMC_VARIANT_SCALED_Y},
+                                                                      {"smc", ALMC_VARIANT_SMC},
+                                                                      {"geo-smc", ALMC_VARIANT_GEO_SMC},
                                                                       {"best", ALMC_VARIANT_BEST}};
   return v;
 }

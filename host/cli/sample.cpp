@@ -541,7 +541,8 @@ void run_sample(const SampleOptions& options, Team& team) {
                         {"diverged_chain", res.info.diverged_chain},
                         {"diverged_step", res.info.diverged_step},
                         {"mean_residual", finite_or_nan(res.info.mean_residual)},
-                        {"used_graphs", res.info.used_graphs != 0}};
+                        {"used_graphs", res.info.used_graphs != 0},
+                        {"smc_resamples", res.info.smc_resamples}};
     json r = json::array();
     for (float v : res.residuals) r.push_back(finite_or_nan(v));
     diag["residuals"] = r;
@@ -591,9 +592,15 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--warm-step", c.warm_step, "warm-start step (> 0; default 0.5 / (1 + L_R))")->group("ALMC");
   sub->add_option("--variant", o->variant,
                   "ALMC's likelihood along the path: paper | noised-lik (Gaussian approximation of p(y | x_t)) | "
-                  "scaled-y (y follows the OU mean) | best (the README's recommendation: paper likelihood, levels geometric in "
-                  "sigma unless --schedule is given); docs/ALGORITHMS.md Sec. 7-8")
+                  "scaled-y (y follows the OU mean) | smc (paper likelihood plus sequential Monte Carlo: exact importance "
+                  "weights and resampling of each measurement's chains; Gaussian/GMM priors only) | geo-smc (smc on levels "
+                  "geometric in sigma) | best (the README's recommendation: paper likelihood, levels geometric in "
+                  "sigma unless --schedule is given); docs/ALGORITHMS.md Sec. 7-9")
       ->capture_default_str()->group("ALMC");
+  sub->add_option("--smc-ess", c.smc_ess_threshold,
+                  "smc / geo-smc: resample a measurement's chains when their effective sample size falls below this "
+                  "fraction of --chains (in (0, 1]; default 0.5)")
+      ->group("ALMC");
   sub->add_option("--average-last", c.average_last, "output a random iterate among the last W steps")->capture_default_str()->group("ALMC");
   sub->add_flag("--tweedie", o->tweedie, "final Tweedie denoise at the last level")->group("ALMC");
   // family

@@ -37,7 +37,7 @@ struct ValidateOptions {
   bool sweep = false;
   std::vector<int64_t> budgets = {10000, 30000, 100000, 300000, 1000000};
   std::vector<std::string> problems = {"gauss", "bars", "mix16", "mix64"};
-  std::vector<std::string> methods = {"almc", "almc@geo", "almc+noised-lik", "almc+scaled-y", "ald", "xgp"};
+  std::vector<std::string> methods = {"almc", "almc@geo", "almc+smc", "almc+smc@geo", "almc+noised-lik", "almc+scaled-y", "ald", "xgp"};
   double max_seconds = 300;
 };
 
@@ -126,6 +126,7 @@ Plan make_plan(almc_method method, const Setting& st, int64_t chains, uint64_t s
 struct RunOut {
   std::vector<float> x;
   int64_t steps = 0;
+  int64_t resamples = 0;  // SMC resampling events
   double seconds = 0;
 };
 
@@ -147,6 +148,7 @@ RunOut run_engine(almc_context_t ctx, almc_score_t score, almc_operator_t op, co
   info.struct_size = sizeof info;
   almc_sampler_run_info(h, &info);
   r.steps = info.steps;
+  r.resamples = info.smc_resamples;
   return r;
 }
 
@@ -446,6 +448,7 @@ SweepMethod sweep_method(const std::string& full) {
   } else if (name.rfind("almc+", 0) == 0) {
     m.variant = parse_variant(name.substr(5));
     if (m.variant == ALMC_VARIANT_BEST) throw CliError("--methods: write almc@geo for what --variant best selects", 2);
+    if (m.variant == ALMC_VARIANT_GEO_SMC) throw CliError("--methods: write almc+smc@geo for --variant geo-smc", 2);
   } else {
     throw CliError("unknown --methods entry '" + name + "' (use almc, almc+VARIANT, ald, xgp)", 2);
   }
@@ -495,7 +498,7 @@ almc_sampler_config sweep_config(const SweepMethod& m, int64_t budget, double no
 // target is the mixture of T4 for the likelihood y ~ N(e^s A x, V(s)) (oracle::variant_at), its
 // weights w_k(t); annealing has to undo the change w_k(t) - w_k(tau) after the modes have parted.
 double path_weight_drift(const GmmProblem& q, almc_variant v, double normsq, double t_max) {
-  const double g = v == ALMC_VARIANT_PAPER ? -1 : v == ALMC_VARIANT_SCALED_Y ? q.vy : normsq;
+  const double g = v == ALMC_VARIANT_PAPER || v == ALMC_VARIANT_SMC ? -1 : v == ALMC_VARIANT_SCALED_Y ? q.vy : normsq;
   const Mixture ref = gmm_target(q.g, q.A, q.y, q.vy, kTau);
   double worst = 0;
   for (int i = 1; i <= 40; ++i) {
@@ -597,7 +600,8 @@ void run_sweep(const ValidateOptions& o) {
                     {"kl_out_tau", finite_or_nan(st.kl)}, {"kl_mc_bias", st.kl_bias}, {"weight_err", st.w_err},
                     {"weight_se", st.w_se}, {"mode_mean_err", st.mean_err}, {"mode_mean_se", st.mean_se},
                     {"mode_cov_err", st.cov_err}, {"mode_cov_se", st.cov_se}, {"fractions", st.frac},
-                    {"modes_left_out_of_kl", st.modes_skipped}, {"seconds", r.seconds}});
+                    {"modes_left_out_of_kl", st.modes_skipped}, {"seconds", r.seconds},
+                    {"smc_resamples", r.resamples}});
         rows.push_back(row);
         std::fflush(stdout);
       }
@@ -631,7 +635,7 @@ void register_validate_command(CLI::App& app) {
   sub->add_option("--budgets", o->budgets, "--sweep: step budgets")->delimiter(',')->capture_default_str();
   sub->add_option("--problems", o->problems, "--sweep: gauss, bars, mix16, mix64")->delimiter(',')->capture_default_str();
   sub->add_option("--methods", o->methods,
-                  "--sweep: almc, almc+VARIANT (noised-lik, scaled-y), either with @geo (levels geometric in sigma), ald, xgp")
+                  "--sweep: almc, almc+VARIANT (noised-lik, scaled-y, smc), either with @geo (levels geometric in sigma), ald, xgp")
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--max-seconds", o->max_seconds,

@@ -28,7 +28,7 @@ void almc_sampler_s::release_graphs() noexcept {
 size_t almc_sampler_s::workspace_bytes() const {
   size_t b = 0;
   for (const Buffer* buf : {&x, &x0, &sbuf, &gbuf, &rbuf, &tmp, &resp, &y, &ych, &pick, &out_pick, &table, &cur,
-                            &counter, &norms, &flags})
+                            &counter, &norms, &flags, &smc_logw, &smc_anc, &smc_x})
     b += buf->bytes();
   return b + tables.size_bytes();
 }
@@ -52,6 +52,15 @@ void almc_sampler_s::create() {
     fail(ALMC_ERR_INVALID_ARGUMENT, "the operator holds ", op->n_mats, " matrices but the batch has ", n_meas,
          " measurements (give 1 shared matrix or one per measurement)");
 
+  smc = cfg.method == ALMC_METHOD_ALMC && cfg.variant == ALMC_VARIANT_SMC;
+  if (smc && score_is_callback(score))
+    fail(ALMC_ERR_UNSUPPORTED, "variant smc weighs chains by the prior's density at every level, which the score ",
+         score->description, " does not give (a score network has no sound estimate of it): use a Gaussian or GMM "
+         "prior, or another variant (best)");
+  if (smc && (chain0 % cpm != 0 || n % cpm != 0))
+    fail(ALMC_ERR_UNSUPPORTED, "variant smc resamples the chains of each measurement together: the chain range (",
+         chain0, " to ", chain0 + n - 1, ") must hold whole measurements of ", cpm, " chains");
+
   ScheduleInputs in;
   in.cfg = cfg;
   in.levels = levels;
@@ -60,6 +69,9 @@ void almc_sampler_s::create() {
   in.op_norm = op ? op->norm : -1;
   sched = build_schedule(in);
   for (const std::string& note : sched.notes) ctx->log(ALMC_LOG_WARN, note);
+  if (smc && sched.warm_steps == 0)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "variant smc starts its weights from the warm start's target: warm_steps must be "
+                                    "positive");
   if (!sched.unstable.empty()) {
     if (!cfg.force_unstable) fail(ALMC_ERR_UNSTABLE, sched.unstable, " (set force_unstable to run anyway)");
     ctx->log(ALMC_LOG_WARN, sched.unstable + " (forced)");
@@ -76,7 +88,8 @@ void almc_sampler_s::create() {
   const int64_t steps = static_cast<int64_t>(sched.steps.size());
   double need = 4.0 * nd * (1 + (cfg.init == ALMC_INIT_USER) + need_s + need_g + need_tmp + (sched.average_last > 1)) +
                 4.0 * nm * (need_r + sched.xgp) + 4.0 * n * (score->K + 4) + sizeof(StepScalars) * (steps + 1.0) +
-                4.0 * n_meas * m + (score_is_callback(score) ? 0.0 : PriorTableStorage::bytes(score->K, d));
+                4.0 * n_meas * m + (score_is_callback(score) ? 0.0 : PriorTableStorage::bytes(score->K, d)) +
+                (smc ? 16.0 * n + 4.0 * nd : 0.0);
   const double avail = static_cast<double>(be->available_memory());
   if (need > avail) {
     std::ostringstream os;
@@ -105,6 +118,13 @@ void almc_sampler_s::create() {
       h[c] = std::min<int64_t>(sched.average_last - 1, static_cast<int64_t>((1.0f - u) * sched.average_last));
     }
     pick.upload(h.data(), pick.bytes());
+  }
+  if (smc) {
+    smc_logw = Buffer(be, sizeof(double) * static_cast<size_t>(n));
+    smc_anc = Buffer(be, sizeof(int64_t) * static_cast<size_t>(n));
+    smc_x = Buffer(be, 4 * static_cast<size_t>(nd));
+    smc_logw_h.assign(static_cast<size_t>(n), 0.0);
+    smc_anc_h.assign(static_cast<size_t>(n), 0);
   }
   table = Buffer(be, sizeof(StepScalars) * sched.steps.size());
   table.upload(sched.steps.data(), table.bytes());
@@ -191,6 +211,57 @@ void almc_sampler_s::update_tables(float t) {
   tables_t = t;
 }
 
+// SMC at the start of annealing step `host_step` (ALGORITHMS.md Sec. 9), tables at its level t_i:
+// each chain's log weight gains log p_{t_i}(x) (the previous level's log-density was subtracted
+// after the previous move), then every measurement whose effective sample size fell below the
+// threshold (every one at the last step) is resampled systematically, with one uniform keyed by
+// (seed, measurement, step), and its weights reset. Only the measurement's own chains are involved,
+// so the result does not depend on how measurements are batched or sliced.
+void almc_sampler_s::smc_reweight(int64_t host_step, bool last) {
+  Backend* be = ctx->backend.get();
+  be->add_log_density(tables.view(), cur.get<StepScalars>(), x.f(), n, d, 1.0, smc_logw.get<double>());
+  smc_logw.download(smc_logw_h.data(), smc_logw.bytes());
+  bool reset = false, moved = false;
+  for (int64_t c = 0; c < n; ++c) smc_anc_h[c] = c;
+  std::vector<double> w(static_cast<size_t>(cpm));
+  for (int64_t q0 = 0; q0 < n; q0 += cpm) {
+    double* lw = smc_logw_h.data() + q0;
+    double mx = -INFINITY;
+    for (int64_t j = 0; j < cpm; ++j) mx = std::isnan(lw[j]) ? mx : std::max(mx, lw[j]);
+    const int64_t meas = (chain0 + q0) / cpm;
+    if (!(mx > -INFINITY) || mx == INFINITY)
+      fail(ALMC_ERR_DIVERGED, "variant smc: the weights of measurement ", meas, " are not finite at step ", host_step,
+           " (a chain became NaN or Inf? try a smaller delta)");
+    double sum = 0, sum2 = 0;
+    for (int64_t j = 0; j < cpm; ++j) {
+      w[j] = std::isnan(lw[j]) ? 0.0 : std::exp(lw[j] - mx);
+      sum += w[j];
+      sum2 += w[j] * w[j];
+    }
+    if (!last && sum * sum >= cfg.smc_ess_threshold * static_cast<double>(cpm) * sum2) continue;
+    // Systematic resampling: chain j takes the ancestor k whose cumulative weight interval holds
+    // (u + j) / cpm, u in [0, 1).
+    const double u = 1.0 - philox_uniform4(cfg.seed, static_cast<uint64_t>(meas) << 32, kRngSmcKey,
+                                           static_cast<uint64_t>(host_step)).x;
+    double cum = w[0];
+    int64_t k = 0;
+    for (int64_t j = 0; j < cpm; ++j) {
+      const double pos = (u + static_cast<double>(j)) / static_cast<double>(cpm) * sum;
+      while (k + 1 < cpm && cum <= pos) cum += w[++k];
+      smc_anc_h[q0 + j] = q0 + k;
+      moved |= k != j;
+      lw[j] = 0.0;
+    }
+    ++info.smc_resamples;
+    reset = true;
+  }
+  if (reset) smc_logw.upload(smc_logw_h.data(), smc_logw.bytes());
+  if (!moved) return;
+  smc_anc.upload(smc_anc_h.data(), smc_anc.bytes());
+  be->gather_rows(x.f(), smc_x.f(), smc_anc.get<int64_t>(), n, d);
+  be->copy(x.get(), smc_x.get(), x.bytes(), CopyKind::BackendToBackend);
+}
+
 // R = y - xs A x for the linear operators (y per chain for XGP).
 void almc_sampler_s::residuals_into_r(const StepScalars* c) {
   Backend* be = ctx->backend.get();
@@ -248,11 +319,16 @@ void almc_sampler_s::step_body(Segment seg, int64_t host_step) {
       eval_score_into(sbuf.f(), level);
     } else {
       update_tables(sched.steps[static_cast<size_t>(host_step)].t);
+      if (smc) smc_reweight(host_step, host_step + 1 == static_cast<int64_t>(sched.steps.size()));
       if (score->kind == ScoreKind::Gmm) be->gmm_responsibilities(tables.view(), x.f(), n, d, cur.get<StepScalars>(), resp.f());
     }
   }
   if (has_lik && !op_is_fused(op->kind)) likelihood_into_g();
   be->fused_step(fused_params());
+  // SMC: the next annealing step's weight is log p_{t_next}(x) - log p_{t_this}(x) at this state
+  // (the warm start's prior is N(0, I)); the second half is taken now, while the tables hold t_this.
+  if (smc && host_step + 1 >= sched.warm_steps && host_step + 1 < static_cast<int64_t>(sched.steps.size()))
+    be->add_log_density(tables.view(), cur.get<StepScalars>(), x.f(), n, d, -1.0, smc_logw.get<double>());
   if (seg == kPick)
     be->copy_picked(x.f(), out_pick.f(), pick.get<int64_t>(), static_cast<int64_t>(sched.steps.size()) - sched.average_last,
                     n, d, cur.get<StepScalars>());
@@ -320,13 +396,19 @@ void almc_sampler_s::run() {
   const int64_t total = static_cast<int64_t>(sched.steps.size());
   const int64_t warm_end = sched.warm_steps;
   const int64_t pick_start = sched.average_last > 1 ? total - sched.average_last : total;
+  if (smc) {
+    // SMC reads the weights on the host at every annealing step: no graphs.
+    std::fill(smc_logw_h.begin(), smc_logw_h.end(), 0.0);
+    smc_logw.upload(smc_logw_h.data(), smc_logw.bytes());
+    info.smc_resamples = 0;
+  }
   const bool op_graph_ok = !(op && (op->kind == kOpLinearCallback || op->kind == kOpNegGradCallback));
   bool score_graph_ok = !score_is_callback(score) || (score->flags & ALMC_SCORE_GRAPH_SAFE);
   if (!score_graph_ok && score->prepare && cfg.use_graphs && be->graphs_supported() && op_graph_ok) {
     score->prepare(score->user_data, n, be->stream());  // plan for this run's rows: graph-safe after
     score_graph_ok = true;
   }
-  const bool graph_ok = cfg.use_graphs && be->graphs_supported() && score_graph_ok && op_graph_ok;
+  const bool graph_ok = !smc && cfg.use_graphs && be->graphs_supported() && score_graph_ok && op_graph_ok;
   info.used_graphs = graph_ok;
   // The progress callback (which may cancel) runs at every check and, whatever check_every is, at
   // least every kPollSeconds of wall time, polled between steps and graph chunks: a cancel takes

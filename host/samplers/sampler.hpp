@@ -28,6 +28,12 @@ struct almc_sampler_s {
   bool y_set = false, state_set = false, ran = false;
 
   almc::Buffer x, x0, sbuf, gbuf, rbuf, tmp, resp, y, ych, pick, out_pick, table, cur, counter, norms, flags;
+  // Sequential Monte Carlo (ALMC_VARIANT_SMC, ALGORITHMS.md Sec. 9): per-chain log weights [n]
+  // (double), ancestor rows [n] and a gather target [n, d] in backend memory, the weights' host copy.
+  bool smc = false;
+  almc::Buffer smc_logw, smc_anc, smc_x;
+  std::vector<double> smc_logw_h;
+  std::vector<int64_t> smc_anc_h;
   almc::PriorTableStorage tables;  // analytic priors: their tables at the current level
   float tables_t = -1.f;            // the level they hold (host view; -1: none yet)
   std::vector<float> final_norms;
@@ -49,6 +55,7 @@ struct almc_sampler_s {
   almc::FusedStepParams fused_params() const;
   void eval_score_into(float* out, const almc_level& level);
   void update_tables(float t);
+  void smc_reweight(int64_t host_step, bool last);
   void likelihood_into_g();
   void residuals_into_r(const almc::StepScalars* cur);
   void release_graphs() noexcept;

@@ -116,6 +116,11 @@ almc_sampler_config resolve_defaults(const almc_sampler_config& in) {
     c.variant = ALMC_VARIANT_PAPER;
     if (c.schedule == ALMC_SCHEDULE_DEFAULT) c.schedule = ALMC_SCHEDULE_GEOMETRIC_SIGMA;
   }
+  if (c.variant == ALMC_VARIANT_GEO_SMC && c.method == ALMC_METHOD_ALMC) {
+    c.variant = ALMC_VARIANT_SMC;
+    if (c.schedule == ALMC_SCHEDULE_DEFAULT) c.schedule = ALMC_SCHEDULE_GEOMETRIC_SIGMA;
+  }
+  if (c.smc_ess_threshold <= 0) c.smc_ess_threshold = 0.5;
   return c;
 }
 
@@ -128,10 +133,17 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
   if (raw_enum(c.schedule) < ALMC_SCHEDULE_DEFAULT || raw_enum(c.schedule) > ALMC_SCHEDULE_LIST)
     fail(ALMC_ERR_INVALID_ARGUMENT, "unknown schedule ", raw_enum(c.schedule));
   if (raw_enum(c.variant) != ALMC_VARIANT_BEST &&
-      (raw_enum(c.variant) < ALMC_VARIANT_PAPER || raw_enum(c.variant) > ALMC_VARIANT_SCALED_Y))
+      (raw_enum(c.variant) < ALMC_VARIANT_PAPER || raw_enum(c.variant) > ALMC_VARIANT_GEO_SMC))
     fail(ALMC_ERR_INVALID_ARGUMENT, "unknown variant ", raw_enum(c.variant));
   if (c.variant != ALMC_VARIANT_PAPER && c.method != ALMC_METHOD_ALMC)
     fail(ALMC_ERR_INVALID_ARGUMENT, "variant ", raw_enum(c.variant), " applies to method almc only (the other methods take the paper's variant, 0)");
+  if (c.variant == ALMC_VARIANT_SMC) {
+    if (!(c.smc_ess_threshold > 0 && c.smc_ess_threshold <= 1))
+      fail(ALMC_ERR_INVALID_ARGUMENT, "smc_ess_threshold = ", c.smc_ess_threshold, " must be in (0, 1]");
+    if (c.average_last > 1)
+      fail(ALMC_ERR_INVALID_ARGUMENT, "variant smc outputs the last iterate (resampling reorders the chains): "
+                                      "average_last must be 0 or 1");
+  }
   if (raw_enum(c.init) < ALMC_INIT_GAUSSIAN || raw_enum(c.init) > ALMC_INIT_USER)
     fail(ALMC_ERR_INVALID_ARGUMENT, "unknown init ", raw_enum(c.init));
   if (c.n_meas <= 0) fail(ALMC_ERR_INVALID_ARGUMENT, "n_meas = ", c.n_meas, " must be positive");
@@ -227,7 +239,8 @@ Schedule build_schedule(const ScheduleInputs& in) {
       // targets N(0, I) times the first level's likelihood. Its curvature relative to the paper's,
       // xs * mult = e^{2s} sigma_y^2 / V(s), is monotone in s: the largest along the path is at
       // s = 0 (1) or at t_start.
-      const almc_variant var = in.has_likelihood ? c.variant : ALMC_VARIANT_PAPER;
+      // SMC keeps the paper's likelihood (its weights correct the prior's path only, Sec. 9).
+      const almc_variant var = in.has_likelihood && c.variant != ALMC_VARIANT_SMC ? c.variant : ALMC_VARIANT_PAPER;
       if (var == ALMC_VARIANT_NOISED_LIK && normsq < 0)
         s.notes.push_back("variant noised-lik: operator norm unknown, the noise proxy assumes ||A|| = 1");
       const double t_last = uniform ? static_cast<double>(N - n_main + 1) * c.delta / c.kappa

@@ -290,6 +290,12 @@ typedef enum almc_variant {
   ALMC_VARIANT_PAPER = 0,       /* the paper: A^T (y - A x) / sigma_y^2 at every level */
   ALMC_VARIANT_NOISED_LIK = 1,  /* Gaussian approximation of p(y | x_t): y ~ N(e^s A x, sigma_y^2 + (e^{2s} - 1) ||A||^2) */
   ALMC_VARIANT_SCALED_Y = 2,    /* the measurement follows the OU mean: A^T (e^{-s} y - A x) / sigma_y^2 */
+  ALMC_VARIANT_SMC = 3,         /* the paper's likelihood plus sequential Monte Carlo along the path (Sec. 9):
+                                   exact importance weights of each measurement's chains, systematic
+                                   resampling when their effective sample size falls below
+                                   smc_ess_threshold; analytic priors only, a slice must hold whole
+                                   measurements, no average_last */
+  ALMC_VARIANT_GEO_SMC = 4,     /* ALMC_VARIANT_SMC on levels geometric in sigma (unless a schedule is set) */
   ALMC_VARIANT_BEST = 100       /* the README's recommendation, resolved at create: the paper's likelihood on
                                    levels geometric in sigma (ALMC_SCHEDULE_GEOMETRIC_SIGMA unless a schedule is set) */
 } almc_variant;
@@ -360,6 +366,9 @@ typedef struct almc_sampler_config {
 
   /* ALMC only: the likelihood along the path (almc_variant; default ALMC_VARIANT_PAPER). */
   almc_variant variant;
+  /* ALMC_VARIANT_SMC / GEO_SMC: resample a measurement's chains when their effective sample size
+   * falls below this fraction of chains_per_meas (in (0, 1]; <= 0: 0.5). */
+  double smc_ess_threshold;
 } almc_sampler_config;
 
 almc_sampler_config almc_sampler_config_default(void);
@@ -412,6 +421,7 @@ typedef struct almc_run_info {
   int64_t diverged_step;
   double mean_residual;
   int used_graphs;
+  int64_t smc_resamples;    /* ALMC_VARIANT_SMC: resampling events, summed over measurements (the final one included) */
 } almc_run_info;
 almc_status almc_sampler_run_info(almc_sampler_t s, almc_run_info* out);
 /* Bytes of backend memory the sampler's workspace uses. */

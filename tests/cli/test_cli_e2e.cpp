@@ -348,6 +348,36 @@ TEST_F(Cli, SlicesMergeToTheSingleRun) {
   EXPECT_NE(::stat(path("x.npy").c_str(), &st), 0);
 }
 
+// --variant: every accepted name is listed by --help and runs (the SMC ones report their
+// resamplings in the diagnostics, the others none); an unknown name, a variant with another
+// method and an SMC run the engine refuses each give one line naming the problem.
+TEST_F(Cli, VariantNamesAreListedAcceptedAndChecked) {
+  const std::string prior = gaussian_prior();
+  const float y[4] = {1.0f, 0.0f, -0.5f, 1.5f};
+  write_npy(path("y.npy"), y, {4});
+  const std::string base = "sample --backend cpu --quiet --prior " + prior + " --y " + path("y.npy") +
+                           " --noise-std 0.5 --chains 50 --kappa 0.5 --delta 1e-2 --t-start 1 --seed 2 ";
+  const Result help = run("sample --help");
+  ASSERT_EQ(help.code, 0) << help.err;
+  for (const auto& [name, v] : almc::cli::variant_names()) {
+    EXPECT_NE(help.out.find(name), std::string::npos) << "--help does not list " << name;
+    const Result r = run(base + "--variant " + name + " --out " + path("s.npy") + " --diagnostics " + path("d.json"));
+    ASSERT_EQ(r.code, 0) << name << ": " << r.err;
+    EXPECT_EQ(almc::io::read_npy_f32(path("s.npy")).shape, (std::vector<int64_t>{50, 4})) << name;
+    const auto diag = nlohmann::json::parse(slurp(path("d.json")));
+    const bool smc = v == ALMC_VARIANT_SMC || v == ALMC_VARIANT_GEO_SMC;
+    if (smc)
+      EXPECT_GE(diag["run_info"]["smc_resamples"].get<int64_t>(), 1) << name;
+    else
+      EXPECT_EQ(diag["run_info"]["smc_resamples"].get<int64_t>(), 0) << name;
+  }
+  expect_one_line_error(run(base + "--variant bogus"), "unknown --variant 'bogus'");
+  EXPECT_NE(run(base + "--variant bogus").err.find("geo-smc"), std::string::npos);
+  expect_one_line_error(run(base + "--variant smc --method ald"), "applies to --method almc only");
+  expect_one_line_error(run(base + "--variant smc --average-last 5"), "average_last");
+  expect_one_line_error(run(base + "--variant smc --smc-ess 2"), "smc_ess_threshold");
+}
+
 TEST(CliParsers, ShapesAndOperatorSpecs) {
   using namespace almc::cli;
   const ImageShape s = parse_shape("3,8,8");

@@ -37,6 +37,7 @@
 namespace {
 
 using namespace almc::oracle;
+using almc_test::almc_cfg;
 using almc_test::dense_problem;
 using almc_test::Lcg;
 using almc_test::moments_within;
@@ -59,21 +60,6 @@ std::vector<float> run(const almc::Context& ctx, const almc::Score& prior, const
   if (init) s.set_state(*init);
   s.run();
   return s.samples();
-}
-
-almc_sampler_config almc_cfg(int64_t chains, uint64_t seed, double sigma_y, const AlmcParams& a) {
-  almc_sampler_config c = almc_sampler_config_default();
-  c.method = ALMC_METHOD_ALMC;
-  c.chains_per_meas = chains;
-  c.seed = seed;
-  c.noise_std = sigma_y;
-  c.kappa = a.kappa;
-  c.delta = a.delta;
-  c.t_start = a.t_start;
-  c.t_stop = a.t_stop;
-  c.warm_steps = a.warm_steps;
-  c.warm_step = a.warm_step;
-  return c;
 }
 
 // Expected KL(empirical || truth) from sampling alone, and its spread: 2n KL is about chi-square

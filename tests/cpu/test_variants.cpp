@@ -20,8 +20,11 @@
 namespace {
 
 using namespace almc::oracle;
+using almc_test::almc_cfg;
 using almc_test::dense_problem;
+using almc_test::ModeWeights;
 using almc_test::moments_within;
+using almc_test::print_mode_weights;
 using almc_test::to_float;
 
 almc::Context cpu() { return almc::Context(ALMC_BACKEND_CPU); }
@@ -36,21 +39,6 @@ double normsq_of(const Mat& A) {
     for (size_t i = 0; i < v.size(); ++i) v[i] = w[i] / lam;
   }
   return lam;
-}
-
-almc_sampler_config cfg_of(const AlmcParams& a, int64_t n, uint64_t seed, double sigma_y, almc_variant v) {
-  almc_sampler_config c = almc_sampler_config_default();
-  c.chains_per_meas = n;
-  c.seed = seed;
-  c.noise_std = sigma_y;
-  c.kappa = a.kappa;
-  c.delta = a.delta;
-  c.t_start = a.t_start;
-  c.t_stop = a.t_stop;
-  c.warm_steps = a.warm_steps;
-  c.warm_step = a.warm_step;
-  c.variant = v;
-  return c;
 }
 
 // The largest |difference| between two laws' moments in standard errors of n draws of `b`.
@@ -82,7 +70,7 @@ void gauss_variant_case(almc_variant v, uint64_t seed, bool geometric = false) {
   const int64_t n = 4000;
   auto prior = almc::Score::gaussian(ctx, to_float(p.m0), to_float(p.s0));
   auto op = almc::Operator::matrix(ctx, p.A.r, p.A.c, 1, to_float(p.A));
-  const almc_sampler_config cfg = cfg_of(a, n, seed, std::sqrt(p.vy), v);
+  const almc_sampler_config cfg = almc_cfg(n, seed, std::sqrt(p.vy), a, v);
   almc::Sampler s(ctx, prior, &op, cfg);
   s.set_measurement(to_float(p.y));
   s.run();
@@ -126,49 +114,10 @@ TEST(Variants, ScaledYMatchesItsRecursionOnAGaussian) { gauss_variant_case(ALMC_
 // ALMC_VARIANT_BEST: the paper's likelihood on levels geometric in sigma (Sec. 8).
 TEST(Variants, BestMatchesItsRecursionOnAGaussian) { gauss_variant_case(ALMC_VARIANT_BEST, 1503, true); }
 
-// The mixture problems: fraction of chains nearest each mode of mu_tau against w'_k(tau).
-struct WeightResult {
-  Vec frac, exact;
-  double worst_se = 0;  // largest |frac - w'| in binomial standard errors
-};
-
-WeightResult mode_weights(const GmmProblem& q, almc_variant v, double kappa, double delta, int64_t n, uint64_t seed) {
-  auto ctx = cpu();
-  const Gmm& g = q.g;
-  auto prior = almc::Score::gmm(ctx, g.K, g.d, to_float(g.w), to_float(g.mu), to_float(g.var));
-  almc::Operator op = q.mask.empty() ? almc::Operator::matrix(ctx, q.A.r, q.A.c, 1, to_float(q.A))
-                                     : almc::Operator::mask(ctx, q.mask);
-  almc_sampler_config c = almc_sampler_config_default();
-  c.chains_per_meas = n;
-  c.seed = seed;
-  c.noise_std = std::sqrt(q.vy);
-  c.kappa = kappa;
-  c.delta = delta;
-  c.t_start = 3;
-  c.t_stop = 0.01;
-  c.variant = v;
-  almc::Sampler s(ctx, prior, &op, c);
-  s.set_measurement(to_float(q.y));
-  s.run();
-  const std::vector<float> x = s.samples();
-  const Mixture mix = gmm_target(g, q.A, q.y, q.vy, 0.01);
-  WeightResult r;
-  r.exact = mix.w;
-  r.frac.assign(static_cast<size_t>(g.K), 0.0);
-  for (int64_t i = 0; i < n; ++i) r.frac[nearest_component(mix, &x[static_cast<size_t>(i * g.d)], g.d)] += 1.0 / n;
-  for (int k = 0; k < g.K; ++k) {
-    const double se = std::sqrt(std::max(mix.w[k] * (1 - mix.w[k]), 1e-4) / static_cast<double>(n));
-    r.worst_se = std::max(r.worst_se, std::fabs(r.frac[k] - mix.w[k]) / se);
-  }
-  return r;
-}
-
-void print_weights(const char* what, const WeightResult& r) {
-  std::printf("[%s] exact", what);
-  for (double w : r.exact) std::printf(" %.4f", w);
-  std::printf(", chains");
-  for (double w : r.frac) std::printf(" %.4f", w);
-  std::printf(" (worst %.1f se)\n", r.worst_se);
+// The mixture problems: fraction of chains nearest each mode of mu_tau against w'_k(tau)
+// (binomial se of n draws).
+ModeWeights mode_weights(const GmmProblem& q, almc_variant v, double kappa, double delta, int64_t n, uint64_t seed) {
+  return almc_test::run_mode_weights(q, v, kappa, delta, n, seed, static_cast<double>(n));
 }
 
 // Bars (ALGORITHMS.md T5, the problem of `almc validate`): 2000 chains, 5110 steps (kappa 1.67,
@@ -180,11 +129,11 @@ void print_weights(const char* what, const WeightResult& r) {
 TEST(Variants, BestGetsTheBarsWeightsAndThePaperScheduleDoesNot) {
   const GmmProblem q = validate_bars_problem();
   const double kappa = 5000 * 1e-3 / (3 - 0.01);
-  const WeightResult best = mode_weights(q, ALMC_VARIANT_BEST, kappa, 1e-3, 2000, 1601);
-  print_weights("bars, best", best);
+  const ModeWeights best = mode_weights(q, ALMC_VARIANT_BEST, kappa, 1e-3, 2000, 1601);
+  print_mode_weights("bars, best", best);
   EXPECT_LT(best.worst_se, 4.0);
-  const WeightResult paper = mode_weights(q, ALMC_VARIANT_PAPER, kappa, 1e-3, 2000, 1601);
-  print_weights("bars, paper", paper);
+  const ModeWeights paper = mode_weights(q, ALMC_VARIANT_PAPER, kappa, 1e-3, 2000, 1601);
+  print_mode_weights("bars, paper", paper);
   EXPECT_GT(paper.worst_se, 4.0) << "the paper's schedule should still be off at this budget";
 }
 
@@ -196,8 +145,8 @@ TEST(Variants, BestGetsTheBarsWeightsAndThePaperScheduleDoesNot) {
 TEST(Variants, BestGetsTheMix16Weights) {
   const GmmProblem q = random_mixture_problem("mix16", 16, 4, 8, 1.0, 0.5, 1, 16);
   const double kappa = 10000 * 1e-3 / (3 - 0.01);
-  const WeightResult best = mode_weights(q, ALMC_VARIANT_BEST, kappa, 1e-3, 1000, 1602);
-  print_weights("mix16, best", best);
+  const ModeWeights best = mode_weights(q, ALMC_VARIANT_BEST, kappa, 1e-3, 1000, 1602);
+  print_mode_weights("mix16, best", best);
   EXPECT_LT(best.worst_se, 4.0);
 }
 
