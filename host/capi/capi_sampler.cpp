@@ -245,6 +245,33 @@ almc_status almc_sampler_get_snapshots(almc_sampler_t s, float* out, int64_t* st
   });
 }
 
+almc_status almc_sampler_state_size(almc_sampler_t s, size_t* bytes) {
+  return sampler_guarded(s, [&] {
+    require(bytes, "bytes");
+    *bytes = s->state_bytes();
+  });
+}
+
+almc_status almc_sampler_save_state(almc_sampler_t s, void* state, size_t bytes, int64_t* step) {
+  return sampler_guarded(s, [&] {
+    refuse_while_running(s, "almc_sampler_save_state");
+    require(state, "state");
+    if (s->stopped_at < 0)
+      fail(ALMC_ERR_WRONG_STATE, "no stopped run to save: a state is saved after a run cancelled by its progress "
+                                 "callback (or taken during a run with the checkpoint callback)");
+    s->save_state(state, bytes, s->stopped_at);
+    if (step) *step = s->stopped_at;
+  });
+}
+
+almc_status almc_sampler_load_state(almc_sampler_t s, const void* state, size_t bytes) {
+  return sampler_guarded(s, [&] {
+    refuse_while_running(s, "almc_sampler_load_state");
+    require(state, "state");
+    s->load_state(state, bytes);
+  });
+}
+
 almc_status almc_sampler_run_info(almc_sampler_t s, almc_run_info* out) {
   return sampler_guarded(s, [&] {
     require_struct(out, "out");

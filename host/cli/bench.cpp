@@ -62,6 +62,9 @@ double median(std::vector<double> v) {
 
 // ------------------------------------------------------------------ options and cases
 
+// Where the table goes: stdout, or stderr when --json prints the report on stdout.
+std::FILE* g_text = stdout;
+
 struct BenchOptions {
   std::string backend = "auto";
   int threads = 0;
@@ -69,7 +72,7 @@ struct BenchOptions {
   bool no_stages = false;
   bool list = false;
   std::vector<std::string> only;  // case name substrings
-  std::string json_path;
+  JsonReport json;
   double target = 0.25;           // seconds per timed run
   int repeats = 3;
   int64_t max_elements = 0;       // d * chains cap (0: 2^24 on the CPU, 2^28 on CUDA)
@@ -643,8 +646,8 @@ json run_case(const BenchOptions& o, const Engine& e, const CaseSpec& c, int thr
                 us(t_op).c_str(), us(t_update).c_str(), us(t_launch).c_str(), 100.0 * upd_frac,
                 double(full.workspace) / 1048576.0, double(hwm) / 1048576.0);
   table.push_back(line);
-  std::printf("%s\n", line);
-  std::fflush(stdout);
+  std::fprintf(g_text, "%s\n", line);
+  std::fflush(g_text);
   return j;
 }
 
@@ -654,7 +657,8 @@ const char* kHeader =
 void run_bench(const BenchOptions& o) {
   if (o.repeats < 1) throw CliError("--repeats must be >= 1", 2);
   if (!(o.target > 0)) throw CliError("--target must be positive", 2);
-  prepare_outputs({{"--json", &o.json_path}});
+  o.json.prepare();
+  g_text = o.json.on_stdout() ? stderr : stdout;
   Context ctx = make_context(o.backend, o.threads, true);
   almc_backend b = ALMC_BACKEND_CPU;
   almc_context_backend(ctx.get(), &b);
@@ -663,7 +667,12 @@ void run_bench(const BenchOptions& o) {
   const int64_t max_el = o.max_elements > 0 ? o.max_elements : cuda ? (int64_t(1) << 28) : (int64_t(1) << 24);
   const auto cases = make_cases(o, cuda, max_el);
   if (o.list) {
-    for (const auto& c : cases) std::printf("%s\n", c.name.c_str());
+    json names = json::array();
+    for (const auto& c : cases) {
+      names.push_back(c.name);
+      if (!o.json.on_stdout()) std::printf("%s\n", c.name.c_str());
+    }
+    o.json.emit({{"command", "bench"}, {"cases", names}});
     return;
   }
   if (cases.empty()) throw CliError("no case matches --case", 2);
@@ -706,21 +715,19 @@ void run_bench(const BenchOptions& o) {
   const int64_t big = cuda ? (int64_t(1) << 28) : (int64_t(1) << 24);
   const Bandwidth bw_big = cuda ? device_copy(ctx.get(), big) : cpu_triad(big, threads);
   out["roofline_large"] = {{"kind", bw_big.kind}, {"elements", bw_big.elements}, {"gbps", bw_big.gbps}};
-  std::printf("# almc bench: %s, %s backend, %s (%d threads, OMP_WAIT_POLICY=%s); %s\n", dev ? dev : "?",
+  std::fprintf(g_text, "# almc bench: %s, %s backend, %s (%d threads, OMP_WAIT_POLICY=%s); %s\n", dev ? dev : "?",
               cuda ? "cuda" : "cpu", cpu_model.c_str(), threads, wp ? wp : "unset", almc_build_info());
-  std::printf("# roofline at %lld elements: %s = %.2f GB/s\n", static_cast<long long>(big), bw_big.kind.c_str(), bw_big.gbps);
-  std::printf("# times per step in microseconds; %%roof = step GB/s over the roofline at the same size; upd%% = the update "
+  std::fprintf(g_text, "# roofline at %lld elements: %s = %.2f GB/s\n", static_cast<long long>(big), bw_big.kind.c_str(), bw_big.gbps);
+  std::fprintf(g_text, "# times per step in microseconds; %%roof = step GB/s over the roofline at the same size; upd%% = the update "
               "stage's\n");
-  std::printf(kHeader, "case", "steps/s", "samples/s", "evals/s", "GB/s", "roofGB/s", "%roof", "score_us", "op_us",
+  std::fprintf(g_text, kHeader, "case", "steps/s", "samples/s", "evals/s", "GB/s", "roofGB/s", "%roof", "score_us", "op_us",
               "update_us", "launch_us", "upd%", "ws_MiB", "rss_MiB");
-  std::fflush(stdout);
+  std::fflush(g_text);
   json arr = json::array();
   std::vector<std::string> table;
   for (const auto& c : cases) arr.push_back(run_case(o, e, c, threads, table));
   out["cases"] = arr;
-  if (!o.json_path.empty()) {
-    write_text_file("--json", o.json_path, out.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  }
+  o.json.emit(out);
 }
 
 }  // namespace
@@ -745,7 +752,7 @@ void register_bench_command(CLI::App& app) {
   sub->add_option("--demo-dir", o->demo_dir, "folder with digits_score.onnx (default $ALMC_DEMO_DIR or demo)");
   sub->add_option("--noise-std", o->noise_std, "sigma_y of the synthetic measurements")->capture_default_str();
   sub->add_option("--delta", o->delta, "ALMC step delta")->capture_default_str();
-  sub->add_option("--json", o->json_path, "write every number to this JSON file");
+  o->json.add_option(sub, "every number as JSON");
   sub->callback([o]() { run_bench(*o); });
 }
 

@@ -9,6 +9,7 @@
 #include <almc/almc.h>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -181,6 +182,31 @@ void prepare_outputs(std::initializer_list<std::pair<const char*, const std::str
 // Replace the file atomically with text. Throws CliError "<option> <path>: <why>".
 void write_text_file(const std::string& option, const std::string& path, const std::string& text);
 
+// ------------------------------------------------------------------ JSON reports (outputs.cpp)
+
+// `--json[=FILE]`, one option with one meaning in every subcommand: given alone (or as `--json=-`)
+// the command prints its JSON report on stdout, as one line, instead of its human-readable text
+// (which, where a command always prints some, goes to stderr); given a file, it writes the report
+// there (indented, atomically, the path checked before any work) and prints its usual text.
+// `--json FILE` works too in commands without positional arguments; where a word after --json
+// could be the command's own argument (inspect's model), only `--json=FILE` names a file.
+class JsonReport {
+ public:
+  // what: the report's description in --help.
+  void add_option(CLI::App* app, const std::string& what, bool has_positionals = false);
+  bool wanted() const { return opt_ && opt_->count() > 0; }
+  bool on_stdout() const { return wanted() && target_ == "-"; }
+  const std::string& file() const { return on_stdout() ? none_ : target_; }
+  // Before any work: checks that the file can be written.
+  void prepare() const;
+  // Writes the report where it was asked for (nothing when --json was not given).
+  void emit(const nlohmann::json& report) const;
+
+ private:
+  CLI::Option* opt_ = nullptr;
+  std::string target_, none_;
+};
+
 // ------------------------------------------------------------------ running a sampler
 
 struct RunRequest {
@@ -195,6 +221,12 @@ struct RunRequest {
   // Polled with the progress: non-zero stops the run (a failed MPI peer, team.cpp) as Ctrl-C does.
   int (*stop)(void*) = nullptr;
   void* stop_data = nullptr;
+  // Snapshots (host/cli/snapshot.hpp): the state is written to `snapshot` every snapshot_every
+  // steps (0: never) and when Ctrl-C stops the run; resume_state (when set) is continued.
+  std::string snapshot;
+  int64_t snapshot_every = 0;
+  nlohmann::json run_identity;   // recorded in each snapshot
+  const std::vector<unsigned char>* resume_state = nullptr;
 };
 struct RunResult {
   std::vector<float> samples;    // [n_meas * chains, d]

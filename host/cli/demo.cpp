@@ -28,7 +28,8 @@ using json = nlohmann::json;
 
 struct DemoOptions {
   std::string out_dir = "almc_demo_out", demo_dir, backend = "auto", mask = "box";
-  bool quick = false, quiet = false, json = false, tweedie = true;
+  bool quick = false, quiet = false, tweedie = true;
+  JsonReport json;
   int images = 0, chains = 0, threads = 0, show = 6;
   double kappa = 0, delta = 2e-3, noise_std = 0.05, t_start = 5.0, t_stop = 0.01;
   uint64_t seed = 0;
@@ -100,6 +101,7 @@ void run_demo(const DemoOptions& o) {
     throw CliError("--kappa and --delta must be positive", 2);
   if (!(o.noise_std > 0) || !std::isfinite(o.noise_std)) throw CliError("--noise-std must be positive", 2);
   if (o.mask != "box" && o.mask != "random") throw CliError("--mask must be box or random", 2);
+  o.json.prepare();
   const std::string dir = find_demo_dir(o.demo_dir);
   const std::string model = dir + "/digits_score.onnx";
 
@@ -215,7 +217,7 @@ void run_demo(const DemoOptions& o) {
   report["seed"] = o.seed;
   report["psnr_convention"] = "10 log10(2^2 / MSE) on the [-1, 1] range";
   report["tasks"] = json::object();
-  if (!o.quiet && !o.json)
+  if (!o.quiet && !o.json.on_stdout())
     std::printf("almc demo: %lld images x %lld chains, ALMC kappa %g, delta %g, T_ws %g, tau %g, noise std %g\n",
                 static_cast<long long>(n_img), static_cast<long long>(chains), kappa, o.delta, o.t_start, o.t_stop,
                 o.noise_std);
@@ -308,7 +310,7 @@ void run_demo(const DemoOptions& o) {
     save_array(o.out_dir + "/demo_" + t.name + "_samples.npy", r.samples.data(), {n_img * chains, shape.C, shape.H, shape.W});
     tj["png"] = png;
     report["tasks"][t.name] = tj;
-    if (!o.quiet && !o.json)
+    if (!o.quiet && !o.json.on_stdout())
       std::printf("  %-42s PSNR posterior mean %.2f dB, average sample %.2f dB (measurement %.2f dB); %lld steps, %.1f s -> %s\n",
                   t.title.c_str(), tj["avg_psnr_mean"].get<double>(), tj["avg_psnr_sample"].get<double>(),
                   tj["avg_psnr_measurement_baseline"].get<double>(), static_cast<long long>(r.info.steps), r.wall_seconds,
@@ -319,9 +321,8 @@ void run_demo(const DemoOptions& o) {
                              " samples | posterior mean | posterior std (0..max) | truth";
   const std::string jpath = o.out_dir + "/demo_psnr.json";
   write_text_file("--out-dir", jpath, report.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  if (o.json)
-    std::printf("%s\n", report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  else if (!o.quiet)
+  o.json.emit(report);
+  if (!o.quiet && !o.json.on_stdout())
     std::printf("  figure columns: %s\n  wrote %s (total %.1f s)\n", report["figure_columns"].get<std::string>().c_str(),
                 jpath.c_str(), total_seconds);
 }
@@ -349,7 +350,7 @@ void register_demo_command(CLI::App& app) {
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)");
   sub->add_flag("--quiet,-q", o->quiet, "no progress or summary");
-  sub->add_flag("--json", o->json, "print the PSNR report as JSON on stdout");
+  o->json.add_option(sub, "the PSNR report (demo_psnr.json's content)");
   sub->callback([o]() { run_demo(*o); });
 }
 

@@ -9,10 +9,11 @@ namespace almc::cli {
 namespace {
 
 struct InfoOptions {
-  bool json = false;
+  JsonReport json;
 };
 
 void run_info(const InfoOptions& o) {
+  o.json.prepare();
   nlohmann::json j;
   j["version"] = almc_version();
   j["build"] = almc_build_info();
@@ -49,10 +50,8 @@ void run_info(const InfoOptions& o) {
   const char* spin = std::getenv("GOMP_SPINCOUNT");
   j["omp_wait_policy"] = policy ? policy : "";
   j["gomp_spincount"] = spin ? spin : "";
-  if (o.json) {
-    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    return;
-  }
+  o.json.emit(j);
+  if (o.json.on_stdout()) return;
   std::printf("almc %s\n", almc_version());
   std::printf("build: %s\n", almc_build_info());
   std::printf("backends usable: cpu%s\n", n_dev > 0 ? ", cuda" : "");
@@ -68,7 +67,7 @@ void run_info(const InfoOptions& o) {
 void register_info_command(CLI::App& app) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App* sub = app.add_subcommand("info", "Version, build options, backends and devices");
-  sub->add_flag("--json", o->json, "print JSON on stdout");
+  o->json.add_option(sub, "the same as JSON");
   sub->callback([o]() { run_info(*o); });
 }
 

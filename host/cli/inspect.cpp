@@ -21,7 +21,7 @@ using json = nlohmann::json;
 
 struct InspectOptions {
   std::string model;
-  bool json = false;
+  JsonReport json;
 };
 
 struct Tensor {
@@ -71,6 +71,7 @@ std::string dims_text(const Tensor& t) {
 bool contains(const std::string& hay, const char* needle) { return lower(hay).find(needle) != std::string::npos; }
 
 void run_inspect(const InspectOptions& o) {
+  o.json.prepare();
   std::ifstream f(o.model, std::ios::binary);
   if (!f) throw CliError(o.model + ": cannot open the file");
   std::ostringstream ss;
@@ -167,7 +168,7 @@ void run_inspect(const InspectOptions& o) {
     load = "not tried (needs the alpha_bar table)";
   }
 
-  if (o.json) {
+  if (o.json.wanted()) {
     auto tj = [](const std::vector<Tensor>& ts) {
       json a = json::array();
       for (const auto& t : ts) a.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.dims}});
@@ -186,8 +187,8 @@ void run_inspect(const InspectOptions& o) {
     j["guessed_flags"] = flags;
     j["notes"] = notes;
     j["executor"] = load;
-    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    return;
+    o.json.emit(j);
+    if (o.json.on_stdout()) return;
   }
   std::printf("%s: opset %lld, %lld parameters, %d nodes\n", o.model.c_str(), static_cast<long long>(opset),
               static_cast<long long>(params), g.node_size());
@@ -214,7 +215,7 @@ void register_inspect_command(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
   CLI::App* sub = app.add_subcommand("inspect", "Describe an ONNX model: inputs, outputs, operators, guessed flags");
   sub->add_option("model", o->model, "the .onnx file")->required();
-  sub->add_flag("--json", o->json, "print JSON on stdout");
+  o->json.add_option(sub, "the same as JSON", true);
   sub->callback([o]() { run_inspect(*o); });
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "host/cli/commands.hpp"
+#include "host/cli/snapshot.hpp"
 #include "host/samplers/schedule.hpp"
 
 namespace almc::cli {
@@ -58,6 +59,25 @@ int progress_cb(const almc_progress* p, void* user) {
   }
   if (st->stop && st->stop(st->stop_data)) return 1;
   return g_interrupted ? 1 : 0;
+}
+
+// The checkpoint callback of --snapshot-every: the state goes to the snapshot file. A failure to
+// write it stops the run (ALMC_ERR_CALLBACK) and is reported with the writer's message.
+struct SnapshotWriter {
+  const RunRequest* rq = nullptr;
+  int64_t total = -1;
+  std::string error;
+};
+
+int snapshot_cb(const void* state, size_t bytes, int64_t step, void* user) {
+  auto* w = static_cast<SnapshotWriter*>(user);
+  try {
+    write_snapshot(w->rq->snapshot, w->rq->run_identity, step, w->total, state, bytes);
+    return 0;
+  } catch (const std::exception& e) {
+    w->error = e.what();
+    return 1;
+  }
 }
 
 // Restores the previous SIGINT handler when the run ends, however it ends.
@@ -130,6 +150,12 @@ RunResult run_sampler(const RunRequest& rq) {
   almc_sampler_config cfg = rq.cfg;
   cfg.progress = &progress_cb;
   cfg.progress_user_data = &prog;
+  SnapshotWriter writer{&rq, plan.steps > 0 ? plan.steps : -1, {}};
+  if (!rq.snapshot.empty() && rq.snapshot_every > 0) {
+    cfg.checkpoint_every = rq.snapshot_every;
+    cfg.checkpoint = &snapshot_cb;
+    cfg.checkpoint_user_data = &writer;
+  }
 
   almc_sampler_t raw = nullptr;
   almc_status st = almc_sampler_create(rq.ctx, rq.score, rq.op, &cfg, &raw);
@@ -141,6 +167,8 @@ RunResult run_sampler(const RunRequest& rq) {
   }
   check(st, "cannot create the sampler", rq.ctx);
   if (rq.op && rq.y) check(almc_sampler_set_measurement(s.get(), rq.y), "measurement", s.get());
+  if (rq.resume_state)
+    check(almc_sampler_load_state(s.get(), rq.resume_state->data(), rq.resume_state->size()), "--resume", s.get());
 
   const auto t0 = std::chrono::steady_clock::now();
   {
@@ -149,7 +177,21 @@ RunResult run_sampler(const RunRequest& rq) {
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (prog.printed) std::fprintf(stderr, "\n");
-  if (st == ALMC_ERR_CANCELLED) throw CliError("interrupted", 130);
+  if (st == ALMC_ERR_CANCELLED) {
+    // Nothing partial is written, except the state when snapshots were asked for.
+    if (rq.snapshot.empty()) throw CliError("interrupted", 130);
+    size_t bytes = 0;
+    check(almc_sampler_state_size(s.get(), &bytes), "snapshot", s.get());
+    std::vector<unsigned char> state(bytes);
+    int64_t step = 0;
+    check(almc_sampler_save_state(s.get(), state.data(), bytes, &step), "snapshot", s.get());
+    write_snapshot(rq.snapshot, rq.run_identity, step, writer.total, state.data(), bytes);
+    throw CliError("interrupted at step " + std::to_string(step) + " of " + std::to_string(writer.total) +
+                       "; the state is saved in " + rq.snapshot + ": continue with the same options and --resume " +
+                       rq.snapshot,
+                   130);
+  }
+  if (st == ALMC_ERR_CALLBACK && !writer.error.empty()) throw CliError(writer.error);
   if (st == ALMC_ERR_UNSTABLE)
     throw CliError(std::string("sampler refused: ") + almc_sampler_last_error(s.get()) +
                    " (lower --delta, or pass --force to run anyway)");

@@ -17,6 +17,7 @@
 #include "host/cli/commands.hpp"
 #include "host/cli/slices.hpp"
 #include "host/cli/team.hpp"
+#include "host/cli/snapshot.hpp"
 #include "host/io/image.hpp"
 #include "host/io/npy.hpp"
 #include "host/onnx/capi_onnx.hpp"
@@ -37,9 +38,12 @@ struct SampleOptions {
   int threads = 0;
   std::string out, mean, std, diagnostics, png, png_range, png_each, data_range;
   std::string chain_range;
+  std::string snapshot, resume;
+  int64_t snapshot_every = 0;
   int png_samples = 4;
   double psnr_range = 2.0;
-  bool force = false, quiet = false, json = false, verbose = false;
+  bool force = false, quiet = false, verbose = false;
+  JsonReport json;
   CLI::App* app = nullptr;  // to tell an option given on the command line from its default
   bool given(const char* name) const { return app && app->count(name) > 0; }
 };
@@ -175,9 +179,21 @@ json run_identity(const SampleOptions& o, const almc_sampler_config& cfg, const 
                  cfg.n_levels, cfg.sigma_max, cfg.sigma_min, cfg.steps_per_level, cfg.eps, static_cast<int>(cfg.init),
                  cfg.init_scale, cfg.force_unstable};
   j["levels_file"] = file_digest(o.levels_file, "--levels-file");
+  j["variant"] = static_cast<int>(cfg.variant);
   const ScoreOptions& sc = o.score;
   j["score"] = {file_digest(sc.model, "--model"), file_digest(sc.prior, "--prior"), sc.x_input, sc.level_input,
                 lower(sc.output), lower(sc.convention), lower(sc.level), file_digest(sc.alpha_bar, "--alpha-bar"), sc.tf32};
+  // The rest of the network adapter: VP-SDE betas, level scale, output slice, constant inputs.
+  json inputs = json::array();
+  for (const std::string& in : sc.inputs) {
+    const size_t eq = in.find('=');
+    const std::string value = eq == std::string::npos ? std::string() : in.substr(eq + 1);
+    const bool file = value.size() > 4 && lower(value.substr(value.size() - 4)) == ".npy";
+    inputs.push_back({in, file ? file_digest(value, "--input") : std::string()});
+  }
+  auto number_or_null = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };  // NaN != NaN
+  j["adapter"] = {number_or_null(sc.beta_min), number_or_null(sc.beta_max), number_or_null(sc.level_scale),
+                  sc.output_slice, inputs};
   if (have_y)
     j["likelihood"] = {spec.kind, file_digest(spec.file, "--operator"), spec.factor, file_digest(o.y_path, "--y")};
   j["d"] = d;
@@ -218,6 +234,15 @@ void run_sample(const SampleOptions& options, Team& team) {
       throw CliError(std::string(name) + " must be at least " + std::to_string(lo) + ", got " + std::to_string(v) +
                          " (omit it for the default)", 2);
   if (o.png_samples < 0) throw CliError("--png-samples must be >= 0", 2);
+  if (o.given("--snapshot-every") && o.snapshot_every < 1)
+    throw CliError("--snapshot-every must be at least 1, got " + std::to_string(o.snapshot_every), 2);
+  if (o.snapshot_every > 0 && o.snapshot.empty())
+    throw CliError("--snapshot-every needs --snapshot FILE (where the state is kept)", 2);
+  if (team.size() > 1 && (!o.snapshot.empty() || !o.resume.empty()))
+    throw CliError("--snapshot and --resume are not supported with several MPI ranks yet (run one process per "
+                   "--chain-range slice instead)", 2);
+  Snapshot resume;
+  if (!o.resume.empty()) resume = read_snapshot(o.resume);
   ChainRange range;
   if (!o.chain_range.empty()) {
     range = parse_chain_range(o.chain_range);
@@ -272,9 +297,11 @@ void run_sample(const SampleOptions& options, Team& team) {
   if (!o.shape_text.empty()) shape = parse_shape(o.shape_text);
   // Before any work: a run can last hours, its results must have somewhere to go.
   const std::string slice_record = range.set() ? sidecar_path(o.out) : std::string();
-  if (team.root())
+  if (team.root()) {
     prepare_outputs({{"--out", &o.out}, {"--mean", &o.mean}, {"--std", &o.std}, {"--diagnostics", &o.diagnostics},
-                     {"--png", &o.png}, {"--out (slice record)", &slice_record}});
+                     {"--png", &o.png}, {"--out (slice record)", &slice_record}, {"--snapshot", &o.snapshot}});
+    o.json.prepare();
+  }
   if (!o.png_range.empty()) parse_range(o.png_range, "--png-range");
 
   // ---- engine objects
@@ -395,6 +422,27 @@ void run_sample(const SampleOptions& options, Team& team) {
     std::fprintf(stderr, "%s\n", line.c_str());
   }
 
+  // ---- the run's identity (slice records, snapshots) and a snapshot to continue
+  const bool img = shape.known() && std::string(shape_source) != "a square guess";
+  auto with_shape = [&](int64_t lead) {
+    return img ? std::vector<int64_t>{lead, shape.C, shape.H, shape.W} : std::vector<int64_t>{lead, d};
+  };
+  std::vector<int64_t> sample_shape = with_shape(1);
+  sample_shape.erase(sample_shape.begin());
+  almc_backend backend_kind = ALMC_BACKEND_CPU;
+  check(almc_context_backend(ctx.get(), &backend_kind), "backend", ctx.get());
+  const json identity =
+      run_identity(o, cfg, spec, have_y, backend_kind == ALMC_BACKEND_CUDA ? "cuda" : "cpu", d, sample_shape);
+  json snapshot_identity = identity;
+  if (range.set()) snapshot_identity["chain_range"] = {range.start, range.count};
+  if (!o.resume.empty()) {
+    check_snapshot_run(resume, o.resume, snapshot_identity);
+    if (!o.quiet)
+      std::fprintf(stderr, "almc sample: resuming %s after step %lld of %lld\n", o.resume.c_str(),
+                   static_cast<long long>(resume.record["step"].get<int64_t>()),
+                   static_cast<long long>(resume.record["total"].get<int64_t>()));
+  }
+
   // ---- sample
   RunRequest req;
   req.ctx = ctx.get();
@@ -404,22 +452,21 @@ void run_sample(const SampleOptions& options, Team& team) {
   req.y = have_y ? y.data.data() : nullptr;
   req.d = d;
   req.quiet = o.quiet;
+  req.snapshot = o.snapshot;
+  req.snapshot_every = o.snapshot_every;
+  req.run_identity = snapshot_identity;
+  req.resume_state = o.resume.empty() ? nullptr : &resume.state;
   // Alone: the run (or its --chain-range slice); under MPI this rank's block of it, gathered on rank 0.
   RunResult res = team.run(req, range.set() ? range.start : 0, range.set() ? range.count : n_meas * chains);
   if (!team.root()) return;
 
   // ---- outputs
   const int64_t N = range.set() ? range.count : n_meas * chains;
-  const bool img = shape.known() && std::string(shape_source) != "a square guess";
-  auto with_shape = [&](int64_t lead) {
-    return img ? std::vector<int64_t>{lead, shape.C, shape.H, shape.W} : std::vector<int64_t>{lead, d};
-  };
   if (!o.out.empty()) save_array(o.out, res.samples.data(), with_shape(N));
   if (range.set()) {
     SliceRecord rec;
-    rec.sample_shape = with_shape(1);
-    rec.sample_shape.erase(rec.sample_shape.begin());
-    rec.run = run_identity(o, cfg, spec, have_y, res.backend, d, rec.sample_shape);
+    rec.sample_shape = sample_shape;
+    rec.run = identity;
     rec.n_meas = n_meas;
     rec.chains_per_meas = chains;
     rec.d = d;
@@ -444,6 +491,7 @@ void run_sample(const SampleOptions& options, Team& team) {
   summary["seed"] = cfg.seed;
   if (range.set()) summary["chain_range"] = {range.start, range.count};
   if (team.mpi()) summary["mpi_ranks"] = team.size();
+  if (!o.resume.empty()) summary["resumed_after_step"] = res.info.start_step;
   summary["noise_std"] = have_y ? json(o.noise_std) : json(nullptr);
   if (shape.known()) summary["image_shape"] = {shape.C, shape.H, shape.W};
   summary["steps"] = res.info.steps;
@@ -550,9 +598,8 @@ void run_sample(const SampleOptions& options, Team& team) {
     write_text_file("--diagnostics", o.diagnostics, diag.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
 
-  if (o.json) {
-    std::printf("%s\n", summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  } else if (!o.quiet) {
+  o.json.emit(summary);
+  if (!o.quiet && !o.json.on_stdout()) {
     std::printf("almc sample: %s, %lld measurement(s) x %lld chains, d = %lld, %lld steps in %.2f s on %s\n",
                 lower(o.method).c_str(), static_cast<long long>(n_meas), static_cast<long long>(chains),
                 static_cast<long long>(d), static_cast<long long>(res.info.steps), res.info.seconds, res.device.c_str());
@@ -625,6 +672,16 @@ void register_sample_command(CLI::App& app) {
                   "START:COUNT: run only global chains START .. START+COUNT-1 of the n_meas*chains (bitwise those "
                   "of the whole run); writes --out and its <out>.json record for almc merge")
       ->group("Execution");
+  sub->add_option("--snapshot", o->snapshot,
+                  "FILE: keep the run's resumable state here (written atomically) every --snapshot-every steps and "
+                  "when Ctrl-C stops the run")
+      ->group("Execution");
+  sub->add_option("--snapshot-every", o->snapshot_every, "N: write --snapshot every N steps (a kill loses at most N steps)")
+      ->group("Execution");
+  sub->add_option("--resume", o->resume,
+                  "FILE: continue the run saved in this snapshot (same options and inputs; the samples are bitwise "
+                  "those of an uninterrupted run)")
+      ->group("Execution");
   sub->add_option("--out", o->out, "samples (.npy [n_meas*chains, C, H, W] or [n_meas*chains, d])")->group("Output");
   sub->add_option("--mean", o->mean, "posterior mean per measurement (.npy)")->group("Output");
   sub->add_option("--std", o->std, "posterior std per measurement (.npy)")->group("Output");
@@ -636,7 +693,8 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--data-range", o->data_range, "LO,HI: the data's range; PNG inputs map [0, 255] onto it and --png-each back (default -1,1; 0,1 for [0, 1] data)")->group("Output");
   sub->add_option("--psnr-range", o->psnr_range, "peak-to-peak data range for PSNR")->check(positive_finite_check())->capture_default_str()->group("Output");
   sub->add_flag("--quiet,-q", o->quiet, "no progress, notes or summary")->group("Output");
-  sub->add_flag("--json", o->json, "print a JSON summary on stdout")->group("Output");
+  o->json.add_option(sub, "a JSON summary of the run");
+  sub->get_option("--json")->group("Output");
   sub->add_flag("--verbose,-v", o->verbose, "show the engine's info log")->group("Output");
   sub->callback([o]() { Team::run_body("sample", [&](Team& team) { run_sample(*o, team); }); });
 }

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "host/cli/commands.hpp"
+#include "host/core/digest.hpp"
 #include "host/io/file.hpp"
 #include "host/io/npy.hpp"
 
@@ -18,17 +19,7 @@ namespace {
 
 constexpr const char* kSliceFormat = "almc-slice-1";
 
-struct Fnv1a {
-  uint64_t h = 1469598103934665603ull;
-  void add(const char* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * 1099511628211ull;
-  }
-  std::string hex() const {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016" PRIx64, h);
-    return buf;
-  }
-};
+using almc::Fnv1a;
 
 int64_t parse_count(const std::string& s, const std::string& text) {
   size_t used = 0;

@@ -30,7 +30,7 @@ using json = nlohmann::json;
 struct ValidateOptions {
   int64_t chains = 4000;
   uint64_t seed = 1;
-  std::string json_path;
+  JsonReport json;
   std::string backend = "cpu";
   bool quick = false;
   // --sweep (issue 15)
@@ -249,7 +249,10 @@ ModeStats mode_stats(const Mixture& mix, const std::vector<float>& x, int64_t n,
   return st;
 }
 
-void print_rule() { std::printf("%s\n", std::string(112, '-').c_str()); }
+// Where the table goes: stdout, or stderr when --json prints the report on stdout.
+std::FILE* g_text = stdout;
+
+void print_rule() { std::fprintf(g_text, "%s\n", std::string(112, '-').c_str()); }
 
 // What every --json report of this command starts with: the run's settings and device.
 json run_json(const ValidateOptions& o, almc_context_t cx) {
@@ -265,7 +268,8 @@ json run_json(const ValidateOptions& o, almc_context_t cx) {
 
 void run_validate(const ValidateOptions& o) {
   if (o.chains < 10) throw CliError("--chains must be at least 10", 2);
-  prepare_outputs({{"--json", &o.json_path}});
+  o.json.prepare();
+  g_text = o.json.on_stdout() ? stderr : stdout;
   Context ctx = make_context(o.backend, 0, true);
   almc_context_t cx = ctx.get();
   const std::vector<Setting> settings =
@@ -279,7 +283,7 @@ void run_validate(const ValidateOptions& o) {
                                  ALMC_METHOD_XGP};
   json rows = json::array();
   const auto t_all = std::chrono::steady_clock::now();
-  std::printf("almc validate: %lld chains, seed %llu, backend %s (%s); tau = %g, T_ws = %g\n",
+  std::fprintf(g_text, "almc validate: %lld chains, seed %llu, backend %s (%s); tau = %g, T_ws = %g\n",
               static_cast<long long>(o.chains), static_cast<unsigned long long>(o.seed), o.backend.c_str(),
               almc_context_device_name(cx), kTau, kTStart);
 
@@ -297,9 +301,9 @@ void run_validate(const ValidateOptions& o) {
     double prec_max = 0;
     for (double v : p.s0) prec_max = std::max(prec_max, 1 / v);
     const Gauss mu0 = target(p, 0.0);
-    std::printf("\nProblem gauss: Gaussian prior N(m0, diag s0), d = %d, dense A %d x %d, sigma_y = %.2f\n", d, p.A.r, d,
+    std::fprintf(g_text, "\nProblem gauss: Gaussian prior N(m0, diag s0), d = %d, dense A %d x %d, sigma_y = %.2f\n", d, p.A.r, d,
                 std::sqrt(p.vy));
-    std::printf("%-9s %6s %7s %7s %14s %14s %13s %13s %8s\n", "method", "kappa", "delta", "steps", "KL(out||tgt)",
+    std::fprintf(g_text, "%-9s %6s %7s %7s %14s %14s %13s %13s %8s\n", "method", "kappa", "delta", "steps", "KL(out||tgt)",
                 "KL(law||tgt)", "KL(out||mu0)", "FI(out||mu0)", "seconds");
     print_rule();
     for (const Setting& st : settings)
@@ -310,13 +314,13 @@ void run_validate(const ValidateOptions& o) {
         Gauss law, tgt;
         gauss_law(p, pl, &law, &tgt);
         const double k_out = kl(emp, tgt), k_law = kl(law, tgt), k0 = kl(emp, mu0), f0 = fisher(emp, mu0);
-        std::printf("%-9s %6g %7g %7lld %14.4f %14.4f %13.4f %13.4f %8.2f\n", method_name(m), st.kappa, st.delta,
+        std::fprintf(g_text, "%-9s %6g %7g %7lld %14.4f %14.4f %13.4f %13.4f %8.2f\n", method_name(m), st.kappa, st.delta,
                     static_cast<long long>(r.steps), k_out, k_law, k0, f0, r.seconds);
         rows.push_back({{"problem", "gauss"}, {"method", method_name(m)}, {"kappa", st.kappa}, {"delta", st.delta},
                         {"steps", r.steps}, {"kl_out_target", finite_or_nan(k_out)}, {"kl_law_target", finite_or_nan(k_law)},
                         {"kl_out_mu0", finite_or_nan(k0)}, {"fisher_out_mu0", finite_or_nan(f0)}, {"seconds", r.seconds}});
       }
-    std::printf("KL(law||tgt): the exact law of each method's discretised chain (its own step list) against its target;\n"
+    std::fprintf(g_text, "KL(law||tgt): the exact law of each method's discretised chain (its own step list) against its target;\n"
                 "KL(out||tgt) should match it up to Monte Carlo error ~ %.4f (= (d + d(d+1)/2) / 2n).\n",
                 (d + d * (d + 1) / 2.0) / (2.0 * o.chains));
   }
@@ -334,12 +338,12 @@ void run_validate(const ValidateOptions& o) {
     const Mixture mtau = gmm_target(g, q.A, q.y, q.vy, kTau), m0 = gmm_target(g, q.A, q.y, q.vy, 0.0);
     double prec_max = 0;
     for (double v : g.var) prec_max = std::max(prec_max, 1 / v);
-    std::printf("\nProblem %s: %d-component GMM prior in 2-D, y observes x2, sigma_y = %.2f, %lld chains; w'(tau) =",
+    std::fprintf(g_text, "\nProblem %s: %d-component GMM prior in 2-D, y observes x2, sigma_y = %.2f, %lld chains; w'(tau) =",
                 q.name, g.K, std::sqrt(q.vy), static_cast<long long>(gmm_chains));
-    for (double w : mtau.w) std::printf(" %.4f", w);
-    std::printf(", prior w =");
-    for (double w : g.w) std::printf(" %.2f", w);
-    std::printf("\n%-9s %6s %7s %7s %14s %14s %14s %14s %8s\n", "method", "kappa", "delta", "steps", "w_err(tau)",
+    for (double w : mtau.w) std::fprintf(g_text, " %.4f", w);
+    std::fprintf(g_text, ", prior w =");
+    for (double w : g.w) std::fprintf(g_text, " %.2f", w);
+    std::fprintf(g_text, "\n%-9s %6s %7s %7s %14s %14s %14s %14s %8s\n", "method", "kappa", "delta", "steps", "w_err(tau)",
                 "w_err(mu0)", "mode_mean_err", "mode_cov_err", "seconds");
     print_rule();
     for (const Setting& st : gmm_settings)
@@ -367,23 +371,23 @@ void run_validate(const ValidateOptions& o) {
             for (int j = 0; j < 2; ++j) ce = std::max(ce, std::fabs(e.C(i, j) - mtau.comp[k].C(i, j)));
           }
         }
-        std::printf("%-9s %6g %7g %7lld %14.4f %14.4f %14.4f %14.4f %8.2f\n", method_name(m), st.kappa, st.delta,
+        std::fprintf(g_text, "%-9s %6g %7g %7lld %14.4f %14.4f %14.4f %14.4f %8.2f\n", method_name(m), st.kappa, st.delta,
                     static_cast<long long>(r.steps), we_tau, we0, me, ce, r.seconds);
         rows.push_back({{"problem", q.name}, {"method", method_name(m)}, {"kappa", st.kappa}, {"delta", st.delta},
                         {"steps", r.steps}, {"weight_err_tau", we_tau}, {"weight_err_mu0", we0},
                         {"mode_mean_err", me}, {"mode_cov_err", ce}, {"fractions", frac}, {"seconds", r.seconds}});
       }
-    std::printf("w_err: max_k |fraction of chains nearest mode k - w'_k| (binomial sd <= %.4f); mode errors: max\n"
+    std::fprintf(g_text, "w_err: max_k |fraction of chains nearest mode k - w'_k| (binomial sd <= %.4f); mode errors: max\n"
                 "abs error of the per-mode mean/covariance against mu_tau's component (M_k, C_k).\n",
                 std::sqrt(0.25 / static_cast<double>(gmm_chains)));
   }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();
-  std::printf("\ntotal %.1f s\n", total);
-  if (!o.json_path.empty()) {
+  std::fprintf(g_text, "\ntotal %.1f s\n", total);
+  if (o.json.wanted()) {
     json j = run_json(o, cx);
     j["rows"] = rows;
     j["seconds"] = total;
-    write_text_file("--json", o.json_path, j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    o.json.emit(j);
   }
 }
 
@@ -522,13 +526,15 @@ void run_sweep(const ValidateOptions& o) {
   for (const std::string& n : o.methods) methods.push_back(sweep_method(n));
   for (int64_t b : o.budgets)
     if (b < 100 || b > 100000000) throw CliError("--budgets entries must be in [100, 1e8]", 2);
+  o.json.prepare();
+  g_text = o.json.on_stdout() ? stderr : stdout;
   Context ctx = make_context(o.backend, 0, true);
   almc_context_t cx = ctx.get();
   const auto t_all = std::chrono::steady_clock::now();
-  std::printf("almc validate --sweep: %lld chains, seed %llu, backend %s (%s); tau = %g, T_ws = %g\n",
+  std::fprintf(g_text, "almc validate --sweep: %lld chains, seed %llu, backend %s (%s); tau = %g, T_ws = %g\n",
               static_cast<long long>(o.chains), static_cast<unsigned long long>(o.seed), o.backend.c_str(),
               almc_context_device_name(cx), kTau, kTStart);
-  std::printf("Each figure is followed by its Monte Carlo error in brackets: the standard error (weights, means,\n"
+  std::fprintf(g_text, "Each figure is followed by its Monte Carlo error in brackets: the standard error (weights, means,\n"
               "covariances) or the expected bias of the plug-in KL from n samples (KL).\n");
   json rows = json::array(), pinfo = json::array();
   for (const SweepProblem& p : problems) {
@@ -560,20 +566,20 @@ void run_sweep(const ValidateOptions& o) {
     } else {
       mix = gmm_target(p.mix.g, p.mix.A, p.mix.y, p.mix.vy, kTau);
     }
-    std::printf("\nProblem %s: %s; w'(tau) =", p.name.c_str(), p.about.c_str());
-    for (double w : mix.w) std::printf(" %.4f", w);
+    std::fprintf(g_text, "\nProblem %s: %s; w'(tau) =", p.name.c_str(), p.about.c_str());
+    for (double w : mix.w) std::fprintf(g_text, " %.4f", w);
     json pj = {{"problem", p.name}, {"about", p.about}, {"d", d}, {"weights_tau", mix.w}};
     if (!p.gaussian) {
-      std::printf("\n  weight drift along the path, max_k,t<=1 |w_k(t) - w_k(tau)|:");
+      std::fprintf(g_text, "\n  weight drift along the path, max_k,t<=1 |w_k(t) - w_k(tau)|:");
       for (const SweepMethod& m : methods) {
         if (m.method != ALMC_METHOD_ALMC) continue;
         const double dr = path_weight_drift(p.mix, m.variant, normsq, 1.0);
-        std::printf(" %s %.3f", m.name.c_str(), dr);
+        std::fprintf(g_text, " %s %.3f", m.name.c_str(), dr);
         pj["path_weight_drift"][m.name] = dr;
       }
     }
     pinfo.push_back(pj);
-    std::printf("\n%-16s %8s %16s %16s %16s %16s %8s\n", "method", "steps", "KL(out||mu_tau)", "weight_err",
+    std::fprintf(g_text, "\n%-16s %8s %16s %16s %16s %16s %8s\n", "method", "steps", "KL(out||mu_tau)", "weight_err",
                 "mode_mean_err", "mode_cov_err", "seconds");
     print_rule();
     for (const SweepMethod& m : methods) {
@@ -582,7 +588,7 @@ void run_sweep(const ValidateOptions& o) {
         const almc_sampler_config cfg = sweep_config(m, budget, normsq, p.vy(), prec_max, o.chains, o.seed);
         json row = {{"problem", p.name}, {"method", m.name}, {"budget", budget}, {"chains", o.chains}};
         if (sec_per_step > 0 && sec_per_step * static_cast<double>(budget) > o.max_seconds) {
-          std::printf("%-16s %8lld   skipped: ~%.0f s expected > --max-seconds %g\n", m.name.c_str(),
+          std::fprintf(g_text, "%-16s %8lld   skipped: ~%.0f s expected > --max-seconds %g\n", m.name.c_str(),
                       static_cast<long long>(budget), sec_per_step * static_cast<double>(budget), o.max_seconds);
           row["skipped"] = true;
           row["expected_seconds"] = sec_per_step * static_cast<double>(budget);
@@ -592,7 +598,7 @@ void run_sweep(const ValidateOptions& o) {
         const RunOut r = run_engine(cx, score.get(), op.get(), cfg, to_f(y));
         sec_per_step = r.seconds / static_cast<double>(std::max<int64_t>(1, r.steps));
         const ModeStats st = mode_stats(mix, r.x, o.chains, d);
-        std::printf("%-16s %8lld %8.4f[%.4f] %8.4f[%.4f] %8.4f[%.4f] %8.4f[%.4f] %8.2f%s\n", m.name.c_str(),
+        std::fprintf(g_text, "%-16s %8lld %8.4f[%.4f] %8.4f[%.4f] %8.4f[%.4f] %8.4f[%.4f] %8.2f%s\n", m.name.c_str(),
                     static_cast<long long>(r.steps), st.kl, st.kl_bias, st.w_err, st.w_se, st.mean_err, st.mean_se,
                     st.cov_err, st.cov_se, r.seconds, st.modes_skipped ? " (KL: modes left out)" : "");
         row.update({{"steps", r.steps}, {"kappa", cfg.kappa}, {"delta", cfg.delta}, {"eps", cfg.eps},
@@ -603,19 +609,19 @@ void run_sweep(const ValidateOptions& o) {
                     {"modes_left_out_of_kl", st.modes_skipped}, {"seconds", r.seconds},
                     {"smc_resamples", r.resamples}});
         rows.push_back(row);
-        std::fflush(stdout);
+        std::fflush(g_text);
       }
     }
   }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_all).count();
-  std::printf("\ntotal %.1f s\n", total);
-  if (!o.json_path.empty()) {
+  std::fprintf(g_text, "\ntotal %.1f s\n", total);
+  if (o.json.wanted()) {
     json j = run_json(o, cx);
     j["sweep"] = true;
     j["problems"] = pinfo;
     j["rows"] = rows;
     j["seconds"] = total;
-    write_text_file("--json", o.json_path, j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    o.json.emit(j);
   }
 }
 
@@ -627,7 +633,7 @@ void register_validate_command(CLI::App& app) {
       "validate", "Closed-form validation table: ALMC and the annealed Langevin family against exact posteriors");
   sub->add_option("--chains", o->chains, "chains per run")->capture_default_str();
   sub->add_option("--seed", o->seed, "seed")->check(seed_check())->capture_default_str();
-  sub->add_option("--json", o->json_path, "also write the table as JSON to this file");
+  o->json.add_option(sub, "the table (or the sweep) as JSON");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
   sub->add_flag("--quick", o->quick, "two settings per problem instead of three");
   sub->add_flag("--sweep", o->sweep,

@@ -44,9 +44,11 @@ struct GridStyle {
   int text_scale = 1;
 };
 
-// The built-in 5x7 bitmap font: upper-case letters (lower case is drawn in upper case), digits and
-// common punctuation; anything else is drawn as '?'. Each character takes 6 x 8 cells of `scale`
-// pixels (one column and one row of spacing).
+// The built-in 5x7 bitmap font: every printable ASCII character (lower case is drawn in upper
+// case); anything else (control characters, bytes of UTF-8 sequences) is drawn as '?'. Each
+// character takes 6 x 8 cells of `scale` pixels (one column and one row of spacing).
+// Whether the font draws c as itself (false: as '?').
+bool font_has(char c);
 int text_width(const std::string& text, int scale);
 int text_height(int scale);
 // Draw text with its top-left corner at (x, y), in `value` on every channel; clipped to the image.

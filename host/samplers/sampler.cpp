@@ -37,6 +37,9 @@ void almc_sampler_s::create() {
   Backend* be = ctx->backend.get();
   cfg = resolve_defaults(cfg);
   validate_config(cfg, op != nullptr);
+  if (cfg.checkpoint_every < 0 || (cfg.checkpoint_every > 0 && !cfg.checkpoint))
+    fail(ALMC_ERR_INVALID_ARGUMENT, "checkpoint_every = ", cfg.checkpoint_every,
+         " must be >= 0, and > 0 only with a checkpoint callback");
   if (cfg.schedule == ALMC_SCHEDULE_LIST) levels.assign(cfg.levels, cfg.levels + cfg.n_levels_list);
   cfg.levels = nullptr;  // copied: the caller's array need not outlive create
   d = score->d;
@@ -60,6 +63,10 @@ void almc_sampler_s::create() {
   if (smc && (chain0 % cpm != 0 || n % cpm != 0))
     fail(ALMC_ERR_UNSUPPORTED, "variant smc resamples the chains of each measurement together: the chain range (",
          chain0, " to ", chain0 + n - 1, ") must hold whole measurements of ", cpm, " chains");
+
+  if (smc && cfg.checkpoint_every > 0)
+    fail(ALMC_ERR_UNSUPPORTED, "variant smc carries per-chain importance weights that a resumable state does not hold: "
+         "snapshots and resume are not available with it");
 
   ScheduleInputs in;
   in.cfg = cfg;
@@ -358,8 +365,15 @@ void almc_sampler_s::check_chains(int64_t steps_done, bool final) {
 void almc_sampler_s::run() {
   Backend* be = ctx->backend.get();
   if (has_lik && !y_set) fail(ALMC_ERR_WRONG_STATE, "set the measurement (almc_sampler_set_measurement) before running");
-  if (cfg.init == ALMC_INIT_USER && !state_set)
+  // A loaded state (load_state) continues its run: x and the auxiliary buffers hold it already.
+  const int64_t resume = resume_from;
+  if (cfg.init == ALMC_INIT_USER && !state_set && resume < 0)
     fail(ALMC_ERR_WRONG_STATE, "init is ALMC_INIT_USER: set the state (almc_sampler_set_state) before running");
+  if (resume >= 0 && measurement_digest() != resume_y)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "the measurement differs from the one of the run whose state was loaded");
+  resume_from = -1;
+  stopped_at = -1;
+  info.start_step = std::max<int64_t>(resume, 0);
   const auto t0 = std::chrono::steady_clock::now();
   ran = false;
   info.diverged_chain = info.diverged_step = -1;
@@ -367,7 +381,9 @@ void almc_sampler_s::run() {
   snapshot_steps.clear();
 
   // Initial state.
-  if (cfg.init == ALMC_INIT_USER) {
+  if (resume >= 0) {
+    tables_t = -1.f;
+  } else if (cfg.init == ALMC_INIT_USER) {
     be->copy(x.get(), x0.get(), x.bytes(), CopyKind::BackendToBackend);
     if (sched.coord_factor != 1.f) {
       StepScalars sc{};
@@ -378,7 +394,7 @@ void almc_sampler_s::run() {
   } else {
     be->fill_random(x.f(), n, d, chain0, cpm, cfg.seed, kRngInitKey, sched.init_scale, sched.init_uniform);
   }
-  if (sched.xgp) {
+  if (sched.xgp && resume < 0) {
     // y_1 = y + sum_k sqrt(eta_k^2 - eta_{k+1}^2) xi_k; each later stage subtracts its xi_k again.
     for (int64_t c = 0; c < n; ++c)
       be->copy(ych.f() + c * m, y.f() + ((chain0 + c) / cpm) * m, 4 * static_cast<size_t>(m), CopyKind::BackendToBackend);
@@ -390,8 +406,8 @@ void almc_sampler_s::run() {
       be->xgp_step_aux(ych.f(), n, m, chain0, cpm, cfg.seed, cur.get<StepScalars>());
     }
   }
-  const int64_t zero = 0;
-  be->copy(counter.get(), &zero, sizeof zero, CopyKind::HostToBackend);
+  const int64_t first = std::max<int64_t>(resume, 0);
+  be->copy(counter.get(), &first, sizeof first, CopyKind::HostToBackend);
 
   const int64_t total = static_cast<int64_t>(sched.steps.size());
   const int64_t warm_end = sched.warm_steps;
@@ -419,8 +435,10 @@ void almc_sampler_s::run() {
     last_report = now;
     const double secs = std::chrono::duration<double>(now - t0).count();
     almc_progress pr{step, total, secs > 0 ? static_cast<double>(step) / secs : 0.0, secs, info.mean_residual};
-    if (cfg.progress(&pr, cfg.progress_user_data) != 0)
+    if (cfg.progress(&pr, cfg.progress_user_data) != 0) {
+      stopped_at = step;  // called between steps: the state is that after `step` steps
       fail(ALMC_ERR_CANCELLED, "stopped by the progress callback at step ", step, " of ", total);
+    }
   };
   auto poll = [&](int64_t step) {
     if (!cfg.progress) return;
@@ -429,13 +447,15 @@ void almc_sampler_s::run() {
     be->sync();  // the backend must not run far ahead of a cancel (CUDA queues asynchronously)
     report(step, now);
   };
-  int64_t i = 0;
-  int64_t next_check = std::min(total, cfg.check_every);
-  int64_t next_snap = cfg.snapshot_every > 0 ? cfg.snapshot_every : total + 1;
+  int64_t i = first;
+  auto next_multiple = [&](int64_t every) { return every > 0 ? (i / every + 1) * every : total + 1; };
+  int64_t next_check = std::min(total, next_multiple(cfg.check_every));
+  int64_t next_snap = next_multiple(cfg.snapshot_every);
+  int64_t next_state = cfg.checkpoint ? next_multiple(cfg.checkpoint_every) : total + 1;
   while (i < total) {
     const Segment seg = i < warm_end ? kWarm : i < pick_start ? kAnneal : kPick;
     const int64_t seg_end = seg == kWarm ? warm_end : seg == kAnneal ? pick_start : total;
-    const int64_t stop = std::min({seg_end, next_check, next_snap});
+    const int64_t stop = std::min({seg_end, next_check, next_snap, next_state});
     int64_t len = stop - i;
     if (graph_ok) {
       // Replay captured chunks of graph_chunk steps; capture each (segment, length) once.
@@ -480,6 +500,13 @@ void almc_sampler_s::run() {
       check_chains(i, false);
       next_check = std::min(total, next_check + cfg.check_every);
       if (cfg.progress) report(i, std::chrono::steady_clock::now());
+    }
+    if (i == next_state) {
+      state_buf.resize(state_bytes());
+      save_state(state_buf.data(), state_buf.size(), i);
+      const int rc = cfg.checkpoint(state_buf.data(), state_buf.size(), i, cfg.checkpoint_user_data);
+      if (rc != 0) fail(ALMC_ERR_CALLBACK, "the checkpoint callback returned ", rc, " at step ", i);
+      next_state += cfg.checkpoint_every;
     }
   }
 

@@ -48,6 +48,16 @@ struct almc_sampler_s {
   void mean_std(float* mean, float* std);
   size_t workspace_bytes() const;
 
+  // Resumable state (host/samplers/state.cpp).
+  int64_t stopped_at = -1;   // steps done when the last run was cancelled (-1: nothing to resume)
+  int64_t resume_from = -1;  // set by load_state: the next run continues after this many steps
+  uint64_t resume_y = 0;     // the loaded state's measurement digest, checked when that run starts
+  std::vector<unsigned char> state_buf;  // what the checkpoint callback receives
+  size_t state_bytes() const;
+  void save_state(void* out, size_t bytes, int64_t step) const;  // the state after `step` steps
+  void load_state(const void* in, size_t bytes);
+  uint64_t measurement_digest() const;
+
  private:
   enum Segment { kWarm = 0, kAnneal = 1, kPick = 2 };
   void step_body(Segment seg, int64_t host_step);

@@ -313,6 +313,10 @@ typedef struct almc_progress {
  * step (or chunk). Return non-zero to stop the run (it then returns ALMC_ERR_CANCELLED and keeps
  * no result; snapshots taken so far stay readable). */
 typedef int (*almc_progress_fn)(const almc_progress* progress, void* user_data);
+/* Called with the run's resumable state (see almc_sampler_load_state) after every
+ * checkpoint_every-th step: `state` is host memory of `bytes` bytes, valid during the call. Return
+ * non-zero to stop the run (ALMC_ERR_CALLBACK). */
+typedef int (*almc_checkpoint_fn)(const void* state, size_t bytes, int64_t step, void* user_data);
 
 typedef struct almc_sampler_config {
   size_t struct_size;
@@ -369,6 +373,12 @@ typedef struct almc_sampler_config {
   /* ALMC_VARIANT_SMC / GEO_SMC: resample a measurement's chains when their effective sample size
    * falls below this fraction of chains_per_meas (in (0, 1]; <= 0: 0.5). */
   double smc_ess_threshold;
+
+  /* Resumable checkpoints: every checkpoint_every steps (0: never) the run hands its state to
+   * checkpoint (see almc_checkpoint_fn and almc_sampler_load_state). */
+  int64_t checkpoint_every;
+  almc_checkpoint_fn checkpoint;
+  void* checkpoint_user_data;
 } almc_sampler_config;
 
 almc_sampler_config almc_sampler_config_default(void);
@@ -404,9 +414,28 @@ almc_status almc_chain_block(int64_t start, int64_t count, int64_t parts, int64_
 almc_status almc_sampler_get_residuals(almc_sampler_t s, float* out);
 /* The state in backend memory ([n_chains, d]); valid until the next run or destroy. */
 almc_status almc_sampler_state_pointer(almc_sampler_t s, float** out);
-/* Snapshots kept with snapshot_every: count, then host [count, n_chains, d] and their steps. */
+/* Snapshots kept with snapshot_every: count, then host [count, n_chains, d] and their steps
+ * (a trajectory of x for inspection; to continue a run, use the resumable state below). */
 almc_status almc_sampler_snapshot_count(almc_sampler_t s, int64_t* count);
 almc_status almc_sampler_get_snapshots(almc_sampler_t s, float* out, int64_t* steps);
+
+/* Resumable state. A run's state at a step boundary is an opaque byte string: the chains' x, the
+ * method's auxiliary state (XGP's per-chain measurements, the average-last pick), the number of
+ * steps done, and digests of what decides the run (the step schedule, seed, sizes, slice, prior and
+ * operator descriptions, the measurement). It comes from the checkpoint callback during a run, or
+ * from almc_sampler_save_state after a run stopped by its progress callback (ALMC_ERR_CANCELLED).
+ * almc_sampler_load_state on a sampler created with the same configuration, score and operator
+ * (and, before the run, the same measurement) makes its next almc_sampler_run continue at that
+ * step instead of starting over: the final samples are bit for bit those of an uninterrupted run
+ * on the same backend, since every step's noise is keyed by (seed, measurement, chain, step,
+ * coordinate). A state from another run is refused (ALMC_ERR_INVALID_ARGUMENT, naming what
+ * differs). The layout is this library's, native-endian: keep states with the build that made them. */
+almc_status almc_sampler_state_size(almc_sampler_t s, size_t* bytes);
+/* The state where the last run stopped (after ALMC_ERR_CANCELLED only: a finished run's state is
+ * its output, a failed run's is not resumable): ALMC_ERR_WRONG_STATE otherwise. step (may be NULL)
+ * receives the number of steps done. */
+almc_status almc_sampler_save_state(almc_sampler_t s, void* state, size_t bytes, int64_t* step);
+almc_status almc_sampler_load_state(almc_sampler_t s, const void* state, size_t bytes);
 
 typedef struct almc_run_info {
   size_t struct_size;
@@ -422,6 +451,7 @@ typedef struct almc_run_info {
   double mean_residual;
   int used_graphs;
   int64_t smc_resamples;    /* ALMC_VARIANT_SMC: resampling events, summed over measurements (the final one included) */
+  int64_t start_step;       /* steps already done when the run started: 0, or a loaded state's */
 } almc_run_info;
 almc_status almc_sampler_run_info(almc_sampler_t s, almc_run_info* out);
 /* Bytes of backend memory the sampler's workspace uses. */

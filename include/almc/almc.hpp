@@ -227,6 +227,18 @@ class Sampler {
     check(almc_sampler_run_info(get(), &i), get());
     return i;
   }
+  // The resumable state after a cancelled run (almc_sampler_save_state), and loading one
+  // (almc_sampler_load_state): the next run() continues it.
+  std::vector<unsigned char> save_state(int64_t* step = nullptr) const {
+    size_t bytes = 0;
+    check(almc_sampler_state_size(get(), &bytes), err());
+    std::vector<unsigned char> state(bytes);
+    check(almc_sampler_save_state(get(), state.data(), state.size(), step), err());
+    return state;
+  }
+  void load_state(const std::vector<unsigned char>& state) {
+    check(almc_sampler_load_state(get(), state.data(), state.size()), err());
+  }
   const char* err() const { return almc_sampler_last_error(get()); }
 
  private:

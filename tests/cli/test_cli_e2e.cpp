@@ -23,84 +23,15 @@
 #include "host/cli/commands.hpp"
 #include "host/io/image.hpp"
 #include "host/io/npy.hpp"
+#include "tests/cli/cli_test_util.hpp"
 
 namespace {
 
 using almc::io::write_npy;
-
-std::string almc_exe() {
-  if (const char* e = std::getenv("ALMC_EXE"); e && *e) return e;
-  char buf[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n > 0) {
-    buf[n] = 0;
-    std::string p(buf);
-    p = p.substr(0, p.rfind('/')) + "/almc";
-    if (::access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-class Cli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    exe_ = almc_exe();
-    if (exe_.empty()) GTEST_SKIP() << "almc executable not found (set ALMC_EXE)";
-    char tmpl[] = "/tmp/almc_cli_test_XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf '" + dir_ + "'").c_str());
-  }
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
-
-  // shell: run through `sh -c` with this prefix before the command (limits, traps, timeout).
-  Result run(const std::string& args, const std::string& shell = "") const {
-    const std::string out = path("stdout.txt"), err = path("stderr.txt");
-    const std::string exec = "'" + exe_ + "' " + args + " >'" + out + "' 2>'" + err + "' </dev/null";
-    const std::string cmd = shell.empty() ? exec : "sh -c \"" + shell + " " + exec + "\"";
-    const int st = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-
-  // A 1-component Gaussian prior N(m, s2 I) in d = 4 as GMM JSON.
-  std::string gaussian_prior() const {
-    const std::string p = path("prior.json");
-    std::ofstream f(p);
-    f << R"({"weights": [1.0], "means": [[0.5, -1.0, 0.0, 2.0]], "variances": [[0.25, 0.25, 0.25, 0.25]]})";
-    return p;
-  }
-
-  std::string exe_, dir_;
-};
-
-// A failure must be: non-zero exit, no crash (exit code < 128), exactly one line on stderr
-// mentioning `needle`.
-void expect_one_line_error(const Result& r, const std::string& needle) {
-  EXPECT_NE(r.code, 0) << r.err;
-  EXPECT_LT(r.code, 128) << "crashed or killed: " << r.err;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.back(), '\n');
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "message lacks '" << needle << "': " << r.err;
-}
+using almc_cli_test::Cli;
+using almc_cli_test::Result;
+using almc_cli_test::expect_one_line_error;
+using almc_cli_test::slurp;
 
 const double kM[4] = {0.5, -1.0, 0.0, 2.0};
 const double kS2 = 0.25;
@@ -188,6 +119,9 @@ TEST_F(Cli, ImageOutputsAndPng) {
   EXPECT_EQ(almc::io::read_npy_f32(path("s.npy")).shape, (std::vector<int64_t>{6, 1, 4, 4}));
   const auto im = almc::io::read_png(path("fig.png"));
   EXPECT_GT(im.width, 7 * 4 * 8);  // measurement, 4 samples, mean, std, truth
+  // Its text has no character the font lacks (drawn as '?'); the title's ':' is drawn as itself.
+  EXPECT_EQ(almc_cli_test::count_glyph(im, '?'), 0);
+  EXPECT_GE(almc_cli_test::count_glyph(im, ':'), 1);
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["image_shape"], (std::vector<int64_t>{1, 4, 4}));
   EXPECT_EQ(j["psnr_mean"].size(), 1u);
@@ -284,13 +218,21 @@ TEST_F(Cli, DemoQuickRuns) {
   if (::access((demo + "/digits_score.onnx").c_str(), R_OK) != 0)
     GTEST_SKIP() << "demo network not found (ALMC_DEMO_DIR or ./demo)";
   // A very short run: checks the plumbing (files, figures, report), not the quality.
-  const Result r = run("demo --quick --images 2 --chains 2 --kappa 0.4 --delta 4e-3 --backend cpu --json --out-dir " + path("demo"));
+  // --json=FILE: the report goes to the file, the usual text to stdout.
+  const Result r = run("demo --quick --images 2 --chains 2 --kappa 0.4 --delta 4e-3 --backend cpu --json=" +
+                       path("report.json") + " --out-dir " + path("demo"));
   ASSERT_EQ(r.code, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_NE(r.out.find("almc demo:"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(slurp(path("report.json")));
   for (const char* t : {"inpaint", "superres"}) {
     ASSERT_TRUE(j["tasks"].contains(t));
     EXPECT_EQ(j["tasks"][t]["psnr_mean"].size(), 2u);
-    EXPECT_NO_THROW(almc::io::read_png(path(std::string("demo/demo_") + t + ".png")));
+    const auto im = almc::io::read_png(path(std::string("demo/demo_") + t + ".png"));
+    // The title ("...; samples: ...") and the notes are drawn with no fallback glyph ('?').
+    EXPECT_EQ(almc_cli_test::count_glyph(im, '?'), 0) << t;
+    EXPECT_GE(almc_cli_test::count_glyph(im, ';'), 1) << t;
+    EXPECT_GE(almc_cli_test::count_glyph(im, ':'), 1) << t;
+    EXPECT_GE(almc_cli_test::count_glyph(im, '|'), 1) << t;  // "E[x0 | x_tau]"
   }
 }
 

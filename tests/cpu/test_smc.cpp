@@ -188,6 +188,12 @@ TEST(Smc, RefusesWhatItCannotWeigh) {
   c = t.cfg();
   c.warm_steps = 0;
   EXPECT_EQ(create_status(t.ctx, t.prior.get(), t.op.get(), c, &msg), ALMC_ERR_INVALID_ARGUMENT);
+  // The resumable state holds no importance weights: checkpoints are refused, not silently wrong.
+  c = t.cfg();
+  c.checkpoint_every = 10;
+  c.checkpoint = [](const void*, size_t, int64_t, void*) { return 0; };
+  EXPECT_EQ(create_status(t.ctx, t.prior.get(), t.op.get(), c, &msg), ALMC_ERR_UNSUPPORTED);
+  EXPECT_NE(msg.find("snapshots and resume"), std::string::npos) << msg;
   almc_score_t cb = nullptr;
   ASSERT_EQ(almc_score_create_callback(t.ctx.get(), t.q.g.d, zero_score, nullptr, 0, &cb), ALMC_OK);
   almc::Score net(cb);

@@ -1,0 +1,39 @@
+// A 64-bit FNV-1a digest: the identity of a run's inputs (slice records, resumable states). Not
+// cryptographic: it tells runs apart, it does not defend against forgery.
+#pragma once
+
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace almc {
+
+struct Fnv1a {
+  uint64_t h = 1469598103934665603ull;
+  void add(const void* data, size_t n) {
+    const unsigned char* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  }
+  template <class T>
+  void add_value(const T& v) {
+    add(&v, sizeof v);
+  }
+  void add_string(const std::string& s) {
+    add_value(static_cast<uint64_t>(s.size()));
+    add(s.data(), s.size());
+  }
+  template <class T>
+  void add_vector(const std::vector<T>& v) {
+    add_value(static_cast<uint64_t>(v.size()));
+    add(v.data(), v.size() * sizeof(T));
+  }
+  std::string hex() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016" PRIx64, h);
+    return buf;
+  }
+};
+
+}  // namespace almc

@@ -1,0 +1,175 @@
+// `almc sample --snapshot FILE --snapshot-every N` and `--resume FILE` (issue 12, item 16): a run
+// killed after a snapshot, or stopped by Ctrl-C, continues from its snapshot to the very bytes of
+// the uninterrupted run; a snapshot of another run, or a damaged one, is refused in one line.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "host/io/npy.hpp"
+#include "tests/cli/cli_test_util.hpp"
+
+namespace {
+
+using almc_cli_test::Cli;
+using almc_cli_test::expect_one_line_error;
+using almc_cli_test::Result;
+using almc_cli_test::slurp;
+
+class CliResume : public Cli {
+ protected:
+  void SetUp() override {
+    Cli::SetUp();
+    if (exe_.empty()) return;
+    const float y[2][4] = {{1.0f, 0.0f, -0.5f, 1.5f}, {0.2f, 0.4f, 0.1f, -1.0f}};
+    almc::io::write_npy(path("y.npy"), &y[0][0], {2, 4});
+    base_ = "sample --prior " + gaussian_prior() + " --y " + path("y.npy") +
+            " --noise-std 0.5 --chains 100 --kappa 4 --delta 1e-3 --average-last 50 --tweedie --seed 3 --backend cpu "
+            "--threads 1 ";
+  }
+
+  // Starts `args` in the background (stdout/stderr to files); returns its pid (the almc process).
+  pid_t start(const std::string& args) const {
+    const std::string cmd = "exec '" + exe_ + "' " + args + " >'" + path("bg_out.txt") + "' 2>'" + path("bg_err.txt") +
+                            "' </dev/null";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    return pid;
+  }
+  // Waits up to `seconds` for the process; -1 if it is still running (then it is killed).
+  static int wait_for(pid_t pid, double seconds) {
+    int st = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (::waitpid(pid, &st, WNOHANG) == 0) {
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > seconds) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &st, 0);
+        return -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return st;
+  }
+  bool exists(const std::string& name) const { return ::access(path(name).c_str(), F_OK) == 0; }
+  nlohmann::json record(const std::string& snap) const {
+    std::ifstream f(path(snap), std::ios::binary);
+    std::string first, second;
+    std::getline(f, first);
+    std::getline(f, second);
+    return nlohmann::json::parse(second);
+  }
+
+  std::string base_;
+};
+
+// Killed (SIGKILL, no chance to clean up) right after its first periodic snapshot, then resumed:
+// the same samples, mean and std as the run that was never interrupted, byte for byte.
+TEST_F(CliResume, KilledRunResumesToTheUninterruptedBytes) {
+  const std::string outs = " --out " + path("a.npy") + " --mean " + path("am.npy") + " --std " + path("as.npy");
+  Result r = run(base_ + "-q" + outs);
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  const std::string snap = " --snapshot " + path("run.snap") + " --snapshot-every 2000";
+  const std::string outs_b = " --out " + path("b.npy") + " --mean " + path("bm.npy") + " --std " + path("bs.npy");
+  const pid_t pid = start(base_ + "-q" + snap + outs_b);
+  ASSERT_GT(pid, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!exists("run.snap") && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  const int st = wait_for(pid, 20);
+  ASSERT_TRUE(WIFSIGNALED(st)) << "the run ended before it could be killed: " << slurp(path("bg_err.txt"));
+  ASSERT_TRUE(exists("run.snap"));
+  EXPECT_FALSE(exists("b.npy")) << "a killed run wrote its samples";
+  const auto rec = record("run.snap");
+  const int64_t step = rec["step"].get<int64_t>(), total = rec["total"].get<int64_t>();
+  EXPECT_EQ(step % 2000, 0) << step;
+  EXPECT_GT(step, 0);
+  EXPECT_LT(step, total);
+
+  r = run(base_ + "-q" + snap + outs_b + " --resume " + path("run.snap"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(path("b.npy")), slurp(path("a.npy")));
+  EXPECT_EQ(slurp(path("bm.npy")), slurp(path("am.npy")));
+  EXPECT_EQ(slurp(path("bs.npy")), slurp(path("as.npy")));
+  EXPECT_EQ(slurp(path("b.npy")).size(), 128u + 200 * 4 * 4);
+  // The snapshot kept advancing after the resume (same file, later step).
+  EXPECT_GT(record("run.snap")["step"].get<int64_t>(), step);
+}
+
+// Ctrl-C with --snapshot saves the state where the run stopped (exit 130, no outputs), and
+// --resume continues it to the uninterrupted bytes; the summary says where it resumed.
+TEST_F(CliResume, InterruptSavesTheStateAndResumes) {
+  Result r = run(base_ + "-q --out " + path("a.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const pid_t pid = start(base_ + " --snapshot " + path("int.snap") + " --out " + path("b.npy"));
+  ASSERT_GT(pid, 0);
+  // Into the sampling: the plan line is printed just before the run starts.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (slurp(path("bg_err.txt")).find("planned") == std::string::npos &&
+         std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  const int st = wait_for(pid, 20);
+  ASSERT_TRUE(WIFEXITED(st)) << "killed";
+  ASSERT_EQ(WEXITSTATUS(st), 130) << "the run ended before Ctrl-C: " << slurp(path("bg_err.txt"));
+  const std::string err = slurp(path("bg_err.txt"));
+  EXPECT_NE(err.find("interrupted at step"), std::string::npos) << err;
+  EXPECT_NE(err.find("--resume " + path("int.snap")), std::string::npos) << err;
+  EXPECT_FALSE(exists("b.npy"));
+  ASSERT_TRUE(exists("int.snap"));
+  const int64_t step = record("int.snap")["step"].get<int64_t>();
+  EXPECT_GT(step, 0);
+
+  r = run(base_ + " --json --out " + path("b.npy") + " --resume " + path("int.snap"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming " + path("int.snap") + " after step " + std::to_string(step)), std::string::npos) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["resumed_after_step"], step);
+  EXPECT_EQ(slurp(path("b.npy")), slurp(path("a.npy")));
+}
+
+// A snapshot of another run (seed, options, inputs, slice), or a damaged file, is refused before
+// sampling in one line; so are --snapshot-every without --snapshot and non-positive periods.
+TEST_F(CliResume, RefusesForeignAndDamagedSnapshots) {
+  const std::string small = "sample --prior " + gaussian_prior() + " --y " + path("y.npy") +
+                            " --noise-std 0.5 --chains 3 --kappa 2 --delta 4e-3 --t-start 1 --backend cpu -q";
+  Result r = run(small + " --seed 1 --snapshot " + path("s.snap") + " --snapshot-every 100 --out " + path("a.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(exists("s.snap"));
+  const std::string res = " --resume " + path("s.snap") + " --out " + path("x.npy");
+  // The same run resumes (from its last snapshot) to the same bytes.
+  r = run(small + " --seed 1" + res);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(path("x.npy")), slurp(path("a.npy")));
+  std::remove(path("x.npy").c_str());
+
+  expect_one_line_error(run(small + " --seed 2" + res), "is a snapshot of another run (config differ)");
+  expect_one_line_error(run(small + " --seed 1 --kappa 3" + res), "config differ");
+  expect_one_line_error(run(small + " --seed 1 --chain-range 0:3" + res), "chain_range differ");
+  const float y2[2][4] = {{1.0f, 0.0f, -0.5f, 1.5f}, {0.2f, 0.4f, 0.1f, -1.5f}};
+  almc::io::write_npy(path("y.npy"), &y2[0][0], {2, 4});
+  expect_one_line_error(run(small + " --seed 1" + res), "likelihood differ");
+  EXPECT_FALSE(exists("x.npy"));
+
+  std::ofstream(path("junk.snap")) << "not a snapshot";
+  expect_one_line_error(run(small + " --seed 1 --resume " + path("junk.snap")), "not an almc snapshot");
+  const std::string whole = slurp(path("s.snap"));
+  std::ofstream(path("cut.snap"), std::ios::binary) << whole.substr(0, whole.size() - 5);
+  expect_one_line_error(run(small + " --seed 1 --resume " + path("cut.snap")), "truncated");
+  expect_one_line_error(run(small + " --seed 1 --resume " + path("none.snap")), "none.snap");
+  expect_one_line_error(run(small + " --snapshot-every 10"), "--snapshot-every needs --snapshot");
+  expect_one_line_error(run(small + " --snapshot " + path("t.snap") + " --snapshot-every 0"), "at least 1");
+}
+
+}  // namespace
