@@ -9,6 +9,7 @@
 #include "host/core/error.hpp"
 
 #include <cstring>
+#include <vector>
 
 using namespace almc;
 
@@ -57,9 +58,13 @@ uint64_t prior_digest(const almc_score_s& s) {
   h.add_value(static_cast<int>(s.kind));
   h.add_value(s.d);
   h.add_value(s.K);
-  h.add_vector(s.mu);
-  h.add_vector(s.var);
-  h.add_vector(s.log_w);
+  // The parameters live in backend buffers only: read them back (a state is saved or loaded
+  // rarely; a K x d download is small next to the chains).
+  for (const almc::Buffer* b : {&s.d_mu, &s.d_var, &s.d_log_w}) {
+    std::vector<float> v(b->bytes() / sizeof(float));
+    b->download(v.data(), v.size() * sizeof(float));
+    h.add_vector(v);
+  }
   h.add_string(s.description);
   return h.h;
 }

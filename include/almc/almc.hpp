@@ -231,13 +231,13 @@ class Sampler {
   // (almc_sampler_load_state): the next run() continues it.
   std::vector<unsigned char> save_state(int64_t* step = nullptr) const {
     size_t bytes = 0;
-    check(almc_sampler_state_size(get(), &bytes), err());
+    check(almc_sampler_state_size(get(), &bytes), get());
     std::vector<unsigned char> state(bytes);
-    check(almc_sampler_save_state(get(), state.data(), state.size(), step), err());
+    check(almc_sampler_save_state(get(), state.data(), state.size(), step), get());
     return state;
   }
   void load_state(const std::vector<unsigned char>& state) {
-    check(almc_sampler_load_state(get(), state.data(), state.size()), err());
+    check(almc_sampler_load_state(get(), state.data(), state.size()), get());
   }
   const char* err() const { return almc_sampler_last_error(get()); }
 
