@@ -167,11 +167,21 @@ def test_callback_input_is_read_only():
         s.run(np.zeros(3), progress=False)
 
 
-# ~2e6 steps on 64 x 64 values: minutes uninterrupted (only when cancelling is broken).
+@pytest.fixture
+def sigint_raises():
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then leaves it ignored: install Python's own handler for these tests, as a terminal
+    # session has it.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+# ~2e6 steps on 64 x 64 values: seconds to minutes uninterrupted (only when cancelling is broken).
 LONG = dict(kappa=400, delta=1e-3, t_start=5.0, t_stop=0.01, check_every=20)
 
 
-def test_ctrl_c_cancels_promptly_and_sampler_stays_usable():
+def test_ctrl_c_cancels_promptly_and_sampler_stays_usable(sigint_raises):
     s = almc.Sampler(gaussian(64), noise_std=0.5, chains=64, seed=0, **LONG)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     t0 = time.monotonic()
@@ -183,7 +193,7 @@ def test_ctrl_c_cancels_promptly_and_sampler_stays_usable():
     assert elapsed < 5, f"the run took {elapsed:.1f} s to stop"
 
 
-def test_cancelled_sampler_reruns_to_the_same_result():
+def test_cancelled_sampler_reruns_to_the_same_result(sigint_raises):
     # Interrupt a run of sampler s early, then run s itself to completion: the result equals an
     # uninterrupted run with the same seed.
     cfg = dict(noise_std=0.5, chains=16, seed=3, kappa=10, delta=1e-3, t_start=5.0, t_stop=0.01, check_every=10)
