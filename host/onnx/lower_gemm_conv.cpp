@@ -163,9 +163,11 @@ void Builder::node_conv(bool transpose) {
   check_attr(nd.getints("output_padding"), "output_padding");
   check_nonempty(X.shape);
   check_nonempty(Wt.shape);
-  if ((one_d && ((!strides.empty() && strides.size() != 1) || (!dil.empty() && dil.size() != 1) || (!pads.empty() && pads.size() != 2))) ||
-      (!one_d && ((!strides.empty() && strides.size() != 2) || (!dil.empty() && dil.size() != 2))))
-    fail("strides, dilations or pads of the wrong length", ALMC_ERR_PARSE);
+  const auto out_pad = nd.getints("output_padding");
+  const size_t dims = one_d ? 1 : 2;
+  if ((!strides.empty() && strides.size() != dims) || (!dil.empty() && dil.size() != dims) ||
+      (!out_pad.empty() && out_pad.size() != dims) || (one_d && !pads.empty() && pads.size() != 2))
+    fail("strides, dilations, pads or output_padding of the wrong length", ALMC_ERR_PARSE);
   c.sh = sp(strides, 0, 1);
   c.sw = sp(strides, 1, 1);
   c.dh = sp(dil, 0, 1);
