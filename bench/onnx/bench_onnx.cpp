@@ -1,6 +1,7 @@
 // Network evaluations per second of the built-in ONNX executor, per fixture and batch size.
 //
-//   almc_bench_onnx [--data TESTS_DATA_DIR] [--min-seconds S] [--batches 1,64,1024] [--profile] [fixture ...]
+//   almc_bench_onnx [--data TESTS_DATA_DIR] [--min-seconds S] [--batches 1,64,1024] [--profile[=nodes]]
+//                   [fixture ...]
 //
 // CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS: OPENBLAS_NUM_THREADS).
 //
@@ -22,7 +23,8 @@ int main(int argc, char** argv) {
   std::string dir = "tests/data/onnx/";
   if (const char* e = std::getenv("ALMC_TEST_DATA")) dir = std::string(e) + "/onnx/";
   double min_s = 1.0;
-  bool profile = false;  // --profile: seconds per step kind (to stderr)
+  bool profile = false;  // --profile: seconds per step kind (to stderr); --profile=nodes: per step
+  bool by_node = false;
   std::vector<std::string> names;
   std::vector<int64_t> batches = {1, 64, 1024};
   for (int i = 1; i < argc; ++i) {
@@ -30,6 +32,7 @@ int main(int argc, char** argv) {
     if (a == "--data" && i + 1 < argc) dir = std::string(argv[++i]) + "/onnx/";
     else if (a == "--min-seconds" && i + 1 < argc) min_s = std::atof(argv[++i]);
     else if (a == "--profile") profile = true;
+    else if (a == "--profile=nodes") profile = by_node = true;
     else if (a == "--batches" && i + 1 < argc) {
       batches.clear();
       for (const char* q = argv[++i]; *q;) {
@@ -72,7 +75,7 @@ int main(int argc, char** argv) {
         std::printf("almc %s %lld %.1f %.1f\n", name.c_str(), (long long)n, eps, eps * double(n));
         std::fflush(stdout);
         if (profile)
-          for (const auto& kv : ex.profile_cpu(n, 3)) std::fprintf(stderr, "  %s n=%lld %-8s %.4f s/eval\n", name.c_str(), (long long)n, kv.first.c_str(), kv.second / 3);
+          for (const auto& kv : ex.profile_cpu(n, 3, by_node)) std::fprintf(stderr, "  %s n=%lld %-8s %.6f s/eval\n", name.c_str(), (long long)n, kv.first.c_str(), kv.second / 3);
       }
     }
   } catch (const std::exception& e) {

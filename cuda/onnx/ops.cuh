@@ -20,6 +20,7 @@
 namespace almc::onnx {
 
 constexpr int kLanes = 32;  // reduction lanes: one CUDA warp
+constexpr int kEwRun = 256;  // the longest run of elements an instruction runner (Apply) is given
 
 // Offset of linear index i in a strided [shape] walk.
 ALMC_OHD int64_t strided_offset(int64_t i, int ndim, const int64_t* shape, const int64_t* stride) {
@@ -339,28 +340,46 @@ ALMC_OHD int64_t nearest_index(double src, int mode, int64_t len) {
   return k < 0 ? 0 : (k >= len ? len - 1 : k);
 }
 
-// Row (c, oh) of a Resize, columns ow.
-ALMC_OHD void resize_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1) {
-  const int64_t c = row / p.OH, oh = row % p.OH;
-  const float* x = p.x + c * p.H * p.W;
-  float* y = p.y + row * p.OW;
-  const double sh = p.ah * double(oh) + p.bh;
+// Where output index o of a resized axis of `len` inputs reads: nearest, input i0; linear,
+// x[i0] (1 - f) + x[i1] f, the source coordinate a o + b clamped to the input.
+struct ResizeTap {
+  int64_t i0, i1;
+  float f;
+};
+ALMC_OHD ResizeTap resize_tap(const ResizeParams& p, double a, double b, int64_t o, int64_t len) {
+  const double src = a * double(o) + b;
+  ResizeTap t;
   if (!p.linear) {
-    const int64_t ih = nearest_index(sh, p.nearest_mode, p.H);
-    for (int64_t ow = ow0; ow < ow1; ++ow) y[ow] = x[ih * p.W + nearest_index(p.aw * double(ow) + p.bw, p.nearest_mode, p.W)];
-    return;
+    t.i0 = t.i1 = nearest_index(src, p.nearest_mode, len);
+    t.f = 0.f;
+    return t;
   }
-  const double ch = sh < 0.0 ? 0.0 : (sh > double(p.H - 1) ? double(p.H - 1) : sh);
-  const int64_t h0 = int64_t(ch), h1 = h0 + 1 < p.H ? h0 + 1 : p.H - 1;
-  const float fh = float(ch - double(h0));
+  const double c = src < 0.0 ? 0.0 : (src > double(len - 1) ? double(len - 1) : src);
+  t.i0 = int64_t(c);
+  t.i1 = t.i0 + 1 < len ? t.i0 + 1 : len - 1;
+  t.f = float(c - double(t.i0));
+  return t;
+}
+ALMC_OHD ResizeTap resize_tap_h(const ResizeParams& p, int64_t oh) { return resize_tap(p, p.ah, p.bh, oh, p.H); }
+ALMC_OHD ResizeTap resize_tap_w(const ResizeParams& p, int64_t ow) { return resize_tap(p, p.aw, p.bw, ow, p.W); }
+
+// Row (c, oh) of a Resize, columns ow0 .. ow1-1. wt: the taps of the columns (resize_tap_w,
+// computed once per step by the CPU), or null to compute them here (CUDA, one element a thread).
+ALMC_OHD void resize_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1, const ResizeTap* wt = nullptr) {
+  const int64_t c = row / p.OH, oh = row % p.OH;
+  const ResizeTap th = resize_tap_h(p, oh);
+  const float* x0 = p.x + (c * p.H + th.i0) * p.W;
+  const float* x1 = p.x + (c * p.H + th.i1) * p.W;
+  float* y = p.y + row * p.OW;
   for (int64_t ow = ow0; ow < ow1; ++ow) {
-    const double sw = p.aw * double(ow) + p.bw;
-    const double cw = sw < 0.0 ? 0.0 : (sw > double(p.W - 1) ? double(p.W - 1) : sw);
-    const int64_t w0 = int64_t(cw), w1 = w0 + 1 < p.W ? w0 + 1 : p.W - 1;
-    const float fw = float(cw - double(w0));
-    const float top = x[h0 * p.W + w0] * (1.f - fw) + x[h0 * p.W + w1] * fw;
-    const float bot = x[h1 * p.W + w0] * (1.f - fw) + x[h1 * p.W + w1] * fw;
-    y[ow] = top * (1.f - fh) + bot * fh;
+    const ResizeTap tw = wt ? wt[ow] : resize_tap_w(p, ow);
+    if (!p.linear) {
+      y[ow] = x0[tw.i0];
+      continue;
+    }
+    const float top = x0[tw.i0] * (1.f - tw.f) + x0[tw.i1] * tw.f;
+    const float bot = x1[tw.i0] * (1.f - tw.f) + x1[tw.i1] * tw.f;
+    y[ow] = top * (1.f - th.f) + bot * th.f;
   }
 }
 
@@ -384,19 +403,36 @@ ALMC_OHD float softmax_lane_sum(const SoftmaxParams& p, int64_t r, int lane, flo
   for (int64_t k = lane; k < p.len; k += kLanes) s += exp(x[k * p.inner] - mx);
   return s;
 }
+// The output of an element x (e = e^(x - mx)) from k = softmax_factor(row's sum of exponentials).
+ALMC_OHD float softmax_factor(const SoftmaxParams& p, float sum) {
+  using std::log;
+  return p.log ? log(sum) : 1.f / sum;
+}
+ALMC_OHD float softmax_value(const SoftmaxParams& p, float x, float e, float mx, float k) {
+  return p.log ? x - mx - k : e * k;
+}
 // Elements lane, lane + stride, ... of the row, given the row's max and sum of exponentials.
 ALMC_OHD void softmax_lane_write(const SoftmaxParams& p, int64_t r, int64_t lane, int64_t stride, float mx, float sum) {
-  using std::exp; using std::log;
+  using std::exp;
   const int64_t base = softmax_base(p, r);
   const float* x = p.x + base;
   float* y = p.y + base;
-  if (p.log) {
-    const float ls = log(sum);
-    for (int64_t k = lane; k < p.len; k += stride) y[k * p.inner] = x[k * p.inner] - mx - ls;
-  } else {
-    const float inv = 1.f / sum;
-    for (int64_t k = lane; k < p.len; k += stride) y[k * p.inner] = exp(x[k * p.inner] - mx) * inv;
+  const float k = softmax_factor(p, sum);
+  for (int64_t i = lane; i < p.len; i += stride) {
+    const float xv = x[i * p.inner];
+    y[i * p.inner] = softmax_value(p, xv, p.log ? 0.f : exp(xv - mx), mx, k);
   }
+}
+// The kLanes partial sums of f(0) .. f(len-1) in the lanes' order (lane l: terms l, l + kLanes,
+// ... in increasing order), all lanes at once (the CPU, contiguous and vectorisable; CUDA gives
+// each lane to a thread): the same sums as softmax_lane_sum / norm_lane_sum / norm_lane_sq.
+template <class F>
+ALMC_OHD void lane_partials(int64_t len, float* v, F f) {
+  for (int l = 0; l < kLanes; ++l) v[l] = 0.f;
+  int64_t k = 0;
+  for (; k + kLanes <= len; k += kLanes)
+    for (int l = 0; l < kLanes; ++l) v[l] = v[l] + f(k + l);
+  for (int l = 0; k + l < len; ++l) v[l] = v[l] + f(k + l);
 }
 
 // Normalisation of row r of [rows, len]: the lane sums of x, then of (x - mean)^2.
@@ -406,10 +442,11 @@ ALMC_OHD float norm_lane_sum(const NormParams& p, int64_t r, int lane) {
   for (int64_t i = lane; i < p.len; i += kLanes) s += x[i];
   return s;
 }
+ALMC_OHD float norm_sq_term(float x, float mean) { return (x - mean) * (x - mean); }
 ALMC_OHD float norm_lane_sq(const NormParams& p, int64_t r, int lane, float mean) {
   const float* x = p.x + r * p.len;
   float s = 0.f;
-  for (int64_t i = lane; i < p.len; i += kLanes) s += (x[i] - mean) * (x[i] - mean);
+  for (int64_t i = lane; i < p.len; i += kLanes) s += norm_sq_term(x[i], mean);
   return s;
 }
 ALMC_OHD float norm_mean(const NormParams& p, float sum) { return sum / float(p.len); }
@@ -417,17 +454,42 @@ ALMC_OHD float norm_rstd(const NormParams& p, float sq_sum) {
   using std::sqrt;
   return 1.f / sqrt(sq_sum / float(p.len) + p.eps);
 }
-// Elements i0, i0 + stride, ... of row r.
-ALMC_OHD void norm_write(const NormParams& p, int64_t r, int64_t i0, int64_t stride, float mean, float rstd) {
+// The channel of element r * len, the first of row r (see NormParams).
+ALMC_OHD int64_t norm_channel0(const NormParams& p, int64_t r) {
+  const int64_t per_row = p.len / p.seg;  // segments per row
+  return ((r % p.nch) * (per_row % p.nch)) % p.nch;
+}
+// Elements i0, i0 + stride, ... of row r: y = act((x - mean) * a + b), a = scale[c] * rstd,
+// b = bias[c]. `apply` runs the activation in place over runs of at most kEwRun outputs with
+// ew_apply_n's formulas (the CPU passes a runner with its vectorised exp). With stride 1 (the CPU)
+// a segment's a and b are computed once; otherwise (a CUDA lane) once per element, alike.
+template <class Apply = EwApplyN>
+ALMC_OHD void norm_write(const NormParams& p, int64_t r, int64_t i0, int64_t stride, float mean, float rstd,
+                         Apply apply = Apply()) {
   const float* x = p.x + r * p.len;
   float* y = p.y + r * p.len;
-  if (p.affine == AFFINE_COLUMN) {
-    for (int64_t i = i0; i < p.len; i += stride)
-      y[i] = ew_apply<float>(p.act, (x[i] - mean) * rstd * p.scale[i] + (p.bias ? p.bias[i] : 0.f), 0.f, 0.f, 0.f, 0.f);
-  } else {
-    const int64_t c = r % p.channels;
-    const float a = p.scale ? p.scale[c] * rstd : rstd, b = p.bias ? p.bias[c] : 0.f;
-    for (int64_t i = i0; i < p.len; i += stride) y[i] = ew_apply<float>(p.act, (x[i] - mean) * a + b, 0.f, 0.f, 0.f, 0.f);
+  const int64_t c0 = norm_channel0(p, r);
+  if (stride == 1) {
+    int64_t c = (c0 + i0 / p.seg) % p.nch;
+    for (int64_t s0 = i0 - i0 % p.seg; s0 < p.len; s0 += p.seg) {
+      const float a = (p.scale ? p.scale[c] : 1.f) * rstd, b = p.bias ? p.bias[c] : 0.f;
+      const int64_t lo = s0 < i0 ? i0 : s0, hi = s0 + p.seg;
+      for (int64_t i = lo; i < hi; ++i) y[i] = (x[i] - mean) * a + b;
+      if (p.act != EW_COPY)
+        for (int64_t i = lo; i < hi; i += kEwRun) {
+          const int n = hi - i < kEwRun ? int(hi - i) : kEwRun;
+          apply(p.act, n, y + i, y + i, y + i, y + i, p.act_alpha, p.act_beta);
+        }
+      if (++c == p.nch) c = 0;
+    }
+    return;
+  }
+  for (int64_t i = i0; i < p.len; i += stride) {
+    const int64_t c = (c0 + i / p.seg) % p.nch;
+    const float a = (p.scale ? p.scale[c] : 1.f) * rstd, b = p.bias ? p.bias[c] : 0.f;
+    float v = (x[i] - mean) * a + b;
+    if (p.act != EW_COPY) apply(p.act, 1, &v, &v, &v, &v, p.act_alpha, p.act_beta);
+    y[i] = v;
   }
 }
 

@@ -163,17 +163,22 @@ struct SoftmaxParams {
   float* y;
 };
 
-// Normalise each row of [rows, len]: y = (x - mean) / sqrt(var + eps) * scale + bias.
-// AFFINE_CHANNEL: scale/bias indexed by (row % channels) (InstanceNorm, GroupNorm);
-// AFFINE_COLUMN: indexed by the column (LayerNorm).
-enum NormAffine : uint8_t { AFFINE_NONE, AFFINE_CHANNEL, AFFINE_COLUMN };
+// Normalise each row of [rows, len] and apply a per-channel affine map and an activation:
+//   y = act((x - mean) / sqrt(var + eps) * scale[c] + bias[c]),  c = (e / seg) % nch,
+// e = r * len + i being the element's linear index. seg divides len, so a row is whole segments of
+// seg elements sharing one channel. LayerNorm: seg 1, nch len (a column's own scale);
+// InstanceNorm / GroupNorm: seg len, nch groups (one per row, cycling over the batch); a fused
+// affine that follows (torch's GroupNorm: per-channel Mul and Add after the reshape) makes seg the
+// spatial size and nch the channels. scale / bias null: 1 / 0. act: an EwOp (EW_COPY for none)
+// with its attributes act_alpha, act_beta.
 struct NormParams {
-  int64_t rows, len, channels;
+  int64_t rows, len;
+  int64_t seg, nch;
   float eps;
-  NormAffine affine;
   const float* scale;
   const float* bias;
   int act;
+  float act_alpha, act_beta;
   const float* x;
   float* y;
 };

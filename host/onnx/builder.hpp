@@ -6,7 +6,8 @@
 //   lower_elementwise.cpp  elementwise ops       lower_gemm_conv.cpp  Gemm, MatMul, Conv, ConvTranspose
 //   lower_image.cpp        pooling, Resize, Pad  lower_reduce.cpp     reductions, Softmax, normalisations
 //   lower_layout.cpp       data movement (Concat, Split, Reshape, Transpose, Gather, Slice, ...)
-//   fusion.cpp             elementwise fusion, GEMM/conv epilogues, dimension collapsing
+//   fusion.cpp             elementwise fusion, normalisation and GEMM/conv epilogues, dimension
+//                          collapsing
 //   arena.cpp              liveness, arena placement, binding
 #pragma once
 #include <algorithm>
@@ -260,6 +261,7 @@ class Builder {
 
 // Passes over a lowered plan (fusion.cpp, arena.cpp).
 void fuse_elementwise(Plan& p);
+void fuse_norm_epilogues(Plan& p);
 void fuse_epilogues(Plan& p);
 void collapse_elementwise(Plan& p);
 void place_arena(Plan& p);

@@ -14,7 +14,7 @@
 namespace almc::onnx {
 namespace {
 
-constexpr int kChunk = 256;  // elementwise block: the program's registers stay in L1
+constexpr int kChunk = kEwRun;  // elementwise block: the program's registers stay in L1
 
 // ew_apply_n with the exponentials vectorised (vexp): Exp, Sigmoid and SiLU keep their formulas,
 // e^x is computed in vector registers instead of by the scalar libm call.
@@ -221,24 +221,53 @@ void run_conv_transpose(const ConvParams& p) {
   }
 }
 
+// Per row: the max by lanes (exact in any order), e^(x - max) for the whole row at once with the
+// vectorised exp, the lane partial sums of those (CUDA's order), the outputs from them.
 void run_softmax(const SoftmaxParams& p) {
+  thread_local std::vector<float> buf;  // per thread, grown once
+  buf.resize(size_t(3 * p.len));
+  float* xs = buf.data();      // the row, contiguous
+  float* d = xs + p.len;       // x - max
+  float* e = d + p.len;        // e^(x - max)
   float v[kLanes];
   for (int64_t r = 0; r < p.outer * p.inner; ++r) {
+    const int64_t base = softmax_base(p, r);
+    const float* x = p.x + base;
+    float* y = p.y + base;
+    if (p.inner == 1) {
+      xs = const_cast<float*>(x);
+    } else {
+      xs = buf.data();
+      for (int64_t k = 0; k < p.len; ++k) xs[k] = x[k * p.inner];
+    }
     for (int l = 0; l < kLanes; ++l) v[l] = softmax_lane_max(p, r, l);
     const float mx = lane_tree_max(v);
-    for (int l = 0; l < kLanes; ++l) v[l] = softmax_lane_sum(p, r, l, mx);
-    softmax_lane_write(p, r, 0, 1, mx, lane_tree_sum(v));
+    for (int64_t k = 0; k < p.len; ++k) d[k] = xs[k] - mx;
+    vexp(d, e, p.len);
+    lane_partials(p.len, v, [e](int64_t k) { return e[k]; });
+    const float f = softmax_factor(p, lane_tree_sum(v));
+    for (int64_t k = 0; k < p.len; ++k) y[k * p.inner] = softmax_value(p, xs[k], e[k], mx, f);
   }
 }
 
+// Per row: the lane partial sums (CUDA's order, computed contiguously), then the affine output.
 void run_norm(const NormParams& p) {
   float v[kLanes];
   for (int64_t r = 0; r < p.rows; ++r) {
-    for (int l = 0; l < kLanes; ++l) v[l] = norm_lane_sum(p, r, l);
+    const float* x = p.x + r * p.len;
+    lane_partials(p.len, v, [x](int64_t i) { return x[i]; });
     const float mean = norm_mean(p, lane_tree_sum(v));
-    for (int l = 0; l < kLanes; ++l) v[l] = norm_lane_sq(p, r, l, mean);
-    norm_write(p, r, 0, 1, mean, norm_rstd(p, lane_tree_sum(v)));
+    lane_partials(p.len, v, [x, mean](int64_t i) { return norm_sq_term(x[i], mean); });
+    norm_write(p, r, 0, 1, mean, norm_rstd(p, lane_tree_sum(v)), CpuEwApply());
   }
+}
+
+// The columns' taps once per step, then every row from them.
+void run_resize(const ResizeParams& p) {
+  thread_local std::vector<ResizeTap> wt;  // per thread, grown once
+  wt.resize(size_t(p.OW));
+  for (int64_t ow = 0; ow < p.OW; ++ow) wt[size_t(ow)] = resize_tap_w(p, ow);
+  for (int64_t r = 0; r < p.NC * p.OH; ++r) resize_range(p, r, 0, p.OW, wt.data());
 }
 
 void run_reduce(const ReduceParams& p) {
@@ -282,9 +311,7 @@ void cpu_run_step(const Step& s) {
     case StepKind::Pool:
       for (int64_t r = 0; r < s.pool.NC * s.pool.OH; ++r) pool_range(s.pool, r, 0, s.pool.OW);
       return;
-    case StepKind::Resize:
-      for (int64_t r = 0; r < s.resize.NC * s.resize.OH; ++r) resize_range(s.resize, r, 0, s.resize.OW);
-      return;
+    case StepKind::Resize: return run_resize(s.resize);
     case StepKind::Pad:
       for (int64_t o = 0; o < s.pad.total; ++o) s.pad.y[o] = pad_at(s.pad, o);
       return;

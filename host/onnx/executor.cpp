@@ -155,18 +155,25 @@ Executor::Slot& Executor::cpu_worker(size_t i) {
   return cpu_slot(i, cpu_block_);
 }
 
-std::map<std::string, double> Executor::profile_cpu(int64_t n, int reps) {
+std::map<std::string, double> Executor::profile_cpu(int64_t n, int reps, bool by_node) {
   static const char* names[] = {"Ew", "Gemm", "Conv", "ConvT", "Copy", "Gather", "Softmax", "Norm", "Reduce", "Pool", "Resize", "Pad", "Fill"};
   std::map<std::string, double> t;
   if (cfg_.backend != ALMC_BACKEND_CPU) return t;
   Slot& s = cpu_worker(0);
   const int64_t blocks = (n + cpu_block_ - 1) / cpu_block_;  // one thread's share when it runs them all
+  // Each step's fastest of reps * blocks runs, times the blocks: robust to a loaded machine, where
+  // a sum picks up every preemption.
+  std::vector<double> best(s.plan.steps.size(), 1e30);
   for (int64_t r = 0; r < reps * blocks; ++r)
-    for (const auto& st : s.plan.steps) {
+    for (size_t k = 0; k < s.plan.steps.size(); ++k) {
       const auto t0 = std::chrono::steady_clock::now();
-      cpu_run_step(st);
-      t[names[int(st.kind)]] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      cpu_run_step(s.plan.steps[k]);
+      best[k] = std::min(best[k], std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
+  for (size_t k = 0; k < s.plan.steps.size(); ++k) {
+    const Step& st = s.plan.steps[k];
+    t[by_node ? std::string(names[int(st.kind)]) + " " + st.node : names[int(st.kind)]] += best[k] * double(blocks * reps);
+  }
   return t;
 }
 

@@ -63,8 +63,9 @@ class Executor {
   // The raw network with one level per sample (levels[n], backend memory; the level input must
   // hold n values).
   void run_raw_levels(const float* x, float* out, int64_t n, const float* levels, void* stream);
-  // CPU: seconds spent per step kind over `reps` runs at batch n (a profile for benchmarks).
-  std::map<std::string, double> profile_cpu(int64_t n, int reps);
+  // CPU: seconds per step kind (by_node: per step, keyed "kind node") over `reps` runs at batch n,
+  // each step's time being its fastest run (a profile for benchmarks on a loaded machine).
+  std::map<std::string, double> profile_cpu(int64_t n, int reps, bool by_node = false);
   // Plan statistics for tests and benchmarks.
   size_t steps(int64_t n);
   int64_t arena_bytes(int64_t n);

@@ -81,7 +81,7 @@ void Builder::node_norm() {
   const size_t r = X.shape.size();
   NormParams p{};
   p.eps = nd.getf("epsilon", 1e-5f);
-  p.act = EW_COPY;
+  p.act = EW_COPY;  // fuse_norm_epilogues may set it
   const Val* scale = in(1);
   const Val* bias = in(2);
   if (nd.op == "LayerNormalization") {
@@ -92,7 +92,8 @@ void Builder::node_norm() {
     p.len = 1;
     for (int64_t i = 0; i < ax; ++i) p.rows *= X.shape[size_t(i)];
     for (size_t i = size_t(ax); i < r; ++i) p.len *= X.shape[i];
-    p.affine = AFFINE_COLUMN;
+    p.seg = 1;  // column i's own scale
+    p.nch = p.len;
     if (!scale || numel(scale->shape) != p.len) fail("LayerNormalization scale must have the normalised size", ALMC_ERR_PARSE);
     if (bias && numel(bias->shape) != p.len) fail("LayerNormalization bias must have the normalised size", ALMC_ERR_PARSE);
   } else {
@@ -105,8 +106,8 @@ void Builder::node_norm() {
     for (size_t i = 2; i < r; ++i) spatial *= X.shape[i];
     p.rows = X.shape[0] * groups;
     p.len = (C / groups) * spatial;
-    p.channels = groups;
-    p.affine = AFFINE_CHANNEL;
+    p.seg = p.len;  // one (scale, bias) per row, row r being group r % groups
+    p.nch = groups;
     if (!scale || !bias || numel(scale->shape) != groups || numel(bias->shape) != groups)
       fail("scale and bias must have " + std::to_string(groups) + " values", ALMC_ERR_PARSE);
   }

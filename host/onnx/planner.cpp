@@ -92,6 +92,7 @@ void Builder::build() {
   }
   P.storages[size_t(P.out.id)].pinned_end = true;
   fuse_elementwise(P);
+  fuse_norm_epilogues(P);
   fuse_epilogues(P);
   collapse_elementwise(P);
   place_arena(P);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -85,6 +86,59 @@ TEST(Onnx, FusionShrinksThePlan) {
   EXPECT_LE(ex->steps(4), 9u);
   auto ur = load("unet");
   EXPECT_GT(ur->arena_bytes(4), 0);
+}
+
+namespace {
+// The normalisations of a fixture's plan at batch n: the activation each applies as it writes,
+// and how many are still read by an elementwise program (the first later step with an operand at
+// the output's offset is an Ew step) rather than by the op after the fused epilogue.
+struct NormFusion {
+  std::vector<int> acts;
+  int read_by_ew = 0;
+};
+NormFusion norm_fusion(const std::string& name, const char* level, int64_t n) {
+  almc::onnx::IoSpec io;
+  io.x_input = "x";
+  io.level_input = level;
+  io.output = "out";
+  const auto p = almc::onnx::build_plan(almc::onnx::load_graph(data_dir() + name + ".onnx"), io, n);
+  NormFusion f;
+  for (size_t k = 0; k < p.steps.size(); ++k) {
+    const auto& s = p.steps[k];
+    if (s.kind != almc::onnx::StepKind::Norm) continue;
+    f.acts.push_back(s.norm.act);
+    const int64_t out = s.refs[3].off;
+    for (size_t q = k + 1; q < p.steps.size(); ++q) {
+      bool touches = false;
+      for (const auto& r : p.steps[q].refs) touches = touches || (r.space == almc::onnx::BufRef::Arena && r.off == out);
+      if (!touches) continue;
+      if (p.steps[q].kind == almc::onnx::StepKind::Ew) ++f.read_by_ew;
+      break;
+    }
+  }
+  return f;
+}
+}  // namespace
+
+// fuse_norm_epilogues: torch's GroupNorm (Reshape, InstanceNormalization, Reshape, per-channel Mul
+// and Add) followed by an activation, InstanceNorm / LayerNorm followed by one, and a LayerNorm
+// composed with a per-channel map, each become one Norm step with the affine map and activation
+// applied as it writes; programs that read another runtime tensor, that are no single activation
+// (GELU) or whose normalisation is read twice stay separate. Accuracy: FixturesMatchTorch (the
+// norm_act and unet fixtures) and the bitwise invariance test.
+TEST(Onnx, NormEpiloguesFuseIntoTheNormalisation) {
+  using almc::onnx::EW_COPY;
+  for (int64_t n : {1, 4}) {
+    const NormFusion u = norm_fusion("unet", "sigma", n);
+    ASSERT_EQ(u.acts.size(), 12u);
+    EXPECT_EQ(std::count(u.acts.begin(), u.acts.end(), int(almc::onnx::EW_SILU)), 11);  // all but the attention's
+    EXPECT_EQ(u.read_by_ew, 0);  // the attention's GroupNorm took its affine map (no activation)
+    const NormFusion m = norm_fusion("norm_act", "t", n);
+    const std::vector<int> want = {almc::onnx::EW_SILU, almc::onnx::EW_RELU, almc::onnx::EW_LEAKY_RELU, almc::onnx::EW_TANH,
+                                   almc::onnx::EW_ELU,  EW_COPY,              EW_COPY,                    EW_COPY};
+    EXPECT_EQ(m.acts, want);
+    EXPECT_EQ(m.read_by_ew, 2);  // relu(.) + x and GELU; the norm read twice is read first by its ReduceMean
+  }
 }
 
 // Adapter: score = c1 net(cx x, level) + c2 x, checked against the formulas of ALGORITHMS.md Sec. 2
@@ -360,7 +414,7 @@ TEST(Onnx, CpuRowsBitwiseIndependentOfBatchAndThreads) {
   const int saved = omp_get_max_threads();
   // misc_ops: a dilated grouped convolution run per image (padded-image path) in short blocks and
   // over several images (im2col) in full ones.
-  for (const char* name : {"mlp_embed", "resmlp", "unet", "misc_ops"}) {
+  for (const char* name : {"mlp_embed", "resmlp", "unet", "misc_ops", "norm_act"}) {
     SCOPED_TRACE(name);
     auto x = read_npy(data_dir() + name + "_x.npy");
     auto lv = read_npy(data_dir() + name + "_level.npy");

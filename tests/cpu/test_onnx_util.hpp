@@ -69,6 +69,6 @@ inline double rel_err(const std::vector<float>& a, const std::vector<float>& b) 
   return m / s;
 }
 
-inline const char* const kFixtures[] = {"mlp_embed", "unet", "resmlp", "misc_ops", "gauss_vp_eps", "gauss_ve_denoiser"};
+inline const char* const kFixtures[] = {"mlp_embed", "unet", "resmlp", "misc_ops", "norm_act", "gauss_vp_eps", "gauss_ve_denoiser"};
 
 }  // namespace onnx_test

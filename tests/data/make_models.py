@@ -149,6 +149,42 @@ class MiscOps(nn.Module):
         return f.reshape(n, 2, 8, 8) + 0.5 * x
 
 
+class NormAct(nn.Module):
+    """Normalisations followed by per-channel affine maps and activations, which the planner fuses
+    into the normalisation (fuse_norm_epilogues), next to three it must leave alone; Softmax over a
+    strided axis, LogSoftmax, a bilinear align_corners resize and a nearest one. x [n, 8, 4, 4],
+    level t [n]."""
+
+    def __init__(self):
+        super().__init__()
+        self.g1 = nn.GroupNorm(2, 8)
+        self.c1 = nn.Conv2d(8, 8, 1)
+        self.g2 = nn.GroupNorm(4, 8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.i1 = nn.InstanceNorm2d(8, affine=True)
+        self.l1 = nn.LayerNorm([8, 4, 4])
+        self.w = nn.Parameter(torch.rand(8) + 0.5)
+        self.l2 = nn.LayerNorm(4)
+        self.c3 = nn.Conv2d(8, 8, 1)
+        self.g3 = nn.GroupNorm(4, 8)
+        self.g4 = nn.GroupNorm(2, 8)
+
+    def forward(self, x, t):
+        h = self.c1(F.silu(self.g1(x)))                           # fused: GroupNorm + SiLU
+        h = self.c2(F.relu(self.g2(h)))                           # fused: GroupNorm + ReLU
+        h = F.leaky_relu(self.i1(h), 0.2)                         # fused: InstanceNorm's own affine + LeakyRelu
+        h = torch.tanh(self.l1(h) * self.w[:, None, None] - 0.1)  # fused: LayerNorm over [C, H, W], a per-channel map, Tanh
+        h = self.c3(F.elu(self.l2(h)))                            # fused: LayerNorm over W + Elu
+        h = F.relu(self.g3(h)) + x                                # not fused: the program reads x too
+        g = F.gelu(self.g4(h))                                    # not fused: GELU is no single activation
+        m = F.instance_norm(h)                                    # not fused: read twice
+        h = g + m * torch.sigmoid(m.mean(dim=(2, 3), keepdim=True))
+        h = h + torch.softmax(h, dim=1) + F.log_softmax(h, dim=-1)
+        u = F.interpolate(h, size=(6, 6), mode="bilinear", align_corners=True)
+        h = h + F.interpolate(u, size=(4, 4), mode="nearest")
+        return h * (1.0 + t)[:, None, None, None]
+
+
 class GaussVPEps(nn.Module):
     """Exact eps of the prior N(0, s0^2 I) under VP with alpha_bar = exp(-2 t): level t [n, 1]."""
 
@@ -331,6 +367,14 @@ def main():
     hand_made()
     torch.manual_seed(1240)
     families()
+    torch.manual_seed(1241)
+    norm_act = NormAct()
+    with torch.no_grad():
+        for m in norm_act.modules():
+            if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    export("norm_act", norm_act, torch.randn(4, 8, 4, 4) * 2.0 + 0.5, torch.rand(4), "t")
 
 
 if __name__ == "__main__":
