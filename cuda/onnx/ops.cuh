@@ -363,23 +363,36 @@ ALMC_OHD ResizeTap resize_tap(const ResizeParams& p, double a, double b, int64_t
 ALMC_OHD ResizeTap resize_tap_h(const ResizeParams& p, int64_t oh) { return resize_tap(p, p.ah, p.bh, oh, p.H); }
 ALMC_OHD ResizeTap resize_tap_w(const ResizeParams& p, int64_t ow) { return resize_tap(p, p.aw, p.bw, ow, p.W); }
 
-// Row (c, oh) of a Resize, columns ow0 .. ow1-1. wt: the taps of the columns (resize_tap_w,
-// computed once per step by the CPU), or null to compute them here (CUDA, one element a thread).
-ALMC_OHD void resize_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1, const ResizeTap* wt = nullptr) {
+// Linear resize in two steps, between the two input rows first, then between the two columns:
+// v = x0[i] (1 - fh) + x1[i] fh at the columns i0 and i1 of the tap, y = v0 (1 - fw) + v1 fw.
+ALMC_OHD float resize_vmix(const float* x0, const float* x1, int64_t i, float fh) { return x0[i] * (1.f - fh) + x1[i] * fh; }
+ALMC_OHD float resize_hmix(float v0, float v1, float fw) { return v0 * (1.f - fw) + v1 * fw; }
+
+// Row (c, oh) of a Resize, columns ow0 .. ow1-1. The CPU passes wt, the columns' taps
+// (resize_tap_w, computed once per step), and vrow, scratch of W floats where a linear resize
+// mixes the two input rows once for every column; CUDA (one element a thread) passes neither.
+ALMC_OHD void resize_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1, const ResizeTap* wt = nullptr,
+                           float* vrow = nullptr) {
   const int64_t c = row / p.OH, oh = row % p.OH;
   const ResizeTap th = resize_tap_h(p, oh);
   const float* x0 = p.x + (c * p.H + th.i0) * p.W;
   const float* x1 = p.x + (c * p.H + th.i1) * p.W;
   float* y = p.y + row * p.OW;
+  if (!p.linear) {
+    for (int64_t ow = ow0; ow < ow1; ++ow) y[ow] = x0[wt ? wt[ow].i0 : resize_tap_w(p, ow).i0];
+    return;
+  }
+  if (vrow) {
+    for (int64_t i = 0; i < p.W; ++i) vrow[i] = resize_vmix(x0, x1, i, th.f);
+    for (int64_t ow = ow0; ow < ow1; ++ow) {
+      const ResizeTap tw = wt ? wt[ow] : resize_tap_w(p, ow);
+      y[ow] = resize_hmix(vrow[tw.i0], vrow[tw.i1], tw.f);
+    }
+    return;
+  }
   for (int64_t ow = ow0; ow < ow1; ++ow) {
     const ResizeTap tw = wt ? wt[ow] : resize_tap_w(p, ow);
-    if (!p.linear) {
-      y[ow] = x0[tw.i0];
-      continue;
-    }
-    const float top = x0[tw.i0] * (1.f - tw.f) + x0[tw.i1] * tw.f;
-    const float bot = x1[tw.i0] * (1.f - tw.f) + x1[tw.i1] * tw.f;
-    y[ow] = top * (1.f - th.f) + bot * th.f;
+    y[ow] = resize_hmix(resize_vmix(x0, x1, tw.i0, th.f), resize_vmix(x0, x1, tw.i1, th.f), tw.f);
   }
 }
 
@@ -433,6 +446,23 @@ ALMC_OHD void lane_partials(int64_t len, float* v, F f) {
   for (; k + kLanes <= len; k += kLanes)
     for (int l = 0; l < kLanes; ++l) v[l] = v[l] + f(k + l);
   for (int l = 0; k + l < len; ++l) v[l] = v[l] + f(k + l);
+}
+
+// The kLanes maxima of f(0) .. f(len-1), lane l taking terms l, l + kLanes, ... in increasing
+// order like softmax_lane_max (the same values, NaN included), all lanes at once.
+template <class F>
+ALMC_OHD void lane_maxima(int64_t len, float* v, F f) {
+  for (int l = 0; l < kLanes; ++l) v[l] = -INFINITY;
+  int64_t k = 0;
+  for (; k + kLanes <= len; k += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const float t = f(k + l);
+      v[l] = t > v[l] ? t : v[l];
+    }
+  for (int l = 0; k + l < len; ++l) {
+    const float t = f(k + l);
+    v[l] = t > v[l] ? t : v[l];
+  }
 }
 
 // Normalisation of row r of [rows, len]: the lane sums of x, then of (x - mean)^2.

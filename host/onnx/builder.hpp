@@ -228,17 +228,29 @@ class Builder {
   // ---- emission helpers
   void emit_ew(EwOp op, const std::vector<const Val*>& ins, size_t out_i, float alpha, float beta, DType out_dt);  // lower_elementwise.cpp
   void emit_copy(const CopyParams& cp, const Val& src, int64_t in_off, int out_sid, int64_t out_off);  // lower_layout.cpp
+  // A strided copy of `shape`, its dimensions collapsed: size-1 dimensions dropped, and a
+  // dimension merged into the one before it where both strides continue it (a Concat along
+  // channels becomes one contiguous run per sample instead of one per image row).
   static CopyParams make_copy(const std::vector<int64_t>& shape, const std::vector<int64_t>& in_st,
                               const std::vector<int64_t>& out_st) {
     if (shape.size() > size_t(kMaxDims)) throw Error(ALMC_ERR_UNSUPPORTED, "rank above the executor's limit of 8");
     CopyParams c{};
-    c.ndim = int(shape.size());
+    c.ndim = 0;
     c.total = 1;
     for (size_t d = 0; d < shape.size(); ++d) {
-      c.shape[d] = shape[d];
-      c.in_stride[d] = in_st[d];
-      c.out_stride[d] = out_st[d];
       c.total *= shape[d];
+      if (shape[d] == 1) continue;
+      const int k = c.ndim - 1;
+      if (k >= 0 && c.in_stride[k] == in_st[d] * shape[d] && c.out_stride[k] == out_st[d] * shape[d]) {
+        c.shape[k] *= shape[d];
+        c.in_stride[k] = in_st[d];
+        c.out_stride[k] = out_st[d];
+        continue;
+      }
+      c.shape[c.ndim] = shape[d];
+      c.in_stride[c.ndim] = in_st[d];
+      c.out_stride[c.ndim] = out_st[d];
+      ++c.ndim;
     }
     return c;
   }

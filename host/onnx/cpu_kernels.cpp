@@ -22,6 +22,7 @@ struct CpuEwApply {
   void operator()(int op, int len, const float* A, const float* B, const float* C, float* D, float alpha,
                   float beta) const {
     if (op != EW_EXP && op != EW_SIGMOID && op != EW_SILU) return ew_apply_n(op, len, A, B, C, D, alpha, beta);
+    if (len <= 0) return;
     float e[kChunk];
     for (int t = 0; t < len; ++t) e[t] = op == EW_EXP ? A[t] : -A[t];
     vexp(e, e, len);
@@ -89,61 +90,94 @@ void run_gemm(const GemmParams& p) {
   }
 }
 
-// Stride 1 on one image, without im2col: group g's input is copied once into a zero-padded image
-// xp [Cg, Hp, Wp], and row (c, kh, kw) of the column matrix is xp shifted by
-// c*Hp*Wp + kh*dh*Wp + kw*dw, output (oh, ow) being column oh*Wp + ow (the Wp - OW columns
-// between two output rows are computed and dropped). The GEMM sees the same values in the same
-// order as through im2col, so both paths give the same bits; it reads Cg*Hp*Wp floats instead of
-// writing and reading Cg*KH*KW*OH*OW.
+// Convolutions of one image run in bands of output rows whose working set (the band's input,
+// im2col'd or padded, and its GEMM result) stays within kBandFloats: the GEMM then reads its
+// columns from L2 rather than memory however large the image. Bands never change a result: every
+// output element is the same GEMM sum over the same values in the same order.
+constexpr int64_t kBandFloats = int64_t(1) << 15;  // 128 KiB
+
+// Stride 1 on one image, without im2col: the band's rows of group g's input are copied into a
+// zero-padded image xp [Cg, Hb, Wp] (Hb padded rows), and row (c, kh, kw) of the column matrix is
+// xp shifted by c*Hb*Wp + kh*dh*Wp + kw*dw, output (oh, ow) of the band being column oh*Wp + ow
+// (the Wp - OW columns between two output rows are computed and dropped). The GEMM sees the same
+// values in the same order as through im2col, so both paths give the same bits; it reads Cg*Hb*Wp
+// floats instead of writing and reading Cg*KH*KW*rows*OW.
 struct Shifted {
-  int64_t Hp, Wp, wide;  // padded image, GEMM columns
+  int64_t Wp, rows;  // padded width, output rows per band
   bool fits;
-  explicit Shifted(const ConvParams& p)
-      : Hp(p.OH + (p.KH - 1) * p.dh), Wp(p.OW + (p.KW - 1) * p.dw), wide((p.OH - 1) * Wp + p.OW),
-        fits(p.sh == 1 && p.sw == 1 && p.KH * p.KW > 1 &&
-             (p.C / p.group) * Hp * Wp + (p.M / p.group) * wide <= p.col_elems) {}
+  int64_t padded_rows(const ConvParams& p, int64_t r) const { return r + (p.KH - 1) * p.dh; }
+  int64_t wide(const ConvParams& p, int64_t r) const { return (r - 1) * Wp + p.OW; }
+  int64_t floats(const ConvParams& p, int64_t r) const {
+    return (p.C / p.group) * padded_rows(p, r) * Wp + (p.M / p.group) * wide(p, r);
+  }
+  explicit Shifted(const ConvParams& p) : Wp(p.OW + (p.KW - 1) * p.dw), rows(p.OH) {
+    const int64_t budget = std::min(p.col_elems, kBandFloats);
+    while (rows > 1 && floats(p, rows) > budget) rows = std::max<int64_t>(1, std::min(rows - 1, rows * budget / floats(p, rows)));
+    fits = p.sh == 1 && p.sw == 1 && p.KH * p.KW > 1 && floats(p, rows) <= p.col_elems;
+  }
 };
 
-void conv_shifted(const ConvParams& p, const Shifted& s, int64_t n, int64_t g) {
-  thread_local std::vector<int64_t> koff;  // per thread, grown once
-  const int64_t Cg = p.C / p.group, Mg = p.M / p.group, KK = p.KH * p.KW, OHW = p.OH * p.OW;
-  float* xp = p.col;
-  float* tmp = p.col + Cg * s.Hp * s.Wp;
-  std::fill(xp, tmp, 0.f);
-  for (int64_t c = 0; c < Cg; ++c)
-    for (int64_t ih = 0; ih < p.H; ++ih)
-      std::memcpy(xp + (c * s.Hp + ih + p.ph) * s.Wp + p.pw, p.x + ((n * p.C + g * Cg + c) * p.H + ih) * p.W,
-                  size_t(p.W) * sizeof(float));
-  koff.resize(size_t(Cg * KK));
-  for (int64_t c = 0; c < Cg; ++c)
-    for (int64_t kh = 0; kh < p.KH; ++kh)
-      for (int64_t kw = 0; kw < p.KW; ++kw) koff[size_t((c * p.KH + kh) * p.KW + kw)] = (c * s.Hp + kh * p.dh) * s.Wp + kw * p.dw;
+// Group g's weights [Mg, Cg*KK] as the GEMM's A, with the bias added as C is stored (an output
+// written in place) or not.
+GemmView conv_gemm(const ConvParams& p, int64_t g, bool bias) {
+  const int64_t Cg = p.C / p.group, Mg = p.M / p.group, KK = p.KH * p.KW;
   GemmView v;
   v.M = Mg;
-  v.N = s.wide;
   v.K = Cg * KK;
   set_a(v, p.w + g * Mg * Cg * KK, false, Cg * KK);
-  v.B = xp;
-  v.b_koff = koff.data();
-  v.C = tmp;
-  v.ldc = s.wide;
-  if (p.bias) {
+  if (bias && p.bias) {
     v.bias = p.bias + g * Mg;
     v.bias_rs = 1;
     v.bias_cs = 0;
   }
-  gemm_all(v);
-  float* y = p.y + (n * p.M + g * Mg) * OHW;
-  for (int64_t m = 0; m < Mg; ++m)
-    for (int64_t oh = 0; oh < p.OH; ++oh)
-      std::memcpy(y + m * OHW + oh * p.OW, tmp + m * s.wide + oh * s.Wp, size_t(p.OW) * sizeof(float));
-  if (p.act != EW_COPY) cpu_act(p.act, p.act_alpha, y, Mg * OHW);
+  return v;
+}
+
+void conv_shifted(const ConvParams& p, const Shifted& s, int64_t n, int64_t g) {
+  thread_local std::vector<int64_t> koff;  // per thread, grown once
+  const int64_t Cg = p.C / p.group, Mg = p.M / p.group, KK = p.KH * p.KW, OHW = p.OH * p.OW;
+  koff.resize(size_t(Cg * KK));
+  for (int64_t oh0 = 0; oh0 < p.OH; oh0 += s.rows) {
+    const int64_t R = std::min(s.rows, p.OH - oh0), Hb = s.padded_rows(p, R), wide = s.wide(p, R);
+    float* xp = p.col;
+    float* tmp = p.col + Cg * Hb * s.Wp;
+    std::fill(xp, tmp, 0.f);
+    // Padded row t of the band is input row oh0 + t - ph.
+    const int64_t t0 = std::max<int64_t>(0, p.ph - oh0), t1 = std::min(Hb, p.H + p.ph - oh0);
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t t = t0; t < t1; ++t)
+        std::memcpy(xp + (c * Hb + t) * s.Wp + p.pw, p.x + ((n * p.C + g * Cg + c) * p.H + oh0 + t - p.ph) * p.W,
+                    size_t(p.W) * sizeof(float));
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t kh = 0; kh < p.KH; ++kh)
+        for (int64_t kw = 0; kw < p.KW; ++kw) koff[size_t((c * p.KH + kh) * p.KW + kw)] = (c * Hb + kh * p.dh) * s.Wp + kw * p.dw;
+    GemmView v = conv_gemm(p, g, true);
+    v.N = wide;
+    v.B = xp;
+    v.b_koff = koff.data();
+    v.C = tmp;
+    v.ldc = wide;
+    gemm_all(v);
+    float* y = p.y + (n * p.M + g * Mg) * OHW + oh0 * p.OW;
+    for (int64_t m = 0; m < Mg; ++m) {
+      for (int64_t oh = 0; oh < R; ++oh)
+        std::memcpy(y + m * OHW + oh * p.OW, tmp + m * wide + oh * s.Wp, size_t(p.OW) * sizeof(float));
+      if (p.act != EW_COPY) cpu_act(p.act, p.act_alpha, y + m * OHW, R * p.OW);
+    }
+  }
+}
+
+// Output rows of one image per im2col band (the band's columns [Cg*KK, rows*OW] and result).
+int64_t im2col_band_rows(const ConvParams& p) {
+  const int64_t per_row = ((p.C / p.group) * p.KH * p.KW + p.M / p.group) * p.OW;
+  return std::max<int64_t>(1, std::min(p.OH, std::min(p.col_elems, kBandFloats) / std::max<int64_t>(1, per_row)));
 }
 
 void run_conv(const ConvParams& p) {
   const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, OHW = p.OH * p.OW;
   const bool unit = KK == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
   const Shifted shifted(p);
+  const int64_t band = im2col_band_rows(p);
   ConvParams no_act = p;  // the several-image epilogue: bias there, the activation by cpu_act
   no_act.act = EW_COPY;
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
@@ -155,40 +189,49 @@ void run_conv(const ConvParams& p) {
         conv_shifted(p, shifted, n0, g);
         continue;
       }
-      const float* col = p.col;
-      if (direct) col = p.x + (n0 * p.C + g * Cg) * p.H * p.W;
-      else
-        for (int64_t c = 0; c < Cg; ++c)
-          for (int64_t kh = 0; kh < p.KH; ++kh)
-            for (int64_t kw = 0; kw < p.KW; ++kw)
-              for (int64_t b = 0; b < B; ++b)
-                for (int64_t oh = 0; oh < p.OH; ++oh) im2col_row(p, p.col, n0, B, g, c, kh, kw, b, oh, 0, p.OW);
-      GemmView v;
-      v.M = Mg;
-      v.N = cols;
-      v.K = Cg * KK;
-      set_a(v, p.w + g * Mg * Cg * KK, false, Cg * KK);
-      v.B = col;
-      v.ldb = cols;
+      GemmView v = conv_gemm(p, g, B == 1);
       if (B == 1) {
-        // One image: the GEMM result [Mg, OHW] is the output itself, the bias added as it is stored.
-        v.C = p.y + (n0 * p.M + g * Mg) * OHW;
-        v.ldc = OHW;
-        if (p.bias) {
-          v.bias = p.bias + g * Mg;
-          v.bias_rs = 1;
-          v.bias_cs = 0;
+        // One image, in bands of output rows: the GEMM result [Mg, rows*OW] is the output itself,
+        // the bias added as it is stored. The band's im2col is that of a convolution of `rows`
+        // output rows whose padding is shifted by the band's first row.
+        for (int64_t oh0 = 0; oh0 < p.OH; oh0 += band) {
+          const int64_t R = std::min(band, p.OH - oh0);
+          const float* col = p.x + (n0 * p.C + g * Cg) * p.H * p.W + oh0 * p.OW;  // direct: rows of the image
+          if (!direct) {
+            ConvParams b = p;
+            b.OH = R;
+            b.ph = p.ph - oh0 * p.sh;
+            for (int64_t c = 0; c < Cg; ++c)
+              for (int64_t kh = 0; kh < p.KH; ++kh)
+                for (int64_t kw = 0; kw < p.KW; ++kw)
+                  for (int64_t oh = 0; oh < R; ++oh) im2col_row(b, p.col, n0, 1, g, c, kh, kw, 0, oh, 0, p.OW);
+            col = p.col;
+          }
+          v.N = R * p.OW;
+          v.B = col;
+          v.ldb = direct ? OHW : R * p.OW;
+          v.C = p.y + (n0 * p.M + g * Mg) * OHW + oh0 * p.OW;
+          v.ldc = OHW;
+          gemm_all(v);
+          if (p.act != EW_COPY)
+            for (int64_t m = 0; m < Mg; ++m) cpu_act(p.act, p.act_alpha, v.C + m * OHW, R * p.OW);
         }
-        gemm_all(v);
-        if (p.act != EW_COPY) cpu_act(p.act, p.act_alpha, v.C, Mg * OHW);
-      } else {
-        v.C = p.col + Cg * KK * cols;
-        v.ldc = cols;
-        gemm_all(v);
-        for (int64_t r = 0; r < Mg * B; ++r) conv_out_range(no_act, v.C, n0, B, g, r, 0, OHW);
-        if (p.act != EW_COPY)
-          for (int64_t b = 0; b < B; ++b) cpu_act(p.act, p.act_alpha, p.y + ((n0 + b) * p.M + g * Mg) * OHW, Mg * OHW);
+        continue;
       }
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t kh = 0; kh < p.KH; ++kh)
+          for (int64_t kw = 0; kw < p.KW; ++kw)
+            for (int64_t b = 0; b < B; ++b)
+              for (int64_t oh = 0; oh < p.OH; ++oh) im2col_row(p, p.col, n0, B, g, c, kh, kw, b, oh, 0, p.OW);
+      v.N = cols;
+      v.B = p.col;
+      v.ldb = cols;
+      v.C = p.col + Cg * KK * cols;
+      v.ldc = cols;
+      gemm_all(v);
+      for (int64_t r = 0; r < Mg * B; ++r) conv_out_range(no_act, v.C, n0, B, g, r, 0, OHW);
+      if (p.act != EW_COPY)
+        for (int64_t b = 0; b < B; ++b) cpu_act(p.act, p.act_alpha, p.y + ((n0 + b) * p.M + g * Mg) * OHW, Mg * OHW);
     }
   }
 }
@@ -221,7 +264,7 @@ void run_conv_transpose(const ConvParams& p) {
   }
 }
 
-// Per row: the max by lanes (exact in any order), e^(x - max) for the whole row at once with the
+// Per row: the lane maxima, e^(x - max) for the whole row at once with the
 // vectorised exp, the lane partial sums of those (CUDA's order), the outputs from them.
 void run_softmax(const SoftmaxParams& p) {
   thread_local std::vector<float> buf;  // per thread, grown once
@@ -240,7 +283,7 @@ void run_softmax(const SoftmaxParams& p) {
       xs = buf.data();
       for (int64_t k = 0; k < p.len; ++k) xs[k] = x[k * p.inner];
     }
-    for (int l = 0; l < kLanes; ++l) v[l] = softmax_lane_max(p, r, l);
+    lane_maxima(p.len, v, [xs](int64_t k) { return xs[k]; });
     const float mx = lane_tree_max(v);
     for (int64_t k = 0; k < p.len; ++k) d[k] = xs[k] - mx;
     vexp(d, e, p.len);
@@ -262,12 +305,14 @@ void run_norm(const NormParams& p) {
   }
 }
 
-// The columns' taps once per step, then every row from them.
+// The columns' taps once per step, then every row from them (the two input rows mixed once).
 void run_resize(const ResizeParams& p) {
   thread_local std::vector<ResizeTap> wt;  // per thread, grown once
+  thread_local std::vector<float> vrow;
   wt.resize(size_t(p.OW));
+  vrow.resize(size_t(p.W));
   for (int64_t ow = 0; ow < p.OW; ++ow) wt[size_t(ow)] = resize_tap_w(p, ow);
-  for (int64_t r = 0; r < p.NC * p.OH; ++r) resize_range(p, r, 0, p.OW, wt.data());
+  for (int64_t r = 0; r < p.NC * p.OH; ++r) resize_range(p, r, 0, p.OW, wt.data(), vrow.data());
 }
 
 void run_reduce(const ReduceParams& p) {

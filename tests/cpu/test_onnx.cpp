@@ -141,6 +141,57 @@ TEST(Onnx, NormEpiloguesFuseIntoTheNormalisation) {
   }
 }
 
+// Convolutions of one image run in bands of output rows (cpu_kernels.cpp: each band's working set
+// within 128 KiB): a stride-1 padded 3x3 (the shifted-image path, 70 rows in bands) and a stride-2
+// one (im2col, 35 rows in bands) on 8 x 70 x 66 images against a direct double sum. Tolerance:
+// 1e-5 of the sum of |terms| (72 float multiply-adds per output).
+TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
+  using namespace almc::onnx;
+  for (int64_t stride : {1, 2}) {
+    SCOPED_TRACE("stride " + std::to_string(stride));
+    ConvParams c{};
+    c.N = 2, c.C = 8, c.H = 70, c.W = 66, c.M = 6, c.KH = 3, c.KW = 3, c.group = 1;
+    c.sh = c.sw = stride, c.ph = c.pw = 1, c.dh = c.dw = 1;
+    c.OH = (c.H + 2 - 3) / stride + 1, c.OW = (c.W + 2 - 3) / stride + 1;
+    const int64_t K = c.C * 9, OHW = c.OH * c.OW;
+    c.chunk = 1;
+    c.col_elems = K * OHW + c.M * OHW;  // what the planner gives one image
+    c.act = EW_RELU;
+    uint32_t state = 12345;
+    auto rnd = [&]() { return float((state = state * 1664525u + 1013904223u) >> 8) / float(1 << 24) - 0.5f; };
+    std::vector<float> x(size_t(c.N * c.C * c.H * c.W)), w(size_t(c.M * K)), bias(size_t(c.M)), col(size_t(c.col_elems));
+    for (auto* v : {&x, &w, &bias})
+      for (auto& e : *v) e = rnd();
+    std::vector<float> y(size_t(c.N * c.M * OHW), NAN);
+    c.x = x.data(), c.w = w.data(), c.bias = bias.data(), c.y = y.data(), c.col = col.data();
+    Step st;
+    st.kind = StepKind::Conv;
+    st.conv = c;
+    cpu_run_step(st);
+    double worst = 0;
+    for (int64_t n = 0; n < c.N; ++n)
+      for (int64_t m = 0; m < c.M; ++m)
+        for (int64_t oh = 0; oh < c.OH; ++oh)
+          for (int64_t ow = 0; ow < c.OW; ++ow) {
+            double sum = bias[size_t(m)], mag = std::abs(sum);
+            for (int64_t ch = 0; ch < c.C; ++ch)
+              for (int64_t kh = 0; kh < 3; ++kh)
+                for (int64_t kw = 0; kw < 3; ++kw) {
+                  const int64_t ih = oh * stride - 1 + kh, iw = ow * stride - 1 + kw;
+                  if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+                  const double t = double(w[size_t((m * c.C + ch) * 9 + kh * 3 + kw)]) *
+                                   double(x[size_t(((n * c.C + ch) * c.H + ih) * c.W + iw)]);
+                  sum += t;
+                  mag += std::abs(t);
+                }
+            const double got = y[size_t((n * c.M + m) * OHW + oh * c.OW + ow)];
+            const double err = std::abs(got - std::max(sum, 0.0)) / (1e-30 + mag);
+            worst = std::isnan(err) ? INFINITY : std::max(worst, err);  // an output never written stays NaN
+          }
+    EXPECT_LE(worst, 1e-5);
+  }
+}
+
 // Adapter: score = c1 net(cx x, level) + c2 x, checked against the formulas of ALGORITHMS.md Sec. 2
 // on the Gaussian denoiser fixture (its raw output is known in closed form).
 TEST(Onnx, AdapterConversions) {
