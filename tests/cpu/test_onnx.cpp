@@ -192,6 +192,32 @@ TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
   }
 }
 
+// Strided copies that transpose go by tiles (cpu_kernels.cpp): the last two dims of [3, 70, 130]
+// swapped (several tiles along both, partial ones at the edges), in float and in double (constant
+// folding), against the element-by-element definition. Exact.
+TEST(Onnx, CpuTransposeCopiesByTiles) {
+  using namespace almc::onnx;
+  const int64_t B = 3, R = 70, C = 130;
+  CopyParams p{};
+  p.ndim = 3;
+  const int64_t shape[3] = {B, C, R}, in_st[3] = {R * C, 1, C}, out_st[3] = {C * R, R, 1};
+  for (int d = 0; d < 3; ++d) p.shape[d] = shape[d], p.in_stride[d] = in_st[d], p.out_stride[d] = out_st[d];
+  p.total = B * R * C;
+  std::vector<float> in(size_t(p.total)), out(size_t(p.total), NAN);
+  std::vector<double> ind(size_t(p.total)), outd(size_t(p.total), NAN);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = float(i), ind[i] = double(i) + 0.5;
+  cpu_copy<float>(p, in.data(), out.data());
+  cpu_copy<double>(p, ind.data(), outd.data());
+  int64_t bad = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t r = 0; r < R; ++r) {
+        const size_t o = size_t((b * C + c) * R + r), i = size_t((b * R + r) * C + c);
+        bad += !(out[o] == in[i]) + !(outd[o] == ind[i]);
+      }
+  EXPECT_EQ(bad, 0);
+}
+
 // Adapter: score = c1 net(cx x, level) + c2 x, checked against the formulas of ALGORITHMS.md Sec. 2
 // on the Gaussian denoiser fixture (its raw output is known in closed form).
 TEST(Onnx, AdapterConversions) {
