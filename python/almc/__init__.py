@@ -24,7 +24,7 @@ finally:
     if _passive:
         del _os.environ["OMP_WAIT_POLICY"]
 from ._errors import (CallbackError, CancelledError, DivergedError, Error, FileError, InvalidArgumentError,
-                      NoDeviceError, OutOfMemoryError, UnstableError)
+                      NoDeviceError, OutOfMemoryError, UnstableError, UnsupportedError, WrongStateError)
 from ._models import (Blur, Downsample, Gaussian, GaussianMixture, Identity, LinearOperator, Mask, Matrix,
                       OnnxScore, Operator, Prior, ScoreFunction)
 from ._sampler import Result, Sampler
@@ -48,4 +48,5 @@ def cuda_device_count():
 __all__ = ["Blur", "CallbackError", "CancelledError", "DivergedError", "Downsample", "Error", "FileError",
            "Gaussian", "GaussianMixture", "Identity", "InvalidArgumentError", "LinearOperator", "Mask", "Matrix",
            "NoDeviceError", "OnnxScore", "Operator", "OutOfMemoryError", "Prior", "Result", "Sampler",
-           "ScoreFunction", "UnstableError", "build_info", "cuda_device_count"]
+           "ScoreFunction", "UnstableError", "UnsupportedError", "WrongStateError", "build_info",
+           "cuda_device_count"]

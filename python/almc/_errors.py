@@ -68,10 +68,19 @@ class CancelledError(Error):
     """The run was stopped by the progress callback."""
 
 
+class UnsupportedError(Error):
+    """A feature or combination this build cannot run (e.g. snapshots with variant smc)."""
+
+
+class WrongStateError(Error):
+    """A call out of order (e.g. save_state() when the last run was not interrupted)."""
+
+
 _CLASSES = {
     INVALID_ARGUMENT: InvalidArgumentError, NULL_POINTER: InvalidArgumentError, UNSTABLE: UnstableError,
     DIVERGED: DivergedError, CALLBACK: CallbackError, OUT_OF_MEMORY: OutOfMemoryError, NO_DEVICE: NoDeviceError,
-    IO: FileError, PARSE: FileError, CANCELLED: CancelledError,
+    IO: FileError, PARSE: FileError, CANCELLED: CancelledError, UNSUPPORTED: UnsupportedError,
+    WRONG_STATE: WrongStateError,
 }
 
 

@@ -131,18 +131,65 @@ class OnnxScore(Prior):
     output: score | eps | denoiser | x0; convention: ou | vp | ve; level: t | sigma | log-sigma |
     index | none (alpha_bar: the table for level="index"); x_input / level_input: input names
     (default: the first and second inputs); tf32: TF32 GEMMs on CUDA; shape: one chain's shape
-    (default: image_shape in <model>.json or model.json beside the model, else [d])."""
+    (default: image_shape in <model>.json or model.json beside the model, else [d]).
+    As `almc sample`'s --beta-min/--beta-max (a continuous VP-SDE network fed its time s in [0, 1],
+    convention="vp", level="t"), --level-scale (the fed t, sigma or log-sigma is multiplied by it,
+    e.g. 999), --output-slice (output_slice=(B, E): keep channels B..E-1 of a learned-variance
+    model's output) and --input (inputs={name: value or array}: constant values of further graph
+    inputs, e.g. a class label)."""
 
     def __init__(self, path, output="score", convention="ou", level="t", alpha_bar=None, x_input=None,
-                 level_input=None, tf32=False, shape=None):
+                 level_input=None, tf32=False, shape=None, beta_min=None, beta_max=None, level_scale=None,
+                 output_slice=None, inputs=None):
         self.path = os.fspath(path)
         self.output = _choice("output", output, _OUTPUTS)
         self.convention = _choice("convention", convention, _CONVENTIONS)
         self.level = _choice("level", level, _LEVELS)
         self.alpha_bar = None if alpha_bar is None else host_f32("alpha_bar", alpha_bar).ravel()
+        if self.level == _LEVELS["index"]:
+            if self.alpha_bar is None or self.alpha_bar.size == 0:
+                raise invalid("OnnxScore: level='index' needs alpha_bar (the table of alpha_bar per step index)")
+            if not np.all((self.alpha_bar > 0) & (self.alpha_bar <= 1)):
+                raise invalid("OnnxScore: alpha_bar values must lie in (0, 1]")
+        elif self.alpha_bar is not None:
+            raise invalid("OnnxScore: alpha_bar is only used with level='index'")
         self.x_input = x_input
         self.level_input = level_input
         self.tf32 = bool(tf32)
+        self.beta_min = self.beta_max = 0.0
+        if beta_min is not None or beta_max is not None:
+            bmin = 0.0 if beta_min is None else float(beta_min)
+            bmax = float("nan") if beta_max is None else float(beta_max)
+            if not (math.isfinite(bmax) and bmax > 0 and math.isfinite(bmin) and 0 <= bmin <= bmax):
+                raise invalid("OnnxScore: beta_min and beta_max need 0 <= beta_min <= beta_max, beta_max > 0 "
+                              "(score_sde: 0.1 and 20)")
+            if self.convention != _CONVENTIONS["vp"] or self.level != _LEVELS["t"]:
+                raise invalid("OnnxScore: beta_min/beta_max describe a VP network fed its time: use them with "
+                              "convention='vp', level='t'")
+            self.beta_min, self.beta_max = bmin, bmax
+        self.level_scale = 0.0
+        if level_scale is not None:
+            v = float(level_scale)
+            if not (math.isfinite(v) and v > 0):
+                raise invalid(f"OnnxScore: level_scale must be positive and finite, got {level_scale}")
+            if self.level in (_LEVELS["index"], _LEVELS["none"]):
+                raise invalid("OnnxScore: level_scale applies to level 't', 'sigma' or 'log-sigma'")
+            self.level_scale = v
+        self.output_slice = (0, 0)
+        if output_slice is not None:
+            try:
+                b, e = (int(v) for v in output_slice)
+            except (TypeError, ValueError):
+                raise invalid(f"OnnxScore: output_slice must be (B, E), channels B to E-1, got {output_slice!r}") from None
+            if b < 0 or e <= b:
+                raise invalid(f"OnnxScore: output_slice (B, E) needs 0 <= B < E, got {output_slice!r}")
+            self.output_slice = (b, e)
+        self.inputs = []
+        for name, value in (inputs or {}).items():
+            a = host_f32(f"inputs[{name!r}]", value)
+            if not np.all(np.isfinite(a)):
+                raise invalid(f"OnnxScore: inputs[{name!r}] must be finite")
+            self.inputs.append((str(name), a.ravel(), [int(s) for s in a.shape]))
         self._shape = tuple(int(s) for s in shape) if shape is not None else _json_image_shape(self.path)
         if self._shape is not None:
             self.dim = int(np.prod(self._shape))
@@ -150,7 +197,9 @@ class OnnxScore(Prior):
 
     def _create(self, ctx, d, shape):
         s = _almc.score_onnx(ctx, self.path, self.output, self.convention, self.level, self.alpha_bar, self.x_input,
-                             self.level_input, self.tf32)
+                             self.level_input, self.tf32, self.beta_min, self.beta_max, self.level_scale,
+                             self.output_slice[0], self.output_slice[1], [n for n, _, _ in self.inputs],
+                             [v for _, v, _ in self.inputs], [sh for _, _, sh in self.inputs])
         if self.dim is not None and s.dim != self.dim:
             raise invalid(f"the network {self.path} takes {s.dim} values per sample, not {self.dim} = "
                           f"prod({shape_str(self.shape)})")

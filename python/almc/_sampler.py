@@ -1,13 +1,16 @@
 """almc.Sampler: the C sampler behind a Python interface (NumPy or PyTorch in, the same out)."""
 
 import math
+import os
+import signal
 import sys
+import threading
 
 import numpy as np
 
-from . import _almc
+from . import _almc, _state
 from ._arrays import host_f32, is_torch, shape_str, torch_module
-from ._errors import invalid
+from ._errors import CANCELLED, UNSUPPORTED, WRONG_STATE, UnsupportedError, WrongStateError, invalid
 from ._models import Identity, Operator, Prior, _resolve_shape
 
 _METHODS = {"almc": 0, "ncsn": 1, "ald": 2, "xgp": 3, "langevin": 4}
@@ -15,6 +18,9 @@ _SCHEDULES = {"default": 0, "uniform-t": 1, "uniform_t": 1, "geometric-sigma": 2
               "geometric": 2, "list": 3}
 _INITS = {"gaussian": 0, "uniform": 1}
 _BACKENDS = {"auto": 0, "cpu": 1, "cuda": 2}
+# ALMC's likelihood along the path (almc_variant; the CLI's --variant).
+_VARIANTS = {"paper": 0, "noised-lik": 1, "scaled-y": 2, "smc": 3, "geo-smc": 4, "best": 100}
+_SMC_VARIANTS = (3, 4)
 
 # Options by their CLI names with underscores -> (C config field, kind).
 _OPTIONS = {
@@ -26,7 +32,15 @@ _OPTIONS = {
     "init_scale": ("init_scale", float), "schedule": ("schedule", "schedule"),
     "check_every": ("check_every", int), "force": ("force_unstable", bool),
     "likelihood_weight": ("likelihood_weight", float), "use_graphs": ("use_graphs", bool),
+    "variant": ("variant", "variant"), "smc_ess_threshold": ("smc_ess_threshold", float),
 }
+# The CLI's name for smc_ess_threshold (--smc-ess), accepted too.
+_ALIASES = {"smc_ess": "smc_ess_threshold"}
+# As on the command line, a value given is used as given: zero or a negative number does not mean
+# "the default" (which is what an omitted option gets).
+_POSITIVE = ("kappa", "delta", "t_start", "t_stop", "warm_step", "sigma_max", "sigma_min", "eps", "init_scale",
+             "smc_ess_threshold")
+_AT_LEAST = {"levels": 1, "steps_per_level": 1, "warm_steps": 0, "check_every": 1, "average_last": 0}
 
 
 def _number(name, value, kind):
@@ -98,6 +112,33 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+class _CtrlC:
+    """While a run goes on in the main thread under Python's own SIGINT handler: a first Ctrl-C asks
+    the run to stop at its next progress check (within about 0.2 s plus one step), so that no Python
+    callback is cut short and the stopped run's state can be saved; a second one raises
+    KeyboardInterrupt at once, wherever Python code runs. Other handlers are left alone."""
+
+    def __init__(self):
+        self.pressed = False
+        self.previous = None
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
 class Sampler:
     """Posterior samples of p(x | y) ∝ p(x) exp(-||y - A x||² / 2 noise_std²).
 
@@ -107,7 +148,11 @@ class Sampler:
     options (the command's names with underscores): kappa, delta, t_start, t_stop, warm_steps,
     warm_step, average_last, tweedie, levels (a count, or a decreasing list of OU times), sigma_max,
     sigma_min, steps_per_level, eps, init ("gaussian", "uniform" or an initial state
-    [n_meas * chains, *shape]), init_scale, schedule, check_every, force, likelihood_weight, use_graphs.
+    [n_meas * chains, *shape]), init_scale, schedule, check_every, force, likelihood_weight, use_graphs,
+    variant (ALMC's likelihood along the path: paper, noised-lik, scaled-y, smc, geo-smc or best) and
+    smc_ess_threshold (smc / geo-smc: resample when the effective sample size falls below this
+    fraction of the chains; also spelt smc_ess). As on the command line, zero or a negative value is
+    refused rather than read as the default: omit an option for its default.
     """
 
     def __init__(self, prior, operator=None, noise_std=None, method="almc", chains=1, seed=0, backend="auto",
@@ -136,11 +181,34 @@ class Sampler:
             raise invalid(f"unknown method '{method}' (use {', '.join(_METHODS)})")
         cfg.chains_per_meas = self.chains
         cfg.seed = int(seed)
+        for alias, name in _ALIASES.items():
+            if alias in options:
+                if name in options:
+                    raise TypeError(f"Sampler() got both {name} and its alias {alias}")
+                options[name] = options.pop(alias)
+        self.variant = "paper"
         for name, value in options.items():
             if name not in _OPTIONS:
                 raise TypeError(f"Sampler() got an unexpected option '{name}' (options: {', '.join(sorted(_OPTIONS))})")
             field, kind = _OPTIONS[name]
-            if kind == "levels":
+            if name in _POSITIVE and _number(name, value, kind) <= 0:
+                raise invalid(f"option {name} must be positive, got {value} (omit it for the default)")
+            if name in _AT_LEAST and not (isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "__array__")):
+                if _number(name, value, int) < _AT_LEAST[name]:
+                    raise invalid(f"option {name} must be at least {_AT_LEAST[name]}, got {value} "
+                                  "(omit it for the default)")
+            if kind == "variant":
+                key = str(value).lower().replace("_", "-")
+                if key not in _VARIANTS:
+                    raise invalid(f"unknown variant '{value}' (use {', '.join(_VARIANTS)})")
+                cfg.variant = _VARIANTS[key]
+                self.variant = key
+            elif name == "smc_ess_threshold":
+                v = _number(name, value, float)
+                if v > 1:
+                    raise invalid(f"option smc_ess_threshold must be in (0, 1] (a fraction of the chains), got {value}")
+                cfg.smc_ess_threshold = v
+            elif kind == "levels":
                 if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
                     cfg.n_levels = int(value)
                 else:
@@ -160,6 +228,9 @@ class Sampler:
                     cfg.init = 2
             else:
                 setattr(cfg, field, _number(name, value, kind))
+        if cfg.variant != 0 and cfg.method != 0:
+            raise invalid(f"variant {self.variant} applies to method almc only")
+        self.method = str(method).lower()
         self._cfg = cfg
         self._ctx = _almc.make_context(_BACKENDS[str(backend).lower()], 0, int(threads))
         self.backend = "cuda" if _almc.context_backend(self._ctx) == 2 else "cpu"
@@ -176,7 +247,7 @@ class Sampler:
             # Create the sampler now when the measurement count is known, so that bad options
             # (an unstable step, a refused combination) are reported here rather than at run().
             if self.noise_std is not None:
-                self._sampler_for(operator.n_mats, with_operator=True)
+                self._sampler_for(operator.n_mats, with_operator=True, checkpoint_every=0)
 
     # -- building the library objects
 
@@ -194,12 +265,13 @@ class Sampler:
         self._built = (d, shape, score, op)
         self._sampler = None
 
-    def _sampler_for(self, n_meas, with_operator):
-        key = (n_meas, with_operator)
+    def _sampler_for(self, n_meas, with_operator, checkpoint_every):
+        key = (n_meas, with_operator, checkpoint_every)
         if self._sampler is None or self._sampler_key != key:
             d, shape, score, op = self._built
             cfg = self._cfg
             cfg.n_meas = n_meas
+            cfg.checkpoint_every = checkpoint_every
             if with_operator:
                 if self.noise_std is None:
                     raise invalid("noise_std is required to sample a posterior (give Sampler(..., noise_std=...))")
@@ -237,10 +309,35 @@ class Sampler:
 
     # -- running
 
-    def run(self, y=None, progress=True):
+    def run(self, y=None, progress=True, snapshot=None, snapshot_every=0, resume=None):
         """Sample the posterior given y ([m], [n_meas, m] or image-shaped; None samples the prior).
-        Returns a Result. Ctrl-C stops the run (KeyboardInterrupt); the sampler stays usable."""
+        Returns a Result. Ctrl-C stops the run (KeyboardInterrupt); the sampler stays usable.
+
+        progress: True (a tqdm bar, else a plain line on stderr), False (nothing), or a callable
+        progress(step, total, steps_per_second, elapsed_seconds, mean_residual) called at every
+        check; an exception it raises stops the run, as Ctrl-C does, and is re-raised here.
+        snapshot: a file that receives the run's resumable state every snapshot_every steps
+        (written atomically) and when Ctrl-C or the progress callable stops the run; or a callable
+        snapshot(state: bytes, step: int) called likewise. resume: a snapshot file or state bytes
+        (from a snapshot callable or save_state()) of this run, which then continues where that one
+        stopped: its samples are bit for bit those of an uninterrupted run. A state of another run
+        (seed, prior, operator, y, options) is refused, naming what differs."""
         torch_device = y.device if is_torch(y) else None
+        every = _number("snapshot_every", snapshot_every, int)
+        if every < 0:
+            raise invalid(f"snapshot_every must be >= 0 (0: only when the run is interrupted), got {snapshot_every}")
+        if snapshot is not None and not (callable(snapshot) or isinstance(snapshot, (str, os.PathLike))):
+            raise TypeError(f"snapshot must be a file path or a callable (state, step), got {type(snapshot).__name__}")
+        if every > 0 and snapshot is None:
+            raise invalid("snapshot_every needs snapshot: a file path (or a callable taking (state, step)) that "
+                          "keeps the state")
+        if progress is not None and not isinstance(progress, (bool, int, np.bool_)) and not callable(progress):
+            raise TypeError(f"progress must be True, False or a callable, got {type(progress).__name__}")
+        smc = self._cfg.method == 0 and self._cfg.variant in _SMC_VARIANTS
+        if smc and (snapshot is not None or resume is not None):
+            raise UnsupportedError(f"variant {self.variant} carries per-chain importance weights that a resumable state "
+                                   "does not hold: snapshots and resume are not available with it", UNSUPPORTED)
+        state = None if resume is None else _state.read(resume)
         if y is not None:
             y = host_f32("y", y)
             n_meas, d = self._measurements(y)
@@ -250,7 +347,7 @@ class Sampler:
                     raise invalid("cannot tell the signal size d without y: give ScoreFunction(fn, shape=...)")
                 self._build(self.prior.dim or self.operator.dim)
             n_meas, d = 1, self._built[0]
-        s = self._sampler_for(n_meas, with_operator=y is not None)
+        s = self._sampler_for(n_meas, with_operator=y is not None, checkpoint_every=every)
         if y is not None:
             s.set_measurement(y.ravel())
         if self._state is not None:
@@ -258,9 +355,35 @@ class Sampler:
                 raise invalid(f"init has shape {shape_str(self._state.shape)}; expected "
                               f"{shape_str((s.n_chains,) + self._built[1])} (n_meas * chains, *shape)")
             s.set_state(self._state.ravel())
-        bar = _Progress() if progress else None
+        if state is not None:
+            s.load_state(state)
+        bar = _Progress() if progress is True or (progress and not callable(progress)) else None
+        user = progress if callable(progress) and not isinstance(progress, (bool, int, np.bool_)) else None
+        seen = {"total": -1}
+        ctrl_c = _CtrlC()
+
+        def report(step, total, *rest):
+            if ctrl_c.pressed:
+                raise KeyboardInterrupt
+            seen["total"] = int(total)
+            if user is not None:
+                user(step, total, *rest)
+            elif bar is not None:
+                bar(step, total, *rest)
+
+        keep = self._snapshot_writer(snapshot, seen, s)
         try:
-            s.run(bar)
+            with ctrl_c:
+                s.run(report, keep)
+            if ctrl_c.pressed:  # after the last check: the run finished, but Ctrl-C means stop
+                raise KeyboardInterrupt
+        except BaseException as e:
+            # Stopped by Ctrl-C or the progress callable: the state is resumable; keep it.
+            if keep is not None and s.last_status == CANCELLED:
+                where = self._keep_interrupted(s, keep, snapshot, seen)
+                if hasattr(e, "add_note"):
+                    e.add_note(where)
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -279,6 +402,36 @@ class Sampler:
             torch = torch_module()
             samples, mean, std, residuals = (torch.from_numpy(a).to(torch_device) for a in (samples, mean, std, residuals))
         return Result(samples, mean, std, residuals, info)
+
+    def _snapshot_writer(self, snapshot, seen, s):
+        """The callable that keeps a state: the user's, or one writing the snapshot file."""
+        if snapshot is None or callable(snapshot):
+            return snapshot
+        run = {"written_by": "almc Python package " + _almc.version(), "method": self.method, "variant": self.variant,
+               "seed": int(self._cfg.seed), "n_meas": int(s.n_meas), "chains": self.chains, "d": int(s.d),
+               "m": int(s.m), "backend": self.backend}
+
+        def write(state, step):
+            _state.write(snapshot, run, step, seen["total"], state)
+
+        return write
+
+    def _keep_interrupted(self, s, keep, snapshot, seen):
+        state, step = s.save_state()
+        keep(state, step)
+        if callable(snapshot):
+            return f"almc: the run stopped at step {step} of {seen['total']}; its state went to the snapshot callable"
+        return (f"almc: the run stopped at step {step} of {seen['total']}; the state is saved in {os.fspath(snapshot)}: "
+                f"continue with run(y, resume={os.fspath(snapshot)!r})")
+
+    def save_state(self):
+        """The resumable state (bytes) where the last run stopped, when Ctrl-C or a progress callable
+        stopped it (almc_sampler_save_state); run(y, resume=state) continues it. Refused
+        (WrongStateError) after a run that finished or failed, or before any run."""
+        if self._sampler is None:
+            raise WrongStateError("no run to save: save_state() keeps a run stopped by Ctrl-C or a progress callable",
+                                  WRONG_STATE)
+        return self._sampler.save_state()[0]
 
     def __repr__(self):
         return (f"almc.Sampler({type(self.prior).__name__}, {self.operator.name}, chains={self.chains}, "

@@ -283,13 +283,28 @@ int progress_trampoline(const almc_progress* p, void* user_data) {
   });
 }
 
+// Called with the run's resumable state every checkpoint_every steps: fn(state: bytes, step).
+struct CheckpointCallback {
+  nb::object fn;
+  Pending pending;
+};
+
+int checkpoint_trampoline(const void* state, size_t bytes, int64_t step, void* user_data) {
+  auto* cb = static_cast<CheckpointCallback*>(user_data);
+  return guarded_call(cb->pending, [&] {
+    if (cb->fn.is_valid() && !cb->fn.is_none()) cb->fn(nb::bytes(state, bytes), step);
+  });
+}
+
 struct Sampler {
   ContextPtr ctx;
   ScorePtr score;
   OperatorPtr op;
   almc_sampler_t h = nullptr;
   int64_t n_chains = 0, n_meas = 0, d = 0, m = 0;
+  int last_status = ALMC_OK;  // of the last run (ALMC_ERR_CANCELLED: its state can be saved)
   std::unique_ptr<ProgressCallback> progress = std::make_unique<ProgressCallback>();
+  std::unique_ptr<CheckpointCallback> checkpoint = std::make_unique<CheckpointCallback>();
 
   Sampler(ScorePtr s, OperatorPtr o, const Config& cfg) : ctx(s->ctx), score(std::move(s)), op(std::move(o)) {
     almc_sampler_config c = cfg.c;
@@ -299,6 +314,10 @@ struct Sampler {
     }
     c.progress = progress_trampoline;
     c.progress_user_data = progress.get();
+    if (c.checkpoint_every > 0) {
+      c.checkpoint = checkpoint_trampoline;
+      c.checkpoint_user_data = checkpoint.get();
+    }
     const almc_status st = almc_sampler_create(ctx->h, score->h, op ? op->h : nullptr, &c, &h);
     if (st != ALMC_OK) ctx->raise(st);
     n_meas = c.n_meas;
@@ -323,18 +342,21 @@ struct Sampler {
     const almc_status st = almc_sampler_set_state(h, x.data());
     if (st != ALMC_OK) raise(st);
   }
-  void run(nb::object progress_fn) {
-    Pending* all[3] = {&progress->pending, score->callback ? &score->callback->pending : nullptr,
+  void run(nb::object progress_fn, nb::object checkpoint_fn) {
+    Pending* all[4] = {&progress->pending, &checkpoint->pending, score->callback ? &score->callback->pending : nullptr,
                        op && op->callback ? &op->callback->pending : nullptr};
     for (Pending* p : all)
       if (p) p->clear();
     progress->fn = std::move(progress_fn);
+    checkpoint->fn = std::move(checkpoint_fn);
     almc_status st;
     {
       nb::gil_scoped_release nogil;
       st = almc_sampler_run(h);
     }
+    last_status = st;
     progress->fn = nb::none();
+    checkpoint->fn = nb::none();
     // A Python exception (Ctrl-C included) explains the stop better than the status does.
     for (Pending* p : all)
       if (p) p->rethrow();
@@ -356,6 +378,21 @@ struct Sampler {
     const almc_status st = almc_sampler_get_residuals(h, out.data());
     if (st != ALMC_OK) raise(st);
   }
+  // The state where the last run stopped (after a cancelled run only) and its step.
+  std::pair<nb::bytes, int64_t> save_state() {
+    size_t bytes = 0;
+    almc_status st = almc_sampler_state_size(h, &bytes);
+    if (st != ALMC_OK) raise(st);
+    std::vector<char> buf(bytes);
+    int64_t step = 0;
+    st = almc_sampler_save_state(h, buf.data(), bytes, &step);
+    if (st != ALMC_OK) raise(st);
+    return {nb::bytes(buf.data(), buf.size()), step};
+  }
+  void load_state(nb::bytes state) {
+    const almc_status st = almc_sampler_load_state(h, state.c_str(), state.size());
+    if (st != ALMC_OK) raise(st);
+  }
   nb::dict info() const {
     almc_run_info ri{};
     ri.struct_size = sizeof ri;
@@ -371,6 +408,8 @@ struct Sampler {
     r["operator_norm"] = ri.operator_norm;
     r["mean_residual"] = ri.mean_residual;
     r["used_graphs"] = ri.used_graphs != 0;
+    r["smc_resamples"] = ri.smc_resamples;
+    r["start_step"] = ri.start_step;
     return r;
   }
 };
@@ -470,7 +509,9 @@ NB_MODULE(_almc, mod) {
       "score_onnx",
       [](const ContextPtr& c, const std::string& path, int output, int convention, int level,
          std::optional<HostIn> alpha_bar, std::optional<std::string> x_input, std::optional<std::string> level_input,
-         bool tf32) {
+         bool tf32, double beta_min, double beta_max, double level_scale, int64_t channel_begin, int64_t channel_end,
+         const std::vector<std::string>& input_names, const std::vector<HostIn>& input_values,
+         const std::vector<std::vector<int64_t>>& input_shapes) {
         almc_onnx_config oc = almc_onnx_config_default();
         oc.output = static_cast<almc_net_output>(output);
         oc.convention = static_cast<almc_net_convention>(convention);
@@ -482,10 +523,27 @@ NB_MODULE(_almc, mod) {
         oc.x_input = x_input ? x_input->c_str() : nullptr;
         oc.level_input = level_input ? level_input->c_str() : nullptr;
         oc.allow_tf32 = tf32 ? 1 : 0;
+        oc.beta_min = beta_min;
+        oc.beta_max = beta_max;
+        oc.level_scale = level_scale;
+        oc.output_channel_begin = channel_begin;
+        oc.output_channel_end = channel_end;
+        // Constant values of further graph inputs (shape empty: one value broadcast).
+        if (input_values.size() != input_names.size() || input_shapes.size() != input_names.size())
+          fail(ALMC_ERR_INVALID_ARGUMENT, "inputs: names, values and shapes differ in number");
+        std::vector<almc_onnx_input> inputs(input_names.size());
+        for (size_t i = 0; i < inputs.size(); ++i)
+          inputs[i] = {input_names[i].c_str(), input_values[i].data(),
+                       input_shapes[i].empty() ? nullptr : input_shapes[i].data(),
+                       static_cast<int64_t>(input_shapes[i].size())};
+        oc.inputs = inputs.empty() ? nullptr : inputs.data();
+        oc.n_inputs = static_cast<int64_t>(inputs.size());
         return make_score(c, [&](almc_score_t* out) { return almc_score_create_onnx(c->h, path.c_str(), &oc, out); });
       },
       nb::arg("ctx"), nb::arg("path"), nb::arg("output"), nb::arg("convention"), nb::arg("level"),
-      nb::arg("alpha_bar").none(), nb::arg("x_input").none(), nb::arg("level_input").none(), nb::arg("tf32"));
+      nb::arg("alpha_bar").none(), nb::arg("x_input").none(), nb::arg("level_input").none(), nb::arg("tf32"),
+      nb::arg("beta_min"), nb::arg("beta_max"), nb::arg("level_scale"), nb::arg("channel_begin"),
+      nb::arg("channel_end"), nb::arg("input_names"), nb::arg("input_values"), nb::arg("input_shapes"));
   mod.def("score_callback", [](const ContextPtr& c, int64_t d, nb::object fn) {
     auto cb = std::make_unique<ScoreCallback>();
     cb->ctx = c;
@@ -570,6 +628,9 @@ NB_MODULE(_almc, mod) {
   ALMC_FIELD(graph_chunk, int64_t);
   ALMC_FIELD(force_unstable, int);
   ALMC_FIELD(check_every, int64_t);
+  ALMC_FIELD(variant, int);
+  ALMC_FIELD(smc_ess_threshold, double);
+  ALMC_FIELD(checkpoint_every, int64_t);
 #undef ALMC_FIELD
   config.def_rw("levels", &Config::levels);
 
@@ -580,7 +641,10 @@ NB_MODULE(_almc, mod) {
       .def_ro("m", &Sampler::m)
       .def("set_measurement", &Sampler::set_measurement)
       .def("set_state", &Sampler::set_state)
-      .def("run", &Sampler::run, nb::arg("progress").none())
+      .def_ro("last_status", &Sampler::last_status)
+      .def("run", &Sampler::run, nb::arg("progress").none(), nb::arg("checkpoint").none())
+      .def("save_state", &Sampler::save_state)
+      .def("load_state", &Sampler::load_state)
       .def("samples", &Sampler::samples)
       .def("mean_std", &Sampler::mean_std)
       .def("residuals", &Sampler::residuals)
