@@ -11,10 +11,14 @@ import pytest
 from conftest import REPO
 
 
-def run_example(name):
+def run_script(name):
     env = dict(os.environ, ALMC_EXAMPLE_KAPPA="0.2", OMP_WAIT_POLICY="passive")
-    out = subprocess.run([sys.executable, os.path.join(REPO, "examples", "python", name)], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    return subprocess.run([sys.executable, os.path.join(REPO, "examples", "python", name)], env=env, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def run_example(name):
+    out = run_script(name)
     return float(re.search(r"posterior mean (-?[\d.]+) dB", out).group(1)), out
 
 
@@ -29,3 +33,9 @@ def test_torch_example():
     pytest.importorskip("onnx", reason="the onnx package (to load the demo weights into torch) is not installed")
     psnr, out = run_example("inpaint_torch.py")
     assert psnr > 13, out  # the hidden half left at 0 scores about 11.7 dB
+
+
+def test_resumable_example():
+    out = run_script("resumable.py")
+    assert "stopped; the state is in" in out and "identical to an uninterrupted run: True" in out, out
+    assert int(re.search(r"resumed at step (\d+)", out).group(1)) > 0, out
