@@ -33,6 +33,7 @@ _OPTIONS = {
     "check_every": ("check_every", int), "force": ("force_unstable", bool),
     "likelihood_weight": ("likelihood_weight", float), "use_graphs": ("use_graphs", bool),
     "variant": ("variant", "variant"), "smc_ess_threshold": ("smc_ess_threshold", float),
+    "chain_range": ("chain_start", "chain_range"),
 }
 # The CLI's name for smc_ess_threshold (--smc-ess), accepted too.
 _ALIASES = {"smc_ess": "smc_ess_threshold"}
@@ -62,10 +63,27 @@ def _number(name, value, kind):
     return value
 
 
+def _chain_range(value):
+    """(start, count) from (start, count) or "START:COUNT" (the CLI's --chain-range)."""
+    parts = value.split(":") if isinstance(value, str) else value
+    try:
+        start, count = parts
+        if isinstance(start, (bool, float)) or isinstance(count, (bool, float)):
+            raise TypeError
+        start, count = int(start), int(count)
+    except (TypeError, ValueError):
+        raise invalid(f"chain_range must be (start, count) or 'START:COUNT', got {value!r}") from None
+    if start < 0 or count < 1:
+        raise invalid(f"chain_range: start must be >= 0 and count >= 1, got start {start}, count {count}")
+    return start, count
+
+
 class Result:
     """A run's output: samples [n_meas * chains, *shape], mean and std [n_meas, *shape], residuals
     [n_meas * chains] (||y - A x|| per chain) and info (steps, score_evals, seconds, backend,
-    device, mean_residual, ...). NumPy arrays, or torch tensors on y's device when y was one."""
+    device, mean_residual, smc_resamples, start_step, ...). NumPy arrays, or torch tensors on y's
+    device when y was one. With chain_range: the slice's chains, and the mean and std of the
+    measurements it holds whole (None when it splits one)."""
 
     def __init__(self, samples, mean, std, residuals, info):
         self.samples, self.mean, self.std, self.residuals, self.info = samples, mean, std, residuals, info
@@ -149,9 +167,12 @@ class Sampler:
     warm_step, average_last, tweedie, levels (a count, or a decreasing list of OU times), sigma_max,
     sigma_min, steps_per_level, eps, init ("gaussian", "uniform" or an initial state
     [n_meas * chains, *shape]), init_scale, schedule, check_every, force, likelihood_weight, use_graphs,
-    variant (ALMC's likelihood along the path: paper, noised-lik, scaled-y, smc, geo-smc or best) and
+    variant (ALMC's likelihood along the path: paper, noised-lik, scaled-y, smc, geo-smc or best),
     smc_ess_threshold (smc / geo-smc: resample when the effective sample size falls below this
-    fraction of the chains; also spelt smc_ess). As on the command line, zero or a negative value is
+    fraction of the chains; also spelt smc_ess) and chain_range ((start, count) or "START:COUNT": run
+    only those of the n_meas * chains chains, bit for bit as in the whole run; samples and residuals
+    then hold them, mean and std the measurements they hold whole, None when they split one).
+    As on the command line, zero or a negative value is
     refused rather than read as the default: omit an option for its default.
     """
 
@@ -187,6 +208,7 @@ class Sampler:
                     raise TypeError(f"Sampler() got both {name} and its alias {alias}")
                 options[name] = options.pop(alias)
         self.variant = "paper"
+        self.chain_range = None
         for name, value in options.items():
             if name not in _OPTIONS:
                 raise TypeError(f"Sampler() got an unexpected option '{name}' (options: {', '.join(sorted(_OPTIONS))})")
@@ -208,6 +230,9 @@ class Sampler:
                 if v > 1:
                     raise invalid(f"option smc_ess_threshold must be in (0, 1] (a fraction of the chains), got {value}")
                 cfg.smc_ess_threshold = v
+            elif kind == "chain_range":
+                self.chain_range = _chain_range(value)
+                cfg.chain_start, cfg.chain_count = self.chain_range
             elif kind == "levels":
                 if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
                     cfg.n_levels = int(value)
@@ -244,9 +269,10 @@ class Sampler:
                           f"takes {operator.dim}")
         if d is not None or hasattr(prior, "path"):
             self._build(d)
-            # Create the sampler now when the measurement count is known, so that bad options
-            # (an unstable step, a refused combination) are reported here rather than at run().
-            if self.noise_std is not None:
+            # Create the sampler now (for one measurement, or the Matrix's count), so that bad
+            # options (an unstable step, a refused combination) are reported here rather than at
+            # run(); not with a chain range, which may lie beyond one measurement's chains.
+            if self.noise_std is not None and (self.chain_range is None or operator.n_mats > 1):
                 self._sampler_for(operator.n_mats, with_operator=True, checkpoint_every=0)
 
     # -- building the library objects
@@ -389,18 +415,23 @@ class Sampler:
                 bar.close()
         shape = self._built[1]
         samples = np.empty((s.n_chains,) + shape, np.float32)
-        mean = np.empty((n_meas,) + shape, np.float32)
-        std = np.empty((n_meas,) + shape, np.float32)
         residuals = np.empty((s.n_chains,), np.float32)
         s.samples(samples)
-        s.mean_std(mean, std)
         s.residuals(residuals)
+        mean = std = None  # a chain range that splits a measurement: merge the slices' samples
+        if s.mean_rows > 0:
+            mean = np.empty((s.mean_rows,) + shape, np.float32)
+            std = np.empty((s.mean_rows,) + shape, np.float32)
+            s.mean_std(mean, std)
         info = s.info()
         info["backend"] = self.backend
         info["device"] = self.device
+        if self.chain_range is not None:
+            info["chain_range"] = self.chain_range
         if torch_device is not None:
             torch = torch_module()
-            samples, mean, std, residuals = (torch.from_numpy(a).to(torch_device) for a in (samples, mean, std, residuals))
+            samples, mean, std, residuals = (None if a is None else torch.from_numpy(a).to(torch_device)
+                                             for a in (samples, mean, std, residuals))
         return Result(samples, mean, std, residuals, info)
 
     def _snapshot_writer(self, snapshot, seen, s):
@@ -409,7 +440,7 @@ class Sampler:
             return snapshot
         run = {"written_by": "almc Python package " + _almc.version(), "method": self.method, "variant": self.variant,
                "seed": int(self._cfg.seed), "n_meas": int(s.n_meas), "chains": self.chains, "d": int(s.d),
-               "m": int(s.m), "backend": self.backend}
+               "m": int(s.m), "backend": self.backend, "chain_range": self.chain_range}
 
         def write(state, step):
             _state.write(snapshot, run, step, seen["total"], state)

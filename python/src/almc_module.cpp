@@ -301,7 +301,9 @@ struct Sampler {
   ScorePtr score;
   OperatorPtr op;
   almc_sampler_t h = nullptr;
-  int64_t n_chains = 0, n_meas = 0, d = 0, m = 0;
+  // n_chains: the chains this sampler runs (a slice's chain_count when one is set); mean_rows: the
+  // measurements whose mean and std it gives (a slice of whole measurements: its own; else 0).
+  int64_t n_chains = 0, n_meas = 0, d = 0, m = 0, mean_rows = 0;
   int last_status = ALMC_OK;  // of the last run (ALMC_ERR_CANCELLED: its state can be saved)
   std::unique_ptr<ProgressCallback> progress = std::make_unique<ProgressCallback>();
   std::unique_ptr<CheckpointCallback> checkpoint = std::make_unique<CheckpointCallback>();
@@ -321,7 +323,9 @@ struct Sampler {
     const almc_status st = almc_sampler_create(ctx->h, score->h, op ? op->h : nullptr, &c, &h);
     if (st != ALMC_OK) ctx->raise(st);
     n_meas = c.n_meas;
-    n_chains = c.n_meas * c.chains_per_meas;
+    n_chains = c.chain_count > 0 ? c.chain_count : c.n_meas * c.chains_per_meas;
+    const bool whole = c.chain_start % c.chains_per_meas == 0 && n_chains % c.chains_per_meas == 0;
+    mean_rows = whole ? n_chains / c.chains_per_meas : 0;
     d = score->dim();
     m = op ? op->dims().first : 0;
   }
@@ -368,8 +372,8 @@ struct Sampler {
     if (st != ALMC_OK) raise(st);
   }
   void mean_std(HostOut mean, HostOut std) {
-    require_size("mean", mean.size(), n_meas * d);
-    require_size("std", std.size(), n_meas * d);
+    require_size("mean", mean.size(), mean_rows * d);
+    require_size("std", std.size(), mean_rows * d);
     const almc_status st = almc_sampler_get_mean_std(h, mean.data(), std.data());
     if (st != ALMC_OK) raise(st);
   }
@@ -631,12 +635,15 @@ NB_MODULE(_almc, mod) {
   ALMC_FIELD(variant, int);
   ALMC_FIELD(smc_ess_threshold, double);
   ALMC_FIELD(checkpoint_every, int64_t);
+  ALMC_FIELD(chain_start, int64_t);
+  ALMC_FIELD(chain_count, int64_t);
 #undef ALMC_FIELD
   config.def_rw("levels", &Config::levels);
 
   nb::class_<Sampler>(mod, "Sampler")
       .def_ro("n_chains", &Sampler::n_chains)
       .def_ro("n_meas", &Sampler::n_meas)
+      .def_ro("mean_rows", &Sampler::mean_rows)
       .def_ro("d", &Sampler::d)
       .def_ro("m", &Sampler::m)
       .def("set_measurement", &Sampler::set_measurement)

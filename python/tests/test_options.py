@@ -166,3 +166,25 @@ def test_onnx_adapter_options_are_checked():
         almc.Sampler(almc.OnnxScore(DEMO, inputs={"no_such_input": 3}), **SHORT)
     with pytest.raises(almc.Error, match="channel"):
         almc.Sampler(almc.OnnxScore(DEMO, output_slice=(1, 2)), **SHORT)
+
+
+def test_chain_range_slices_are_the_whole_run_bit_for_bit():
+    prior = almc.GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.5]], [0.4, 0.6])
+    kw = dict(noise_std=0.5, chains=6, seed=4, **FAST)
+    y = np.array([[0.2, -0.3], [1.0, 0.4]])  # 2 measurements x 6 chains
+    whole = almc.Sampler(prior, **kw).run(y, progress=False)
+    a = almc.Sampler(prior, chain_range=(0, 5), **kw).run(y, progress=False)
+    b = almc.Sampler(prior, chain_range="5:7", **kw).run(y, progress=False)
+    np.testing.assert_array_equal(np.concatenate([a.samples, b.samples]), whole.samples)
+    np.testing.assert_array_equal(np.concatenate([a.residuals, b.residuals]), whole.residuals)
+    assert a.mean is None and b.std is None and a.info["chain_range"] == (0, 5)  # each splits a measurement
+    second = almc.Sampler(prior, chain_range=(6, 6), **kw).run(y, progress=False)
+    assert second.mean.shape == (1, 2)
+    np.testing.assert_array_equal(second.mean[0], whole.mean[1])
+    np.testing.assert_array_equal(second.std[0], whole.std[1])
+    with pytest.raises(almc.InvalidArgumentError, match="chain range start 10 count 5 is not a non-empty part of "
+                       "the run's 12 chains"):
+        almc.Sampler(prior, chain_range=(10, 5), **kw).run(y, progress=False)
+    for bad in ((1, 0), "3", (1.5, 2), (-1, 2)):
+        with pytest.raises(almc.InvalidArgumentError, match="chain_range"):
+            almc.Sampler(prior, chain_range=bad, **kw)
