@@ -490,9 +490,14 @@ ALMC_OHD int64_t norm_channel0(const NormParams& p, int64_t r) {
   return ((r % p.nch) * (per_row % p.nch)) % p.nch;
 }
 // Elements i0, i0 + stride, ... of row r: y = act((x - mean) * a + b), a = scale[c] * rstd,
-// b = bias[c]. `apply` runs the activation in place over runs of at most kEwRun outputs with
-// ew_apply_n's formulas (the CPU passes a runner with its vectorised exp). With stride 1 (the CPU)
-// a segment's a and b are computed once; otherwise (a CUDA lane) once per element, alike.
+// b = bias[c]. With stride 1 (the CPU) the row goes by runs of one channel (seg > 1) or of
+// consecutive channels (seg 1: LayerNorm's columns), then `apply` runs the activation in place
+// over runs of at most kEwRun outputs with ew_apply_n's formulas (the CPU passes a runner with its
+// vectorised exp); otherwise (a CUDA lane) element by element. The same values either way.
+ALMC_OHD float norm_affine(const NormParams& p, float x, float mean, float rstd, int64_t c) {
+  const float a = (p.scale ? p.scale[c] : 1.f) * rstd, b = p.bias ? p.bias[c] : 0.f;
+  return (x - mean) * a + b;
+}
 template <class Apply = EwApplyN>
 ALMC_OHD void norm_write(const NormParams& p, int64_t r, int64_t i0, int64_t stride, float mean, float rstd,
                          Apply apply = Apply()) {
@@ -501,23 +506,29 @@ ALMC_OHD void norm_write(const NormParams& p, int64_t r, int64_t i0, int64_t str
   const int64_t c0 = norm_channel0(p, r);
   if (stride == 1) {
     int64_t c = (c0 + i0 / p.seg) % p.nch;
-    for (int64_t s0 = i0 - i0 % p.seg; s0 < p.len; s0 += p.seg) {
-      const float a = (p.scale ? p.scale[c] : 1.f) * rstd, b = p.bias ? p.bias[c] : 0.f;
-      const int64_t lo = s0 < i0 ? i0 : s0, hi = s0 + p.seg;
-      for (int64_t i = lo; i < hi; ++i) y[i] = (x[i] - mean) * a + b;
-      if (p.act != EW_COPY)
-        for (int64_t i = lo; i < hi; i += kEwRun) {
-          const int n = hi - i < kEwRun ? int(hi - i) : kEwRun;
-          apply(p.act, n, y + i, y + i, y + i, y + i, p.act_alpha, p.act_beta);
-        }
-      if (++c == p.nch) c = 0;
+    for (int64_t i = i0; i < p.len;) {
+      // Elements i .. e-1: channels c, c + 1, ... (seg 1, up to the last channel) or channel c.
+      const int64_t e = p.seg == 1 ? (p.len - i < p.nch - c ? p.len : i + p.nch - c) : (i / p.seg + 1) * p.seg;
+      if (p.seg == 1) {
+        for (int64_t t = i; t < e; ++t) y[t] = norm_affine(p, x[t], mean, rstd, c + (t - i));
+        c += e - i;
+      } else {
+        const float a = (p.scale ? p.scale[c] : 1.f) * rstd, b = p.bias ? p.bias[c] : 0.f;
+        for (int64_t t = i; t < e; ++t) y[t] = (x[t] - mean) * a + b;  // norm_affine with a, b hoisted
+        ++c;
+      }
+      if (c == p.nch) c = 0;
+      i = e;
     }
+    if (p.act != EW_COPY)
+      for (int64_t i = i0; i < p.len; i += kEwRun) {
+        const int n = p.len - i < kEwRun ? int(p.len - i) : kEwRun;
+        apply(p.act, n, y + i, y + i, y + i, y + i, p.act_alpha, p.act_beta);
+      }
     return;
   }
   for (int64_t i = i0; i < p.len; i += stride) {
-    const int64_t c = (c0 + i / p.seg) % p.nch;
-    const float a = (p.scale ? p.scale[c] : 1.f) * rstd, b = p.bias ? p.bias[c] : 0.f;
-    float v = (x[i] - mean) * a + b;
+    float v = norm_affine(p, x[i], mean, rstd, (c0 + i / p.seg) % p.nch);
     if (p.act != EW_COPY) apply(p.act, 1, &v, &v, &v, &v, p.act_alpha, p.act_beta);
     y[i] = v;
   }
