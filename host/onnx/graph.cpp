@@ -6,7 +6,6 @@
 
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
-#include <onnx/shape_inference/implementation.h>
 
 #include <algorithm>
 #include <cstring>
@@ -223,12 +222,11 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
   } catch (const std::exception& e) {
     throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
   }
-  try {
-    ::onnx::ShapeInferenceOptions opt(true, 1, false);
-    ::onnx::shape_inference::InferShapes(model, ::onnx::OpSchemaRegistry::Instance(), opt);
-  } catch (const std::exception& e) {
-    throw Error(ALMC_ERR_PARSE, what + " fails ONNX shape inference: " + e.what());
-  }
+  // No ONNX shape inference here: several of libonnx's inference functions index the input shapes
+  // they are given without checking their rank (ConvTranspose with a 1-D weight reads past the
+  // end of its dimensions and crashes the process: found by fuzz_onnx), so it is unsafe on
+  // untrusted models. The planner derives every shape itself from the actual input sizes and
+  // refuses inconsistent ones with a message naming the node (host/onnx/lower_*.cpp).
 
   for (const auto& init : gp.initializer())
     g.initializers[init.name()] = convert_tensor(init, "initializer '" + init.name() + "'");
