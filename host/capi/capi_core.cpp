@@ -243,6 +243,11 @@ almc_status almc_score_create_gmm(almc_context_t ctx, int64_t K, int64_t d, cons
     s->d_mu.upload(means, s->d_mu.bytes());
     s->d_var.upload(variances, s->d_var.bytes());
     s->d_log_w.upload(log_w.data(), s->d_log_w.bytes());
+    Fnv1a h;
+    h.add_array(means, static_cast<size_t>(kd));
+    h.add_array(variances, static_cast<size_t>(kd));
+    h.add_vector(log_w);
+    s->params_digest = h.h;
     s->description = K == 1 ? "gaussian" : "gmm(K=" + std::to_string(K) + ")";
     *out = s.release();
     retain(ctx);
@@ -469,6 +474,9 @@ almc_status almc_operator_create_matrix(almc_context_t ctx, int64_t m, int64_t d
     op.norm = norm;
     op.d_A = Buffer(ctx->backend.get(), sizeof(float) * total);
     op.d_A.upload(A, op.d_A.bytes());
+    Fnv1a h;
+    h.add_array(reinterpret_cast<const unsigned char*>(A), sizeof(float) * static_cast<size_t>(total));
+    op.A_digest = h.h;
     op.description = "matrix(" + std::to_string(m) + "x" + std::to_string(d) + ")";
   });
 }

@@ -130,6 +130,9 @@ almc_status almc_sampler_set_measurement(almc_sampler_t s, const float* y) {
     if (!s->op) fail(ALMC_ERR_WRONG_STATE, "the sampler has no operator, so no measurement");
     require_finite(y, s->n_meas * s->m, "y");
     s->y.upload(y, s->y.bytes());
+    Fnv1a h;
+    h.add_array(y, static_cast<size_t>(s->n_meas * s->m));
+    s->y_digest = h.h;
     s->y_set = true;
   });
 }

@@ -53,7 +53,7 @@ class Team {
   void agree(int code, const std::string& message);  // throws when any rank failed
   int rank_ = 0, size_ = 1, device_ = 0;
   bool mpi_ = false, agreed_failure_ = false;
-  bool stopped_for_peer_ = false;
+  [[maybe_unused]] bool stopped_for_peer_ = false;  // read only in MPI builds
   std::unique_ptr<Failure> failure_;
   friend int team_stop_poll(void*);
 };

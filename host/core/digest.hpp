@@ -26,8 +26,13 @@ struct Fnv1a {
   }
   template <class T>
   void add_vector(const std::vector<T>& v) {
-    add_value(static_cast<uint64_t>(v.size()));
-    add(v.data(), v.size() * sizeof(T));
+    add_array(v.data(), v.size());
+  }
+  // The same digest as add_vector of a vector holding these n values.
+  template <class T>
+  void add_array(const T* p, size_t n) {
+    add_value(static_cast<uint64_t>(n));
+    add(p, n * sizeof(T));
   }
   std::string hex() const {
     char buf[17];

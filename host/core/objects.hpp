@@ -4,6 +4,7 @@
 #include <almc/almc.h>
 
 #include "host/backend/backend.hpp"
+#include "host/core/digest.hpp"
 
 #include <atomic>
 #include <memory>
@@ -47,6 +48,9 @@ struct almc_score_s {
   // copies: a large mixture's memory is its K x d arrays).
   int64_t K = 0;
   almc::Buffer d_mu, d_var, d_log_w;
+  // Digest of the three parameter arrays as uploaded (host/samplers/state.cpp), taken at creation
+  // so that saving or loading a state never reads them back from the backend.
+  uint64_t params_digest = 0;
   ~almc_score_s() {
     if (destroy) destroy(user_data);
   }
@@ -68,6 +72,7 @@ struct almc_operator_s {
   // Dense matrices.
   int64_t n_mats = 0;
   almc::Buffer d_A;
+  uint64_t A_digest = 0;  // of the matrices as uploaded (resumable states), taken at creation
   bool tf32 = false;  // CUDA: TF32 tensor-core GEMMs allowed
   // Callbacks.
   almc_linear_fn forward = nullptr, adjoint = nullptr;

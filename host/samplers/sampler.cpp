@@ -132,6 +132,7 @@ void almc_sampler_s::create() {
     smc_x = Buffer(be, 4 * static_cast<size_t>(nd));
     smc_logw_h.assign(static_cast<size_t>(n), 0.0);
     smc_anc_h.assign(static_cast<size_t>(n), 0);
+    smc_w_h.assign(static_cast<size_t>(cpm), 0.0);
   }
   table = Buffer(be, sizeof(StepScalars) * sched.steps.size());
   table.upload(sched.steps.data(), table.bytes());
@@ -230,7 +231,7 @@ void almc_sampler_s::smc_reweight(int64_t host_step, bool last) {
   smc_logw.download(smc_logw_h.data(), smc_logw.bytes());
   bool reset = false, moved = false;
   for (int64_t c = 0; c < n; ++c) smc_anc_h[c] = c;
-  std::vector<double> w(static_cast<size_t>(cpm));
+  std::vector<double>& w = smc_w_h;  // sized once in the constructor
   for (int64_t q0 = 0; q0 < n; q0 += cpm) {
     double* lw = smc_logw_h.data() + q0;
     double mx = -INFINITY;

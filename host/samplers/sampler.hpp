@@ -26,6 +26,7 @@ struct almc_sampler_s {
   int64_t chain0 = 0;  // global index of row 0 (the slice's first chain)
   bool has_lik = false;
   bool y_set = false, state_set = false, ran = false;
+  uint64_t y_digest = 0;  // of the measurement as set (resumable states), taken in set_measurement
 
   almc::Buffer x, x0, sbuf, gbuf, rbuf, tmp, resp, y, ych, pick, out_pick, table, cur, counter, norms, flags;
   // Sequential Monte Carlo (ALMC_VARIANT_SMC, ALGORITHMS.md Sec. 9): per-chain log weights [n]
@@ -34,6 +35,7 @@ struct almc_sampler_s {
   almc::Buffer smc_logw, smc_anc, smc_x;
   std::vector<double> smc_logw_h;
   std::vector<int64_t> smc_anc_h;
+  std::vector<double> smc_w_h;  // one measurement's weights, scratch of smc_reweight
   almc::PriorTableStorage tables;  // analytic priors: their tables at the current level
   float tables_t = -1.f;            // the level they hold (host view; -1: none yet)
   std::vector<float> final_norms;

@@ -16,7 +16,9 @@ using namespace almc;
 namespace {
 
 constexpr char kMagic[8] = {'A', 'L', 'M', 'C', 'S', 'T', 'A', 'T'};
-constexpr uint32_t kVersion = 1;
+// 2: the prior, matrix and measurement digests are taken from the inputs as given (at creation /
+// set_measurement), no longer read back from the backend.
+constexpr uint32_t kVersion = 2;
 
 struct StateHeader {
   char magic[8];
@@ -58,13 +60,7 @@ uint64_t prior_digest(const almc_score_s& s) {
   h.add_value(static_cast<int>(s.kind));
   h.add_value(s.d);
   h.add_value(s.K);
-  // The parameters live in backend buffers only: read them back (a state is saved or loaded
-  // rarely; a K x d download is small next to the chains).
-  for (const almc::Buffer* b : {&s.d_mu, &s.d_var, &s.d_log_w}) {
-    std::vector<float> v(b->bytes() / sizeof(float));
-    b->download(v.data(), v.size() * sizeof(float));
-    h.add_vector(v);
-  }
+  h.add_value(s.params_digest);  // the K x d parameters, digested at creation
   h.add_string(s.description);
   return h.h;
 }
@@ -82,25 +78,14 @@ uint64_t operator_digest(const almc_operator_s* op, bool has_lik) {
     h.add_vector(op->h_mask);
     h.add_vector(op->h_kernel);
     h.add_string(op->description);
-    if (op->d_A.bytes()) {  // dense matrices live in backend memory only
-      std::vector<unsigned char> a(op->d_A.bytes());
-      op->d_A.download(a.data(), a.size());
-      h.add_vector(a);
-    }
+    h.add_value(op->A_digest);  // dense matrices, digested at creation
   }
   return h.h;
 }
 
 }  // namespace
 
-uint64_t almc_sampler_s::measurement_digest() const {
-  if (!op || !y_set) return 0;
-  std::vector<float> hy(static_cast<size_t>(n_meas * m));
-  y.download(hy.data(), hy.size() * sizeof(float));
-  Fnv1a h;
-  h.add_vector(hy);
-  return h.h;
-}
+uint64_t almc_sampler_s::measurement_digest() const { return op && y_set ? y_digest : 0; }
 
 size_t almc_sampler_s::state_bytes() const { return sizeof(StateHeader) + x.bytes() + ych.bytes() + out_pick.bytes(); }
 
