@@ -16,6 +16,7 @@
 #include <curand_kernel.h>
 
 #include <math.h>
+#include <string.h>
 
 namespace almc {
 
@@ -36,8 +37,8 @@ ALMC_HD uint64_t noise_stream(int64_t c, int64_t cpm) {
 
 // Philox-4x32-10 (Salmon et al. 2011; cuRAND's constants and word order), written once over a
 // lane type L: unsigned int here (one counter per thread or loop iteration), or a CPU SIMD vector of
-// counters (host/backend/cpu_noise.cpp), which supplies its own mulhilo, ^ and a broadcast of the
-// key words. Rounds, word order and key schedule are this code only, whatever the lane type.
+// counters (host/backend/cpu_noise*.cpp), which supplies its own mulhilo and xor3 (with a
+// broadcast key word). Rounds, word order and key schedule are this code only, whatever the lane type.
 constexpr unsigned int kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;
 constexpr unsigned int kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;
 
@@ -53,13 +54,16 @@ ALMC_HD unsigned int mulhilo(unsigned int a, unsigned int b, unsigned int* hi) {
 #endif
 }
 
+// a ^ b ^ k (one instruction on AVX-512 lanes).
+ALMC_HD unsigned int xor3(unsigned int a, unsigned int b, unsigned int k) { return a ^ b ^ k; }
+
 template <class L>
 ALMC_HD void philox_round(L& c0, L& c1, L& c2, L& c3, unsigned int k0, unsigned int k1) {
   L hi0, hi1;
   const L lo0 = mulhilo(c0, kPhiloxM0, &hi0);
   const L lo1 = mulhilo(c2, kPhiloxM1, &hi1);
-  c0 = hi1 ^ c1 ^ k0;
-  c2 = hi0 ^ c3 ^ k1;
+  c0 = xor3(hi1, c1, k0);
+  c2 = xor3(hi0, c3, k1);
   c1 = lo1;
   c3 = lo0;
 }
@@ -106,24 +110,118 @@ ALMC_HD uint4 philox_raw4(uint64_t seed, uint64_t stream, uint64_t step, uint64_
   return r;
 }
 
-// Box-Muller on a pair of raw draws, split so that a vectorising caller can evaluate each part
-// for many pairs at once: radius sqrt(-2 log u) with u in (0, 1], angle in (0, 2 pi]; the normals
-// are radius * sin(angle) and radius * cos(angle) (cuRAND's _curand_box_muller).
-constexpr float kInv2Pow32 = 2.3283064e-10f;
-constexpr float kInv2Pow32x2Pi = 2.3283064e-10f * 6.2831855f;
-ALMC_HD float box_muller_radius(unsigned int a) { return sqrtf(-2.f * logf(a * kInv2Pow32 + kInv2Pow32 / 2)); }
-ALMC_HD float box_muller_angle(unsigned int b) { return b * kInv2Pow32x2Pi + kInv2Pow32x2Pi / 2; }
+// ---- Box-Muller, bit-identical on every backend
+// The transform is written with IEEE operations whose results no compiler or instruction set may
+// change: fused multiply-adds only where fma_rn says so, every other product through mul_rn (CUDA
+// would otherwise contract it into a following add), integer bit manipulation for the exponent
+// split and the angle reduction, conversions rounded to nearest and the IEEE square root. The
+// polynomials are minimax fits (Lawson's iteration in double, coefficients rounded to float)
+// whose own error is far below float rounding, so the result is accurate to ~1-2 ulp (bounds
+// measured over all 2^32 draws, see tests/cpu/test_rng.cpp) and identical on the GPU, the CPU's
+// SIMD paths and the scalar host code. This needs CUDA without -use_fast_math / -prec-sqrt=false
+// and host code without -ffast-math (or -freciprocal-math / -ffinite-math-only).
 
-ALMC_HD float2 box_muller(unsigned int a, unsigned int b) {
-  const float r = box_muller_radius(a), v = box_muller_angle(b);
-  float s, c;
+// a * b + c rounded once. Host code built without FMA instructions (baseline x86-64, the SSE2
+// paths) computes it in double: the product is exact there (24 + 24 bits), the sum is rounded to
+// odd (rounded to nearest, then moved one ulp toward the exact sum when that was inexact and the
+// result even: the exact error comes from TwoSum), and a double rounded to odd rounds correctly to
+// float (53 >= 24 + 2 bits). Finite operands only.
 #if defined(__CUDA_ARCH__)
-  __sincosf(v, &s, &c);
+__device__ __forceinline__ float fma_rn(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ unsigned int float_bits(float x) { return __float_as_uint(x); }
+__device__ __forceinline__ float bits_float(unsigned int b) { return __uint_as_float(b); }
 #else
-  s = sinf(v);
-  c = cosf(v);
+// always_inline: translation units built for different instruction sets get different bodies
+// here, and no out-of-line copy may stand in for another.
+#define ALMC_RNG_INLINE inline __attribute__((always_inline))
+ALMC_RNG_INLINE unsigned int float_bits(float x) {
+  unsigned int b;
+  memcpy(&b, &x, sizeof b);
+  return b;
+}
+ALMC_RNG_INLINE float bits_float(unsigned int b) {
+  float x;
+  memcpy(&x, &b, sizeof x);
+  return x;
+}
+ALMC_RNG_INLINE float mul_rn(float a, float b) { return a * b; }
+ALMC_RNG_INLINE float fma_rn(float a, float b, float c) {
+#if defined(__FMA__)
+  return __builtin_fmaf(a, b, c);
+#else
+  const double p = static_cast<double>(a) * static_cast<double>(b), dc = c;
+  const double s = p + dc, bp = s - dc;
+  const double err = (p - bp) + (dc - (s - bp));
+  uint64_t bits;
+  memcpy(&bits, &s, sizeof bits);
+  const uint64_t fix = (err != 0) & ((bits & 1) == 0);
+  const uint64_t up = (err > 0) == (s > 0);  // the exact sum is farther from zero than s
+  bits += fix * (2 * up - 1);
+  double odd;
+  memcpy(&odd, &bits, sizeof odd);
+  return static_cast<float>(odd);
 #endif
-  return make_float2(r * s, r * c);
+}
+#undef ALMC_RNG_INLINE
+#endif
+
+// Box-Muller radius sqrt(-2 ln u) of a raw draw a, u = a 2^-32 + 2^-33 in float (cuRAND's u,
+// rounded once; u = 1 for the top 128 values of a, giving radius 0). ln u = k ln 2 + ln(1 + f)
+// with u = 2^k (1 + f), 1 + f in [sqrt(1/2), sqrt(2)) split from u's bits; ln(1 + f) = f + f^2 Q(f)
+// with Q of degree 8 (fit error 0.07 ulp of the result).
+ALMC_HD float box_muller_radius(unsigned int a) {
+  const float u = fma_rn(static_cast<float>(a), 0x1p-32f, 0x1p-33f);  // (0, 1], float(a) rounded to nearest
+  const unsigned int iu = float_bits(u), t = iu - 0x3f3504f3u;      // 0x3f3504f3: sqrt(1/2)
+  const float k = static_cast<float>(static_cast<int>(t) >> 23);     // -33 .. 0 (arithmetic shift)
+  const float f = bits_float(iu - (t & 0xff800000u)) - 1.f;          // exact (Sterbenz)
+  float q = -7.621859014e-2f;
+  q = fma_rn(q, f, 1.290449947e-1f);
+  q = fma_rn(q, f, -1.324298680e-1f);
+  q = fma_rn(q, f, 1.418181360e-1f);
+  q = fma_rn(q, f, -1.660908163e-1f);
+  q = fma_rn(q, f, 2.000197470e-1f);
+  q = fma_rn(q, f, -2.500158250e-1f);
+  q = fma_rn(q, f, 3.333332539e-1f);
+  q = fma_rn(q, f, -4.999998808e-1f);
+  const float log1pf_ = fma_rn(mul_rn(f, f), q, f);
+  // k ln 2 in two parts (ln 2 = 0.693147182 - 1.90465421e-9), the small one added first.
+  const float ln_u = fma_rn(k, 6.931471825e-1f, fma_rn(k, -1.904654212e-9f, log1pf_));
+  return sqrtf(mul_rn(-2.f, ln_u));
+}
+
+// sin and cos of the Box-Muller angle 2 pi (b + 1/2) / 2^32 of a raw draw b (cuRAND's angle,
+// without its float rounding of 2 pi b 2^-32: the reduction is exact). The nearest quarter turn
+// q (top two bits of b + 2^29) is taken off in integers, leaving (pi/4) y with y = x 2^-30 and x
+// = 2 (b + 2^29 mod 2^30) - 2^30 + 1 an odd integer in (-2^30, 2^30), rounded to float once;
+// sin((pi/4) y) = y (S1 + y^2 R(y^2)) (degree 7, S1 = pi/4 in two parts) and cos((pi/4) y) =
+// 1 + y^2 C(y^2) (degree 8), then swapped and negated by the quadrant: sin(q pi/2 + t) is sin t,
+// cos t, -sin t, -cos t for q = 0, 1, 2, 3, and cos(q pi/2 + t) is cos t, -sin t, -cos t, sin t.
+ALMC_HD float2 box_muller_sincos(unsigned int b) {
+  const unsigned int w = b + 0x20000000u, quadrant = w >> 30;
+  const int x = 2 * static_cast<int>(w & 0x3fffffffu) - 0x3fffffff;
+  const float y = mul_rn(static_cast<float>(x), 0x1p-30f), z = mul_rn(y, y);
+  float r = -3.597526666e-5f;
+  r = fma_rn(r, z, 2.490044106e-3f);
+  r = fma_rn(r, z, -8.074545115e-2f);
+  const float s = fma_rn(y, 7.853981853e-1f, fma_rn(mul_rn(y, z), r, mul_rn(y, -2.185569414e-8f)));
+  float c = 3.530338063e-6f;
+  c = fma_rn(c, z, -3.259400837e-4f);
+  c = fma_rn(c, z, 1.585432701e-2f);
+  c = fma_rn(c, z, -3.084251285e-1f);
+  c = fma_rn(z, c, 1.f);
+  const unsigned int sb = float_bits(s), cb = float_bits(c), swap = 0u - (quadrant & 1u);
+  const unsigned int sin_b = ((sb & ~swap) | (cb & swap)) ^ ((quadrant >> 1) << 31);
+  const unsigned int cos_b = ((cb & ~swap) | (sb & swap)) ^ (((quadrant ^ (quadrant >> 1)) & 1u) << 31);
+  return make_float2(bits_float(sin_b), bits_float(cos_b));
+}
+
+// Two standard normals from a pair of raw draws: radius(a) sin(angle(b)), radius(a) cos(angle(b))
+// (cuRAND's _curand_box_muller pairing and order).
+ALMC_HD float2 box_muller(unsigned int a, unsigned int b) {
+  const float r = box_muller_radius(a);
+  const float2 sc = box_muller_sincos(b);
+  return make_float2(mul_rn(r, sc.x), mul_rn(r, sc.y));
 }
 
 // Four standard normals: Box-Muller on the pairs (x, y) and (z, w), as curand_normal4 does.

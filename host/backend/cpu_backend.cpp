@@ -286,16 +286,17 @@ class CpuBackend final : public Backend {
                    float scale, bool uniform) override {
     const int64_t groups = (d + 3) / 4;
 #pragma omp parallel for schedule(static) num_threads(threads_for(n * d * 8))
-    for (int64_t c = 0; c < n; ++c)
-      for (int64_t g = 0; g < groups; ++g) {
-        const uint64_t stream = noise_stream(chain0 + c, cpm);
-        const float4 v = uniform ? philox_uniform4(seed, stream, key, static_cast<uint64_t>(g))
-                                 : philox_normal4(seed, stream, key, static_cast<uint64_t>(g));
-        for (int e = 0; e < 4 && g * 4 + e < d; ++e) {
-          const float r = component(v, e);
-          x[c * d + g * 4 + e] = uniform ? scale * (2.f * r - 1.f) : scale * r;
-        }
+    for (int64_t c = 0; c < n; ++c) {
+      if (!uniform) {  // the vectorised normals (philox_normal4's bits)
+        philox_normals(seed, noise_stream(chain0 + c, cpm), key, 0, d, x + c * d);
+        for (int64_t j = 0; j < d; ++j) x[c * d + j] = scale * x[c * d + j];
+        continue;
       }
+      for (int64_t g = 0; g < groups; ++g) {
+        const float4 v = philox_uniform4(seed, noise_stream(chain0 + c, cpm), key, static_cast<uint64_t>(g));
+        for (int e = 0; e < 4 && g * 4 + e < d; ++e) x[c * d + g * 4 + e] = scale * (2.f * component(v, e) - 1.f);
+      }
+    }
   }
 
   void axpby_tweedie(float* x, const float* s, int64_t count, float a, float b) override {
@@ -315,12 +316,14 @@ class CpuBackend final : public Backend {
     if (cur->aux < 0) return;
     const uint64_t key = kRngXgpKeyBase + static_cast<uint64_t>(cur->aux);
     const float sc = cur->aux_scale;
-    const int64_t groups = (m + 3) / 4;
+    constexpr int64_t kChunk = 1024;  // normals per pass (a multiple of 4)
 #pragma omp parallel for schedule(static) num_threads(threads_for(n * m * 8))
     for (int64_t c = 0; c < n; ++c)
-      for (int64_t g = 0; g < groups; ++g) {
-        const float4 v = philox_normal4(seed, noise_stream(chain0 + c, cpm), key, static_cast<uint64_t>(g));
-        for (int e = 0; e < 4 && g * 4 + e < m; ++e) ych[c * m + g * 4 + e] -= sc * component(v, e);
+      for (int64_t j0 = 0; j0 < m; j0 += kChunk) {
+        float xi[kChunk];
+        const int64_t len = m - j0 < kChunk ? m - j0 : kChunk;
+        philox_normals(seed, noise_stream(chain0 + c, cpm), key, static_cast<uint64_t>(j0 / 4), len, xi);
+        for (int64_t j = 0; j < len; ++j) ych[c * m + j0 + j] -= sc * xi[j];
       }
   }
 

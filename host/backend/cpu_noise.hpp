@@ -24,4 +24,9 @@ namespace almc {
 // out[4 i + e] = normal e of group g0 + i, keyed (seed, stream, step), for i < n_groups.
 void philox_normals_block(uint64_t seed, uint64_t stream, uint64_t step, uint64_t g0, int64_t n_groups, float* out);
 
+// out[j] = the normal of coordinate 4 g0 + j, j < count (any count: the last group may be cut), the
+// same bits as philox_normal4. The vectorised path for any row of normals (the scalar
+// philox_normal4 is exact but slow on hosts without FMA instructions in the baseline build).
+void philox_normals(uint64_t seed, uint64_t stream, uint64_t step, uint64_t g0, int64_t count, float* out);
+
 }  // namespace almc

@@ -1,13 +1,13 @@
 // Pieces of the CPU noise kernel (cpu_noise.cpp) that are compiled once per instruction set, each
-// in its own translation unit (cpu_noise_avx2.cpp, cpu_noise_avx512.cpp): a batch of coordinate
-// groups gets its raw Philox draws from rng.cuh's philox4x32_10 on a SIMD lane type, then
-// Box-Muller from rng.cuh's box_muller_radius / box_muller_angle and the vector libm. Internal to
-// the CPU backend.
+// in its own translation unit (cpu_noise.cpp for SSE2, cpu_noise_avx2.cpp, cpu_noise_avx512.cpp):
+// a batch of coordinate groups gets its raw Philox draws from rng.cuh's philox4x32_10 on a SIMD
+// lane type, then its normals from rng.cuh's box_muller in a loop the compiler vectorises. Every
+// operation there is exactly rounded (see rng.cuh), so all widths give the same bits as the
+// scalar code and the GPU. Internal to the CPU backend.
 #pragma once
 
 #include "cuda/rng.cuh"
 
-#include <cmath>
 #include <cstdint>
 
 namespace almc {
@@ -20,28 +20,26 @@ struct RawBatch {
   alignas(64) unsigned int u[4][kBatch];
 };
 
-// Box-Muller radii of a batch: sqrt(-2 log u) of words 0 and 2.
-struct Radii {
-  alignas(64) float r0[kBatch], r2[kBatch];
-};
-
 using RawFn = void (*)(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
-using RadiiFn = void (*)(int n, const RawBatch& raw, Radii& radii);
-using FinishFn = void (*)(int n, const RawBatch& raw, const Radii& radii, float* out);
+// out[4 i + e] = normal e of group first + i, i < n <= kBatch.
+using NormalsFn = void (*)(const PhiloxKey& key, unsigned int first, int n, float* out);
 
 void raw_sse(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
 void raw_avx2(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
 void raw_avx512(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
-void radii_sse(int n, const RawBatch& raw, Radii& radii);
-void radii_avx2(int n, const RawBatch& raw, Radii& radii);
-void finish_sse(int n, const RawBatch& raw, const Radii& radii, float* out);
-void finish_avx2(int n, const RawBatch& raw, const Radii& radii, float* out);
-void finish_avx512(int n, const RawBatch& raw, const Radii& radii, float* out);
+void normals_sse(const PhiloxKey& key, unsigned int first, int n, float* out);
+void normals_avx2(const PhiloxKey& key, unsigned int first, int n, float* out);
+void normals_avx512(const PhiloxKey& key, unsigned int first, int n, float* out);
+
+// The kernel the CPU backend uses ("avx512", "avx2" or "sse2"): the widest the CPU has, capped by
+// the environment variable ALMC_CPU_NOISE=avx512|avx2|sse2 (read once; another value is ignored
+// with a warning). Every choice gives the same bits; the cap is for tests and comparisons.
+const char* kernel_name();
 
 namespace {  // each file compiles its own copy for its instruction set
 
 // Philox for a batch, L::kWidth groups per call of the shared rounds. L provides kWidth,
-// iota(g) (lanes g, g + 1, ...), splat(v), store(p), ^ and mulhilo (see rng.cuh).
+// iota(g) (lanes g, g + 1, ...), splat(v), store(p), ^, xor3 and mulhilo (see rng.cuh).
 template <class L>
 inline void philox_batch(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw) {
   for (int i = 0; i < n; i += L::kWidth) {
@@ -55,33 +53,18 @@ inline void philox_batch(const PhiloxKey& key, unsigned int first, int n, RawBat
   }
 }
 
-// Box-Muller for a batch, out[4 i + e] = normal e of group i, in two parts: the radii, then the
-// angles, sines and cosines (separate passes, or GCC fuses each pair into sincosf, which has no
-// SIMD variant) and the interleaved output.
-inline void box_muller_radii(int n, const RawBatch& raw, Radii& radii) {
+// Box-Muller for a batch: rng.cuh's box_muller on words (0, 1) and (2, 3) of each group, one lane
+// per group, then interleaved as out[4 i + e].
+inline void box_muller_batch(int n, const RawBatch& raw, float* out) {
+  alignas(64) float n0[kBatch], n1[kBatch], n2[kBatch], n3[kBatch];
 #pragma omp simd
   for (int i = 0; i < n; ++i) {
-    radii.r0[i] = box_muller_radius(raw.u[0][i]);
-    radii.r2[i] = box_muller_radius(raw.u[2][i]);
-  }
-}
-
-inline void box_muller_finish(int n, const RawBatch& raw, const Radii& radii, float* out) {
-  float v1[kBatch], v3[kBatch], n0[kBatch], n1[kBatch], n2[kBatch], n3[kBatch];
-#pragma omp simd
-  for (int i = 0; i < n; ++i) {
-    v1[i] = box_muller_angle(raw.u[1][i]);
-    v3[i] = box_muller_angle(raw.u[3][i]);
-  }
-#pragma omp simd
-  for (int i = 0; i < n; ++i) {
-    n0[i] = radii.r0[i] * sinf(v1[i]);
-    n2[i] = radii.r2[i] * sinf(v3[i]);
-  }
-#pragma omp simd
-  for (int i = 0; i < n; ++i) {
-    n1[i] = radii.r0[i] * cosf(v1[i]);
-    n3[i] = radii.r2[i] * cosf(v3[i]);
+    const float2 a = box_muller(raw.u[0][i], raw.u[1][i]);
+    const float2 b = box_muller(raw.u[2][i], raw.u[3][i]);
+    n0[i] = a.x;
+    n1[i] = a.y;
+    n2[i] = b.x;
+    n3[i] = b.y;
   }
   for (int i = 0; i < n; ++i) {
     out[4 * i + 0] = n0[i];
@@ -89,6 +72,13 @@ inline void box_muller_finish(int n, const RawBatch& raw, const Radii& radii, fl
     out[4 * i + 2] = n2[i];
     out[4 * i + 3] = n3[i];
   }
+}
+
+template <class L>
+inline void normals_batch(const PhiloxKey& key, unsigned int first, int n, float* out) {
+  RawBatch raw;
+  philox_batch<L>(key, first, n, raw);
+  box_muller_batch(n, raw, out);
 }
 
 }  // namespace
