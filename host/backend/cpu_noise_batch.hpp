@@ -56,21 +56,14 @@ inline void philox_batch(const PhiloxKey& key, unsigned int first, int n, RawBat
 // Box-Muller for a batch: rng.cuh's box_muller on words (0, 1) and (2, 3) of each group, one lane
 // per group, then interleaved as out[4 i + e].
 inline void box_muller_batch(int n, const RawBatch& raw, float* out) {
-  alignas(64) float n0[kBatch], n1[kBatch], n2[kBatch], n3[kBatch];
 #pragma omp simd
   for (int i = 0; i < n; ++i) {
     const float2 a = box_muller(raw.u[0][i], raw.u[1][i]);
     const float2 b = box_muller(raw.u[2][i], raw.u[3][i]);
-    n0[i] = a.x;
-    n1[i] = a.y;
-    n2[i] = b.x;
-    n3[i] = b.y;
-  }
-  for (int i = 0; i < n; ++i) {
-    out[4 * i + 0] = n0[i];
-    out[4 * i + 1] = n1[i];
-    out[4 * i + 2] = n2[i];
-    out[4 * i + 3] = n3[i];
+    out[4 * i + 0] = a.x;
+    out[4 * i + 1] = a.y;
+    out[4 * i + 2] = b.x;
+    out[4 * i + 3] = b.y;
   }
 }
 
