@@ -7,8 +7,12 @@
 // subsequence, offset) puts the subsequence in counter words 2-3 and the offset (in units of 4
 // draws) in words 0-1, so subsequence = j << 32 | step and offset = 4 (group + q 2^32). One
 // Philox call yields the four raw draws, and so four normals, of coordinates 4g .. 4g+3 (g, q, j
-// and step are 32-bit). Both backends compile this code, so raw draws agree bit for bit; normals
-// agree to a few ulps (the device takes __sincosf, the host sinf and cosf, as cuRAND does).
+// and step are 32-bit). Both backends compile this code, so raw draws agree bit for bit with each
+// other and with cuRAND. The normals are Box-Muller on cuRAND's pairing and order, but not through
+// cuRAND's sinf/cosf/logf (whose results differ between the device, glibc and glibc's vector
+// variants): box_muller below is exactly rounded arithmetic, so the normals are bit-identical on
+// the GPU, every CPU SIMD path and the scalar host code; they are within a few ulps of cuRAND's
+// (beyond that only where cuRAND's own float angle is off, near the zeros of sine and cosine).
 #pragma once
 
 #include "cuda/common.cuh"
@@ -116,8 +120,8 @@ ALMC_HD uint4 philox_raw4(uint64_t seed, uint64_t stream, uint64_t step, uint64_
 // would otherwise contract it into a following add), integer bit manipulation for the exponent
 // split and the angle reduction, conversions rounded to nearest and the IEEE square root. The
 // polynomials are minimax fits (Lawson's iteration in double, coefficients rounded to float)
-// whose own error is far below float rounding, so the result is accurate to ~1-2 ulp (bounds
-// measured over all 2^32 draws, see tests/cpu/test_rng.cpp) and identical on the GPU, the CPU's
+// whose own error is far below float rounding, so the result is accurate to ~1-2 ulp (0.97 ulp
+// radius, 1.31 ulp sine and cosine over every 4th raw draw; tests/cpu/test_rng.cpp) and identical on the GPU, the CPU's
 // SIMD paths and the scalar host code. This needs CUDA without -use_fast_math / -prec-sqrt=false
 // and host code without -ffast-math (or -freciprocal-math / -ffinite-math-only).
 
