@@ -73,7 +73,8 @@ const Kernel& kernel() {
 }  // namespace
 
 void raw_sse(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw) { philox_batch<Lanes4>(key, first, n, raw); }
-void normals_sse(const PhiloxKey& key, unsigned int first, int n, float* out) {
+// flatten: the transform must be inlined into the loop for it to vectorise.
+__attribute__((flatten)) void normals_sse(const PhiloxKey& key, unsigned int first, int n, float* out) {
   normals_batch<Lanes4>(key, first, n, out);
 }
 const char* kernel_name() { return kernel().name; }
