@@ -7,7 +7,8 @@
 For every case: make the problem files (bench/reference/make_problem.py, cached in --work), then run
 `almc sample` and the reference (eager, and torch.jit.trace where it works) one after the other with
 the same prior, operator, y, sigma_y, kappa, delta, warm start and chains, alternating them
---repeats times. Time per run: almc's own run time (`seconds` of `almc sample --json`: the run,
+--repeats times (with --baseline, a second almc executable runs right after the first in every
+round, so before/after figures share the machine's load). Time per run: almc's own run time (`seconds` of `almc sample --json`: the run,
 initial noise and final check included, setup excluded) and the reference's timed loop (warm start
 and annealing; setup and a few warm-up steps excluded). steps/s = steps / seconds (median).
 
@@ -110,6 +111,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--almc", default=None, help="almc executable (default $ALMC_EXE or build-bench/host/cli/almc)")
     ap.add_argument("--almc-prefix", default="", help="command prefix for almc (e.g. a bundle's run.sh)")
+    ap.add_argument("--baseline", default=None,
+                    help="a second almc executable (e.g. main's) timed in the same rounds, right after the first: "
+                         "its steps/s and its ratio to eager are reported too, for before/after figures on a loaded machine")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--case", action="append", default=[], help="only cases whose name contains this")
@@ -168,7 +172,7 @@ def main():
             shape = ["--shape", ",".join(str(v) for v in info["shape"])] if opkey == "downsample" else []
         row = {"case": name, "d": d, "chains": chains, "annealing_steps": steps, "kappa": kappa, "delta": DELTA,
                "noise_std": SIGMA, "warm_steps": WARM_STEPS}
-        times = {"almc": [], **{i: [] for i in impls}}
+        times = {"almc": [], **({"baseline": []} if args.baseline else {}), **{i: [] for i in impls}}
         total_steps = {}
         samples = {}
         notes = []
@@ -184,6 +188,11 @@ def main():
                 row["device"] = j.get("device")
                 if r == 0:
                     samples["almc"] = np.load(out_a)
+                if args.baseline:
+                    cmd[len(prefix)] = args.baseline
+                    jb = json.loads(run(cmd, env, args.timeout))
+                    times["baseline"].append(jb["seconds"])
+                    total_steps["baseline"] = jb["steps"]
                 for impl in impls:
                     if impl in notes:
                         continue
@@ -226,17 +235,24 @@ def main():
         for impl in impls:
             t = row.get(f"{impl}_steps_per_s")
             row[f"ratio_vs_{impl}"] = (a / t) if (a and t and ok_all) else None
+            b = row.get("baseline_steps_per_s")
+            if args.baseline:
+                row[f"baseline_ratio_vs_{impl}"] = (b / t) if (b and t) else None
         if not ok_all:
             failures += 1
         rows.append(row)
         fmt = lambda v: f"{v:.1f}" if isinstance(v, (int, float)) and v is not None else "-"  # noqa: E731
         print(f"{name:32s} c={chains:5d} almc {fmt(a):>9s} st/s | eager {fmt(row.get('eager_steps_per_s')):>8s} | "
               f"jit {fmt(row.get('jit_steps_per_s')):>8s} | x{fmt(row.get('ratio_vs_eager'))} (eager) "
-              f"x{fmt(row.get('ratio_vs_jit'))} (jit) | agree {ok_all}", flush=True)
+              f"x{fmt(row.get('ratio_vs_jit'))} (jit) | agree {ok_all}" +
+              (f" | baseline {fmt(row.get('baseline_steps_per_s'))} st/s x{fmt(row.get('baseline_ratio_vs_eager'))} (eager)"
+               if args.baseline else ""), flush=True)
 
     print()
-    print("| case | d | chains | steps | almc steps/s | torch eager steps/s | torch jit steps/s | almc / eager | almc / jit | agree (max abs z) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    bh = " baseline steps/s | baseline / eager |" if args.baseline else ""
+    print("| case | d | chains | steps | almc steps/s | torch eager steps/s | torch jit steps/s | almc / eager | almc / jit | "
+          "agree (max abs z) |" + bh)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|---:|" if args.baseline else ""))
     for r in rows:
         if "error" in r:
             print(f"| {r['case']} | {r['d']} | {r['chains']} | - | error: {r['error'][:80]} | | | | | |")
@@ -245,7 +261,8 @@ def main():
         zs = ", ".join(f"{i} {r[f'agree_{i}']['max_abs_z']:.1f}" for i in impls if f"agree_{i}" in r)
         print(f"| {r['case']} | {r['d']} | {r['chains']} | {WARM_STEPS}+{r['annealing_steps']} | {f('almc_steps_per_s')} | "
               f"{f('eager_steps_per_s')} | {f('jit_steps_per_s')} | {f('ratio_vs_eager', 2)} | {f('ratio_vs_jit', 2)} | "
-              f"{'yes' if r['agree'] else 'NO'} ({zs}) |")
+              f"{'yes' if r['agree'] else 'NO'} ({zs}) |" +
+              (f" {f('baseline_steps_per_s')} | {f('baseline_ratio_vs_eager', 2)} |" if args.baseline else ""))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": args.device, "threads": args.threads, "cpu_model": cpu_model,

@@ -49,6 +49,14 @@ class Backend {
   virtual void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
                                     float* resp) = 0;
   virtual void fused_step(const FusedStepParams& p) = 0;
+  // A step with an analytic prior (p.prior Gaussian or GMM): the tables at cur's level from `g`
+  // into p.tab when g is given (else p.tab holds them already), the GMM responsibilities into
+  // p.resp, then fused_step. A backend may overlap these per chain; the default runs them in turn.
+  virtual void analytic_prior_step(const FusedStepParams& p, const GmmPrior* g) {
+    if (g) prior_tables(*g, p.d, p.cur, p.tab);
+    if (p.prior == kPriorGmm) gmm_responsibilities(p.tab, p.x, p.n, p.d, p.cur, p.resp);
+    fused_step(p);
+  }
   // out[n, d] = the analytic prior score (p.prior, p.tab, p.resp) of p.x at cur's level.
   virtual void analytic_score(const FusedStepParams& p, float* out) = 0;
 
@@ -97,12 +105,6 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads);
-// The CPU backend calls OpenBLAS from its own OpenMP threads, one fixed block of rows per call
-// (the ONNX executor has its own GEMM), so OpenBLAS must not start threads of its own: this sets
-// its thread
-// count to 1 when it is not already 1. Process-wide, but only ever lowered, never toggled back
-// (no race between contexts), and so every GEMM row is computed the same way in every run.
-void ensure_serial_blas();
 // Throws Error(ALMC_ERR_NO_DEVICE) when CUDA is not compiled in or no device is present.
 std::unique_ptr<Backend> make_cuda_backend(int device, void* stream);
 int cuda_device_count();  // 0 without CUDA support

@@ -1,13 +1,15 @@
 // The CPU backend: float32 state, OpenMP over chains (or over units of one chain when there are
-// few chains), the same per-unit functors as the CUDA kernels, OpenBLAS for dense operators.
-// Reductions run in a fixed order per chain, so results do not depend on the thread count.
+// few chains), the same per-unit functors as the CUDA kernels, the ONNX executor's GEMM (fixed
+// per-element order) for dense operators. Reductions run in a fixed order per chain, so results
+// do not depend on the thread count.
 #include "host/backend/backend.hpp"
 
 #include "cuda/langevin/step.cuh"
 #include "host/backend/cpu_noise.hpp"
+#include "host/backend/cpu_tables.hpp"
 #include "host/core/error.hpp"
+#include "host/onnx/cpu_gemm.hpp"
 
-#include <cblas.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -22,23 +24,77 @@
 namespace almc {
 namespace {
 
-constexpr int64_t kTile = 1024;  // coordinates per fused-step tile (a multiple of 4)
+constexpr int64_t kTile = 1024;        // coordinates per fused-step tile (a multiple of 8)
+constexpr int64_t kTableChunk = 2048;  // table entries per work item of the per-level tables
 
-// The quadratic forms of one chain against the K components (the tables' level), then its
-// responsibilities. Eight partial sums per component in a fixed order: vectorisable, and
-// independent of threading.
+// Table entries i0 .. i0 + len (one component's coordinates) at level l: amu and inv_s
+// (step.cuh's prior_table_entry), and the sum of their log-determinant terms (prior_logdet_term,
+// vectorised in cpu_tables.cpp) in a fixed order, eight partial sums; logs: len doubles of scratch.
+ALMC_CPU_CLONES("avx512f", "arch=x86-64-v3", "default")
+double table_chunk(const GmmPrior& g, const LevelConsts& l, int64_t i0, int64_t len, const PriorTables& out,
+                   double* logs) {
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) prior_table_entry(g, l, i0 + i, out);
+  cpu_prior_log_terms(g, l, i0, len, logs);
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8)
+    for (int e = 0; e < 8; ++e) acc[e] += logs[i + e];
+  for (; i < len; ++i) acc[i % 8] += logs[i];
+  double sum = 0.0;
+  for (int e = 0; e < 8; ++e) sum += acc[e];
+  return sum;
+}
+
+// The tables of every component at level l as work items (component, chunk of kTableChunk
+// coordinates) spread over the threads of the enclosing parallel region (an orphaned `omp for`,
+// serial outside one); partial[item] = the item's log-determinant sum. Ends with a barrier.
+void table_items(const GmmPrior& g, int64_t d, const LevelConsts& l, const PriorTables& out, double* partial) {
+  const int64_t chunks = (d + kTableChunk - 1) / kTableChunk;
+  alignas(64) double logs[kTableChunk];
+#pragma omp for schedule(static)
+  for (int64_t item = 0; item < g.K * chunks; ++item) {
+    const int64_t k = item / chunks, j0 = (item % chunks) * kTableChunk;
+    partial[item] = table_chunk(g, l, k * d + j0, std::min(kTableChunk, d - j0), out, logs);
+  }
+}
+
+// logdet[k] = the sum of component k's chunk sums, in chunk order: the same for any thread count.
+void logdet_from_items(int64_t K, int64_t d, const double* partial, float* logdet) {
+  const int64_t chunks = (d + kTableChunk - 1) / kTableChunk;
+  for (int64_t k = 0; k < K; ++k) {
+    double sum = 0.0;
+    for (int64_t c = 0; c < chunks; ++c) sum += partial[k * chunks + c];
+    logdet[k] = static_cast<float>(sum);
+  }
+}
+
+// Coordinates j0 .. j0 + len of one chain's quadratic forms against the K components (the tables'
+// level): acc[8 k + e] gathers the terms of coordinates j with j % 8 == e, in coordinate order, so
+// a chain's sums do not depend on how its row is cut into tiles (tiles start at multiples of 8)
+// nor on threading. Vectorisable: the eight sums are one AVX2 register (an AVX-512 clone is slower:
+// GCC splits and recombines 16-wide vectors into the eight lanes).
 ALMC_CPU_CLONES("avx2", "default")
-void gmm_chain_resp(const PriorTables& tab, const float* xr, int64_t d, float* r) {
+void gmm_resp_tile(const PriorTables& tab, const float* xr, int64_t d, int64_t j0, int64_t len, float* acc) {
+  const int64_t j1 = j0 + len;
   for (int64_t k = 0; k < tab.K; ++k) {
     const float* amu = tab.amu + k * d;
     const float* inv = tab.inv_s + k * d;
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= d; j += 8)
-      for (int e = 0; e < 8; ++e) acc[e] += gmm_quad_term(xr[j + e], amu[j + e], inv[j + e]);
-    for (; j < d; ++j) acc[j % 8] += gmm_quad_term(xr[j], amu[j], inv[j]);
+    float a[8];
+    for (int e = 0; e < 8; ++e) a[e] = acc[8 * k + e];
+    int64_t j = j0;
+    for (; j + 8 <= j1; j += 8)
+      for (int e = 0; e < 8; ++e) a[e] += gmm_quad_term(xr[j + e], amu[j + e], inv[j + e]);
+    for (; j < j1; ++j) a[j % 8] += gmm_quad_term(xr[j], amu[j], inv[j]);
+    for (int e = 0; e < 8; ++e) acc[8 * k + e] = a[e];
+  }
+}
+
+// A chain's responsibilities r[K] from its accumulated quadratic forms acc[K, 8].
+void gmm_resp_finish(const PriorTables& tab, const float* acc, float* r) {
+  for (int64_t k = 0; k < tab.K; ++k) {
     float q = 0.f;
-    for (int e = 0; e < 8; ++e) q += acc[e];
+    for (int e = 0; e < 8; ++e) q += acc[8 * k + e];
     r[k] = q;
   }
   gmm_softmax(tab, r);
@@ -117,10 +173,15 @@ void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int
 // The f image rows of pooling-block row br in channel ch of chain c under the downsampling
 // operator (contiguous in x), in the passes of fused_tile: each block's likelihood term from x
 // before the update (step.cuh's pool_block_grad), the noise, the prior score, then the update.
-// Scratch: xi (f W + 8 floats), s (f W), g (W).
-ALMC_CPU_CLONES("avx512f", "avx2", "default")
-void fused_pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t ch, int64_t br, float* xi,
-                     float* s, float* g) {
+// Scratch: xi (f W + 8 floats), s (f W), g (W). F > 0 fixes the pooling factor at compile time.
+// The parameters are copied locally, so the compiler knows the stores to g do not change them:
+// the chain's measurement row (a division) is found once per band, not once per block.
+template <int64_t F>
+inline __attribute__((always_inline)) void fused_pool_band_body(const FusedStepParams& params, const StepScalars& cur,
+                                                                int64_t c, int64_t ch, int64_t br, float* xi,
+                                                                float* s, float* g) {
+  FusedStepParams p = params;
+  if (F > 0) p.op.f = F;
   const int64_t f = p.op.f, W = p.op.W, len = f * W;
   const int64_t j0 = ch * p.op.H * W + br * len;
   float* x = p.x + c * p.d + j0;
@@ -139,6 +200,16 @@ void fused_pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c
       const int64_t j = r * W + col;
       x[j] = langevin_update(cur, x[j], s[j], g[col], xi[j]);
     }
+}
+
+ALMC_CPU_CLONES("avx512f", "avx2", "default")
+void fused_pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t ch, int64_t br, float* xi,
+                     float* s, float* g) {
+  switch (p.op.f) {
+    case 2: return fused_pool_band_body<2>(p, cur, c, ch, br, xi, s, g);
+    case 4: return fused_pool_band_body<4>(p, cur, c, ch, br, xi, s, g);
+    default: return fused_pool_band_body<0>(p, cur, c, ch, br, xi, s, g);
+  }
 }
 
 class CpuBackend final : public Backend {
@@ -179,44 +250,93 @@ class CpuBackend final : public Backend {
   void prior_tables(const GmmPrior& g, int64_t d, const StepScalars* cur, const PriorTables& out) override {
     if (cur->kind == kStepWarm) return;
     const LevelConsts l = level_consts(*cur);
-    const int64_t kd = g.K * d;
-#pragma omp parallel for schedule(static) num_threads(threads_for(kd * 8))
-    for (int64_t i = 0; i < kd; ++i) prior_table_entry(g, l, i, out);
-#pragma omp parallel for schedule(static) num_threads(threads_for(kd * 8))
-    for (int64_t k = 0; k < g.K; ++k) {
-      double sum = 0.0;
-      for (int64_t j = 0; j < d; ++j) sum += prior_logdet_term(g, l, k * d + j);
-      out.logdet[k] = static_cast<float>(sum);
-    }
+    table_partial_.resize(static_cast<size_t>(g.K * ((d + kTableChunk - 1) / kTableChunk)));
+    double* partial = table_partial_.data();
+#pragma omp parallel num_threads(threads_for(g.K * d * 8))
+    table_items(g, d, l, out, partial);
+    logdet_from_items(g.K, d, partial, out.logdet);
   }
 
   void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
                             float* resp) override {
     if (cur->kind == kStepWarm) return;  // the warm start does not use the prior
+    resp_acc_.assign(static_cast<size_t>(n * tab.K * 8), 0.f);
+    float* acc = resp_acc_.data();
 #pragma omp parallel for schedule(static) num_threads(threads_for(n * d * tab.K))
-    for (int64_t c = 0; c < n; ++c) gmm_chain_resp(tab, x + c * d, d, resp + c * tab.K);
+    for (int64_t c = 0; c < n; ++c) {
+      gmm_resp_tile(tab, x + c * d, d, 0, d, acc + c * tab.K * 8);
+      gmm_resp_finish(tab, acc + c * tab.K * 8, resp + c * tab.K);
+    }
   }
 
   void fused_step(const FusedStepParams& p) override {
     const StepScalars cur = *p.cur;
+    const int nt = threads_for(p.n * p.d);
     if (p.op.kind == kOpDownsample) {
       // The pooling blocks couple f rows: one band of f rows at a time.
-      const int64_t f = p.op.f, W = p.op.W, rows = p.op.C * (p.op.H / f), bands = p.n * rows;
-#pragma omp parallel num_threads(threads_for(p.n * p.d))
+      const int64_t rows = p.op.C * (p.op.H / p.op.f), bands = p.n * rows;
+      float* scratch = pool_scratch(nt, p.op);
+#pragma omp parallel num_threads(nt)
       {
-        std::vector<float> scratch(static_cast<size_t>(2 * f * W + 8 + W));
-        float* xi = scratch.data();
+        float* xi = scratch + omp_get_thread_num() * pool_scratch_floats(p.op);
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < bands; ++b) {
-          const int64_t c = b / rows, row = b % rows;
-          fused_pool_band(p, cur, c, row / (p.op.H / f), row % (p.op.H / f), xi, xi + f * W + 8, xi + 2 * f * W + 8);
-        }
+        for (int64_t b = 0; b < bands; ++b) pool_band(p, cur, b / rows, b % rows, xi);
       }
       return;
     }
     const int64_t tiles = (p.d + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static) num_threads(threads_for(p.n * p.d))
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t item = 0; item < p.n * tiles; ++item) fused_tile(p, cur, item / tiles, item % tiles);
+  }
+
+  // One parallel region for the whole step: the tables (when asked for), then each thread takes a
+  // contiguous range of chains and runs their responsibilities and update, a tile of coordinates
+  // at a time for all its chains (the tile's tables stay in cache across the chains; for large d
+  // they would otherwise stream from memory once per chain). Each chain's arithmetic and its
+  // order are those of prior_tables + gmm_responsibilities + fused_step, whatever the split.
+  void analytic_prior_step(const FusedStepParams& p, const GmmPrior* g) override {
+    const StepScalars cur = *p.cur;
+    const bool gmm = p.prior == kPriorGmm;
+    const int nt = threads_for(p.n * p.d * 8);
+    if (cur.kind == kStepWarm || p.n < nt) {  // too few chains to give each thread some: stage by stage
+      Backend::analytic_prior_step(p, g);
+      return;
+    }
+    const int64_t K = p.tab.K;
+    if (g) table_partial_.resize(static_cast<size_t>(g->K * ((p.d + kTableChunk - 1) / kTableChunk)));
+    if (gmm) resp_acc_.resize(static_cast<size_t>(p.n * K * 8));
+    logdet_local_.resize(static_cast<size_t>(nt * K));
+    float* scratch = p.op.kind == kOpDownsample ? pool_scratch(nt, p.op) : nullptr;
+    const LevelConsts l = level_consts(cur);
+#pragma omp parallel num_threads(nt)
+    {
+      const int me = omp_get_thread_num(), team = omp_get_num_threads();
+      PriorTables tab = p.tab;
+      if (g) {
+        table_items(*g, p.d, l, p.tab, table_partial_.data());  // ends with a barrier
+        // Every thread sums the chunks itself (no second barrier); thread 0 stores them.
+        tab.logdet = logdet_local_.data() + me * K;
+        logdet_from_items(K, p.d, table_partial_.data(), tab.logdet);
+        if (me == 0) std::memcpy(p.tab.logdet, tab.logdet, sizeof(float) * static_cast<size_t>(K));
+      }
+      const int64_t c0 = p.n * me / team, c1 = p.n * (me + 1) / team;
+      if (gmm) {
+        float* acc = resp_acc_.data();
+        std::fill(acc + c0 * K * 8, acc + c1 * K * 8, 0.f);
+        for (int64_t j0 = 0; j0 < p.d; j0 += kTile)
+          for (int64_t c = c0; c < c1; ++c)
+            gmm_resp_tile(tab, p.x + c * p.d, p.d, j0, std::min(kTile, p.d - j0), acc + c * K * 8);
+        for (int64_t c = c0; c < c1; ++c) gmm_resp_finish(tab, acc + c * K * 8, p.resp + c * K);
+      }
+      if (p.op.kind == kOpDownsample) {
+        float* xi = scratch + me * pool_scratch_floats(p.op);
+        for (int64_t row = 0; row < p.op.C * (p.op.H / p.op.f); ++row)
+          for (int64_t c = c0; c < c1; ++c) pool_band(p, cur, c, row, xi);
+      } else {
+        for (int64_t t = 0; t < (p.d + kTile - 1) / kTile; ++t)
+          for (int64_t c = c0; c < c1; ++c) fused_tile(p, cur, c, t);
+      }
+    }
   }
 
   void analytic_score(const FusedStepParams& p, float* out) override {
@@ -347,55 +467,87 @@ class CpuBackend final : public Backend {
 
  private:
   // out rows = in rows times A^T (transpose_a: in [n, d] -> out [n, m]) or A ([n, m] -> [n, d]),
-  // each row with its measurement's matrix. OpenBLAS's result for a row depends on the row's
-  // position inside the call (its kernels treat row positions differently), so rows go in
-  // blocks of kGemmRows aligned to the chain index within the measurement: chain j of a
-  // measurement is always row j % kGemmRows of a single-threaded call of the same shape
-  // (incomplete blocks padded through a per-thread scratch copy). A chain's result then does not
-  // depend on how many chains run, how they are split or the thread count; the blocks are spread
-  // over this backend's threads.
+  // each row with its measurement's matrix, through the executor's GEMM (host/onnx/cpu_gemm.hpp):
+  // every output element is summed in the same order whatever rectangle it is computed in, so a
+  // chain's result does not depend on how many chains run, how they are split or the thread count,
+  // and the work is cut freely over this backend's threads (no padded blocks). That GEMM reads its
+  // right operand with unit column stride: A^T x is computed as (A X^T)^T through transposed copies
+  // of X and of the result (n d + n m numbers, against the product's n m d).
   void dense_rows(const MatrixOp& mat, const float* in, int64_t k_in, float* out, int64_t k_out, int64_t n,
                   int64_t chain0, int64_t cpm, bool transpose_a) {
-    constexpr int64_t kGemmRows = 16;
     const int64_t m = mat.m, d = mat.d;
-    blocks_.clear();
+    // Groups of consecutive rows that share a matrix: all rows, or one measurement's chains.
+    groups_.clear();
     for (int64_t r = 0; r < n;) {
-      const int64_t g = chain0 + r, meas = g / cpm, j = g - meas * cpm;
-      const int64_t lead = j % kGemmRows;  // row r's position in its block
-      const int64_t rows = std::min({kGemmRows - lead, cpm - j, n - r});
-      blocks_.push_back({r, rows, lead, mat.n_mats == 1 ? 0 : meas});
+      const int64_t meas = (chain0 + r) / cpm;
+      const int64_t rows = mat.n_mats == 1 ? n - r : std::min(n - r, (meas + 1) * cpm - (chain0 + r));
+      groups_.push_back({r, rows, mat.n_mats == 1 ? 0 : meas});
       r += rows;
     }
-    ensure_serial_blas();
-    const int64_t nb = static_cast<int64_t>(blocks_.size());
-#pragma omp parallel num_threads(threads_for(n * (m + d) * 16))
-    {
-      std::vector<float> pad_in, pad_out;
+    const int64_t ng = static_cast<int64_t>(groups_.size());
+    const int nt = threads_for(n * m * d / 8);
+    if (transpose_a) {
+      gemm_xt_.resize(static_cast<size_t>(d * n));
+      gemm_rt_.resize(static_cast<size_t>(m * n));
+      float* xt = gemm_xt_.data();
+      float* rt = gemm_rt_.data();
+      constexpr int64_t kRowsPerItem = 64;  // rows of A per work item
+      const int64_t blocks = (m + kRowsPerItem - 1) / kRowsPerItem;
+#pragma omp parallel num_threads(nt)
+      {
 #pragma omp for schedule(static)
-      for (int64_t b = 0; b < nb; ++b) {
-        const GemmBlock& bk = blocks_[static_cast<size_t>(b)];
-        const float* A = mat.A + bk.meas * m * d;
-        const float* src = in + bk.r * k_in;
-        float* dst = out + bk.r * k_out;
-        const bool whole = bk.lead == 0 && bk.rows == kGemmRows;
-        if (!whole) {
-          pad_in.assign(static_cast<size_t>(kGemmRows * k_in), 0.f);
-          pad_out.resize(static_cast<size_t>(kGemmRows * k_out));
-          std::memcpy(pad_in.data() + bk.lead * k_in, src, sizeof(float) * static_cast<size_t>(bk.rows * k_in));
-          src = pad_in.data();
-          dst = pad_out.data();
+        for (int64_t j = 0; j < d; ++j)
+          for (int64_t c = 0; c < n; ++c) xt[j * n + c] = in[c * k_in + j];
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < ng * blocks; ++item) {
+          const GemmGroup& gr = groups_[static_cast<size_t>(item / blocks)];
+          const int64_t i0 = (item % blocks) * kRowsPerItem;
+          const onnx::GemmView g = gemm_view(m, n, d, mat.A + gr.meas * m * d, d, xt, n, rt, n);
+          onnx::gemm_tile(g, i0, std::min(m, i0 + kRowsPerItem), gr.r, gr.r + gr.rows);
         }
-        if (transpose_a)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kGemmRows, static_cast<int>(m), static_cast<int>(d), 1.f,
-                      src, static_cast<int>(d), A, static_cast<int>(d), 0.f, dst, static_cast<int>(m));
-        else
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kGemmRows, static_cast<int>(d), static_cast<int>(m),
-                      1.f, src, static_cast<int>(m), A, static_cast<int>(d), 0.f, dst, static_cast<int>(d));
-        if (!whole)
-          std::memcpy(out + bk.r * k_out, pad_out.data() + bk.lead * k_out,
-                      sizeof(float) * static_cast<size_t>(bk.rows * k_out));
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < n; ++c)
+          for (int64_t i = 0; i < m; ++i) out[c * k_out + i] = rt[i * n + c];
       }
+      return;
     }
+    constexpr int64_t kColsPerItem = 256;  // output coordinates per work item
+    const int64_t blocks = (d + kColsPerItem - 1) / kColsPerItem;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t item = 0; item < ng * blocks; ++item) {
+      const GemmGroup& gr = groups_[static_cast<size_t>(item / blocks)];
+      const int64_t j0 = (item % blocks) * kColsPerItem;
+      const onnx::GemmView g = gemm_view(n, d, m, in, k_in, mat.A + gr.meas * m * d, d, out, k_out);
+      onnx::gemm_tile(g, gr.r, gr.r + gr.rows, j0, std::min(d, j0 + kColsPerItem));
+    }
+  }
+
+  // C [M, N] (leading dimension ldc) = A [M, K] (row stride a_rs) times B [K, N] (row stride ldb).
+  static onnx::GemmView gemm_view(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, const float* B,
+                                  int64_t ldb, float* C, int64_t ldc) {
+    onnx::GemmView g;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.A = A;
+    g.a_rs = a_rs;
+    g.B = B;
+    g.ldb = ldb;
+    g.C = C;
+    g.ldc = ldc;
+    return g;
+  }
+
+  // Scratch floats per thread of pool_band, and the whole block for `threads` threads (kept).
+  static int64_t pool_scratch_floats(const LocalOp& op) { return (2 * op.f * op.W + 8 + op.W + 15) / 16 * 16; }
+  float* pool_scratch(int threads, const LocalOp& op) {
+    pool_scratch_.resize(static_cast<size_t>(threads * pool_scratch_floats(op)));
+    return pool_scratch_.data();
+  }
+  // Band `row` (channel row / (H / f), block row row % (H / f)) of chain c under downsampling.
+  static void pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t row, float* xi) {
+    const int64_t f = p.op.f, W = p.op.W, hb = p.op.H / f;
+    fused_pool_band(p, cur, c, row / hb, row % hb, xi, xi + f * W + 8, xi + 2 * f * W + 8);
   }
 
   // Threads for a pass over `work` numbers: a thread per 32k of them at least, so small
@@ -407,18 +559,20 @@ class CpuBackend final : public Backend {
 
 
   int n_threads_;
-  struct GemmBlock {
-    int64_t r, rows, lead, meas;
+  struct GemmGroup {
+    int64_t r, rows, meas;
   };
-  std::vector<GemmBlock> blocks_;  // dense_rows' block list (keeps its capacity)
+  std::vector<GemmGroup> groups_;  // dense_rows' groups (keeps its capacity)
+  std::vector<float> gemm_xt_, gemm_rt_;  // dense_rows' transposed input and result
+  // Per-step scratch, kept between steps (no allocation once sized).
+  std::vector<double> table_partial_;  // the tables' per-item log-determinant sums
+  std::vector<float> resp_acc_;        // [n, K, 8] partial quadratic forms
+  std::vector<float> logdet_local_;    // [threads, K]
+  std::vector<float> pool_scratch_;    // [threads, pool_scratch_floats]
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
-
-void ensure_serial_blas() {
-  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
-}
 
 }  // namespace almc

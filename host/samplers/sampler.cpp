@@ -320,19 +320,33 @@ void almc_sampler_s::step_body(Segment seg, int64_t host_step) {
   Backend* be = ctx->backend.get();
   be->begin_step(table.get<StepScalars>(), counter.get<int64_t>(), cur.get<StepScalars>());
   if (sched.xgp) be->xgp_step_aux(ych.f(), n, m, chain0, cpm, cfg.seed, cur.get<StepScalars>());
+  // An analytic prior's tables, responsibilities and update go to the backend as one call (the CPU
+  // runs them in one parallel region); the tables are computed there unless already current.
+  const bool analytic = seg != kWarm && score->kind != ScoreKind::Callback;
+  GmmPrior prior{};
+  bool tables_due = false;
   if (seg != kWarm) {
     if (score->kind == ScoreKind::Callback) {
       const StepScalars& hs = sched.steps[static_cast<size_t>(host_step)];
       const almc_level level{hs.t, hs.sigma, hs.alpha_bar, host_step};
       eval_score_into(sbuf.f(), level);
-    } else {
+    } else if (smc) {
       update_tables(sched.steps[static_cast<size_t>(host_step)].t);
-      if (smc) smc_reweight(host_step, host_step + 1 == static_cast<int64_t>(sched.steps.size()));
-      if (score->kind == ScoreKind::Gmm) be->gmm_responsibilities(tables.view(), x.f(), n, d, cur.get<StepScalars>(), resp.f());
+      smc_reweight(host_step, host_step + 1 == static_cast<int64_t>(sched.steps.size()));
+    } else {
+      const float t = sched.steps[static_cast<size_t>(host_step)].t;
+      tables_due = be->graphs_supported() || t != tables_t;  // as update_tables decides
+      if (tables_due) {
+        prior = score->gmm();
+        tables_t = t;
+      }
     }
   }
   if (has_lik && !op_is_fused(op->kind)) likelihood_into_g();
-  be->fused_step(fused_params());
+  if (analytic)
+    be->analytic_prior_step(fused_params(), tables_due ? &prior : nullptr);
+  else
+    be->fused_step(fused_params());
   // SMC: the next annealing step's weight is log p_{t_next}(x) - log p_{t_this}(x) at this state
   // (the warm start's prior is N(0, I)); the second half is taken now, while the tables hold t_this.
   if (smc && host_step + 1 >= sched.warm_steps && host_step + 1 < static_cast<int64_t>(sched.steps.size()))
