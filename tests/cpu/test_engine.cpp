@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <string>
+#include <tuple>
 
 using almc_test::Lcg;
 
@@ -127,6 +129,49 @@ TEST(Engine, ThreadCountDoesNotChangeResults) {
       out.push_back(s.samples());
     }
     EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), sizeof(float) * out[0].size())) << kind;
+  }
+}
+
+// Rows longer than one step tile (1024 coordinates) and than one chunk of the per-level tables
+// (2048 entries per component, partial last tile and chunk): chain 2 is the same bits with one
+// thread or two, with 3, 5 or 40 chains (each thread sweeping its own range of chains), and chain 0
+// the same alone (one chain on two threads: the stage-by-stage path) as among 5.
+TEST(Engine, LongRowsDoNotDependOnThreadsOrChainCount) {
+  const int64_t C = 2, H = 64, W = 72, d = C * H * W;  // 9216: 9 tiles, 4.5 table chunks
+  Lcg rng(31);
+  // Components close together (means 0.02 apart per coordinate, equal variances), so the
+  // responsibilities are not 0 or 1 and every bit of the quadratic forms counts.
+  const auto base = rng.normals(static_cast<size_t>(d)), jitter = rng.normals(static_cast<size_t>(3 * d), 0.02);
+  std::vector<float> mu(static_cast<size_t>(3 * d)), var(static_cast<size_t>(3 * d)), w = {0.25f, 0.35f, 0.4f};
+  for (size_t i = 0; i < mu.size(); ++i) {
+    mu[i] = base[i % static_cast<size_t>(d)] + jitter[i];
+    var[i] = 0.2f + 0.6f * static_cast<float>(i % static_cast<size_t>(d) % 7) / 7.f;
+  }
+  std::vector<float> mask(static_cast<size_t>(d));
+  for (int64_t j = 0; j < d; ++j) mask[j] = (j * 5) % 3 ? 1.f : 0.f;
+  for (const char* kind : {"mask", "downsample", "gaussian"}) {
+    const std::string k = kind;
+    std::vector<std::vector<float>> rows;
+    for (auto [threads, n, chain] : std::vector<std::tuple<int, int64_t, int64_t>>{
+             {1, 3, 2}, {2, 5, 2}, {2, 40, 2}, {2, 1, 0}, {2, 5, 0}}) {
+      almc_context_config cc = almc_context_config_default();
+      cc.backend = ALMC_BACKEND_CPU;
+      cc.n_threads = threads;
+      almc::Context ctx(cc);
+      auto prior = k == "gaussian" ? almc::Score::gaussian(ctx, std::vector<float>(mu.begin(), mu.begin() + d),
+                                                           std::vector<float>(var.begin(), var.begin() + d))
+                                   : almc::Score::gmm(ctx, 3, d, w, mu, var);
+      auto op = k == "downsample" ? almc::Operator::downsample(ctx, C, H, W, 2) : almc::Operator::mask(ctx, mask);
+      almc::Sampler s(ctx, prior, &op, almc_test::quick_almc(n, 7, 0.3));
+      s.set_measurement(std::vector<float>(static_cast<size_t>(op.dims().first), 0.3f));
+      s.run();
+      const auto x = s.samples();
+      rows.emplace_back(x.begin() + chain * d, x.begin() + (chain + 1) * d);
+    }
+    for (size_t i : {size_t(1), size_t(2)})
+      EXPECT_EQ(0, std::memcmp(rows[0].data(), rows[i].data(), sizeof(float) * d)) << kind << " run " << i;
+    EXPECT_EQ(0, std::memcmp(rows[3].data(), rows[4].data(), sizeof(float) * d)) << kind << " chain 0";
+    EXPECT_GT(std::fabs(rows[0][0]) + std::fabs(rows[0][d - 1]), 0.f) << kind;
   }
 }
 
