@@ -309,6 +309,12 @@ class CpuBackend final : public Backend {
       return;
     }
     const int64_t K = p.tab.K;
+    // Small tables (under 8192 entries) cost less than the barrier that would share them: this
+    // thread computes them before the region (prior_tables runs them on one thread at that size).
+    if (g && threads_for(g->K * p.d * 8) == 1) {
+      prior_tables(*g, p.d, p.cur, p.tab);
+      g = nullptr;
+    }
     if (g) table_partial_.resize(static_cast<size_t>(g->K * ((p.d + kTableChunk - 1) / kTableChunk)));
     if (gmm) resp_acc_.resize(static_cast<size_t>(p.n * K * 8));
     logdet_local_.resize(static_cast<size_t>(nt * K));
