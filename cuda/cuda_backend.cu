@@ -4,6 +4,8 @@
 #include "host/backend/backend.hpp"
 
 #include "cuda/langevin/step.cuh"
+#include "cuda/check.cuh"
+#include "cuda/onnx/kernels.hpp"
 #include "host/core/error.hpp"
 
 #include <cublas_v2.h>
@@ -14,21 +16,6 @@
 #include <type_traits>
 
 namespace almc {
-
-#define ALMC_CUDA_TRY(expr)                                                                              \
-  do {                                                                                                   \
-    const cudaError_t err_ = (expr);                                                                     \
-    if (err_ != cudaSuccess)                                                                             \
-      fail(err_ == cudaErrorMemoryAllocation ? ALMC_ERR_OUT_OF_MEMORY : ALMC_ERR_CUDA, __FILE__, ":",    \
-           __LINE__, ": ", #expr, ": ", cudaGetErrorString(err_));                                       \
-  } while (0)
-
-#define ALMC_CUBLAS_TRY(expr)                                                                            \
-  do {                                                                                                   \
-    const cublasStatus_t st_ = (expr);                                                                   \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                                    \
-      fail(ALMC_ERR_CUDA, __FILE__, ":", __LINE__, ": ", #expr, ": cuBLAS status ", static_cast<int>(st_)); \
-  } while (0)
 
 // Launch policy, as data. Not yet measured on a device: 256-thread blocks are the usual choice
 // for memory-bound elementwise kernels on sm_80/sm_90 (8 blocks of 256 fill an SM's 2048 thread
@@ -387,6 +374,7 @@ class CudaBackend final : public Backend {
     // A fixed cuBLAS workspace so that GEMMs never allocate inside a captured graph.
     ALMC_CUDA_TRY(cudaMalloc(&blas_ws_, kBlasWorkspace));
     ALMC_CUBLAS_TRY(cublasSetWorkspace(blas_, blas_ws_, kBlasWorkspace));
+    onnx_ = onnx::make_cuda_op_kernels(stream_, blas_);
   }
   ~CudaBackend() override {
     if (blas_) cublasDestroy(blas_);
@@ -538,6 +526,16 @@ class CudaBackend final : public Backend {
   }
 
   bool graphs_supported() const override { return true; }
+  bool capturing() const override {
+    cudaStreamCaptureStatus s = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream_, &s) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return s != cudaStreamCaptureStatusNone;
+  }
+  // On this backend's stream with its cuBLAS handle (bound to that stream) and workspace.
+  onnx::OpKernels& onnx_kernels() override { return *onnx_; }
   void capture_begin() override { ALMC_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal)); }
   GraphHandle* capture_end() override {
     cudaGraph_t graph = nullptr;
@@ -601,6 +599,7 @@ class CudaBackend final : public Backend {
   bool own_stream_ = false;
   cublasHandle_t blas_ = nullptr;
   void* blas_ws_ = nullptr;
+  std::unique_ptr<onnx::OpKernels> onnx_;  // uses stream_ and blas_; owns neither
 };
 
 }  // namespace

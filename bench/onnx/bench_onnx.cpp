@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "host/backend/backend.hpp"
 #include "host/onnx/executor.hpp"
 
 using almc::onnx::ExecConfig;
@@ -49,10 +50,10 @@ int main(int argc, char** argv) {
   }
   if (names.empty()) names = {"mlp_embed", "resmlp", "unet"};
   try {
+    auto be = almc::make_cpu_backend(0);
     for (const auto& name : names) {
       ExecConfig cfg;
-      cfg.backend = ALMC_BACKEND_CPU;
-      Executor ex(almc::onnx::load_graph(dir + name + ".onnx"), cfg);
+      Executor ex(almc::onnx::load_graph(dir + name + ".onnx"), cfg, *be);
       const int64_t d = ex.d();
       for (int64_t n : batches) {
         std::vector<float> x(static_cast<size_t>(n * d)), out(x.size()), lv(static_cast<size_t>(n));
@@ -61,13 +62,12 @@ int main(int argc, char** argv) {
         const float* px = x.data();
         float* po = out.data();
         const float* pl = lv.data();
-        void* stream = nullptr;
-        ex.run_raw_levels(px, po, n, pl, stream);  // plan and warm up
+        ex.run_raw_levels(px, po, n, pl);  // plan and warm up
         int64_t iters = 0;
         const auto t0 = std::chrono::steady_clock::now();
         double el = 0;
         while (iters < 3 || el < min_s) {
-          ex.run_raw_levels(px, po, n, pl, stream);
+          ex.run_raw_levels(px, po, n, pl);
           ++iters;
           el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }

@@ -1,12 +1,14 @@
 // CUDA launchers of the ONNX executor: the operators of cuda/onnx/ops.cuh (the CPU backend's too)
 // one element or one warp per row per thread, and cuBLAS GEMMs.
-// GEMMs (and convolutions as im2col + GEMM) go through cuBLAS; everything is enqueued on the
-// caller's stream and nothing allocates, so a run can be captured into a CUDA graph.
+// GEMMs (and convolutions as im2col + GEMM) go through the CUDA backend's cuBLAS handle and
+// workspace; everything is enqueued on the backend's stream and nothing allocates, so a run can be
+// captured into a CUDA graph. Failures are almc errors with the engine's status codes (check.cuh).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <string>
 
+#include "cuda/check.cuh"
 #include "cuda/onnx/kernels.hpp"
 #include "cuda/onnx/ops.cuh"
 
@@ -14,20 +16,9 @@ namespace almc::onnx::cuda {
 namespace {
 
 constexpr int kBlock = 256;
-constexpr size_t kBlasWorkspace = size_t(32) << 20;
 
-struct Blas {
-  cublasHandle_t h = nullptr;
-  void* ws = nullptr;
-};
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(ALMC_ERR_CUDA, std::string(what) + ": " + cudaGetErrorString(e));
-}
-void check_blas(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) throw Error(ALMC_ERR_CUDA, std::string(what) + ": cuBLAS status " + std::to_string(int(s)));
-}
-void check_launch(const char* what) { check(cudaGetLastError(), what); }
+void check_blas(cublasStatus_t s, const char* what) { cublas_check(s, what); }
+void check_launch(const char* what) { cuda_check(cudaGetLastError(), what); }
 
 inline int grid_for(int64_t n) {
   int64_t g = (n + kBlock - 1) / kBlock;
@@ -185,6 +176,13 @@ __global__ void adapter_out_kernel(const AdapterParams a, const float* net, cons
     out[i] = k.c1 * net[i] + k.c2 * x[i];
 }
 
+// ---------------------------------------------------------------- GEMMs
+// Every GEMM of a plan is issued below, on the CUDA backend's one cuBLAS handle (bound to its
+// stream, with its fixed workspace). The seam for cuBLASLt: run_gemm's separate bias pass
+// (GemmBias) and activation pass (Act), and run_conv's output pass, are what bias/activation
+// epilogues of a cublasLtMatmul would absorb; a cublasLt handle would then join the cuBLAS handle
+// in CudaBackend and be passed in with it.
+
 // Row-major C[M,N] = alpha op(A) op(B) (+ beta C) through column-major cuBLAS: C^T = op(B)^T op(A)^T.
 void sgemm_rm(cublasHandle_t h, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -244,132 +242,65 @@ void run_conv_transpose(const ConvParams& p, cublasHandle_t h, cudaStream_t st) 
 
 }  // namespace
 
-void* blas_create() {
-  auto* b = new Blas;
-  if (cublasCreate(&b->h) != CUBLAS_STATUS_SUCCESS) {
-    delete b;
-    throw Error(ALMC_ERR_CUDA, "cublasCreate failed");
+class CudaOpKernels final : public OpKernels {
+ public:
+  CudaOpKernels(cudaStream_t stream, cublasHandle_t blas) : st_(stream), h_(blas) {}
+  bool host_blocks() const override { return false; }
+
+  void run_step(const Step& s, bool allow_tf32) override {
+    const cudaStream_t st = st_;
+    cublasHandle_t h = h_;
+    switch (s.kind) {
+      case StepKind::Ew: for_each_row(1, s.ew.total, EwOne{s.ew}, st); break;
+      case StepKind::Copy:
+        if (s.copy.total > 0) for_each_row(s.copy.total / copy_inner(s.copy), copy_inner(s.copy), CopyRows{s.copy}, st);
+        break;
+      case StepKind::Gather: for_each_row(s.gather.outer * s.gather.n_idx, s.gather.inner, GatherRows{s.gather}, st); break;
+      case StepKind::Softmax: softmax_kernel<<<grid_for(s.softmax.outer * s.softmax.inner * kLanes), kBlock, 0, st>>>(s.softmax); break;
+      case StepKind::Norm: norm_kernel<<<grid_for(s.norm.rows * kLanes), kBlock, 0, st>>>(s.norm); break;
+      case StepKind::Reduce: reduce_kernel<<<grid_for(s.reduce.out_total * kLanes), kBlock, 0, st>>>(s.reduce); break;
+      case StepKind::Pool: for_each_row(s.pool.NC * s.pool.OH, s.pool.OW, PoolRows{s.pool}, st); break;
+      case StepKind::Resize: for_each_row(s.resize.NC * s.resize.OH, s.resize.OW, ResizeRows{s.resize}, st); break;
+      case StepKind::Pad: for_each_row(1, s.pad.total, PadOne{s.pad}, st); break;
+      case StepKind::Fill: for_each_row(1, s.fill_count, FillOne{s.fill_ptr, s.fill_value}, st); break;
+      case StepKind::Gemm:
+      case StepKind::Conv:
+      case StepKind::ConvT:
+        // The handle is shared with the backend's dense operators, which set their own mode: the
+        // mode is read when a GEMM is issued (or captured), so it is set before every step.
+        check_blas(cublasSetMathMode(h, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+        if (s.kind == StepKind::Gemm) run_gemm(s.gemm, h, st);
+        else if (s.kind == StepKind::Conv) run_conv(s.conv, h, st);
+        else run_conv_transpose(s.conv, h, st);
+        break;
+    }
+    check_launch(s.node.c_str());
   }
-  // A workspace of our own, so cuBLAS never allocates during a graph capture.
-  if (cudaMalloc(&b->ws, kBlasWorkspace) != cudaSuccess || cublasSetWorkspace(b->h, b->ws, kBlasWorkspace) != CUBLAS_STATUS_SUCCESS) {
-    cudaGetLastError();
-    cudaFree(b->ws);
-    cublasDestroy(b->h);
-    delete b;
-    throw Error(ALMC_ERR_OUT_OF_MEMORY, "cannot allocate the cuBLAS workspace");
+
+  void adapter_in(const AdapterParams& a, const float* x, float* x_net, int64_t count, float* level, int64_t level_count,
+                  const almc_level_device* level_dev) override {
+    const int64_t total = count > level_count ? count : level_count;
+    adapter_in_kernel<<<grid_for(total), kBlock, 0, st_>>>(a, x, x_net, count, level, level_count, level_dev);
+    check_launch("adapter (input)");
   }
-  return b;
-}
 
-void blas_destroy(void* p) {
-  auto* b = static_cast<Blas*>(p);
-  if (!b) return;
-  cublasDestroy(b->h);
-  cudaFree(b->ws);
-  delete b;
-}
-
-void* device_alloc(size_t bytes) {
-  void* p = nullptr;
-  if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
-    cudaGetLastError();
-    throw Error(ALMC_ERR_OUT_OF_MEMORY, "cannot allocate " + std::to_string(bytes) + " bytes of device memory for the ONNX network");
+  void adapter_out(const AdapterParams& a, const float* net, const float* x, float* out, int64_t count,
+                   const almc_level_device* level_dev) override {
+    adapter_out_kernel<<<grid_for(count), kBlock, 0, st_>>>(a, net, x, out, count, level_dev);
+    check_launch("adapter (output)");
   }
-  return p;
-}
-void device_free(void* p) {
-  if (p) cudaFree(p);
-}
-// These run on the legacy default stream, which the engine's non-blocking stream does not wait
-// for (and a pageable host-to-device cudaMemcpy or a cudaMemset may return before the device is
-// done): wait for the legacy stream before returning, so later work on any stream sees the data.
-void copy_to_device(void* dst, const void* src, size_t bytes) {
-  check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
-  check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize");
-}
-void copy_to_host(void* dst, const void* src, size_t bytes) { check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy"); }
-void memset_device(void* dst, size_t bytes) {
-  check(cudaMemset(dst, 0, bytes), "cudaMemset");
-  check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize");
-}
-void synchronize(void* stream) { check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize"); }
-bool stream_capturing(void* stream) {
-  cudaStreamCaptureStatus s = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &s) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return s != cudaStreamCaptureStatusNone;
-}
 
-void* stream_create() {
-  cudaStream_t s = nullptr;
-  check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
-  return s;
-}
-void stream_destroy(void* s) {
-  if (s) cudaStreamDestroy(static_cast<cudaStream_t>(s));
-}
-void capture_begin(void* s) {
-  check(cudaStreamBeginCapture(static_cast<cudaStream_t>(s), cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-}
-void* capture_end(void* s) {
-  cudaGraph_t g = nullptr;
-  check(cudaStreamEndCapture(static_cast<cudaStream_t>(s), &g), "cudaStreamEndCapture");
-  cudaGraphExec_t e = nullptr;
-  const cudaError_t r = cudaGraphInstantiate(&e, g, 0);
-  cudaGraphDestroy(g);
-  check(r, "cudaGraphInstantiate");
-  return e;
-}
-void graph_launch(void* g, void* s) {
-  check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(g), static_cast<cudaStream_t>(s)), "cudaGraphLaunch");
-}
-void graph_destroy(void* g) {
-  if (g) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g));
-}
-
-void run_step(const Step& s, void* blas, bool allow_tf32, void* stream) {
-  auto st = static_cast<cudaStream_t>(stream);
-  cublasHandle_t h = static_cast<Blas*>(blas)->h;
-  switch (s.kind) {
-    case StepKind::Ew: for_each_row(1, s.ew.total, EwOne{s.ew}, st); break;
-    case StepKind::Copy:
-      if (s.copy.total > 0) for_each_row(s.copy.total / copy_inner(s.copy), copy_inner(s.copy), CopyRows{s.copy}, st);
-      break;
-    case StepKind::Gather: for_each_row(s.gather.outer * s.gather.n_idx, s.gather.inner, GatherRows{s.gather}, st); break;
-    case StepKind::Softmax: softmax_kernel<<<grid_for(s.softmax.outer * s.softmax.inner * kLanes), kBlock, 0, st>>>(s.softmax); break;
-    case StepKind::Norm: norm_kernel<<<grid_for(s.norm.rows * kLanes), kBlock, 0, st>>>(s.norm); break;
-    case StepKind::Reduce: reduce_kernel<<<grid_for(s.reduce.out_total * kLanes), kBlock, 0, st>>>(s.reduce); break;
-    case StepKind::Pool: for_each_row(s.pool.NC * s.pool.OH, s.pool.OW, PoolRows{s.pool}, st); break;
-    case StepKind::Resize: for_each_row(s.resize.NC * s.resize.OH, s.resize.OW, ResizeRows{s.resize}, st); break;
-    case StepKind::Pad: for_each_row(1, s.pad.total, PadOne{s.pad}, st); break;
-    case StepKind::Fill: for_each_row(1, s.fill_count, FillOne{s.fill_ptr, s.fill_value}, st); break;
-    case StepKind::Gemm:
-    case StepKind::Conv:
-    case StepKind::ConvT:
-      check_blas(cublasSetStream(h, st), "cublasSetStream");
-      check_blas(cublasSetMathMode(h, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
-      if (s.kind == StepKind::Gemm) run_gemm(s.gemm, h, st);
-      else if (s.kind == StepKind::Conv) run_conv(s.conv, h, st);
-      else run_conv_transpose(s.conv, h, st);
-      break;
-  }
-  check_launch(s.node.c_str());
-}
-
-void adapter_in(const AdapterParams& a, const float* x, float* x_net, int64_t count, float* level, int64_t level_count,
-                const almc_level_device* level_dev, void* stream) {
-  const int64_t total = count > level_count ? count : level_count;
-  adapter_in_kernel<<<grid_for(total), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(a, x, x_net, count, level, level_count,
-                                                                                        level_dev);
-  check_launch("adapter (input)");
-}
-
-void adapter_out(const AdapterParams& a, const float* net, const float* x, float* out, int64_t count,
-                 const almc_level_device* level_dev, void* stream) {
-  adapter_out_kernel<<<grid_for(count), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(a, net, x, out, count, level_dev);
-  check_launch("adapter (output)");
-}
+ private:
+  cudaStream_t st_;
+  cublasHandle_t h_;
+};
 
 }  // namespace almc::onnx::cuda
+
+namespace almc::onnx {
+
+std::unique_ptr<OpKernels> make_cuda_op_kernels(void* stream, void* blas) {
+  return std::make_unique<cuda::CudaOpKernels>(static_cast<cudaStream_t>(stream), static_cast<cublasHandle_t>(blas));
+}
+
+}  // namespace almc::onnx

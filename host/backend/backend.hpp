@@ -25,6 +25,10 @@ struct MatrixOp {
 
 struct GraphHandle;
 
+namespace onnx {
+class OpKernels;  // host/onnx/op_kernels.hpp
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -102,6 +106,12 @@ class Backend {
   virtual void graph_destroy(GraphHandle*) noexcept {}
   // True when a kernel or an asynchronous call failed (CUDA: cudaGetLastError / stream errors).
   virtual void check(const char* what) {}
+  // True while the stream is being captured into a graph (nothing may allocate then).
+  virtual bool capturing() const { return false; }
+
+  // The ONNX executor's operators on this backend: launched on this backend's stream, GEMMs
+  // through its GEMM library (CUDA: its one cuBLAS handle and workspace). Owned by the backend.
+  virtual onnx::OpKernels& onnx_kernels() = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads);

@@ -15,6 +15,7 @@
 #include "host/backend/cpu_tables.hpp"
 #include "host/core/error.hpp"
 #include "host/onnx/cpu_gemm.hpp"
+#include "host/onnx/op_kernels.hpp"
 
 #include <omp.h>
 #include <unistd.h>
@@ -247,6 +248,7 @@ class CpuBackend final : public Backend {
     if (pages <= 0 || page <= 0) return std::numeric_limits<size_t>::max();
     return static_cast<size_t>(pages) * static_cast<size_t>(page);
   }
+  onnx::OpKernels& onnx_kernels() override { return onnx::cpu_op_kernels(); }
 
   void begin_step(const StepScalars* table, int64_t* counter, StepScalars* cur) override {
     *cur = table[*counter];

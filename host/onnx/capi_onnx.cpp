@@ -8,15 +8,10 @@
 #include <string>
 
 #include "host/core/capi_internal.hpp"
-#include "host/core/objects.hpp"
 #include "host/core/error.hpp"
 #include "host/core/objects.hpp"
 #include "host/onnx/capi_onnx.hpp"
 #include "host/onnx/executor.hpp"
-
-#ifdef ALMC_HAVE_CUDA
-#include "cuda/onnx/kernels.hpp"
-#endif
 
 namespace {
 
@@ -187,13 +182,28 @@ almc::onnx::Bindings bind_inputs(const almc::onnx::Graph& g, const ExecConfig& e
   return b;
 }
 
+// The executor runs on its context's backend and stream; the engine calls the score on that
+// stream, and anything else (a score used with another context's sampler) is refused.
+void check_stream(const Executor& ex, void* stream) {
+  if (stream != ex.backend().stream())
+    throw Error(ALMC_ERR_WRONG_STATE, "the ONNX network was called on a stream other than its context's");
+}
+
+// The engine calls this score directly (C++ to C++), so an executor error, an almc::Error with
+// the engine's status (a CUDA failure, memory, a wrong state), propagates to the C API as the
+// engine's own errors do. Anything else is logged and reported as a failed callback.
 int score_trampoline(const float* x, float* score, int64_t n, int64_t d, const almc_level* /*level*/,
                      const almc_level_device* level_dev, void* stream, void* user_data) {
   auto* s = static_cast<OnnxScore*>(user_data);
   try {
     if (d != s->exec->d()) throw Error(ALMC_ERR_INVALID_ARGUMENT, "dimension mismatch");
-    s->exec->run_score(x, score, n, level_dev, stream);
+    check_stream(*s->exec, stream);
+    s->exec->run_score(x, score, n, level_dev);
     return 0;
+  } catch (const almc::Error& e) {
+    almc::fail(e.status(), "ONNX score: ", e.what());
+  } catch (const std::bad_alloc&) {
+    almc::fail(ALMC_ERR_OUT_OF_MEMORY, "ONNX score: out of host memory");
   } catch (const std::exception& e) {
     try {
       almc::context_log(s->ctx, ALMC_LOG_ERROR, std::string("ONNX score: ") + e.what());
@@ -207,11 +217,14 @@ int score_trampoline(const float* x, float* score, int64_t n, int64_t d, const a
 
 void destroy_score(void* p) { delete static_cast<OnnxScore*>(p); }
 void set_score_row0(void* p, int64_t row0) { static_cast<OnnxScore*>(p)->exec->set_row0(row0); }
-void prepare_score(void* p, int64_t max_rows, void* stream) { static_cast<OnnxScore*>(p)->exec->prepare(max_rows, stream); }
+void prepare_score(void* p, int64_t max_rows, void* stream) {
+  Executor& ex = *static_cast<OnnxScore*>(p)->exec;
+  check_stream(ex, stream);
+  ex.prepare(max_rows);
+}
 
 ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
   ExecConfig e;
-  e.backend = almc::context_backend(ctx);
   if (!c) return e;
   if (c->struct_size != sizeof(almc_onnx_config))
     throw Error(ALMC_ERR_STRUCT_SIZE, "almc_onnx_config.struct_size is " + std::to_string(c->struct_size) + ", expected " +
@@ -257,7 +270,7 @@ almc_status guarded(almc_context_t ctx, F&& f) {
   try {
     return f();
   } catch (const Error& e) {
-    return almc::set_context_error(ctx, e.status, e.what());
+    return almc::set_context_error(ctx, e.status(), e.what());
   } catch (const std::bad_alloc&) {
     return almc::set_context_error(ctx, ALMC_ERR_OUT_OF_MEMORY, "out of host memory while loading the ONNX model");
   } catch (const std::exception& e) {
@@ -343,7 +356,7 @@ almc_status almc_score_create_onnx(almc_context_t ctx, const char* path, const a
     almc::onnx::Graph graph = almc::onnx::load_graph(path);
     edit_graph(graph, config ? config : &def);
     s->bindings = bind_inputs(graph, ec);
-    s->exec = std::make_unique<Executor>(std::move(graph), ec);
+    s->exec = std::make_unique<Executor>(std::move(graph), ec, *ctx->backend);
     const int64_t d = s->exec->d();
     almc::context_log(ctx, ALMC_LOG_INFO, std::string("ONNX network '") + path + "': x <- input '" + s->bindings.x + "'" +
                                               (s->bindings.level.empty() ? ", no level input" : ", level <- input '" + s->bindings.level + "'") +
@@ -359,7 +372,7 @@ almc_status almc_score_create_onnx(almc_context_t ctx, const char* path, const a
     // for its own chain count through `prepare` before it captures, so a whole step with the
     // network is one graph launch by default.
     unsigned flags = 0;
-    if (ec.backend != ALMC_BACKEND_CUDA || ec.max_batch > 0) flags |= ALMC_SCORE_GRAPH_SAFE;
+    if (!ctx->backend->graphs_supported() || ec.max_batch > 0) flags |= ALMC_SCORE_GRAPH_SAFE;
     OnnxScore* raw = s.release();
     const almc_status st =
         almc_score_create_callback_owned(ctx, d, score_trampoline, raw, flags, destroy_score, desc.c_str(), out);
@@ -387,33 +400,18 @@ almc_status almc_onnx_eval_raw(almc_context_t ctx, const char* path, const almc_
     if (raw.level != ALMC_LEVEL_NONE) raw.level = ALMC_LEVEL_INDEX;
     bind_inputs(graph, raw);
     if (ec.level == ALMC_LEVEL_INDEX) ec.level = ALMC_LEVEL_T;
-    Executor ex(std::move(graph), ec);
+    almc::Backend& be = *ctx->backend;
+    Executor ex(std::move(graph), ec, be);
     if (ex.d() != d)
       throw Error(ALMC_ERR_INVALID_ARGUMENT, "x has " + std::to_string(d) + " values per sample, the model's input '" +
                                                  ex.x_name() + "' has " + std::to_string(ex.d()));
-    if (ec.backend == ALMC_BACKEND_CUDA) {
-#ifdef ALMC_HAVE_CUDA
-      const size_t bytes = size_t(n * d) * sizeof(float);
-      float* dx = static_cast<float*>(almc::onnx::cuda::device_alloc(bytes));
-      float* dy = nullptr;
-      try {
-        dy = static_cast<float*>(almc::onnx::cuda::device_alloc(bytes));
-        almc::onnx::cuda::copy_to_device(dx, x, bytes);
-        void* stream = almc::context_stream(ctx);
-        ex.run_raw(dx, dy, n, level, stream);
-        almc::onnx::cuda::synchronize(stream);
-        almc::onnx::cuda::copy_to_host(out, dy, bytes);
-      } catch (...) {
-        almc::onnx::cuda::device_free(dx);
-        almc::onnx::cuda::device_free(dy);
-        throw;
-      }
-      almc::onnx::cuda::device_free(dx);
-      almc::onnx::cuda::device_free(dy);
-#endif
-    } else {
-      ex.run_raw(x, out, n, level, nullptr);
-    }
+    // x and out through backend memory (a copy on any backend: the caller's arrays are host).
+    const size_t bytes = size_t(n * d) * sizeof(float);
+    almc::Buffer dx(&be, bytes), dy(&be, bytes);
+    dx.upload(x, bytes);
+    ex.run_raw(dx.f(), dy.f(), n, level);
+    be.sync();
+    dy.download(out, bytes);
     return ALMC_OK;
   });
 }

@@ -1,24 +1,17 @@
 // The ONNX executor (see executor.hpp): plans, buffers, and the adapter around a run.
 #include "host/onnx/executor.hpp"
 
-#include "host/backend/backend.hpp"
-
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 
-#ifdef ALMC_HAVE_CUDA
-#include "cuda/onnx/kernels.hpp"
-#endif
+#include "host/onnx/op_kernels.hpp"
 
 namespace almc::onnx {
 
-Executor::Executor(Graph g, const ExecConfig& cfg) : g_(std::move(g)), cfg_(cfg) {
-#ifndef ALMC_HAVE_CUDA
-  if (cfg_.backend == ALMC_BACKEND_CUDA) throw Error(ALMC_ERR_NO_DEVICE, "this build has no CUDA backend");
-#endif
+Executor::Executor(Graph g, const ExecConfig& cfg, Backend& be) : be_(be), k_(be.onnx_kernels()), g_(std::move(g)), cfg_(cfg) {
   if (g_.inputs.empty()) throw Error(ALMC_ERR_UNSUPPORTED, "the model has no runtime input");
   io_.x_input = cfg_.x_input.empty() ? g_.inputs[0].name : cfg_.x_input;
   if (cfg_.level != ALMC_LEVEL_NONE) {
@@ -37,22 +30,18 @@ Executor::Executor(Graph g, const ExecConfig& cfg) : g_(std::move(g)), cfg_(cfg)
     if (io_.level_input == io_.x_input) throw Error(ALMC_ERR_INVALID_ARGUMENT, "x and the level name the same input");
   }
   io_.output = g_.outputs[0].name;
-  // CPU: chunks whose im2col stays near L2 (1 MB; on the shared 2-core EPYC it cut the U-Net
-  // fixture's conv time at batch 64 by roughly a third against 64 MB); CUDA: 64 MB, few large GEMMs.
-  io_.conv_workspace = cfg_.backend == ALMC_BACKEND_CUDA ? int64_t(1) << 24 : int64_t(1) << 18;
+  // Host blocks: chunks whose im2col stays near L2 (1 MB; on the shared 2-core EPYC it cut the
+  // U-Net fixture's conv time at batch 64 by roughly a third against 64 MB); batch launches on a
+  // device: 64 MB, few large GEMMs.
+  io_.conv_workspace = k_.host_blocks() ? int64_t(1) << 18 : int64_t(1) << 24;
   if (cfg_.level == ALMC_LEVEL_INDEX && cfg_.alpha_bar_table.empty())
     throw Error(ALMC_ERR_INVALID_ARGUMENT, "level = ALMC_LEVEL_INDEX needs alpha_bar_table");
-#ifdef ALMC_HAVE_CUDA
-  if (cfg_.backend == ALMC_BACKEND_CUDA) {
-    blas_ = cuda::blas_create();
-    if (!cfg_.alpha_bar_table.empty()) {
-      dev_table_ = static_cast<float*>(cuda::device_alloc(cfg_.alpha_bar_table.size() * sizeof(float)));
-      cuda::copy_to_device(dev_table_, cfg_.alpha_bar_table.data(), cfg_.alpha_bar_table.size() * sizeof(float));
-    }
+  if (!cfg_.alpha_bar_table.empty()) {
+    table_ = Buffer(&be_, cfg_.alpha_bar_table.size() * sizeof(float));
+    table_.upload(cfg_.alpha_bar_table.data(), cfg_.alpha_bar_table.size() * sizeof(float));
   }
-#endif
   // Plan once now: refusals surface at load, and max_batch runs never allocate later.
-  Slot& s = cfg_.backend == ALMC_BACKEND_CPU ? cpu_worker(0) : slot_for(cfg_.max_batch > 0 ? cfg_.max_batch : 1, nullptr);
+  Slot& s = k_.host_blocks() ? cpu_worker(0) : slot_for(cfg_.max_batch > 0 ? cfg_.max_batch : 1);
   const int64_t n0 = s.plan.n;
   d_ = s.plan.x_count / n0;
   if (s.plan.out_count != s.plan.x_count)
@@ -61,42 +50,38 @@ Executor::Executor(Graph g, const ExecConfig& cfg) : g_(std::move(g)), cfg_(cfg)
                                           "; a score network must map x to the same size");
 }
 
-Executor::~Executor() {
-#ifdef ALMC_HAVE_CUDA
-  for (auto& kv : slots_) {
-    cuda::device_free(kv.second->dev_arena);
-    cuda::device_free(kv.second->dev_consts);
+Executor::~Executor() = default;
+
+// A slot for `plan`: its arena (zeroed) in backend memory, bound to its own constants (uploaded
+// to backend memory) or to those of `shared` (another slot of the same plan).
+std::unique_ptr<Executor::Slot> Executor::make_slot(Plan plan, const Slot* shared) {
+  auto s = std::make_unique<Slot>();
+  s->plan = std::move(plan);
+  Plan& p = s->plan;
+  if (p.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
+  const size_t arena = size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float);
+  s->arena = Buffer(&be_, arena);
+  be_.zero(s->arena.get(), arena);
+  if (!shared) {
+    s->consts = Buffer(&be_, std::max<size_t>(p.consts.size(), 1) * sizeof(float));
+    s->consts.upload(p.consts.data(), p.consts.size() * sizeof(float));
   }
-  cuda::device_free(dev_table_);
-  if (blas_) cuda::blas_destroy(blas_);
-#endif
+  bind_plan(p, s->arena.f(), (shared ? shared : s.get())->consts.f());
+  return s;
 }
 
-Executor::Slot& Executor::slot_for(int64_t n, void* stream) {
+Executor::Slot& Executor::slot_for(int64_t n) {
+  if (k_.host_blocks()) return cpu_worker(0);
   auto it = slots_.find(n);
   if (it != slots_.end()) return *it->second;
-#ifdef ALMC_HAVE_CUDA
-  if (cfg_.backend == ALMC_BACKEND_CUDA && stream && cuda::stream_capturing(stream)) {
+  if (be_.capturing()) {
     // No allocation during capture: run a larger plan with the extra rows as padding.
     for (auto& kv : slots_)
       if (kv.first >= n) return *kv.second;
     throw Error(ALMC_ERR_WRONG_STATE, "the ONNX network was called with batch " + std::to_string(n) +
                                           " inside a CUDA graph capture before it was planned; set max_batch");
   }
-#endif
-  if (cfg_.backend == ALMC_BACKEND_CPU) return cpu_worker(0);
-  auto slot = std::make_unique<Slot>();
-  slot->plan = build_plan(g_, io_, n);
-  Plan& p = slot->plan;
-  if (p.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
-#ifdef ALMC_HAVE_CUDA
-  slot->dev_arena = static_cast<float*>(cuda::device_alloc(size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float)));
-  cuda::memset_device(slot->dev_arena, size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float));
-  slot->dev_consts = static_cast<float*>(cuda::device_alloc(std::max<size_t>(p.consts.size(), 1) * sizeof(float)));
-  if (!p.consts.empty()) cuda::copy_to_device(slot->dev_consts, p.consts.data(), p.consts.size() * sizeof(float));
-  bind_plan(p, slot->dev_arena, slot->dev_consts);
-#endif
-  return *slots_.emplace(n, std::move(slot)).first->second;
+  return *slots_.emplace(n, make_slot(build_plan(g_, io_, n), nullptr)).first->second;
 }
 
 namespace {
@@ -133,16 +118,7 @@ Executor::Slot& Executor::cpu_slot(size_t thread, int64_t b) {
   auto& sizes = cpu_workers_[thread];
   if (sizes.size() <= level) sizes.resize(level + 1);
   if (sizes[level]) return *sizes[level];
-  auto w = std::make_unique<Slot>();
-  if (!first) {
-    w->plan = build_plan(g_, io_, int64_t(1) << level);
-    if (w->plan.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
-    w->host_consts = w->plan.consts;
-  } else {
-    w->plan = first->plan;  // rebound below to this thread's arena
-  }
-  w->host_arena.assign(size_t(std::max<int64_t>(w->plan.arena_floats, 1)), 0.f);
-  bind_plan(w->plan, w->host_arena.data(), first ? first->host_consts.data() : w->host_consts.data());
+  auto w = make_slot(first ? first->plan : build_plan(g_, io_, int64_t(1) << level), first);  // a copy is rebound
   sizes[level] = std::move(w);
   return *sizes[level];
 }
@@ -158,7 +134,7 @@ Executor::Slot& Executor::cpu_worker(size_t i) {
 std::map<std::string, double> Executor::profile_cpu(int64_t n, int reps, bool by_node) {
   static const char* names[] = {"Ew", "Gemm", "Conv", "ConvT", "Copy", "Gather", "Softmax", "Norm", "Reduce", "Pool", "Resize", "Pad", "Fill"};
   std::map<std::string, double> t;
-  if (cfg_.backend != ALMC_BACKEND_CPU) return t;
+  if (!k_.host_blocks()) return t;
   Slot& s = cpu_worker(0);
   const int64_t blocks = (n + cpu_block_ - 1) / cpu_block_;  // one thread's share when it runs them all
   // Each step's fastest of reps * blocks runs, times the blocks: robust to a loaded machine, where
@@ -167,7 +143,7 @@ std::map<std::string, double> Executor::profile_cpu(int64_t n, int reps, bool by
   for (int64_t r = 0; r < reps * blocks; ++r)
     for (size_t k = 0; k < s.plan.steps.size(); ++k) {
       const auto t0 = std::chrono::steady_clock::now();
-      cpu_run_step(s.plan.steps[k]);
+      k_.run_step(s.plan.steps[k], cfg_.allow_tf32);
       best[k] = std::min(best[k], std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
   for (size_t k = 0; k < s.plan.steps.size(); ++k) {
@@ -177,35 +153,31 @@ std::map<std::string, double> Executor::profile_cpu(int64_t n, int reps, bool by
   return t;
 }
 
-void Executor::prepare(int64_t n) { slot_for(n, nullptr); }
+size_t Executor::steps(int64_t n) { return slot_for(n).plan.steps.size(); }
+int64_t Executor::arena_bytes(int64_t n) { return slot_for(n).plan.arena_floats * 4; }
+int64_t Executor::const_bytes(int64_t n) { return int64_t(slot_for(n).plan.consts.size()) * 4; }
 
-size_t Executor::steps(int64_t n) { return slot_for(n, nullptr).plan.steps.size(); }
-int64_t Executor::arena_bytes(int64_t n) { return slot_for(n, nullptr).plan.arena_floats * 4; }
-
-void Executor::run(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev,
-                   void* stream) {
+// The run loop: the backend's operators decide how a batch is split (host blocks on OpenMP
+// threads, or one plan per batch size on the backend's stream); the steps are theirs either way.
+void Executor::run(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev) {
   if (n <= 0) throw Error(ALMC_ERR_INVALID_ARGUMENT, "batch size must be positive");
-  if (cfg_.backend == ALMC_BACKEND_CPU) return run_cpu(x, out, n, a, level_dev);
-  run_cuda(x, out, n, a, level_dev, stream);
+  if (k_.host_blocks()) return run_blocks(x, out, n, a, level_dev);
+  run_batch(x, out, n, a, level_dev);
 }
 
-void Executor::run_cuda(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev,
-                        void* stream) {
-#ifdef ALMC_HAVE_CUDA
-  Slot& s = slot_for(n, stream);
+void Executor::run_batch(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev) {
+  Slot& s = slot_for(n);
   const Plan& p = s.plan;
   const int64_t count = n * d_;
-  float* arena = s.dev_arena;
-  cuda::adapter_in(a, x, arena + p.x.off, count, p.level_used ? arena + p.level.off : nullptr, p.level_count, level_dev,
-                   stream);
-  for (const auto& st : p.steps) cuda::run_step(st, blas_, cfg_.allow_tf32, stream);
-  cuda::adapter_out(a, arena + p.out.off, x, out, count, level_dev, stream);
-#else
-  throw Error(ALMC_ERR_NO_DEVICE, "this build has no CUDA backend");
-#endif
+  float* arena = s.arena.f();
+  // Per-sample levels fill the call's n rows (a larger plan run during a capture pads the rest).
+  k_.adapter_in(a, x, arena + p.x.off, count, p.level_used ? arena + p.level.off : nullptr,
+                a.raw_levels ? n : p.level_count, level_dev);
+  for (const auto& st : p.steps) k_.run_step(st, cfg_.allow_tf32);
+  k_.adapter_out(a, arena + p.out.off, x, out, count, level_dev);
 }
 
-void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev) {
+void Executor::run_blocks(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev) {
   cpu_worker(0);  // plans the model's block size on first use
   // Call row r is global sample row0_ + r; blocks are aligned to global samples, block k holding
   // global samples k*B .. (k+1)*B-1 (fewer at the call's ends). A block runs the plan of the
@@ -236,32 +208,26 @@ void Executor::run_cpu(const float* x, float* out, int64_t n, const AdapterParam
   }
   if (a.raw_levels && cpu_worker(0).plan.level_count != cpu_block_)
     throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
-  const float t = level_dev ? level_dev->t : 0.f;
-  const AdapterCoef k = a.raw ? AdapterCoef{1.f, 1.f, 0.f} : adapter_coef(a.output, a.convention, t);
-  const float lv = level_dev ? adapter_level_value(a, level_dev->t, level_dev->sigma, level_dev->log_sigma, level_dev->alpha_bar)
-                             : adapter_level_value(a, 0.f, 0.f, 0.f, 0.f);
-  // Block blk of the call on thread `thread`.
+  // Block blk of the call on thread `thread`: the adapter's input for its rows, padded with copies
+  // of its last row, the steps, the adapter's output for its rows.
   auto run_block = [&](size_t thread, int64_t blk) {
     int64_t c0, rows, size;
     block_rows(blk, c0, rows, size);
-    const Plan& p = cpu_slot(thread, size).plan;
-    float* arena = cpu_slot(thread, size).host_arena.data();
+    Slot& s = cpu_slot(thread, size);
+    const Plan& p = s.plan;
+    float* arena = s.arena.f();
     const float* xb = x + c0 * d;
     float* xn = arena + p.x.off;
-    for (int64_t i = 0; i < rows * d; ++i) xn[i] = k.cx * xb[i];
-    for (int64_t r = rows; r < size; ++r) std::memcpy(xn + r * d, xn + (rows - 1) * d, size_t(d) * sizeof(float));
-    if (p.level_used) {
-      float* lvl = arena + p.level.off;
-      if (a.raw_levels) {
-        for (int64_t r = 0; r < size; ++r) lvl[r] = a.raw_levels[c0 + std::min(r, rows - 1)];
-      } else {
-        std::fill(lvl, lvl + p.level_count, lv);
-      }
+    float* lvl = p.level_used ? arena + p.level.off : nullptr;
+    AdapterParams ab = a;
+    if (a.raw_levels) ab.raw_levels = a.raw_levels + c0;
+    k_.adapter_in(ab, xb, xn, rows * d, lvl, a.raw_levels ? rows : p.level_count, level_dev);
+    for (int64_t r = rows; r < size; ++r) {
+      std::memcpy(xn + r * d, xn + (rows - 1) * d, size_t(d) * sizeof(float));
+      if (lvl && a.raw_levels) lvl[r] = lvl[rows - 1];
     }
-    for (const auto& st : p.steps) cpu_run_step(st);
-    const float* net = arena + p.out.off;
-    float* ob = out + c0 * d;
-    for (int64_t i = 0; i < rows * d; ++i) ob[i] = k.c1 * net[i] + k.c2 * xb[i];
+    for (const auto& st : p.steps) k_.run_step(st, cfg_.allow_tf32);
+    k_.adapter_out(a, arena + p.out.off, xb, out + c0 * d, rows * d, level_dev);
   };
   if (threads == 1) {
     for (int64_t blk = 0; blk < blocks; ++blk) run_block(0, blk);
@@ -290,47 +256,26 @@ AdapterParams adapter_params(const ExecConfig& c, const float* table) {
   return a;
 }
 
-void Executor::run_score(const float* x, float* score, int64_t n, const almc_level_device* level_dev, void* stream) {
-  const AdapterParams a = adapter_params(cfg_, cfg_.backend == ALMC_BACKEND_CUDA ? dev_table_ : cfg_.alpha_bar_table.data());
+void Executor::run_score(const float* x, float* score, int64_t n, const almc_level_device* level_dev) {
+  const AdapterParams a = adapter_params(cfg_, table_.f());
   if (!level_dev) throw Error(ALMC_ERR_NULL_POINTER, "no level");
-  run(x, score, n, a, level_dev, stream);
+  run(x, score, n, a, level_dev);
 }
 
-void Executor::run_raw(const float* x, float* out, int64_t n, float level, void* stream) {
+void Executor::run_raw(const float* x, float* out, int64_t n, float level) {
   AdapterParams a{};
   a.raw = true;
   a.raw_level = level;
-  run(x, out, n, a, nullptr, stream);
+  run(x, out, n, a, nullptr);
 }
 
-void Executor::run_raw_levels(const float* x, float* out, int64_t n, const float* levels, void* stream) {
+void Executor::run_raw_levels(const float* x, float* out, int64_t n, const float* levels) {
   AdapterParams a{};
   a.raw = true;
   a.raw_levels = levels;
-  const Plan& p = slot_for(n, stream).plan;
+  const Plan& p = slot_for(n).plan;
   if (p.level_count != p.n) throw Error(ALMC_ERR_INVALID_ARGUMENT, "per-sample levels need a level input of n values");
-  run(x, out, n, a, nullptr, stream);
+  run(x, out, n, a, nullptr);
 }
-
-namespace devtools {
-#ifdef ALMC_HAVE_CUDA
-void* stream_create() { return cuda::stream_create(); }
-void stream_destroy(void* s) { cuda::stream_destroy(s); }
-void synchronize(void* s) { cuda::synchronize(s); }
-void capture_begin(void* s) { cuda::capture_begin(s); }
-void* capture_end(void* s) { return cuda::capture_end(s); }
-void graph_launch(void* g, void* s) { cuda::graph_launch(g, s); }
-void graph_destroy(void* g) { cuda::graph_destroy(g); }
-#else
-[[noreturn]] static void no_cuda() { throw Error(ALMC_ERR_NO_DEVICE, "this build has no CUDA backend"); }
-void* stream_create() { no_cuda(); }
-void stream_destroy(void*) {}
-void synchronize(void*) { no_cuda(); }
-void capture_begin(void*) { no_cuda(); }
-void* capture_end(void*) { no_cuda(); }
-void graph_launch(void*, void*) { no_cuda(); }
-void graph_destroy(void*) {}
-#endif
-}  // namespace devtools
 
 }  // namespace almc::onnx

@@ -1,5 +1,8 @@
 // The ONNX executor: a loaded graph, its plans (one per batch size, built on first use or up front
-// for max_batch) and their buffers on the chosen backend, and the score adapter around a run.
+// for max_batch) and their buffers, and the score adapter around a run, all on one almc::Backend:
+// every buffer is allocated, zeroed and filled through it, and every operator is that backend's
+// (Backend::onnx_kernels(): its stream, its cuBLAS handle and workspace on CUDA). Failures are
+// almc::Error with the engine's status codes.
 #pragma once
 #include <almc/almc.h>
 
@@ -8,13 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "host/backend/backend.hpp"
 #include "host/onnx/graph.hpp"
 #include "host/onnx/plan.hpp"
 
 namespace almc::onnx {
 
+class OpKernels;
+
 struct ExecConfig {
-  almc_backend backend = ALMC_BACKEND_CPU;
   bool allow_tf32 = false;
   int64_t max_batch = 0;
   std::string x_input, level_input;  // empty: first input / second input
@@ -42,73 +47,64 @@ class Executor {
   // aligned to global rows, block k holding global samples k*B .. (k+1)*B-1, so slices of a run
   // group samples as the whole run would. 0 by default.
   void set_row0(int64_t row0) { row0_ = row0 < 0 ? 0 : row0; }
-  // Plans (and on CUDA allocates) for batches up to n now, outside any graph capture, so that
-  // later calls with at most n rows allocate nothing and can be captured.
-  void prepare(int64_t n, void* stream) { slot_for(n < 1 ? 1 : n, stream); }
+  // Plans (and allocates) for batches up to n now, outside any graph capture, so that later
+  // calls with at most n rows allocate nothing and can be captured.
+  void prepare(int64_t n) { slot_for(n < 1 ? 1 : n); }
 
-  Executor(Graph g, const ExecConfig& cfg);
+  // The executor runs on `be` (which must outlive it): x, level and outputs below are in its memory.
+  Executor(Graph g, const ExecConfig& cfg, Backend& be);
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
+  Backend& backend() const { return be_; }
   int64_t d() const { return d_; }
   const std::string& x_name() const { return io_.x_input; }
   const std::string& level_name() const { return io_.level_input; }
-  // Build (and allocate) the plan for batch size n now; later runs at n allocate nothing.
-  void prepare(int64_t n);
   // The adapted score: x, score [n, d] in backend memory; level_dev in backend memory.
-  void run_score(const float* x, float* score, int64_t n, const almc_level_device* level_dev, void* stream);
+  void run_score(const float* x, float* score, int64_t n, const almc_level_device* level_dev);
   // The raw network at a raw level value: x, out [n, d] in backend memory.
-  void run_raw(const float* x, float* out, int64_t n, float level, void* stream);
+  void run_raw(const float* x, float* out, int64_t n, float level);
   // The raw network with one level per sample (levels[n], backend memory; the level input must
   // hold n values).
-  void run_raw_levels(const float* x, float* out, int64_t n, const float* levels, void* stream);
-  // CPU: seconds per step kind (by_node: per step, keyed "kind node") over `reps` runs at batch n,
-  // each step's time being its fastest run (a profile for benchmarks on a loaded machine).
+  void run_raw_levels(const float* x, float* out, int64_t n, const float* levels);
+  // Host blocks: seconds per step kind (by_node: per step, keyed "kind node") over `reps` runs at
+  // batch n, each step's time being its fastest run (a profile for benchmarks on a loaded
+  // machine; empty on other backends).
   std::map<std::string, double> profile_cpu(int64_t n, int reps, bool by_node = false);
-  // Plan statistics for tests and benchmarks.
+  // Plan statistics for tests and benchmarks (from the planner, not from the allocations).
   size_t steps(int64_t n);
   int64_t arena_bytes(int64_t n);
+  int64_t const_bytes(int64_t n);
 
  private:
+  // A plan bound to its arena (and constants) in backend memory.
   struct Slot {
     Plan plan;
-    std::vector<float> host_arena, host_consts;  // CPU backend
-    float* dev_arena = nullptr;                  // CUDA backend
-    float* dev_consts = nullptr;
+    Buffer arena, consts;  // consts empty: the plan reads another slot's (CPU threads share them)
   };
-  Slot& slot_for(int64_t n, void* stream);
-  Slot& cpu_worker(size_t i);  // CPU: thread i's plan for cpu_block() samples and its arena
-  Slot& cpu_slot(size_t thread, int64_t b);  // CPU: the thread's plan for the power of two >= b
-  void run_cpu(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev);
-  void run_cuda(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev,
-                void* stream);
-  void run(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev, void* stream);
+  Slot& slot_for(int64_t n);
+  Slot& cpu_worker(size_t i);  // host blocks: thread i's plan for cpu_block() samples and its arena
+  Slot& cpu_slot(size_t thread, int64_t b);  // host blocks: the thread's plan for the power of two >= b
+  std::unique_ptr<Slot> make_slot(Plan plan, const Slot* shared);
+  void run_blocks(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev);
+  void run_batch(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev);
+  void run(const float* x, float* out, int64_t n, const AdapterParams& a, const almc_level_device* level_dev);
 
+  Backend& be_;
+  OpKernels& k_;  // be_'s operators
   Graph g_;
   ExecConfig cfg_;
   IoSpec io_;
   int64_t d_ = 0;
-  std::map<int64_t, std::unique_ptr<Slot>> slots_;       // CUDA: one plan per batch size
+  std::map<int64_t, std::unique_ptr<Slot>> slots_;  // batch launches: one plan per batch size
   int64_t cpu_block_ = 1;
   double cpu_flops_ = 0;  // GEMM/convolution work per sample
   int64_t row0_ = 0;
-  // CPU: per thread, one plan per power-of-two block size (index log2), sharing thread 0's consts.
+  // Host blocks: per thread, one plan per power-of-two block size (index log2), sharing thread
+  // 0's consts.
   std::vector<std::vector<std::unique_ptr<Slot>>> cpu_workers_;
-  void* blas_ = nullptr;
-  float* dev_table_ = nullptr;
+  Buffer table_;  // the alpha_bar table in backend memory (level = index)
 };
-
-// CUDA helpers for tests and benchmarks, callable from any build: they throw ALMC_ERR_NO_DEVICE
-// without CUDA support.
-namespace devtools {
-void* stream_create();
-void stream_destroy(void* stream);
-void synchronize(void* stream);
-void capture_begin(void* stream);
-void* capture_end(void* stream);  // an instantiated graph
-void graph_launch(void* graph, void* stream);
-void graph_destroy(void* graph);
-}  // namespace devtools
 
 }  // namespace almc::onnx

@@ -11,13 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "host/core/error.hpp"
+
 namespace almc::onnx {
 
-// Every failure of loading, planning or running; `status` is what the C API returns.
-struct Error : std::runtime_error {
-  almc_status status;
-  Error(almc_status s, const std::string& m) : std::runtime_error(m), status(s) {}
-};
+// Every failure of loading, planning or running is the engine's error (its status() is what the
+// C API returns), whichever backend it comes from.
+using Error = almc::Error;
 
 enum class DType { Float, Int64, Bool };
 

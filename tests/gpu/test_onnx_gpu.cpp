@@ -1,12 +1,15 @@
 // The built-in ONNX executor on the CUDA backend: fixtures against torch, GPU against CPU, the
-// adapted score through the C API, and a captured CUDA graph replayed at a new level.
+// adapted score through the C API, a captured CUDA graph replayed at a new level, and the executor
+// on its backend (every operand in the backend's allocations, failures with the engine's status).
 // Every test skips, saying why, without a CUDA build or device.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 
+#include "host/core/objects.hpp"
 #include "host/onnx/executor.hpp"
+#include "tests/common/counting_backend.hpp"
 #include "tests/cpu/test_onnx_util.hpp"
 
 
@@ -38,53 +41,66 @@ struct GpuCtx {
   ~GpuCtx() { almc_context_destroy(ctx); }
 };
 
-// A device buffer through the context.
-struct Dev {
-  almc_context_t ctx;
-  float* p = nullptr;
-  Dev(almc_context_t c, size_t n) : ctx(c) {
-    void* q = nullptr;
-    if (almc_malloc(c, n * sizeof(float), &q) == ALMC_OK) p = static_cast<float*>(q);
+// The CUDA backend executors run on, or a skip reason.
+struct Gpu {
+  std::unique_ptr<almc::Backend> be;
+  std::string why;
+  Gpu() {
+    if (almc::cuda_device_count() == 0) {
+      why = "no CUDA device (or a build without CUDA)";
+      return;
+    }
+    try {
+      be = almc::make_cuda_backend(0, nullptr);
+    } catch (const almc::Error& e) {
+      why = std::string("cannot create the CUDA backend: ") + e.what();
+    }
   }
-  ~Dev() { almc_free(ctx, p); }
-  void put(const std::vector<float>& v) { almc_memcpy(ctx, p, v.data(), v.size() * sizeof(float), 0); }
+};
+
+// A device buffer of floats on a backend (copies wait for the backend's stream).
+struct Dev {
+  almc::Backend& be;
+  almc::Buffer buf;
+  float* p;
+  Dev(almc::Backend& b, size_t n) : be(b), buf(&b, n * sizeof(float)), p(buf.f()) {}
+  void put(const std::vector<float>& v) { buf.upload(v.data(), v.size() * sizeof(float)); }
   std::vector<float> get(size_t n) {
     std::vector<float> v(n);
-    almc_synchronize(ctx);
-    almc_memcpy(ctx, v.data(), p, n * sizeof(float), 1);
+    be.sync();
+    buf.download(v.data(), n * sizeof(float));
     return v;
   }
 };
 
-std::unique_ptr<Executor> load(const std::string& name, ExecConfig cfg) {
-  return std::make_unique<Executor>(almc::onnx::load_graph(data_dir() + name + ".onnx"), cfg);
+std::unique_ptr<Executor> load(const std::string& name, ExecConfig cfg, almc::Backend& be) {
+  return std::make_unique<Executor>(almc::onnx::load_graph(data_dir() + name + ".onnx"), cfg, be);
 }
 
 }  // namespace
 
 // Tolerance as on the CPU: max|almc - torch| <= 1e-4 * max(1, max|torch|) (TF32 off).
 TEST(OnnxGpu, FixturesMatchTorch) {
-  GpuCtx g;
-  if (!g.ctx) GTEST_SKIP() << g.why;
+  Gpu g;
+  if (!g.be) GTEST_SKIP() << g.why;
   for (const char* name : onnx_test::kFixtures) {
     SCOPED_TRACE(name);
     auto x = read_npy(data_dir() + name + "_x.npy");
     auto lv = read_npy(data_dir() + name + "_level.npy");
     auto ref = read_npy(data_dir() + name + "_out.npy");
-    ExecConfig cfg;
-    cfg.backend = ALMC_BACKEND_CUDA;
-    auto ex = load(name, cfg);
-    Dev dx(g.ctx, x.v.size()), dl(g.ctx, lv.v.size()), dy(g.ctx, ref.v.size());
+    auto ex = load(name, ExecConfig{}, *g.be);
+    Dev dx(*g.be, x.v.size()), dl(*g.be, lv.v.size()), dy(*g.be, ref.v.size());
     dx.put(x.v);
     dl.put(lv.v);
-    ex->run_raw_levels(dx.p, dy.p, x.shape[0], dl.p, nullptr);
+    ex->run_raw_levels(dx.p, dy.p, x.shape[0], dl.p);
     EXPECT_LE(rel_err(dy.get(ref.v.size()), ref.v), 1e-4);
   }
 }
 
 TEST(OnnxGpu, MatchesCpuAtBatch64) {
-  GpuCtx g;
-  if (!g.ctx) GTEST_SKIP() << g.why;
+  Gpu g;
+  if (!g.be) GTEST_SKIP() << g.why;
+  auto cpu_be = almc::make_cpu_backend(0);
   for (const char* name : {"unet", "mlp_embed", "misc_ops", "resmlp"}) {
     SCOPED_TRACE(name);
     auto x1 = read_npy(data_dir() + std::string(name) + "_x.npy");
@@ -92,18 +108,71 @@ TEST(OnnxGpu, MatchesCpuAtBatch64) {
     std::vector<float> x(static_cast<size_t>(n * d)), lv(static_cast<size_t>(n));
     for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(0.37 * double(i)) * 1.3);
     for (size_t i = 0; i < lv.size(); ++i) lv[i] = 0.1f + 0.05f * float(i);
-    ExecConfig cpu_cfg, gpu_cfg;
-    gpu_cfg.backend = ALMC_BACKEND_CUDA;
-    auto cpu = load(name, cpu_cfg);
-    auto gpu = load(name, gpu_cfg);
+    auto cpu = load(name, ExecConfig{}, *cpu_be);
+    auto gpu = load(name, ExecConfig{}, *g.be);
     std::vector<float> want(x.size());
-    cpu->run_raw_levels(x.data(), want.data(), n, lv.data(), nullptr);
-    Dev dx(g.ctx, x.size()), dl(g.ctx, lv.size()), dy(g.ctx, x.size());
+    cpu->run_raw_levels(x.data(), want.data(), n, lv.data());
+    Dev dx(*g.be, x.size()), dl(*g.be, lv.size()), dy(*g.be, x.size());
     dx.put(x);
     dl.put(lv);
-    gpu->run_raw_levels(dx.p, dy.p, n, dl.p, nullptr);
+    gpu->run_raw_levels(dx.p, dy.p, n, dl.p);
     EXPECT_LE(rel_err(dy.get(x.size()), want), 1e-4);
   }
+}
+
+// The checks of tests/cpu/test_onnx_backend.cpp on the CUDA backend: every GEMM/convolution
+// operand and the adapter's arena pointers lie in the backend's allocations, all returned at the
+// end; a refused allocation is ALMC_ERR_OUT_OF_MEMORY; a failing operator keeps its status
+// through almc_score_evaluate.
+TEST(OnnxGpu, AllocatesOnlyThroughItsBackend) {
+  Gpu g;
+  if (!g.be) GTEST_SKIP() << g.why;
+  almc_test::CountingBackend be(std::move(g.be));
+  for (const char* name : {"mlp_embed", "unet", "misc_ops"}) {
+    SCOPED_TRACE(name);
+    auto x = read_npy(data_dir() + name + "_x.npy");
+    auto lv = read_npy(data_dir() + name + "_level.npy");
+    auto ref = read_npy(data_dir() + name + "_out.npy");
+    const int64_t n = x.shape[0];
+    {
+      auto ex = load(name, ExecConfig{}, be);
+      Dev dx(be, x.v.size()), dl(be, lv.v.size()), dy(be, ref.v.size());
+      dx.put(x.v);
+      dl.put(lv.v);
+      ex->run_raw_levels(dx.p, dy.p, n, dl.p);
+      EXPECT_LE(rel_err(dy.get(ref.v.size()), ref.v), 1e-4);
+      EXPECT_GT(be.checked_operands.load(), size_t(0));
+      EXPECT_EQ(be.foreign_operands.load(), size_t(0)) << "of " << be.checked_operands.load() << " operands";
+      EXPECT_GE(be.live_bytes(), (x.v.size() + lv.v.size() + ref.v.size()) * 4 + size_t(ex->arena_bytes(n) + ex->const_bytes(n)));
+    }
+    EXPECT_EQ(be.live_blocks(), size_t(0));
+  }
+  be.budget = 4096;
+  try {
+    load("mlp_embed", ExecConfig{}, be);
+    ADD_FAILURE() << "the executor was made beyond the backend's budget";
+  } catch (const almc::Error& e) {
+    EXPECT_EQ(e.status(), ALMC_ERR_OUT_OF_MEMORY) << e.what();
+  }
+}
+
+TEST(OnnxGpu, ErrorsCarryTheEngineStatus) {
+  GpuCtx g;
+  if (!g.ctx) GTEST_SKIP() << g.why;
+  auto* be = new almc_test::CountingBackend(std::move(g.ctx->backend));
+  g.ctx->backend.reset(be);
+  almc_onnx_config oc = almc_onnx_config_default();
+  oc.convention = ALMC_CONV_VE;
+  oc.output = ALMC_OUTPUT_DENOISER;
+  oc.level = ALMC_LEVEL_SIGMA;
+  almc_score_t s = nullptr;
+  ASSERT_EQ(almc_score_create_onnx(g.ctx, (data_dir() + "gauss_ve_denoiser.onnx").c_str(), &oc, &s), ALMC_OK)
+      << almc_context_last_error(g.ctx);
+  std::vector<float> x(12, 0.5f), out(12);
+  ASSERT_EQ(almc_score_evaluate(s, x.data(), out.data(), 2, 0.5), ALMC_OK) << almc_score_last_error(s);
+  be->fail_steps = ALMC_ERR_CUDA;
+  EXPECT_EQ(almc_score_evaluate(s, x.data(), out.data(), 2, 0.5), ALMC_ERR_CUDA) << almc_score_last_error(s);
+  almc_score_destroy(s);
 }
 
 TEST(OnnxGpu, ScoreThroughTheCApi) {
@@ -131,40 +200,37 @@ TEST(OnnxGpu, ScoreThroughTheCApi) {
 
 // The adapted network captured once and replayed at another level gives the eager result.
 TEST(OnnxGpu, GraphReplayReadsTheLevelFromDevice) {
-  GpuCtx g;
-  if (!g.ctx) GTEST_SKIP() << g.why;
+  Gpu g;
+  if (!g.be) GTEST_SKIP() << g.why;
+  almc::Backend& be = *g.be;
   ExecConfig cfg;
-  cfg.backend = ALMC_BACKEND_CUDA;
   cfg.convention = ALMC_CONV_VE;
   cfg.output = ALMC_OUTPUT_SCORE;
   cfg.level = ALMC_LEVEL_LOG_SIGMA;
   cfg.max_batch = 16;
-  auto ex = load("unet", cfg);
+  auto ex = load("unet", cfg, be);
   const int64_t n = 16, d = 256;
   std::vector<float> x(static_cast<size_t>(n * d));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(0.11 * double(i)));
-  Dev dx(g.ctx, x.size()), dy(g.ctx, x.size()), dz(g.ctx, x.size()), dlev(g.ctx, 4);
+  Dev dx(be, x.size()), dy(be, x.size()), dz(be, x.size()), dlev(be, 4);
   dx.put(x);
   auto level_at = [](double t) {
     const double s2 = std::expm1(2 * t);
     return std::vector<float>{float(t), float(std::sqrt(s2)), float(std::exp(-2 * t)), float(0.5 * std::log(s2))};
   };
   auto* ld = reinterpret_cast<const almc_level_device*>(dlev.p);
-  namespace dt = almc::onnx::devtools;
-  void* st = dt::stream_create();
   dlev.put(level_at(0.3));
-  dt::capture_begin(st);
-  ex->run_score(dx.p, dy.p, n, ld, st);
-  void* graph = dt::capture_end(st);
+  be.capture_begin();
+  ex->run_score(dx.p, dy.p, n, ld);
+  almc::GraphHandle* graph = be.capture_end();
   dlev.put(level_at(1.1));  // a new level, same graph
-  dt::graph_launch(graph, st);
-  dt::synchronize(st);
-  ex->run_score(dx.p, dz.p, n, ld, st);  // eager at the same level
-  dt::synchronize(st);
+  be.graph_launch(graph);
+  be.sync();
+  ex->run_score(dx.p, dz.p, n, ld);  // eager at the same level
+  be.sync();
   auto a = dy.get(x.size()), b = dz.get(x.size());
   EXPECT_LE(rel_err(a, b), 1e-6);
-  dt::graph_destroy(graph);
-  dt::stream_destroy(st);
+  be.graph_destroy(graph);
 }
 
 // Without max_batch a sampler plans the network for its chain count itself, so the whole step
