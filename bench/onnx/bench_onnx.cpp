@@ -1,16 +1,20 @@
 // Network evaluations per second of the built-in ONNX executor, per fixture and batch size.
 //
 //   almc_bench_onnx [--data TESTS_DATA_DIR] [--min-seconds S] [--batches 1,64,1024] [--profile[=nodes]]
-//                   [fixture ...]
+//                   [--precisions fp32,bf16 [--rounds R]] [fixture ...]
 //
 // CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS: OPENBLAS_NUM_THREADS).
 //
-// Prints one line per (fixture, batch): "almc <fixture> <batch> <evals/s> <samples/s>".
+// Prints one line per (fixture, batch): "almc <fixture> <batch> <evals/s> <samples/s>". With
+// --precisions, one line per precision with the precision last: the precisions are timed in turn
+// (min-seconds each), R rounds of that, and the median of the R rates is printed.
 // The level input gets one value per sample; x is a fixed pseudo-random batch.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,12 +32,27 @@ int main(int argc, char** argv) {
   bool by_node = false;
   std::vector<std::string> names;
   std::vector<int64_t> batches = {1, 64, 1024};
+  std::vector<std::string> precisions;  // empty: fp32, the original output
+  int rounds = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--data" && i + 1 < argc) dir = std::string(argv[++i]) + "/onnx/";
     else if (a == "--min-seconds" && i + 1 < argc) min_s = std::atof(argv[++i]);
     else if (a == "--profile") profile = true;
     else if (a == "--profile=nodes") profile = by_node = true;
+    else if (a == "--rounds" && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--precisions" && i + 1 < argc) {
+      std::string list = argv[++i];
+      for (size_t p = 0; p <= list.size();) {
+        const size_t q = std::min(list.find(',', p), list.size());
+        precisions.push_back(list.substr(p, q - p));
+        if (precisions.back() != "fp32" && precisions.back() != "bf16") {
+          std::fprintf(stderr, "almc_bench_onnx: --precisions takes fp32 and bf16, not '%s'\n", precisions.back().c_str());
+          return 1;
+        }
+        p = q + 1;
+      }
+    }
     else if (a == "--batches" && i + 1 < argc) {
       batches.clear();
       for (const char* q = argv[++i]; *q;) {
@@ -51,10 +70,16 @@ int main(int argc, char** argv) {
   if (names.empty()) names = {"mlp_embed", "resmlp", "unet"};
   try {
     auto be = almc::make_cpu_backend(0);
+    const bool tagged = !precisions.empty();
+    if (!tagged) precisions = {"fp32"};
     for (const auto& name : names) {
-      ExecConfig cfg;
-      Executor ex(almc::onnx::load_graph(dir + name + ".onnx"), cfg, *be);
-      const int64_t d = ex.d();
+      std::vector<std::unique_ptr<Executor>> ex;
+      for (const auto& p : precisions) {
+        ExecConfig cfg;
+        cfg.precision = p == "bf16" ? ALMC_PRECISION_BF16 : ALMC_PRECISION_FP32;
+        ex.push_back(std::make_unique<Executor>(almc::onnx::load_graph(dir + name + ".onnx"), cfg, *be));
+      }
+      const int64_t d = ex[0]->d();
       for (int64_t n : batches) {
         std::vector<float> x(static_cast<size_t>(n * d)), out(x.size()), lv(static_cast<size_t>(n));
         for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(0.731 * double(i)));
@@ -62,20 +87,32 @@ int main(int argc, char** argv) {
         const float* px = x.data();
         float* po = out.data();
         const float* pl = lv.data();
-        ex.run_raw_levels(px, po, n, pl);  // plan and warm up
-        int64_t iters = 0;
-        const auto t0 = std::chrono::steady_clock::now();
-        double el = 0;
-        while (iters < 3 || el < min_s) {
-          ex.run_raw_levels(px, po, n, pl);
-          ++iters;
-          el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        for (auto& e : ex) e->run_raw_levels(px, po, n, pl);  // plan and warm up
+        std::vector<std::vector<double>> rates(ex.size());
+        for (int r = 0; r < rounds; ++r)
+          for (size_t k = 0; k < ex.size(); ++k) {
+            int64_t iters = 0;
+            const auto t0 = std::chrono::steady_clock::now();
+            double el = 0;
+            while (iters < 3 || el < min_s) {
+              ex[k]->run_raw_levels(px, po, n, pl);
+              ++iters;
+              el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            }
+            rates[k].push_back(double(iters) / el);
+          }
+        for (size_t k = 0; k < ex.size(); ++k) {
+          std::sort(rates[k].begin(), rates[k].end());
+          const size_t m = rates[k].size();
+          const double eps = m % 2 ? rates[k][m / 2] : 0.5 * (rates[k][m / 2 - 1] + rates[k][m / 2]);
+          std::printf("almc %s %lld %.1f %.1f%s%s\n", name.c_str(), (long long)n, eps, eps * double(n), tagged ? " " : "",
+                      tagged ? precisions[k].c_str() : "");
+          std::fflush(stdout);
+          if (profile)
+            for (const auto& kv : ex[k]->profile_cpu(n, 3, by_node))
+              std::fprintf(stderr, "  %s n=%lld %s %-8s %.6f s/eval\n", name.c_str(), (long long)n, precisions[k].c_str(),
+                           kv.first.c_str(), kv.second / 3);
         }
-        const double eps = double(iters) / el;
-        std::printf("almc %s %lld %.1f %.1f\n", name.c_str(), (long long)n, eps, eps * double(n));
-        std::fflush(stdout);
-        if (profile)
-          for (const auto& kv : ex.profile_cpu(n, 3, by_node)) std::fprintf(stderr, "  %s n=%lld %-8s %.6f s/eval\n", name.c_str(), (long long)n, kv.first.c_str(), kv.second / 3);
       }
     }
   } catch (const std::exception& e) {

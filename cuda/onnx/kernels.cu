@@ -4,6 +4,7 @@
 // workspace; everything is enqueued on the backend's stream and nothing allocates, so a run can be
 // captured into a CUDA graph. Failures are almc errors with the engine's status codes (check.cuh).
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <string>
@@ -240,6 +241,88 @@ void run_conv_transpose(const ConvParams& p, cublasHandle_t h, cudaStream_t st) 
   }
 }
 
+// ---------------------------------------------------------------- BF16 precision (use_bf16)
+// GEMM operands in bfloat16, products summed in fp32 by cuBLAS (tensor cores), fp32 results:
+// weights converted once at plan time (Step::w16), runtime operands converted here into the
+// plan's scratch region (Step::scratch16). Unmeasured and not yet run on a device.
+
+struct ToBf16 {
+  const float* x;
+  __nv_bfloat16* y;
+  __device__ void operator()(int64_t, int64_t i, int64_t) const { y[i] = __float2bfloat16_rn(x[i]); }
+};
+void to_bf16(const float* x, __nv_bfloat16* y, int64_t n, cudaStream_t st) { for_each_row(1, n, ToBf16{x, y}, st); }
+
+const __nv_bfloat16* as_bf16(const float* p) { return reinterpret_cast<const __nv_bfloat16*>(p); }
+
+// sgemm_rm with BF16 A and B.
+void gemm_rm_bf16(cublasHandle_t h, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
+                  int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  check_blas(cublasGemmEx(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B,
+                          CUDA_R_16BF, int(ldb), A, CUDA_R_16BF, int(lda), &beta, C, CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F,
+                          CUBLAS_GEMM_DEFAULT),
+             "cublasGemmEx (BF16)");
+}
+
+// The scratch's second region (after the first's `first` elements, rounded as use_bf16 rounds).
+__nv_bfloat16* second_region(__nv_bfloat16* scratch, int64_t first) { return scratch + (first + 127) / 128 * 128; }
+
+void run_gemm_bf16(const Step& s, cublasHandle_t h, cudaStream_t st) {
+  const GemmParams& p = s.gemm;
+  auto* scratch = reinterpret_cast<__nv_bfloat16*>(s.scratch16);
+  const int64_t ra = p.trans_a ? p.K : p.M, ca = p.trans_a ? p.M : p.K, rb = p.trans_b ? p.N : p.K, cb = p.trans_b ? p.K : p.N;
+  const int64_t ea = ra > 0 ? (ra - 1) * p.lda + ca : 0, eb = rb > 0 ? (rb - 1) * p.ldb + cb : 0;
+  const bool a_packed = s.w16 && s.w16_side == 0, b_packed = s.w16 && s.w16_side == 1;
+  for (int64_t b = 0; b < p.batch; ++b) {
+    int64_t oa, ob, oc;
+    gemm_batch_offsets(p, b, oa, ob, oc);
+    const __nv_bfloat16* A = a_packed ? as_bf16(s.w16) + oa : scratch;
+    const __nv_bfloat16* B = b_packed ? as_bf16(s.w16) + ob : second_region(scratch, a_packed ? 0 : ea);
+    if (!a_packed) to_bf16(p.A + oa, scratch, ea, st);
+    if (!b_packed) to_bf16(p.B + ob, const_cast<__nv_bfloat16*>(B), eb, st);
+    float beta = 0.f;
+    if (p.bias_kind != BIAS_NONE) {
+      for_each_row(p.M, p.N, GemmBias{p, p.C + oc}, st);
+      beta = 1.f;
+    }
+    gemm_rm_bf16(h, p.trans_a, p.trans_b, p.M, p.N, p.K, p.alpha, A, p.lda, B, p.ldb, beta, p.C + oc, p.ldc);
+  }
+  if (p.act != EW_COPY) for_each_row(p.batch * p.M, p.N, Act{p.act, p.act_alpha, p.C, p.ldc}, st);
+}
+
+// run_conv / run_conv_transpose with the GEMM in BF16: the columns (or the regrouped input)
+// converted into the scratch, the weight converted at plan time (or here, after them).
+void run_conv_bf16(const Step& s, cublasHandle_t h, cudaStream_t st) {
+  const ConvParams& p = s.conv;
+  const bool tr = s.kind == StepKind::ConvT;
+  const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, OHW = p.OH * p.OW, HW = p.H * p.W;
+  auto* scratch = reinterpret_cast<__nv_bfloat16*>(s.scratch16);
+  const int64_t first = tr ? Cg * p.chunk * HW : Cg * KK * p.chunk * OHW;
+  const __nv_bfloat16* w = s.w16 ? as_bf16(s.w16) : second_region(scratch, first);
+  if (!s.w16) to_bf16(p.w, second_region(scratch, first), tr ? p.C * Mg * KK : p.M * Cg * KK, st);
+  for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
+    const int64_t B = p.chunk < p.N - n0 ? p.chunk : p.N - n0;
+    for (int64_t g = 0; g < G; ++g) {
+      if (!tr) {
+        const int64_t cols = B * OHW;
+        float* tmp = p.col + Cg * KK * cols;
+        for_each_row(Cg * KK * B * p.OH, p.OW, ConvStage{ConvStage::Im2col, p, p.col, n0, B, g}, st);
+        to_bf16(p.col, scratch, Cg * KK * cols, st);
+        gemm_rm_bf16(h, false, false, Mg, cols, Cg * KK, 1.f, w + g * Mg * Cg * KK, Cg * KK, scratch, cols, 0.f, tmp, cols);
+        for_each_row(Mg * B, OHW, ConvStage{ConvStage::Out, p, tmp, n0, B, g}, st);
+      } else {
+        const int64_t cols = B * HW;
+        float* xt = p.col;
+        float* col = p.col + Cg * cols;
+        for_each_row(Cg * B, HW, ConvStage{ConvStage::Regroup, p, xt, n0, B, g}, st);
+        to_bf16(xt, scratch, Cg * cols, st);
+        gemm_rm_bf16(h, true, false, Mg * KK, cols, Cg, 1.f, w + g * Cg * Mg * KK, Mg * KK, scratch, cols, 0.f, col, cols);
+        for_each_row(B * Mg * p.OH, p.OW, ConvStage{ConvStage::Col2im, p, col, n0, B, g}, st);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 class CudaOpKernels final : public OpKernels {
@@ -268,6 +351,12 @@ class CudaOpKernels final : public OpKernels {
       case StepKind::ConvT:
         // The handle is shared with the backend's dense operators, which set their own mode: the
         // mode is read when a GEMM is issued (or captured), so it is set before every step.
+        if (s.bf16) {  // BF16 precision (use_bf16): tensor cores with fp32 compute
+          check_blas(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+          if (s.kind == StepKind::Gemm) run_gemm_bf16(s, h, st);
+          else run_conv_bf16(s, h, st);
+          break;
+        }
         check_blas(cublasSetMathMode(h, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
         if (s.kind == StepKind::Gemm) run_gemm(s.gemm, h, st);
         else if (s.kind == StepKind::Conv) run_conv(s.conv, h, st);

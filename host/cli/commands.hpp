@@ -119,10 +119,15 @@ struct ScoreOptions {
   std::string output_slice;         // "B:E": keep output channels [B, E)
   std::vector<std::string> inputs;  // "NAME=VALUE" or "NAME=FILE.npy"
   bool tf32 = false;
+  std::string precision;  // fp32 | tf32 | bf16; empty: not given (fp32, or tf32 with --tf32)
 
-  // Adds --model, --prior (when with_prior), the input names, --input, --output-slice and (when
-  // with_adapter) the adapter options --output, --convention, --level, --alpha-bar, --tf32.
+  // Adds --model, --prior (when with_prior), the input names, --input, --output-slice,
+  // --precision, --tf32 and (when with_adapter) the adapter options --output, --convention,
+  // --level, --alpha-bar.
   void add_options(CLI::App* app, bool with_prior, bool with_adapter = true);
+  // The network precision asked for: "fp32", "tf32" or "bf16" (throws CliError on an unknown name
+  // or on --tf32 with --precision fp32/bf16).
+  std::string precision_name() const;
   // The adapter configuration (checks the option values); storage keeps what it points to alive.
   almc_onnx_config onnx_config(OnnxStorage& storage) const;
 };

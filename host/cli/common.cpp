@@ -147,15 +147,26 @@ void ScoreOptions::add_options(CLI::App* app, bool with_prior, bool with_adapter
   app->add_option("--input", inputs, "a further network input's constant value: NAME=VALUE or NAME=FILE.npy (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_option("--output-slice", output_slice, "keep the output's channels B:E (a learned-variance model's first C of 2C: 0:C)");
+  app->add_option("--precision", precision,
+                  "the network's GEMMs and convolutions: fp32 (default) | tf32 (CUDA tensor cores, a dense operator's "
+                  "GEMMs too) | bf16 (CPU: bfloat16 inputs, fp32 sums); the chains stay fp32");
+  app->add_flag("--tf32", tf32, "the same as --precision tf32");
   if (!with_adapter) return;
   app->add_option("--output", output, "what the network predicts: score | eps | denoiser | x0")->capture_default_str();
   app->add_option("--convention", convention, "the network's noise convention: ou | vp | ve")->capture_default_str();
   app->add_option("--level", level, "how the level is fed: t | sigma | log-sigma | index | none")->capture_default_str();
   app->add_option("--alpha-bar", alpha_bar, "alpha_bar table (.npy, 1-D) for --level index");
-  app->add_flag("--tf32", tf32, "allow TF32 GEMMs and convolutions (CUDA): the network's and a dense operator's");
   app->add_option("--beta-min", beta_min, "continuous VP-SDE (score_sde): beta_min of the network's time s in [0, 1]");
   app->add_option("--beta-max", beta_max, "continuous VP-SDE: beta_max (feeds s with alpha_bar(s) = e^{-2t})");
   app->add_option("--level-scale", level_scale, "multiply the fed t, sigma or log-sigma (e.g. 999 for labels t * 999)");
+}
+
+std::string ScoreOptions::precision_name() const {
+  const std::string p = lower(precision);
+  if (!p.empty() && p != "fp32" && p != "tf32" && p != "bf16")
+    throw CliError("unknown --precision '" + precision + "' (use fp32, tf32 or bf16)", 2);
+  if (tf32 && !p.empty() && p != "tf32") throw CliError("--tf32 and --precision " + p + " disagree: give one", 2);
+  return tf32 ? "tf32" : p.empty() ? "fp32" : p;
 }
 
 almc_onnx_config ScoreOptions::onnx_config(OnnxStorage& storage) const {
@@ -206,7 +217,9 @@ almc_onnx_config ScoreOptions::onnx_config(OnnxStorage& storage) const {
   } else if (!alpha_bar.empty()) {
     throw CliError("--alpha-bar is only used with --level index", 2);
   }
-  cfg.allow_tf32 = tf32 ? 1 : 0;
+  const std::string prec = precision_name();
+  cfg.precision = prec == "bf16" ? ALMC_PRECISION_BF16 : prec == "tf32" ? ALMC_PRECISION_TF32 : ALMC_PRECISION_FP32;
+  cfg.allow_tf32 = prec == "tf32" ? 1 : 0;
   if (!std::isnan(beta_max) || !std::isnan(beta_min)) {
     const double bmin = std::isnan(beta_min) ? 0.0 : beta_min;
     if (!(beta_max > 0) || !std::isfinite(beta_max) || !(bmin >= 0) || !(beta_max >= bmin))
@@ -279,6 +292,7 @@ Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch,
     if (description) *description = "onnx:" + opt.model;
     return owned;
   }
+  if (opt.precision_name() == "bf16") throw CliError("--precision bf16 applies to a --model network, not to a --prior", 2);
   if (::access(opt.prior.c_str(), R_OK) != 0) throw CliError("--prior " + opt.prior + ": cannot read the file");
   const almc_status st = almc_score_create_gmm_json(ctx, opt.prior.c_str(), &s);
   Score owned(s);

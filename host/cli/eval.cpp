@@ -1,6 +1,8 @@
-// `almc eval`: the raw network output on given inputs (to compare an export with its framework).
+// `almc eval`: the raw network output on given inputs (to compare an export with its framework),
+// and with --compare-fp32 the error of the chosen --precision against fp32 on the same inputs.
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "host/cli/commands.hpp"
 #include "host/io/npy.hpp"
@@ -13,13 +15,36 @@ struct EvalOptions {
   std::string x, out, backend = "cpu";
   double level = std::nan("");
   int threads = 0;
-  bool quiet = false;
+  bool quiet = false, compare_fp32 = false;
+  JsonReport json;
 };
+
+// Largest |a - b| and ||a - b||_2 / ||b||_2 (b the reference), in double.
+struct Diff {
+  double max_abs = 0, rel_l2 = 0, ref_l2 = 0;
+};
+Diff diff(const std::vector<float>& a, const std::vector<float>& b) {
+  Diff r;
+  double num = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double e = double(a[i]) - double(b[i]);
+    r.max_abs = std::fmax(r.max_abs, std::fabs(e));
+    if (std::isnan(e)) r.max_abs = e;
+    num += e * e;
+    r.ref_l2 += double(b[i]) * double(b[i]);
+  }
+  r.ref_l2 = std::sqrt(r.ref_l2);
+  r.rel_l2 = std::sqrt(num) / r.ref_l2;
+  return r;
+}
 
 void run_eval(const EvalOptions& o) {
   if (o.score.model.empty()) throw CliError("--model FILE.onnx is required", 2);
   if (std::isnan(o.level) || !std::isfinite(o.level)) throw CliError("--level L (a finite number) is required", 2);
-  prepare_outputs({{"--out", &o.out}});
+  if (o.out.empty() && !o.compare_fp32) throw CliError("--out FILE.npy is required (unless --compare-fp32 is given)", 2);
+  const std::string precision = o.score.precision_name();
+  if (!o.out.empty()) prepare_outputs({{"--out", &o.out}});
+  o.json.prepare();
   const FloatArray x = load_array(o.x, "--x", true);
   if (x.size() == 0) throw CliError("--x " + o.x + " is empty");
   // x is [n, ...]: one input per leading index; a 1-D x is a single input.
@@ -28,12 +53,36 @@ void run_eval(const EvalOptions& o) {
   OnnxStorage storage;
   const almc_onnx_config cfg = o.score.onnx_config(storage);
   Context ctx = make_context(o.backend, o.threads, o.quiet);
-  std::vector<float> out(x.data.size());
-  check(almc_onnx_eval_raw(ctx.get(), o.score.model.c_str(), &cfg, x.data.data(), n, d, static_cast<float>(o.level), out.data()),
-        "--model " + o.score.model, ctx.get());
-  save_array(o.out, out.data(), x.shape);
-  if (!o.quiet) std::printf("almc eval: %lld input(s) of %lld values at level %g -> %s\n", static_cast<long long>(n),
-                            static_cast<long long>(d), o.level, o.out.c_str());
+  auto eval = [&](const almc_onnx_config& c) {
+    std::vector<float> out(x.data.size());
+    check(almc_onnx_eval_raw(ctx.get(), o.score.model.c_str(), &c, x.data.data(), n, d, static_cast<float>(o.level), out.data()),
+          "--model " + o.score.model, ctx.get());
+    return out;
+  };
+  const std::vector<float> out = eval(cfg);
+  if (!o.out.empty()) save_array(o.out, out.data(), x.shape);
+  nlohmann::json j;
+  j["model"] = o.score.model;
+  j["n"] = n;
+  j["d"] = d;
+  j["level"] = o.level;
+  j["precision"] = precision;
+  j["out"] = o.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.out);
+  std::string text = "almc eval: " + std::to_string(n) + " input(s) of " + std::to_string(d) + " values at level " +
+                     nlohmann::json(o.level).dump() + ", precision " + precision + (o.out.empty() ? "" : " -> " + o.out);
+  if (o.compare_fp32) {
+    almc_onnx_config ref_cfg = cfg;
+    ref_cfg.precision = ALMC_PRECISION_FP32;
+    ref_cfg.allow_tf32 = 0;
+    const Diff e = diff(out, eval(ref_cfg));
+    auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    j["compare_fp32"] = {{"max_abs_error", num(e.max_abs)}, {"rel_l2_error", num(e.rel_l2)}, {"fp32_l2_norm", num(e.ref_l2)}};
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "\n  against fp32: max |error| %.3e, relative L2 error %.3e", e.max_abs, e.rel_l2);
+    text += buf;
+  }
+  o.json.emit(j);
+  if (!o.quiet) std::fprintf(o.json.on_stdout() ? stderr : stdout, "%s\n", text.c_str());
 }
 
 }  // namespace
@@ -44,10 +93,14 @@ void register_eval_command(CLI::App& app) {
   o->score.add_options(sub, false, false);  // raw network: no adapter; --level is the value
   sub->add_option("--x", o->x, "inputs (.npy [n, ...])")->required();
   sub->add_option("--level", o->level, "raw level value fed to the network's level input")->required();
-  sub->add_option("--out", o->out, "raw outputs (.npy, same shape as --x)")->required();
+  sub->add_option("--out", o->out, "raw outputs (.npy, same shape as --x); optional with --compare-fp32");
+  sub->add_flag("--compare-fp32", o->compare_fp32,
+                "also evaluate at fp32 on the same inputs and report the --precision result's error against it "
+                "(max |error|, relative L2 error)");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)");
   sub->add_flag("--quiet,-q", o->quiet, "no summary");
+  o->json.add_option(sub, "the summary (and the comparison) as JSON");
   sub->callback([o]() { run_eval(*o); });
 }
 

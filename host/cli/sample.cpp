@@ -192,6 +192,8 @@ json run_identity(const SampleOptions& o, const almc_sampler_config& cfg, const 
     inputs.push_back({in, file ? file_digest(value, "--input") : std::string()});
   }
   auto number_or_null = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };  // NaN != NaN
+  // Only a non-default precision is recorded (fp32 runs keep the identity they had before it).
+  if (sc.precision_name() != "fp32") j["precision"] = sc.precision_name();
   j["adapter"] = {number_or_null(sc.beta_min), number_or_null(sc.beta_max), number_or_null(sc.level_scale),
                   sc.output_slice, inputs};
   if (have_y)
@@ -406,7 +408,7 @@ void run_sample(const SampleOptions& options, Team& team) {
   Operator op;
   if (have_y) op = make_operator(ctx.get(), spec, d, shape, n_meas, &op_desc);
   // --tf32 covers the dense operator's GEMMs too (CUDA only; a no-op elsewhere).
-  if (have_y && o.score.tf32) check(almc_operator_set_tf32(op.get(), 1), "--tf32", op.get());
+  if (have_y && o.score.precision_name() == "tf32") check(almc_operator_set_tf32(op.get(), 1), "--tf32", op.get());
 
   const json bindings = network_bindings(score.get(), cfg);
   if (o.verbose && !bindings.is_null()) {

@@ -68,6 +68,8 @@ void bind_plan(Plan& p, float* arena, const float* consts) {
   };
   for (auto& s : p.steps) {
     auto& f = s.refs;
+    s.w16 = s.w16_off >= 0 ? consts + s.w16_off : nullptr;
+    s.scratch16 = s.bf16 && p.scratch16_off >= 0 ? arena + p.scratch16_off : nullptr;
     switch (s.kind) {
       case StepKind::Ew:
         for (int k = 0; k < s.ew.n_in; ++k) s.ew.in[k] = R(f[size_t(k)]);

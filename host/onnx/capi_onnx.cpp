@@ -258,7 +258,13 @@ ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
   e.output = c->output;
   e.convention = c->convention;
   e.level = c->level;
-  e.allow_tf32 = c->allow_tf32 != 0;
+  if (almc::raw_enum(c->precision) < ALMC_PRECISION_FP32 || almc::raw_enum(c->precision) > ALMC_PRECISION_BF16)
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown precision " + std::to_string(almc::raw_enum(c->precision)) +
+                                               " (ALMC_PRECISION_FP32, _TF32 or _BF16)");
+  if (c->precision == ALMC_PRECISION_BF16 && c->allow_tf32)
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "precision BF16 and allow_tf32 both set: choose one");
+  e.allow_tf32 = c->allow_tf32 != 0 || c->precision == ALMC_PRECISION_TF32;
+  e.precision = c->precision;
   e.max_batch = c->max_batch;
   if (c->x_input) e.x_input = c->x_input;
   if (c->level_input) e.level_input = c->level_input;
@@ -339,6 +345,7 @@ almc_onnx_config almc_onnx_config_default(void) {
   c.beta_min = 0;
   c.beta_max = 0;
   c.level_scale = 0;
+  c.precision = ALMC_PRECISION_FP32;
   return c;
 }
 

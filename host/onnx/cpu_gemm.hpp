@@ -13,6 +13,21 @@
 // portable C++ with separate multiply and add); results are reproducible on one machine, not
 // across machines with different features. ALMC_CPU_GEMM=avx512|avx2|generic caps the choice (a
 // value the CPU cannot run falls back to the best one it can).
+//
+// BF16 (GemmView::bf16, the opt-in network precision): a and b are rounded to bfloat16 (8-bit
+// significand; to_bf16 below) and the products of pairs are accumulated in float, the way the
+// AVX512_BF16 instruction VDPBF16PS does. With Kp = ceil(K / 2) pairs (an odd K padded with a zero
+// pair member), every output element is
+//   c = 0;  for p = 0 .. Kp-1:  c = c (+) a(2p+1) b(2p+1);  c = c (+) a(2p) b(2p)
+// where each product is exact (two 8-bit significands) and (+) rounds the exact sum to 24 bits,
+// to nearest even, as if the exponent range were unbounded, a result below 2^-126 in magnitude
+// becoming a zero of its sign (flush to zero, tininess after rounding); then the same alpha and
+// bias epilogue as fp32. The order within a pair (odd member first) and the flush rule are those
+// of the instruction on the machine this was written on (an AMD EPYC with AVX512_BF16, checked on
+// millions of random pairs including sums near 2^-126; tests/cpu/test_bf16.cpp checks the
+// instruction against the portable kernel bit for bit wherever it runs). Two kernels: "avx512bf16"
+// (the instruction) and "generic" (portable C++ computing the same bits, slower); ALMC_CPU_GEMM=avx2
+// or generic selects the portable one. As in fp32, the tiling never changes an element's bits.
 #pragma once
 #include <cstdint>
 
@@ -32,14 +47,35 @@ struct GemmView {
   const float* bias = nullptr;  // bias(i,j) = bias[i * bias_rs + j * bias_cs], or none
   int64_t bias_rs = 0, bias_cs = 0;
   float beta = 1.f;
+  // BF16 products (see above). The operands are converted from A and B as a tile needs them,
+  // unless packed in advance (pack_rows_bf16 / pack_cols_bf16, e.g. a network's weights once):
+  bool bf16 = false;
+  const float* A16 = nullptr;  // pair p of row i: A16[i * a16_rs + p]  (words, see pack_rows_bf16)
+  int64_t a16_rs = 0;
+  const float* B16 = nullptr;  // pair p of column j: B16[p * b16_ld + j]
+  int64_t b16_ld = 0;
 };
 
 // Rows i0 .. i1-1 and columns j0 .. j1-1 of C (any sub-rectangle: the bits do not depend on it).
 void gemm_tile(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 inline void gemm_all(const GemmView& g) { gemm_tile(g, 0, g.M, 0, g.N); }
 
-// The kernel in use: "avx512", "avx2" or "generic".
+// The kernel in use: "avx512", "avx2" or "generic"; for BF16 GEMMs "avx512bf16" or "generic".
 const char* gemm_kernel_name();
+const char* gemm_bf16_kernel_name();
+
+// x rounded to bfloat16, to nearest even; a result below 2^-126 in magnitude becomes a zero of
+// x's sign, a NaN stays a (quiet) NaN. The bits are the top half of the float it stands for.
+uint16_t to_bf16(float x);
+// A BF16 pair stored in one float slot: member 2p in the low 16 bits, 2p+1 in the high 16 (the
+// layout VDPBF16PS reads). Only bits: such a slot is never used as a number.
+float bf16_pair(uint16_t lo, uint16_t hi);
+// Rows of a GEMM's A as pairs: out[r * out_rs + p] = pair(a(i0+r, 2p), a(i0+r, 2p+1)) for
+// r < rows, p < ceil(K/2) (A, a_rs, a_ks, K from g).
+void pack_rows_bf16(const GemmView& g, int64_t i0, int64_t rows, float* out, int64_t out_rs);
+// Columns of B as pairs: out[p * out_ld + t] = pair(b(2p, j0+t), b(2p+1, j0+t)) for t < cols
+// (B, ldb, b_koff, K from g).
+void pack_cols_bf16(const GemmView& g, int64_t j0, int64_t cols, float* out, int64_t out_ld);
 
 // y[i] = e^x[i] for i < n, with the same instruction set as the GEMM: every element through the
 // same vector code (the last partial vector masked, never a scalar tail), so an element's value
@@ -48,6 +84,8 @@ const char* gemm_kernel_name();
 void vexp(const float* x, float* y, int64_t n);
 
 namespace gemm_isa {
+using TileFn = void (*)(const GemmView&, int64_t, int64_t, int64_t, int64_t);
+using PackFn = void (*)(const GemmView&, int64_t, int64_t, float*, int64_t);
 // One implementation per instruction set (cpu_gemm_*.cpp); same contracts as gemm_tile and vexp.
 void tile_generic(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 void tile_avx2(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
@@ -55,6 +93,18 @@ void tile_avx512(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t 
 void exp_generic(const float* x, float* y, int64_t n);
 void exp_avx2(const float* x, float* y, int64_t n);
 void exp_avx512(const float* x, float* y, int64_t n);
+// BF16 kernels on packed operands: A, a_rs, B, ldb of g address pair words (a_ks 1, no b_koff)
+// and g.K counts pairs; gemm_tile packs what was not packed in advance and calls them.
+void tile_bf16_generic(const GemmView& w, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+void tile_bf16_avx512(const GemmView& w, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+// gemm_tile's BF16 path with the given kernel and packers (tests compare kernels with it).
+void tile_bf16(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1, TileFn tile, PackFn pack_rows,
+               PackFn pack_cols);
+// pack_rows_bf16 / pack_cols_bf16, portable and with AVX-512F (the same bits).
+void pack_rows_bf16_generic(const GemmView& g, int64_t i0, int64_t rows, float* out, int64_t out_rs);
+void pack_cols_bf16_generic(const GemmView& g, int64_t j0, int64_t cols, float* out, int64_t out_ld);
+void pack_rows_bf16_avx512(const GemmView& g, int64_t i0, int64_t rows, float* out, int64_t out_rs);
+void pack_cols_bf16_avx512(const GemmView& g, int64_t j0, int64_t cols, float* out, int64_t out_ld);
 }  // namespace gemm_isa
 
 }  // namespace almc::onnx

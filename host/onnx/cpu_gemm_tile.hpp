@@ -5,8 +5,9 @@
 // no instruction-set-specific copy can be picked by the linker for another file.
 //
 // An element's computation is the same in every tile shape and at every edge: zero, one fused
-// multiply-add per k in increasing k (masked lanes only ever compute lanes that are not stored),
-// then alpha * acc and + beta * bias. Only the grouping of elements differs.
+// multiply-add (Mac: Fma, or a BF16 pair's two products) per k in increasing k (masked lanes only
+// ever compute lanes that are not stored), then alpha * acc and + beta * bias. Only the grouping
+// of elements differs.
 #pragma once
 #include <cstdint>
 
@@ -15,7 +16,7 @@
 namespace almc::onnx::gemm_isa::tiles {
 
 // Rows i .. i+MR-1, columns j .. j+cols-1 (cols <= NV * width; FULL: cols == NV * width).
-template <class Vec, int MR, int NV, bool FULL, bool KOFF>
+template <class Vec, class Mac, int MR, int NV, bool FULL, bool KOFF>
 void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
   using V = typename Vec::V;
   constexpr int W = Vec::kW;
@@ -40,7 +41,7 @@ void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
     for (int r = 0; r < MR; ++r) {
       const V av = Vec::bcast(a + r * ars);
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[r][v] = Vec::fma(av, bv[v], acc[r][v]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = Mac::mac(av, bv[v], acc[r][v]);
     }
   }
   const V alpha = Vec::bcast(&g.alpha), beta = Vec::bcast(&g.beta);
@@ -61,61 +62,75 @@ void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
   }
 }
 
-template <class Vec, int MR, int NV, bool KOFF>
+template <class Vec, class Mac, int MR, int NV, bool KOFF>
 void micro_any(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
-  if (cols == NV * Vec::kW) micro<Vec, MR, NV, true, KOFF>(g, i, j, cols);
-  else micro<Vec, MR, NV, false, KOFF>(g, i, j, cols);
+  if (cols == NV * Vec::kW) micro<Vec, Mac, MR, NV, true, KOFF>(g, i, j, cols);
+  else micro<Vec, Mac, MR, NV, false, KOFF>(g, i, j, cols);
 }
 
 // Fewer than Vec::kRows rows of one panel of NV vectors.
-template <class Vec, int NV, bool KOFF>
+template <class Vec, class Mac, int NV, bool KOFF>
 void rows_tail(const GemmView& g, int64_t i, int64_t rows, int64_t j, int64_t cols) {
   static_assert(Vec::kRows <= 8, "tails up to 7 rows");
   switch (rows) {
-    case 1: return micro_any<Vec, 1, NV, KOFF>(g, i, j, cols);
-    case 2: return micro_any<Vec, 2, NV, KOFF>(g, i, j, cols);
-    case 3: return micro_any<Vec, 3, NV, KOFF>(g, i, j, cols);
-    case 4: return micro_any<Vec, 4, NV, KOFF>(g, i, j, cols);
-    case 5: return micro_any<Vec, 5, NV, KOFF>(g, i, j, cols);
-    case 6: return micro_any<Vec, 6 < Vec::kRows ? 6 : 1, NV, KOFF>(g, i, j, cols);
-    default: return micro_any<Vec, 7 < Vec::kRows ? 7 : 1, NV, KOFF>(g, i, j, cols);
+    case 1: return micro_any<Vec, Mac, 1, NV, KOFF>(g, i, j, cols);
+    case 2: return micro_any<Vec, Mac, 2, NV, KOFF>(g, i, j, cols);
+    case 3: return micro_any<Vec, Mac, 3, NV, KOFF>(g, i, j, cols);
+    case 4: return micro_any<Vec, Mac, 4, NV, KOFF>(g, i, j, cols);
+    case 5: return micro_any<Vec, Mac, 5, NV, KOFF>(g, i, j, cols);
+    case 6: return micro_any<Vec, Mac, 6 < Vec::kRows ? 6 : 1, NV, KOFF>(g, i, j, cols);
+    default: return micro_any<Vec, Mac, 7 < Vec::kRows ? 7 : 1, NV, KOFF>(g, i, j, cols);
   }
 }
 
 // All rows of one panel of NV vectors: blocks of Vec::kRows rows, then the rest.
-template <class Vec, int NV, bool KOFF>
+template <class Vec, class Mac, int NV, bool KOFF>
 void panel(const GemmView& g, int64_t i0, int64_t i1, int64_t j, int64_t cols) {
   int64_t i = i0;
-  for (; i + Vec::kRows <= i1; i += Vec::kRows) micro_any<Vec, Vec::kRows, NV, KOFF>(g, i, j, cols);
-  if (i < i1) rows_tail<Vec, NV, KOFF>(g, i, i1 - i, j, cols);
+  for (; i + Vec::kRows <= i1; i += Vec::kRows) micro_any<Vec, Mac, Vec::kRows, NV, KOFF>(g, i, j, cols);
+  if (i < i1) rows_tail<Vec, Mac, NV, KOFF>(g, i, i1 - i, j, cols);
 }
 
 // Rows i0 .. i1-1, columns j0 .. j1-1: panels of 2 vectors (1 for a narrow last one) by blocks of
 // Vec::kRows rows; up to Vec::kFewRows rows (one sample, a small block) use panels of 4 vectors
 // instead, which keeps enough independent accumulators in flight.
-template <class Vec, bool KOFF>
+template <class Vec, class Mac, bool KOFF>
 void tile_rows(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   constexpr int W = Vec::kW;
   if (i1 - i0 <= Vec::kFewRows) {
     for (int64_t j = j0; j < j1; j += 4 * W) {
       const int64_t cols = j1 - j < 4 * W ? j1 - j : 4 * W;
-      if (i1 - i0 == 1) micro_any<Vec, 1, 4, KOFF>(g, i0, j, cols);
-      else if (i1 - i0 == 2 || Vec::kFewRows < 3) micro_any<Vec, 2, 4, KOFF>(g, i0, j, cols);
-      else micro_any<Vec, 3, 4, KOFF>(g, i0, j, cols);
+      if (i1 - i0 == 1) micro_any<Vec, Mac, 1, 4, KOFF>(g, i0, j, cols);
+      else if (i1 - i0 == 2 || Vec::kFewRows < 3) micro_any<Vec, Mac, 2, 4, KOFF>(g, i0, j, cols);
+      else micro_any<Vec, Mac, 3, 4, KOFF>(g, i0, j, cols);
     }
     return;
   }
   for (int64_t j = j0; j < j1; j += 2 * W) {
     const int64_t cols = j1 - j < 2 * W ? j1 - j : 2 * W;
-    if (cols <= W) panel<Vec, 1, KOFF>(g, i0, i1, j, cols);  // a narrow last panel: no idle vector
-    else panel<Vec, 2, KOFF>(g, i0, i1, j, cols);
+    if (cols <= W) panel<Vec, Mac, 1, KOFF>(g, i0, i1, j, cols);  // a narrow last panel: no idle vector
+    else panel<Vec, Mac, 2, KOFF>(g, i0, i1, j, cols);
   }
 }
 
+// The fp32 multiply-add: one fused multiply-add per k.
+template <class Vec>
+struct Fma {
+  static typename Vec::V mac(typename Vec::V a, typename Vec::V b, typename Vec::V c) { return Vec::fma(a, b, c); }
+};
+
 template <class Vec>
 void tile(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  if (g.b_koff) tile_rows<Vec, true>(g, i0, i1, j0, j1);
-  else tile_rows<Vec, false>(g, i0, i1, j0, j1);
+  if (g.b_koff) tile_rows<Vec, Fma<Vec>, true>(g, i0, i1, j0, j1);
+  else tile_rows<Vec, Fma<Vec>, false>(g, i0, i1, j0, j1);
+}
+
+// The same tiles over BF16 pairs (cpu_gemm.hpp): a "float" of A or B is a packed pair, k counts
+// pairs, and Mac adds a pair's two products to each lane (Mac::mac(a pair broadcast, B's pairs,
+// acc)). The caller passes a view whose A, B, K are the packed operands.
+template <class Vec, class Mac>
+void tile_pairs(const GemmView& w, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  tile_rows<Vec, Mac, false>(w, i0, i1, j0, j1);
 }
 
 // y = e^x over n floats (cpu_gemm.hpp's vexp): x = k ln2 + r with |r| <= ln2/2 (ln2 in two

@@ -70,7 +70,17 @@ void set_a(GemmView& g, const float* A, bool trans, int64_t lda) {
   g.a_ks = trans ? lda : 1;
 }
 
-void run_gemm(const GemmParams& p) {
+// A step's BF16 setting on its GEMM view (v.K set): BF16 products, and rows row0.. of the weight
+// packed by use_bf16 as the view's A when there is one.
+void set_bf16_a(GemmView& v, const Step& s, int64_t row0) {
+  v.bf16 = s.bf16;
+  if (!s.w16) return;
+  v.a16_rs = (v.K + 1) / 2;
+  v.A16 = s.w16 + row0 * v.a16_rs;
+}
+
+void run_gemm(const Step& s) {
+  const GemmParams& p = s.gemm;
   // A transposed runtime B (constant ones are stored untransposed by the planner) is copied to
   // [K, N] rows first: the kernel reads B by rows. Per thread, grown once.
   thread_local std::vector<float> bt;
@@ -89,6 +99,13 @@ void run_gemm(const GemmParams& p) {
       copy_tiled(g.B, 1, p.ldb, bt.data(), p.N, 1, p.K, p.N);  // bt[k, n] = B[n, k]
       g.B = bt.data();
       g.ldb = p.N;
+    }
+    g.bf16 = s.bf16;
+    if (s.w16 && s.w16_side == 1) {
+      g.B16 = s.w16;  // the shared constant B (use_bf16)
+      g.b16_ld = p.N;
+    } else if (s.w16) {
+      set_bf16_a(g, s, 0);  // the shared constant op(A)
     }
     g.C = p.C + oc;
     g.ldc = p.ldc;
@@ -134,12 +151,14 @@ struct Shifted {
 
 // Group g's weights [Mg, Cg*KK] as the GEMM's A, with the bias added as C is stored (an output
 // written in place) or not.
-GemmView conv_gemm(const ConvParams& p, int64_t g, bool bias) {
+GemmView conv_gemm(const Step& st, int64_t g, bool bias) {
+  const ConvParams& p = st.conv;
   const int64_t Cg = p.C / p.group, Mg = p.M / p.group, KK = p.KH * p.KW;
   GemmView v;
   v.M = Mg;
   v.K = Cg * KK;
   set_a(v, p.w + g * Mg * Cg * KK, false, Cg * KK);
+  set_bf16_a(v, st, g * Mg);
   if (bias && p.bias) {
     v.bias = p.bias + g * Mg;
     v.bias_rs = 1;
@@ -148,7 +167,8 @@ GemmView conv_gemm(const ConvParams& p, int64_t g, bool bias) {
   return v;
 }
 
-void conv_shifted(const ConvParams& p, const Shifted& s, int64_t n, int64_t g) {
+void conv_shifted(const Step& st, const Shifted& s, int64_t n, int64_t g) {
+  const ConvParams& p = st.conv;
   thread_local std::vector<int64_t> koff;  // per thread, grown once
   const int64_t Cg = p.C / p.group, Mg = p.M / p.group, KK = p.KH * p.KW, OHW = p.OH * p.OW;
   koff.resize(size_t(Cg * KK));
@@ -166,7 +186,7 @@ void conv_shifted(const ConvParams& p, const Shifted& s, int64_t n, int64_t g) {
     for (int64_t c = 0; c < Cg; ++c)
       for (int64_t kh = 0; kh < p.KH; ++kh)
         for (int64_t kw = 0; kw < p.KW; ++kw) koff[size_t((c * p.KH + kh) * p.KW + kw)] = (c * Hb + kh * p.dh) * s.Wp + kw * p.dw;
-    GemmView v = conv_gemm(p, g, true);
+    GemmView v = conv_gemm(st, g, true);
     v.N = wide;
     v.B = xp;
     v.b_koff = koff.data();
@@ -188,7 +208,8 @@ int64_t im2col_band_rows(const ConvParams& p) {
   return std::max<int64_t>(1, std::min(p.OH, std::min(p.col_elems, kBandFloats) / std::max<int64_t>(1, per_row)));
 }
 
-void run_conv(const ConvParams& p) {
+void run_conv(const Step& st) {
+  const ConvParams& p = st.conv;
   const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, OHW = p.OH * p.OW;
   const bool unit = KK == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
   const Shifted shifted(p);
@@ -201,10 +222,10 @@ void run_conv(const ConvParams& p) {
     const bool direct = B == 1 && unit;
     for (int64_t g = 0; g < G; ++g) {
       if (B == 1 && shifted.fits) {
-        conv_shifted(p, shifted, n0, g);
+        conv_shifted(st, shifted, n0, g);
         continue;
       }
-      GemmView v = conv_gemm(p, g, B == 1);
+      GemmView v = conv_gemm(st, g, B == 1);
       if (B == 1) {
         // One image, in bands of output rows: the GEMM result [Mg, rows*OW] is the output itself,
         // the bias added as it is stored. The band's im2col is that of a convolution of `rows`
@@ -251,7 +272,8 @@ void run_conv(const ConvParams& p) {
   }
 }
 
-void run_conv_transpose(const ConvParams& p) {
+void run_conv_transpose(const Step& st) {
+  const ConvParams& p = st.conv;
   const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, HW = p.H * p.W;
   for (int64_t n0 = 0; n0 < p.N; n0 += p.chunk) {
     const int64_t B = std::min(p.chunk, p.N - n0), cols = B * HW;
@@ -269,6 +291,7 @@ void run_conv_transpose(const ConvParams& p) {
       v.N = cols;
       v.K = Cg;
       set_a(v, p.w + g * Cg * Mg * KK, true, Mg * KK);
+      set_bf16_a(v, st, g * Mg * KK);
       v.B = xt;
       v.ldb = cols;
       v.C = col;
@@ -380,9 +403,9 @@ template void cpu_gather<double>(const GatherParams&, const double*, const doubl
 void cpu_run_step(const Step& s) {
   switch (s.kind) {
     case StepKind::Ew: return run_ew(s.ew);
-    case StepKind::Gemm: return run_gemm(s.gemm);
-    case StepKind::Conv: return run_conv(s.conv);
-    case StepKind::ConvT: return run_conv_transpose(s.conv);
+    case StepKind::Gemm: return run_gemm(s);
+    case StepKind::Conv: return run_conv(s);
+    case StepKind::ConvT: return run_conv_transpose(s);
     case StepKind::Copy: return cpu_copy<float>(s.copy, s.copy.in, s.copy.out);
     case StepKind::Gather: return cpu_gather<float>(s.gather, s.gather.data, s.gather.idx, s.gather.out);
     case StepKind::Softmax: return run_softmax(s.softmax);

@@ -81,7 +81,9 @@ Executor::Slot& Executor::slot_for(int64_t n) {
     throw Error(ALMC_ERR_WRONG_STATE, "the ONNX network was called with batch " + std::to_string(n) +
                                           " inside a CUDA graph capture before it was planned; set max_batch");
   }
-  return *slots_.emplace(n, make_slot(build_plan(g_, io_, n), nullptr)).first->second;
+  Plan p = build_plan(g_, io_, n);
+  if (cfg_.precision == ALMC_PRECISION_BF16) use_bf16(p, true);
+  return *slots_.emplace(n, make_slot(std::move(p), nullptr)).first->second;
 }
 
 namespace {
@@ -118,7 +120,9 @@ Executor::Slot& Executor::cpu_slot(size_t thread, int64_t b) {
   auto& sizes = cpu_workers_[thread];
   if (sizes.size() <= level) sizes.resize(level + 1);
   if (sizes[level]) return *sizes[level];
-  auto w = make_slot(first ? first->plan : build_plan(g_, io_, int64_t(1) << level), first);  // a copy is rebound
+  Plan p = first ? first->plan : build_plan(g_, io_, int64_t(1) << level);
+  if (!first && cfg_.precision == ALMC_PRECISION_BF16) use_bf16(p, false);
+  auto w = make_slot(std::move(p), first);  // a copy is rebound
   sizes[level] = std::move(w);
   return *sizes[level];
 }
@@ -156,6 +160,11 @@ std::map<std::string, double> Executor::profile_cpu(int64_t n, int reps, bool by
 size_t Executor::steps(int64_t n) { return slot_for(n).plan.steps.size(); }
 int64_t Executor::arena_bytes(int64_t n) { return slot_for(n).plan.arena_floats * 4; }
 int64_t Executor::const_bytes(int64_t n) { return int64_t(slot_for(n).plan.consts.size()) * 4; }
+
+size_t Executor::bf16_steps() {
+  const auto& steps = slot_for(k_.host_blocks() ? 1 : std::max<int64_t>(cfg_.max_batch, 1)).plan.steps;
+  return size_t(std::count_if(steps.begin(), steps.end(), [](const Step& s) { return s.bf16; }));
+}
 
 // The run loop: the backend's operators decide how a batch is split (host blocks on OpenMP
 // threads, or one plan per batch size on the backend's stream); the steps are theirs either way.

@@ -21,6 +21,9 @@ class OpKernels;
 
 struct ExecConfig {
   bool allow_tf32 = false;
+  // ALMC_PRECISION_BF16: the network's GEMMs and convolutions with BF16 products and fp32 sums
+  // (use_bf16); FP32 and TF32 leave the plans as they are (TF32 is allow_tf32, CUDA only).
+  int precision = ALMC_PRECISION_FP32;
   int64_t max_batch = 0;
   std::string x_input, level_input;  // empty: first input / second input
   int output = ALMC_OUTPUT_SCORE, convention = ALMC_CONV_OU, level = ALMC_LEVEL_T;
@@ -74,6 +77,8 @@ class Executor {
   std::map<std::string, double> profile_cpu(int64_t n, int reps, bool by_node = false);
   // Plan statistics for tests and benchmarks (from the planner, not from the allocations).
   size_t steps(int64_t n);
+  // Steps of the model's plan that run with BF16 products (0 unless precision is BF16).
+  size_t bf16_steps();
   int64_t arena_bytes(int64_t n);
   int64_t const_bytes(int64_t n);
 

@@ -42,6 +42,17 @@ struct Step {
   std::vector<BufRef> refs;
   // Ew only: the shape before dimension collapsing (fusion compares it).
   std::vector<int64_t> ew_shape;
+  // Gemm, Conv, ConvT of a plan for ALMC_PRECISION_BF16 (use_bf16): BF16 products, the constant
+  // operand packed once at w16_off of the constant buffer (-1: none packed; Gemm: w16_side 1 is B
+  // as pack_cols_bf16 [ceil(K/2), N], 0 is op(A) as pack_rows_bf16 [M, ceil(K/2)]; Conv: the weight
+  // [M, ceil(Cg*KH*KW/2)]; ConvT: per group [Mg*KH*KW, ceil(Cg/2)]). w16 is bound by bind_plan.
+  // CUDA: w16 holds the operand as a plain bfloat16 array in its fp32 layout, and scratch16 (bound
+  // to the plan's scratch16_off) is where the step converts its runtime operands.
+  bool bf16 = false;
+  int w16_side = 1;
+  int64_t w16_off = -1;
+  const float* w16 = nullptr;
+  float* scratch16 = nullptr;
 };
 
 struct Storage {
@@ -64,6 +75,7 @@ struct Plan {
   std::vector<Storage> storages;
   std::vector<float> consts;
   int64_t arena_floats = 0;
+  int64_t scratch16_off = -1;  // CUDA BF16 plans: the scratch region's arena offset (use_bf16)
   BufRef x, level, out;  // resolved arena offsets
   int64_t x_count = 0, level_count = 0, out_count = 0;
   bool level_used = false;
@@ -71,6 +83,10 @@ struct Plan {
 
 // Build the plan for batch size n (throws Error naming the node that cannot run).
 Plan build_plan(const Graph& g, const IoSpec& io, int64_t n);
+
+// Mark the plan's GEMM and convolution steps BF16 and convert their constant weights, for the CPU
+// kernels or for CUDA (precision.cpp). After build_plan, before the buffers are allocated.
+void use_bf16(Plan& p, bool cuda);
 
 // Point the params of every step at arena + offsets and consts + offsets.
 void bind_plan(Plan& p, float* arena, const float* consts);

@@ -191,6 +191,13 @@ typedef struct almc_onnx_input {
   int64_t ndim;
 } almc_onnx_input;
 
+/* Arithmetic of a score network's GEMMs and convolutions (almc_onnx_config.precision). */
+typedef enum almc_precision {
+  ALMC_PRECISION_FP32 = 0,
+  ALMC_PRECISION_TF32 = 1,
+  ALMC_PRECISION_BF16 = 2
+} almc_precision;
+
 typedef struct almc_onnx_config {
   size_t struct_size;
   const char* x_input;      /* input name for x; NULL: the first input */
@@ -215,6 +222,11 @@ typedef struct almc_onnx_config {
   /* The fed t, sigma or log-sigma value is multiplied by level_scale (e.g. 999 or 1000 for time
    * labels t * 999); 0 means 1. */
   double level_scale;
+  /* The network's arithmetic (the chains stay fp32 whatever it is): ALMC_PRECISION_FP32 (default),
+   * _TF32 (CUDA GEMMs and convolutions on TF32 tensor cores; the same as allow_tf32 = 1; no effect on
+   * the CPU) or _BF16 (GEMMs and convolutions with inputs rounded to bfloat16, products summed in
+   * fp32; CPU backend; other ops stay fp32). BF16 with allow_tf32 set is refused. */
+  almc_precision precision;
 } almc_onnx_config;
 
 almc_onnx_config almc_onnx_config_default(void);

@@ -15,6 +15,7 @@ from ._errors import invalid
 _OUTPUTS = {"score": 0, "eps": 1, "denoiser": 2, "x0": 3}
 _CONVENTIONS = {"ou": 0, "vp": 1, "ve": 2}
 _LEVELS = {"t": 0, "sigma": 1, "log-sigma": 2, "log_sigma": 2, "index": 3, "none": 4}
+_PRECISIONS = {"fp32": 0, "tf32": 1, "bf16": 2}
 
 _validation_context = None
 
@@ -130,8 +131,10 @@ class OnnxScore(Prior):
 
     output: score | eps | denoiser | x0; convention: ou | vp | ve; level: t | sigma | log-sigma |
     index | none (alpha_bar: the table for level="index"); x_input / level_input: input names
-    (default: the first and second inputs); tf32: TF32 GEMMs on CUDA; shape: one chain's shape
-    (default: image_shape in <model>.json or model.json beside the model, else [d]).
+    (default: the first and second inputs); precision: the network's GEMMs and convolutions, fp32
+    (default), tf32 (CUDA tensor cores) or bf16 (CPU: bfloat16 inputs, fp32 sums; the chains stay
+    fp32); tf32=True is precision="tf32"; shape: one chain's shape (default: image_shape in
+    <model>.json or model.json beside the model, else [d]).
     As `almc sample`'s --beta-min/--beta-max (a continuous VP-SDE network fed its time s in [0, 1],
     convention="vp", level="t"), --level-scale (the fed t, sigma or log-sigma is multiplied by it,
     e.g. 999), --output-slice (output_slice=(B, E): keep channels B..E-1 of a learned-variance
@@ -140,7 +143,7 @@ class OnnxScore(Prior):
 
     def __init__(self, path, output="score", convention="ou", level="t", alpha_bar=None, x_input=None,
                  level_input=None, tf32=False, shape=None, beta_min=None, beta_max=None, level_scale=None,
-                 output_slice=None, inputs=None):
+                 output_slice=None, inputs=None, precision=None):
         self.path = os.fspath(path)
         self.output = _choice("output", output, _OUTPUTS)
         self.convention = _choice("convention", convention, _CONVENTIONS)
@@ -156,6 +159,10 @@ class OnnxScore(Prior):
         self.x_input = x_input
         self.level_input = level_input
         self.tf32 = bool(tf32)
+        self.precision = _choice("precision", "tf32" if precision is None and self.tf32 else precision or "fp32",
+                                 _PRECISIONS)
+        if self.tf32 and self.precision != _PRECISIONS["tf32"]:
+            raise invalid(f"tf32=True and precision='{precision}' disagree: give one")
         self.beta_min = self.beta_max = 0.0
         if beta_min is not None or beta_max is not None:
             bmin = 0.0 if beta_min is None else float(beta_min)
@@ -197,7 +204,7 @@ class OnnxScore(Prior):
 
     def _create(self, ctx, d, shape):
         s = _almc.score_onnx(ctx, self.path, self.output, self.convention, self.level, self.alpha_bar, self.x_input,
-                             self.level_input, self.tf32, self.beta_min, self.beta_max, self.level_scale,
+                             self.level_input, self.precision, self.beta_min, self.beta_max, self.level_scale,
                              self.output_slice[0], self.output_slice[1], [n for n, _, _ in self.inputs],
                              [v for _, v, _ in self.inputs], [sh for _, _, sh in self.inputs])
         if self.dim is not None and s.dim != self.dim:

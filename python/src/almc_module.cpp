@@ -513,7 +513,7 @@ NB_MODULE(_almc, mod) {
       "score_onnx",
       [](const ContextPtr& c, const std::string& path, int output, int convention, int level,
          std::optional<HostIn> alpha_bar, std::optional<std::string> x_input, std::optional<std::string> level_input,
-         bool tf32, double beta_min, double beta_max, double level_scale, int64_t channel_begin, int64_t channel_end,
+         int precision, double beta_min, double beta_max, double level_scale, int64_t channel_begin, int64_t channel_end,
          const std::vector<std::string>& input_names, const std::vector<HostIn>& input_values,
          const std::vector<std::vector<int64_t>>& input_shapes) {
         almc_onnx_config oc = almc_onnx_config_default();
@@ -526,7 +526,7 @@ NB_MODULE(_almc, mod) {
         }
         oc.x_input = x_input ? x_input->c_str() : nullptr;
         oc.level_input = level_input ? level_input->c_str() : nullptr;
-        oc.allow_tf32 = tf32 ? 1 : 0;
+        oc.precision = static_cast<almc_precision>(precision);
         oc.beta_min = beta_min;
         oc.beta_max = beta_max;
         oc.level_scale = level_scale;
@@ -545,7 +545,7 @@ NB_MODULE(_almc, mod) {
         return make_score(c, [&](almc_score_t* out) { return almc_score_create_onnx(c->h, path.c_str(), &oc, out); });
       },
       nb::arg("ctx"), nb::arg("path"), nb::arg("output"), nb::arg("convention"), nb::arg("level"),
-      nb::arg("alpha_bar").none(), nb::arg("x_input").none(), nb::arg("level_input").none(), nb::arg("tf32"),
+      nb::arg("alpha_bar").none(), nb::arg("x_input").none(), nb::arg("level_input").none(), nb::arg("precision"),
       nb::arg("beta_min"), nb::arg("beta_max"), nb::arg("level_scale"), nb::arg("channel_begin"),
       nb::arg("channel_end"), nb::arg("input_names"), nb::arg("input_values"), nb::arg("input_shapes"));
   mod.def("score_callback", [](const ContextPtr& c, int64_t d, nb::object fn) {
