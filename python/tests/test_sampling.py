@@ -174,6 +174,23 @@ def test_onnx_score_demo_network():
     assert np.abs(res.mean[0, 0, :8] - x[0, 0, :8]).mean() < 0.2
 
 
+def test_onnx_score_bf16_precision():
+    # precision="bf16": the network's GEMMs in bfloat16 (CPU), the chains in fp32: a run with the
+    # same seed differs from fp32 by a little; unknown names and tf32=True with bf16 are refused.
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "demo", "digits_score.onnx")
+    runs = {}
+    for p in ("fp32", "bf16"):
+        prior = almc.OnnxScore(path, output="eps", convention="vp", level="t", precision=p)
+        runs[p] = almc.Sampler(prior, chains=2, seed=3, kappa=0.5, delta=2e-3, t_start=1.0, t_stop=0.5).run(
+            progress=False).samples
+    assert np.all(np.isfinite(runs["bf16"])) and not np.array_equal(runs["bf16"], runs["fp32"])
+    assert np.abs(runs["bf16"] - runs["fp32"]).max() < 0.1 * np.abs(runs["fp32"]).max()
+    with pytest.raises(almc.InvalidArgumentError, match="unknown precision 'fp16'"):
+        almc.OnnxScore(path, precision="fp16")
+    with pytest.raises(almc.InvalidArgumentError, match="disagree"):
+        almc.OnnxScore(path, tf32=True, precision="bf16")
+
+
 def test_level_list_and_user_initial_state():
     # levels as a list selects the list schedule: 3 levels x 4 steps, no warm start for langevin.
     prior = almc.Gaussian(np.zeros(2), 1.0)
