@@ -120,6 +120,42 @@ TEST(OnnxGpu, MatchesCpuAtBatch64) {
   }
 }
 
+// BF16 precision on CUDA (cuBLAS BF16 GEMMs, fp32 compute) against the CPU's fp32 at batch 64,
+// with the CPU BF16 test's tolerance (tests/cpu/test_bf16.cpp): relative L2 error
+// <= 2 * 2^-9 * sqrt(GEMM/conv steps), and above zero (the BF16 path ran). Not yet run on a device.
+TEST(OnnxGpu, Bf16WithinToleranceOfFp32) {
+  Gpu g;
+  if (!g.be) GTEST_SKIP() << g.why;
+  auto cpu_be = almc::make_cpu_backend(0);
+  for (const char* name : {"unet", "mlp_embed", "resmlp"}) {
+    SCOPED_TRACE(name);
+    auto x1 = read_npy(data_dir() + std::string(name) + "_x.npy");
+    const int64_t n = 64, d = int64_t(x1.v.size()) / x1.shape[0];
+    std::vector<float> x(static_cast<size_t>(n * d)), lv(static_cast<size_t>(n));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(0.37 * double(i)) * 1.3);
+    for (size_t i = 0; i < lv.size(); ++i) lv[i] = 0.1f + 0.05f * float(i);
+    ExecConfig bf;
+    bf.precision = ALMC_PRECISION_BF16;
+    auto cpu = load(name, ExecConfig{}, *cpu_be);
+    auto gpu = load(name, bf, *g.be);
+    std::vector<float> want(x.size());
+    cpu->run_raw_levels(x.data(), want.data(), n, lv.data());
+    Dev dx(*g.be, x.size()), dl(*g.be, lv.size()), dy(*g.be, x.size());
+    dx.put(x);
+    dl.put(lv);
+    gpu->run_raw_levels(dx.p, dy.p, n, dl.p);
+    const auto got = dy.get(x.size());
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+      den += double(want[i]) * want[i];
+    }
+    const double err = std::sqrt(num / den), tol = 2 * 0x1p-9 * std::sqrt(double(gpu->bf16_steps()));
+    EXPECT_LE(err, tol);
+    EXPECT_GT(err, 0.0);
+  }
+}
+
 // The checks of tests/cpu/test_onnx_backend.cpp on the CUDA backend: every GEMM/convolution
 // operand and the adapter's arena pointers lie in the backend's allocations, all returned at the
 // end; a refused allocation is ALMC_ERR_OUT_OF_MEMORY; a failing operator keeps its status
