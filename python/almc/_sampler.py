@@ -209,6 +209,7 @@ class Sampler:
                 options[name] = options.pop(alias)
         self.variant = "paper"
         self.chain_range = None
+        self._pending_state = None
         for name, value in options.items():
             if name not in _OPTIONS:
                 raise TypeError(f"Sampler() got an unexpected option '{name}' (options: {', '.join(sorted(_OPTIONS))})")
@@ -359,10 +360,11 @@ class Sampler:
                           "keeps the state")
         if progress is not None and not isinstance(progress, (bool, int, np.bool_)) and not callable(progress):
             raise TypeError(f"progress must be True, False or a callable, got {type(progress).__name__}")
-        smc = self._cfg.method == 0 and self._cfg.variant in _SMC_VARIANTS
-        if smc and (snapshot is not None or resume is not None):
-            raise UnsupportedError(f"variant {self.variant} carries per-chain importance weights that a resumable state "
-                                   "does not hold: snapshots and resume are not available with it", UNSUPPORTED)
+        if snapshot is not None or resume is not None:
+            self._check_resumable()
+        if resume is None and self._pending_state is not None:
+            resume = self._pending_state
+        self._pending_state = None
         state = None if resume is None else _state.read(resume)
         if y is not None:
             y = host_f32("y", y)
@@ -463,6 +465,21 @@ class Sampler:
             raise WrongStateError("no run to save: save_state() keeps a run stopped by Ctrl-C or a progress callable",
                                   WRONG_STATE)
         return self._sampler.save_state()[0]
+
+    def load_state(self, state):
+        """Make the next run() continue the run whose state this is (almc_sampler_load_state): a
+        snapshot file or state bytes, as run(y, resume=state) takes them; checked, and refused when
+        it is another run's, when that run starts."""
+        if not isinstance(state, (bytes, bytearray, memoryview, str, os.PathLike)):
+            raise TypeError(f"state must be a file path or the bytes of a state, got {type(state).__name__}")
+        self._check_resumable()
+        self._pending_state = _state.read(state)
+
+    def _check_resumable(self):
+        """Refuses snapshots and resume where the library has no resumable state (variant smc)."""
+        if self._cfg.method == 0 and self._cfg.variant in _SMC_VARIANTS:
+            raise UnsupportedError(f"variant {self.variant} carries per-chain importance weights that a resumable state "
+                                   "does not hold: snapshots and resume are not available with it", UNSUPPORTED)
 
     def __repr__(self):
         return (f"almc.Sampler({type(self.prior).__name__}, {self.operator.name}, chains={self.chains}, "

@@ -121,6 +121,18 @@ def test_save_state_after_an_interrupt_and_resume_from_bytes():
     with pytest.raises(almc.WrongStateError) as e:
         s.save_state()  # a finished run's state is its output
     assert e.value.status == 13
+    # load_state (almc_sampler_load_state): the next run continues the state, the one after starts over.
+    s.load_state(state)
+    res = s.run(y, progress=False)
+    assert ref.info["steps"] // 2 <= res.info["start_step"] < ref.info["steps"]
+    np.testing.assert_array_equal(res.samples, ref.samples)
+    assert s.run(y, progress=False).info["start_step"] == 0
+    other, _ = problem(seed=9)
+    other.load_state(state)
+    with pytest.raises(almc.InvalidArgumentError, match="seed 3, this sampler's is 9"):
+        other.run(y, progress=False)
+    with pytest.raises(TypeError, match="state must be a file path or the bytes"):
+        other.load_state(12)
 
 
 def test_states_of_other_runs_are_refused_with_the_library_message(tmp_path):
@@ -172,6 +184,8 @@ def test_snapshot_and_resume_are_refused_with_smc(tmp_path):
                      dict(resume=b"state")):
             with pytest.raises(almc.UnsupportedError, match="snapshots and resume are not available"):
                 s.run(np.zeros(3), progress=False, **args)
+        with pytest.raises(almc.UnsupportedError, match="snapshots and resume are not available"):
+            s.load_state(b"state")
         assert s.run(np.zeros(3), progress=False).info["smc_resamples"] >= 1
 
 
