@@ -132,6 +132,9 @@ void almc_sampler_s::load_state(const void* in, size_t bytes) {
   if (bytes < sizeof hd) fail(ALMC_ERR_INVALID_ARGUMENT, "not an almc sampler state (", bytes, " bytes)");
   std::memcpy(&hd, in, sizeof hd);
   if (std::memcmp(hd.magic, kMagic, sizeof kMagic) != 0) fail(ALMC_ERR_INVALID_ARGUMENT, "not an almc sampler state");
+  if (hd.version == __builtin_bswap32(kVersion))
+    fail(ALMC_ERR_INVALID_ARGUMENT, "a sampler state written on a machine of the other byte order (states hold the "
+         "chains in the writer's native layout)");
   if (hd.version != kVersion || hd.header_bytes != sizeof hd)
     fail(ALMC_ERR_INVALID_ARGUMENT, "a sampler state of another format (version ", hd.version, "; this library reads ", kVersion, ")");
   const int64_t total = static_cast<int64_t>(sched.steps.size());

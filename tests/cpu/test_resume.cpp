@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -214,6 +216,14 @@ TEST(Resume, RefusesAnotherRunsState) {
   refused(c, p.op, cut, "bytes");
   std::vector<unsigned char> junk(st.size(), 'x');
   refused(c, p.op, junk, "not an almc sampler state");
+  {  // the format version (bytes 8-11, after the magic): another one, and this one byte-swapped
+    std::vector<unsigned char> v = st;
+    v[8] ^= 0x40;
+    refused(c, p.op, v, "another format");
+    v = st;
+    std::reverse(v.begin() + 8, v.begin() + 12);
+    refused(c, p.op, v, "other byte order");
+  }
   {
     almc::Score other = almc::Score::gmm(p.ctx, 2, p.d, {0.5f, 0.5f}, ramp(size_t(2 * p.d), 0.f, 1.f),
                                          ramp(size_t(2 * p.d), 0.7f, 0.2f));
