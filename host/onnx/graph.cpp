@@ -5,6 +5,7 @@
 #include "host/onnx/op_table.hpp"
 
 #include <onnx/checker.h>
+#include <onnx/shape_inference/implementation.h>
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
@@ -222,11 +223,36 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
   } catch (const std::exception& e) {
     throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
   }
-  // No ONNX shape inference here: several of libonnx's inference functions index the input shapes
-  // they are given without checking their rank (ConvTranspose with a 1-D weight reads past the
-  // end of its dimensions and crashes the process: found by fuzz_onnx), so it is unsafe on
-  // untrusted models. The planner derives every shape itself from the actual input sizes and
-  // refuses inconsistent ones with a message naming the node (host/onnx/lower_*.cpp).
+  // libonnx's shape inference for Conv and ConvTranspose indexes the weight's dimensions by the
+  // input's rank without checking the weight's own (a 1-D weight read past its end and crashed the
+  // process: found by fuzz_onnx). Such weights are refused first, from the ranks known before
+  // inference (initializers, Constant nodes, declared graph inputs). Inference itself is kept: it
+  // fills in the output shapes that models do not declare, which the adapter's checks read.
+  std::unordered_map<std::string, int> static_rank;
+  for (const auto& init : gp.initializer()) static_rank[init.name()] = init.dims_size();
+  for (const auto& in : gp.input())
+    if (in.type().has_tensor_type() && in.type().tensor_type().has_shape())
+      static_rank.emplace(in.name(), in.type().tensor_type().shape().dim_size());
+  for (const auto& n : gp.node())
+    if (n.op_type() == "Constant" && n.output_size() == 1)
+      for (const auto& a : n.attribute())
+        if (a.name() == "value" && a.has_t()) static_rank[n.output(0)] = a.t().dims_size();
+  for (const auto& n : gp.node()) {
+    if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || n.input_size() < 2) continue;
+    const auto w = static_rank.find(n.input(1)), x = static_rank.find(n.input(0));
+    if (w == static_rank.end()) continue;
+    if (w->second < 3 || (x != static_rank.end() && x->second != w->second))
+      throw Error(ALMC_ERR_PARSE, what + ": node " + n.op_type() + " '" + n.name() + "' has a weight '" + n.input(1) +
+                                      "' of rank " + std::to_string(w->second) +
+                                      (x != static_rank.end() ? " for an input of rank " + std::to_string(x->second) : "") +
+                                      " (a convolution's weight has the input's rank, at least 3)");
+  }
+  try {
+    ::onnx::ShapeInferenceOptions opt(true, 1, false);
+    ::onnx::shape_inference::InferShapes(model, ::onnx::OpSchemaRegistry::Instance(), opt);
+  } catch (const std::exception& e) {
+    throw Error(ALMC_ERR_PARSE, what + " fails ONNX shape inference: " + e.what());
+  }
 
   for (const auto& init : gp.initializer())
     g.initializers[init.name()] = convert_tensor(init, "initializer '" + init.name() + "'");

@@ -1,6 +1,7 @@
 // The ONNX graph as the executor sees it: nodes with parsed attributes, constant tensors, inputs
-// and outputs. Loading parses the protobuf, runs the ONNX checker (not its shape inference, which can crash
-// on malformed models: the planner derives shapes), checks the graph (dtypes, references, cycles) and refuses unsupported operators in one message.
+// and outputs. Loading parses the protobuf, runs the ONNX checker and shape inference (after
+// refusing convolution weights whose inference would read out of bounds), checks the graph
+// (dtypes, references, cycles) and refuses unsupported operators in one message.
 #pragma once
 #include <almc/almc.h>
 
