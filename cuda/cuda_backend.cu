@@ -9,6 +9,8 @@
 #include "host/core/error.hpp"
 
 #include <cublas_v2.h>
+
+#include "cuda/cublas_loader.hpp"
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -369,15 +371,15 @@ class CudaBackend final : public Backend {
       ALMC_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       own_stream_ = true;
     }
-    ALMC_CUBLAS_TRY(cublasCreate(&blas_));
-    ALMC_CUBLAS_TRY(cublasSetStream(blas_, stream_));
+    ALMC_CUBLAS_TRY(cublas().create(&blas_));
+    ALMC_CUBLAS_TRY(cublas().set_stream(blas_, stream_));
     // A fixed cuBLAS workspace so that GEMMs never allocate inside a captured graph.
     ALMC_CUDA_TRY(cudaMalloc(&blas_ws_, kBlasWorkspace));
-    ALMC_CUBLAS_TRY(cublasSetWorkspace(blas_, blas_ws_, kBlasWorkspace));
+    ALMC_CUBLAS_TRY(cublas().set_workspace(blas_, blas_ws_, kBlasWorkspace));
     onnx_ = onnx::make_cuda_op_kernels(stream_, blas_);
   }
   ~CudaBackend() override {
-    if (blas_) cublasDestroy(blas_);
+    if (blas_) cublas().destroy(blas_);
     if (blas_ws_) cudaFree(blas_ws_);
     if (own_stream_) cudaStreamDestroy(stream_);
   }
@@ -565,9 +567,9 @@ class CudaBackend final : public Backend {
                   int64_t ld_in, float* out, int64_t ld_out, int64_t n, int64_t chain0, int64_t cpm) {
     const float one = 1.f, zero = 0.f;
     // The math mode is read when a GEMM is issued (and so when it is captured into a graph).
-    ALMC_CUBLAS_TRY(cublasSetMathMode(blas_, mat.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    ALMC_CUBLAS_TRY(cublas().set_math_mode(blas_, mat.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     auto gemm = [&](const float* A, int64_t r0, int64_t rows) {
-      ALMC_CUBLAS_TRY(cublasSgemm(blas_, op_a, CUBLAS_OP_N, static_cast<int>(rows_out), static_cast<int>(rows),
+      ALMC_CUBLAS_TRY(cublas().sgemm(blas_, op_a, CUBLAS_OP_N, static_cast<int>(rows_out), static_cast<int>(rows),
                                   static_cast<int>(inner), &one, A, static_cast<int>(mat.d), in + r0 * ld_in,
                                   static_cast<int>(ld_in), &zero, out + r0 * ld_out, static_cast<int>(ld_out)));
     };
@@ -577,7 +579,7 @@ class CudaBackend final : public Backend {
     }
     if (chain0 % cpm == 0 && n % cpm == 0) {
       const long long md = mat.m * mat.d;
-      ALMC_CUBLAS_TRY(cublasSgemmStridedBatched(
+      ALMC_CUBLAS_TRY(cublas().sgemm_strided_batched(
           blas_, op_a, CUBLAS_OP_N, static_cast<int>(rows_out), static_cast<int>(cpm), static_cast<int>(inner), &one,
           mat.A + (chain0 / cpm) * md, static_cast<int>(mat.d), md, in, static_cast<int>(ld_in), cpm * ld_in, &zero, out,
           static_cast<int>(ld_out), cpm * ld_out, static_cast<int>(n / cpm)));

@@ -4,6 +4,8 @@
 // workspace; everything is enqueued on the backend's stream and nothing allocates, so a run can be
 // captured into a CUDA graph. Failures are almc errors with the engine's status codes (check.cuh).
 #include <cublas_v2.h>
+
+#include "cuda/cublas_loader.hpp"
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -187,7 +189,7 @@ __global__ void adapter_out_kernel(const AdapterParams a, const float* net, cons
 // Row-major C[M,N] = alpha op(A) op(B) (+ beta C) through column-major cuBLAS: C^T = op(B)^T op(A)^T.
 void sgemm_rm(cublasHandle_t h, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  check_blas(cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B,
+  check_blas(cublas().sgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B,
                          int(ldb), A, int(lda), &beta, C, int(ldc)),
              "cublasSgemm");
 }
@@ -201,7 +203,7 @@ void run_gemm(const GemmParams& p, cublasHandle_t h, cudaStream_t st) {
     if (p.batch_ndim == 1 && p.bias_kind == BIAS_NONE) {
       // One strided-batched call covers the whole batch.
       const float one = p.alpha, zero = 0.f;
-      check_blas(cublasSgemmStridedBatched(h, p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+      check_blas(cublas().sgemm_strided_batched(h, p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                                            int(p.N), int(p.M), int(p.K), &one, p.B, int(p.ldb), p.batch_stride_b[0], p.A,
                                            int(p.lda), p.batch_stride_a[0], &zero, p.C, int(p.ldc), p.batch_stride_c[0],
                                            int(p.batch)),
@@ -258,7 +260,7 @@ const __nv_bfloat16* as_bf16(const float* p) { return reinterpret_cast<const __n
 // sgemm_rm with BF16 A and B.
 void gemm_rm_bf16(cublasHandle_t h, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const __nv_bfloat16* A,
                   int64_t lda, const __nv_bfloat16* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  check_blas(cublasGemmEx(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B,
+  check_blas(cublas().gemm_ex(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B,
                           CUDA_R_16BF, int(ldb), A, CUDA_R_16BF, int(lda), &beta, C, CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F,
                           CUBLAS_GEMM_DEFAULT),
              "cublasGemmEx (BF16)");
@@ -352,12 +354,12 @@ class CudaOpKernels final : public OpKernels {
         // The handle is shared with the backend's dense operators, which set their own mode: the
         // mode is read when a GEMM is issued (or captured), so it is set before every step.
         if (s.bf16) {  // BF16 precision (use_bf16): tensor cores with fp32 compute
-          check_blas(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+          check_blas(cublas().set_math_mode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
           if (s.kind == StepKind::Gemm) run_gemm_bf16(s, h, st);
           else run_conv_bf16(s, h, st);
           break;
         }
-        check_blas(cublasSetMathMode(h, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+        check_blas(cublas().set_math_mode(h, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
         if (s.kind == StepKind::Gemm) run_gemm(s.gemm, h, st);
         else if (s.kind == StepKind::Conv) run_conv(s.conv, h, st);
         else run_conv_transpose(s.conv, h, st);
