@@ -82,9 +82,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const almc::cli::SilentError& e) {
-    return e.exit_code();  // another MPI rank reports it
+    return almc::cli::quiet_rank_exit_code(e.exit_code());  // another MPI rank reports it
   } catch (const CLI::ParseError& e) {
-    if (!almc::cli::prints_errors()) return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
+    if (!almc::cli::prints_errors()) return almc::cli::quiet_rank_exit_code(e.get_exit_code() != 0 ? e.get_exit_code() : 2);
     std::string msg = e.what();
     for (auto& c : msg)
       if (c == '\n') c = ' ';
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
   } catch (const almc::cli::CliError& e) {
     std::fflush(stdout);
-    if (!almc::cli::prints_errors()) return e.exit_code();
+    if (!almc::cli::prints_errors()) return almc::cli::quiet_rank_exit_code(e.exit_code());
     std::fprintf(stderr, "%s: error: %s\n", command_path(app).c_str(), e.what());
     return e.exit_code();
   } catch (const std::bad_alloc&) {

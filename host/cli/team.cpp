@@ -53,6 +53,12 @@ Launch detect_launch() {
 
 bool prints_errors() { return detect_launch().rank == 0; }
 
+namespace {
+bool g_joined_mpi = false;  // MPI_Init done here, MPI_Finalize held for the exit
+}  // namespace
+
+int quiet_rank_exit_code(int code) { return g_joined_mpi ? code : 0; }
+
 #ifdef ALMC_CLI_MPI
 namespace {
 void require_ok(almc_status st, const char* what) {
@@ -93,6 +99,24 @@ int team_stop_poll(void* data) {
 #endif
 }
 
+#ifdef ALMC_CLI_MPI
+namespace {
+// MPI ends when the process exits, after main() has printed the run's error, never before: the
+// ranks meet first, so no rank leaves (and no launcher, seeing a non-zero exit, kills the job)
+// until rank 0 has written its one error line.
+void finalize_mpi_at_exit() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Barrier(MPI_COMM_WORLD);
+  MPI_Finalize();
+}
+}  // namespace
+#endif
+
 Team::Team(const std::string& command) {
   const Launch l = detect_launch();
   if (!l.mpi) return;
@@ -102,6 +126,8 @@ Team::Team(const std::string& command) {
   if (!initialized) {
     int provided = 0;
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    std::atexit(finalize_mpi_at_exit);
+    g_joined_mpi = true;
   }
   mpi_ = true;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
@@ -122,15 +148,8 @@ Team::Team(const std::string& command) {
   (void)command;
 }
 
-Team::~Team() {
-#ifdef ALMC_CLI_MPI
-  if (mpi_) {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Finalize();
-  }
-#endif
-}
+// MPI stays up until the process exits (finalize_mpi_at_exit).
+Team::~Team() = default;
 
 void Team::agree(int code, const std::string& message) {
 #ifdef ALMC_CLI_MPI

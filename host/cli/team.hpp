@@ -69,4 +69,11 @@ class SilentError : public CliError {
 // would print alike (a bad option) to rank 0.
 bool prints_errors();
 
+// The exit status of a rank that leaves an error to rank 0. A rank in MPI keeps its code: its
+// exit waits for every rank (MPI ends at exit, after rank 0 has printed). A rank that failed
+// before joining MPI (a bad option, alike on every rank) exits 0: launchers kill the whole job as
+// soon as one process exits non-zero, which could stop rank 0 before it prints; rank 0's status
+// is the launch's.
+int quiet_rank_exit_code(int code);
+
 }  // namespace almc::cli
