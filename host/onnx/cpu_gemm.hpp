@@ -82,6 +82,9 @@ void pack_cols_bf16(const GemmView& g, int64_t j0, int64_t cols, float* out, int
 // does not depend on its position. Within 2 ulp of e^x on normal results; +inf above 88.72, NaN
 // for NaN, 0 below -87.33 (where e^x is subnormal). The generic kernel calls std::exp.
 void vexp(const float* x, float* y, int64_t n);
+// y[i] = erf(x[i]) for i < n, the same way (tiles::erf_n's polynomials): within 2.4 ulp, odd,
+// NaN for NaN, +-1 from |x| = 4 on. The generic kernel calls std::erf.
+void verf(const float* x, float* y, int64_t n);
 
 namespace gemm_isa {
 using TileFn = void (*)(const GemmView&, int64_t, int64_t, int64_t, int64_t);
@@ -93,6 +96,9 @@ void tile_avx512(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t 
 void exp_generic(const float* x, float* y, int64_t n);
 void exp_avx2(const float* x, float* y, int64_t n);
 void exp_avx512(const float* x, float* y, int64_t n);
+void erf_generic(const float* x, float* y, int64_t n);
+void erf_avx2(const float* x, float* y, int64_t n);
+void erf_avx512(const float* x, float* y, int64_t n);
 // BF16 kernels on packed operands: A, a_rs, B, ldb of g address pair words (a_ks 1, no b_koff)
 // and g.K counts pairs; gemm_tile packs what was not packed in advance and calls them.
 void tile_bf16_generic(const GemmView& w, int64_t i0, int64_t i1, int64_t j0, int64_t j1);

@@ -43,5 +43,6 @@ struct Vec {
 
 void tile_avx2(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) { tiles::tile<Vec>(g, i0, i1, j0, j1); }
 void exp_avx2(const float* x, float* y, int64_t n) { tiles::exp_n<Vec>(x, y, n); }
+void erf_avx2(const float* x, float* y, int64_t n) { tiles::erf_n<Vec>(x, y, n); }
 
 }  // namespace almc::onnx::gemm_isa

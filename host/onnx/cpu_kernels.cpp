@@ -17,10 +17,12 @@ namespace {
 constexpr int kChunk = kEwRun;  // elementwise block: the program's registers stay in L1
 
 // ew_apply_n with the exponentials vectorised (vexp): Exp, Sigmoid and SiLU keep their formulas,
-// e^x is computed in vector registers instead of by the scalar libm call.
+// e^x is computed in vector registers instead of by the scalar libm call. Erf likewise (verf; the
+// scalar erff was most of a GELU MLP's time).
 struct CpuEwApply {
   void operator()(int op, int len, const float* A, const float* B, const float* C, float* D, float alpha,
                   float beta) const {
+    if (op == EW_ERF) return verf(A, D, len);
     if (op != EW_EXP && op != EW_SIGMOID && op != EW_SILU) return ew_apply_n(op, len, A, B, C, D, alpha, beta);
     if (len <= 0) return;
     float e[kChunk];

@@ -1,5 +1,6 @@
 // The ONNX executor (see executor.hpp): plans, buffers, and the adapter around a run.
 #include "host/onnx/executor.hpp"
+#include "host/core/parallel.hpp"
 
 #include <omp.h>
 
@@ -192,9 +193,15 @@ void Executor::run_blocks(const float* x, float* out, int64_t n, const AdapterPa
   // global samples k*B .. (k+1)*B-1 (fewer at the call's ends). A block runs the plan of the
   // smallest power of two that holds its rows, padded with copies of its last row: no plan
   // computes a row differently from another (cpu_gemm.hpp), so this only saves the padding.
-  // Threads from the work: waking a thread costs tens of microseconds on a loaded machine, so each
-  // gets at least ~2 MFLOP (the split never changes a result, only who computes which block).
-  const int64_t by_work = std::max<int64_t>(1, int64_t(double(n) * cpu_flops_ / 2.0e6));
+  // Threads from the work (the split never changes a result, only who computes which block).
+  // Spinning threads wake in a microsecond: each gets at least ~2 MFLOP of GEMM work. Sleeping
+  // ones (passive OpenMP, host/core/parallel.hpp) take tens of microseconds, and FLOPs misjudge
+  // networks with much elementwise work: each thread gets kPassiveThreadSeconds of this model's
+  // measured time per sample (the first two calls run on one thread and are timed; the faster
+  // counts).
+  const bool passive = openmp_waits_passively();
+  const double per_thread = passive ? double(n) * cpu_sample_s_ / kPassiveThreadSeconds : double(n) * cpu_flops_ / 2.0e6;
+  const int64_t by_work = passive && timed_calls_ < 2 ? 1 : std::max<int64_t>(1, int64_t(per_thread));
   const int64_t want = std::min<int64_t>(std::max(1, omp_get_max_threads()), by_work);
   // Blocks halved until every wanted thread has one (many cores, a moderate batch).
   int64_t B = cpu_block_;
@@ -239,7 +246,12 @@ void Executor::run_blocks(const float* x, float* out, int64_t n, const AdapterPa
     k_.adapter_out(a, arena + p.out.off, xb, out + c0 * d, rows * d, level_dev);
   };
   if (threads == 1) {
+    const auto t0 = std::chrono::steady_clock::now();
     for (int64_t blk = 0; blk < blocks; ++blk) run_block(0, blk);
+    if (passive && timed_calls_ < 2) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(n);
+      cpu_sample_s_ = timed_calls_++ == 0 ? s : std::min(cpu_sample_s_, s);
+    }
     return;
   }
 #pragma omp parallel num_threads(threads)

@@ -105,6 +105,8 @@ class Executor {
   std::map<int64_t, std::unique_ptr<Slot>> slots_;  // batch launches: one plan per batch size
   int64_t cpu_block_ = 1;
   double cpu_flops_ = 0;  // GEMM/convolution work per sample
+  double cpu_sample_s_ = 0;  // seconds per sample on one thread (run_blocks measures it)
+  int timed_calls_ = 0;      // calls timed for cpu_sample_s_
   int64_t row0_ = 0;
   // Host blocks: per thread, one plan per power-of-two block size (index log2), sharing thread
   // 0's consts.
