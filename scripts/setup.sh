@@ -3,7 +3,7 @@
 # The CUDA toolkit is expected at /usr/local/cuda (nvcc need not be on PATH).
 set -euo pipefail
 pkgs=(cmake g++ libgtest-dev libgmock-dev libbenchmark-dev libonnx-dev libprotobuf-dev protobuf-compiler
-      libcli11-dev nlohmann-json3-dev libopenblas-dev libpng-dev python3-numpy clang-14 libclang-rt-14-dev
+      libcli11-dev nlohmann-json3-dev libpng-dev python3-numpy clang-14 libclang-rt-14-dev
       libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done

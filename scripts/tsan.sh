@@ -10,8 +10,7 @@
 # reports every fork, join, barrier, lock and task dependence to TSan through OMPT, so OpenMP's
 # ordering is understood and no suppression is needed. ignore_noninstrumented_modules=1 (Archer's
 # recommended setting) keeps TSan from checking the runtime's own internals, which it cannot see
-# whole. OpenBLAS (pthreads build, uninstrumented) runs on the calling thread: almc sets it to one
-# thread before any call.
+# whole.
 #
 # Builds only what the tests need (library + almc_tests, CPU backend, no CLI) in build-tsan.
 # Environment: ALMC_TSAN_BUILD_DIR (default build-tsan), ALMC_JOBS (build parallelism),

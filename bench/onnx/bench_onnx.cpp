@@ -3,7 +3,7 @@
 //   almc_bench_onnx [--data TESTS_DATA_DIR] [--min-seconds S] [--batches 1,64,1024] [--profile[=nodes]]
 //                   [--precisions fp32,bf16 [--rounds R]] [fixture ...]
 //
-// CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS: OPENBLAS_NUM_THREADS).
+// CPU backend (OpenMP threads: OMP_NUM_THREADS).
 //
 // Prints one line per (fixture, batch): "almc <fixture> <batch> <evals/s> <samples/s>". With
 // --precisions, one line per precision with the precision last: the precisions are timed in turn

@@ -71,7 +71,7 @@ const char* almc_status_string(almc_status s) {
 const char* almc_version(void) { return ALMC_VERSION_STRING; }
 
 const char* almc_build_info(void) {
-  return "almc " ALMC_VERSION_STRING "; backends: cpu (OpenMP, OpenBLAS)"
+  return "almc " ALMC_VERSION_STRING "; backends: cpu (OpenMP)"
 #ifdef ALMC_HAVE_CUDA
          ", cuda (architectures " ALMC_CUDA_ARCHS ")"
 #else
