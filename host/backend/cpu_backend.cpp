@@ -34,6 +34,9 @@ namespace {
 
 constexpr int64_t kTile = 1024;        // coordinates per fused-step tile (a multiple of 8)
 constexpr int64_t kTableChunk = 2048;  // table entries per work item of the per-level tables
+// Below this many chains per thread, a step's work is split along d (responsibilities by
+// component, update by tile) rather than by chain, so that every thread gets an even share.
+constexpr int64_t kChainsPerThread = 4;
 
 // Table entries i0 .. i0 + len (one component's coordinates) at level l: amu and inv_s
 // (step.cuh's prior_table_entry), and the sum of their log-determinant terms (prior_logdet_term,
@@ -77,15 +80,17 @@ void logdet_from_items(int64_t K, int64_t d, const double* partial, float* logde
   }
 }
 
-// Coordinates j0 .. j0 + len of one chain's quadratic forms against the K components (the tables'
-// level): acc[8 k + e] gathers the terms of coordinates j with j % 8 == e, in coordinate order, so
-// a chain's sums do not depend on how its row is cut into tiles (tiles start at multiples of 8)
-// nor on threading. Vectorisable: the eight sums are one AVX2 register (an AVX-512 clone is slower:
-// GCC splits and recombines 16-wide vectors into the eight lanes).
+// Coordinates j0 .. j0 + len of one chain's quadratic forms against components k0 .. k1 - 1 (the
+// tables' level): acc[8 k + e] gathers the terms of coordinates j with j % 8 == e, in coordinate
+// order, so a chain's sums do not depend on how its row is cut into tiles (tiles start at
+// multiples of 8), on which components are computed together, nor on threading. Vectorisable: the
+// eight sums are one AVX2 register (an AVX-512 clone is slower: GCC splits and recombines 16-wide
+// vectors into the eight lanes).
 ALMC_CPU_CLONES("avx2", "default")
-void gmm_resp_tile(const PriorTables& tab, const float* xr, int64_t d, int64_t j0, int64_t len, float* acc) {
+void gmm_resp_tile(const PriorTables& tab, const float* xr, int64_t d, int64_t j0, int64_t len, float* acc, int64_t k0,
+                   int64_t k1) {
   const int64_t j1 = j0 + len;
-  for (int64_t k = 0; k < tab.K; ++k) {
+  for (int64_t k = k0; k < k1; ++k) {
     const float* amu = tab.amu + k * d;
     const float* inv = tab.inv_s + k * d;
     float a[8];
@@ -161,8 +166,19 @@ inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams
   for (int64_t j = 0; j < len; j += 16) __builtin_prefetch(x + j0 + j, 1, 3);
   philox_normals_block(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step),
                        static_cast<uint64_t>(j0 / 4), (len + 3) / 4, xi);
-  tile_prior_score(p, cur, c, j0, len, s);
   const float* yrow = measurement_row(p, c);
+  if (p.prior == kPriorGaussian && cur.kind != kStepWarm) {
+    // One component: its score and the update in one pass, the score summed as tile_prior_score
+    // sums it (0 + the component's term), so the bits are those of the two passes.
+    const float* amu = p.tab.amu + j0;
+    const float* inv = p.tab.inv_s + j0;
+    for (int64_t j = 0; j < len; ++j) {
+      const float xv = x[j0 + j];
+      x[j0 + j] = step_element(p, cur, yrow, c, j0 + j, xv, 0.f + component_score(xv, amu[j], inv[j]), xi[j]);
+    }
+    return;
+  }
+  tile_prior_score(p, cur, c, j0, len, s);
   for (int64_t j = 0; j < len; ++j) x[j0 + j] = step_element(p, cur, yrow, c, j0 + j, x[j0 + j], s[j], xi[j]);
 }
 
@@ -271,46 +287,44 @@ class CpuBackend final : public Backend {
     if (cur->kind == kStepWarm) return;  // the warm start does not use the prior
     resp_acc_.assign(static_cast<size_t>(n * tab.K * 8), 0.f);
     float* acc = resp_acc_.data();
-#pragma omp parallel for schedule(static) num_threads(threads_for(n * d * tab.K))
-    for (int64_t c = 0; c < n; ++c) {
-      gmm_resp_tile(tab, x + c * d, d, 0, d, acc + c * tab.K * 8);
-      gmm_resp_finish(tab, acc + c * tab.K * 8, resp + c * tab.K);
+    const int nt = threads_for(n * d * tab.K);
+    if (n >= kChainsPerThread * nt) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (int64_t c = 0; c < n; ++c) {
+        gmm_resp_tile(tab, x + c * d, d, 0, d, acc + c * tab.K * 8, 0, tab.K);
+        gmm_resp_finish(tab, acc + c * tab.K * 8, resp + c * tab.K);
+      }
+      return;
     }
+#pragma omp parallel num_threads(nt)
+    resp_items(tab, x, n, d, acc, resp);
   }
 
   void fused_step(const FusedStepParams& p) override {
     const StepScalars cur = *p.cur;
     const int nt = threads_for(p.n * p.d);
-    if (p.op.kind == kOpDownsample) {
-      // The pooling blocks couple f rows: one band of f rows at a time.
-      const int64_t rows = p.op.C * (p.op.H / p.op.f), bands = p.n * rows;
-      float* scratch = pool_scratch(nt, p.op);
+    float* scratch = p.op.kind == kOpDownsample ? pool_scratch(nt, p.op) : nullptr;
 #pragma omp parallel num_threads(nt)
-      {
-        float* xi = scratch + omp_get_thread_num() * pool_scratch_floats(p.op);
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < bands; ++b) pool_band(p, cur, b / rows, b % rows, xi);
-      }
-      return;
-    }
-    const int64_t tiles = (p.d + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t item = 0; item < p.n * tiles; ++item) fused_tile(p, cur, item / tiles, item % tiles);
+    update_items(p, cur, scratch);
   }
 
-  // One parallel region for the whole step: the tables (when asked for), then each thread takes a
-  // contiguous range of chains and runs their responsibilities and update, a tile of coordinates
-  // at a time for all its chains (the tile's tables stay in cache across the chains; for large d
-  // they would otherwise stream from memory once per chain). Each chain's arithmetic and its
-  // order are those of prior_tables + gmm_responsibilities + fused_step, whatever the split.
+  // One parallel region for the whole step: the tables (when asked for), then with many chains
+  // each thread takes a contiguous range of chains and runs their responsibilities and update, a
+  // tile of coordinates at a time for all its chains (the tile's tables stay in cache across the
+  // chains; for large d they would otherwise stream from memory once per chain). With few chains
+  // per thread (or fewer chains than threads) the work is split along d instead, so every thread
+  // has an even share: the responsibilities by (chain, component), then the update by (chain,
+  // tile), with a barrier between. Each chain's arithmetic and its order are those of
+  // prior_tables + gmm_responsibilities + fused_step, whatever the split.
   void analytic_prior_step(const FusedStepParams& p, const GmmPrior* g) override {
     const StepScalars cur = *p.cur;
     const bool gmm = p.prior == kPriorGmm;
     const int nt = threads_for(p.n * p.d * 8);
-    if (cur.kind == kStepWarm || p.n < nt) {  // too few chains to give each thread some: stage by stage
-      Backend::analytic_prior_step(p, g);
+    if (cur.kind == kStepWarm) {  // the update alone (no tables, no responsibilities)
+      fused_step(p);
       return;
     }
+    const bool by_chain = p.n >= kChainsPerThread * nt;
     const int64_t K = p.tab.K;
     // Small tables (under 8192 entries) cost less than the barrier that would share them: this
     // thread computes them before the region (prior_tables runs them on one thread at that size).
@@ -334,22 +348,12 @@ class CpuBackend final : public Backend {
         logdet_from_items(K, p.d, table_partial_.data(), tab.logdet);
         if (me == 0) std::memcpy(p.tab.logdet, tab.logdet, sizeof(float) * static_cast<size_t>(K));
       }
-      const int64_t c0 = p.n * me / team, c1 = p.n * (me + 1) / team;
-      if (gmm) {
-        float* acc = resp_acc_.data();
-        std::fill(acc + c0 * K * 8, acc + c1 * K * 8, 0.f);
-        for (int64_t j0 = 0; j0 < p.d; j0 += kTile)
-          for (int64_t c = c0; c < c1; ++c)
-            gmm_resp_tile(tab, p.x + c * p.d, p.d, j0, std::min(kTile, p.d - j0), acc + c * K * 8);
-        for (int64_t c = c0; c < c1; ++c) gmm_resp_finish(tab, acc + c * K * 8, p.resp + c * K);
-      }
-      if (p.op.kind == kOpDownsample) {
-        float* xi = scratch + me * pool_scratch_floats(p.op);
-        for (int64_t row = 0; row < p.op.C * (p.op.H / p.op.f); ++row)
-          for (int64_t c = c0; c < c1; ++c) pool_band(p, cur, c, row, xi);
+      if (!by_chain) {
+        if (gmm) resp_items(tab, p.x, p.n, p.d, resp_acc_.data(), p.resp);  // ends with a barrier
+        update_items(p, cur, scratch);
       } else {
-        for (int64_t t = 0; t < (p.d + kTile - 1) / kTile; ++t)
-          for (int64_t c = c0; c < c1; ++c) fused_tile(p, cur, c, t);
+        chain_range_step(p, cur, tab, p.n * me / team, p.n * (me + 1) / team, gmm ? resp_acc_.data() : nullptr,
+                         scratch ? scratch + me * pool_scratch_floats(p.op) : nullptr);
       }
     }
   }
@@ -551,6 +555,59 @@ class CpuBackend final : public Backend {
     g.C = C;
     g.ldc = ldc;
     return g;
+  }
+
+  // Chains c0 .. c1 - 1 of the step, by one thread: their responsibilities (acc: [n, K, 8] scratch,
+  // null without a mixture) and update, a tile (or band) of coordinates at a time for all of them.
+  static void chain_range_step(const FusedStepParams& p, const StepScalars& cur, const PriorTables& tab, int64_t c0,
+                               int64_t c1, float* acc, float* xi) {
+    const int64_t K = tab.K;
+    if (acc) {
+      std::fill(acc + c0 * K * 8, acc + c1 * K * 8, 0.f);
+      for (int64_t j0 = 0; j0 < p.d; j0 += kTile)
+        for (int64_t c = c0; c < c1; ++c)
+          gmm_resp_tile(tab, p.x + c * p.d, p.d, j0, std::min(kTile, p.d - j0), acc + c * K * 8, 0, K);
+      for (int64_t c = c0; c < c1; ++c) gmm_resp_finish(tab, acc + c * K * 8, p.resp + c * K);
+    }
+    if (p.op.kind == kOpDownsample) {
+      for (int64_t row = 0; row < p.op.C * (p.op.H / p.op.f); ++row)
+        for (int64_t c = c0; c < c1; ++c) pool_band(p, cur, c, row, xi);
+    } else {
+      for (int64_t t = 0; t < (p.d + kTile - 1) / kTile; ++t)
+        for (int64_t c = c0; c < c1; ++c) fused_tile(p, cur, c, t);
+    }
+  }
+
+  // The update of every chain as work items spread over the threads of the enclosing parallel
+  // region (an orphaned `omp for`): (chain, tile), or (chain, band of f rows) under downsampling
+  // (the pooling blocks couple f rows; scratch: pool_scratch for the region's threads).
+  static void update_items(const FusedStepParams& p, const StepScalars& cur, float* scratch) {
+    if (p.op.kind == kOpDownsample) {
+      const int64_t rows = p.op.C * (p.op.H / p.op.f);
+      float* xi = scratch + omp_get_thread_num() * pool_scratch_floats(p.op);
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < p.n * rows; ++b) pool_band(p, cur, b / rows, b % rows, xi);
+      return;
+    }
+    const int64_t tiles = (p.d + kTile - 1) / kTile;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < p.n * tiles; ++item) fused_tile(p, cur, item / tiles, item % tiles);
+  }
+
+  // The responsibilities of n chains as work items (chain, component) over the threads of the
+  // enclosing parallel region, then each chain's softmax; acc [n, K, 8] zeroed here. Each
+  // component's sums run over the whole row in coordinate order, as in the per-chain pass, so the
+  // bits do not depend on the split. Ends with a barrier.
+  static void resp_items(const PriorTables& tab, const float* x, int64_t n, int64_t d, float* acc, float* resp) {
+    const int64_t K = tab.K;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < n * K; ++item) {
+      const int64_t c = item / K, k = item % K;
+      std::fill(acc + (c * K + k) * 8, acc + (c * K + k + 1) * 8, 0.f);
+      gmm_resp_tile(tab, x + c * d, d, 0, d, acc + c * K * 8, k, k + 1);
+    }
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < n; ++c) gmm_resp_finish(tab, acc + c * K * 8, resp + c * K);
   }
 
   // Scratch floats per thread of pool_band, and the whole block for `threads` threads (kept).

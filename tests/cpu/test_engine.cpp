@@ -134,8 +134,10 @@ TEST(Engine, ThreadCountDoesNotChangeResults) {
 
 // Rows longer than one step tile (1024 coordinates) and than one chunk of the per-level tables
 // (2048 entries per component, partial last tile and chunk): chain 2 is the same bits with one
-// thread or two, with 3, 5 or 40 chains (each thread sweeping its own range of chains), and chain 0
-// the same alone (one chain on two threads: the stage-by-stage path) as among 5.
+// thread or two, with 3, 5 or 40 chains (40: each thread sweeps its own range of chains; 3 and 5:
+// the work is split along d, responsibilities by component and the update by tile) and with 3
+// chains on 4 threads; chain 0 the same alone (one chain on two threads) as among 5 and as one of
+// 2 chains on 3 threads (fewer chains than threads: split along d).
 TEST(Engine, LongRowsDoNotDependOnThreadsOrChainCount) {
   const int64_t C = 2, H = 64, W = 72, d = C * H * W;  // 9216: 9 tiles, 4.5 table chunks
   Lcg rng(31);
@@ -153,7 +155,7 @@ TEST(Engine, LongRowsDoNotDependOnThreadsOrChainCount) {
     const std::string k = kind;
     std::vector<std::vector<float>> rows;
     for (auto [threads, n, chain] : std::vector<std::tuple<int, int64_t, int64_t>>{
-             {1, 3, 2}, {2, 5, 2}, {2, 40, 2}, {2, 1, 0}, {2, 5, 0}}) {
+             {1, 3, 2}, {2, 5, 2}, {2, 40, 2}, {2, 1, 0}, {2, 5, 0}, {4, 3, 2}, {3, 2, 0}}) {
       almc_context_config cc = almc_context_config_default();
       cc.backend = ALMC_BACKEND_CPU;
       cc.n_threads = threads;
@@ -168,9 +170,10 @@ TEST(Engine, LongRowsDoNotDependOnThreadsOrChainCount) {
       const auto x = s.samples();
       rows.emplace_back(x.begin() + chain * d, x.begin() + (chain + 1) * d);
     }
-    for (size_t i : {size_t(1), size_t(2)})
+    for (size_t i : {size_t(1), size_t(2), size_t(5)})
       EXPECT_EQ(0, std::memcmp(rows[0].data(), rows[i].data(), sizeof(float) * d)) << kind << " run " << i;
-    EXPECT_EQ(0, std::memcmp(rows[3].data(), rows[4].data(), sizeof(float) * d)) << kind << " chain 0";
+    for (size_t i : {size_t(4), size_t(6)})
+      EXPECT_EQ(0, std::memcmp(rows[3].data(), rows[i].data(), sizeof(float) * d)) << kind << " chain 0, run " << i;
     EXPECT_GT(std::fabs(rows[0][0]) + std::fabs(rows[0][d - 1]), 0.f) << kind;
   }
 }
