@@ -42,6 +42,7 @@ namespace {  // each file compiles its own copy for its instruction set
 // iota(g) (lanes g, g + 1, ...), splat(v), store(p), ^, xor3 and mulhilo (see rng.cuh).
 template <class L>
 inline void philox_batch(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw) {
+  static_assert(kBatch % L::kWidth == 0, "a partial last call must still fit in the batch");
   for (int i = 0; i < n; i += L::kWidth) {
     L c0 = L::iota(first + static_cast<unsigned int>(i)), c1 = L::splat(key.c1), c2 = L::splat(key.c2),
       c3 = L::splat(key.c3);
