@@ -3,7 +3,7 @@
 // backend's stream; nothing in the step path allocates or synchronises, so a step is capturable.
 #include "host/backend/backend.hpp"
 
-#include "cuda/langevin/step.cuh"
+#include "cuda/langevin/chain_step.cuh"
 #include "cuda/check.cuh"
 #include "cuda/onnx/kernels.hpp"
 #include "host/core/error.hpp"
@@ -32,6 +32,11 @@ struct LaunchPolicy {
 };
 // Rows up to this many coordinates get one thread per chain for the GMM responsibilities.
 constexpr int64_t kShortRow = 64;
+// Rows up to this many coordinates take the whole step in one thread per chain (chain_step.cuh):
+// one launch after the tables instead of responsibilities + update. Not yet measured on a device.
+constexpr int64_t kChainStepRow = 32;
+constexpr int kChainStepBlock = 128;
+static_assert(kChainStepRow <= kChainStepMaxD, "the per-chain step's scratch is kChainStepMaxD floats");
 
 namespace {
 
@@ -196,6 +201,47 @@ __global__ void __launch_bounds__(LaunchPolicy::kElementwiseBlock, LaunchPolicy:
     }
   }
 }
+
+// Tiny problems: one thread per chain runs its whole step (chain_step.cuh), scratch rows in
+// registers / local memory (L1). resp_due: the GMM responsibilities too (else p.resp holds them).
+// With `tables` (an annealing step whose tables are due and small), each block first computes the
+// level's tables into shared memory (step.cuh's prior_table_entry, logdet[k] summed in double in
+// coordinate order) and its chains read them there; block 0 also stores them in p.tab. The whole
+// step is then this one launch after begin_step.
+template <int Prior, int Op>
+__global__ void __launch_bounds__(kChainStepBlock)
+    chain_step_kernel(FusedStepParams p, GmmPrior g, bool tables, bool resp_due) {
+  extern __shared__ float tab_smem[];  // with tables: amu [K d], inv_s [K d], logdet [K]
+  const StepScalars cur = *p.cur;
+  if (tables && cur.kind != kStepWarm) {
+    const int64_t kd = g.K * p.d;
+    const PriorTables st{tab_smem, tab_smem + kd, tab_smem + 2 * kd, p.tab.log_w, g.K};
+    const LevelConsts l = level_consts(cur);
+    for (int64_t i = threadIdx.x; i < kd; i += blockDim.x) prior_table_entry(g, l, i, st);
+    for (int64_t k = threadIdx.x; k < g.K; k += blockDim.x) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < p.d; ++j) sum += prior_logdet_term(g, l, k * p.d + j);
+      st.logdet[k] = static_cast<float>(sum);
+    }
+    __syncthreads();
+    if (blockIdx.x == 0) {
+      for (int64_t i = threadIdx.x; i < kd; i += blockDim.x) {
+        p.tab.amu[i] = st.amu[i];
+        p.tab.inv_s[i] = st.inv_s[i];
+      }
+      for (int64_t k = threadIdx.x; k < g.K; k += blockDim.x) p.tab.logdet[k] = st.logdet[k];
+    }
+    p.tab = st;
+  }
+  float xi[kChainStepRow], s[kChainStepRow], gr[kChainStepRow];
+  const ChainScratch w{xi, s, gr};
+  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < p.n;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    chain_step<Prior, Op>(p, cur, c, resp_due, GroupNormals{}, w);
+}
+
+// Largest tables (bytes) a chain_step_kernel block computes for itself.
+constexpr size_t kChainStepTableBytes = 16 << 10;
 
 // Average-pool downsampling: one thread per pooling block.
 template <int Prior>
@@ -444,7 +490,25 @@ class CudaBackend final : public Backend {
         tab, x, d, cur, resp);
   }
 
+  // Short rows: the tables (when asked for), then one launch for the rest of the step.
+  void analytic_prior_step(const FusedStepParams& p, const GmmPrior* g) override {
+    if (p.d > kChainStepRow) {
+      Backend::analytic_prior_step(p, g);
+      return;
+    }
+    const size_t table_bytes = g ? sizeof(float) * static_cast<size_t>(2 * g->K * p.d + g->K) : 0;
+    if (g && table_bytes > kChainStepTableBytes) {
+      prior_tables(*g, p.d, p.cur, p.tab);
+      g = nullptr;
+    }
+    chain_steps(p, g, true);
+  }
+
   void fused_step(const FusedStepParams& p) override {
+    if (p.d <= kChainStepRow) {
+      chain_steps(p, nullptr, false);
+      return;
+    }
     constexpr int block = LaunchPolicy::kElementwiseBlock;
     const unsigned gy = static_cast<unsigned>(std::min<int64_t>(p.n, LaunchPolicy::kMaxGridY));
     dispatch_step_variant(p.prior, p.op.kind, [&](auto prior, auto op) {
@@ -559,6 +623,19 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // The per-chain step of every chain; with g, the tables at the step's level are computed by the
+  // kernel itself (they must fit kChainStepTableBytes).
+  void chain_steps(const FusedStepParams& p, const GmmPrior* g, bool resp_due) {
+    if (p.n <= 0) return;
+    const GmmPrior prior_g = g ? *g : GmmPrior{};
+    const size_t smem = g ? sizeof(float) * static_cast<size_t>(2 * g->K * p.d + g->K) : 0;
+    dispatch_step_variant(p.prior, p.op.kind, [&](auto prior, auto op) {
+      constexpr int P = decltype(prior)::value, O = decltype(op)::value;
+      chain_step_kernel<P, O><<<grid_for(p.n, kChainStepBlock), kChainStepBlock, smem, stream_>>>(p, prior_g, g != nullptr,
+                                                                                                 resp_due);
+    });
+  }
+
   // out^T [rows_out, n] = op(A) [rows_out, inner] in^T [inner, n] for the rows of each
   // measurement with its own matrix (or all rows with a shared one). One measurement per batch
   // entry of a strided-batched GEMM when the rows cover whole measurements (the usual case: one

@@ -11,7 +11,7 @@
 #pragma clang diagnostic ignored "-Wpass-failed"
 #endif
 
-#include "cuda/langevin/step.cuh"
+#include "cuda/langevin/chain_step.cuh"
 #include "host/backend/cpu_noise.hpp"
 #include "host/backend/cpu_tables.hpp"
 #include "host/core/error.hpp"
@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -82,34 +83,25 @@ void logdet_from_items(int64_t K, int64_t d, const double* partial, float* logde
 
 // Coordinates j0 .. j0 + len of one chain's quadratic forms against components k0 .. k1 - 1 (the
 // tables' level): acc[8 k + e] gathers the terms of coordinates j with j % 8 == e, in coordinate
-// order, so a chain's sums do not depend on how its row is cut into tiles (tiles start at
-// multiples of 8), on which components are computed together, nor on threading. Vectorisable: the
-// eight sums are one AVX2 register (an AVX-512 clone is slower: GCC splits and recombines 16-wide
-// vectors into the eight lanes).
+// order (chain_step.cuh's gmm_quad_lanes), so a chain's sums do not depend on how its row is cut
+// into tiles (tiles start at multiples of 8), on which components are computed together, nor on
+// threading, and are those of the per-chain step. Vectorisable: the eight sums are one AVX2
+// register (an AVX-512 clone is slower: GCC splits and recombines 16-wide vectors into the eight
+// lanes).
 ALMC_CPU_CLONES("avx2", "default")
 void gmm_resp_tile(const PriorTables& tab, const float* xr, int64_t d, int64_t j0, int64_t len, float* acc, int64_t k0,
                    int64_t k1) {
-  const int64_t j1 = j0 + len;
   for (int64_t k = k0; k < k1; ++k) {
-    const float* amu = tab.amu + k * d;
-    const float* inv = tab.inv_s + k * d;
     float a[8];
     for (int e = 0; e < 8; ++e) a[e] = acc[8 * k + e];
-    int64_t j = j0;
-    for (; j + 8 <= j1; j += 8)
-      for (int e = 0; e < 8; ++e) a[e] += gmm_quad_term(xr[j + e], amu[j + e], inv[j + e]);
-    for (; j < j1; ++j) a[j % 8] += gmm_quad_term(xr[j], amu[j], inv[j]);
+    gmm_quad_lanes(xr, tab.amu + k * d, tab.inv_s + k * d, j0, j0 + len, a);
     for (int e = 0; e < 8; ++e) acc[8 * k + e] = a[e];
   }
 }
 
 // A chain's responsibilities r[K] from its accumulated quadratic forms acc[K, 8].
 void gmm_resp_finish(const PriorTables& tab, const float* acc, float* r) {
-  for (int64_t k = 0; k < tab.K; ++k) {
-    float q = 0.f;
-    for (int e = 0; e < 8; ++e) q += acc[8 * k + e];
-    r[k] = q;
-  }
+  for (int64_t k = 0; k < tab.K; ++k) r[k] = gmm_quad_from_lanes(acc + 8 * k);
   gmm_softmax(tab, r);
 }
 
@@ -155,43 +147,6 @@ int32_t row_has_nonfinite(const float* x, int64_t d) {
   return bad;
 }
 
-// Components per pass of the prior score (fused_tile): each s[j] still adds its terms in order.
-constexpr int kCompGroup = 4;
-
-// The prior score s[0 .. len) at coordinates j0 .. j0 + len of chain c (step.cuh's functions).
-inline __attribute__((always_inline)) void tile_prior_score(const FusedStepParams& p, const StepScalars& cur,
-                                                            int64_t c, int64_t j0, int64_t len, float* s) {
-  const float* x = p.x + c * p.d;
-  if (cur.kind == kStepWarm || p.prior == kPriorBuffer) {
-    for (int64_t j = 0; j < len; ++j) s[j] = prior_score(p, cur, c, j0 + j, x[j0 + j]);
-    return;
-  }
-  // Contiguous, vectorisable passes of up to four components each; every s[j] adds its K terms in
-  // component order, starting from 0.
-  const PriorTables& t = p.tab;
-  const float* xt = x + j0;
-  for (int64_t j = 0; j < len; ++j) s[j] = 0.f;
-  int64_t k = 0;
-  for (; k + kCompGroup <= t.K; k += kCompGroup) {
-    float r[kCompGroup];
-    for (int g = 0; g < kCompGroup; ++g) r[g] = p.prior == kPriorGaussian ? 1.f : p.resp[c * t.K + k + g];
-    const float* amu = t.amu + k * p.d + j0;
-    const float* inv = t.inv_s + k * p.d + j0;
-    const int64_t dd = p.d;
-    for (int64_t j = 0; j < len; ++j) {
-      float sj = s[j];
-      for (int g = 0; g < kCompGroup; ++g) sj += r[g] * component_score(xt[j], amu[g * dd + j], inv[g * dd + j]);
-      s[j] = sj;
-    }
-  }
-  for (; k < t.K; ++k) {
-    const float r = p.prior == kPriorGaussian ? 1.f : p.resp[c * t.K + k];
-    const float* amu = t.amu + k * p.d + j0;
-    const float* inv = t.inv_s + k * p.d + j0;
-    for (int64_t j = 0; j < len; ++j) s[j] += r * component_score(xt[j], amu[j], inv[j]);
-  }
-}
-
 // One tile of a chain's row for the elementwise operators: the shared per-element functions
 // (step.cuh), called in passes the compiler vectorises (noise block, prior score, update). The
 // operator kind is a template parameter, so the update pass has no branch.
@@ -210,7 +165,7 @@ inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams
                        static_cast<uint64_t>(j0 / 4), (len + 3) / 4, xi);
   const float* yrow = measurement_row(p, c);
   if (p.prior == kPriorGaussian && cur.kind != kStepWarm) {
-    // One component: its score and the update in one pass, the score summed as tile_prior_score
+    // One component: its score and the update in one pass, the score summed as row_prior_score
     // sums it (0 + the component's term), so the bits are those of the two passes.
     const float* amu = p.tab.amu + j0;
     const float* inv = p.tab.inv_s + j0;
@@ -220,7 +175,7 @@ inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams
     }
     return;
   }
-  tile_prior_score(p, cur, c, j0, len, s);
+  row_prior_score(p, cur, c, j0, len, s);
   for (int64_t j = 0; j < len; ++j) x[j0 + j] = step_element(p, cur, yrow, c, j0 + j, x[j0 + j], s[j], xi[j]);
 }
 
@@ -260,7 +215,7 @@ inline __attribute__((always_inline)) void fused_pool_band_body(const FusedStepP
   philox_normals_block(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step),
                        static_cast<uint64_t>(g0), (lead + len + 3) / 4, xi);
   xi += lead;
-  tile_prior_score(p, cur, c, j0, len, s);
+  row_prior_score(p, cur, c, j0, len, s);
   for (int64_t r = 0; r < f; ++r)
     for (int64_t col = 0; col < W; ++col) {
       const int64_t j = r * W + col;
@@ -278,9 +233,65 @@ void fused_pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c
   }
 }
 
+// The per-chain whole step (chain_step.cuh) over chains c0 .. c1, for rows of at most
+// kChainStepMaxD coordinates; the normals from the vectorised block (philox_normal4's bits).
+struct CpuBlockNormals {
+  void operator()(uint64_t seed, uint64_t stream, uint64_t step, uint64_t g0, int64_t n, float* out) const {
+    philox_normals_block(seed, stream, step, g0, n, out);
+  }
+};
+
+template <int32_t Prior, int32_t Op>
+inline __attribute__((always_inline)) void chain_range_body(const FusedStepParams& p, const StepScalars& cur,
+                                                            int64_t c0, int64_t c1, bool resp_due) {
+  alignas(64) float xi[kChainStepMaxD], s[kChainStepMaxD], g[kChainStepMaxD];
+  const ChainScratch w{xi, s, g};
+  for (int64_t c = c0; c < c1; ++c) chain_step<Prior, Op>(p, cur, c, resp_due, CpuBlockNormals{}, w);
+}
+
+template <int32_t Prior>
+inline __attribute__((always_inline)) void chain_range_prior(const FusedStepParams& p, const StepScalars& cur,
+                                                             int64_t c0, int64_t c1, bool resp_due) {
+  switch (p.op.kind) {
+    case kOpNone: return chain_range_body<Prior, kOpNone>(p, cur, c0, c1, resp_due);
+    case kOpIdentity: return chain_range_body<Prior, kOpIdentity>(p, cur, c0, c1, resp_due);
+    case kOpMask: return chain_range_body<Prior, kOpMask>(p, cur, c0, c1, resp_due);
+    case kOpDownsample: return chain_range_body<Prior, kOpDownsample>(p, cur, c0, c1, resp_due);
+    default: return chain_range_body<Prior, kOpBlur>(p, cur, c0, c1, resp_due);  // the gradient buffer
+  }
+}
+
+// Clones per instruction set, as fused_tile; (prior, operator) switched here, once per range.
+ALMC_CPU_CLONES("avx512f", "avx2", "default")
+void chain_range(const FusedStepParams& p, const StepScalars& cur, int64_t c0, int64_t c1, bool resp_due) {
+  switch (p.prior) {
+    case kPriorGaussian: return chain_range_prior<kPriorGaussian>(p, cur, c0, c1, resp_due);
+    case kPriorGmm: return chain_range_prior<kPriorGmm>(p, cur, c0, c1, resp_due);
+    default: return chain_range_prior<kPriorBuffer>(p, cur, c0, c1, resp_due);
+  }
+}
+
+// Rows up to this many coordinates take the per-chain step by default (measured: see
+// chain_step_max_d). ALMC_CPU_CHAIN_STEP_MAX_D=<n> (read when a backend is made) changes it,
+// 0 turning it off; at most kChainStepMaxD. The choice changes speed only, never results.
+constexpr int64_t kCpuChainStepMaxD = 64;
+
+int64_t chain_step_max_d() {
+  const char* v = std::getenv("ALMC_CPU_CHAIN_STEP_MAX_D");
+  if (!v || !*v) return kCpuChainStepMaxD;
+  char* end = nullptr;
+  const long long n = std::strtoll(v, &end, 10);
+  if (*end || n < 0) {
+    std::fprintf(stderr, "almc: ignoring ALMC_CPU_CHAIN_STEP_MAX_D=%s (not a count of coordinates)\n", v);
+    return kCpuChainStepMaxD;
+  }
+  return std::min<int64_t>(n, kChainStepMaxD);
+}
+
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads) : n_threads_(n_threads > 0 ? n_threads : omp_get_max_threads()) {}
+  explicit CpuBackend(int n_threads)
+      : n_threads_(n_threads > 0 ? n_threads : omp_get_max_threads()), chain_max_d_(chain_step_max_d()) {}
 
   almc_backend kind() const override { return ALMC_BACKEND_CPU; }
   std::string device_name() const override { return "CPU (" + std::to_string(n_threads_) + " threads)"; }
@@ -343,6 +354,10 @@ class CpuBackend final : public Backend {
   }
 
   void fused_step(const FusedStepParams& p) override {
+    if (p.d <= chain_max_d_) {  // short rows: the whole step chain by chain (p.resp is current)
+      chain_steps(p, false);
+      return;
+    }
     const StepScalars cur = *p.cur;
     const int nt = threads_for(p.n * p.d);
     float* scratch = p.op.kind == kOpDownsample ? pool_scratch(nt, p.op) : nullptr;
@@ -359,6 +374,11 @@ class CpuBackend final : public Backend {
   // tile), with a barrier between. Each chain's arithmetic and its order are those of
   // prior_tables + gmm_responsibilities + fused_step, whatever the split.
   void analytic_prior_step(const FusedStepParams& p, const GmmPrior* g) override {
+    if (p.d <= chain_max_d_) {  // short rows: the tables, then the whole step chain by chain
+      if (g) prior_tables(*g, p.d, p.cur, p.tab);
+      chain_steps(p, true);
+      return;
+    }
     const StepScalars cur = *p.cur;
     const bool gmm = p.prior == kPriorGmm;
     const int nt = threads_for(p.n * p.d * 8);
@@ -517,6 +537,21 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // Chains split into one contiguous range per thread, each chain's whole step in one call
+  // (chain_step.cuh): nothing is shared between chains but the tables, so the results do not
+  // depend on the split. resp_due: compute the GMM responsibilities too.
+  void chain_steps(const FusedStepParams& p, bool resp_due) {
+    const StepScalars cur = *p.cur;
+    const int64_t K = p.prior == kPriorGmm ? p.tab.K : 1;
+    if (p.n <= 0) return;
+    const int nt = static_cast<int>(std::min<int64_t>(threads_for(p.n * p.d * (8 + 2 * K)), p.n));
+#pragma omp parallel num_threads(nt)
+    {
+      const int me = omp_get_thread_num(), team = omp_get_num_threads();
+      chain_range(p, cur, p.n * me / team, p.n * (me + 1) / team, resp_due);
+    }
+  }
+
   // out rows = in rows times A^T (transpose_a: in [n, d] -> out [n, m]) or A ([n, m] -> [n, d]),
   // each row with its measurement's matrix, through the executor's GEMM (host/onnx/cpu_gemm.hpp):
   // every output element is summed in the same order whatever rectangle it is computed in, so a
@@ -666,6 +701,7 @@ class CpuBackend final : public Backend {
 
 
   int n_threads_;
+  int64_t chain_max_d_;  // rows up to this long take the per-chain step
   struct GemmGroup {
     int64_t r, rows, meas;
   };

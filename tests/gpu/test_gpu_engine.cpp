@@ -52,14 +52,16 @@ struct Case {
   int64_t n_meas = 1, n_mats = 1;
   bool tweedie = false;
   int64_t average_last = 0;
-  int64_t d = 64;  // 64: rows of 16 groups (the flat launch); >= 256: the 2-D launch; % 4 != 0: scalar tail
+  // 64: rows of 16 groups (the flat launch); >= 256: the 2-D launch; % 4 != 0: scalar tail; <= 32:
+  // the one-thread-per-chain step (image operators: a multiple of 16)
+  int64_t d = 64;
 };
 
 std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name; }
 
 RunResult run(almc_backend backend, const Case& k, bool graphs) {
   almc::Context ctx(backend);
-  const int64_t d = k.d;  // the image operators (downsample, blur) take 1 x 8 x 8
+  const int64_t d = k.d;  // the image operators (downsample, blur) take 1 x 8 x (d / 8)
   almc_test::Lcg rng(3);
   const auto mu = rng.normals(2 * d);
   const std::vector<float> w = {0.4f, 0.6f};
@@ -72,8 +74,8 @@ RunResult run(almc_backend backend, const Case& k, bool graphs) {
   for (int64_t j = 0; j < d; ++j) mask[j] = j % 3 ? 1.f : 0.f;
   auto op = k.op == 0   ? almc::Operator::identity(ctx, d)
             : k.op == 1 ? almc::Operator::mask(ctx, mask)
-            : k.op == 2 ? almc::Operator::downsample(ctx, 1, 8, 8, 2)
-            : k.op == 3 ? almc::Operator::blur(ctx, 1, 8, 8, 3, 3, kernel)
+            : k.op == 2 ? almc::Operator::downsample(ctx, 1, 8, d / 8, 2)
+            : k.op == 3 ? almc::Operator::blur(ctx, 1, 8, d / 8, 3, 3, kernel)
                         : almc::Operator::matrix(ctx, 16, d, k.n_mats, rng.normals(16 * d * k.n_mats, 0.2));
   almc_sampler_config c = almc_test::quick_almc(33, 7, 0.3);
   c.method = k.method;
@@ -143,7 +145,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"gmm_mask_xgp", 1, true, ALMC_METHOD_XGP}, Case{"gmm_mask_ald", 1, true, ALMC_METHOD_ALD},
                       Case{"gmm_mask_d1024", 1, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 1024},
                       Case{"gauss_identity_d1026", 0, false, ALMC_METHOD_ALMC, 1, 1, false, 0, 1026},
-                      Case{"gmm_identity_d6", 0, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 6}),
+                      Case{"gmm_identity_d6", 0, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 6},
+                      Case{"gmm_identity_d2", 0, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 2},
+                      Case{"gmm_matrix_d2", 4, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 2},
+                      Case{"gauss_mask_d32", 1, false, ALMC_METHOD_ALMC, 1, 1, false, 0, 32},
+                      Case{"gmm_downsample_d32", 2, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 32},
+                      Case{"gmm_blur_d16", 3, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 16},
+                      Case{"gmm_prior_only_d13", 5, true, ALMC_METHOD_ALMC, 1, 1, false, 0, 13},
+                      Case{"gmm_mask_xgp_d8", 1, true, ALMC_METHOD_XGP, 1, 1, false, 0, 8}),
     [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
 
 }  // namespace
