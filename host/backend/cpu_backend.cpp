@@ -34,6 +34,11 @@ namespace almc {
 namespace {
 
 constexpr int64_t kTile = 1024;        // coordinates per fused-step tile (a multiple of 8)
+// Coordinates per tile when one thread sweeps its range of chains a tile at a time under a
+// mixture prior: the tile's K x 2 table rows (16 KiB at K = 8) then stay in L1 across the chains
+// instead of streaming from L2 twice per chain (responsibilities and score). A multiple of 8, at
+// most kTile.
+constexpr int64_t kMixTile = 256;
 constexpr int64_t kTableChunk = 2048;  // table entries per work item of the per-level tables
 // Below this many chains per thread, a step's work is split along d (responsibilities by
 // component, update by tile) rather than by chain, so that every thread gets an even share.
@@ -152,11 +157,10 @@ int32_t row_has_nonfinite(const float* x, int64_t d) {
 // operator kind is a template parameter, so the update pass has no branch.
 template <int32_t Op>
 inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams& params, const StepScalars& cur,
-                                                           int64_t c, int64_t tile) {
+                                                           int64_t c, int64_t j0, int64_t len) {
   FusedStepParams p = params;
   p.op.kind = Op;
   alignas(64) float xi[kTile], s[kTile];
-  const int64_t j0 = tile * kTile, len = std::min(kTile, p.d - j0);
   float* x = p.x + c * p.d;
   // The tile's x lines are requested before the noise is drawn, so they arrive while it is
   // computed (a tile is one 4 KiB page, which the hardware prefetchers do not cross).
@@ -182,12 +186,12 @@ inline __attribute__((always_inline)) void fused_tile_body(const FusedStepParams
 // AVX-512, AVX2 and baseline clones, picked at load time (the library itself targets x86-64-v2); each
 // clone inlines the per-operator bodies (clang cannot clone templates, so the switch is here).
 ALMC_CPU_CLONES("avx512f", "avx2", "default")
-void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t tile) {
+void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t j0, int64_t len) {
   switch (p.op.kind) {
-    case kOpNone: return fused_tile_body<kOpNone>(p, cur, c, tile);
-    case kOpIdentity: return fused_tile_body<kOpIdentity>(p, cur, c, tile);
-    case kOpMask: return fused_tile_body<kOpMask>(p, cur, c, tile);
-    default: return fused_tile_body<kOpBlur>(p, cur, c, tile);  // the gradient buffer
+    case kOpNone: return fused_tile_body<kOpNone>(p, cur, c, j0, len);
+    case kOpIdentity: return fused_tile_body<kOpIdentity>(p, cur, c, j0, len);
+    case kOpMask: return fused_tile_body<kOpMask>(p, cur, c, j0, len);
+    default: return fused_tile_body<kOpBlur>(p, cur, c, j0, len);  // the gradient buffer
   }
 }
 
@@ -628,20 +632,20 @@ class CpuBackend final : public Backend {
   // null without a mixture) and update, a tile (or band) of coordinates at a time for all of them.
   static void chain_range_step(const FusedStepParams& p, const StepScalars& cur, const PriorTables& tab, int64_t c0,
                                int64_t c1, float* acc, float* xi) {
-    const int64_t K = tab.K;
+    const int64_t K = tab.K, w = p.prior == kPriorGmm ? kMixTile : kTile;
     if (acc) {
       std::fill(acc + c0 * K * 8, acc + c1 * K * 8, 0.f);
-      for (int64_t j0 = 0; j0 < p.d; j0 += kTile)
+      for (int64_t j0 = 0; j0 < p.d; j0 += w)
         for (int64_t c = c0; c < c1; ++c)
-          gmm_resp_tile(tab, p.x + c * p.d, p.d, j0, std::min(kTile, p.d - j0), acc + c * K * 8, 0, K);
+          gmm_resp_tile(tab, p.x + c * p.d, p.d, j0, std::min(w, p.d - j0), acc + c * K * 8, 0, K);
       for (int64_t c = c0; c < c1; ++c) gmm_resp_finish(tab, acc + c * K * 8, p.resp + c * K);
     }
     if (p.op.kind == kOpDownsample) {
       for (int64_t row = 0; row < p.op.C * (p.op.H / p.op.f); ++row)
         for (int64_t c = c0; c < c1; ++c) pool_band(p, cur, c, row, xi);
     } else {
-      for (int64_t t = 0; t < (p.d + kTile - 1) / kTile; ++t)
-        for (int64_t c = c0; c < c1; ++c) fused_tile(p, cur, c, t);
+      for (int64_t j0 = 0; j0 < p.d; j0 += w)
+        for (int64_t c = c0; c < c1; ++c) fused_tile(p, cur, c, j0, std::min(w, p.d - j0));
     }
   }
 
@@ -658,7 +662,10 @@ class CpuBackend final : public Backend {
     }
     const int64_t tiles = (p.d + kTile - 1) / kTile;
 #pragma omp for schedule(static)
-    for (int64_t item = 0; item < p.n * tiles; ++item) fused_tile(p, cur, item / tiles, item % tiles);
+    for (int64_t item = 0; item < p.n * tiles; ++item) {
+      const int64_t j0 = item % tiles * kTile;
+      fused_tile(p, cur, item / tiles, j0, std::min(kTile, p.d - j0));
+    }
   }
 
   // The responsibilities of n chains as work items (chain, component) over the threads of the
