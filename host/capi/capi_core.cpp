@@ -453,22 +453,43 @@ almc_status almc_operator_create_matrix(almc_context_t ctx, int64_t m, int64_t d
     op.m = m;
     op.d = d;
     op.n_mats = n_mats;
+    // ||A|| by power iteration (it sets the stability guard and the warm start's step, so its bits
+    // matter): every row's sum of A x and every coordinate's sum of A^T y in double, in index
+    // order. Rows are taken eight at a time (eight independent sums in flight rather than one chain
+    // of dependent double additions) and both products are spread over threads by rows or
+    // coordinates, which changes no element's order of summation.
+    const bool par = md >= (int64_t{1} << 20);
     double norm = 0;
+    std::vector<double> acc(static_cast<size_t>(d));
     for (int64_t q = 0; q < n_mats; ++q) {
       const float* Aq = A + q * md;
       norm = std::max(norm, power_iteration_norm(m, d,
                                                  [&](const float* x, float* y) {
-                                                   for (int64_t i = 0; i < m; ++i) {
-                                                     double s = 0;
-                                                     for (int64_t j = 0; j < d; ++j) s += Aq[i * d + j] * x[j];
-                                                     y[i] = static_cast<float>(s);
+#pragma omp parallel for schedule(static) if (par)
+                                                   for (int64_t i0 = 0; i0 < m; i0 += 8) {
+                                                     const int64_t rows = std::min<int64_t>(8, m - i0);
+                                                     const float* a = Aq + i0 * d;
+                                                     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                                                     if (rows == 8) {
+                                                       for (int64_t j = 0; j < d; ++j)
+                                                         for (int e = 0; e < 8; ++e) s[e] += a[e * d + j] * x[j];
+                                                     } else {
+                                                       for (int64_t e = 0; e < rows; ++e)
+                                                         for (int64_t j = 0; j < d; ++j) s[e] += a[e * d + j] * x[j];
+                                                     }
+                                                     for (int64_t e = 0; e < rows; ++e) y[i0 + e] = static_cast<float>(s[e]);
                                                    }
                                                  },
                                                  [&](const float* y, float* x) {
-                                                   std::vector<double> acc(static_cast<size_t>(d), 0.0);
-                                                   for (int64_t i = 0; i < m; ++i)
-                                                     for (int64_t j = 0; j < d; ++j) acc[j] += Aq[i * d + j] * y[i];
-                                                   for (int64_t j = 0; j < d; ++j) x[j] = static_cast<float>(acc[j]);
+                                                   constexpr int64_t kCols = 1024;
+#pragma omp parallel for schedule(static) if (par)
+                                                   for (int64_t j0 = 0; j0 < d; j0 += kCols) {
+                                                     const int64_t j1 = std::min(d, j0 + kCols);
+                                                     for (int64_t j = j0; j < j1; ++j) acc[j] = 0.0;
+                                                     for (int64_t i = 0; i < m; ++i)
+                                                       for (int64_t j = j0; j < j1; ++j) acc[j] += Aq[i * d + j] * y[i];
+                                                     for (int64_t j = j0; j < j1; ++j) x[j] = static_cast<float>(acc[j]);
+                                                   }
                                                  }));
     }
     op.norm = norm;
