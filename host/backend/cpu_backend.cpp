@@ -238,10 +238,16 @@ void fused_pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c
 }
 
 // The per-chain whole step (chain_step.cuh) over chains c0 .. c1, for rows of at most
-// kChainStepMaxD coordinates; the normals from the vectorised block (philox_normal4's bits).
-struct CpuBlockNormals {
-  void operator()(uint64_t seed, uint64_t stream, uint64_t step, uint64_t g0, int64_t n, float* out) const {
-    philox_normals_block(seed, stream, step, g0, n, out);
+// kChainStepMaxD coordinates. The normals of a block of kChainBlock chains are drawn together, a
+// coordinate group of all of them per call (philox_normals_streams: philox_normal4's bits), so
+// rows of one group or a few still fill the SIMD lanes (a row at a time when the block has fewer
+// chains than a row has groups); each chain's step then reads its own.
+constexpr int64_t kChainBlock = 64;
+
+struct BlockNormals {
+  const float* xi;  // this chain's normals, groups 0 .. ceil(d / 4)
+  void operator()(uint64_t, uint64_t, uint64_t, uint64_t g0, int64_t n, float* out) const {
+    std::memcpy(out, xi + 4 * g0, sizeof(float) * static_cast<size_t>(4 * n));
   }
 };
 
@@ -249,8 +255,26 @@ template <int32_t Prior, int32_t Op>
 inline __attribute__((always_inline)) void chain_range_body(const FusedStepParams& p, const StepScalars& cur,
                                                             int64_t c0, int64_t c1, bool resp_due) {
   alignas(64) float xi[kChainStepMaxD], s[kChainStepMaxD], g[kChainStepMaxD];
+  alignas(64) float block[kChainBlock * kChainStepMaxD], group[4 * kChainBlock];
+  uint64_t streams[kChainBlock];
   const ChainScratch w{xi, s, g};
-  for (int64_t c = c0; c < c1; ++c) chain_step<Prior, Op>(p, cur, c, resp_due, CpuBlockNormals{}, w);
+  const int64_t groups = (p.d + 3) / 4;
+  for (int64_t b0 = c0; b0 < c1; b0 += kChainBlock) {
+    const int64_t nb = std::min(kChainBlock, c1 - b0);
+    for (int64_t i = 0; i < nb; ++i) streams[i] = noise_stream(p.chain0 + b0 + i, p.cpm);
+    if (nb < groups) {  // few chains (the lanes run along each row): a row's groups per call
+      for (int64_t i = 0; i < nb; ++i)
+        philox_normals_block(p.seed, streams[i], static_cast<uint64_t>(cur.step), 0, groups, block + i * 4 * groups);
+    } else {
+      for (int64_t gr = 0; gr < groups; ++gr) {
+        philox_normals_streams(p.seed, streams, static_cast<uint64_t>(cur.step), static_cast<uint64_t>(gr), nb, group);
+        for (int64_t i = 0; i < nb; ++i)
+          for (int e = 0; e < 4; ++e) block[i * 4 * groups + 4 * gr + e] = group[4 * i + e];
+      }
+    }
+    for (int64_t i = 0; i < nb; ++i)
+      chain_step<Prior, Op>(p, cur, b0 + i, resp_due, BlockNormals{block + i * 4 * groups}, w);
+  }
 }
 
 template <int32_t Prior>

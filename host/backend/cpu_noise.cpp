@@ -35,6 +35,7 @@ struct Lanes4 {
   static Lanes4 iota(unsigned int g) {
     return {_mm_add_epi32(_mm_set1_epi32(static_cast<int>(g)), _mm_setr_epi32(0, 1, 2, 3))};
   }
+  static Lanes4 load(const unsigned int* p) { return {_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))}; }
   static Lanes4 splat(unsigned int x) { return {_mm_set1_epi32(static_cast<int>(x))}; }
   void store(unsigned int* p) const { _mm_store_si128(reinterpret_cast<__m128i*>(p), v); }
 };
@@ -53,6 +54,7 @@ inline Lanes4 mulhilo(Lanes4 a, unsigned int m, Lanes4* hi) {
 struct Kernel {
   NormalsFn fn;
   const char* name;
+  StreamsFn streams;
 };
 
 Kernel pick() {
@@ -66,9 +68,9 @@ Kernel pick() {
   const bool allow512 = !cap || !std::strcmp(cap, "avx512");
   const bool allow2 = allow512 || !std::strcmp(cap, "avx2");
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (allow512 && avx2 && __builtin_cpu_supports("avx512f")) return {normals_avx512, "avx512"};
-  if (allow2 && avx2) return {normals_avx2, "avx2"};
-  return {normals_sse, "sse2"};
+  if (allow512 && avx2 && __builtin_cpu_supports("avx512f")) return {normals_avx512, "avx512", streams_avx512};
+  if (allow2 && avx2) return {normals_avx2, "avx2", streams_avx2};
+  return {normals_sse, "sse2", streams_sse};
 }
 
 const Kernel& kernel() {
@@ -83,6 +85,10 @@ void raw_sse(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw) { p
 __attribute__((flatten)) void normals_sse(const PhiloxKey& key, unsigned int first, int n, float* out) {
   normals_batch<Lanes4>(key, first, n, out);
 }
+__attribute__((flatten)) void streams_sse(const PhiloxKey& key, unsigned int group, const unsigned int* c1,
+                                          const unsigned int* c3, int n, float* out) {
+  normals_streams_batch<Lanes4>(key, group, c1, c3, n, out);
+}
 const char* kernel_name() { return kernel().name; }
 
 }  // namespace cpu_noise
@@ -93,6 +99,22 @@ void philox_normals_block(uint64_t seed, uint64_t stream, uint64_t step, uint64_
   for (int64_t base = 0; base < n_groups; base += cpu_noise::kBatch) {
     const int n = static_cast<int>(n_groups - base < cpu_noise::kBatch ? n_groups - base : cpu_noise::kBatch);
     fn(key, static_cast<unsigned int>(g0 + static_cast<uint64_t>(base)), n, out + 4 * base);
+  }
+}
+
+void philox_normals_streams(uint64_t seed, const uint64_t* streams, uint64_t step, uint64_t group, int64_t n,
+                            float* out) {
+  const cpu_noise::StreamsFn fn = cpu_noise::kernel().streams;
+  const PhiloxKey key = philox_key(seed, 0, step);
+  alignas(64) unsigned int c1[cpu_noise::kBatch], c3[cpu_noise::kBatch];
+  for (int64_t base = 0; base < n; base += cpu_noise::kBatch) {
+    const int m = static_cast<int>(n - base < cpu_noise::kBatch ? n - base : cpu_noise::kBatch);
+    for (int i = 0; i < cpu_noise::kBatch; ++i) {
+      const PhiloxKey s = philox_key(seed, streams[base + (i < m ? i : 0)], step);  // philox_key's split
+      c1[i] = s.c1;
+      c3[i] = s.c3;
+    }
+    fn(key, static_cast<unsigned int>(group), c1, c3, m, out + 4 * base);
   }
 }
 

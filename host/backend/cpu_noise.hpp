@@ -29,4 +29,10 @@ void philox_normals_block(uint64_t seed, uint64_t stream, uint64_t step, uint64_
 // philox_normal4 is exact but slow on hosts without FMA instructions in the baseline build).
 void philox_normals(uint64_t seed, uint64_t stream, uint64_t step, uint64_t g0, int64_t count, float* out);
 
+// out[4 i + e] = normal e of coordinate group `group` of stream streams[i], i < n, keyed (seed,
+// step): philox_normal4's bits for many streams (chains) at once, so rows of a group or two (the
+// per-chain step's tiny problems) fill the SIMD lanes.
+void philox_normals_streams(uint64_t seed, const uint64_t* streams, uint64_t step, uint64_t group, int64_t n,
+                            float* out);
+
 }  // namespace almc

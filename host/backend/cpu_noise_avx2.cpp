@@ -21,6 +21,11 @@ struct Lanes8x4 {
       l.v[r] = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g + 8u * r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     return l;
   }
+  static Lanes8x4 load(const unsigned int* p) {
+    Lanes8x4 l;
+    for (int r = 0; r < kRegs; ++r) l.v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 8 * r));
+    return l;
+  }
   static Lanes8x4 splat(unsigned int x) {
     Lanes8x4 l;
     for (int r = 0; r < kRegs; ++r) l.v[r] = _mm256_set1_epi32(static_cast<int>(x));
@@ -58,6 +63,10 @@ __attribute__((flatten)) void raw_avx2(const PhiloxKey& key, unsigned int first,
 }
 __attribute__((flatten)) void normals_avx2(const PhiloxKey& key, unsigned int first, int n, float* out) {
   normals_batch<Lanes8x4>(key, first, n, out);
+}
+__attribute__((flatten)) void streams_avx2(const PhiloxKey& key, unsigned int group, const unsigned int* c1,
+                                           const unsigned int* c3, int n, float* out) {
+  normals_streams_batch<Lanes8x4>(key, group, c1, c3, n, out);
 }
 
 }  // namespace cpu_noise

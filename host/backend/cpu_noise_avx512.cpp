@@ -27,6 +27,11 @@ struct Lanes16x4 {
                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     return l;
   }
+  static Lanes16x4 load(const unsigned int* p) {
+    Lanes16x4 l;
+    for (int r = 0; r < kRegs; ++r) l.v[r] = _mm512_loadu_si512(p + 16 * r);
+    return l;
+  }
   static Lanes16x4 splat(unsigned int x) {
     Lanes16x4 l;
     for (int r = 0; r < kRegs; ++r) l.v[r] = _mm512_set1_epi32(static_cast<int>(x));
@@ -68,6 +73,10 @@ __attribute__((flatten)) void raw_avx512(const PhiloxKey& key, unsigned int firs
 }
 __attribute__((flatten)) void normals_avx512(const PhiloxKey& key, unsigned int first, int n, float* out) {
   normals_batch<Lanes16x4>(key, first, n, out);
+}
+__attribute__((flatten)) void streams_avx512(const PhiloxKey& key, unsigned int group, const unsigned int* c1,
+                                             const unsigned int* c3, int n, float* out) {
+  normals_streams_batch<Lanes16x4>(key, group, c1, c3, n, out);
 }
 
 }  // namespace cpu_noise

@@ -30,6 +30,17 @@ void raw_avx512(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
 void normals_sse(const PhiloxKey& key, unsigned int first, int n, float* out);
 void normals_avx2(const PhiloxKey& key, unsigned int first, int n, float* out);
 void normals_avx512(const PhiloxKey& key, unsigned int first, int n, float* out);
+// out[4 i + e] = normal e of group `group` of stream i, i < n <= kBatch, whose counter words 1 and
+// 3 (philox_key's c1, c3) are c1[i], c3[i]: many chains at one coordinate group (key.c1 and key.c3
+// are not read). c1 and c3 hold kBatch entries (those past n are read and ignored).
+using StreamsFn = void (*)(const PhiloxKey& key, unsigned int group, const unsigned int* c1, const unsigned int* c3,
+                           int n, float* out);
+void streams_sse(const PhiloxKey& key, unsigned int group, const unsigned int* c1, const unsigned int* c3, int n,
+                 float* out);
+void streams_avx2(const PhiloxKey& key, unsigned int group, const unsigned int* c1, const unsigned int* c3, int n,
+                  float* out);
+void streams_avx512(const PhiloxKey& key, unsigned int group, const unsigned int* c1, const unsigned int* c3, int n,
+                    float* out);
 
 // The kernel the CPU backend uses ("avx512", "avx2" or "sse2"): the widest the CPU has, capped by
 // the environment variable ALMC_CPU_NOISE=avx512|avx2|sse2 (read once; another value is ignored
@@ -80,6 +91,23 @@ template <class L>
 inline void normals_batch(const PhiloxKey& key, unsigned int first, int n, float* out) {
   RawBatch raw;
   philox_batch<L>(key, first, n, raw);
+  box_muller_batch(n, raw, out);
+}
+
+// Philox for one group of many streams (StreamsFn), L::kWidth streams per call of the shared
+// rounds; L also provides load(p) (lanes p[0], p[1], ...).
+template <class L>
+inline void normals_streams_batch(const PhiloxKey& key, unsigned int group, const unsigned int* c1,
+                                  const unsigned int* c3, int n, float* out) {
+  RawBatch raw;
+  for (int i = 0; i < n; i += L::kWidth) {
+    L w0 = L::splat(group), w1 = L::load(c1 + i), w2 = L::splat(key.c2), w3 = L::load(c3 + i);
+    philox4x32_10(w0, w1, w2, w3, key.k0, key.k1);
+    w0.store(raw.u[0] + i);
+    w1.store(raw.u[1] + i);
+    w2.store(raw.u[2] + i);
+    w3.store(raw.u[3] + i);
+  }
   box_muller_batch(n, raw, out);
 }
 

@@ -4,6 +4,8 @@
 // group at a time, run here on the host); and whole runs of the tiny problem on every path.
 #include "cuda/langevin/chain_step.cuh"
 #include "host/backend/backend.hpp"
+#include "host/backend/cpu_noise.hpp"
+#include "host/backend/cpu_noise_batch.hpp"
 #include "tests/common/step_case.hpp"
 #include "tests/common/test_util.hpp"
 
@@ -11,6 +13,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -63,8 +66,8 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 // the score's component order, the normals' stream or the likelihood term) differs.
 TEST(ChainStep, SameBitsAsMultiPassStep) {
   int checked = 0;
-  for (const StepCase& k : almc_test::step_cases()) {
-    const int64_t n = chains_for(k.d);
+  for (const StepCase& k : almc_test::step_cases())
+  for (const int64_t n : {int64_t(3), chains_for(k.d)}) {  // 3: fewer chains than a long row has groups
     almc_test::StepOutput ref;
     {
       EnvGuard off(kChainEnv, "0");
@@ -77,8 +80,9 @@ TEST(ChainStep, SameBitsAsMultiPassStep) {
     for (int threads : {1, 2}) {
       auto be = almc::make_cpu_backend(threads);
       const auto out = almc_test::run_step(be.get(), k, n, 11);
-      EXPECT_TRUE(same_bits(ref.x, out.x)) << k.name() << ", " << threads << " threads";
-      EXPECT_TRUE(same_bits(ref.resp, out.resp)) << k.name() << ", " << threads << " threads (responsibilities)";
+      EXPECT_TRUE(same_bits(ref.x, out.x)) << k.name() << ", " << threads << " threads, " << n << " chains";
+      EXPECT_TRUE(same_bits(ref.resp, out.resp)) << k.name() << ", " << threads << " threads, " << n
+                                                 << " chains (responsibilities)";
     }
     if (!k.staged) {
       auto be = almc::make_cpu_backend(1);
@@ -88,7 +92,51 @@ TEST(ChainStep, SameBitsAsMultiPassStep) {
     }
     ++checked;
   }
-  EXPECT_GT(checked, 100);
+  EXPECT_GT(checked, 200);
+}
+
+// The normals of one coordinate group of many streams at once (the per-chain step's draw for
+// short rows), on every instruction set this CPU has and through philox_normals_streams: the bits
+// of philox_normal4, for batches of 1 .. 64 streams and more than a batch.
+TEST(ChainStep, NormalsOfManyStreamsAreScalarBitsOnEveryIsa) {
+  namespace cn = almc::cpu_noise;
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  struct Isa {
+    const char* name;
+    cn::StreamsFn fn;
+    bool have;
+  };
+  const Isa isas[] = {{"sse2", cn::streams_sse, true},
+                      {"avx2", cn::streams_avx2, avx2},
+                      {"avx512", cn::streams_avx512, avx2 && static_cast<bool>(__builtin_cpu_supports("avx512f"))}};
+  std::mt19937_64 gen(9);
+  for (int round = 0; round < 60; ++round) {
+    const uint64_t seed = gen(), step = gen() >> 33, group = gen() >> 40;
+    const int64_t n = round == 0 ? 150 : 1 + static_cast<int64_t>(gen() % cn::kBatch);
+    std::vector<uint64_t> streams(static_cast<size_t>(n));
+    for (auto& s : streams) s = (gen() >> 33) << 32 | (gen() >> 40);  // q << 32 | j
+    std::vector<float> want(static_cast<size_t>(4 * n)), got(want.size());
+    for (int64_t i = 0; i < n; ++i) {
+      const float4 v = almc::philox_normal4(seed, streams[i], step, group);
+      std::memcpy(&want[4 * static_cast<size_t>(i)], &v, sizeof v);
+    }
+    almc::philox_normals_streams(seed, streams.data(), step, group, n, got.data());
+    ASSERT_EQ(0, std::memcmp(got.data(), want.data(), 4 * got.size())) << "round " << round << " n " << n;
+    if (n > cn::kBatch) continue;
+    const almc::PhiloxKey key = almc::philox_key(seed, 0, step);
+    alignas(64) unsigned int c1[cn::kBatch] = {}, c3[cn::kBatch] = {};
+    for (int64_t i = 0; i < n; ++i) {
+      c1[i] = static_cast<unsigned int>(streams[i] >> 32);
+      c3[i] = static_cast<unsigned int>(streams[i]);
+    }
+    for (const Isa& isa : isas) {
+      if (!isa.have) continue;
+      std::fill(got.begin(), got.end(), 0.f);
+      isa.fn(key, static_cast<unsigned int>(group), c1, c3, static_cast<int>(n), got.data());
+      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), 4 * got.size())) << isa.name << " round " << round << " n " << n;
+    }
+  }
 }
 
 // Whole runs: the tiny problem of issue 10 (2-D GMM prior of 3 components, dense 1 x 2 A) and
