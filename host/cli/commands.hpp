@@ -71,6 +71,10 @@ almc_variant parse_variant(const std::string& name);
 
 // An engine message in the command line's words: "level = ALMC_LEVEL_NONE" -> "--level none", ...
 std::string cli_terms(const char* engine_message);
+// A sampler configuration message in the command line's words: "t_start = 50 is too large" ->
+// "--t-start 50 is too large" (a field named with its value), the C API's own hint
+// "(set force_unstable to run anyway)" left out (the command gives --force's).
+std::string sampler_terms(const char* engine_message);
 
 // ------------------------------------------------------------------ RAII handles
 
@@ -184,6 +188,15 @@ void save_array(const std::string& path, const float* data, const std::vector<in
 // Before a run: every non-empty output path must be writable (parents are created; an existing
 // path must be a regular file; nothing is truncated). Throws CliError "<option> <path>: <why>".
 void prepare_outputs(std::initializer_list<std::pair<const char*, const std::string*>> outputs);
+// Before a run: refuses (CliError, exit 2) two outputs that name one file (the second write would
+// replace the first) and an output that names an input (the run would replace its own input).
+// Existing files are compared by device and inode (links and other spellings included), paths
+// that do not exist yet by their absolute, normalised form. Empty paths are skipped. Each entry is
+// (option, path), e.g. {"--out", "s.npy"}.
+using NamedPaths = std::vector<std::pair<std::string, std::string>>;
+void check_distinct_files(const NamedPaths& outputs, const NamedPaths& inputs);
+// The .npy files among `--input NAME=FILE.npy` values, as (option, path) pairs.
+NamedPaths input_files(const std::vector<std::string>& input_specs);
 // Replace the file atomically with text. Throws CliError "<option> <path>: <why>".
 void write_text_file(const std::string& option, const std::string& path, const std::string& text);
 
@@ -313,5 +326,22 @@ double finite_or_nan(double v);
 
 // stderr is a terminal and not silenced.
 bool progress_enabled(bool quiet);
+
+// Ctrl-C while a command writes its outputs (run.cpp). While an OutputPhase lives, SIGINT no longer
+// kills the process in the middle of a file (which would leave the file's temporary copy behind):
+// the file being written is finished, atomically, and the next write's end (or finish(), called
+// after the last one) stops the command with exit 130 and a message naming the files written.
+class OutputPhase {
+ public:
+  OutputPhase();
+  ~OutputPhase();
+  OutputPhase(const OutputPhase&) = delete;
+  OutputPhase& operator=(const OutputPhase&) = delete;
+  // Throws CliError(130) when Ctrl-C came during the phase (the outputs are then all written).
+  void finish() const;
+};
+// Called by every CLI write (save_array, write_text_file, the PNG writers) once its file is in
+// place: remembers it and, inside an OutputPhase, stops the command when Ctrl-C came.
+void output_written(const std::string& path);
 
 }  // namespace almc::cli

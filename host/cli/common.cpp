@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <limits>
 
@@ -59,6 +60,34 @@ std::string cli_terms(const char* engine_message) {
   for (const auto& [api, cli] : kTerms)
     for (size_t at = msg.find(api); at != std::string::npos; at = msg.find(api, at + std::strlen(cli)))
       msg.replace(at, std::strlen(api), cli);
+  return msg;
+}
+
+std::string sampler_terms(const char* engine_message) {
+  std::string msg = engine_message ? engine_message : "";
+  static const std::pair<const char*, const char*> kFields[] = {
+      {"t_start", "--t-start"},           {"t_stop", "--t-stop"},
+      {"warm_steps", "--warm-steps"},     {"warm_step", "--warm-step"},
+      {"average_last", "--average-last"}, {"sigma_min", "--sigma-min"},
+      {"sigma_max", "--sigma-max"},       {"likelihood_weight", "--likelihood-weight"},
+      {"n_levels", "--levels"},           {"steps_per_level", "--steps-per-level"},
+      {"smc_ess_threshold", "--smc-ess"}, {"init_scale", "--init-scale"},
+      {"noise_std", "--noise-std"},       {"chains_per_meas", "--chains"},
+      {"check_every", "--check-every"},   {"delta", "--delta"},
+      {"kappa", "--kappa"},               {"eps", "--eps"}};
+  // Only "<field> = <value>" at a word's start: the same names inside formulas ("kappa t_start /
+  // delta = ...") stay as they are.
+  for (const auto& [field, option] : kFields) {
+    const std::string key = std::string(field) + " = ";
+    for (size_t at = msg.find(key); at != std::string::npos; at = msg.find(key, at + 1)) {
+      const bool word_start = at == 0 || msg[at - 1] == ' ' || msg[at - 1] == '(';
+      const bool in_formula = at >= 2 && msg.compare(at - 2, 2, "/ ") == 0;
+      if (!word_start || in_formula) continue;
+      msg.replace(at, key.size(), std::string(option) + " ");
+    }
+  }
+  const std::string hint = " (set force_unstable to run anyway)";
+  if (const size_t at = msg.find(hint); at != std::string::npos) msg.erase(at, hint.size());
   return msg;
 }
 
@@ -131,7 +160,7 @@ Context make_context(const std::string& backend, int threads, bool quiet, bool v
   if (st != ALMC_OK) {
     std::string msg = ctx ? almc_context_last_error(ctx) : "";
     if (msg.empty()) msg = almc_status_string(st);
-    if (st == ALMC_ERR_NO_DEVICE && b == "cuda") msg += " (use --backend cpu or auto)";
+    if (st == ALMC_ERR_NO_DEVICE && (b == "cuda" || b == "gpu")) msg += " (use --backend cpu or auto)";
     throw CliError("cannot create the " + b + " context: " + msg);
   }
   return owned;
@@ -282,7 +311,8 @@ Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch,
                    2);
   almc_score_t s = nullptr;
   if (!opt.model.empty()) {
-    if (::access(opt.model.c_str(), R_OK) != 0) throw CliError("--model " + opt.model + ": cannot read the file");
+    if (::access(opt.model.c_str(), R_OK) != 0)
+      throw CliError("--model " + opt.model + ": cannot read: " + std::strerror(errno));
     OnnxStorage storage;
     almc_onnx_config cfg = opt.onnx_config(storage);
     cfg.max_batch = max_batch;
@@ -293,7 +323,8 @@ Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch,
     return owned;
   }
   if (opt.precision_name() == "bf16") throw CliError("--precision bf16 applies to a --model network, not to a --prior", 2);
-  if (::access(opt.prior.c_str(), R_OK) != 0) throw CliError("--prior " + opt.prior + ": cannot read the file");
+  if (::access(opt.prior.c_str(), R_OK) != 0)
+    throw CliError("--prior " + opt.prior + ": cannot read: " + std::strerror(errno));
   const almc_status st = almc_score_create_gmm_json(ctx, opt.prior.c_str(), &s);
   Score owned(s);
   check(st, "--prior " + opt.prior, ctx);
@@ -445,6 +476,7 @@ Operator make_operator(almc_context_t ctx, const OperatorSpec& spec, int64_t d, 
 
 FloatArray load_array(const std::string& path, const std::string& what, bool require_finite, float lo, float hi) {
   FloatArray out;
+  bool f64 = false;
   try {
     if (ends_with(path, ".png")) {
       const auto im = almc::io::read_png(path);
@@ -452,6 +484,7 @@ FloatArray load_array(const std::string& path, const std::string& what, bool req
       out.data = almc::io::image_to_planar(im, lo, hi);
     } else {
       auto a = almc::io::read_npy_f32(path);
+      f64 = a.stored == almc::io::DType::F64;
       out.shape = std::move(a.shape);
       out.data = std::move(a.data);
     }
@@ -460,7 +493,9 @@ FloatArray load_array(const std::string& path, const std::string& what, bool req
   }
   int64_t bad = -1;
   if (require_finite && !almc::io::all_finite(out.data, &bad))
-    throw CliError(what + " " + path + ": non-finite value (NaN or Inf) at flat index " + std::to_string(bad));
+    throw CliError(what + " " + path + ": non-finite value (NaN or Inf" +
+                   (f64 ? std::string(", or a float64 value beyond float32's range of 3.4e38") : std::string()) +
+                   ") at flat index " + std::to_string(bad));
   return out;
 }
 
@@ -470,6 +505,7 @@ void save_array(const std::string& path, const float* data, const std::vector<in
   } catch (const almc::io::IoError& e) {
     throw CliError(e.what());
   }
+  output_written(path);
 }
 
 }  // namespace almc::cli

@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "host/cli/commands.hpp"
@@ -33,6 +35,8 @@ struct DemoOptions {
   int images = 0, chains = 0, threads = 0, show = 6;
   double kappa = 0, delta = 2e-3, noise_std = 0.05, t_start = 5.0, t_stop = 0.01;
   uint64_t seed = 0;
+  CLI::App* app = nullptr;  // to tell an option given on the command line from its default
+  bool given(const char* name) const { return app && app->count(name) > 0; }
 };
 
 bool is_dir(const std::string& p) {
@@ -97,9 +101,22 @@ struct Task {
 };
 
 void run_demo(const DemoOptions& o) {
-  if (o.kappa < 0 || o.delta <= 0 || !std::isfinite(o.kappa) || !std::isfinite(o.delta))
-    throw CliError("--kappa and --delta must be positive", 2);
-  if (!(o.noise_std > 0) || !std::isfinite(o.noise_std)) throw CliError("--noise-std must be positive", 2);
+  // As in `almc sample`: a value given must be valid; zero or a negative value never means "the
+  // default" (an omitted option gets that).
+  if (o.given("--kappa") && !(o.kappa > 0 && std::isfinite(o.kappa)))
+    throw CliError("--kappa must be a positive finite number, got " + std::to_string(o.kappa) + " (omit it for the default)", 2);
+  for (auto [v, name] : {std::pair{o.delta, "--delta"}, {o.t_start, "--t-start"}, {o.t_stop, "--t-stop"},
+                         {o.noise_std, "--noise-std"}})
+    if (!(v > 0 && std::isfinite(v)))
+      throw CliError(std::string(name) + " must be a positive finite number, got " + std::to_string(v), 2);
+  if (!(o.t_stop < o.t_start))
+    throw CliError("--t-stop " + std::to_string(o.t_stop) + " must be below --t-start " + std::to_string(o.t_start), 2);
+  for (auto [v, name, lo] : {std::tuple{o.images, "--images", 1}, {o.chains, "--chains", 1}, {o.show, "--show", 0}})
+    if (o.given(name) && v < lo)
+      throw CliError(std::string(name) + " must be at least " + std::to_string(lo) + ", got " + std::to_string(v) +
+                         (lo > 0 ? " (omit it for the default)" : ""),
+                     2);
+  if (o.chains > (1 << 24)) throw CliError("--chains is too large", 2);
   if (o.mask != "box" && o.mask != "random") throw CliError("--mask must be box or random", 2);
   o.json.prepare();
   const std::string dir = find_demo_dir(o.demo_dir);
@@ -129,6 +146,9 @@ void run_demo(const DemoOptions& o) {
   if (all.size() == 0 || all.size() % d) throw CliError(dir + "/test_images.npy does not hold images of shape " + shape.str());
   const int64_t n_avail = all.size() / d;
   const int64_t n_img = std::min<int64_t>(n_avail, o.images > 0 ? o.images : (o.quick ? 2 : 4));
+  if (o.images > n_avail && !o.quiet)
+    std::fprintf(stderr, "almc demo: note: --images %d: the demo holds %lld held-out images; using them all\n", o.images,
+                 static_cast<long long>(n_avail));
   const int64_t chains = o.chains > 0 ? o.chains : (o.quick ? 4 : 8);
   const double kappa = o.kappa > 0 ? o.kappa : (o.quick ? 1.0 : 2.0);
   const std::vector<float> truth(all.data.begin(), all.data.begin() + n_img * d);
@@ -137,6 +157,15 @@ void run_demo(const DemoOptions& o) {
   std::filesystem::create_directories(o.out_dir, ec);  // like mkdir -p
   if (!is_dir(o.out_dir))
     throw CliError("--out-dir " + o.out_dir + ": cannot create the directory" + (ec ? " (" + ec.message() + ")" : ""));
+  // Every file is checked before the runs and written after both (a failure or Ctrl-C in the
+  // second task leaves no output of the first behind).
+  const std::string jpath = o.out_dir + "/demo_psnr.json";
+  std::vector<std::string> out_files = {jpath};
+  for (const char* t : {"inpaint", "superres"}) {
+    out_files.push_back(o.out_dir + "/demo_" + t + ".png");
+    out_files.push_back(o.out_dir + "/demo_" + t + "_samples.npy");
+  }
+  for (const std::string& f : out_files) prepare_outputs({{"--out-dir", &f}});
 
   Context ctx = make_context(o.backend, o.threads, o.quiet);
   std::string score_desc;
@@ -223,6 +252,10 @@ void run_demo(const DemoOptions& o) {
                 o.noise_std);
 
   double total_seconds = 0;
+  // Each task's results and figure, written once every task has run.
+  std::vector<RunResult> results;
+  std::vector<PosteriorFigure> figures;
+  results.reserve(tasks.size());  // the figures point into the results
   for (auto& t : tasks) {
     almc_sampler_config cfg = almc_sampler_config_default();
     cfg.method = ALMC_METHOD_ALMC;
@@ -244,7 +277,8 @@ void run_demo(const DemoOptions& o) {
     rq.d = d;
     rq.quiet = o.quiet;
     rq.label = "almc demo " + t.name;
-    const RunResult r = run_sampler(rq);
+    results.push_back(run_sampler(rq));
+    const RunResult& r = results.back();
     total_seconds += r.wall_seconds;
 
     json tj;
@@ -306,8 +340,7 @@ void run_demo(const DemoOptions& o) {
       fig.row_notes.push_back(note);
     }
     const std::string png = o.out_dir + "/demo_" + t.name + ".png";
-    write_posterior_png(png, fig);
-    save_array(o.out_dir + "/demo_" + t.name + "_samples.npy", r.samples.data(), {n_img * chains, shape.C, shape.H, shape.W});
+    figures.push_back(fig);
     tj["png"] = png;
     report["tasks"][t.name] = tj;
     if (!o.quiet && !o.json.on_stdout())
@@ -319,9 +352,15 @@ void run_demo(const DemoOptions& o) {
   report["seconds"] = total_seconds;
   report["figure_columns"] = "measurement | " + std::to_string(std::min<int64_t>(o.show, chains)) +
                              " samples | posterior mean | posterior std (0..max) | truth";
-  const std::string jpath = o.out_dir + "/demo_psnr.json";
+  OutputPhase writing;
+  for (size_t k = 0; k < tasks.size(); ++k) {
+    write_posterior_png(o.out_dir + "/demo_" + tasks[k].name + ".png", figures[k]);
+    save_array(o.out_dir + "/demo_" + tasks[k].name + "_samples.npy", results[k].samples.data(),
+               {n_img * chains, shape.C, shape.H, shape.W});
+  }
   write_text_file("--out-dir", jpath, report.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   o.json.emit(report);
+  writing.finish();
   if (!o.quiet && !o.json.on_stdout())
     std::printf("  figure columns: %s\n  wrote %s (total %.1f s)\n", report["figure_columns"].get<std::string>().c_str(),
                 jpath.c_str(), total_seconds);
@@ -332,23 +371,24 @@ void run_demo(const DemoOptions& o) {
 void register_demo_command(CLI::App& app) {
   auto o = std::make_shared<DemoOptions>();
   CLI::App* sub = app.add_subcommand("demo", "ALMC inpainting and 2x super-resolution on the bundled digits");
+  o->app = sub;
   sub->add_option("--out-dir", o->out_dir, "where the PNG grids and demo_psnr.json go")->capture_default_str();
   sub->add_flag("--quick", o->quick, "2 images x 4 chains at kappa 1 instead of 4 x 8 at kappa 2");
   sub->add_option("--demo-dir", o->demo_dir, "folder with digits_score.onnx, test_images.npy, model.json");
-  sub->add_option("--images", o->images, "number of test images (default 4, quick 2; 8 are bundled)");
-  sub->add_option("--chains", o->chains, "chains per image (default 8, quick 4)");
-  sub->add_option("--kappa", o->kappa, "ALMC kappa (default 2, quick 1)");
+  sub->add_option("--images", o->images, "number of test images (>= 1; default 4, quick 2; 8 are bundled)");
+  sub->add_option("--chains", o->chains, "chains per image (>= 1; default 8, quick 4)");
+  sub->add_option("--kappa", o->kappa, "ALMC rate kappa: levels delta/kappa apart in OU time (> 0; default 2, quick 1)");
   sub->add_flag("--tweedie,!--no-tweedie", o->tweedie,
                 "final Tweedie denoise of the samples (default on; outside the paper: removes the tau-level noise)");
-  sub->add_option("--delta", o->delta, "ALMC delta")->capture_default_str();
-  sub->add_option("--t-start", o->t_start, "ALMC T_ws")->capture_default_str();
-  sub->add_option("--t-stop", o->t_stop, "ALMC tau")->capture_default_str();
-  sub->add_option("--noise-std", o->noise_std, "measurement noise std")->capture_default_str();
+  sub->add_option("--delta", o->delta, "ALMC step delta, in OU time (> 0)")->capture_default_str();
+  sub->add_option("--t-start", o->t_start, "ALMC start time T_ws, in OU time (> 0)")->capture_default_str();
+  sub->add_option("--t-stop", o->t_stop, "ALMC stop time tau, in OU time (> 0, below --t-start)")->capture_default_str();
+  sub->add_option("--noise-std", o->noise_std, "measurement noise std sigma_y, in pixel units (images span [-1, 1]; > 0)")->capture_default_str();
   sub->add_option("--mask", o->mask, "inpainting mask: box (lower half) | random (50%)")->capture_default_str();
-  sub->add_option("--show", o->show, "samples shown per row")->capture_default_str();
+  sub->add_option("--show", o->show, "samples shown per row of the figures (>= 0)")->capture_default_str();
   sub->add_option("--seed", o->seed, "seed")->check(seed_check())->capture_default_str();
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
-  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)");
+  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str();
   sub->add_flag("--quiet,-q", o->quiet, "no progress or summary");
   o->json.add_option(sub, "the PSNR report (demo_psnr.json's content)");
   sub->callback([o]() { run_demo(*o); });

@@ -43,6 +43,9 @@ void run_eval(const EvalOptions& o) {
   if (std::isnan(o.level) || !std::isfinite(o.level)) throw CliError("--level L (a finite number) is required", 2);
   if (o.out.empty() && !o.compare_fp32) throw CliError("--out FILE.npy is required (unless --compare-fp32 is given)", 2);
   const std::string precision = o.score.precision_name();
+  NamedPaths inputs = {{"--x", o.x}, {"--model", o.score.model}};
+  for (auto& f : input_files(o.score.inputs)) inputs.push_back(std::move(f));
+  check_distinct_files({{"--out", o.out}, {"--json", o.json.file()}}, inputs);
   if (!o.out.empty()) prepare_outputs({{"--out", &o.out}});
   o.json.prepare();
   const FloatArray x = load_array(o.x, "--x", true);

@@ -65,6 +65,7 @@ void write_posterior_png(const std::string& path, const PosteriorFigure& f) {
   } catch (const almc::io::IoError& e) {
     throw CliError(std::string("--png ") + e.what());
   }
+  output_written(path);
 }
 
 std::string sample_kind(const almc_sampler_config& c) {
@@ -84,6 +85,7 @@ void write_image_png(const std::string& path, const float* planar, const ImageSh
   } catch (const almc::io::IoError& e) {
     throw CliError(e.what());
   }
+  output_written(path);
 }
 
 std::pair<float, float> parse_range(const std::string& text, const std::string& what) {

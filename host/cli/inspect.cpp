@@ -4,6 +4,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "host/cli/commands.hpp"
+#include "host/io/file.hpp"
 #include "host/onnx/graph.hpp"
 
 namespace almc::cli {
@@ -72,12 +74,17 @@ bool contains(const std::string& hay, const char* needle) { return lower(hay).fi
 
 void run_inspect(const InspectOptions& o) {
   o.json.prepare();
-  std::ifstream f(o.model, std::ios::binary);
-  if (!f) throw CliError(o.model + ": cannot open the file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
+  // A regular file within the loader's cap: a device (/dev/zero) would be read until memory runs
+  // out, a FIFO would block.
+  std::vector<unsigned char> bytes;
+  try {
+    bytes = almc::io::read_regular_file(o.model, almc::io::kMaxModelFileBytes);
+  } catch (const almc::io::IoError& e) {
+    throw CliError(e.what());
+  }
+  if (bytes.size() > static_cast<size_t>(INT32_MAX)) throw CliError(o.model + ": too large for an ONNX model (2 GiB at most)");
   ::onnx::ModelProto model;
-  if (ss.str().empty() || !model.ParseFromString(ss.str()) || !model.has_graph())
+  if (bytes.empty() || !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) || !model.has_graph())
     throw CliError(o.model + ": not an ONNX model (protobuf parsing failed)");
   const auto& g = model.graph();
 

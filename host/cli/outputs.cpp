@@ -3,7 +3,12 @@
 #include "host/cli/commands.hpp"
 #include "host/io/file.hpp"
 
+#include <sys/stat.h>
+
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 namespace almc::cli {
 
@@ -18,12 +23,70 @@ void prepare_outputs(std::initializer_list<std::pair<const char*, const std::str
   }
 }
 
+namespace {
+
+// What identifies the file a path names: its device and inode when it exists, else its absolute
+// normalised path (the parents' links resolved as far as they exist).
+std::string file_identity(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0)
+    return "inode " + std::to_string(static_cast<unsigned long long>(st.st_dev)) + ":" +
+           std::to_string(static_cast<unsigned long long>(st.st_ino));
+  std::error_code ec;
+  const std::filesystem::path p = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
+  return "path " + (ec ? path : p.lexically_normal().string());
+}
+
+}  // namespace
+
+void check_distinct_files(const NamedPaths& outputs, const NamedPaths& inputs) {
+  std::vector<std::pair<std::string, const std::pair<std::string, std::string>*>> seen;
+  for (const auto& in : inputs)
+    if (!in.second.empty()) seen.emplace_back(file_identity(in.second), &in);
+  const size_t n_inputs = seen.size();
+  for (const auto& out : outputs) {
+    if (out.second.empty()) continue;
+    const std::string id = file_identity(out.second);
+    for (size_t k = 0; k < seen.size(); ++k) {
+      if (seen[k].first != id) continue;
+      const auto& [option, path] = *seen[k].second;
+      if (k < n_inputs)
+        throw CliError(out.first + " " + out.second + " is the input " + option + " " + path +
+                           ": writing it would replace the input (choose another file)",
+                       2);
+      throw CliError(out.first + " " + out.second + " is the same file as " + option + " " + path +
+                         ": give each output its own file",
+                     2);
+    }
+    seen.emplace_back(id, &out);
+  }
+}
+
+NamedPaths input_files(const std::vector<std::string>& input_specs) {
+  NamedPaths files;
+  for (const std::string& spec : input_specs) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string value = spec.substr(eq + 1);
+    // As ScoreOptions::onnx_config reads it: a number unless it names a .npy file.
+    char* end = nullptr;
+    std::strtod(value.c_str(), &end);
+    std::string ext = value.size() >= 4 ? value.substr(value.size() - 4) : std::string();
+    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool npy = ext == ".npy";
+    if (value.empty() || (end && *end == 0 && !npy)) continue;
+    files.emplace_back("--input " + spec.substr(0, eq), value);
+  }
+  return files;
+}
+
 void write_text_file(const std::string& option, const std::string& path, const std::string& text) {
   try {
     almc::io::write_file_atomic(path, text.data(), text.size());
   } catch (const almc::io::IoError& e) {
     throw CliError(option + " " + e.what());
   }
+  output_written(path);
 }
 
 void JsonReport::add_option(CLI::App* app, const std::string& what, bool has_positionals) {

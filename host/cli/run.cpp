@@ -1,10 +1,15 @@
 // Running a sampler for the CLI: progress on a terminal, Ctrl-C, results back to the host.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+#include <vector>
 
 #include "host/cli/commands.hpp"
 #include "host/cli/snapshot.hpp"
@@ -13,8 +18,14 @@
 namespace almc::cli {
 namespace {
 
+// The signal that asked the command to stop (SIGINT: Ctrl-C; SIGTERM: kill, a batch system's time
+// limit), 0 when none came.
 volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_sigint(int) { g_interrupted = 1; }
+extern "C" void on_sigint(int sig) { g_interrupted = sig; }
+
+// How a stop by `sig` is reported: its word and the shell's exit code 128 + sig.
+const char* stop_word(int sig) { return sig == SIGTERM ? "terminated (SIGTERM)" : "interrupted"; }
+int stop_code(int sig) { return 128 + (sig == SIGTERM ? SIGTERM : SIGINT); }
 
 struct Progress {
   bool show = false;
@@ -80,17 +91,66 @@ int snapshot_cb(const void* state, size_t bytes, int64_t step, void* user) {
   }
 }
 
-// Restores the previous SIGINT handler when the run ends, however it ends.
+// SIGINT and SIGTERM stop the run at its next progress poll (instead of killing the process);
+// the previous handlers come back when the run ends, however it ends.
 struct SigintGuard {
   void (*previous)(int);
+  void (*previous_term)(int);
   SigintGuard() {
     g_interrupted = 0;
     previous = std::signal(SIGINT, on_sigint);
+    previous_term = std::signal(SIGTERM, on_sigint);
   }
-  ~SigintGuard() { std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous); }
+  ~SigintGuard() {
+    std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
+    std::signal(SIGTERM, previous_term == SIG_ERR ? SIG_DFL : previous_term);
+  }
 };
 
+// The files written inside the current OutputPhase (none when no phase is active).
+bool g_output_phase = false;
+std::vector<std::string> g_written;
+void (*g_phase_previous)(int) = SIG_DFL;
+void (*g_phase_previous_term)(int) = SIG_DFL;
+
+void stop_if_interrupted() {
+  const int sig = g_interrupted;
+  if (!sig) return;
+  g_interrupted = 0;
+  // The first few by name (--png-each writes one file per sample).
+  std::string done;
+  const size_t named = std::min<size_t>(g_written.size(), 6);
+  for (size_t k = 0; k < named; ++k) done += (k ? ", " : "") + g_written[k];
+  if (g_written.size() > named) done += " and " + std::to_string(g_written.size() - named) + " more";
+  throw CliError(std::string(stop_word(sig)) + " while writing the outputs; " +
+                     (done.empty() ? std::string("none was written")
+                                   : "written in full: " + done + "; the others were not written"),
+                 stop_code(sig));
+}
+
 }  // namespace
+
+OutputPhase::OutputPhase() {
+  g_interrupted = 0;
+  g_written.clear();
+  g_output_phase = true;
+  g_phase_previous = std::signal(SIGINT, on_sigint);
+  g_phase_previous_term = std::signal(SIGTERM, on_sigint);
+}
+
+OutputPhase::~OutputPhase() {
+  std::signal(SIGINT, g_phase_previous == SIG_ERR ? SIG_DFL : g_phase_previous);
+  std::signal(SIGTERM, g_phase_previous_term == SIG_ERR ? SIG_DFL : g_phase_previous_term);
+  g_output_phase = false;
+}
+
+void OutputPhase::finish() const { stop_if_interrupted(); }
+
+void output_written(const std::string& path) {
+  if (!g_output_phase) return;
+  g_written.push_back(path);
+  stop_if_interrupted();
+}
 
 void RateMeter::add(double seconds, int64_t step) {
   if (!samples_.empty() && samples_.back().second < phase_step_ && step >= phase_step_) samples_.clear();
@@ -157,15 +217,46 @@ RunResult run_sampler(const RunRequest& rq) {
     cfg.checkpoint_user_data = &writer;
   }
 
+  // The host copies of the results are allocated (and touched) before the sampler: a run whose
+  // results cannot fit beside it is refused now, not after hours of sampling.
+  RunResult r;
+  // A slice (chain_count > 0) returns its own chains; its mean and std come from merging.
+  const bool slice = cfg.chain_count > 0;
+  const int64_t n = slice ? cfg.chain_count : cfg.n_meas * cfg.chains_per_meas;
+  const double result_bytes = 4.0 * (double(n) * double(rq.d) + double(n) + (slice ? 0.0 : 2.0 * double(cfg.n_meas) * double(rq.d)));
+  try {
+    r.samples.resize(static_cast<size_t>(n * rq.d));
+    r.residuals.resize(static_cast<size_t>(n));
+    if (!slice) {
+      r.mean.resize(static_cast<size_t>(cfg.n_meas * rq.d));
+      r.std.resize(r.mean.size());
+    }
+  } catch (const std::bad_alloc&) {
+    char mib[32];
+    std::snprintf(mib, sizeof mib, "%.0f", result_bytes / 1048576.0);
+    throw CliError(std::string("out of memory: the samples (") + std::to_string(n) + " chains x d = " + std::to_string(rq.d) +
+                   ") need " + mib + " MiB of host memory; use fewer chains (or --chain-range slices)");
+  }
+
   almc_sampler_t raw = nullptr;
   almc_status st = almc_sampler_create(rq.ctx, rq.score, rq.op, &cfg, &raw);
   Sampler s(raw);
   if (st == ALMC_ERR_UNSTABLE) {
     const char* why = almc_context_last_error(rq.ctx);
-    throw CliError(std::string("sampler refused: ") + (why && *why ? why : almc_status_string(st)) +
+    throw CliError(std::string("sampler refused: ") + (why && *why ? sampler_terms(why) : almc_status_string(st)) +
                    " (lower --delta, or pass --force to run anyway)");
   }
-  check(st, "cannot create the sampler", rq.ctx);
+  if (st != ALMC_OK) {
+    const char* why = almc_context_last_error(rq.ctx);
+    std::string msg = why && *why ? sampler_terms(why) : almc_status_string(st);
+    std::replace(msg.begin(), msg.end(), '\n', ' ');
+    if (st == ALMC_ERR_OUT_OF_MEMORY && msg.find("use fewer chains") == std::string::npos) {
+      char mib[32];
+      std::snprintf(mib, sizeof mib, "%.0f", result_bytes / 1048576.0);
+      msg += std::string(" (beside the ") + mib + " MiB the command holds for the results): use fewer chains (or --chain-range slices)";
+    }
+    throw CliError("cannot create the sampler: " + msg);
+  }
   if (rq.op && rq.y) check(almc_sampler_set_measurement(s.get(), rq.y), "measurement", s.get());
   if (rq.resume_state)
     check(almc_sampler_load_state(s.get(), rq.resume_state->data(), rq.resume_state->size()), "--resume", s.get());
@@ -179,34 +270,27 @@ RunResult run_sampler(const RunRequest& rq) {
   if (prog.printed) std::fprintf(stderr, "\n");
   if (st == ALMC_ERR_CANCELLED) {
     // Nothing partial is written, except the state when snapshots were asked for.
-    if (rq.snapshot.empty()) throw CliError("interrupted", 130);
+    const int sig = g_interrupted;
+    if (rq.snapshot.empty()) throw CliError(stop_word(sig), stop_code(sig));
     size_t bytes = 0;
     check(almc_sampler_state_size(s.get(), &bytes), "snapshot", s.get());
     std::vector<unsigned char> state(bytes);
     int64_t step = 0;
     check(almc_sampler_save_state(s.get(), state.data(), bytes, &step), "snapshot", s.get());
     write_snapshot(rq.snapshot, rq.run_identity, step, writer.total, state.data(), bytes);
-    throw CliError("interrupted at step " + std::to_string(step) + " of " + std::to_string(writer.total) +
-                       "; the state is saved in " + rq.snapshot + ": continue with the same options and --resume " +
-                       rq.snapshot,
-                   130);
+    throw CliError(std::string(stop_word(sig)) + " at step " + std::to_string(step) + " of " +
+                       std::to_string(writer.total) + "; the state is saved in " + rq.snapshot +
+                       ": continue with the same options and --resume " + rq.snapshot,
+                   stop_code(sig));
   }
   if (st == ALMC_ERR_CALLBACK && !writer.error.empty()) throw CliError(writer.error);
   if (st == ALMC_ERR_UNSTABLE)
-    throw CliError(std::string("sampler refused: ") + almc_sampler_last_error(s.get()) +
+    throw CliError(std::string("sampler refused: ") + sampler_terms(almc_sampler_last_error(s.get())) +
                    " (lower --delta, or pass --force to run anyway)");
   check(st, "sampling failed", s.get());
 
-  RunResult r;
-  // A slice (chain_count > 0) returns its own chains; its mean and std come from merging.
-  const bool slice = cfg.chain_count > 0;
-  const int64_t n = slice ? cfg.chain_count : cfg.n_meas * cfg.chains_per_meas;
-  r.samples.resize(static_cast<size_t>(n * rq.d));
-  r.residuals.resize(static_cast<size_t>(n));
   check(almc_sampler_get_samples(s.get(), r.samples.data()), "samples", s.get());
   if (!slice) {
-    r.mean.resize(static_cast<size_t>(cfg.n_meas * rq.d));
-    r.std.resize(r.mean.size());
     check(almc_sampler_get_mean_std(s.get(), r.mean.data(), r.std.data()), "mean/std", s.get());
   }
   if (rq.op && almc_sampler_get_residuals(s.get(), r.residuals.data()) != ALMC_OK)

@@ -18,6 +18,7 @@
 #include "host/cli/slices.hpp"
 #include "host/cli/team.hpp"
 #include "host/cli/snapshot.hpp"
+#include "host/io/file.hpp"
 #include "host/io/image.hpp"
 #include "host/io/npy.hpp"
 #include "host/onnx/capi_onnx.hpp"
@@ -72,10 +73,10 @@ ImageShape shape_from_sidecar(const std::string& model, int64_t d) {
   const size_t slash = model.rfind('/');
   candidates.push_back((slash == std::string::npos ? std::string() : model.substr(0, slash + 1)) + "model.json");
   for (const auto& c : candidates) {
-    std::ifstream f(c);
-    if (!f) continue;
     try {
-      const json j = json::parse(f);
+      // A regular file only (a FIFO there would block the command); a missing one is skipped.
+      const std::vector<unsigned char> text = almc::io::read_regular_file(c, almc::io::kMaxJsonFileBytes);
+      const json j = json::parse(text.begin(), text.end());
       for (const char* key : {"image_shape", "shape", "input_shape"}) {
         if (!j.contains(key) || !j[key].is_array()) continue;
         std::vector<int64_t> s;
@@ -180,6 +181,8 @@ json run_identity(const SampleOptions& o, const almc_sampler_config& cfg, const 
                  cfg.init_scale, cfg.force_unstable};
   j["levels_file"] = file_digest(o.levels_file, "--levels-file");
   j["variant"] = static_cast<int>(cfg.variant);
+  // Only where it is read (older records of the other variants keep their identity).
+  if (cfg.variant == ALMC_VARIANT_SMC || cfg.variant == ALMC_VARIANT_GEO_SMC) j["smc_ess"] = cfg.smc_ess_threshold;
   const ScoreOptions& sc = o.score;
   j["score"] = {file_digest(sc.model, "--model"), file_digest(sc.prior, "--prior"), sc.x_input, sc.level_input,
                 lower(sc.output), lower(sc.convention), lower(sc.level), file_digest(sc.alpha_bar, "--alpha-bar"), sc.tf32};
@@ -235,6 +238,15 @@ void run_sample(const SampleOptions& options, Team& team) {
     if (o.given(name) && v < lo)
       throw CliError(std::string(name) + " must be at least " + std::to_string(lo) + ", got " + std::to_string(v) +
                          " (omit it for the default)", 2);
+  if (!(cfg.t_stop < cfg.t_start))
+    throw CliError("--t-stop " + std::to_string(cfg.t_stop) + " must be below --t-start " + std::to_string(cfg.t_start), 2);
+  if (o.given("--smc-ess")) {
+    // The engine reads 0 or a negative threshold as its default 0.5: refuse what the user cannot mean.
+    if (!(cfg.smc_ess_threshold > 0 && cfg.smc_ess_threshold <= 1))
+      throw CliError("--smc-ess must be in (0, 1] (a fraction of --chains), got " + std::to_string(cfg.smc_ess_threshold), 2);
+    if (cfg.variant != ALMC_VARIANT_SMC && cfg.variant != ALMC_VARIANT_GEO_SMC)
+      throw CliError("--smc-ess applies to --variant smc or geo-smc only", 2);
+  }
   if (o.png_samples < 0) throw CliError("--png-samples must be >= 0", 2);
   if (o.given("--snapshot-every") && o.snapshot_every < 1)
     throw CliError("--snapshot-every must be at least 1, got " + std::to_string(o.snapshot_every), 2);
@@ -300,6 +312,23 @@ void run_sample(const SampleOptions& options, Team& team) {
   // Before any work: a run can last hours, its results must have somewhere to go.
   const std::string slice_record = range.set() ? sidecar_path(o.out) : std::string();
   if (team.root()) {
+    // An output must not replace another output or one of the run's inputs (the snapshot may be
+    // the file it resumes from: that is how a run is continued).
+    NamedPaths inputs = {{"--prior", o.score.prior},
+                         {"--model", o.score.model},
+                         {"--y", o.y_path},
+                         {"--truth", o.truth_path},
+                         {"--levels-file", o.levels_file},
+                         {"--alpha-bar", o.score.alpha_bar},
+                         {"--operator " + spec.kind, spec.file}};
+    for (auto& f : input_files(o.score.inputs)) inputs.push_back(std::move(f));
+    NamedPaths outputs = {{"--out", o.out}, {"--mean", o.mean}, {"--std", o.std}, {"--diagnostics", o.diagnostics},
+                          {"--png", o.png}, {"--json", o.json.file()}, {"--out (slice record)", slice_record}};
+    NamedPaths with_resume = inputs, with_snapshot = outputs;
+    with_resume.emplace_back("--resume", o.resume);
+    with_snapshot.emplace_back("--snapshot", o.snapshot);
+    check_distinct_files(outputs, with_resume);
+    check_distinct_files(with_snapshot, inputs);
     prepare_outputs({{"--out", &o.out}, {"--mean", &o.mean}, {"--std", &o.std}, {"--diagnostics", &o.diagnostics},
                      {"--png", &o.png}, {"--out (slice record)", &slice_record}, {"--snapshot", &o.snapshot}});
     o.json.prepare();
@@ -445,6 +474,12 @@ void run_sample(const SampleOptions& options, Team& team) {
                    static_cast<long long>(resume.record["total"].get<int64_t>()));
   }
 
+  // A long run whose samples go nowhere is most likely a forgotten --out.
+  if (!o.quiet && o.out.empty() && o.mean.empty() && o.std.empty() && o.png.empty() && o.png_each.empty() &&
+      o.diagnostics.empty())
+    std::fprintf(stderr, "almc sample: note: no output file given (--out, --mean, --std, --png, --png-each, "
+                         "--diagnostics): the samples will not be kept\n");
+
   // ---- sample
   RunRequest req;
   req.ctx = ctx.get();
@@ -462,7 +497,8 @@ void run_sample(const SampleOptions& options, Team& team) {
   RunResult res = team.run(req, range.set() ? range.start : 0, range.set() ? range.count : n_meas * chains);
   if (!team.root()) return;
 
-  // ---- outputs
+  // ---- outputs (Ctrl-C from here on stops between two files, never inside one)
+  OutputPhase writing;
   const int64_t N = range.set() ? range.count : n_meas * chains;
   if (!o.out.empty()) save_array(o.out, res.samples.data(), with_shape(N));
   if (range.set()) {
@@ -601,6 +637,7 @@ void run_sample(const SampleOptions& options, Team& team) {
   }
 
   o.json.emit(summary);
+  writing.finish();
   if (!o.quiet && !o.json.on_stdout()) {
     std::printf("almc sample: %s, %lld measurement(s) x %lld chains, d = %lld, %lld steps in %.2f s on %s\n",
                 lower(o.method).c_str(), static_cast<long long>(n_meas), static_cast<long long>(chains),
@@ -627,16 +664,16 @@ void register_sample_command(CLI::App& app) {
   auto& c = o->cfg;
   sub->add_option("--operator", o->op_spec, "identity | mask:FILE.npy | downsample:K | blur:FILE.npy | matrix:FILE.npy (default identity)");
   sub->add_option("--y", o->y_path, "measurement (.npy [m] or [n_meas, ...]; or a PNG mapped to [-1, 1])");
-  sub->add_option("--noise-std", o->noise_std, "measurement noise standard deviation sigma_y (> 0)");
+  sub->add_option("--noise-std", o->noise_std, "measurement noise standard deviation sigma_y, in y's units (> 0; required with --y)");
   sub->add_option("--shape", o->shape_text, "image shape C,H,W (default: from --truth, --y or the model's JSON)");
   sub->add_option("--truth", o->truth_path, "ground truth [d] or [n_meas, ...] for PSNR and the figure");
   sub->add_option("--method", o->method, "almc | ncsn | ald | xgp | langevin")->capture_default_str();
-  sub->add_option("--likelihood-weight", c.likelihood_weight, "weight of the likelihood term (0 samples the prior)")->capture_default_str();
+  sub->add_option("--likelihood-weight", c.likelihood_weight, "weight of the likelihood term (>= 0; 0 samples the prior)")->capture_default_str();
   // ALMC
-  sub->add_option("--kappa", c.kappa, "ALMC rate kappa (> 0; default 10)")->group("ALMC");
-  sub->add_option("--delta", c.delta, "ALMC step delta (> 0; default 1e-3)")->group("ALMC");
-  sub->add_option("--t-start", c.t_start, "ALMC start time T_ws (> 0; default 5)")->group("ALMC");
-  sub->add_option("--t-stop", c.t_stop, "ALMC stop time tau (> 0; default 0.01)")->group("ALMC");
+  sub->add_option("--kappa", c.kappa, "ALMC rate kappa: levels delta/kappa apart in OU time (> 0; default 10)")->group("ALMC");
+  sub->add_option("--delta", c.delta, "ALMC step delta, in OU time (> 0; default 1e-3)")->group("ALMC");
+  sub->add_option("--t-start", c.t_start, "ALMC start time T_ws, in OU time (> 0, at most 40; default 5)")->group("ALMC");
+  sub->add_option("--t-stop", c.t_stop, "ALMC stop time tau, in OU time (> 0, below --t-start; default 0.01)")->group("ALMC");
   sub->add_option("--warm-steps", c.warm_steps, "warm-start steps (>= 0; default ceil(10 (1 + L_R)))")->group("ALMC");
   sub->add_option("--warm-step", c.warm_step, "warm-start step (> 0; default 0.5 / (1 + L_R))")->group("ALMC");
   sub->add_option("--variant", o->variant,
@@ -650,24 +687,24 @@ void register_sample_command(CLI::App& app) {
                   "smc / geo-smc: resample a measurement's chains when their effective sample size falls below this "
                   "fraction of --chains (in (0, 1]; default 0.5)")
       ->group("ALMC");
-  sub->add_option("--average-last", c.average_last, "output a random iterate among the last W steps")->capture_default_str()->group("ALMC");
+  sub->add_option("--average-last", c.average_last, "output a random iterate among the last W steps (0 or 1: the last iterate)")->capture_default_str()->group("ALMC");
   sub->add_flag("--tweedie", o->tweedie, "final Tweedie denoise at the last level")->group("ALMC");
   // family
   sub->add_option("--schedule", o->schedule, "default | uniform-t | geometric-sigma | list")->capture_default_str()->group("Annealed family");
-  sub->add_option("--levels", c.n_levels, "number of levels")->capture_default_str()->group("Annealed family");
-  sub->add_option("--sigma-max", c.sigma_max, "largest VE sigma (XGP: eta_1)")->capture_default_str()->group("Annealed family");
-  sub->add_option("--sigma-min", c.sigma_min, "smallest VE sigma")->capture_default_str()->group("Annealed family");
-  sub->add_option("--steps-per-level", c.steps_per_level, "Langevin steps per level")->capture_default_str()->group("Annealed family");
-  sub->add_option("--eps", c.eps, "base step (h_k = eps sigma_k^2 / sigma_L^2; XGP: h)")->capture_default_str()->group("Annealed family");
+  sub->add_option("--levels", c.n_levels, "number of noise levels (>= 1)")->capture_default_str()->group("Annealed family");
+  sub->add_option("--sigma-max", c.sigma_max, "largest VE sigma (XGP: eta_1) (> 0; default 50, XGP 1)")->group("Annealed family");
+  sub->add_option("--sigma-min", c.sigma_min, "smallest VE sigma (> 0)")->capture_default_str()->group("Annealed family");
+  sub->add_option("--steps-per-level", c.steps_per_level, "Langevin steps per level (>= 1)")->capture_default_str()->group("Annealed family");
+  sub->add_option("--eps", c.eps, "base step (h_k = eps sigma_k^2 / sigma_L^2; XGP: h) (> 0; default 2e-5, XGP 1e-3)")->group("Annealed family");
   sub->add_option("--levels-file", o->levels_file, "OU times, decreasing (.npy, 1-D): selects --schedule list")->group("Annealed family");
   sub->add_option("--init", o->init, "gaussian | uniform")->capture_default_str()->group("Annealed family");
-  sub->add_option("--init-scale", c.init_scale, "std of the Gaussian / half-width of the uniform init")->capture_default_str()->group("Annealed family");
+  sub->add_option("--init-scale", c.init_scale, "std of the Gaussian / half-width of the uniform init (> 0)")->capture_default_str()->group("Annealed family");
   // execution
-  sub->add_option("--chains", c.chains_per_meas, "chains per measurement")->capture_default_str()->group("Execution");
+  sub->add_option("--chains", c.chains_per_meas, "chains per measurement (1 to 2^24)")->capture_default_str()->group("Execution");
   sub->add_option("--seed", c.seed, "random seed")->check(seed_check())->capture_default_str()->group("Execution");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str()->group("Execution");
-  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str()->group("Execution");
-  sub->add_option("--check-every", c.check_every, "NaN and residual check / progress period in steps")->capture_default_str()->group("Execution");
+  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default; at most 1024)")->capture_default_str()->group("Execution");
+  sub->add_option("--check-every", c.check_every, "steps between NaN and residual checks (>= 1; progress and Ctrl-C are polled at least every 0.2 s anyway)")->capture_default_str()->group("Execution");
   sub->add_flag("--force", o->force, "run even when the step exceeds the stability bound")->group("Execution");
   // outputs
   sub->add_option("--chain-range", o->chain_range,
@@ -676,9 +713,9 @@ void register_sample_command(CLI::App& app) {
       ->group("Execution");
   sub->add_option("--snapshot", o->snapshot,
                   "FILE: keep the run's resumable state here (written atomically) every --snapshot-every steps and "
-                  "when Ctrl-C stops the run")
+                  "when Ctrl-C or SIGTERM stops the run")
       ->group("Execution");
-  sub->add_option("--snapshot-every", o->snapshot_every, "N: write --snapshot every N steps (a kill loses at most N steps)")
+  sub->add_option("--snapshot-every", o->snapshot_every, "N: write --snapshot every N steps (>= 1; a kill loses at most N steps)")
       ->group("Execution");
   sub->add_option("--resume", o->resume,
                   "FILE: continue the run saved in this snapshot (same options and inputs; the samples are bitwise "
@@ -689,11 +726,11 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--std", o->std, "posterior std per measurement (.npy)")->group("Output");
   sub->add_option("--diagnostics", o->diagnostics, "run details (JSON)")->group("Output");
   sub->add_option("--png", o->png, "figure: measurement | samples | mean | std | truth")->group("Output");
-  sub->add_option("--png-samples", o->png_samples, "samples shown per row")->capture_default_str()->group("Output");
+  sub->add_option("--png-samples", o->png_samples, "samples shown per row (>= 0)")->capture_default_str()->group("Output");
   sub->add_option("--png-range", o->png_range, "LO,HI value range shown (default: --data-range if given, else truth's or mean's range)")->group("Output");
   sub->add_option("--png-each", o->png_each, "directory: one PNG per sample (sample_I_C.png) and per mean (mean_I.png)")->group("Output");
   sub->add_option("--data-range", o->data_range, "LO,HI: the data's range; PNG inputs map [0, 255] onto it and --png-each back (default -1,1; 0,1 for [0, 1] data)")->group("Output");
-  sub->add_option("--psnr-range", o->psnr_range, "peak-to-peak data range for PSNR")->check(positive_finite_check())->capture_default_str()->group("Output");
+  sub->add_option("--psnr-range", o->psnr_range, "peak-to-peak data range for PSNR, in data units (> 0)")->check(positive_finite_check())->capture_default_str()->group("Output");
   sub->add_flag("--quiet,-q", o->quiet, "no progress, notes or summary")->group("Output");
   o->json.add_option(sub, "a JSON summary of the run");
   sub->get_option("--json")->group("Output");

@@ -160,6 +160,12 @@ void run_merge(const MergeOptions& o) {
   if (next != total)
     throw CliError("chains " + std::to_string(next) + " to " + std::to_string(total - 1) + " are missing (no slice holds them)");
 
+  NamedPaths inputs;
+  for (const Part& p : parts) {
+    inputs.emplace_back("slice", p.path);
+    inputs.emplace_back("slice record", sidecar_path(p.path));
+  }
+  check_distinct_files({{"--out", o.out}, {"--mean", o.mean}, {"--std", o.std}}, inputs);
   prepare_outputs({{"--out", &o.out}, {"--mean", &o.mean}, {"--std", &o.std}});
   std::vector<int64_t> sample_shape;
   for (const auto& v : ref.rec["sample_shape"]) sample_shape.push_back(v.get<int64_t>());
@@ -183,9 +189,11 @@ void run_merge(const MergeOptions& o) {
   std::vector<int64_t> all_shape{total}, per_meas{n_meas};
   all_shape.insert(all_shape.end(), sample_shape.begin(), sample_shape.end());
   per_meas.insert(per_meas.end(), sample_shape.begin(), sample_shape.end());
+  OutputPhase writing;
   if (!o.out.empty()) save_array(o.out, all.data(), all_shape);
   if (!o.mean.empty()) save_array(o.mean, mean.data(), per_meas);
   if (!o.std.empty()) save_array(o.std, sd.data(), per_meas);
+  writing.finish();
   if (!o.quiet)
     std::printf("almc merge: %zu slice(s), %lld measurement(s) x %lld chains, d = %lld\n", parts.size(),
                 static_cast<long long>(n_meas), static_cast<long long>(cpm), static_cast<long long>(d));

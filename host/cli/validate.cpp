@@ -268,6 +268,7 @@ json run_json(const ValidateOptions& o, almc_context_t cx) {
 
 void run_validate(const ValidateOptions& o) {
   if (o.chains < 10) throw CliError("--chains must be at least 10", 2);
+  if (o.chains > (int64_t(1) << 24)) throw CliError("--chains is too large (at most 16777216)", 2);
   o.json.prepare();
   g_text = o.json.on_stdout() ? stderr : stdout;
   Context ctx = make_context(o.backend, 0, true);
@@ -519,7 +520,8 @@ double path_weight_drift(const GmmProblem& q, almc_variant v, double normsq, dou
 
 void run_sweep(const ValidateOptions& o) {
   if (o.chains < 10) throw CliError("--chains must be at least 10", 2);
-  if (!(o.max_seconds > 0)) throw CliError("--max-seconds must be positive", 2);
+  if (o.chains > (int64_t(1) << 24)) throw CliError("--chains is too large (at most 16777216)", 2);
+  if (!(o.max_seconds > 0) || !std::isfinite(o.max_seconds)) throw CliError("--max-seconds must be a positive finite number", 2);
   std::vector<SweepProblem> problems;
   for (const std::string& n : o.problems) problems.push_back(sweep_problem(n));
   std::vector<SweepMethod> methods;

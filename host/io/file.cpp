@@ -78,6 +78,8 @@ std::string destination(const std::string& path, struct stat* existing, bool* ex
     return path;
   }
   if (!S_ISREG(st.st_mode)) fail(path, "is " + kind_of(st.st_mode) + ", not a regular file: refusing to write it");
+  // A write-protected file is kept (the rename would replace it, permissions or not, as root too).
+  if ((st.st_mode & 0222) == 0) fail(path, "is read-only: refusing to replace it (make it writable or choose another file)");
   *exists = true;
   *existing = st;
   struct stat lst;

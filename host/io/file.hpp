@@ -5,7 +5,8 @@
 // memory. Outputs are written atomically: the bytes go to a new file in the destination's folder,
 // are flushed to disk and then renamed over the destination, so a kill, a full disk or a write
 // error leaves the previous file as it was. An existing destination that is not a regular file
-// (a device, a FIFO, a directory) is never opened, truncated or removed.
+// (a device, a FIFO, a directory) or that is write-protected (no write permission bit) is never
+// opened, truncated, replaced or removed.
 #pragma once
 
 #include <cstddef>

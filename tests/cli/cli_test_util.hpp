@@ -6,12 +6,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "host/io/image.hpp"
@@ -68,6 +72,33 @@ class Cli : public ::testing::Test {
     r.out = slurp(out);
     r.err = slurp(err);
     return r;
+  }
+
+  // Starts `args` in the background (stdout/stderr to bg_out.txt/bg_err.txt); returns its pid (the
+  // almc process itself: the shell execs it).
+  pid_t start(const std::string& args) const {
+    const std::string cmd = "exec '" + exe_ + "' " + args + " >'" + path("bg_out.txt") + "' 2>'" + path("bg_err.txt") +
+                            "' </dev/null";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    return pid;
+  }
+  // Waits up to `seconds` for the process; -1 if it is still running (then it is killed).
+  static int wait_for(pid_t pid, double seconds) {
+    int st = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (::waitpid(pid, &st, WNOHANG) == 0) {
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > seconds) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &st, 0);
+        return -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return st;
   }
 
   // A 1-component Gaussian prior N(m, s2 I) in d = 4 as GMM JSON.

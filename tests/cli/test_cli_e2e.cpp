@@ -317,7 +317,7 @@ TEST_F(Cli, VariantNamesAreListedAcceptedAndChecked) {
   EXPECT_NE(run(base + "--variant bogus").err.find("geo-smc"), std::string::npos);
   expect_one_line_error(run(base + "--variant smc --method ald"), "applies to --method almc only");
   expect_one_line_error(run(base + "--variant smc --average-last 5"), "average_last");
-  expect_one_line_error(run(base + "--variant smc --smc-ess 2"), "smc_ess_threshold");
+  expect_one_line_error(run(base + "--variant smc --smc-ess 2"), "--smc-ess must be in (0, 1]");
 }
 
 TEST(CliParsers, ShapesAndOperatorSpecs) {
@@ -443,7 +443,7 @@ TEST_F(Cli, AbsurdStepCountsAreRefusedBeforeAllocating) {
     expect_one_line_error(r, message);
     EXPECT_EQ(::access(path("s.npy").c_str(), F_OK), -1) << opt;
   }
-  expect_one_line_error(run(base + "--t-start 1e300", limit), "t_start = 1e+300 is too large");
+  expect_one_line_error(run(base + "--t-start 1e300", limit), "--t-start 1e+300 is too large");
   expect_one_line_error(run(base + "--kappa 1e-9", limit), "rounds to no annealing step");
   // sigma_y = 1e-4: the default warm start would be 10 (1 + 1e8) steps; the stability check refuses first.
   const Result w = run(base + "--y " + path("y.npy") + " --noise-std 1e-4", limit);

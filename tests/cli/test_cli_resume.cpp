@@ -35,31 +35,6 @@ class CliResume : public Cli {
             "--threads 1 ";
   }
 
-  // Starts `args` in the background (stdout/stderr to files); returns its pid (the almc process).
-  pid_t start(const std::string& args) const {
-    const std::string cmd = "exec '" + exe_ + "' " + args + " >'" + path("bg_out.txt") + "' 2>'" + path("bg_err.txt") +
-                            "' </dev/null";
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    return pid;
-  }
-  // Waits up to `seconds` for the process; -1 if it is still running (then it is killed).
-  static int wait_for(pid_t pid, double seconds) {
-    int st = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    while (::waitpid(pid, &st, WNOHANG) == 0) {
-      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > seconds) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &st, 0);
-        return -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return st;
-  }
   bool exists(const std::string& name) const { return ::access(path(name).c_str(), F_OK) == 0; }
   nlohmann::json record(const std::string& snap) const {
     std::ifstream f(path(snap), std::ios::binary);
