@@ -450,9 +450,12 @@ class CpuBackend final : public Backend {
 
   void analytic_score(const FusedStepParams& p, float* out) override {
     const StepScalars cur = *p.cur;
+    const int64_t tiles = (p.d + kTile - 1) / kTile;  // (chain, tile) items: few long rows split too
 #pragma omp parallel for schedule(static) num_threads(threads_for(p.n * p.d))
-    for (int64_t c = 0; c < p.n; ++c)
-      for (int64_t j = 0; j < p.d; ++j) out[c * p.d + j] = prior_score(p, cur, c, j, p.x[c * p.d + j]);
+    for (int64_t item = 0; item < p.n * tiles; ++item) {
+      const int64_t c = item / tiles, j0 = item % tiles * kTile, j1 = std::min(p.d, j0 + kTile);
+      for (int64_t j = j0; j < j1; ++j) out[c * p.d + j] = prior_score(p, cur, c, j, p.x[c * p.d + j]);
+    }
   }
 
   void op_forward(const LocalOp& op, const MatrixOp& mat, const float* x, float* out, int64_t n, int64_t d, int64_t m,
@@ -503,17 +506,22 @@ class CpuBackend final : public Backend {
 
   void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, int64_t cpm, uint64_t seed, uint64_t key,
                    float scale, bool uniform) override {
-    const int64_t groups = (d + 3) / 4;
+    // Work items of (chain, chunk of coordinates): every number is keyed by its coordinate, so
+    // a few long rows split over the threads too, with the same bits.
+    constexpr int64_t kChunk = 4096;  // a multiple of 4 (whole coordinate groups)
+    const int64_t chunks = (d + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) num_threads(threads_for(n * d * 8))
-    for (int64_t c = 0; c < n; ++c) {
+    for (int64_t item = 0; item < n * chunks; ++item) {
+      const int64_t c = item / chunks, j0 = item % chunks * kChunk, j1 = std::min(d, j0 + kChunk);
+      float* row = x + c * d;
       if (!uniform) {  // the vectorised normals (philox_normal4's bits)
-        philox_normals(seed, noise_stream(chain0 + c, cpm), key, 0, d, x + c * d);
-        for (int64_t j = 0; j < d; ++j) x[c * d + j] = scale * x[c * d + j];
+        philox_normals(seed, noise_stream(chain0 + c, cpm), key, static_cast<uint64_t>(j0 / 4), j1 - j0, row + j0);
+        for (int64_t j = j0; j < j1; ++j) row[j] = scale * row[j];
         continue;
       }
-      for (int64_t g = 0; g < groups; ++g) {
+      for (int64_t g = j0 / 4; g < (j1 + 3) / 4; ++g) {
         const float4 v = philox_uniform4(seed, noise_stream(chain0 + c, cpm), key, static_cast<uint64_t>(g));
-        for (int e = 0; e < 4 && g * 4 + e < d; ++e) x[c * d + g * 4 + e] = scale * (2.f * component(v, e) - 1.f);
+        for (int e = 0; e < 4 && g * 4 + e < d; ++e) row[g * 4 + e] = scale * (2.f * component(v, e) - 1.f);
       }
     }
   }
