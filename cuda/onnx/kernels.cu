@@ -88,7 +88,7 @@ __global__ void norm_kernel(const NormParams p) {
 __global__ void reduce_kernel(const ReduceParams p) {
   const int lane = int(threadIdx.x % kLanes);
   ALMC_WARP_ROWS(p.out_total) {
-    const float s = warp_sum(reduce_lane_sum(p, row, lane));
+    const float s = p.extreme ? warp_max(reduce_lane_max(p, row, lane)) : warp_sum(reduce_lane_sum(p, row, lane));
     if (lane == 0) p.y[row] = reduce_finish(p, s);
   }
 }

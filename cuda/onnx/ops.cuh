@@ -541,6 +541,21 @@ ALMC_OHD float reduce_lane_sum(const ReduceParams& p, int64_t o, int lane) {
   for (int64_t k = lane; k < p.red_total; k += kLanes) s += x[strided_offset(k, p.rndim, p.rshape, p.rstride)];
   return s;
 }
-ALMC_OHD float reduce_finish(const ReduceParams& p, float sum) { return p.mean ? sum / float(p.red_total) : sum; }
+// ReduceMax / ReduceMin: lane maximum of extreme * x (a minimum is minus the maximum of -x).
+ALMC_OHD float reduce_lane_max(const ReduceParams& p, int64_t o, int lane) {
+  const float* x = p.x + strided_offset(o, p.ondim, p.oshape, p.ostride);
+  const float sg = float(p.extreme);
+  float m = -INFINITY;
+  for (int64_t k = lane; k < p.red_total; k += kLanes) {
+    const float v = sg * x[strided_offset(k, p.rndim, p.rshape, p.rstride)];
+    m = v > m ? v : m;
+  }
+  return m;
+}
+// The output from the lanes' combined sum (or maximum, for ReduceMax / ReduceMin).
+ALMC_OHD float reduce_finish(const ReduceParams& p, float v) {
+  if (p.extreme) return float(p.extreme) * v;
+  return p.mean ? v / float(p.red_total) : v;
+}
 
 }  // namespace almc::onnx

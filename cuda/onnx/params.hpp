@@ -24,6 +24,9 @@ enum EwOp : uint8_t {
   EW_LEAKY_RELU, EW_ELU, EW_SOFTPLUS, EW_ERF, EW_FLOOR, EW_CEIL, EW_SILU, EW_CLIP, EW_AFFINE,
   EW_ADD, EW_SUB, EW_MUL, EW_DIV, EW_POW, EW_MAX, EW_MIN, EW_EQUAL, EW_LESS, EW_GREATER, EW_LESS_EQ, EW_GREATER_EQ,
   EW_AND, EW_OR, EW_NOT, EW_WHERE,
+  // Unary, with alpha/beta where the ONNX op has attributes (HardSigmoid alpha, beta; Selu alpha,
+  // gamma in beta; Celu alpha).
+  EW_HARD_SIGMOID, EW_HARD_SWISH, EW_SELU, EW_SOFTSIGN, EW_SIGN, EW_ROUND, EW_TRUNC, EW_MISH, EW_CELU,
   EW_COUNT
 };
 
@@ -73,6 +76,26 @@ ALMC_OHD T ew_apply(int op, T a, T b, T c, float alpha, float beta) {
     case EW_OR: return (a != T(0) || b != T(0)) ? T(1) : T(0);
     case EW_NOT: return a == T(0) ? T(1) : T(0);
     case EW_WHERE: return c != T(0) ? a : b;
+    case EW_HARD_SIGMOID: {
+      const T v = T(alpha) * a + T(beta);
+      return v < T(0) ? T(0) : (v > T(1) ? T(1) : v);
+    }
+    case EW_HARD_SWISH: {
+      const T v = a / T(6) + T(0.5);
+      return a * (v < T(0) ? T(0) : (v > T(1) ? T(1) : v));
+    }
+    case EW_SELU: return T(beta) * (a > T(0) ? a : T(alpha) * (exp(a) - T(1)));
+    case EW_SOFTSIGN: return a / (T(1) + (a < T(0) ? -a : a));
+    case EW_SIGN: return a > T(0) ? T(1) : (a < T(0) ? T(-1) : T(0));
+    case EW_ROUND: {  // halves to even, like ONNX Round
+      const T f = floor(a), d = a - f;
+      if (d > T(0.5)) return f + T(1);
+      if (d < T(0.5)) return f;
+      return f - T(2) * floor(f / T(2)) != T(0) ? f + T(1) : f;
+    }
+    case EW_TRUNC: return a < T(0) ? ceil(a) : floor(a);
+    case EW_MISH: return a * tanh(a > T(20) ? a : log1p(exp(a)));
+    case EW_CELU: return a >= T(0) ? a : T(alpha) * (exp(a / T(alpha)) - T(1));
     default: return a;
   }
 }
@@ -183,13 +206,15 @@ struct NormParams {
   float* y;
 };
 
-// Reduction (sum or mean) over `rdims` with strides; output enumerated by `odims`.
+// Reduction (sum or mean; extreme 1: max, -1: min) over `rdims` with strides; output enumerated
+// by `odims`.
 struct ReduceParams {
   int ondim, rndim;
   int64_t oshape[kMaxDims], ostride[kMaxDims];
   int64_t rshape[kMaxDims], rstride[kMaxDims];
   int64_t out_total, red_total;
   bool mean;
+  int extreme;
   const float* x;
   float* y;
 };

@@ -70,8 +70,14 @@ class Builder {
   std::vector<ConstPtr> keep_;
   const Node* cur_ = nullptr;
 
+  // The graph node being lowered when cur_ is a node lower_composite.cpp made up for it: messages
+  // name the graph's node.
+  const Node* parent_ = nullptr;
+  int64_t tmp_count_ = 0;
+
   [[noreturn]] void fail(const std::string& msg, almc_status st = ALMC_ERR_UNSUPPORTED) const {
-    throw Error(st, "node " + (cur_ ? cur_->label() : std::string("?")) + ": " + msg);
+    const Node* n = parent_ ? parent_ : cur_;
+    throw Error(st, "node " + (n ? n->label() : std::string("?")) + ": " + msg);
   }
 
   int64_t numel(const std::vector<int64_t>& s) const {
@@ -269,6 +275,20 @@ class Builder {
   void node_softmax();
   void node_norm();
   void node_layout();                           // lower_layout.cpp
+  void node_tile();
+  void node_composite();                        // lower_composite.cpp
+
+  // Composite lowering (lower_composite.cpp): an op rewritten as nodes of other ops, each lowered
+  // as if it were in the graph. sub() lowers one such node and returns its output's name;
+  // konst() names a new constant.
+  std::string sub(const std::string& op, const std::vector<std::string>& inputs, std::map<std::string, Attr> attrs = {},
+                  const std::string& output = "");
+  std::string konst(std::vector<int64_t> shape, std::vector<double> v, DType dt = DType::Float);
+  std::string konst_ints(const std::vector<int64_t>& v);
+  void composite_einsum();
+  void composite_batchnorm();
+  void composite_depth_space(bool to_space);
+  void composite_reduce();
 };
 
 // Passes over a lowered plan (fusion.cpp, arena.cpp).

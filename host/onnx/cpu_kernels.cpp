@@ -358,6 +358,11 @@ void run_resize(const ResizeParams& p) {
 void run_reduce(const ReduceParams& p) {
   float v[kLanes];
   for (int64_t o = 0; o < p.out_total; ++o) {
+    if (p.extreme) {
+      for (int l = 0; l < kLanes; ++l) v[l] = reduce_lane_max(p, o, l);
+      p.y[o] = reduce_finish(p, lane_tree_max(v));
+      continue;
+    }
     for (int l = 0; l < kLanes; ++l) v[l] = reduce_lane_sum(p, o, l);
     p.y[o] = reduce_finish(p, lane_tree_sum(v));
   }

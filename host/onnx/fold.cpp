@@ -137,8 +137,11 @@ void Builder::node_constant() {
   if (op == "Cast") {
     const Val& x = need(0);
     int to = int(nd.geti("to", 1));
-    DType dt = to == 1 ? DType::Float : (to == 7 || to == 6) ? DType::Int64 : to == 9 ? DType::Bool : DType::Float;
-    if (to != 1 && to != 6 && to != 7 && to != 9) fail("Cast to data type " + std::to_string(to) + " (only float32, int32/64, bool)");
+    // float64 only for constants (folded in double); the executor computes in float32.
+    DType dt = (to == 1 || to == 11) ? DType::Float : (to == 7 || to == 6) ? DType::Int64 : to == 9 ? DType::Bool : DType::Float;
+    if (to != 1 && to != 11 && to != 6 && to != 7 && to != 9)
+      fail("Cast to data type " + std::to_string(to) + " (only float32, int32/64, bool; float64 for constants)");
+    if (to == 11 && !x.c) fail("a runtime Cast to float64 (the executor computes in float32)");
     if (x.c) {
       auto t = std::make_shared<HostTensor>(*x.c);
       t->dtype = dt;
@@ -146,8 +149,15 @@ void Builder::node_constant() {
       set_const(0, t);
       return;
     }
-    if (dt != DType::Float && x.dtype == DType::Float)
-      fail("a runtime cast from float32 to an integer type is not supported");
+    if (dt == DType::Int64 && x.dtype == DType::Float) {  // toward zero; integers are held as floats
+      emit_ew(EW_TRUNC, {&x}, 0, 0.f, 0.f, DType::Int64);
+      return;
+    }
+    if (dt == DType::Bool && x.dtype != DType::Bool) {
+      const std::string z = konst({}, {0.0}, x.dtype);
+      sub("Not", {sub("Equal", {nd.inputs[0], z})}, {}, nd.outputs[0]);
+      return;
+    }
     Val v = x;
     v.dtype = dt;
     vals_[nd.outputs[0]] = v;

@@ -63,11 +63,15 @@ void read_raw(const std::string& raw, int64_t n, std::vector<double>& out, const
   }
 }
 
+// A constant tensor (initializer or attribute). float64 constants are accepted (torch writes them
+// without constant folding): their values are kept in double for folding and read as float32 by
+// runtime ops; a runtime cast to float64 is refused by the planner.
 ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what) {
   auto t = std::make_shared<HostTensor>();
   if (tp.data_location() == ::onnx::TensorProto::EXTERNAL)
     throw Error(ALMC_ERR_UNSUPPORTED, what + " uses external data; save the model with its weights inside");
-  t->dtype = map_dtype(tp.data_type(), what);
+  const bool f64 = tp.data_type() == ::onnx::TensorProto::DOUBLE;
+  t->dtype = f64 ? DType::Float : map_dtype(tp.data_type(), what);
   int64_t n = 1;
   for (auto d : tp.dims()) {
     if (d < 0 || d > (int64_t(1) << 31)) throw Error(ALMC_ERR_PARSE, what + " has an invalid dimension " + std::to_string(d));
@@ -79,6 +83,7 @@ ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what) 
   if (tp.has_raw_data()) {
     const std::string& raw = tp.raw_data();
     if (dt == ::onnx::TensorProto::FLOAT) read_raw<float>(raw, n, t->v, what);
+    else if (f64) read_raw<double>(raw, n, t->v, what);
     else if (dt == ::onnx::TensorProto::INT64) read_raw<int64_t>(raw, n, t->v, what);
     else if (dt == ::onnx::TensorProto::INT32) read_raw<int32_t>(raw, n, t->v, what);
     else read_raw<uint8_t>(raw, n, t->v, what);
@@ -87,6 +92,9 @@ ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what) 
     if (dt == ::onnx::TensorProto::FLOAT) {
       have = tp.float_data_size();
       for (float v : tp.float_data()) t->v.push_back(v);
+    } else if (f64) {
+      have = tp.double_data_size();
+      for (double v : tp.double_data()) t->v.push_back(v);
     } else if (dt == ::onnx::TensorProto::INT64) {
       have = tp.int64_data_size();
       for (auto v : tp.int64_data()) t->v.push_back(double(v));
@@ -155,7 +163,7 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
     if (op.domain().empty() || op.domain() == "ai.onnx") g.opset = op.version();
   if (g.opset == 0) throw Error(ALMC_ERR_PARSE, what + " imports no default-domain opset");
   if (g.opset < 7 || g.opset > 18)
-    throw Error(ALMC_ERR_UNSUPPORTED, what + " uses opset " + std::to_string(g.opset) + "; the executor supports 13 to 17");
+    throw Error(ALMC_ERR_UNSUPPORTED, what + " uses opset " + std::to_string(g.opset) + "; the executor supports 7 to 18");
 
   const auto& gp = model.graph();
   // Structural checks first: they give clearer messages than the checker's.

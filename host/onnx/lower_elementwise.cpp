@@ -48,11 +48,23 @@ void Builder::node_elementwise(EwOp op_in, int arity) {
   std::vector<const Val*> ins;
   for (size_t i = 0; i < nd.inputs.size(); ++i)
     if (!nd.inputs[i].empty()) ins.push_back(&need(i));
-  float alpha = nd.getf("alpha", op_in == EW_LEAKY_RELU ? 0.01f : 1.0f), beta = 0.f;
+  if (nd.op == "Dropout") {  // inference: the identity (ratio and training_mode are inputs from opset 12)
+    if (const Val* tm = in(2)) {
+      if (!tm->c || tm->c->v.size() != 1) fail("training_mode must be a constant");
+      if (tm->c->v[0] != 0) fail("training_mode 1 (random dropout); export the model in eval mode (model.eval())");
+    }
+    ins.resize(1);
+  }
+  if ((op_in == EW_MAX || op_in == EW_MIN) && ins.size() != 2) return node_composite();  // variadic: a chain
+  // Attribute defaults per op (ONNX's).
+  const float alpha_def = op_in == EW_LEAKY_RELU ? 0.01f : op_in == EW_HARD_SIGMOID ? 0.2f : op_in == EW_SELU ? 1.67326319217681884765625f : 1.0f;
+  float alpha = nd.getf("alpha", alpha_def), beta = 0.f;
+  if (op_in == EW_HARD_SIGMOID) beta = nd.getf("beta", 0.5f);
+  if (op_in == EW_SELU) beta = nd.getf("gamma", 1.05070102214813232421875f);
   EwOp op = op_in;
   if (op == EW_CLIP) {
-    alpha = -3.4e38f;
-    beta = 3.4e38f;
+    alpha = nd.getf("min", -3.4e38f);  // attributes up to opset 10, inputs after
+    beta = nd.getf("max", 3.4e38f);
     if (const Val* lo = in(1)) {
       if (!lo->c || lo->c->v.size() != 1) fail("Clip bounds must be constant scalars");
       alpha = float(lo->c->v[0]);
@@ -62,9 +74,6 @@ void Builder::node_elementwise(EwOp op_in, int arity) {
       beta = float(hi->c->v[0]);
     }
     ins.resize(1);
-  }
-  if (op == EW_MAX || op == EW_MIN) {
-    if (ins.size() != 2) fail("Max/Min with " + std::to_string(ins.size()) + " inputs (2 supported)");
   }
   if (int(ins.size()) != arity) fail("expects " + std::to_string(arity) + " inputs", ALMC_ERR_PARSE);
   DType out_dt = is_compare(op) ? DType::Bool : (op == EW_WHERE ? ins[1]->dtype : ins[0]->dtype);

@@ -10,11 +10,20 @@ namespace almc::onnx::planning {
 void Builder::node_pool() {
   const Node& nd = *cur_;
   const Val& X = need(0);
-  if (X.shape.size() != 4) fail("only 2-D pooling on [N, C, H, W] is supported");
+  if (X.shape.size() != 4 && X.shape.size() != 3) fail("only 1-D and 2-D pooling ([N, C, W], [N, C, H, W]) is supported");
   PoolParams p{};
   p.max = nd.op == "MaxPool";
   if (cur_->outputs.size() > 1 && !cur_->outputs[1].empty()) fail("MaxPool indices output");
   auto k = nd.getints("kernel_shape"), st = nd.getints("strides"), pads = nd.getints("pads"), dil = nd.getints("dilations");
+  const bool one_d = X.shape.size() == 3;
+  if (one_d) {  // as 2-D pooling of [N, C, 1, W]
+    if (k.size() != 1 || (!st.empty() && st.size() != 1) || (!dil.empty() && dil.size() != 1) || (!pads.empty() && pads.size() != 2))
+      fail("kernel_shape, strides, dilations or pads of the wrong length", ALMC_ERR_PARSE);
+    k.insert(k.begin(), 1);
+    if (!st.empty()) st.insert(st.begin(), 1);
+    if (!dil.empty()) dil.insert(dil.begin(), 1);
+    if (!pads.empty()) pads = {0, pads[0], 0, pads[1]};
+  }
   if (k.size() != 2) fail("kernel_shape must have 2 values", ALMC_ERR_PARSE);
   check_attr(k, "kernel_shape");
   check_attr(st, "strides");
@@ -24,8 +33,8 @@ void Builder::node_pool() {
     fail("strides, dilations or pads of the wrong length", ALMC_ERR_PARSE);
   if (nd.gets("auto_pad", "NOTSET") != "NOTSET" && nd.gets("auto_pad", "NOTSET") != "VALID") fail("pooling with auto_pad SAME");
   p.NC = X.shape[0] * X.shape[1];
-  p.H = X.shape[2];
-  p.W = X.shape[3];
+  p.H = one_d ? 1 : X.shape[2];
+  p.W = X.shape.back();
   p.KH = k[0];
   p.KW = k[1];
   p.sh = st.empty() ? 1 : st[0];
@@ -54,7 +63,8 @@ void Builder::node_pool() {
   };
   p.OH = out_len(p.H, pt, pb, p.KH, p.sh, p.dh);
   p.OW = out_len(p.W, pl, pr, p.KW, p.sw, p.dw);
-  push_unary(StepKind::Pool, X, {X.shape[0], X.shape[1], p.OH, p.OW}).pool = p;
+  push_unary(StepKind::Pool, X, one_d ? std::vector<int64_t>{X.shape[0], X.shape[1], p.OW}
+                                       : std::vector<int64_t>{X.shape[0], X.shape[1], p.OH, p.OW}).pool = p;
 }
 
 void Builder::node_resize() {
@@ -64,8 +74,11 @@ void Builder::node_resize() {
   if (r < 2 || r > 4) fail("Resize of rank " + std::to_string(r) + " (2 to 4 supported)");
   std::vector<double> scales(r, 1.0);
   std::vector<int64_t> oshape = X.shape;
-  const Val* sc = in(2);
-  const Val* sz = in(3);
+  // Upsample (to opset 9) and Resize-10 take (X, scales) and map coordinates asymmetrically.
+  const bool legacy = nd.op == "Upsample" || g_.opset < 11;
+  const size_t sc_i = legacy ? 1 : 2;
+  const Val* sc = in(sc_i);
+  const Val* sz = legacy ? nullptr : in(3);
   if (sz && numel(sz->shape) > 0) {
     auto s = const_ints(3, "Resize sizes");
     if (s.size() != r) fail("sizes has the wrong length", ALMC_ERR_PARSE);
@@ -74,7 +87,7 @@ void Builder::node_resize() {
       scales[i] = X.shape[i] ? double(s[i]) / double(X.shape[i]) : 1.0;
     }
   } else if (sc && numel(sc->shape) > 0) {
-    const auto& t = need_const(2, "Resize scales");
+    const auto& t = need_const(sc_i, "Resize scales");
     if (t.v.size() != r) fail("scales has the wrong length", ALMC_ERR_PARSE);
     for (size_t i = 0; i < r; ++i) {
       scales[i] = double(float(t.v[i]));
@@ -86,10 +99,11 @@ void Builder::node_resize() {
   }
   for (size_t i = 0; i + 2 < r; ++i)
     if (oshape[i] != X.shape[i]) fail("Resize of the batch or channel dimensions");
-  const std::string mode = nd.gets("mode", "nearest");
+  std::string mode = nd.gets("mode", "nearest");
+  if (legacy && mode == "bilinear") mode = "linear";
   if (mode != "nearest" && mode != "linear") fail("Resize mode '" + mode + "' (nearest and linear supported)");
-  const std::string ctm = nd.gets("coordinate_transformation_mode", "half_pixel");
-  const std::string nm = nd.gets("nearest_mode", "round_prefer_floor");
+  const std::string ctm = legacy ? "asymmetric" : nd.gets("coordinate_transformation_mode", "half_pixel");
+  const std::string nm = legacy ? "floor" : nd.gets("nearest_mode", "round_prefer_floor");
   ResizeParams p{};
   p.linear = mode == "linear";
   p.nearest_mode = nm == "round_prefer_ceil" ? NEAREST_ROUND_PREFER_CEIL : nm == "floor" ? NEAREST_FLOOR : nm == "ceil" ? NEAREST_CEIL : NEAREST_ROUND_PREFER_FLOOR;
@@ -136,12 +150,13 @@ void Builder::node_pad() {
   const Node& nd = *cur_;
   const Val& X = need(0);
   const size_t r = X.shape.size();
-  auto pads = const_ints(1, "Pad pads");
+  // pads and value are attributes up to opset 10, inputs after.
+  auto pads = nd.has("pads") ? nd.getints("pads") : const_ints(1, "Pad pads");
   if (in(3)) fail("Pad with axes");
   if (pads.size() != 2 * r) fail("pads has " + std::to_string(pads.size()) + " values for rank " + std::to_string(r), ALMC_ERR_PARSE);
   check_attr(pads, "pads");
-  float value = 0.f;
-  if (const Val* cv = in(2)) {
+  float value = nd.getf("value", 0.f);
+  if (const Val* cv = nd.has("pads") ? nullptr : in(2)) {
     if (!cv->c || cv->c->v.size() != 1) fail("constant_value must be a constant scalar");
     value = float(cv->c->v[0]);
   }

@@ -115,6 +115,31 @@ void Builder::node_layout() {
     Val& o = def(0, s, X.dtype);
     return emit_copy(cp, X, 0, o.sid, 0);
   }
+  if (op == "Tile") {
+    // Output axis i of length reps[i] * d_i splits into (repeat, j), the repeat major: a copy of
+    // shape [r_0, d_0, r_1, d_1, ...] reading strides [0, cs_0, 0, cs_1, ...] into contiguous output.
+    auto reps = const_ints(1, "Tile repeats");
+    if (reps.size() != r) fail("repeats has " + std::to_string(reps.size()) + " values for rank " + std::to_string(r), ALMC_ERR_PARSE);
+    check_attr(reps, "repeats");
+    std::vector<int64_t> shape, ist, s;
+    for (size_t i = 0; i < r; ++i) {
+      if (reps[i] < 0) fail("negative repeat", ALMC_ERR_PARSE);
+      if (reps[i] != 1) {
+        shape.push_back(reps[i]);
+        ist.push_back(0);
+      }
+      shape.push_back(X.shape[i]);
+      ist.push_back(cs[i]);
+      s.push_back(X.shape[i] * reps[i]);
+    }
+    numel(s);
+    if (shape.size() > size_t(kMaxDims)) fail("Tile of rank " + std::to_string(r) + " repeating more than " + std::to_string(kMaxDims - r) + " axes");
+    CopyParams cp = make_copy(shape, ist, contig_strides(shape));
+    if (X.c) return set_const(0, fold_copy(cp, *X.c, 0, s));
+    Val& o = def(0, s, X.dtype);
+    if (numel(s) == 0) return;
+    return emit_copy(cp, X, 0, o.sid, 0);
+  }
   if (op == "Expand") {
     auto target = const_ints(1, "the Expand shape");
     auto s = bcast(X.shape, target, this);
@@ -124,12 +149,15 @@ void Builder::node_layout() {
     return emit_copy(cp, X, 0, o.sid, 0);
   }
   if (op == "Slice") {
-    auto starts = const_ints(1, "Slice starts"), ends = const_ints(2, "Slice ends");
+    const bool attrs = nd.has("starts");  // attributes up to opset 9, inputs after
+    auto starts = attrs ? nd.getints("starts") : const_ints(1, "Slice starts");
+    auto ends = attrs ? nd.getints("ends") : const_ints(2, "Slice ends");
     std::vector<int64_t> axes, steps;
-    if (in(3)) axes = const_ints(3, "Slice axes");
+    if (attrs && nd.has("axes")) axes = nd.getints("axes");
+    else if (!attrs && in(3)) axes = const_ints(3, "Slice axes");
     else
       for (size_t i = 0; i < starts.size(); ++i) axes.push_back(int64_t(i));
-    if (in(4)) steps = const_ints(4, "Slice steps");
+    if (!attrs && in(4)) steps = const_ints(4, "Slice steps");
     else steps.assign(starts.size(), 1);
     if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
       fail("starts, ends, axes and steps differ in length", ALMC_ERR_PARSE);

@@ -1,8 +1,9 @@
-// Lowering of ReduceSum/ReduceMean/GlobalAveragePool, Softmax/LogSoftmax and the normalisations.
+// Lowering of ReduceSum/Mean/Max/Min, GlobalAverage/MaxPool, Softmax/LogSoftmax and the normalisations.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "cuda/onnx/ops.cuh"
 #include "host/onnx/builder.hpp"
 
 namespace almc::onnx::planning {
@@ -13,8 +14,9 @@ void Builder::node_reduce() {
   const size_t r = X.shape.size();
   std::vector<int64_t> axes;
   bool keep = nd.geti("keepdims", 1) != 0;
-  const bool mean = nd.op != "ReduceSum";
-  if (nd.op == "GlobalAveragePool") {
+  const bool mean = nd.op == "ReduceMean" || nd.op == "GlobalAveragePool";
+  const int extreme = nd.op == "ReduceMax" || nd.op == "GlobalMaxPool" ? 1 : nd.op == "ReduceMin" ? -1 : 0;
+  if (nd.op == "GlobalAveragePool" || nd.op == "GlobalMaxPool") {
     for (size_t i = 2; i < r; ++i) axes.push_back(int64_t(i));
     keep = true;
   } else if (nd.has("axes")) {
@@ -33,6 +35,7 @@ void Builder::node_reduce() {
   for (auto a : axes) red[size_t(axis_norm(a, r))] = true;
   ReduceParams p{};
   p.mean = mean;
+  p.extreme = extreme;
   std::vector<int64_t> oshape;
   auto cs = contig_strides(X.shape);
   p.out_total = 1;
@@ -50,6 +53,25 @@ void Builder::node_reduce() {
       oshape.push_back(X.shape[i]);
     }
   }
+  const bool prod = nd.op == "ReduceProd";
+  if (X.c) {  // folded (in double): shape arithmetic such as torch's element counts for var / std
+    auto t = std::make_shared<HostTensor>();
+    t->dtype = X.dtype;
+    t->shape = oshape;
+    t->v.assign(size_t(p.out_total), 0.0);
+    for (int64_t o = 0; o < p.out_total; ++o) {
+      const int64_t base = strided_offset(o, p.ondim, p.oshape, p.ostride);
+      double acc = prod ? 1.0 : extreme ? -INFINITY * extreme : 0.0;
+      for (int64_t k = 0; k < p.red_total; ++k) {
+        const double v = X.c->v[size_t(base + strided_offset(k, p.rndim, p.rshape, p.rstride))];
+        acc = prod ? acc * v : extreme > 0 ? std::max(acc, v) : extreme < 0 ? std::min(acc, v) : acc + v;
+      }
+      if (mean) acc /= double(p.red_total);
+      t->v[size_t(o)] = X.dtype == DType::Float ? double(float(acc)) : acc;
+    }
+    return set_const(0, t);
+  }
+  if (prod) fail("ReduceProd of a runtime tensor (only constant shape arithmetic is supported)");
   push_unary(StepKind::Reduce, X, oshape).reduce = p;
 }
 

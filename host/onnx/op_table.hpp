@@ -23,7 +23,8 @@ enum class OpFamily {
   Reduce,
   Softmax,
   Norm,
-  Layout,  // data movement: Concat, Split, Reshape, Flatten, Transpose, (Un)squeeze, Gather, Slice, Expand
+  Layout,  // data movement: Concat, Split, Reshape, Flatten, Transpose, (Un)squeeze, Gather, Slice, Expand, Tile
+  Composite,  // rewritten as other ops (lower_composite.cpp): Einsum, BatchNormalization, DepthToSpace, ...
 };
 
 struct OpInfo {

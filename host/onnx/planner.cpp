@@ -9,6 +9,11 @@
 namespace almc::onnx::planning {
 
 void Builder::build() {
+  // A model exported without a dynamic batch axis declares x's batch as a number: the level input
+  // with that same leading dimension is taken as batched too.
+  int64_t fixed_batch = -1;
+  for (const auto& vi : g_.inputs)
+    if (vi.name == io_.x_input && !vi.dims.empty() && vi.dims[0] > 0) fixed_batch = vi.dims[0];
   // Graph inputs: x, the level, and nothing else.
   for (const auto& vi : g_.inputs) {
     const bool is_x = vi.name == io_.x_input, is_level = vi.name == io_.level_input;
@@ -24,6 +29,7 @@ void Builder::build() {
           throw Error(ALMC_ERR_UNSUPPORTED, "input x '" + vi.name + "' has a dynamic dimension " + std::to_string(d) +
                                                 "; only the first (batch) dimension may be dynamic");
     } else {
+      if (!shape.empty() && fixed_batch > 1 && shape[0] == fixed_batch) shape[0] = n_;
       for (size_t d = 0; d < shape.size(); ++d)
         if (shape[d] < 0) {
           if (d != 0)
@@ -115,6 +121,7 @@ void Builder::node() {
     case OpFamily::Softmax: return node_softmax();
     case OpFamily::Norm: return node_norm();
     case OpFamily::Layout: return node_layout();
+    case OpFamily::Composite: return node_composite();
   }
 }
 
@@ -127,7 +134,17 @@ Plan build_plan(const Graph& g, const IoSpec& io, int64_t n) {
   Plan p;
   p.n = n;
   planning::Builder b(g, io, n, p);
-  b.build();
+  try {
+    b.build();
+  } catch (const Error& e) {
+    // A batch fixed at export (no dynamic_axes) is the likely cause of a shape error at another batch.
+    for (const auto& vi : g.inputs)
+      if (vi.name == io.x_input && !vi.dims.empty() && vi.dims[0] > 0 && vi.dims[0] != n)
+        throw Error(e.status(), std::string(e.what()) + " (the model's input '" + vi.name + "' has a fixed batch of " +
+                                    std::to_string(vi.dims[0]) + " and runs here at batch " + std::to_string(n) +
+                                    ": export it with dynamic_axes={'" + vi.name + "': {0: 'batch'}, ...})");
+    throw;
+  }
   return p;
 }
 

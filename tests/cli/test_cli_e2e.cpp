@@ -731,8 +731,8 @@ TEST_F(Cli, InspectDescribesModelsAndGuessesFlags) {
   EXPECT_TRUE(has_flag(j["guessed_flags"], "--x-input x")) << j["guessed_flags"];
   EXPECT_EQ(j["executor"], "loads and plans with these flags");
   j = nlohmann::json::parse(run("inspect --json " + fixture("unsupported_ops.onnx")).out);
-  EXPECT_EQ(j["unsupported"], (std::vector<std::string>{"Hardmax", "Selu"}));
-  EXPECT_FALSE(j["operators"]["Selu"]["supported"].get<bool>());
+  EXPECT_EQ(j["unsupported"], (std::vector<std::string>{"Hardmax", "ThresholdedRelu"}));
+  EXPECT_FALSE(j["operators"]["ThresholdedRelu"]["supported"].get<bool>());
   const Result text = run("inspect " + fixture("gauss_vp_eps.onnx"));
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("input  't' float32 [batch, 1]"), std::string::npos) << text.out;

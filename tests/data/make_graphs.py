@@ -31,7 +31,7 @@ def hand_made():
         helper.make_node("Relu", ["x"], ["a"], name="relu0"),
         helper.make_node("Hardmax", ["a"], ["b"], name="hardmax_node", axis=1),
         helper.make_node("Relu", ["b"], ["c"], name="relu1"),
-        helper.make_node("Selu", ["c"], ["out"], name="selu_node"),
+        helper.make_node("ThresholdedRelu", ["c"], ["out"], name="thresholded_node"),
     ], "unsupported", [x], [y]))
     # A cycle a -> b -> a.
     save_raw("cycle", helper.make_graph([
