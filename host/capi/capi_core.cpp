@@ -101,10 +101,7 @@ almc_status almc_context_create(const almc_context_config* config, almc_context_
   return guarded(nullptr, [&] {
     require(out, "out");
     almc_context_config cfg = almc_context_config_default();
-    if (config) {
-      require_struct(config, "config");
-      cfg = *config;
-    }
+    if (config) cfg = read_struct(config, cfg, "config");
     if (raw_enum(cfg.backend) < ALMC_BACKEND_AUTO || raw_enum(cfg.backend) > ALMC_BACKEND_CUDA)
       fail(ALMC_ERR_INVALID_ARGUMENT, "unknown backend ", raw_enum(cfg.backend));
     if (cfg.n_threads < 0) fail(ALMC_ERR_INVALID_ARGUMENT, "n_threads = ", cfg.n_threads, " must be >= 0");

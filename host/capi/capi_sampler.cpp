@@ -93,14 +93,14 @@ almc_status almc_sampler_create(almc_context_t ctx, almc_score_t score, almc_ope
   return guarded(&ctx->last_error, [&] {
     require(out, "out");
     require(score, "score");
-    require_struct(config, "config");
+    const almc_sampler_config cfg = read_struct(config, almc_sampler_config_default(), "config");
     if (score->ctx != ctx) fail(ALMC_ERR_INVALID_ARGUMENT, "the score belongs to another context");
     if (op && op->ctx != ctx) fail(ALMC_ERR_INVALID_ARGUMENT, "the operator belongs to another context");
     auto s = std::make_unique<almc_sampler_s>();
     s->ctx = ctx;
     s->score = score;
     s->op = op;
-    s->cfg = *config;
+    s->cfg = cfg;
     s->create();
     *out = s.release();
     retain(ctx);
@@ -277,8 +277,7 @@ almc_status almc_sampler_load_state(almc_sampler_t s, const void* state, size_t 
 
 almc_status almc_sampler_run_info(almc_sampler_t s, almc_run_info* out) {
   return sampler_guarded(s, [&] {
-    require_struct(out, "out");
-    *out = s->info;
+    write_struct(out, s->info, "out");
   });
 }
 

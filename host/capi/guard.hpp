@@ -3,6 +3,7 @@
 
 #include <almc/almc.h>
 
+#include "host/capi/struct_sizes.hpp"
 #include "host/core/error.hpp"
 
 #include <cmath>
@@ -35,12 +36,23 @@ inline void require(const void* p, const char* name) {
   if (!p) fail(ALMC_ERR_NULL_POINTER, name, " is NULL");
 }
 
+// A versioned input struct (struct_size, see almc.h) in this library's layout: the fields the
+// caller's older layout lacks take their values from `defaults`.
 template <class T>
-void require_struct(const T* cfg, const char* name) {
+T read_struct(const T* cfg, const T& defaults, const char* name) {
   require(cfg, name);
-  if (cfg->struct_size != sizeof(T))
-    fail(ALMC_ERR_STRUCT_SIZE, name, "->struct_size is ", cfg->struct_size, " but this library expects ", sizeof(T),
-         " (initialise it with the matching *_default() function)");
+  const std::string why = struct_size_problem<T>(cfg->struct_size, name);
+  if (!why.empty()) fail(ALMC_ERR_STRUCT_SIZE, why);
+  return widen_struct(cfg, defaults);
+}
+
+// A versioned output struct: filled up to the caller's struct_size.
+template <class T>
+void write_struct(T* out, const T& value, const char* name) {
+  require(out, name);
+  const std::string why = struct_size_problem<T>(out->struct_size, name);
+  if (!why.empty()) fail(ALMC_ERR_STRUCT_SIZE, why);
+  narrow_struct(out, value);
 }
 
 inline void require_positive(int64_t v, const char* name) {

@@ -80,10 +80,10 @@ struct SnapshotWriter {
   std::string error;
 };
 
-int snapshot_cb(const void* state, size_t bytes, int64_t step, void* user) {
+int snapshot_cb(const void* state, size_t bytes, int64_t /*step: in the state*/, void* user) {
   auto* w = static_cast<SnapshotWriter*>(user);
   try {
-    write_snapshot(w->rq->snapshot, w->rq->run_identity, step, w->total, state, bytes);
+    write_snapshot(w->rq->snapshot, w->rq->run_identity, state, bytes);
     return 0;
   } catch (const std::exception& e) {
     w->error = e.what();
@@ -277,7 +277,7 @@ RunResult run_sampler(const RunRequest& rq) {
     std::vector<unsigned char> state(bytes);
     int64_t step = 0;
     check(almc_sampler_save_state(s.get(), state.data(), bytes, &step), "snapshot", s.get());
-    write_snapshot(rq.snapshot, rq.run_identity, step, writer.total, state.data(), bytes);
+    write_snapshot(rq.snapshot, rq.run_identity, state.data(), bytes);
     throw CliError(std::string(stop_word(sig)) + " at step " + std::to_string(step) + " of " +
                        std::to_string(writer.total) + "; the state is saved in " + rq.snapshot +
                        ": continue with the same options and --resume " + rq.snapshot,

@@ -470,8 +470,7 @@ void run_sample(const SampleOptions& options, Team& team) {
     check_snapshot_run(resume, o.resume, snapshot_identity);
     if (!o.quiet)
       std::fprintf(stderr, "almc sample: resuming %s after step %lld of %lld\n", o.resume.c_str(),
-                   static_cast<long long>(resume.record["step"].get<int64_t>()),
-                   static_cast<long long>(resume.record["total"].get<int64_t>()));
+                   static_cast<long long>(resume.step), static_cast<long long>(resume.total));
   }
 
   // A long run whose samples go nowhere is most likely a forgotten --out.

@@ -2,6 +2,8 @@
 // split-run-gather recipe, on top of the public C API only.
 #include <almc/almc_mpi.h>
 
+#include "host/capi/struct_sizes.hpp"
+
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -154,8 +156,21 @@ almc_status almc_mpi_sample(MPI_Comm comm, int root, almc_context_t ctx, almc_sc
   std::string why;
   int64_t d = 0, n_meas = 0, cpm = 0, range_start = 0, range_count = 0, start = 0, count = 0;
   std::vector<float> mine, whole;
+  // The caller's config in this library's layout (an older header's struct lacks later fields).
+  almc_sampler_config full = almc_sampler_config_default();
+  if (config) {
+    why = almc::struct_size_problem<almc_sampler_config>(config->struct_size, "config");
+    if (why.empty()) {
+      full = almc::widen_struct(config, full);
+      config = &full;
+    } else {
+      st = ALMC_ERR_STRUCT_SIZE;
+    }
+  }
   try {
-    if (!config || !ctx || !score) {
+    if (st != ALMC_OK) {
+      // why says it
+    } else if (!config || !ctx || !score) {
       st = ALMC_ERR_NULL_POINTER;
       why = "config, ctx and score must not be NULL";
     } else if (config->n_meas <= 0 || config->chains_per_meas <= 0) {

@@ -7,6 +7,7 @@
 #include <new>
 #include <string>
 
+#include "host/capi/struct_sizes.hpp"
 #include "host/core/capi_internal.hpp"
 #include "host/core/error.hpp"
 #include "host/core/objects.hpp"
@@ -223,12 +224,18 @@ void prepare_score(void* p, int64_t max_rows, void* stream) {
   ex.prepare(max_rows);
 }
 
+// The caller's config (NULL: the defaults) in this library's layout: an older layout's missing
+// fields take their defaults (struct_size, see almc.h).
+almc_onnx_config full_config(const almc_onnx_config* c) {
+  if (!c) return almc_onnx_config_default();
+  const std::string why = almc::struct_size_problem<almc_onnx_config>(c->struct_size, "config");
+  if (!why.empty()) throw Error(ALMC_ERR_STRUCT_SIZE, why);
+  return almc::widen_struct(c, almc_onnx_config_default());
+}
+
 ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
   ExecConfig e;
   if (!c) return e;
-  if (c->struct_size != sizeof(almc_onnx_config))
-    throw Error(ALMC_ERR_STRUCT_SIZE, "almc_onnx_config.struct_size is " + std::to_string(c->struct_size) + ", expected " +
-                                          std::to_string(sizeof(almc_onnx_config)));
   if (almc::raw_enum(c->output) < ALMC_OUTPUT_SCORE || almc::raw_enum(c->output) > ALMC_OUTPUT_X0) throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown output kind");
   if (almc::raw_enum(c->convention) < ALMC_CONV_OU || almc::raw_enum(c->convention) > ALMC_CONV_VE) throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown convention");
   if (almc::raw_enum(c->level) < ALMC_LEVEL_T || almc::raw_enum(c->level) > ALMC_LEVEL_NONE) throw Error(ALMC_ERR_INVALID_ARGUMENT, "unknown level kind");
@@ -355,13 +362,13 @@ almc_status almc_score_create_onnx(almc_context_t ctx, const char* path, const a
   return guarded(ctx, [&]() -> almc_status {
     if (!path || !out) throw Error(ALMC_ERR_NULL_POINTER, "almc_score_create_onnx: path and out are required");
     *out = nullptr;
-    almc_onnx_config def = almc_onnx_config_default();  // a NULL config means the defaults
-    ExecConfig ec = lower_config(ctx, config ? config : &def);
+    const almc_onnx_config cfg = full_config(config);
+    ExecConfig ec = lower_config(ctx, &cfg);
     auto s = std::make_unique<OnnxScore>();
     s->ctx = ctx;
     s->cfg = ec;
     almc::onnx::Graph graph = almc::onnx::load_graph(path);
-    edit_graph(graph, config ? config : &def);
+    edit_graph(graph, &cfg);
     s->bindings = bind_inputs(graph, ec);
     s->exec = std::make_unique<Executor>(std::move(graph), ec, *ctx->backend);
     const int64_t d = s->exec->d();
@@ -398,11 +405,11 @@ almc_status almc_onnx_eval_raw(almc_context_t ctx, const char* path, const almc_
     if (!path || !x || !out) throw Error(ALMC_ERR_NULL_POINTER, "almc_onnx_eval_raw: path, x and out are required");
     if (n <= 0 || d <= 0) throw Error(ALMC_ERR_INVALID_ARGUMENT, "almc_onnx_eval_raw: n and d must be positive");
     if (!std::isfinite(level)) throw Error(ALMC_ERR_INVALID_ARGUMENT, "almc_onnx_eval_raw: the level must be finite");
-    almc_onnx_config def = almc_onnx_config_default();
-    ExecConfig ec = lower_config(ctx, config ? config : &def);
+    const almc_onnx_config cfg = full_config(config);
+    ExecConfig ec = lower_config(ctx, &cfg);
     ec.max_batch = n;
     almc::onnx::Graph graph = almc::onnx::load_graph(path);
-    edit_graph(graph, config ? config : &def);
+    edit_graph(graph, &cfg);
     ExecConfig raw = ec;  // the raw level is fed as given, whatever the input's dtype
     if (raw.level != ALMC_LEVEL_NONE) raw.level = ALMC_LEVEL_INDEX;
     bind_inputs(graph, raw);

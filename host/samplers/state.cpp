@@ -4,6 +4,7 @@
 // rebuilt from the configuration (the schedule, the pick indices, the prior's tables) or recomputed
 // from x by the step itself, so continuing from the state replays the remaining steps exactly.
 #include "host/samplers/sampler.hpp"
+#include "host/samplers/state.hpp"
 
 #include "host/core/digest.hpp"
 #include "host/core/error.hpp"
@@ -83,7 +84,30 @@ uint64_t operator_digest(const almc_operator_s* op, bool has_lik) {
   return h.h;
 }
 
+// The header of a state, once it is known to be one of this format (magic, byte order, version).
+StateHeader checked_header(const void* in, size_t bytes) {
+  StateHeader hd;
+  if (bytes < sizeof hd) fail(ALMC_ERR_INVALID_ARGUMENT, "not an almc sampler state (", bytes, " bytes)");
+  std::memcpy(&hd, in, sizeof hd);
+  if (std::memcmp(hd.magic, kMagic, sizeof kMagic) != 0) fail(ALMC_ERR_INVALID_ARGUMENT, "not an almc sampler state");
+  if (hd.version == __builtin_bswap32(kVersion))
+    fail(ALMC_ERR_INVALID_ARGUMENT, "a sampler state written on a machine of the other byte order (states hold the "
+         "chains in the writer's native layout)");
+  if (hd.version != kVersion || hd.header_bytes != sizeof hd)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "a sampler state of another format (version ", hd.version, "; this library reads ", kVersion, ")");
+  return hd;
+}
+
 }  // namespace
+
+bool almc::has_state_magic(const void* data, size_t bytes) {
+  return bytes >= sizeof kMagic && std::memcmp(data, kMagic, sizeof kMagic) == 0;
+}
+
+almc::StateHead almc::read_state_head(const void* data, size_t bytes) {
+  const StateHeader hd = checked_header(data, bytes);
+  return {hd.step, hd.total};
+}
 
 uint64_t almc_sampler_s::measurement_digest() const { return op && y_set ? y_digest : 0; }
 
@@ -128,15 +152,7 @@ void almc_sampler_s::load_state(const void* in, size_t bytes) {
   if (smc)
     fail(ALMC_ERR_UNSUPPORTED, "variant smc carries per-chain importance weights that a resumable state does not hold: "
          "snapshots and resume are not available with it");
-  StateHeader hd;
-  if (bytes < sizeof hd) fail(ALMC_ERR_INVALID_ARGUMENT, "not an almc sampler state (", bytes, " bytes)");
-  std::memcpy(&hd, in, sizeof hd);
-  if (std::memcmp(hd.magic, kMagic, sizeof kMagic) != 0) fail(ALMC_ERR_INVALID_ARGUMENT, "not an almc sampler state");
-  if (hd.version == __builtin_bswap32(kVersion))
-    fail(ALMC_ERR_INVALID_ARGUMENT, "a sampler state written on a machine of the other byte order (states hold the "
-         "chains in the writer's native layout)");
-  if (hd.version != kVersion || hd.header_bytes != sizeof hd)
-    fail(ALMC_ERR_INVALID_ARGUMENT, "a sampler state of another format (version ", hd.version, "; this library reads ", kVersion, ")");
+  const StateHeader hd = checked_header(in, bytes);
   const int64_t total = static_cast<int64_t>(sched.steps.size());
   if (hd.n != n || hd.d != d || hd.m != m || hd.chain0 != chain0 || hd.n_meas != n_meas || hd.cpm != cpm)
     fail(ALMC_ERR_INVALID_ARGUMENT, "the state is from another run: ", hd.n_meas, " measurement(s) x ", hd.cpm,

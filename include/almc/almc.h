@@ -15,8 +15,19 @@
  * stays valid only until the next failing call on that handle (or on a handle created from the
  * same context, for the context's message) or the handle's destruction: read it after the call
  * that failed (never pass it as an argument of that same call's expression, whose evaluation order
- * is unspecified) and copy it to keep it. Config structs come from almc_*_default() and carry struct_size,
- * which must equal sizeof the struct as this library was built (ALMC_ERR_STRUCT_SIZE otherwise).
+ * is unspecified) and copy it to keep it.
+ *
+ * Versioned structs: almc_context_config, almc_onnx_config, almc_sampler_config (inputs) and
+ * almc_run_info (an output) carry struct_size, which the caller sets to sizeof the struct in the
+ * header it was compiled with (almc_*_default() does). New fields are only ever appended, so a
+ * program built against an older header keeps working with a newer library: the library accepts
+ * any struct_size from the struct's first released layout (ALMC_*_MIN_SIZE below: the layout of
+ * almc 0.1.0's first C API) up to its own sizeof, in multiples of the struct's alignment. The
+ * fields beyond the caller's struct_size take their defaults (the values almc_*_default() gives);
+ * an almc_run_info is filled up to the caller's struct_size only. A struct_size below the first
+ * layout, not a multiple of the alignment, or above this library's sizeof (a program built
+ * against a newer header than the library it runs with: extra bytes are never guessed at, even
+ * when zero) is refused with ALMC_ERR_STRUCT_SIZE and a message naming the sizes accepted.
  *
  * Lifetimes: handles are reference counted. A score or operator keeps its context alive, a sampler
  * its context, score and operator: each *_destroy drops the caller's handle, and the object goes
@@ -95,6 +106,9 @@ typedef struct almc_context_config {
   void* log_user_data;
   almc_log_level log_level;
 } almc_context_config;
+/* First released layout (see struct_size above): unchanged so far (the day a field is appended,
+ * this becomes offsetof(almc_context_config, <that field>)). */
+#define ALMC_CONTEXT_CONFIG_MIN_SIZE sizeof(almc_context_config)
 
 almc_context_config almc_context_config_default(void);
 almc_status almc_context_create(const almc_context_config* config, almc_context_t* out);
@@ -228,6 +242,8 @@ typedef struct almc_onnx_config {
    * fp32; CPU backend; other ops stay fp32). BF16 with allow_tf32 set is refused. */
   almc_precision precision;
 } almc_onnx_config;
+/* First released layout: the fields up to max_batch. */
+#define ALMC_ONNX_CONFIG_MIN_SIZE offsetof(almc_onnx_config, output_channel_begin)
 
 almc_onnx_config almc_onnx_config_default(void);
 almc_status almc_score_create_onnx(almc_context_t ctx, const char* path, const almc_onnx_config* config,
@@ -392,6 +408,8 @@ typedef struct almc_sampler_config {
   almc_checkpoint_fn checkpoint;
   void* checkpoint_user_data;
 } almc_sampler_config;
+/* First released layout: the fields up to progress_user_data. */
+#define ALMC_SAMPLER_CONFIG_MIN_SIZE offsetof(almc_sampler_config, chain_start)
 
 almc_sampler_config almc_sampler_config_default(void);
 
@@ -449,6 +467,43 @@ almc_status almc_sampler_state_size(almc_sampler_t s, size_t* bytes);
 almc_status almc_sampler_save_state(almc_sampler_t s, void* state, size_t bytes, int64_t* step);
 almc_status almc_sampler_load_state(almc_sampler_t s, const void* state, size_t bytes);
 
+/* Snapshot files: a resumable state with a description of its run, the container that
+ * `almc sample --snapshot` and the Python package write and read. The file is a line
+ * "almc-snapshot-1", one line of JSON {"format", "run_id", "run", "step", "total", "state_bytes"}
+ * ("run": the caller's description of the run, any JSON value; "run_id": a digest of it; "step"
+ * and "total": the state's), then the state's bytes. Writes are atomic (a temporary file in the
+ * same folder, flushed, renamed over the destination: a kill or a full disk leaves the previous
+ * file). Reading checks the container (a damaged, truncated or padded file is ALMC_ERR_PARSE) and
+ * the state's header (not a state of this library's format, written on a machine of the other byte
+ * order, another state version: ALMC_ERR_INVALID_ARGUMENT); whether the state belongs to a given
+ * sampler's run is checked by almc_sampler_load_state. A snapshot handle holds one snapshot (a state
+ * and its run) and the message of its last failure; it belongs to no context. */
+typedef struct almc_snapshot_s* almc_snapshot_t;
+/* An empty snapshot (no state; run "null"). */
+almc_status almc_snapshot_create(almc_snapshot_t* out);
+void almc_snapshot_destroy(almc_snapshot_t snap);
+const char* almc_snapshot_last_error(almc_snapshot_t snap);
+/* Holds `state` (from almc_sampler_save_state or the checkpoint callback; copied) with `run` (JSON
+ * text, e.g. an object naming the options and inputs of the run; NULL: null). */
+almc_status almc_snapshot_set(almc_snapshot_t snap, const void* state, size_t bytes, const char* run);
+/* Writes the snapshot held to the file `path` (atomically). ALMC_ERR_IO with the system's reason. */
+almc_status almc_snapshot_write(almc_snapshot_t snap, const char* path);
+/* Holds the snapshot in the file `path` (a regular file of at most 96 GiB): a snapshot container,
+ * or the bare bytes of a state (run null). Missing or unreadable: ALMC_ERR_IO; neither: ALMC_ERR_PARSE.
+ * On failure the snapshot held before is kept. */
+almc_status almc_snapshot_read(almc_snapshot_t snap, const char* path);
+/* The same from memory (copied): a snapshot container, or else the bytes of a state. */
+almc_status almc_snapshot_parse(almc_snapshot_t snap, const void* data, size_t bytes);
+/* The state held (valid until the snapshot changes or is destroyed), its step and its run's total
+ * number of steps; any output may be NULL. ALMC_ERR_WRONG_STATE when the snapshot is empty. */
+almc_status almc_snapshot_state(almc_snapshot_t snap, const void** state, size_t* bytes, int64_t* step,
+                                int64_t* total);
+/* The run held, as compact JSON text (object keys sorted); valid until the snapshot changes. */
+const char* almc_snapshot_run(almc_snapshot_t snap);
+/* ALMC_OK when the run held equals `run` (JSON text; compared as JSON values), else
+ * ALMC_ERR_INVALID_ARGUMENT with a message naming the top-level keys that differ. */
+almc_status almc_snapshot_check_run(almc_snapshot_t snap, const char* run);
+
 typedef struct almc_run_info {
   size_t struct_size;
   int64_t steps;            /* Langevin steps run (warm start included) */
@@ -465,6 +520,8 @@ typedef struct almc_run_info {
   int64_t smc_resamples;    /* ALMC_VARIANT_SMC: resampling events, summed over measurements (the final one included) */
   int64_t start_step;       /* steps already done when the run started: 0, or a loaded state's */
 } almc_run_info;
+/* First released layout: the fields up to used_graphs. */
+#define ALMC_RUN_INFO_MIN_SIZE offsetof(almc_run_info, smc_resamples)
 almc_status almc_sampler_run_info(almc_sampler_t s, almc_run_info* out);
 /* Bytes of backend memory the sampler's workspace uses. */
 almc_status almc_sampler_workspace_bytes(almc_sampler_t s, size_t* out);

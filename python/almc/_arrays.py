@@ -34,6 +34,17 @@ def host_f32(name, a, ndim=None):
     if ndim is not None and arr.ndim not in ndim:
         want = " or ".join(str(k) for k in ndim)
         raise invalid(f"{name} must have {want} dimensions, got shape {list(arr.shape)}")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        # Values beyond float32's range would become inf with only a NumPy warning: refuse them by
+        # name instead (NaN and inf given as such are the library's to refuse, naming the element).
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray(arr, dtype=np.float32)
+            lost = np.isinf(out) & np.isfinite(arr)
+        if lost.any():
+            i = int(np.flatnonzero(lost.ravel())[0])
+            raise invalid(f"{name}[{i}] = {float(arr.ravel()[i])!r} is outside float32's range (|x| <= 3.4e38); almc "
+                          "computes in float32")
+        return out
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -76,6 +87,9 @@ class CudaArray:
 
 def result_into(name, r, out, n, width, shape):
     """Copy a callback's result r ([n, *shape] or [n, width]) into the host view out[n, width]."""
+    if r is None:
+        raise TypeError(f"{name} returned None; expected an array of shape {shape_str((n,) + tuple(shape))} "
+                        "(did it forget to return?)")
     if is_torch(r):
         r = r.detach().cpu().numpy()
     r = np.asarray(r)

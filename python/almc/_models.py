@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _almc
 from ._arrays import CudaArray, host_f32, is_torch, result_into, shape_str, torch_module
-from ._errors import invalid
+from ._errors import IO, FileError, invalid
 
 _OUTPUTS = {"score": 0, "eps": 1, "denoiser": 2, "x0": 3}
 _CONVENTIONS = {"ou": 0, "vp": 1, "ve": 2}
@@ -33,6 +33,23 @@ def _choice(name, value, table):
     if key not in table:
         raise invalid(f"unknown {name} '{value}' (use {', '.join(sorted(set(table) - {'log_sigma'}))})")
     return table[key]
+
+
+def _check_finite(name, a):
+    """Refuses NaN and inf when a prior is described (not when the sampler is made), by the
+    argument's name and the element's index in its shape."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        i = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise invalid(f"{name}{list(i) if i else ''} is not finite ({a[i]})")
+
+
+def _check_positive(name, a):
+    _check_finite(name, a)
+    bad = a <= 0
+    if bad.any():
+        i = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise invalid(f"{name}{list(i) if i else ''} = {a[i]:g} must be positive (a variance)")
 
 
 # ------------------------------------------------------------------ priors
@@ -61,6 +78,8 @@ class Gaussian(Prior):
             raise invalid(f"var has shape {shape_str(var.shape)}; expected {shape_str(self.mean.shape)} "
                           "(the shape of mean) or a scalar")
         self.var = np.ascontiguousarray(var.reshape(self.mean.shape))
+        _check_finite("mean", self.mean)
+        _check_positive("var", self.var)
         self.dim = int(self.mean.size)
         self.shape = self.mean.shape if self.mean.ndim > 0 else (1,)
 
@@ -91,6 +110,11 @@ class GaussianMixture(Prior):
             raise invalid(f"variances has shape {shape_str(v.shape)}; expected {shape_str(self.means.shape)}, "
                           f"[{K}] or a scalar")
         self.variances = np.ascontiguousarray(v.reshape(self.means.shape))
+        _check_finite("weights", self.weights)
+        if (self.weights < 0).any() or not self.weights.sum() > 0:
+            raise invalid(f"weights must be >= 0 with a positive sum, got {self.weights.tolist()}")
+        _check_finite("means", self.means)
+        _check_positive("variances", self.variances)
         self.dim = int(per)
         self.shape = self.means.shape[1:]
         self._path = None
@@ -145,6 +169,14 @@ class OnnxScore(Prior):
                  level_input=None, tf32=False, shape=None, beta_min=None, beta_max=None, level_scale=None,
                  output_slice=None, inputs=None, precision=None):
         self.path = os.fspath(path)
+        # A missing or unreadable file is refused now, by name, rather than when a sampler loads it.
+        try:
+            with open(self.path, "rb"):
+                pass
+        except OSError as e:
+            raise FileError(f"OnnxScore: cannot read the model {self.path} ({e.strerror})", IO) from None
+        if not os.path.isfile(self.path):
+            raise FileError(f"OnnxScore: the model {self.path} is not a regular file", IO)
         self.output = _choice("output", output, _OUTPUTS)
         self.convention = _choice("convention", convention, _CONVENTIONS)
         self.level = _choice("level", level, _LEVELS)

@@ -1,5 +1,6 @@
 """almc.Sampler: the C sampler behind a Python interface (NumPy or PyTorch in, the same out)."""
 
+import json
 import math
 import os
 import signal
@@ -8,10 +9,10 @@ import threading
 
 import numpy as np
 
-from . import _almc, _state
+from . import _almc
 from ._arrays import host_f32, is_torch, shape_str, torch_module
 from ._errors import CANCELLED, UNSUPPORTED, WRONG_STATE, UnsupportedError, WrongStateError, invalid
-from ._models import Identity, Operator, Prior, _resolve_shape
+from ._models import Identity, Operator, Prior, _check_finite, _resolve_shape
 
 _METHODS = {"almc": 0, "ncsn": 1, "ald": 2, "xgp": 3, "langevin": 4}
 _SCHEDULES = {"default": 0, "uniform-t": 1, "uniform_t": 1, "geometric-sigma": 2, "geometric_sigma": 2,
@@ -21,6 +22,8 @@ _BACKENDS = {"auto": 0, "cpu": 1, "cuda": 2}
 # ALMC's likelihood along the path (almc_variant; the CLI's --variant).
 _VARIANTS = {"paper": 0, "noised-lik": 1, "scaled-y": 2, "smc": 3, "geo-smc": 4, "best": 100}
 _SMC_VARIANTS = (3, 4)
+# The library's limit on almc_context_config.n_threads.
+_MAX_THREADS = 1024
 
 # Options by their CLI names with underscores -> (C config field, kind).
 _OPTIONS = {
@@ -42,6 +45,17 @@ _ALIASES = {"smc_ess": "smc_ess_threshold"}
 _POSITIVE = ("kappa", "delta", "t_start", "t_stop", "warm_step", "sigma_max", "sigma_min", "eps", "init_scale",
              "smc_ess_threshold")
 _AT_LEAST = {"levels": 1, "steps_per_level": 1, "warm_steps": 0, "check_every": 1, "average_last": 0}
+
+
+def _read_state(source, what="resume"):
+    """The state bytes in `source`: a snapshot file (written by run(snapshot=...) or by `almc sample
+    --snapshot`), or bytes (a snapshot file's content, or a state from save_state() or a snapshot
+    callable). The container is the library's (almc_snapshot_read / almc_snapshot_parse)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _almc.snapshot_parse(bytes(source))[0]
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a file path or the bytes of a state, got {type(source).__name__}")
+    return _almc.snapshot_read(os.fspath(source))[0]
 
 
 def _number(name, value, kind):
@@ -190,8 +204,10 @@ class Sampler:
             raise invalid(f"unknown backend '{backend}' (use auto, cpu or cuda)")
         if not isinstance(chains, (int, np.integer)) or isinstance(chains, bool) or chains < 1:
             raise invalid(f"chains = {chains!r} must be a positive integer")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise invalid(f"seed = {seed!r} must be a non-negative integer")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+            raise invalid(f"seed = {seed!r} must be an integer from 0 to 2**64 - 1")
+        if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or not 0 <= threads <= _MAX_THREADS:
+            raise invalid(f"threads = {threads!r} must be an integer from 0 (OpenMP's default) to {_MAX_THREADS}")
         self.noise_std = None if noise_std is None else _number("noise_std", noise_std, float)
         self.chains = int(chains)
         self._state = None
@@ -238,7 +254,10 @@ class Sampler:
                 if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
                     cfg.n_levels = int(value)
                 else:
-                    cfg.levels = [float(v) for v in host_f32("levels", value, ndim=(1,)).astype(np.float64)]
+                    levels = host_f32("levels", value, ndim=(1,))
+                    if levels.size == 0:
+                        raise invalid("levels must be a count or a non-empty, decreasing list of OU times, got []")
+                    cfg.levels = [float(v) for v in levels.astype(np.float64)]
                     cfg.schedule = _SCHEDULES["list"]
             elif kind == "schedule":
                 if str(value).lower() not in _SCHEDULES:
@@ -251,6 +270,7 @@ class Sampler:
                     cfg.init = _INITS[value.lower()]
                 else:
                     self._state = host_f32("init", value)
+                    _check_finite("init", self._state)
                     cfg.init = 2
             else:
                 setattr(cfg, field, _number(name, value, kind))
@@ -365,7 +385,7 @@ class Sampler:
         if resume is None and self._pending_state is not None:
             resume = self._pending_state
         self._pending_state = None
-        state = None if resume is None else _state.read(resume)
+        state = None if resume is None else _read_state(resume)
         if y is not None:
             y = host_f32("y", y)
             n_meas, d = self._measurements(y)
@@ -399,7 +419,7 @@ class Sampler:
             elif bar is not None:
                 bar(step, total, *rest)
 
-        keep = self._snapshot_writer(snapshot, seen, s)
+        keep = self._snapshot_writer(snapshot, s)
         try:
             with ctrl_c:
                 s.run(report, keep)
@@ -436,7 +456,7 @@ class Sampler:
                                              for a in (samples, mean, std, residuals))
         return Result(samples, mean, std, residuals, info)
 
-    def _snapshot_writer(self, snapshot, seen, s):
+    def _snapshot_writer(self, snapshot, s):
         """The callable that keeps a state: the user's, or one writing the snapshot file."""
         if snapshot is None or callable(snapshot):
             return snapshot
@@ -444,8 +464,10 @@ class Sampler:
                "seed": int(self._cfg.seed), "n_meas": int(s.n_meas), "chains": self.chains, "d": int(s.d),
                "m": int(s.m), "backend": self.backend, "chain_range": self.chain_range}
 
+        path, text = os.fspath(snapshot), json.dumps(run)
+
         def write(state, step):
-            _state.write(snapshot, run, step, seen["total"], state)
+            _almc.snapshot_write(path, state, text)  # atomic; the step is in the state
 
         return write
 
@@ -473,7 +495,7 @@ class Sampler:
         if not isinstance(state, (bytes, bytearray, memoryview, str, os.PathLike)):
             raise TypeError(f"state must be a file path or the bytes of a state, got {type(state).__name__}")
         self._check_resumable()
-        self._pending_state = _state.read(state)
+        self._pending_state = _read_state(state, "state")
 
     def _check_resumable(self):
         """Refuses snapshots and resume where the library has no resumable state (variant smc)."""

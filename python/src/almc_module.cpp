@@ -83,6 +83,28 @@ int guarded_call(Pending& pending, F&& body) noexcept {
   return 1;
 }
 
+// ------------------------------------------------------------------ snapshot files
+
+struct Snapshot {
+  almc_snapshot_t h = nullptr;
+  Snapshot() {
+    if (almc_snapshot_create(&h) != ALMC_OK) fail(ALMC_ERR_OUT_OF_MEMORY, "out of memory");
+  }
+  ~Snapshot() { almc_snapshot_destroy(h); }
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  void check(almc_status st) const {
+    if (st != ALMC_OK) fail(st, almc_snapshot_last_error(h));
+  }
+  std::pair<nb::bytes, int64_t> state() const {
+    const void* p = nullptr;
+    size_t bytes = 0;
+    int64_t step = 0;
+    check(almc_snapshot_state(h, &p, &bytes, &step, nullptr));
+    return {nb::bytes(static_cast<const char*>(p), bytes), step};
+  }
+};
+
 // ------------------------------------------------------------------ context
 
 struct Context {
@@ -479,6 +501,24 @@ NB_MODULE(_almc, mod) {
   });
 
   // Handles are created through make_* functions so that Python holds them by shared_ptr.
+  // Snapshot files: the library's container (almc_snapshot_*), shared with `almc sample --snapshot`.
+  mod.def("snapshot_write", [](const std::string& path, nb::bytes state, const std::string& run) {
+    Snapshot snap;
+    snap.check(almc_snapshot_set(snap.h, state.c_str(), state.size(), run.c_str()));
+    snap.check(almc_snapshot_write(snap.h, path.c_str()));
+  });
+  // The state held by a snapshot file, or by bytes (a container or a bare state), and its step.
+  mod.def("snapshot_read", [](const std::string& path) {
+    Snapshot snap;
+    snap.check(almc_snapshot_read(snap.h, path.c_str()));
+    return snap.state();
+  });
+  mod.def("snapshot_parse", [](nb::bytes data) {
+    Snapshot snap;
+    snap.check(almc_snapshot_parse(snap.h, data.c_str(), data.size()));
+    return snap.state();
+  });
+
   nb::class_<Context>(mod, "Context");
   mod.def("make_context", [](int backend, int device, int threads) { return std::make_shared<Context>(backend, device, threads); });
   mod.def("context_device_name", [](const ContextPtr& c) { return std::string(almc_context_device_name(c->h)); });

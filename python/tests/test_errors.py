@@ -5,6 +5,7 @@ import signal
 import threading
 import time
 import traceback
+import warnings
 
 import numpy as np
 import pytest
@@ -296,3 +297,67 @@ def test_openmp_waits_passively_unless_the_user_chose():
     assert (spins, out) == (["0"], "left: None")
     assert run(OMP_WAIT_POLICY="active") == (["30000000000"], "left: active")
     assert run(GOMP_SPINCOUNT="1000") == (["1000"], "left: None")
+
+
+def test_out_of_range_seeds_and_threads_are_refused_by_name():
+    for bad in (2**64, -1, 1.5, True):
+        with pytest.raises(almc.InvalidArgumentError, match=r"seed = .* must be an integer from 0 to 2\*\*64 - 1"):
+            almc.Sampler(gaussian(), noise_std=0.5, seed=bad)
+    almc.Sampler(gaussian(), noise_std=0.5, seed=2**64 - 1)  # the largest seed
+    for bad in (-1, 1025, 2.5, "2", None):
+        with pytest.raises(almc.InvalidArgumentError, match=r"threads = .* must be an integer from 0 \(OpenMP's "
+                                                            r"default\) to 1024"):
+            almc.Sampler(gaussian(), noise_std=0.5, threads=bad)
+    assert almc.Sampler(gaussian(), noise_std=0.5, threads=np.int64(1), **FAST).run(np.zeros(4), progress=False)
+
+
+def test_values_beyond_float32_are_refused_not_turned_into_inf():
+    s = almc.Sampler(gaussian(), noise_std=0.5, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NumPy overflow warning on the way
+        with pytest.raises(almc.InvalidArgumentError, match=r"y\[2\] = -1e\+40 is outside float32's range"):
+            s.run(np.array([0.0, 1.0, -1e40, 0.0]), progress=False)
+        with pytest.raises(almc.InvalidArgumentError, match=r"mean\[1\] = 1e\+39 is outside float32's range"):
+            almc.Gaussian([0.0, 1e39, 0.0], 1.0)
+    # Large but representable values still pass, as do NaN and inf given as such (the library names them).
+    assert almc.Gaussian([0.0, 3e38], 1.0).dim == 2
+    with pytest.raises(almc.InvalidArgumentError, match=r"y\[1\] is not finite \(inf\)"):
+        s.run(np.array([0.0, np.inf, 0.0, 0.0]), progress=False)
+
+
+def test_priors_refuse_bad_parameters_when_described():
+    with pytest.raises(almc.InvalidArgumentError, match=r"mean\[1\] is not finite \(nan\)"):
+        almc.Gaussian([0.0, np.nan], 1.0)
+    with pytest.raises(almc.InvalidArgumentError, match=r"var\[1\] = -1 must be positive"):
+        almc.Gaussian([0.0, 0.0], [1.0, -1.0])
+    with pytest.raises(almc.InvalidArgumentError, match=r"var\[0, 1\] = 0 must be positive"):
+        almc.Gaussian(np.zeros((2, 2)), np.array([[1.0, 0.0], [1.0, 1.0]]))
+    with pytest.raises(almc.InvalidArgumentError, match=r"var\[0\] is not finite \(inf\)"):
+        almc.Gaussian([0.0], np.inf)
+    with pytest.raises(almc.InvalidArgumentError, match=r"weights must be >= 0 with a positive sum, got \[0.0, 0.0\]"):
+        almc.GaussianMixture([0, 0], [[0.0], [1.0]], 1.0)
+    with pytest.raises(almc.InvalidArgumentError, match=r"weights must be >= 0"):
+        almc.GaussianMixture([-1, 2], [[0.0], [1.0]], 1.0)
+    with pytest.raises(almc.InvalidArgumentError, match=r"means\[1, 0\] is not finite \(inf\)"):
+        almc.GaussianMixture([1, 1], [[0.0], [np.inf]], 1.0)
+    with pytest.raises(almc.InvalidArgumentError, match=r"variances\[1, 0\] = -2 must be positive"):
+        almc.GaussianMixture([1, 1], [[0.0], [1.0]], [1.0, -2.0])
+
+
+def test_a_score_function_that_returns_nothing_says_so():
+    s = almc.Sampler(almc.ScoreFunction(lambda x, t: None, shape=(3,)), noise_std=0.5, **FAST)
+    with pytest.raises(TypeError, match=r"the score function returned None; expected an array of shape \[\d+, 3\]"):
+        s.run(np.zeros(3), progress=False)
+
+
+def test_arguments_are_refused_when_given_naming_the_python_argument(tmp_path):
+    with pytest.raises(almc.FileError, match=r"OnnxScore: cannot read the model .*nope\.onnx \(No such file"):
+        almc.OnnxScore(tmp_path / "nope.onnx")  # when described, not when a sampler loads it
+    with pytest.raises(almc.FileError, match=r"OnnxScore: .* is not a regular file|OnnxScore: cannot read the model"):
+        almc.OnnxScore(tmp_path)
+    init = np.zeros((2, 4))
+    init[1, 3] = np.nan
+    with pytest.raises(almc.InvalidArgumentError, match=r"init\[1, 3\] is not finite \(nan\)"):
+        almc.Sampler(gaussian(), noise_std=0.5, chains=2, init=init)
+    with pytest.raises(almc.InvalidArgumentError, match=r"levels must be a count or a non-empty, decreasing list"):
+        almc.Sampler(gaussian(), noise_std=0.5, method="langevin", levels=[])

@@ -140,7 +140,7 @@ TEST(CApi, SamplerArgumentsAndOrder) {
   almc_sampler_config c = almc_test::quick_almc(4, 1, 0.5);
   almc_sampler_t sm = nullptr;
   almc_sampler_config wrong = c;
-  wrong.struct_size = sizeof(c) - 8;
+  wrong.struct_size = ALMC_SAMPLER_CONFIG_MIN_SIZE - 8;  // below the first layout
   EXPECT_EQ(almc_sampler_create(ctx.h, s, op, &wrong, &sm), ALMC_ERR_STRUCT_SIZE);
   EXPECT_EQ(almc_sampler_create(ctx.h, s, op, nullptr, &sm), ALMC_ERR_NULL_POINTER);
   EXPECT_EQ(almc_sampler_create(ctx.h, nullptr, op, &c, &sm), ALMC_ERR_NULL_POINTER);

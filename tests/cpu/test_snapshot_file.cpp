@@ -1,0 +1,238 @@
+// Snapshot files (almc_snapshot_*, almc.h): the one container of a resumable state, shared by the
+// command line and the Python package. Written and read back it resumes a run to the bits of the
+// uninterrupted one; its bytes are the format both writers used before it moved into the library
+// ("almc-snapshot-1", a sorted JSON record, the state), and files in that format written by the old
+// Python package (run_id "python") stay readable; damaged files and foreign states are refused with
+// the status and a message saying what is wrong.
+#include <almc/almc.hpp>
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::vector<float> ramp(size_t n, float a, float b) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = a + b * std::sin(0.7f * float(i) + 0.3f);
+  return v;
+}
+
+struct Problem {
+  almc::Context ctx{ALMC_BACKEND_CPU};
+  int64_t d = 5;
+  almc::Score prior = almc::Score::gaussian(ctx, ramp(size_t(d), 0.f, 1.f), ramp(size_t(d), 1.f, 0.3f));
+  almc::Operator op = almc::Operator::identity(ctx, d);
+  std::vector<float> y = ramp(size_t(d), 0.2f, 0.8f);
+  almc_sampler_config cfg() const {
+    almc_sampler_config c = almc_sampler_config_default();
+    c.chains_per_meas = 4;
+    c.seed = 11;
+    c.noise_std = 0.4;
+    c.kappa = 2;
+    c.delta = 5e-3;
+    c.t_start = 1.0;
+    c.t_stop = 0.05;
+    return c;
+  }
+};
+
+struct Kept {
+  std::vector<unsigned char> state;
+  int64_t step = -1;
+};
+int keep_first(const void* state, size_t bytes, int64_t step, void* user) {
+  auto* k = static_cast<Kept*>(user);
+  if (k->step < 0) {
+    k->state.assign(static_cast<const unsigned char*>(state), static_cast<const unsigned char*>(state) + bytes);
+    k->step = step;
+  }
+  return 0;
+}
+
+struct Snap {
+  almc_snapshot_t h = nullptr;
+  Snap() { EXPECT_EQ(almc_snapshot_create(&h), ALMC_OK); }
+  ~Snap() { almc_snapshot_destroy(h); }
+  std::string err() const { return almc_snapshot_last_error(h); }
+  std::vector<unsigned char> state(int64_t* step = nullptr, int64_t* total = nullptr) const {
+    const void* p = nullptr;
+    size_t n = 0;
+    EXPECT_EQ(almc_snapshot_state(h, &p, &n, step, total), ALMC_OK) << err();
+    return {static_cast<const unsigned char*>(p), static_cast<const unsigned char*>(p) + n};
+  }
+};
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/almc_snapshot_XXXXXX";
+  const char* d = mkdtemp(tmpl);
+  EXPECT_NE(d, nullptr);
+  return d ? d : "/tmp";
+}
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+void put(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
+
+// A run's samples, whole or resumed from `state`.
+std::vector<float> samples(Problem& p, const std::vector<unsigned char>* state, Kept* keep = nullptr,
+                           int64_t* total = nullptr) {
+  almc_sampler_config c = p.cfg();
+  if (keep) {
+    c.checkpoint_every = 40;
+    c.checkpoint = &keep_first;
+    c.checkpoint_user_data = keep;
+  }
+  almc::Sampler s(p.ctx, p.prior, p.op, c);
+  s.set_measurement(p.y);
+  if (state) s.load_state(*state);
+  s.run();
+  if (total) *total = s.info().steps;
+  if (state) EXPECT_GT(s.info().start_step, 0);
+  return s.samples();
+}
+
+TEST(SnapshotFile, WrittenAndReadBackItResumesToTheUninterruptedBits) {
+  Problem p;
+  Kept kept;
+  int64_t total = 0;
+  const std::vector<float> whole = samples(p, nullptr, &kept, &total);
+  ASSERT_EQ(kept.step, 40);
+  const std::string dir = temp_dir(), path = dir + "/run.snap";
+
+  Snap w;
+  const std::string run = "{ \"tool\": \"test\",\n \"seed\": 1 }";  // stored compact, keys sorted
+  ASSERT_EQ(almc_snapshot_set(w.h, kept.state.data(), kept.state.size(), run.c_str()), ALMC_OK) << w.err();
+  ASSERT_EQ(almc_snapshot_write(w.h, path.c_str()), ALMC_OK) << w.err();
+
+  // The bytes: the format both writers used before (the record's keys sorted, run_id the FNV-1a
+  // digest of the compact run text, computed outside the library).
+  const std::string head = "almc-snapshot-1\n{\"format\":\"almc-snapshot-1\",\"run\":{\"seed\":1,\"tool\":\"test\"},"
+                           "\"run_id\":\"7971f039cfa1be29\",\"state_bytes\":" + std::to_string(kept.state.size()) +
+                           ",\"step\":40,\"total\":" + std::to_string(total) + "}\n";
+  EXPECT_EQ(slurp(path), head + std::string(kept.state.begin(), kept.state.end()));
+
+  Snap r;
+  ASSERT_EQ(almc_snapshot_read(r.h, path.c_str()), ALMC_OK) << r.err();
+  int64_t step = -1, tot = -1;
+  const std::vector<unsigned char> back = r.state(&step, &tot);
+  EXPECT_EQ(back, kept.state);
+  EXPECT_EQ(step, 40);
+  EXPECT_EQ(tot, total);
+  EXPECT_STREQ(almc_snapshot_run(r.h), "{\"seed\":1,\"tool\":\"test\"}");
+  EXPECT_EQ(almc_snapshot_check_run(r.h, "{\"tool\":\"test\",\"seed\":1}"), ALMC_OK) << r.err();
+  EXPECT_EQ(almc_snapshot_check_run(r.h, "{\"tool\":\"test\",\"seed\":2,\"extra\":0}"), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(r.err(), "this is a snapshot of another run (extra, seed differ)");
+  EXPECT_EQ(samples(p, &back), whole);
+
+  // From memory: the container as bytes, or the bare state.
+  const std::string file = slurp(path);
+  Snap m;
+  ASSERT_EQ(almc_snapshot_parse(m.h, file.data(), file.size()), ALMC_OK) << m.err();
+  EXPECT_EQ(m.state(), kept.state);
+  ASSERT_EQ(almc_snapshot_parse(m.h, kept.state.data(), kept.state.size()), ALMC_OK) << m.err();
+  EXPECT_EQ(m.state(&step), kept.state);
+  EXPECT_EQ(step, 40);
+  EXPECT_STREQ(almc_snapshot_run(m.h), "null");
+  std::remove(path.c_str());
+  rmdir(dir.c_str());
+}
+
+TEST(SnapshotFile, FilesOfThePythonPackageBeforeTheMoveStayReadable) {
+  Problem p;
+  Kept kept;
+  int64_t total = 0;
+  const std::vector<float> whole = samples(p, nullptr, &kept, &total);
+  // As almc/_state.py wrote them: run_id "python", json.dumps with its own key order.
+  const std::string dir = temp_dir(), path = dir + "/py.snap";
+  put(path, "almc-snapshot-1\n{\"format\":\"almc-snapshot-1\",\"run_id\":\"python\",\"run\":{\"written_by\":\"almc Python "
+            "package 0.1.0\",\"seed\":11,\"chain_range\":null},\"step\":40,\"total\":" + std::to_string(total) +
+            ",\"state_bytes\":" + std::to_string(kept.state.size()) + "}\n" +
+            std::string(kept.state.begin(), kept.state.end()));
+  Snap r;
+  ASSERT_EQ(almc_snapshot_read(r.h, path.c_str()), ALMC_OK) << r.err();
+  const std::vector<unsigned char> back = r.state();
+  EXPECT_EQ(samples(p, &back), whole);
+  EXPECT_STREQ(almc_snapshot_run(r.h), "{\"chain_range\":null,\"seed\":11,\"written_by\":\"almc Python package 0.1.0\"}");
+  std::remove(path.c_str());
+  rmdir(dir.c_str());
+}
+
+TEST(SnapshotFile, DamagedFilesAndForeignStatesAreRefusedNamingTheProblem) {
+  Problem p;
+  Kept kept;
+  samples(p, nullptr, &kept);
+  const std::string dir = temp_dir(), path = dir + "/s.snap";
+  Snap w;
+  ASSERT_EQ(almc_snapshot_set(w.h, kept.state.data(), kept.state.size(), nullptr), ALMC_OK) << w.err();
+  ASSERT_EQ(almc_snapshot_write(w.h, path.c_str()), ALMC_OK) << w.err();
+  const std::string good = slurp(path);
+
+  Snap r;
+  ASSERT_EQ(almc_snapshot_read(r.h, path.c_str()), ALMC_OK) << r.err();
+  const auto refused = [&](const std::string& bytes, almc_status want, const std::string& says) {
+    put(path, bytes);
+    EXPECT_EQ(almc_snapshot_read(r.h, path.c_str()), want) << says;
+    EXPECT_NE(r.err().find(says), std::string::npos) << r.err();
+    EXPECT_EQ(r.err().find(path + ": "), 0u) << r.err();  // the file is named first
+    EXPECT_EQ(r.err().find('\n'), std::string::npos);
+    EXPECT_EQ(r.state(), kept.state);  // a failed read keeps what was held
+  };
+  refused("not a snapshot", ALMC_ERR_PARSE, "not an almc snapshot");
+  refused(good.substr(0, good.size() - 5), ALMC_ERR_PARSE, "truncated or padded (");
+  refused(good + "x", ALMC_ERR_PARSE, "truncated or padded (");
+  refused("almc-snapshot-1\n{\"state_bytes\":", ALMC_ERR_PARSE, "the snapshot's record is cut off");
+  refused("almc-snapshot-1\n{oops}\n", ALMC_ERR_PARSE, "not valid JSON");
+  refused("almc-snapshot-1\n{\"state_bytes\":-3}\n", ALMC_ERR_PARSE, "record is malformed");
+  std::string wrong_step = good;
+  const size_t at = wrong_step.find("\"step\":40");
+  ASSERT_NE(at, std::string::npos);
+  wrong_step[at + 8] = '1';  // 41
+  refused(wrong_step, ALMC_ERR_PARSE, "disagree on the step");
+  // The state inside: another byte order (the header's version field byte-swapped), another version.
+  const size_t state_at = good.size() - kept.state.size();
+  std::string swapped = good;
+  std::reverse(swapped.begin() + static_cast<std::ptrdiff_t>(state_at + 8),
+               swapped.begin() + static_cast<std::ptrdiff_t>(state_at + 12));
+  refused(swapped, ALMC_ERR_INVALID_ARGUMENT, "the snapshot's state: a sampler state written on a machine of the other byte order");
+  std::string other = good;
+  other[state_at + 8] = static_cast<char>(other[state_at + 8] + 7);
+  refused(other, ALMC_ERR_INVALID_ARGUMENT, "a sampler state of another format (version");
+
+  EXPECT_EQ(almc_snapshot_read(r.h, (dir + "/missing.snap").c_str()), ALMC_ERR_IO);
+  EXPECT_NE(r.err().find("missing.snap"), std::string::npos) << r.err();
+  EXPECT_EQ(almc_snapshot_read(r.h, dir.c_str()), ALMC_ERR_IO);  // a directory
+  // Bytes that are neither a container nor a state; a state refused by its header.
+  const std::vector<unsigned char> zeros(4096, 0);
+  EXPECT_EQ(almc_snapshot_parse(r.h, zeros.data(), zeros.size()), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(r.err(), "not an almc sampler state");
+  EXPECT_EQ(almc_snapshot_set(r.h, zeros.data(), zeros.size(), nullptr), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(almc_snapshot_set(r.h, kept.state.data(), kept.state.size(), "{not json"), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(r.err(), "run is not valid JSON");
+  // An empty snapshot has nothing to give or write; a directory is never written over.
+  Snap e;
+  EXPECT_EQ(almc_snapshot_state(e.h, nullptr, nullptr, nullptr, nullptr), ALMC_ERR_WRONG_STATE);
+  EXPECT_EQ(almc_snapshot_write(e.h, path.c_str()), ALMC_ERR_WRONG_STATE);
+  EXPECT_STREQ(almc_snapshot_run(e.h), "null");
+  EXPECT_EQ(almc_snapshot_write(w.h, dir.c_str()), ALMC_ERR_IO);  // a directory is never replaced
+  EXPECT_EQ(almc_snapshot_create(nullptr), ALMC_ERR_NULL_POINTER);
+  EXPECT_EQ(almc_snapshot_read(nullptr, path.c_str()), ALMC_ERR_NULL_POINTER);
+  almc_snapshot_destroy(nullptr);
+  std::remove(path.c_str());
+  rmdir(dir.c_str());
+}
+
+}  // namespace
