@@ -127,6 +127,22 @@ int main(int argc, char** argv) {
   CHECK(st == ALMC_ERR_UNSUPPORTED && f.rank == root && strstr(f.message, "every chain") != NULL,
         "slice mean/std: %s, rank %d: %s", almc_status_string(st), f.rank, f.message);
 
+  /* 2b. a config of the first released layout (a program built against that header): the fields
+   * after it are not read (here: garbage that would make it a slice), they take their defaults */
+  almc_sampler_config old = whole;
+  memset((unsigned char*)&old + ALMC_SAMPLER_CONFIG_MIN_SIZE, 0x5a, sizeof old - ALMC_SAMPLER_CONFIG_MIN_SIZE);
+  old.struct_size = ALMC_SAMPLER_CONFIG_MIN_SIZE;
+  old.chain_start = 1;
+  old.chain_count = 2;
+  memset(samples, 0, sizeof samples);
+  st = almc_mpi_sample(MPI_COMM_WORLD, root, ctx, gmm, op, &old, y, samples, mean, std, &f);
+  CHECK(st == ALMC_OK, "first-layout config: %s (%s)", almc_status_string(st), f.message);
+  if (rank == root) CHECK(memcmp(samples, ref, sizeof ref) == 0, "first-layout config: samples differ");
+  old.struct_size = ALMC_SAMPLER_CONFIG_MIN_SIZE - 8;
+  st = almc_mpi_sample(MPI_COMM_WORLD, root, ctx, gmm, op, &old, y, samples, mean, std, &f);
+  CHECK(st == ALMC_ERR_STRUCT_SIZE && strstr(f.message, "struct_size") != NULL, "short config: %s (%s)",
+        almc_status_string(st), f.message);
+
   /* 3. fewer chains than ranks */
   almc_sampler_config tiny = whole;
   tiny.n_meas = 1;
