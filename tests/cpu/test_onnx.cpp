@@ -606,8 +606,6 @@ TEST(OnnxCApi, ConcurrentContextsMatchSequentialRuns) {
 // zoo_ops, a hand-made graph of the ops those exports do not emit (make_zoo.py's ops_graph), with
 // onnxruntime's outputs.
 namespace {
-const char* const kZoo[] = {"zoo_einsum_attn_o17", "zoo_fourier_mlp_o14", "zoo_reduce_o13",
-                            "zoo_shuffle_o13_nofold", "zoo_conv1d_o13", "zoo_misc_o13", "zoo_ops"};
 }  // namespace
 
 // Tolerance: max|almc - ref| <= 1e-4 * max(1, max|ref|), per output tensor: fp32 evaluation
@@ -615,7 +613,7 @@ const char* const kZoo[] = {"zoo_einsum_attn_o17", "zoo_fourier_mlp_o14", "zoo_r
 // (observed errors are 1e-7 to 1e-6 relative; a wrong op gives 1e-2 or more). The whole batch at
 // once (odd size 7, per-sample levels), then every sample alone (batch 1: another plan).
 TEST(OnnxZoo, MatchesTorchAtBatchSevenAndOne) {
-  for (const char* name : kZoo) try {
+  for (const char* name : onnx_test::kZoo) try {
     SCOPED_TRACE(name);
     auto x = read_npy(data_dir() + name + "_x.npy");
     auto lv = read_npy(data_dir() + name + "_level.npy");

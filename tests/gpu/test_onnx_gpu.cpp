@@ -97,6 +97,33 @@ TEST(OnnxGpu, FixturesMatchTorch) {
   }
 }
 
+// The zoo of exported architectures on CUDA, at the batch of its fixtures, with the CPU test's
+// tolerance (tests/cpu/test_onnx.cpp, OnnxZoo). Not yet run on a device.
+TEST(OnnxGpu, ZooMatchesTorch) {
+  Gpu g;
+  if (!g.be) GTEST_SKIP() << g.why;
+  for (const char* name : onnx_test::kZoo) try {
+    SCOPED_TRACE(name);
+    auto x = read_npy(data_dir() + name + "_x.npy");
+    auto lv = read_npy(data_dir() + name + "_level.npy");
+    auto ref = read_npy(data_dir() + name + "_out.npy");
+    auto graph = almc::onnx::load_graph(data_dir() + name + ".onnx");
+    const bool scalar_level = graph.inputs.size() > 1 && graph.inputs[1].dims.empty();
+    ExecConfig cfg;
+    cfg.x_input = "x";
+    cfg.level_input = "t";
+    Executor ex(std::move(graph), cfg, *g.be);
+    Dev dx(*g.be, x.v.size()), dl(*g.be, lv.v.size()), dy(*g.be, ref.v.size());
+    dx.put(x.v);
+    dl.put(lv.v);
+    if (scalar_level) ex.run_raw(dx.p, dy.p, x.shape[0], lv.v[0]);
+    else ex.run_raw_levels(dx.p, dy.p, x.shape[0], dl.p);
+    EXPECT_LE(rel_err(dy.get(ref.v.size()), ref.v), 1e-4);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << name << ": " << e.what();
+  }
+}
+
 TEST(OnnxGpu, MatchesCpuAtBatch64) {
   Gpu g;
   if (!g.be) GTEST_SKIP() << g.why;
