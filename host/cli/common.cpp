@@ -323,6 +323,20 @@ Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch,
     return owned;
   }
   if (opt.precision_name() == "bf16") throw CliError("--precision bf16 applies to a --model network, not to a --prior", 2);
+  // The network's options mean nothing to a prior: refuse them rather than ignore them.
+  const ScoreOptions defaults;
+  for (const auto& [given, name] : std::initializer_list<std::pair<bool, const char*>>{
+           {!opt.x_input.empty(), "--x-input"},
+           {!opt.level_input.empty(), "--level-input"},
+           {!opt.inputs.empty(), "--input"},
+           {!opt.output_slice.empty(), "--output-slice"},
+           {lower(opt.output) != defaults.output, "--output"},
+           {lower(opt.convention) != defaults.convention, "--convention"},
+           {lower(opt.level) != defaults.level, "--level"},
+           {!opt.alpha_bar.empty(), "--alpha-bar"},
+           {!std::isnan(opt.beta_min) || !std::isnan(opt.beta_max), "--beta-min/--beta-max"},
+           {!std::isnan(opt.level_scale), "--level-scale"}})
+    if (given) throw CliError(std::string(name) + " applies to a --model network, not to a --prior", 2);
   if (::access(opt.prior.c_str(), R_OK) != 0)
     throw CliError("--prior " + opt.prior + ": cannot read: " + std::strerror(errno));
   const almc_status st = almc_score_create_gmm_json(ctx, opt.prior.c_str(), &s);

@@ -296,6 +296,9 @@ void run_sample(const SampleOptions& options, Team& team) {
   if (!o.levels_file.empty()) {
     const FloatArray l = load_array(o.levels_file, "--levels-file", true);
     if (l.size() < 1) throw CliError("--levels-file " + o.levels_file + " is empty");
+    if (std::count_if(l.shape.begin(), l.shape.end(), [](int64_t n) { return n != 1; }) > 1)
+      throw CliError("--levels-file " + o.levels_file + " must be 1-D (a list of OU times), got shape " +
+                     almc::io::shape_string(l.shape));
     for (int64_t i = 0; i < l.size(); ++i) {
       if (!(l.data[i] > 0.f)) throw CliError("--levels-file " + o.levels_file + ": OU times must be positive");
       if (i > 0 && !(l.data[i] < l.data[i - 1])) throw CliError("--levels-file " + o.levels_file + ": OU times must decrease");

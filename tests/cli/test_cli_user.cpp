@@ -321,4 +321,43 @@ TEST_F(CliUser, ResultsThatCannotFitAreRefusedBeforeSampling) {
   EXPECT_FALSE(exists("s.npy"));
 }
 
+// Progress (documented): a line updated in place on stderr when it is a terminal, nothing when it
+// is a file or a pipe, nothing with --quiet. `script` gives the command a terminal.
+TEST_F(CliUser, ProgressOnATerminalOnly) {
+  if (::access("/usr/bin/script", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/script to make a terminal";
+  const std::string args = "sample --backend cpu --prior " + gaussian_prior() + " --chains 20 --kappa 1 --out " + path("s.npy");
+  auto on_tty = [&](const std::string& extra) {
+    const std::string cmd = "script -qec \"'" + exe_ + "' " + args + extra + "\" '" + path("tty.txt") + "' >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    return slurp(path("tty.txt"));
+  };
+  const std::string tty = on_tty("");
+  EXPECT_NE(tty.find("\rsample: step "), std::string::npos) << tty;
+  EXPECT_NE(tty.find("(100%)"), std::string::npos) << tty;
+  EXPECT_EQ(on_tty(" -q").find("sample: step "), std::string::npos);
+  const Result r = run(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("sample: step "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("planned"), std::string::npos) << r.err;
+}
+
+// A network's options given with a GMM --prior (`--input label=3`, `--output x0`, `--level sigma`,
+// ...) were ignored without a word, and a 2-D --levels-file was read flattened.
+TEST_F(CliUser, OptionsThatWouldBeIgnoredAreRefused) {
+  const std::string base = "sample --backend cpu -q --chains 2 --kappa 1 --prior " + gaussian_prior() + " ";
+  for (const std::string opt : {"--input label=3", "--output x0", "--convention ve", "--level sigma", "--x-input x",
+                                "--level-input t", "--output-slice 0:1", "--level-scale 999", "--beta-max 20"}) {
+    SCOPED_TRACE(opt);
+    const Result r = run(base + opt);
+    expect_one_line_error(r, opt.substr(0, opt.find(' ')) + " applies to a --model network, not to a --prior");
+    EXPECT_EQ(r.code, 2);
+  }
+  const double levels[4] = {1.0, 0.5, 0.2, 0.1};
+  write_npy(path("levels.npy"), levels, {2, 2});
+  expect_one_line_error(run(base + "--method langevin --levels-file " + path("levels.npy")),
+                        "must be 1-D (a list of OU times), got shape (2, 2)");
+  write_npy(path("levels.npy"), levels, {4, 1});
+  EXPECT_EQ(run(base + "--method langevin --levels-file " + path("levels.npy")).code, 0);
+}
+
 }  // namespace
