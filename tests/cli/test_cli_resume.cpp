@@ -85,9 +85,16 @@ TEST_F(CliResume, KilledRunResumesToTheUninterruptedBytes) {
 // Ctrl-C with --snapshot saves the state where the run stopped (exit 130, no outputs), and
 // --resume continues it to the uninterrupted bytes; the summary says where it resumed.
 TEST_F(CliResume, InterruptSavesTheStateAndResumes) {
-  Result r = run(base_ + "-q --out " + path("a.npy"));
+  // 50 times the fixture's chains: the run must last well past the 150 ms the test waits before
+  // Ctrl-C, also on machines much faster than this one (with 100 chains it took ~0.1 s once the
+  // CPU step got faster, and ended first in CI).
+  std::string base = base_;
+  const size_t at = base.find("--chains 100 ");
+  ASSERT_NE(at, std::string::npos);
+  base.replace(at, 13, "--chains 5000 ");
+  Result r = run(base + "-q --out " + path("a.npy"));
   ASSERT_EQ(r.code, 0) << r.err;
-  const pid_t pid = start(base_ + " --snapshot " + path("int.snap") + " --out " + path("b.npy"));
+  const pid_t pid = start(base + " --snapshot " + path("int.snap") + " --out " + path("b.npy"));
   ASSERT_GT(pid, 0);
   // Into the sampling: the plan line is printed just before the run starts.
   const auto t0 = std::chrono::steady_clock::now();
@@ -107,7 +114,7 @@ TEST_F(CliResume, InterruptSavesTheStateAndResumes) {
   const int64_t step = record("int.snap")["step"].get<int64_t>();
   EXPECT_GT(step, 0);
 
-  r = run(base_ + " --json --out " + path("b.npy") + " --resume " + path("int.snap"));
+  r = run(base + " --json --out " + path("b.npy") + " --resume " + path("int.snap"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("resuming " + path("int.snap") + " after step " + std::to_string(step)), std::string::npos) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["resumed_after_step"], step);
