@@ -1,6 +1,7 @@
 // The C API contract: bad arguments give statuses and messages, never a crash.
 #include <almc/almc.h>
 
+#include "tests/common/cpu_context.hpp"
 #include "tests/common/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -12,15 +13,7 @@
 
 namespace {
 
-struct Ctx {
-  almc_context_t h = nullptr;
-  Ctx() {
-    almc_context_config c = almc_context_config_default();
-    c.backend = ALMC_BACKEND_CPU;
-    EXPECT_EQ(almc_context_create(&c, &h), ALMC_OK);
-  }
-  ~Ctx() { almc_context_destroy(h); }
-};
+using Ctx = almc_test::CpuContext;
 
 TEST(CApi, StatusStringsAndVersion) {
   for (int s = ALMC_OK; s <= ALMC_ERR_INTERNAL; ++s)

@@ -4,6 +4,7 @@
 // bytes after it filled with values that would change or break the run if they were read.
 #include <almc/almc.h>
 
+#include "tests/common/cpu_context.hpp"
 #include "tests/common/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -14,16 +15,7 @@
 
 namespace {
 
-struct Ctx {
-  almc_context_t h = nullptr;
-  Ctx() {
-    almc_context_config c = almc_context_config_default();
-    c.backend = ALMC_BACKEND_CPU;
-    EXPECT_EQ(almc_context_create(&c, &h), ALMC_OK);
-  }
-  ~Ctx() { almc_context_destroy(h); }
-  std::string err() const { return almc_context_last_error(h); }
-};
+using Ctx = almc_test::CpuContext;
 
 // The samples of a small Gaussian-prior run with `cfg`, or the create status when it fails.
 almc_status run(const Ctx& ctx, const almc_sampler_config& cfg, std::vector<float>* out) {
