@@ -175,6 +175,8 @@ ALMC_OHD float pad_at(const PadParams& p, int64_t o) {
       if (p.mode == 0) return p.value;
       if (p.mode == 2) {
         i = i < 0 ? 0 : n - 1;
+      } else if (p.mode == 3) {  // wrap
+        i = ((i % n) + n) % n;
       } else {
         const int64_t period = 2 * (n - 1);
         i = period > 0 ? ((i % period) + period) % period : 0;

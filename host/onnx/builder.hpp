@@ -289,6 +289,8 @@ class Builder {
   void composite_batchnorm();
   void composite_depth_space(bool to_space);
   void composite_reduce();
+  void composite_gelu();
+  void composite_rms_norm();
 };
 
 // Passes over a lowered plan (fusion.cpp, arena.cpp).

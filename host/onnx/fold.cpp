@@ -134,9 +134,13 @@ void Builder::node_constant() {
     set_const(0, t);
     return;
   }
-  if (op == "Cast") {
+  if (op == "Cast" || op == "CastLike") {
     const Val& x = need(0);
     int to = int(nd.geti("to", 1));
+    if (op == "CastLike") {  // the data type of input 1 (float64 constants are held as Float too)
+      const DType like = need(1).dtype;
+      to = like == DType::Int64 ? 7 : like == DType::Bool ? 9 : 1;
+    }
     // float64 only for constants (folded in double); the executor computes in float32.
     DType dt = (to == 1 || to == 11) ? DType::Float : (to == 7 || to == 6) ? DType::Int64 : to == 9 ? DType::Bool : DType::Float;
     if (to != 1 && to != 11 && to != 6 && to != 7 && to != 9)

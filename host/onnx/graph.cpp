@@ -162,8 +162,14 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
   for (const auto& op : model.opset_import())
     if (op.domain().empty() || op.domain() == "ai.onnx") g.opset = op.version();
   if (g.opset == 0) throw Error(ALMC_ERR_PARSE, what + " imports no default-domain opset");
-  if (g.opset < 7 || g.opset > 18)
-    throw Error(ALMC_ERR_UNSUPPORTED, what + " uses opset " + std::to_string(g.opset) + "; the executor supports 7 to 18");
+  // Opsets 19 to 25 changed the supported ops' types only, except where the lowering reads the
+  // opset itself (GroupNormalization 21's per-channel scale) or an attribute a later opset added
+  // (AveragePool 19's dilations, Resize 18's axes / antialias / keep_aspect_ratio_policy and 19's
+  // half_pixel_symmetric, Pad 18's axes and 19's wrap mode, Cast 19's saturate and 24's round_mode,
+  // which only concern float8 types).
+  if (g.opset < kMinOpset || g.opset > kMaxOpset)
+    throw Error(ALMC_ERR_UNSUPPORTED, what + " uses opset " + std::to_string(g.opset) + "; the executor supports " +
+                                          std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset));
 
   const auto& gp = model.graph();
   // Structural checks first: they give clearer messages than the checker's.
@@ -226,11 +232,22 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
   if (!unsupported.empty())
     throw Error(ALMC_ERR_UNSUPPORTED, what + " uses operators the built-in executor does not implement: " + unsupported);
 
-  try {
-    ::onnx::checker::check_model(model);
-  } catch (const std::exception& e) {
-    throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
-  }
+  // libonnx checks and infers only the IR versions and opsets it knows (Debian 12's 1.12: IR 8,
+  // opsets to 17). Newer exporters write IR 9 to 11 and opsets 18 and later (torch 2.x's); such a
+  // model skips libonnx's checker and shape inference, whose older schemas would misread the newer
+  // forms (ReduceMean's axes as an input, Split's num_outputs) or not know the op (Gelu). The
+  // loader's own checks above and in convert_tensor, and the planner's checks of every op it
+  // lowers, still apply; the planner computes every shape itself (inference only fills in output
+  // shapes a model leaves undeclared, which the output-slice check reads).
+  const auto& ranges = ::onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+  const auto range = ranges.find(::onnx::ONNX_DOMAIN);
+  const bool libonnx_knows =
+      model.ir_version() <= ::onnx::IR_VERSION && range != ranges.end() && g.opset <= range->second.second;
+  if (libonnx_knows) try {
+      ::onnx::checker::check_model(model);
+    } catch (const std::exception& e) {
+      throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
+    }
   // libonnx's shape inference for Conv and ConvTranspose indexes the weight's dimensions by the
   // input's rank without checking the weight's own (a 1-D weight read past its end and crashed the
   // process: found by fuzz_onnx). Such weights are refused first, from the ranks known before
@@ -255,7 +272,7 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
                                       (x != static_rank.end() ? " for an input of rank " + std::to_string(x->second) : "") +
                                       " (a convolution's weight has the input's rank, at least 3)");
   }
-  try {
+  if (libonnx_knows) try {
     ::onnx::ShapeInferenceOptions opt(true, 1, false);
     ::onnx::shape_inference::InferShapes(model, ::onnx::OpSchemaRegistry::Instance(), opt);
   } catch (const std::exception& e) {

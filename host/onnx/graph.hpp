@@ -61,6 +61,10 @@ struct ValueInfo {
   std::vector<int64_t> dims;  // -1: not fixed (a named or absent dimension)
 };
 
+// The default-domain opsets the loader accepts.
+constexpr int64_t kMinOpset = 7;
+constexpr int64_t kMaxOpset = 25;
+
 struct Graph {
   std::vector<Node> nodes;  // topologically sorted
   std::map<std::string, ConstPtr> initializers;

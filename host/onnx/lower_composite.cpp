@@ -8,6 +8,9 @@
 //   Sum, Mean              chains of Add (Mean then scaled)
 //   ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSumExp  their elementwise parts around
 //                          ReduceSum / ReduceMax
+//   Gelu (opset 20)        the erf form torch exports before opset 20 (x / sqrt 2, Erf, + 1, * x,
+//                          * 0.5), or the tanh form (approximate = "tanh"), which fusion then joins
+//   RMSNormalization (23)  x / sqrt(ReduceMean(x * x) + epsilon) * scale over the axes from `axis`
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -79,6 +82,8 @@ void Builder::node_composite() {
   if (op == "BatchNormalization") return composite_batchnorm();
   if (op == "DepthToSpace" || op == "SpaceToDepth") return composite_depth_space(op == "DepthToSpace");
   if (op == "ReduceL1" || op == "ReduceL2" || op == "ReduceSumSquare" || op == "ReduceLogSumExp") return composite_reduce();
+  if (op == "Gelu") return composite_gelu();
+  if (op == "RMSNormalization") return composite_rms_norm();
   if (op == "PRelu") {
     need(0);
     need(1);
@@ -132,6 +137,47 @@ void Builder::composite_batchnorm() {
   shape[0] = C;
   const std::string m = sub("Mul", {nd.inputs[0], konst(shape, s)});
   sub("Add", {m, konst(shape, b)}, {}, nd.outputs[0]);
+}
+
+void Builder::composite_gelu() {
+  const Node& nd = *cur_;
+  need(0);
+  const std::string& x = nd.inputs[0];
+  const std::string approx = nd.gets("approximate", "none");
+  if (approx == "none") {
+    const std::string e = sub("Erf", {sub("Div", {x, konst({}, {std::sqrt(2.0)})})});
+    const std::string h = sub("Mul", {x, sub("Add", {e, konst({}, {1.0})})});
+    sub("Mul", {h, konst({}, {0.5})}, {}, nd.outputs[0]);
+  } else if (approx == "tanh") {  // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+    const std::string x3 = sub("Mul", {sub("Mul", {x, x}), x});
+    const std::string in = sub("Add", {x, sub("Mul", {x3, konst({}, {0.044715})})});
+    const std::string th = sub("Tanh", {sub("Mul", {in, konst({}, {std::sqrt(2.0 / M_PI)})})});
+    const std::string h = sub("Mul", {x, sub("Add", {th, konst({}, {1.0})})});
+    sub("Mul", {h, konst({}, {0.5})}, {}, nd.outputs[0]);
+  } else {
+    fail("approximate '" + approx + "' (none and tanh are defined)", ALMC_ERR_PARSE);
+  }
+}
+
+// RMSNormalization: the mean square over axes axis .. rank - 1 (kept), then the scale, which
+// broadcasts against the normalised dimensions.
+void Builder::composite_rms_norm() {
+  const Node& nd = *cur_;
+  const Val& X = need(0);
+  need(1);
+  for (size_t i = 1; i < nd.outputs.size(); ++i)
+    if (!nd.outputs[i].empty()) fail("a second output (RMSNormalization has one)", ALMC_ERR_PARSE);
+  const int64_t r = int64_t(X.shape.size());
+  if (r == 0) fail("a scalar input", ALMC_ERR_PARSE);
+  const int64_t axis = nd.geti("axis", -1);
+  if (axis < -r || axis >= r) fail("axis " + std::to_string(axis) + " out of range for rank " + std::to_string(r), ALMC_ERR_PARSE);
+  std::vector<int64_t> axes;
+  for (int64_t a = axis < 0 ? axis + r : axis; a < r; ++a) axes.push_back(a);
+  const double eps = nd.getf("epsilon", 1e-5f);
+  const std::string& x = nd.inputs[0];
+  const std::string ms = sub("ReduceMean", {sub("Mul", {x, x})}, {{"axes", ints_attr(axes)}, {"keepdims", int_attr(1)}});
+  const std::string rms = sub("Sqrt", {sub("Add", {ms, konst({}, {eps})})});
+  sub("Mul", {sub("Div", {x, rms}), nd.inputs[1]}, {}, nd.outputs[0]);
 }
 
 void Builder::composite_depth_space(bool to_space) {

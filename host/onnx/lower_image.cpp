@@ -79,18 +79,46 @@ void Builder::node_resize() {
   const size_t sc_i = legacy ? 1 : 2;
   const Val* sc = in(sc_i);
   const Val* sz = legacy ? nullptr : in(3);
+  // Opset 18: scales / sizes may list some axes only (the others keep scale 1), and sizes may keep
+  // the aspect ratio (one scale for the listed axes, the smallest or the largest of size / input).
+  std::vector<size_t> axes;
+  if (nd.has("axes")) {
+    for (auto a : nd.getints("axes")) {
+      const size_t ax = size_t(axis_norm(a, r));
+      if (std::find(axes.begin(), axes.end(), ax) != axes.end()) fail("axis " + std::to_string(a) + " listed twice", ALMC_ERR_PARSE);
+      axes.push_back(ax);
+    }
+  } else {
+    for (size_t i = 0; i < r; ++i) axes.push_back(i);
+  }
   if (sz && numel(sz->shape) > 0) {
     auto s = const_ints(3, "Resize sizes");
-    if (s.size() != r) fail("sizes has the wrong length", ALMC_ERR_PARSE);
-    for (size_t i = 0; i < r; ++i) {
-      oshape[i] = s[i];
-      scales[i] = X.shape[i] ? double(s[i]) / double(X.shape[i]) : 1.0;
+    if (s.size() != axes.size()) fail("sizes has " + std::to_string(s.size()) + " values for " + std::to_string(axes.size()) + " axes", ALMC_ERR_PARSE);
+    const std::string policy = nd.gets("keep_aspect_ratio_policy", "stretch");
+    if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
+      fail("keep_aspect_ratio_policy '" + policy + "'", ALMC_ERR_PARSE);
+    double keep = policy == "not_larger" ? 1e300 : 0.0;
+    for (size_t k = 0; k < axes.size(); ++k) {
+      if (s[k] < 0 || X.shape[axes[k]] == 0) fail("invalid Resize sizes", ALMC_ERR_PARSE);
+      const double q = double(s[k]) / double(X.shape[axes[k]]);
+      keep = policy == "not_larger" ? std::min(keep, q) : std::max(keep, q);
+    }
+    for (size_t k = 0; k < axes.size(); ++k) {
+      const size_t i = axes[k];
+      if (policy == "stretch") {
+        oshape[i] = s[k];
+        scales[i] = double(s[k]) / double(X.shape[i]);
+      } else {  // the one scale, and sizes rounded from it (half to even, as the reference does)
+        scales[i] = keep;
+        oshape[i] = int64_t(std::nearbyint(keep * double(X.shape[i])));
+      }
     }
   } else if (sc && numel(sc->shape) > 0) {
     const auto& t = need_const(sc_i, "Resize scales");
-    if (t.v.size() != r) fail("scales has the wrong length", ALMC_ERR_PARSE);
-    for (size_t i = 0; i < r; ++i) {
-      scales[i] = double(float(t.v[i]));
+    if (t.v.size() != axes.size()) fail("scales has " + std::to_string(t.v.size()) + " values for " + std::to_string(axes.size()) + " axes", ALMC_ERR_PARSE);
+    for (size_t k = 0; k < axes.size(); ++k) {
+      const size_t i = axes[k];
+      scales[i] = double(float(t.v[k]));
       if (!(scales[i] > 0) || scales[i] > 1e6) fail("invalid scale", ALMC_ERR_PARSE);
       oshape[i] = int64_t(std::floor(double(X.shape[i]) * scales[i]));
     }
@@ -102,6 +130,9 @@ void Builder::node_resize() {
   std::string mode = nd.gets("mode", "nearest");
   if (legacy && mode == "bilinear") mode = "linear";
   if (mode != "nearest" && mode != "linear") fail("Resize mode '" + mode + "' (nearest and linear supported)");
+  if (mode == "linear" && nd.geti("antialias", 0) != 0)
+    for (size_t i = 0; i < r; ++i)
+      if (scales[i] < 1) fail("antialiased linear downsampling (antialias = 1 with a scale below 1)");
   const std::string ctm = legacy ? "asymmetric" : nd.gets("coordinate_transformation_mode", "half_pixel");
   const std::string nm = legacy ? "floor" : nd.gets("nearest_mode", "round_prefer_floor");
   ResizeParams p{};
@@ -127,6 +158,10 @@ void Builder::node_resize() {
       a = 1.0 / scale;
       b = 0.5 / scale - 0.5;
       if (ctm == "pytorch_half_pixel" && out_len <= 1) a = b = 0;
+    } else if (ctm == "half_pixel_symmetric") {  // opset 19: half_pixel, re-centred for the rounded size
+      const double adjustment = double(out_len) / (scale * double(in_len));
+      a = 1.0 / scale;
+      b = 0.5 * double(in_len) * (1.0 - adjustment) + 0.5 / scale - 0.5;
     } else if (ctm == "tf_half_pixel_for_nn") {
       a = 1.0 / scale;
       b = 0.5 / scale;
@@ -152,7 +187,21 @@ void Builder::node_pad() {
   const size_t r = X.shape.size();
   // pads and value are attributes up to opset 10, inputs after.
   auto pads = nd.has("pads") ? nd.getints("pads") : const_ints(1, "Pad pads");
-  if (in(3)) fail("Pad with axes");
+  if (!nd.has("pads") && in(3)) {  // opset 18: pads for the listed axes only (begins, then ends)
+    const auto axes = const_ints(3, "Pad axes");
+    if (pads.size() != 2 * axes.size())
+      fail("pads has " + std::to_string(pads.size()) + " values for " + std::to_string(axes.size()) + " axes", ALMC_ERR_PARSE);
+    std::vector<int64_t> full(2 * r, 0);
+    std::vector<bool> seen(r, false);
+    for (size_t k = 0; k < axes.size(); ++k) {
+      const int64_t a = axis_norm(axes[k], r);
+      if (seen[size_t(a)]) fail("axis " + std::to_string(axes[k]) + " listed twice", ALMC_ERR_PARSE);
+      seen[size_t(a)] = true;
+      full[size_t(a)] = pads[k];
+      full[size_t(a) + r] = pads[k + axes.size()];
+    }
+    pads = full;
+  }
   if (pads.size() != 2 * r) fail("pads has " + std::to_string(pads.size()) + " values for rank " + std::to_string(r), ALMC_ERR_PARSE);
   check_attr(pads, "pads");
   float value = nd.getf("value", 0.f);
@@ -163,8 +212,8 @@ void Builder::node_pad() {
   const std::string mode = nd.gets("mode", "constant");
   PadParams p{};
   p.ndim = int(r);
-  p.mode = mode == "constant" ? 0 : mode == "reflect" ? 1 : mode == "edge" ? 2 : -1;
-  if (p.mode < 0) fail("Pad mode '" + mode + "'");
+  p.mode = mode == "constant" ? 0 : mode == "reflect" ? 1 : mode == "edge" ? 2 : mode == "wrap" ? 3 : -1;
+  if (p.mode < 0) fail("Pad mode '" + mode + "' (constant, reflect, edge and wrap supported)");
   p.value = value;
   std::vector<int64_t> oshape(r);
   for (size_t i = 0; i < r; ++i) {
@@ -172,6 +221,8 @@ void Builder::node_pad() {
     p.begin[i] = pads[i];
     oshape[i] = X.shape[i] + pads[i] + pads[i + r];
     if (oshape[i] < 0) fail("negative padded size", ALMC_ERR_PARSE);
+    if (p.mode != 0 && X.shape[i] == 0 && (pads[i] > 0 || pads[i + r] > 0))
+      fail("Pad mode '" + mode + "' of an empty axis", ALMC_ERR_PARSE);
     if (p.mode == 1 && (pads[i] >= X.shape[i] || pads[i + r] >= X.shape[i]) && (pads[i] > 0 || pads[i + r] > 0))
       fail("reflect padding wider than the input", ALMC_ERR_PARSE);
     p.oshape[i] = oshape[i];

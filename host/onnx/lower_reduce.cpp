@@ -128,10 +128,16 @@ void Builder::node_norm() {
     for (size_t i = 2; i < r; ++i) spatial *= X.shape[i];
     p.rows = X.shape[0] * groups;
     p.len = (C / groups) * spatial;
-    p.seg = p.len;  // one (scale, bias) per row, row r being group r % groups
-    p.nch = groups;
-    if (!scale || !bias || numel(scale->shape) != groups || numel(bias->shape) != groups)
-      fail("scale and bias must have " + std::to_string(groups) + " values", ALMC_ERR_PARSE);
+    // GroupNormalization from opset 21 (and InstanceNormalization) scales per channel: row r
+    // (group r % groups) runs over channels (r % groups) * C / groups onwards, `spatial` elements
+    // each. GroupNormalization 18 scales per group: one (scale, bias) per row.
+    const bool per_channel = nd.op != "GroupNormalization" || g_.opset >= 21;
+    p.seg = per_channel ? spatial : p.len;
+    p.nch = per_channel ? C : groups;
+    if (!scale || !bias || numel(scale->shape) != p.nch || numel(bias->shape) != p.nch)
+      fail("scale and bias must have " + std::to_string(p.nch) + " values" +
+               (nd.op == "GroupNormalization" ? (per_channel ? " (one per channel from opset 21)" : " (one per group before opset 21)") : ""),
+           ALMC_ERR_PARSE);
   }
   const Val& o = def(0, X.shape);
   Step& s = push(StepKind::Norm);

@@ -40,7 +40,8 @@ const std::vector<OpInfo>& op_table() {
       {"Einsum", F::Composite}, {"BatchNormalization", F::Composite}, {"DepthToSpace", F::Composite},
       {"SpaceToDepth", F::Composite}, {"PRelu", F::Composite}, {"Sum", F::Composite}, {"Mean", F::Composite},
       {"ReduceL1", F::Composite}, {"ReduceL2", F::Composite}, {"ReduceSumSquare", F::Composite},
-      {"ReduceLogSumExp", F::Composite},
+      {"ReduceLogSumExp", F::Composite}, {"Gelu", F::Composite}, {"RMSNormalization", F::Composite},
+      {"CastLike", F::Constant},
   };
   return table;
 }

@@ -74,6 +74,7 @@ inline const char* const kFixtures[] = {"mlp_embed", "unet", "resmlp", "misc_ops
 // The zoo of exported architectures (tests/data/make_zoo.py): inputs "x" and "t", expected outputs
 // from torch (zoo_ops: onnxruntime).
 inline const char* const kZoo[] = {"zoo_einsum_attn_o17", "zoo_fourier_mlp_o14", "zoo_reduce_o13",
-                                   "zoo_shuffle_o13_nofold", "zoo_conv1d_o13", "zoo_misc_o13", "zoo_ops"};
+                                   "zoo_shuffle_o13_nofold", "zoo_conv1d_o13", "zoo_misc_o13", "zoo_ops",
+                                   "zoo_opset18", "zoo_opset23"};
 
 }  // namespace onnx_test

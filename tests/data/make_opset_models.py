@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Fixtures for the ONNX opsets after 17 (torch 1.13 exports up to 17; newer exporters write 18 and
+later): graphs written with onnx.helper, expected outputs from onnxruntime. Needs the pip packages
+onnx (>= 1.16) and onnxruntime (>= 1.20), e.g. in the pyenv python3:
+
+    python3 -m pip install onnx onnxruntime
+    python3 tests/data/make_opset_models.py        # writes tests/data/onnx/zoo_opset{18,23}*
+
+Each model maps x [B, 8, 6, 6] and per-sample levels t [B] to an output of x's size, through the
+ops and attribute forms that changed after opset 17 (listed per model below), then a 1x1
+convolution that mixes every feature channel into every output channel. Weights are
+random, not trained: the check is the executor's arithmetic.
+
+Before writing, the ops whose semantics changed between opsets (GroupNormalization 18 vs 21,
+Resize half_pixel_symmetric, AveragePool dilations) are also checked against small NumPy
+implementations written here from the operator specification, so the expected outputs do not rest
+on onnxruntime alone.
+"""
+import math
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper as H
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "onnx")
+RNG = np.random.default_rng(20261201)
+B, C, S = 7, 8, 6
+
+
+def f32(name, a):
+    a = np.asarray(a, np.float32)
+    return H.make_tensor(name, TensorProto.FLOAT, list(a.shape), a.ravel().tolist())
+
+
+def i64(name, v):
+    return H.make_tensor(name, TensorProto.INT64, [len(v)], list(v))
+
+
+def rand(*shape, scale=1.0):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def finish(name, opset, nodes, inits, feats, nfeat):
+    """Concat the [B, k, S, S] features, mix the channels with a 1x1 Conv to C, scale by (t + 1)."""
+    nodes = list(nodes) + [
+        H.make_node("Concat", feats, ["cat"], axis=1),
+        H.make_node("Conv", ["cat", "W", "bias"], ["mixed"], kernel_shape=[1, 1]),
+        H.make_node("Unsqueeze", ["t", "t_axes"], ["t1"]),
+        H.make_node("Add", ["t1", "one"], ["t2"]),
+        H.make_node("Mul", ["mixed", "t2"], ["out"]),
+    ]
+    inits = list(inits) + [
+        f32("W", rand(C, nfeat, 1, 1, scale=1.0 / math.sqrt(nfeat))), f32("bias", rand(C, scale=0.1)),
+        i64("t_axes", [1, 2, 3]), f32("one", 1.0),
+    ]
+    graph = H.make_graph(
+        nodes, name,
+        [H.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", C, S, S]),
+         H.make_tensor_value_info("t", TensorProto.FLOAT, ["batch"])],
+        [H.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", C, S, S])], initializer=inits)
+    model = H.make_model(graph, opset_imports=[H.make_opsetid("", opset)])
+    model.ir_version = 10
+    # The checker refuses GroupNormalization-18 as deprecated (opset 21 redefined it); onnxruntime
+    # still runs it, and models carrying it exist, so that model skips the checker.
+    if opset != 18:
+        onnx.checker.check_model(model, full_check=True)
+    x = rand(B, C, S, S)
+    t = RNG.random(B).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"x": x, "t": t})[0]
+    assert out.shape == x.shape and np.all(np.isfinite(out))
+    onnx.save(model, os.path.join(OUT, name + ".onnx"))
+    np.save(os.path.join(OUT, name + "_x.npy"), x)
+    np.save(os.path.join(OUT, name + "_level.npy"), t)
+    np.save(os.path.join(OUT, name + "_out.npy"), out)
+    print(f"{name}: opset {opset}, {len(nodes)} nodes, written")
+
+
+def opset18():
+    """GroupNormalization-18 (one scale per group), ReduceMean / ReduceMax with axes as an input,
+    Split with num_outputs (uneven: 3, 3, 2), Pad with axes (constant and reflect), Resize with axes
+    (linear, scales) and with sizes and keep_aspect_ratio_policy not_larger (nearest)."""
+    nodes = [
+        H.make_node("GroupNormalization", ["x", "gs", "gb"], ["gn"], num_groups=4, epsilon=1e-4),
+        H.make_node("ReduceMean", ["gn", "hw"], ["m"], keepdims=1),
+        H.make_node("Sub", ["gn", "m"], ["c"]),
+        H.make_node("Split", ["c"], ["s0", "s1", "s2"], axis=1, num_outputs=3),
+        H.make_node("ReduceMax", ["s0", "ax1"], ["mx"], keepdims=1),
+        H.make_node("Add", ["s0", "mx"], ["a0"]),                                           # [B, 3, 6, 6]
+        H.make_node("Pad", ["s1", "p_hw", "", "hw"], ["q"], mode="reflect"),                 # [B, 3, 8, 8]
+        H.make_node("Resize", ["q", "", "sc"], ["a1"], mode="linear", axes=[2, 3]),          # [B, 3, 6, 6]
+        H.make_node("Pad", ["s2", "p_c", "half", "ax1"], ["p2"], mode="constant"),           # [B, 3, 6, 6]
+        H.make_node("Resize", ["p2", "", "", "sz"], ["r4"], mode="nearest", axes=[2, 3],
+                    keep_aspect_ratio_policy="not_larger"),                                 # [B, 3, 4, 4]
+        H.make_node("Resize", ["r4", "", "", "sz6"], ["a2"], mode="linear", axes=[3, 2]),    # [B, 3, 6, 6]
+    ]
+    inits = [f32("gs", rand(4) + 1), f32("gb", rand(4)), i64("hw", [2, 3]), i64("ax1", [1]),
+             i64("p_hw", [1, 1, 1, 1]), f32("sc", [0.75, 0.75]), i64("p_c", [1, 0]), f32("half", 0.5),
+             i64("sz", [4, 5]), i64("sz6", [6, 6])]
+    finish("zoo_opset18", 18, nodes, inits, ["a0", "a1", "a2"], 9)
+
+
+def opset23():
+    """GroupNormalization-21 (one scale per channel), Gelu (opset 20, exact and tanh), AveragePool
+    with dilations (19), Resize half_pixel_symmetric (19), Pad mode wrap (19) with axes,
+    RMSNormalization (23), CastLike (to int64 and back: truncation)."""
+    nodes = [
+        H.make_node("GroupNormalization", ["x", "gs", "gb"], ["gn"], num_groups=2, epsilon=1e-5),
+        H.make_node("Gelu", ["gn"], ["g1"]),
+        H.make_node("Gelu", ["gn"], ["g2"], approximate="tanh"),
+        H.make_node("AveragePool", ["g1"], ["a0"], kernel_shape=[2, 2], dilations=[2, 2],
+                    pads=[1, 1, 1, 1], count_include_pad=0),                                  # [B, 8, 6, 6]
+        H.make_node("Resize", ["g2", "", "sc"], ["rs"], mode="linear",
+                    coordinate_transformation_mode="half_pixel_symmetric"),                   # [B, 8, 4, 9]
+        H.make_node("Pad", ["rs", "p_wrap", "", "hw"], ["pw"], mode="wrap"),                 # [B, 8, 6, 6]
+        H.make_node("Slice", ["pw", "z", "four", "ax1"], ["a1"]),                            # [B, 4, 6, 6]
+        H.make_node("RMSNormalization", ["x", "rs_scale"], ["rms"], axis=2, epsilon=1e-3),
+        H.make_node("Mul", ["x", "three"], ["x3"]),
+        H.make_node("CastLike", ["x3", "like_i"], ["xi"]),
+        H.make_node("CastLike", ["xi", "x"], ["xf"]),
+        H.make_node("Add", ["rms", "xf"], ["a2"]),                                           # [B, 8, 6, 6]
+        # The two Gelu forms differ by < 1e-3: their difference, magnified, is a feature of its own.
+        H.make_node("Sub", ["g2", "g1"], ["gd"]),
+        H.make_node("Mul", ["gd", "thousand"], ["a3"]),                                      # [B, 8, 6, 6]
+    ]
+    inits = [f32("gs", rand(C) + 1), f32("gb", rand(C)), f32("sc", [1, 1, 0.7, 1.5]),
+             i64("p_wrap", [1, 0, 1, -3]), i64("hw", [2, 3]), i64("z", [0]), i64("four", [4]), i64("ax1", [1]),
+             f32("rs_scale", rand(S, S) + 1), f32("three", 3.0), i64("like_i", [1]),
+             f32("thousand", 1000.0)]
+    # rs: H = floor(6 * 0.7) = 4, W = 9; wrap pads H by (1, 1) and W by (0, -3) -> [B, 8, 6, 6]
+    finish("zoo_opset23", 23, nodes, inits, ["a0", "a1", "a2", "a3"], 8 + 4 + 8 + 8)
+
+
+def spec_checks():
+    """onnxruntime against NumPy implementations of the changed ops, on random inputs."""
+    def run(node, opset, x, inits):
+        g = H.make_graph([node], "g", [H.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                         [H.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+        m = H.make_model(g, opset_imports=[H.make_opsetid("", opset)])
+        m.ir_version = 10
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    x = rand(3, 8, 5, 4)
+    for opset, per_channel in ((18, False), (21, True)):
+        n = C if per_channel else 4
+        s, b = rand(n) + 1, rand(n)
+        y = run(H.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=4, epsilon=1e-5), opset, x,
+                [f32("s", s), f32("b", b)])
+        g = x.reshape(3, 4, -1).astype(np.float64)
+        z = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5)).reshape(x.shape)
+        if per_channel:
+            want = z * s[None, :, None, None] + b[None, :, None, None]
+        else:
+            want = z * np.repeat(s, 2)[None, :, None, None] + np.repeat(b, 2)[None, :, None, None]
+        assert np.abs(y - want).max() < 1e-4, ("GroupNormalization", opset)
+
+    # Resize half_pixel_symmetric (linear), one axis at a time: x_in = offset + (x_out + 0.5) / s - 0.5.
+    x = rand(1, 1, 1, 7)
+    for scale in (0.7, 1.5):
+        y = run(H.make_node("Resize", ["x", "", "sc"], ["y"], mode="linear",
+                            coordinate_transformation_mode="half_pixel_symmetric"), 19, x,
+                [f32("sc", [1, 1, 1, scale])])
+        n_out = int(math.floor(7 * scale))
+        adj = n_out / (7 * scale)
+        off = 7 / 2 * (1 - adj)
+        want = []
+        for o in range(n_out):
+            p = min(max(off + (o + 0.5) / scale - 0.5, 0), 6)
+            i0 = int(math.floor(p))
+            i1 = min(i0 + 1, 6)
+            want.append(x[0, 0, 0, i0] * (1 - (p - i0)) + x[0, 0, 0, i1] * (p - i0))
+        assert np.abs(y.ravel() - np.array(want)).max() < 1e-5, ("Resize half_pixel_symmetric", scale)
+
+    # AveragePool with dilations 2, pads 1, count_include_pad 0.
+    x = rand(1, 1, 6, 6)
+    y = run(H.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2], pads=[1, 1, 1, 1],
+                        count_include_pad=0), 19, x, [])
+    want = np.zeros((6, 6))
+    for i in range(6):
+        for j in range(6):
+            v = [x[0, 0, i - 1 + 2 * a, j - 1 + 2 * b] for a in range(2) for b in range(2)
+                 if 0 <= i - 1 + 2 * a < 6 and 0 <= j - 1 + 2 * b < 6]
+            want[i, j] = np.mean(v)
+    assert np.abs(y[0, 0] - want).max() < 1e-5, "AveragePool dilations"
+    print("onnxruntime agrees with the NumPy checks of GroupNormalization 18/21, half_pixel_symmetric, dilated AveragePool")
+
+
+def refusals():
+    """Models the loader must refuse with a message naming the problem: an opset past 25, an
+    antialiased linear down-sampling, an unknown Gelu approximation (x [N, 4, 4, 4] -> y)."""
+    def save(name, node, opset, inits=()):
+        g = H.make_graph([node], name, [H.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 4, 4])],
+                         [H.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=list(inits))
+        m = H.make_model(g, opset_imports=[H.make_opsetid("", opset)])
+        m.ir_version = 10
+        onnx.save(m, os.path.join(OUT, name + ".onnx"))
+    save("refuse_opset26", H.make_node("Relu", ["x"], ["y"]), 26)
+    save("refuse_antialias", H.make_node("Resize", ["x", "", "sc"], ["y"], mode="linear", antialias=1, axes=[2, 3]), 18,
+         [f32("sc", [0.5, 0.5])])
+    save("refuse_gelu_approx", H.make_node("Gelu", ["x"], ["y"], approximate="fast"), 20)
+    print("refuse_opset26, refuse_antialias, refuse_gelu_approx: written")
+
+
+if __name__ == "__main__":
+    refusals()
+    spec_checks()
+    opset18()
+    opset23()
