@@ -262,6 +262,23 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
     if (n.op_type() == "Constant" && n.output_size() == 1)
       for (const auto& a : n.attribute())
         if (a.name() == "value" && a.has_t()) static_rank[n.output(0)] = a.t().dims_size();
+  // libonnx's convolution and pooling inference also divides by strides (and group) unchecked:
+  // a stride of 0 stopped the process with SIGFPE (found by fuzz_onnx). Non-positive strides,
+  // dilations, kernel sizes and groups are refused here, as the planner would refuse them.
+  for (const auto& n : gp.node()) {
+    const std::string& op = n.op_type();
+    if (op != "Conv" && op != "ConvTranspose" && op != "AveragePool" && op != "MaxPool" && op != "LpPool") continue;
+    for (const auto& a : n.attribute()) {
+      const bool listed = a.name() == "strides" || a.name() == "dilations" || a.name() == "kernel_shape";
+      for (int k = 0; listed && k < a.ints_size(); ++k)
+        if (a.ints(k) <= 0)
+          throw Error(ALMC_ERR_PARSE, what + ": node " + op + " '" + n.name() + "' has " + a.name() + " " +
+                                          std::to_string(a.ints(k)) + " (must be positive)");
+      if (a.name() == "group" && a.i() <= 0)
+        throw Error(ALMC_ERR_PARSE, what + ": node " + op + " '" + n.name() + "' has group " + std::to_string(a.i()) +
+                                        " (must be positive)");
+    }
+  }
   for (const auto& n : gp.node()) {
     if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || n.input_size() < 2) continue;
     const auto w = static_rank.find(n.input(1)), x = static_rank.find(n.input(0));
