@@ -123,6 +123,18 @@ if [ -n "$BE" ]; then
     --benchmark_out_format=json --benchmark_filter='(Triad|FusedStep/gauss/identity|FusedStep/gmm8)/1024/'
 fi
 
+# The GMM responsibilities' two decompositions side by side (ALMC_GPU_GMM_RESP, README "On a GPU
+# machine"; cuda/launch_policy.hpp): block = one block per chain, split = rows cut into slices of
+# 2048 coordinates (K = 8) and a second kernel summing them. Few chains of d 65536 are the case the
+# split is for; 4096 chains of d 4096 check it costs nothing with many. Compare steps/s and
+# score_us (GMM responsibilities + the GMM part of the update) between the two JSON files.
+RESP_CASES=(--case sweep/gmm8/identity/d65536/c1 --case sweep/gmm8/identity/d65536/c16
+            --case sweep/gmm8/identity/d65536/c256 --case bandwidth/gmm8/identity/d4096/c4096)
+for mode in block split; do
+  step gmm_resp_$mode 60 env ALMC_GPU_GMM_RESP=$mode "${RUN[@]}" "$(exe almc)" bench --backend cuda "${RESP_CASES[@]}" \
+    --target 0.1 --repeats 3 --json "$OUT/bench_gmm_resp_$mode.json"
+done
+
 # ---------------------------------------------------------------- PyTorch comparison
 TPY=""
 for p in python3 /usr/bin/python3; do
@@ -142,6 +154,7 @@ else
 fi
 
 # ---------------------------------------------------------------- summary
+STEPS="info gpu_tests cpu_tests cli_tests memcheck racecheck bench_cuda bench_engine_cpu gmm_resp_block gmm_resp_split compare_torch"
 TOTAL=$(( $(date +%s) - T0 ))
 FAILED=0
 {
@@ -150,7 +163,7 @@ FAILED=0
   echo "  \"total_seconds\": $TOTAL,"
   echo "  \"steps\": {"
   first=1
-  for k in info gpu_tests cpu_tests cli_tests memcheck racecheck bench_cuda bench_engine_cpu compare_torch; do
+  for k in $STEPS; do
     [ -n "${STATUS[$k]+x}" ] || continue
     [ $first = 1 ] || echo ","
     first=0
@@ -161,12 +174,16 @@ FAILED=0
   echo "}"
 } >"$OUT/summary.json"
 say "=== summary (${TOTAL}s total)"
-for k in info gpu_tests cpu_tests cli_tests memcheck racecheck bench_cuda bench_engine_cpu compare_torch; do
+for k in $STEPS; do
   [ -n "${STATUS[$k]+x}" ] || continue
   say "$(printf '%-18s %-40s %5ss' "$k" "${STATUS[$k]}" "${SECS[$k]}")"
   case ${STATUS[$k]} in pass|skipped*) ;; *) FAILED=1;; esac
 done
 # The benchmark and comparison tables last, so the end of the output carries them.
-grep -E '^(case |sweep/|downsample/|matrix/|bandwidth/|onnx/|# roofline)' "$LOG" | tail -n 60
+sed -n '/^=== bench_cuda/,/^--- bench_cuda/p' "$LOG" | grep -E '^(case |sweep/|downsample/|matrix/|bandwidth/|onnx/|# roofline)' | tail -n 60
+for mode in block split; do
+  echo "# ALMC_GPU_GMM_RESP=$mode"
+  sed -n "/^=== gmm_resp_$mode/,/^--- gmm_resp_$mode/p" "$LOG" | grep -E '^(case |sweep/|bandwidth/)'
+done
 grep -E '^\|' "$LOG" | tail -n 12
 exit $FAILED

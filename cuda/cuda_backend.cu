@@ -5,6 +5,7 @@
 
 #include "cuda/langevin/chain_step.cuh"
 #include "cuda/check.cuh"
+#include "cuda/launch_policy.hpp"
 #include "cuda/onnx/kernels.hpp"
 #include "host/core/error.hpp"
 
@@ -14,36 +15,30 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 
 namespace almc {
 
-// Launch policy, as data. Not yet measured on a device: 256-thread blocks are the usual choice
-// for memory-bound elementwise kernels on sm_80/sm_90 (8 blocks of 256 fill an SM's 2048 thread
-// slots); kMinBlocks asks the compiler to keep register use low enough for that (<= 32 per
-// thread on sm_90: the one-kernel-for-everything step used 74 and reached 35% occupancy).
-struct LaunchPolicy {
-  static constexpr int kElementwiseBlock = 256;
-  static constexpr int kMinBlocks = 4;
-  static constexpr int kReduceBlock = 256;
-  static constexpr int kMaxGrid = 65535 * 8;
-  static constexpr int kMaxGridY = 65535;
-};
-// Rows up to this many coordinates get one thread per chain for the GMM responsibilities.
-constexpr int64_t kShortRow = 64;
+// Launch shapes come from cuda/launch_policy.hpp (unmeasured starting points). In device code
+// kCompiledLaunch is the table's row for the architecture this pass compiles for, and gives the
+// kernels their __launch_bounds__; host code never reads it (the host pass sees the default row):
+// the backend launches with the row it selected at creation from the kernels' PTX version, which
+// is the same row (checked there against the kernels' attributes).
+#if defined(__CUDA_ARCH__)
+constexpr ArchLaunch kCompiledLaunch = arch_launch(__CUDA_ARCH__ / 10);
+#else
+constexpr ArchLaunch kCompiledLaunch = arch_launch(0);
+#endif
+constexpr int kMaxGridY = 65535;  // gridDim.y and gridDim.z limit
 // Rows up to this many coordinates take the whole step in one thread per chain (chain_step.cuh):
 // one launch after the tables instead of responsibilities + update. Not yet measured on a device.
 constexpr int64_t kChainStepRow = 32;
-constexpr int kChainStepBlock = 128;
 static_assert(kChainStepRow <= kChainStepMaxD, "the per-chain step's scratch is kChainStepMaxD floats");
+static_assert(kRespBlock % 32 == 0 && kRespBlock <= 1024, "the reductions work in whole warps");
 
 namespace {
-
-inline unsigned grid_for(int64_t work, int block) {
-  const int64_t g = (work + block - 1) / block;
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(g, LaunchPolicy::kMaxGrid)));
-}
 
 template <int Block>
 __device__ float block_sum(float v, float* smem) {
@@ -77,7 +72,7 @@ __global__ void prior_tables_kernel(GmmPrior g, int64_t kd, const StepScalars* c
 
 // One block per component: logdet[k] = sum_j log S_k,j, accumulated in double like the CPU.
 __global__ void prior_logdet_kernel(GmmPrior g, int64_t d, const StepScalars* cur, PriorTables out) {
-  __shared__ double smem[LaunchPolicy::kReduceBlock];
+  __shared__ double smem[kRespBlock];
   if (cur->kind == kStepWarm) return;
   const LevelConsts l = level_consts(*cur);
   const int64_t k = blockIdx.x;
@@ -85,52 +80,85 @@ __global__ void prior_logdet_kernel(GmmPrior g, int64_t d, const StepScalars* cu
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) s += prior_logdet_term(g, l, k * d + j);
   smem[threadIdx.x] = s;
   __syncthreads();
-  for (int w = LaunchPolicy::kReduceBlock / 2; w > 0; w >>= 1) {
+  for (int w = kRespBlock / 2; w > 0; w >>= 1) {
     if (static_cast<int>(threadIdx.x) < w) smem[threadIdx.x] += smem[threadIdx.x + w];
     __syncthreads();
   }
   if (threadIdx.x == 0) out.logdet[k] = static_cast<float>(smem[0]);
 }
 
-// One block per chain: x is read once; the quadratic forms of up to kResK components accumulate
-// in registers together (more components take further passes), then one block reduction per
-// pass and the softmax. The order of every sum is fixed by the block size alone.
-constexpr int kResK = 8;
-__global__ void __launch_bounds__(LaunchPolicy::kReduceBlock)
-    gmm_resp_kernel(PriorTables tab, const float* x, int64_t d, const StepScalars* cur, float* resp) {
-  extern __shared__ float q[];  // [K] quadratic forms, then responsibilities
-  __shared__ float part[LaunchPolicy::kReduceBlock / 32][kResK];
+// The responsibilities of rows longer than kRespShortRow (launch_policy.hpp's GmmRespPlan): one
+// block of kRespBlock threads per (slice, chain), blockIdx.x the slice, blockIdx.y striding over
+// chains. x is read once per pass of kRespPassK components, whose quadratic forms accumulate in
+// registers together: thread t sums coordinates slice_start + t, + kRespBlock, ... in order, then a
+// warp shuffle tree and the warps' sums in warp order. The order of every sum is fixed by
+// kRespBlock and slice_len alone. One slice per row (gridDim.x == 1): the block also takes the
+// softmax (resp); several: it writes its slice's forms to partial[chain, slice, K] and
+// gmm_resp_finish_kernel takes the sum and softmax.
+__global__ void __launch_bounds__(kRespBlock)
+    gmm_resp_slice_kernel(PriorTables tab, const float* x, int64_t n, int64_t d, int64_t slice_len,
+                          const StepScalars* cur, float* partial, float* resp) {
+  extern __shared__ float q[];  // [K] quadratic forms, then responsibilities (one slice per row)
+  __shared__ float part[kRespBlock / 32][kRespPassK];
   if (cur->kind == kStepWarm) return;
-  const int64_t c = blockIdx.x;
-  const float* xr = x + c * d;
+  const int64_t slices = gridDim.x, s = blockIdx.x;
+  const int64_t j0 = s * slice_len, j1 = j0 + slice_len < d ? j0 + slice_len : d;
+  const bool finish = slices == 1;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int64_t k0 = 0; k0 < tab.K; k0 += kResK) {
-    float acc[kResK];
+  for (int64_t c = blockIdx.y; c < n; c += gridDim.y) {  // the same chains for every thread
+    const float* xr = x + c * d;
+    for (int64_t k0 = 0; k0 < tab.K; k0 += kRespPassK) {
+      float acc[kRespPassK];
 #pragma unroll
-    for (int e = 0; e < kResK; ++e) acc[e] = 0.f;
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
-      const float xv = xr[j];
+      for (int e = 0; e < kRespPassK; ++e) acc[e] = 0.f;
+      for (int64_t j = j0 + threadIdx.x; j < j1; j += kRespBlock) {
+        const float xv = xr[j];
 #pragma unroll
-      for (int e = 0; e < kResK; ++e)
-        if (k0 + e < tab.K) acc[e] += gmm_quad_term(xv, tab.amu[(k0 + e) * d + j], tab.inv_s[(k0 + e) * d + j]);
-    }
+        for (int e = 0; e < kRespPassK; ++e)
+          if (k0 + e < tab.K) acc[e] += gmm_quad_term(xv, tab.amu[(k0 + e) * d + j], tab.inv_s[(k0 + e) * d + j]);
+      }
 #pragma unroll
-    for (int e = 0; e < kResK; ++e) {
-      float v = acc[e];
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-      if (lane == 0) part[warp][e] = v;
+      for (int e = 0; e < kRespPassK; ++e) {
+        float v = acc[e];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0) part[warp][e] = v;
+      }
+      __syncthreads();
+      if (threadIdx.x < kRespPassK && k0 + threadIdx.x < tab.K) {
+        float v = 0.f;
+        for (int w = 0; w < kRespBlock / 32; ++w) v += part[w][threadIdx.x];
+        if (finish)
+          q[k0 + threadIdx.x] = v;
+        else
+          partial[(c * slices + s) * tab.K + k0 + threadIdx.x] = v;
+      }
+      __syncthreads();  // part is rewritten by the next pass
     }
-    __syncthreads();
-    if (threadIdx.x < kResK && k0 + threadIdx.x < tab.K) {
-      float v = 0.f;
-      for (int w = 0; w < LaunchPolicy::kReduceBlock / 32; ++w) v += part[w][threadIdx.x];
-      q[k0 + threadIdx.x] = v;
+    if (finish) {
+      if (threadIdx.x == 0) {
+        gmm_softmax(tab, q);
+        for (int64_t k = 0; k < tab.K; ++k) resp[c * tab.K + k] = q[k];
+      }
+      __syncthreads();  // q is rewritten for the next chain
     }
-    __syncthreads();
   }
-  if (threadIdx.x == 0) {
-    gmm_softmax(tab, q);
-    for (int64_t k = 0; k < tab.K; ++k) resp[c * tab.K + k] = q[k];
+}
+
+// Several slices per row: one thread per chain sums its slices' partial forms in slice order into
+// its row of resp, then the softmax in place.
+__global__ void gmm_resp_finish_kernel(PriorTables tab, const float* partial, int64_t n, int64_t slices,
+                                       const StepScalars* cur, float* resp) {
+  if (cur->kind == kStepWarm) return;
+  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < n;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float* pc = partial + c * slices * tab.K;
+    float* r = resp + c * tab.K;
+    for (int64_t k = 0; k < tab.K; ++k) {
+      float v = 0.f;
+      for (int64_t s = 0; s < slices; ++s) v += pc[s * tab.K + k];
+      r[k] = v;
+    }
+    gmm_softmax(tab, r);
   }
 }
 
@@ -139,16 +167,17 @@ __global__ void __launch_bounds__(LaunchPolicy::kReduceBlock)
 __global__ void gmm_resp_thread_kernel(PriorTables tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
                                        float* resp) {
   if (cur->kind == kStepWarm) return;
-  const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (c >= n) return;
-  const float* xr = x + c * d;
-  float* r = resp + c * tab.K;
-  for (int64_t k = 0; k < tab.K; ++k) {
-    float q = 0.f;
-    for (int64_t j = 0; j < d; ++j) q += gmm_quad_term(xr[j], tab.amu[k * d + j], tab.inv_s[k * d + j]);
-    r[k] = q;
+  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < n;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {  // the grid is capped (grid_stride_blocks)
+    const float* xr = x + c * d;
+    float* r = resp + c * tab.K;
+    for (int64_t k = 0; k < tab.K; ++k) {
+      float q = 0.f;
+      for (int64_t j = 0; j < d; ++j) q += gmm_quad_term(xr[j], tab.amu[k * d + j], tab.inv_s[k * d + j]);
+      r[k] = q;
+    }
+    gmm_softmax(tab, r);
   }
-  gmm_softmax(tab, r);
 }
 
 // ---------------------------------------------------------------- the fused step, per variant
@@ -157,7 +186,7 @@ __global__ void gmm_resp_thread_kernel(PriorTables tab, const float* x, int64_t 
 // p.prior and p.op.kind, which are constants here, so each instantiation keeps only its own
 // path. Grid: x over groups of 4 coordinates of a chain (32-bit indices), y over chains.
 template <int Prior, int Op>
-__global__ void __launch_bounds__(LaunchPolicy::kElementwiseBlock, LaunchPolicy::kMinBlocks)
+__global__ void __launch_bounds__(kCompiledLaunch.elementwise_block, kCompiledLaunch.elementwise_min_blocks)
     fused_step_kernel(FusedStepParams p, bool flat) {
   p.prior = Prior;
   p.op.kind = Op;
@@ -209,7 +238,7 @@ __global__ void __launch_bounds__(LaunchPolicy::kElementwiseBlock, LaunchPolicy:
 // coordinate order) and its chains read them there; block 0 also stores them in p.tab. The whole
 // step is then this one launch after begin_step.
 template <int Prior, int Op>
-__global__ void __launch_bounds__(kChainStepBlock)
+__global__ void __launch_bounds__(kCompiledLaunch.chain_block)
     chain_step_kernel(FusedStepParams p, GmmPrior g, bool tables, bool resp_due) {
   extern __shared__ float tab_smem[];  // with tables: amu [K d], inv_s [K d], logdet [K]
   const StepScalars cur = *p.cur;
@@ -245,7 +274,7 @@ constexpr size_t kChainStepTableBytes = 16 << 10;
 
 // Average-pool downsampling: one thread per pooling block.
 template <int Prior>
-__global__ void __launch_bounds__(LaunchPolicy::kElementwiseBlock, LaunchPolicy::kMinBlocks)
+__global__ void __launch_bounds__(kCompiledLaunch.elementwise_block, kCompiledLaunch.elementwise_min_blocks)
     fused_pool_kernel(FusedStepParams p, int blocks) {
   p.prior = Prior;
   const StepScalars cur = *p.cur;
@@ -318,8 +347,8 @@ __global__ void row_norms_kernel(const float* R, int64_t m, const float* x, int6
   if (R)
     for (int64_t i = threadIdx.x; i < m; i += blockDim.x) s += R[c * m + i] * R[c * m + i];
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) bad += isfinite(x[c * d + j]) ? 0.f : 1.f;
-  s = block_sum<LaunchPolicy::kReduceBlock>(s, smem);
-  bad = block_sum<LaunchPolicy::kReduceBlock>(bad, smem);
+  s = block_sum<kRespBlock>(s, smem);
+  bad = block_sum<kRespBlock>(bad, smem);
   if (threadIdx.x == 0) {
     if (norms) norms[c] = R ? sqrtf(s) : __int_as_float(0x7fc00000);
     if (flags) flags[c] = bad > 0.f;
@@ -401,6 +430,10 @@ namespace {
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, void* stream) : device_(device) {
+    // First, before anything is created: a bad value fails here with nothing to release.
+    const char* mode = std::getenv("ALMC_GPU_GMM_RESP");
+    if (!parse_gmm_resp_mode(mode, &resp_mode_))
+      fail(ALMC_ERR_INVALID_ARGUMENT, "ALMC_GPU_GMM_RESP=", mode, " is not a GMM responsibilities mode (split or block)");
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
       cudaGetLastError();
@@ -410,7 +443,11 @@ class CudaBackend final : public Backend {
     ALMC_CUDA_TRY(cudaSetDevice(device));
     cudaDeviceProp prop{};
     ALMC_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
-    name_ = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+    read_launch_policy(prop);
+    name_ = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + "; " +
+            std::to_string(policy_.sm_count) + " SMs, " + std::to_string(policy_.l2_bytes >> 20) + " MiB L2; launch row " +
+            (policy_.arch.arch ? "sm_" + std::to_string(policy_.arch.arch) : std::string("default")) +
+            "; GMM responsibilities " + (resp_mode_ == GmmRespMode::Block ? "block" : "split") + ")";
     if (stream) {
       stream_ = static_cast<cudaStream_t>(stream);
     } else {
@@ -476,18 +513,35 @@ class CudaBackend final : public Backend {
   }
 
   void prior_tables(const GmmPrior& g, int64_t d, const StepScalars* cur, const PriorTables& out) override {
-    prior_tables_kernel<<<grid_for(g.K * d, 256), 256, 0, stream_>>>(g, g.K * d, cur, out);
-    prior_logdet_kernel<<<static_cast<unsigned>(g.K), LaunchPolicy::kReduceBlock, 0, stream_>>>(g, d, cur, out);
+    prior_tables_kernel<<<grid(g.K * d, eb_), eb_, 0, stream_>>>(g, g.K * d, cur, out);
+    prior_logdet_kernel<<<static_cast<unsigned>(g.K), kRespBlock, 0, stream_>>>(g, d, cur, out);
   }
 
+  // The plan (launch_policy.hpp) depends on d, K and the process's mode only: each chain's
+  // responsibilities are the same whatever n. Unmeasured on a device.
   void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
-                            float* resp) override {
-    if (d <= kShortRow) {
-      gmm_resp_thread_kernel<<<grid_for(n, 128), 128, 0, stream_>>>(tab, x, n, d, cur, resp);
+                            float* resp, float* work) override {
+    if (n <= 0) return;
+    const GmmRespPlan plan = gmm_resp_plan(d, tab.K, resp_mode_);
+    if (plan.kind == kRespThread) {
+      gmm_resp_thread_kernel<<<grid(n, cb_), cb_, 0, stream_>>>(tab, x, n, d, cur, resp);
       return;
     }
-    gmm_resp_kernel<<<static_cast<unsigned>(n), LaunchPolicy::kReduceBlock, sizeof(float) * tab.K, stream_>>>(
-        tab, x, d, cur, resp);
+    if (plan.slices > 0x7fffffff) fail(ALMC_ERR_UNSUPPORTED, "rows of ", d, " coordinates are too long for the GPU");
+    const dim3 blocks(static_cast<unsigned>(plan.slices), static_cast<unsigned>(std::min<int64_t>(n, kMaxGridY)));
+    if (plan.slices == 1) {
+      gmm_resp_slice_kernel<<<blocks, kRespBlock, sizeof(float) * tab.K, stream_>>>(tab, x, n, d, d, cur, nullptr,
+                                                                                   resp);
+      return;
+    }
+    if (!work)
+      fail(ALMC_ERR_INTERNAL, "the GMM responsibilities of ", n, " rows of ", d, " need ",
+           gmm_resp_work_bytes(n, d, tab.K), " bytes of workspace and none was given");
+    gmm_resp_slice_kernel<<<blocks, kRespBlock, 0, stream_>>>(tab, x, n, d, plan.slice_len, cur, work, nullptr);
+    gmm_resp_finish_kernel<<<grid(n, cb_), cb_, 0, stream_>>>(tab, work, n, plan.slices, cur, resp);
+  }
+  size_t gmm_resp_work_bytes(int64_t n, int64_t d, int64_t K) const override {
+    return sizeof(float) * static_cast<size_t>(gmm_resp_work_floats(gmm_resp_plan(d, K, resp_mode_), n, K));
   }
 
   // Short rows: the tables (when asked for), then one launch for the rest of the step.
@@ -509,8 +563,8 @@ class CudaBackend final : public Backend {
       chain_steps(p, nullptr, false);
       return;
     }
-    constexpr int block = LaunchPolicy::kElementwiseBlock;
-    const unsigned gy = static_cast<unsigned>(std::min<int64_t>(p.n, LaunchPolicy::kMaxGridY));
+    const int block = eb_;
+    const unsigned gy = static_cast<unsigned>(std::min<int64_t>(p.n, kMaxGridY));
     dispatch_step_variant(p.prior, p.op.kind, [&](auto prior, auto op) {
       constexpr int P = decltype(prior)::value, O = decltype(op)::value;
       if constexpr (O == kOpDownsample) {
@@ -519,8 +573,8 @@ class CudaBackend final : public Backend {
       } else {
         const int64_t groups = (p.d + 3) / 4;
         if (groups < 64 && p.n * groups < (int64_t(1) << 31)) {
-          const unsigned grid = static_cast<unsigned>((p.n * groups + block - 1) / block);
-          fused_step_kernel<P, O><<<grid, block, 0, stream_>>>(p, true);
+          const unsigned flat_blocks = static_cast<unsigned>((p.n * groups + block - 1) / block);
+          fused_step_kernel<P, O><<<flat_blocks, block, 0, stream_>>>(p, true);
         } else {
           fused_step_kernel<P, O><<<dim3(static_cast<unsigned>((groups + block - 1) / block), gy), block, 0, stream_>>>(
               p, false);
@@ -530,7 +584,7 @@ class CudaBackend final : public Backend {
   }
 
   void analytic_score(const FusedStepParams& p, float* out) override {
-    analytic_score_kernel<<<grid_for(p.n * p.d, 256), 256, 0, stream_>>>(p, out);
+    analytic_score_kernel<<<grid(p.n * p.d, eb_), eb_, 0, stream_>>>(p, out);
   }
 
   void op_forward(const LocalOp& op, const MatrixOp& mat, const float* x, float* out, int64_t n, int64_t d, int64_t m,
@@ -540,7 +594,7 @@ class CudaBackend final : public Backend {
       dense_gemm(mat, CUBLAS_OP_T, m, d, x, d, out, m, n, chain0, cpm);
       return;
     }
-    local_forward_kernel<<<grid_for(n * m, 256), 256, 0, stream_>>>(op, x, out, n, d, m);
+    local_forward_kernel<<<grid(n * m, eb_), eb_, 0, stream_>>>(op, x, out, n, d, m);
   }
 
   void op_adjoint(const LocalOp& op, const MatrixOp& mat, const float* v, float* out, int64_t n, int64_t d, int64_t m,
@@ -550,45 +604,45 @@ class CudaBackend final : public Backend {
       dense_gemm(mat, CUBLAS_OP_N, d, m, v, m, out, d, n, chain0, cpm);
       return;
     }
-    local_adjoint_kernel<<<grid_for(n * d, 256), 256, 0, stream_>>>(op, v, out, n, d, m);
+    local_adjoint_kernel<<<grid(n * d, eb_), eb_, 0, stream_>>>(op, v, out, n, d, m);
   }
 
   void residual_rows(float* R, const float* y, int64_t y_div, int64_t n, int64_t m, int64_t chain0,
                      const StepScalars* cur) override {
-    residual_rows_kernel<<<grid_for(n * m, 256), 256, 0, stream_>>>(R, y, y_div, n, m, chain0, cur);
+    residual_rows_kernel<<<grid(n * m, eb_), eb_, 0, stream_>>>(R, y, y_div, n, m, chain0, cur);
   }
   void scale_by_xs(const float* x, float* out, int64_t count, const StepScalars* cur) override {
-    scale_kernel<<<grid_for(count, 256), 256, 0, stream_>>>(x, out, count, cur);
+    scale_kernel<<<grid(count, eb_), eb_, 0, stream_>>>(x, out, count, cur);
   }
   void row_norms_and_flags(const float* R, int64_t m, const float* x, int64_t d, int64_t n, float* norms,
                            int32_t* flags) override {
-    row_norms_kernel<<<static_cast<unsigned>(n), LaunchPolicy::kReduceBlock, 0, stream_>>>(R, m, x, d, norms, flags);
+    row_norms_kernel<<<static_cast<unsigned>(n), kRespBlock, 0, stream_>>>(R, m, x, d, norms, flags);
   }
   void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, int64_t cpm, uint64_t seed, uint64_t key,
                    float scale, bool uniform) override {
-    fill_random_kernel<<<grid_for(n * ((d + 3) / 4), 256), 256, 0, stream_>>>(x, n, d, chain0, cpm, seed, key, scale,
+    fill_random_kernel<<<grid(n * ((d + 3) / 4), eb_), eb_, 0, stream_>>>(x, n, d, chain0, cpm, seed, key, scale,
                                                                                uniform);
   }
   void axpby_tweedie(float* x, const float* s, int64_t count, float a, float b) override {
-    tweedie_kernel<<<grid_for(count, 256), 256, 0, stream_>>>(x, s, count, a, b);
+    tweedie_kernel<<<grid(count, eb_), eb_, 0, stream_>>>(x, s, count, a, b);
   }
   void copy_picked(const float* x, float* out, const int64_t* pick, int64_t first_step, int64_t n, int64_t d,
                    const StepScalars* cur) override {
-    copy_picked_kernel<<<grid_for(n * d, 256), 256, 0, stream_>>>(x, out, pick, first_step, n, d, cur);
+    copy_picked_kernel<<<grid(n * d, eb_), eb_, 0, stream_>>>(x, out, pick, first_step, n, d, cur);
   }
   void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, int64_t cpm, uint64_t seed,
                     const StepScalars* cur) override {
-    xgp_aux_kernel<<<grid_for(n * ((m + 3) / 4), 256), 256, 0, stream_>>>(ych, n, m, chain0, cpm, seed, cur);
+    xgp_aux_kernel<<<grid(n * ((m + 3) / 4), eb_), eb_, 0, stream_>>>(ych, n, m, chain0, cpm, seed, cur);
   }
   void add_log_density(const PriorTables& tab, const StepScalars* cur, const float* x, int64_t n, int64_t d,
                        double sign, double* acc) override {
-    log_density_kernel<<<grid_for(n, 128), 128, 0, stream_>>>(tab, cur, x, n, d, sign, acc);
+    log_density_kernel<<<grid(n, cb_), cb_, 0, stream_>>>(tab, cur, x, n, d, sign, acc);
   }
   void gather_rows(const float* src, float* dst, const int64_t* idx, int64_t n, int64_t d) override {
-    gather_rows_kernel<<<grid_for(n * d, 256), 256, 0, stream_>>>(src, dst, idx, n, d);
+    gather_rows_kernel<<<grid(n * d, eb_), eb_, 0, stream_>>>(src, dst, idx, n, d);
   }
   void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) override {
-    mean_std_kernel<<<grid_for(n_meas * d, 256), 256, 0, stream_>>>(x, n_meas, cpm, d, mean, std);
+    mean_std_kernel<<<grid(n_meas * d, eb_), eb_, 0, stream_>>>(x, n_meas, cpm, d, mean, std);
   }
 
   bool graphs_supported() const override { return true; }
@@ -623,6 +677,35 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // What the launch helpers use, read from the device once (launch_policy.hpp): the table's row
+  // for the architecture the kernels were compiled for on this device (their PTX version, as the
+  // runtime reports it), SM count, threads per SM, L2 size. The kernels' __launch_bounds__ came
+  // from the same row in their device pass; their attributes confirm it here, so that a table
+  // edited for one side only fails at once instead of at the first launch.
+  void read_launch_policy(const cudaDeviceProp& prop) {
+    DeviceLaunchInfo dev;
+    dev.cc_major = prop.major;
+    dev.cc_minor = prop.minor;
+    int l2 = 0;
+    ALMC_CUDA_TRY(cudaDeviceGetAttribute(&dev.sm_count, cudaDevAttrMultiProcessorCount, device_));
+    ALMC_CUDA_TRY(cudaDeviceGetAttribute(&dev.max_threads_per_sm, cudaDevAttrMaxThreadsPerMultiProcessor, device_));
+    ALMC_CUDA_TRY(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device_));
+    dev.l2_bytes = l2;
+    cudaFuncAttributes step{}, chain{}, resp{};
+    ALMC_CUDA_TRY(cudaFuncGetAttributes(&step, fused_step_kernel<kPriorGmm, kOpIdentity>));
+    ALMC_CUDA_TRY(cudaFuncGetAttributes(&chain, chain_step_kernel<kPriorGmm, kOpIdentity>));
+    ALMC_CUDA_TRY(cudaFuncGetAttributes(&resp, gmm_resp_slice_kernel));
+    dev.compiled_arch = step.ptxVersion;
+    policy_ = select_launch_policy(dev);
+    eb_ = policy_.arch.elementwise_block;
+    cb_ = policy_.arch.chain_block;
+    if (step.maxThreadsPerBlock < eb_ || chain.maxThreadsPerBlock < cb_ || resp.maxThreadsPerBlock < kRespBlock)
+      fail(ALMC_ERR_INTERNAL, "launch policy row for compute_", dev.compiled_arch, " asks for blocks of ", eb_, " / ", cb_,
+           " / ", kRespBlock, " threads but the kernels allow ", step.maxThreadsPerBlock, " / ", chain.maxThreadsPerBlock,
+           " / ", resp.maxThreadsPerBlock);
+  }
+  unsigned grid(int64_t work, int block) const { return grid_stride_blocks(policy_, work, block); }
+
   // The per-chain step of every chain; with g, the tables at the step's level are computed by the
   // kernel itself (they must fit kChainStepTableBytes).
   void chain_steps(const FusedStepParams& p, const GmmPrior* g, bool resp_due) {
@@ -631,7 +714,7 @@ class CudaBackend final : public Backend {
     const size_t smem = g ? sizeof(float) * static_cast<size_t>(2 * g->K * p.d + g->K) : 0;
     dispatch_step_variant(p.prior, p.op.kind, [&](auto prior, auto op) {
       constexpr int P = decltype(prior)::value, O = decltype(op)::value;
-      chain_step_kernel<P, O><<<grid_for(p.n, kChainStepBlock), kChainStepBlock, smem, stream_>>>(p, prior_g, g != nullptr,
+      chain_step_kernel<P, O><<<grid(p.n, cb_), cb_, smem, stream_>>>(p, prior_g, g != nullptr,
                                                                                                  resp_due);
     });
   }
@@ -673,6 +756,9 @@ class CudaBackend final : public Backend {
 
   static constexpr size_t kBlasWorkspace = size_t(32) << 20;
   int device_;
+  GmmRespMode resp_mode_ = GmmRespMode::Split;
+  LaunchPolicy policy_{};
+  int eb_ = 0, cb_ = 0;  // policy_'s elementwise and per-chain block sizes
   std::string name_;
   cudaStream_t stream_ = nullptr;
   bool own_stream_ = false;

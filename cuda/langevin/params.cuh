@@ -87,6 +87,7 @@ struct FusedStepParams {
   const float* score;    // kPriorBuffer: [n, d]
   PriorTables tab;       // kPriorGaussian (K = 1) and kPriorGmm, at cur's level
   float* resp;           // kPriorGmm: [n, K] responsibilities at this step
+  float* resp_work;      // kPriorGmm: workspace of the responsibilities pass (Backend::gmm_resp_work_bytes)
   LocalOp op;
   const float* y;        // measurement rows; chain c reads row (chain0 + c) / y_div - y_row0
   int64_t y_div;

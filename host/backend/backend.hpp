@@ -50,15 +50,19 @@ class Backend {
   // The analytic prior's tables at cur's level (PriorTables); nothing during the warm start.
   virtual void prior_tables(const GmmPrior& prior, int64_t d, const StepScalars* cur, const PriorTables& out) = 0;
   // resp[n, K]: posterior responsibilities of the GMM components at cur's level (tab at that level).
+  // work: gmm_resp_work_bytes(n, d, K) bytes of backend memory that the caller allocated with its
+  // other buffers (null when that is 0), so that the pass allocates nothing (it may be captured).
   virtual void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
-                                    float* resp) = 0;
+                                    float* resp, float* work) = 0;
+  // Workspace bytes gmm_responsibilities needs for n rows of d coordinates and K components.
+  virtual size_t gmm_resp_work_bytes(int64_t n, int64_t d, int64_t K) const { return 0; }
   virtual void fused_step(const FusedStepParams& p) = 0;
   // A step with an analytic prior (p.prior Gaussian or GMM): the tables at cur's level from `g`
   // into p.tab when g is given (else p.tab holds them already), the GMM responsibilities into
   // p.resp, then fused_step. A backend may overlap these per chain; the default runs them in turn.
   virtual void analytic_prior_step(const FusedStepParams& p, const GmmPrior* g) {
     if (g) prior_tables(*g, p.d, p.cur, p.tab);
-    if (p.prior == kPriorGmm) gmm_responsibilities(p.tab, p.x, p.n, p.d, p.cur, p.resp);
+    if (p.prior == kPriorGmm) gmm_responsibilities(p.tab, p.x, p.n, p.d, p.cur, p.resp, p.resp_work);
     fused_step(p);
   }
   // out[n, d] = the analytic prior score (p.prior, p.tab, p.resp) of p.x at cur's level.
@@ -175,10 +179,10 @@ class PriorTableStorage {
 };
 
 // An analytic prior's score into out[n, d]: its tables at p.cur's level (into p.tab), the GMM
-// responsibilities (into p.resp), then the score.
+// responsibilities (into p.resp, with p.resp_work), then the score.
 inline void eval_analytic_score(Backend* be, const GmmPrior& g, const FusedStepParams& p, float* out) {
   be->prior_tables(g, p.d, p.cur, p.tab);
-  if (p.prior == kPriorGmm) be->gmm_responsibilities(p.tab, p.x, p.n, p.d, p.cur, p.resp);
+  if (p.prior == kPriorGmm) be->gmm_responsibilities(p.tab, p.x, p.n, p.d, p.cur, p.resp, p.resp_work);
   be->analytic_score(p, out);
 }
 

@@ -364,7 +364,7 @@ class CpuBackend final : public Backend {
   }
 
   void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
-                            float* resp) override {
+                            float* resp, float* /*work: none needed here*/) override {
     if (cur->kind == kStepWarm) return;  // the warm start does not use the prior
     resp_acc_.assign(static_cast<size_t>(n * tab.K * 8), 0.f);
     float* acc = resp_acc_.data();

@@ -118,6 +118,8 @@ almc_status almc_context_create(const almc_context_config* config, almc_context_
         try {
           ctx->backend = make_cuda_backend(cfg.device, cfg.stream);
         } catch (const Error& e) {
+          // A bad setting (e.g. ALMC_GPU_GMM_RESP) is the caller's to fix, not a reason to fall back.
+          if (e.status() == ALMC_ERR_INVALID_ARGUMENT) throw;
           why = e.what();
         }
       } else {
@@ -315,9 +317,13 @@ almc_status almc_score_evaluate(almc_score_t score, const float* x, float* out, 
       p.prior = score->kind == ScoreKind::Gaussian ? kPriorGaussian : kPriorGmm;
       const PriorTableStorage tables(be, score->gmm(), score->d);
       p.tab = tables.view();
-      Buffer resp;
-      if (score->kind == ScoreKind::Gmm) resp = Buffer(be, sizeof(float) * elements(n, score->K, "n x K"));
+      Buffer resp, resp_work;
+      if (score->kind == ScoreKind::Gmm) {
+        resp = Buffer(be, sizeof(float) * elements(n, score->K, "n x K"));
+        resp_work = Buffer(be, be->gmm_resp_work_bytes(n, score->d, score->K));
+      }
       p.resp = resp.f();
+      p.resp_work = resp_work.f();
       eval_analytic_score(be, score->gmm(), p, dout);
       be->check("analytic score");
       be->sync();

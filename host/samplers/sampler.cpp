@@ -27,8 +27,8 @@ void almc_sampler_s::release_graphs() noexcept {
 
 size_t almc_sampler_s::workspace_bytes() const {
   size_t b = 0;
-  for (const Buffer* buf : {&x, &x0, &sbuf, &gbuf, &rbuf, &tmp, &resp, &y, &ych, &pick, &out_pick, &table, &cur,
-                            &counter, &norms, &flags, &smc_logw, &smc_anc, &smc_x})
+  for (const Buffer* buf : {&x, &x0, &sbuf, &gbuf, &rbuf, &tmp, &resp, &resp_work, &y, &ych, &pick, &out_pick, &table,
+                            &cur, &counter, &norms, &flags, &smc_logw, &smc_anc, &smc_x})
     b += buf->bytes();
   return b + tables.size_bytes();
 }
@@ -93,10 +93,13 @@ void almc_sampler_s::create() {
   const bool need_tmp = has_lik && op->kind == kOpNegGradCallback &&
                         (cfg.method == ALMC_METHOD_ALD || cfg.method == ALMC_METHOD_NCSN || cfg.variant != ALMC_VARIANT_PAPER);
   const int64_t steps = static_cast<int64_t>(sched.steps.size());
+  // The backend's workspace for the GMM responsibilities (CUDA: partial quadratic forms per slice
+  // of a row), allocated here once, never while a step runs.
+  const size_t resp_work_bytes = score->kind == ScoreKind::Gmm ? be->gmm_resp_work_bytes(n, d, score->K) : 0;
   double need = 4.0 * nd * (1 + (cfg.init == ALMC_INIT_USER) + need_s + need_g + need_tmp + (sched.average_last > 1)) +
                 4.0 * nm * (need_r + sched.xgp) + 4.0 * n * (score->K + 4) + sizeof(StepScalars) * (steps + 1.0) +
                 4.0 * n_meas * m + (score_is_callback(score) ? 0.0 : PriorTableStorage::bytes(score->K, d)) +
-                (smc ? 16.0 * n + 4.0 * nd : 0.0);
+                (smc ? 16.0 * n + 4.0 * nd : 0.0) + static_cast<double>(resp_work_bytes);
   const double avail = static_cast<double>(be->available_memory());
   if (need > avail) {
     std::ostringstream os;
@@ -112,7 +115,10 @@ void almc_sampler_s::create() {
   if (need_tmp) tmp = Buffer(be, 4 * static_cast<size_t>(nd));
   if (need_r) rbuf = Buffer(be, 4 * static_cast<size_t>(nm));
   if (sched.xgp) ych = Buffer(be, 4 * static_cast<size_t>(nm));
-  if (score->kind == ScoreKind::Gmm) resp = Buffer(be, 4 * static_cast<size_t>(checked_mul(n, score->K, "chains x K")));
+  if (score->kind == ScoreKind::Gmm) {
+    resp = Buffer(be, 4 * static_cast<size_t>(checked_mul(n, score->K, "chains x K")));
+    resp_work = Buffer(be, resp_work_bytes);
+  }
   if (!score_is_callback(score)) tables = PriorTableStorage(be, score->gmm(), d);
   tables_t = -1.f;
   if (op) y = Buffer(be, 4 * static_cast<size_t>(checked_mul(n_meas, m, "n_meas x m")));
@@ -163,6 +169,7 @@ FusedStepParams almc_sampler_s::fused_params() const {
   p.score = sbuf.f();
   p.tab = tables.view();
   p.resp = resp.f();
+  p.resp_work = resp_work.f();
   p.op.kind = kOpNone;
   if (has_lik) {
     if (op_is_fused(op->kind)) {

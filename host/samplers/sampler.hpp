@@ -28,7 +28,7 @@ struct almc_sampler_s {
   bool y_set = false, state_set = false, ran = false;
   uint64_t y_digest = 0;  // of the measurement as set (resumable states), taken in set_measurement
 
-  almc::Buffer x, x0, sbuf, gbuf, rbuf, tmp, resp, y, ych, pick, out_pick, table, cur, counter, norms, flags;
+  almc::Buffer x, x0, sbuf, gbuf, rbuf, tmp, resp, resp_work, y, ych, pick, out_pick, table, cur, counter, norms, flags;
   // Sequential Monte Carlo (ALMC_VARIANT_SMC, ALGORITHMS.md Sec. 9): per-chain log weights [n]
   // (double), ancestor rows [n] and a gather target [n, d] in backend memory, the weights' host copy.
   bool smc = false;

@@ -81,8 +81,11 @@ class CountingBackend final : public almc::Backend {
     inner_->prior_tables(prior, d, cur, out);
   }
   void gmm_responsibilities(const almc::PriorTables& tab, const float* x, int64_t n, int64_t d,
-                            const almc::StepScalars* cur, float* resp) override {
-    inner_->gmm_responsibilities(tab, x, n, d, cur, resp);
+                            const almc::StepScalars* cur, float* resp, float* work) override {
+    inner_->gmm_responsibilities(tab, x, n, d, cur, resp, work);
+  }
+  size_t gmm_resp_work_bytes(int64_t n, int64_t d, int64_t K) const override {
+    return inner_->gmm_resp_work_bytes(n, d, K);
   }
   void fused_step(const almc::FusedStepParams& p) override { inner_->fused_step(p); }
   void analytic_score(const almc::FusedStepParams& p, float* out) override { inner_->analytic_score(p, out); }

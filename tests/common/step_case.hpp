@@ -101,6 +101,7 @@ inline StepOutput run_step(almc::Backend* be, const StepCase& k, int64_t n, uint
          by = upload(y), bscore = upload(score), bgrad = upload(grad);
   Buffer bresp(be, 4 * static_cast<size_t>(n * K));
   be->zero(bresp.get(), bresp.bytes());
+  Buffer bresp_work(be, be->gmm_resp_work_bytes(n, d, K));
   const GmmPrior g{bmu.f(), bvar.f(), blw.f(), K};
   PriorTableStorage tables(be, g, d);
 
@@ -130,6 +131,7 @@ inline StepOutput run_step(almc::Backend* be, const StepCase& k, int64_t n, uint
   p.score = bscore.f();
   p.tab = tables.view();
   p.resp = bresp.f();
+  p.resp_work = bresp_work.f();
   p.op.kind = k.op;
   p.op.mask = bmask.f();
   p.op.C = k.C;
@@ -150,7 +152,7 @@ inline StepOutput run_step(almc::Backend* be, const StepCase& k, int64_t n, uint
     be->analytic_prior_step(p, &g);
   } else {
     if (analytic) be->prior_tables(g, d, p.cur, p.tab);
-    if (k.prior == kPriorGmm) be->gmm_responsibilities(p.tab, p.x, n, d, p.cur, p.resp);
+    if (k.prior == kPriorGmm) be->gmm_responsibilities(p.tab, p.x, n, d, p.cur, p.resp, p.resp_work);
     be->fused_step(p);
   }
   be->check("step");
