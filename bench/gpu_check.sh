@@ -49,11 +49,15 @@ if [ "$MODE" = bundle ]; then
   fi
   RUN=("$B/run.sh")
   exe() { echo "bin/$1"; }
+  # A bundled program named as an argument of another (compute-sanitizer's target): run.sh resolves
+  # only its first word, so the path must be absolute.
+  abs_exe() { echo "$B/bin/$1"; }
   ALMC="$B/bin/almc"
 else
   BD="$(cd "$SRC" && pwd)"
   RUN=(env)
   exe() { find "$BD" -type f -name "$1" | head -n 1; }
+  abs_exe() { exe "$1"; }
   ALMC="$BD/host/cli/almc"
 fi
 export ALMC_TEST_DATA="$ROOT/tests/data" ALMC_DEMO_DIR="$ROOT/demo" ALMC_EXE="$ALMC"
@@ -101,18 +105,24 @@ for p in python3 /usr/bin/python3; do
 done
 SAN_CMD=()
 if [ -n "$PY" ] && "$PY" "$ROOT/bench/reference/make_problem.py" --d 256 --out "$OUT/san_problem" >>"$LOG" 2>&1; then
-  SAN_CMD=("$(exe almc)" sample --backend cuda --prior "$OUT/san_problem/gmm.json" --operator "mask:$OUT/san_problem/mask.npy"
+  SAN_CMD=("$(abs_exe almc)" sample --backend cuda --prior "$OUT/san_problem/gmm.json" --operator "mask:$OUT/san_problem/mask.npy"
            --y "$OUT/san_problem/y_mask.npy" --noise-std 0.1 --chains 64 --kappa 0.1 --delta 0.004 --warm-steps 20 --quiet)
 else
-  SAN_CMD=("$(exe almc)" bench --backend cuda --case sweep/gmm8/mask/d64/c256 --no-stages --target 0.01 --repeats 1)
+  SAN_CMD=("$(abs_exe almc)" bench --backend cuda --case sweep/gmm8/mask/d64/c256 --no-stages --target 0.01 --repeats 1)
 fi
 if [ -z "$SAN" ]; then
   skip memcheck "compute-sanitizer not found (looked in /usr/local/cuda/bin and PATH)"
   skip racecheck "compute-sanitizer not found"
+  skip memcheck_gmm_resp "compute-sanitizer not found"
+  skip racecheck_gmm_resp "compute-sanitizer not found"
 else
   say "compute-sanitizer: $SAN ($("$SAN" --version 2>/dev/null | tail -n 1))"
   step memcheck 90 "${RUN[@]}" "$SAN" --tool memcheck --error-exitcode 1 --leak-check full "${SAN_CMD[@]}"
   step racecheck 90 "${RUN[@]}" "$SAN" --tool racecheck --error-exitcode 1 "${SAN_CMD[@]}"
+  # The GMM responsibilities of long rows, both decompositions (the run above has d 256: one slice).
+  RESP_TEST=("$(abs_exe almc_gpu_tests)" --gtest_filter='GpuGmmResp.FewChains*')
+  step memcheck_gmm_resp 60 "${RUN[@]}" "$SAN" --tool memcheck --error-exitcode 1 "${RESP_TEST[@]}"
+  step racecheck_gmm_resp 60 "${RUN[@]}" "$SAN" --tool racecheck --error-exitcode 1 "${RESP_TEST[@]}"
 fi
 
 # ---------------------------------------------------------------- benchmarks
@@ -154,7 +164,7 @@ else
 fi
 
 # ---------------------------------------------------------------- summary
-STEPS="info gpu_tests cpu_tests cli_tests memcheck racecheck bench_cuda bench_engine_cpu gmm_resp_block gmm_resp_split compare_torch"
+STEPS="info gpu_tests cpu_tests cli_tests memcheck racecheck memcheck_gmm_resp racecheck_gmm_resp bench_cuda bench_engine_cpu gmm_resp_block gmm_resp_split compare_torch"
 TOTAL=$(( $(date +%s) - T0 ))
 FAILED=0
 {
