@@ -120,7 +120,7 @@ else
   step memcheck 90 "${RUN[@]}" "$SAN" --tool memcheck --error-exitcode 1 --leak-check full "${SAN_CMD[@]}"
   step racecheck 90 "${RUN[@]}" "$SAN" --tool racecheck --error-exitcode 1 "${SAN_CMD[@]}"
   # The GMM responsibilities of long rows, both decompositions (the run above has d 256: one slice).
-  RESP_TEST=("$(abs_exe almc_gpu_tests)" --gtest_filter='GpuGmmResp.FewChains*')
+  RESP_TEST=("$(abs_exe almc_gpu_tests)" --gtest_filter='GpuGmmResp.FewChains*:GpuGmmResp.ManyComponents*')
   step memcheck_gmm_resp 60 "${RUN[@]}" "$SAN" --tool memcheck --error-exitcode 1 "${RESP_TEST[@]}"
   step racecheck_gmm_resp 60 "${RUN[@]}" "$SAN" --tool racecheck --error-exitcode 1 "${RESP_TEST[@]}"
 fi

@@ -92,18 +92,18 @@ __global__ void prior_logdet_kernel(GmmPrior g, int64_t d, const StepScalars* cu
 // chains. x is read once per pass of kRespPassK components, whose quadratic forms accumulate in
 // registers together: thread t sums coordinates slice_start + t, + kRespBlock, ... in order, then a
 // warp shuffle tree and the warps' sums in warp order. The order of every sum is fixed by
-// kRespBlock and slice_len alone. One slice per row (gridDim.x == 1): the block also takes the
-// softmax (resp); several: it writes its slice's forms to partial[chain, slice, K] and
-// gmm_resp_finish_kernel takes the sum and softmax.
+// kRespBlock and slice_len alone. Without `partial` (one slice per row, few components) the
+// block also takes the softmax (resp); with it, it writes its slice's forms to
+// partial[chain, slice, K] and gmm_resp_finish_kernel takes the sum and softmax.
 __global__ void __launch_bounds__(kRespBlock)
     gmm_resp_slice_kernel(PriorTables tab, const float* x, int64_t n, int64_t d, int64_t slice_len,
                           const StepScalars* cur, float* partial, float* resp) {
-  extern __shared__ float q[];  // [K] quadratic forms, then responsibilities (one slice per row)
+  extern __shared__ float q[];  // without partial: [K] quadratic forms, then responsibilities
   __shared__ float part[kRespBlock / 32][kRespPassK];
   if (cur->kind == kStepWarm) return;
   const int64_t slices = gridDim.x, s = blockIdx.x;
   const int64_t j0 = s * slice_len, j1 = j0 + slice_len < d ? j0 + slice_len : d;
-  const bool finish = slices == 1;
+  const bool finish = partial == nullptr;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int64_t c = blockIdx.y; c < n; c += gridDim.y) {  // the same chains for every thread
     const float* xr = x + c * d;
@@ -144,8 +144,8 @@ __global__ void __launch_bounds__(kRespBlock)
   }
 }
 
-// Several slices per row: one thread per chain sums its slices' partial forms in slice order into
-// its row of resp, then the softmax in place.
+// After gmm_resp_slice_kernel with partials: one thread per chain sums its slices' forms in slice
+// order into its row of resp, then the softmax in place.
 __global__ void gmm_resp_finish_kernel(PriorTables tab, const float* partial, int64_t n, int64_t slices,
                                        const StepScalars* cur, float* resp) {
   if (cur->kind == kStepWarm) return;
@@ -529,7 +529,7 @@ class CudaBackend final : public Backend {
     }
     if (plan.slices > 0x7fffffff) fail(ALMC_ERR_UNSUPPORTED, "rows of ", d, " coordinates are too long for the GPU");
     const dim3 blocks(static_cast<unsigned>(plan.slices), static_cast<unsigned>(std::min<int64_t>(n, kMaxGridY)));
-    if (plan.slices == 1) {
+    if (!plan.partials) {  // K <= kRespBlockSoftmaxK: the forms fit the block's shared memory
       gmm_resp_slice_kernel<<<blocks, kRespBlock, sizeof(float) * tab.K, stream_>>>(tab, x, n, d, d, cur, nullptr,
                                                                                    resp);
       return;

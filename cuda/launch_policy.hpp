@@ -108,9 +108,12 @@ inline unsigned grid_stride_blocks(const LaunchPolicy& p, int64_t work, int bloc
 //     order (tiny problems);
 //   kRespSlices: longer rows cut into `slices` slices of `slice_len` coordinates; one block of
 //     kRespBlock threads per (slice, chain) accumulates the K quadratic forms of its slice (K
-//     accumulators per pass of kRespPassK components); with one slice that block also takes the
-//     softmax, with several a second kernel sums the slices' partial forms in slice order and
-//     takes it. `slice_len` is a multiple of kRespBlock, so every slice reduces in the same order.
+//     accumulators per pass of kRespPassK components); with one slice and at most
+//     kRespBlockSoftmaxK components that block also takes the softmax (the K forms in shared
+//     memory), else (`partials`) it writes its slice's forms to a workspace and a second kernel
+//     sums each chain's slices in slice order and takes the softmax. One partial summed from zero
+//     is that partial, so `partials` changes where the softmax runs, not any result. `slice_len`
+//     is a multiple of kRespBlock, so every slice reduces in the same order.
 // The decomposition is a function of (d, K, mode) alone, never of the number of chains or of the
 // device: a chain's responsibilities are the same whatever the batch (the batch-invariance tests)
 // and on every GPU. The split therefore applies whenever d exceeds one slice (slice_len depends on
@@ -130,11 +133,15 @@ constexpr int kRespPassK = 8;  // components accumulated together per pass over 
 // Coordinate x component terms of one slice per pass: 2048 coordinates at K >= 8 (8 per thread),
 // more coordinates for fewer components. Unmeasured.
 constexpr int64_t kRespSliceTerms = 16384;
+// Most components whose forms a block keeps in shared memory for its softmax (16 KB; more would
+// pass the 48 KB a launch gets without opting in).
+constexpr int64_t kRespBlockSoftmaxK = 4096;
 
 struct GmmRespPlan {
   GmmRespKind kind;
   int64_t slices;     // kRespSlices: slices per row (>= 1)
   int64_t slice_len;  // kRespSlices: coordinates per slice (the last one may be shorter)
+  bool partials;      // kRespSlices: forms go through the workspace and a second kernel
 };
 
 // Parses ALMC_GPU_GMM_RESP's value: null or empty is the default (split). False for anything else
@@ -160,17 +167,16 @@ constexpr int64_t gmm_resp_slice_len(int64_t K) {
 }
 
 inline GmmRespPlan gmm_resp_plan(int64_t d, int64_t K, GmmRespMode mode) {
-  if (d <= kRespShortRow) return {kRespThread, 1, d};
-  if (mode == GmmRespMode::Block) return {kRespSlices, 1, d};
+  if (d <= kRespShortRow) return {kRespThread, 1, d, false};
   const int64_t len = gmm_resp_slice_len(K);
-  const int64_t slices = (d + len - 1) / len;
-  return slices <= 1 ? GmmRespPlan{kRespSlices, 1, d} : GmmRespPlan{kRespSlices, slices, len};
+  const int64_t slices = mode == GmmRespMode::Block ? 1 : (d + len - 1) / len;
+  if (slices <= 1) return {kRespSlices, 1, d, K > kRespBlockSoftmaxK};
+  return {kRespSlices, slices, len, true};
 }
 
-// Floats of workspace the plan needs for n chains: the partial forms [n, slices, K] when a row has
-// more than one slice, else none.
+// Floats of workspace the plan needs for n chains: the partial forms [n, slices, K], or none.
 inline int64_t gmm_resp_work_floats(const GmmRespPlan& plan, int64_t n, int64_t K) {
-  return plan.kind == kRespSlices && plan.slices > 1 ? n * plan.slices * K : 0;
+  return plan.kind == kRespSlices && plan.partials ? n * plan.slices * K : 0;
 }
 
 }  // namespace almc

@@ -119,6 +119,7 @@ TEST(LaunchPolicy, GmmRespPlanCoversEveryCoordinateOnce) {
       const GmmRespPlan p = gmm_resp_plan(d, K, GmmRespMode::Split);
       ASSERT_EQ(p.kind, kRespSlices);
       ASSERT_GE(p.slices, 1);
+      EXPECT_EQ(p.partials, p.slices > 1) << "few components: partials only for several slices";
       if (p.slices == 1) {
         EXPECT_EQ(p.slice_len, d);
         EXPECT_LE(d, gmm_resp_slice_len(K)) << "one slice only when the row fits one";
@@ -132,6 +133,7 @@ TEST(LaunchPolicy, GmmRespPlanCoversEveryCoordinateOnce) {
       EXPECT_EQ(b.kind, kRespSlices);
       EXPECT_EQ(b.slices, 1);
       EXPECT_EQ(b.slice_len, d);
+      EXPECT_FALSE(b.partials);
     }
   // The case: 16 chains of d 65536 at K = 8 get 32 slices each, 512 blocks.
   const GmmRespPlan p = gmm_resp_plan(65536, 8, GmmRespMode::Split);
@@ -147,6 +149,24 @@ TEST(LaunchPolicy, GmmRespWorkspace) {
   EXPECT_EQ(gmm_resp_work_floats(gmm_resp_plan(65869, 10, GmmRespMode::Block), 16, 10), 0);
   EXPECT_EQ(gmm_resp_work_floats(gmm_resp_plan(2048, 8, GmmRespMode::Split), 16, 8), 0) << "one slice: no partials";
   EXPECT_EQ(gmm_resp_work_floats(gmm_resp_plan(64, 8, GmmRespMode::Split), 16, 8), 0);
+}
+
+TEST(LaunchPolicy, GmmRespManyComponentsGoThroughTheWorkspace) {
+  // Above kRespBlockSoftmaxK components the forms do not go to shared memory: one slice, partials.
+  const int64_t K = kRespBlockSoftmaxK + 1;
+  for (GmmRespMode mode : {GmmRespMode::Split, GmmRespMode::Block}) {
+    const GmmRespPlan p = gmm_resp_plan(100, K, mode);
+    EXPECT_EQ(p.kind, kRespSlices);
+    EXPECT_EQ(p.slices, 1);
+    EXPECT_EQ(p.slice_len, 100);
+    EXPECT_TRUE(p.partials);
+    EXPECT_EQ(gmm_resp_work_floats(p, 3, K), 3 * K);
+    EXPECT_FALSE(gmm_resp_plan(100, kRespBlockSoftmaxK, mode).partials);
+  }
+  const GmmRespPlan p = gmm_resp_plan(65536, K, GmmRespMode::Split);
+  EXPECT_EQ(p.slices, 32);
+  EXPECT_TRUE(p.partials);
+  EXPECT_EQ(gmm_resp_plan(64, K, GmmRespMode::Split).kind, kRespThread) << "short rows need no shared memory";
 }
 
 }  // namespace

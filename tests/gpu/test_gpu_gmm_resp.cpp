@@ -189,6 +189,28 @@ TEST(GpuGmmResp, FewChainsLongRowsBothModesMatchReferenceAndBatch) {
   for (size_t i = 0; i < by_mode[0].size(); ++i) EXPECT_NEAR(by_mode[0][i], by_mode[1][i], 2 * kTol) << i;
 }
 
+TEST(GpuGmmResp, ManyComponentsShortRowsMatchReference) {
+  // More components than a block keeps in shared memory (kRespBlockSoftmaxK): one slice per row,
+  // the forms through the workspace, 626 passes of 8 components. Responsibilities are ~6e-5 .. 2e-3
+  // here, so relative: float rounding is ~2e-6 of each (the CPU backend: 2.0e-6 here).
+  const int64_t n = 3, d = 100, K = kRespBlockSoftmaxK + 904;
+  const Problem P = make_problem(n, d, K, 0.005f, true);
+  const std::vector<double> ref = reference(P, P.x.data(), n, d);
+  auto near = [&](const std::vector<float>& got, const char* what) {
+    for (size_t i = 0; i < ref.size(); ++i)
+      ASSERT_NEAR(got[i], ref[i], 1e-4 * ref[i] + 1e-12) << what << " at " << i;
+  };
+  near(run_resp_host_rows(make_cpu_backend(2).get(), P, 0, n), "CPU backend");
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine (or a build without the CUDA backend)";
+  for (const char* mode : {"split", "block"}) {
+    SCOPED_TRACE(mode);
+    const almc_test::EnvGuard env("ALMC_GPU_GMM_RESP", mode);
+    auto gpu = make_cuda_backend(0, nullptr);
+    EXPECT_EQ(gpu->gmm_resp_work_bytes(n, d, K), size_t(4) * n * K);
+    near(run_resp_host_rows(gpu.get(), P, 0, n), mode);
+  }
+}
+
 TEST(GpuGmmResp, ManyChainsPastGridYAreEachComputedOnce) {
   // 65576 chains (gridDim.y is capped at 65535: the kernel strides over chains) of d 2100 at K 8:
   // two slices of 2048 and 52. x from the backend's own normals (550 MB on the device).
