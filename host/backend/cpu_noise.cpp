@@ -96,8 +96,9 @@ const char* kernel_name() { return kernel().name; }
 void philox_normals_block(uint64_t seed, uint64_t stream, uint64_t step, uint64_t g0, int64_t n_groups, float* out) {
   const cpu_noise::NormalsFn fn = cpu_noise::kernel().fn;
   const PhiloxKey key = philox_key(seed, stream, step);
-  for (int64_t base = 0; base < n_groups; base += cpu_noise::kBatch) {
-    const int n = static_cast<int>(n_groups - base < cpu_noise::kBatch ? n_groups - base : cpu_noise::kBatch);
+  constexpr int64_t kCall = int64_t{1} << 24;  // groups per call (the kernels count in int)
+  for (int64_t base = 0; base < n_groups; base += kCall) {
+    const int n = static_cast<int>(n_groups - base < kCall ? n_groups - base : kCall);
     fn(key, static_cast<unsigned int>(g0 + static_cast<uint64_t>(base)), n, out + 4 * base);
   }
 }

@@ -21,7 +21,7 @@ struct RawBatch {
 };
 
 using RawFn = void (*)(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
-// out[4 i + e] = normal e of group first + i, i < n <= kBatch.
+// out[4 i + e] = normal e of group first + i, i < n (any n >= 0; the group counter wraps at 2^32).
 using NormalsFn = void (*)(const PhiloxKey& key, unsigned int first, int n, float* out);
 
 void raw_sse(const PhiloxKey& key, unsigned int first, int n, RawBatch& raw);
@@ -87,11 +87,25 @@ inline void box_muller_batch(int n, const RawBatch& raw, float* out) {
   }
 }
 
+// Normals of n groups (any count), kBatch groups at a time, software-pipelined: the Philox rounds
+// of the next batch come before the Box-Muller of the current one, so the two overlap in the
+// processor. Philox is integer multiplies, shuffles and xors, Box-Muller floating-point
+// multiply-adds and square roots: run one after the other, each batch had a Philox phase that
+// left the floating-point units idle and a Box-Muller phase that left the integer ones idle
+// (AVX-512, 1 thread, per 64 groups: 82 -> 71 ns with -fschedule-insns, see CMakeLists.txt).
+// The order of the arithmetic within each number is unchanged, so are the bits.
 template <class L>
 inline void normals_batch(const PhiloxKey& key, unsigned int first, int n, float* out) {
-  RawBatch raw;
-  philox_batch<L>(key, first, n, raw);
-  box_muller_batch(n, raw, out);
+  RawBatch raw[2];
+  philox_batch<L>(key, first, n < kBatch ? n : kBatch, raw[0]);
+  for (int base = 0, cur = 0; base < n; base += kBatch, cur ^= 1) {
+    const int next = base + kBatch;
+    if (next < n) philox_batch<L>(key, first + static_cast<unsigned int>(next), n - next < kBatch ? n - next : kBatch, raw[cur ^ 1]);
+    if (n - base >= kBatch)
+      box_muller_batch(kBatch, raw[cur], out + 4 * base);  // a whole batch: constant trip counts
+    else
+      box_muller_batch(n - base, raw[cur], out + 4 * base);
+  }
 }
 
 // Philox for one group of many streams (StreamsFn), L::kWidth streams per call of the shared

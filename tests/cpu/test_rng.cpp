@@ -248,8 +248,9 @@ TEST(Rng, FmaRnIsCorrectlyRounded) {
 
 // Every normals kernel the CPU can run (SSE2 with emulated multiply-adds, AVX2 and AVX-512 with
 // the FMA instructions) gives the scalar philox_normal4 bit for bit, over many batches, partial
-// batches and a counter that wraps; and so does the dispatching block (ALMC_CPU_NOISE can force
-// it to any of them for the whole suite).
+// batches, runs of several batches in one call (the kernels overlap one batch's Philox with the
+// previous one's Box-Muller: a mixed-up batch fails here) and a counter that wraps; and so does
+// the dispatching block (ALMC_CPU_NOISE can force it to any of them for the whole suite).
 TEST(Rng, EveryCpuNoisePathGivesTheScalarNormalsBitwise) {
   namespace cn = almc::cpu_noise;
   __builtin_cpu_init();
@@ -266,8 +267,13 @@ TEST(Rng, EveryCpuNoisePathGivesTheScalarNormalsBitwise) {
   std::mt19937_64 gen(3);
   for (int batch = 0; batch < 600; ++batch) {
     const uint64_t seed = gen(), stream = gen(), step = gen() >> 33;
-    const unsigned int first = batch == 0 ? 0xffffffe5u : static_cast<unsigned int>(gen());
-    const int n = batch % 5 == 0 ? 1 + static_cast<int>(gen() % cn::kBatch) : cn::kBatch;
+    // The group counter wraps inside the run when it starts 27 before 2^32.
+    const unsigned int first = batch % 25 < 2 ? 0xffffffe5u : static_cast<unsigned int>(gen());
+    // One batch, part of one, or several with or without a partial last one.
+    const int n = batch % 5 == 0   ? 1 + static_cast<int>(gen() % cn::kBatch)
+                  : batch % 5 == 1 ? cn::kBatch + 1 + static_cast<int>(gen() % (3 * cn::kBatch))
+                  : batch % 5 == 2 ? cn::kBatch * (2 + static_cast<int>(gen() % 3))
+                                   : cn::kBatch;
     const almc::PhiloxKey key = almc::philox_key(seed, stream, step);
     std::vector<float> want(4 * static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
