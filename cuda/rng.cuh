@@ -204,7 +204,7 @@ ALMC_HD float box_muller_radius(unsigned int a) {
 // 1 + y^2 C(y^2) (degree 8), then swapped and negated by the quadrant: sin(q pi/2 + t) is sin t,
 // cos t, -sin t, -cos t for q = 0, 1, 2, 3, and cos(q pi/2 + t) is cos t, -sin t, -cos t, sin t.
 ALMC_HD float2 box_muller_sincos(unsigned int b) {
-  const unsigned int w = b + 0x20000000u, quadrant = w >> 30;
+  const unsigned int w = b + 0x20000000u;  // quadrant q = w >> 30
   const int x = 2 * static_cast<int>(w & 0x3fffffffu) - 0x3fffffff;
   const float y = mul_rn(static_cast<float>(x), 0x1p-30f), z = mul_rn(y, y);
   float r = -3.597526666e-5f;
@@ -216,9 +216,13 @@ ALMC_HD float2 box_muller_sincos(unsigned int b) {
   c = fma_rn(c, z, 1.585432701e-2f);
   c = fma_rn(c, z, -3.084251285e-1f);
   c = fma_rn(z, c, 1.f);
-  const unsigned int sb = float_bits(s), cb = float_bits(c), swap = 0u - (quadrant & 1u);
-  const unsigned int sin_b = ((sb & ~swap) | (cb & swap)) ^ ((quadrant >> 1) << 31);
-  const unsigned int cos_b = ((cb & ~swap) | (sb & swap)) ^ (((quadrant ^ (quadrant >> 1)) & 1u) << 31);
+  // The quadrant's bits straight from w: swap (all ones when q is odd) is bit 30 spread by an
+  // arithmetic shift, sin's sign bit is q >> 1 = bit 31 of w, cos's is (q ^ (q >> 1)) & 1 = bit 30
+  // xor bit 31 (fewer instructions than shifting q back and forth).
+  const unsigned int w1 = w << 1;
+  const unsigned int sb = float_bits(s), cb = float_bits(c), swap = static_cast<unsigned int>(static_cast<int>(w1) >> 31);
+  const unsigned int sin_b = ((sb & ~swap) | (cb & swap)) ^ (w & 0x80000000u);
+  const unsigned int cos_b = ((cb & ~swap) | (sb & swap)) ^ ((w ^ w1) & 0x80000000u);
   return make_float2(bits_float(sin_b), bits_float(cos_b));
 }
 
