@@ -9,8 +9,11 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <unordered_map>
@@ -63,13 +66,64 @@ void read_raw(const std::string& raw, int64_t n, std::vector<double>& out, const
   }
 }
 
+// Weights kept outside the model file (ONNX external data: torch.onnx.export's dynamo exporter
+// writes model.onnx + model.onnx.data by default). Files are read once per load, only from the
+// model's own folder or below it.
+class ExternalData {
+ public:
+  explicit ExternalData(std::string dir) : dir_(std::move(dir)) {}
+  // The bytes of tensor `what`'s external_data entries (location, offset, length).
+  std::string bytes(const ::onnx::TensorProto& tp, const std::string& what) {
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto& kv : tp.external_data()) {
+      auto number = [&](const std::string& v) {
+        char* end = nullptr;
+        errno = 0;
+        const long long n = std::strtoll(v.c_str(), &end, 10);
+        if (v.empty() || *end || errno || n < 0)
+          throw Error(ALMC_ERR_PARSE, what + ": external data " + kv.key() + " '" + v + "' is not a byte count");
+        return int64_t(n);
+      };
+      if (kv.key() == "location") location = kv.value();
+      else if (kv.key() == "offset") offset = number(kv.value());
+      else if (kv.key() == "length") length = number(kv.value());
+    }
+    if (dir_.empty())
+      throw Error(ALMC_ERR_UNSUPPORTED, what + " uses external data, which needs the model loaded from its file");
+    if (location.empty()) throw Error(ALMC_ERR_PARSE, what + " uses external data without a location");
+    if (location[0] == '/' || location.find('\\') != std::string::npos || ("/" + location + "/").find("/../") != std::string::npos)
+      throw Error(ALMC_ERR_PARSE, what + ": external data location '" + location +
+                                      "' is not a relative path inside the model's folder");
+    auto it = files_.find(location);
+    if (it == files_.end()) {
+      std::vector<unsigned char> b;
+      try {
+        b = io::read_regular_file(dir_ + "/" + location, io::kMaxArrayFileBytes);
+      } catch (const io::IoError& e) {
+        throw Error(ALMC_ERR_IO, what + ": external data " + e.what());
+      }
+      it = files_.emplace(location, std::string(b.begin(), b.end())).first;
+    }
+    const std::string& f = it->second;
+    if (offset > int64_t(f.size()) || (length >= 0 && length > int64_t(f.size()) - offset))
+      throw Error(ALMC_ERR_PARSE, what + ": external data '" + location + "' holds " + std::to_string(f.size()) +
+                                      " bytes; the tensor's offset " + std::to_string(offset) +
+                                      (length >= 0 ? " and length " + std::to_string(length) : "") + " reach past its end");
+    return f.substr(size_t(offset), length >= 0 ? size_t(length) : std::string::npos);
+  }
+
+ private:
+  std::string dir_;
+  std::map<std::string, std::string> files_;
+};
+
 // A constant tensor (initializer or attribute). float64 constants are accepted (torch writes them
 // without constant folding): their values are kept in double for folding and read as float32 by
 // runtime ops; a runtime cast to float64 is refused by the planner.
-ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what) {
+ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what, ExternalData& ext) {
   auto t = std::make_shared<HostTensor>();
-  if (tp.data_location() == ::onnx::TensorProto::EXTERNAL)
-    throw Error(ALMC_ERR_UNSUPPORTED, what + " uses external data; save the model with its weights inside");
+  const bool external = tp.data_location() == ::onnx::TensorProto::EXTERNAL;
   const bool f64 = tp.data_type() == ::onnx::TensorProto::DOUBLE;
   t->dtype = f64 ? DType::Float : map_dtype(tp.data_type(), what);
   int64_t n = 1;
@@ -80,8 +134,9 @@ ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what) 
     t->shape.push_back(d);
   }
   const int dt = tp.data_type();
-  if (tp.has_raw_data()) {
-    const std::string& raw = tp.raw_data();
+  if (external || tp.has_raw_data()) {
+    const std::string ext_raw = external ? ext.bytes(tp, what) : std::string();
+    const std::string& raw = external ? ext_raw : tp.raw_data();
     if (dt == ::onnx::TensorProto::FLOAT) read_raw<float>(raw, n, t->v, what);
     else if (f64) read_raw<double>(raw, n, t->v, what);
     else if (dt == ::onnx::TensorProto::INT64) read_raw<int64_t>(raw, n, t->v, what);
@@ -150,7 +205,7 @@ std::vector<int64_t> Node::getints(const std::string& k) const {
 
 bool op_supported(const std::string& op) { return find_op(op) != nullptr; }
 
-Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
+Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, const std::string& dir) {
   ::onnx::ModelProto model;
   if (bytes.empty()) throw Error(ALMC_ERR_PARSE, what + " is empty");
   if (bytes.size() > (size_t(1) << 31) || !model.ParseFromString(bytes))
@@ -243,8 +298,24 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
   const auto range = ranges.find(::onnx::ONNX_DOMAIN);
   const bool libonnx_knows =
       model.ir_version() <= ::onnx::IR_VERSION && range != ranges.end() && g.opset <= range->second.second;
+  // Initializers first: a missing or misplaced external data file is named as such, before the
+  // checker (which looks for it relative to the working directory) would report it.
+  ExternalData ext(dir);
+  bool any_external = false;
+  for (const auto& init : gp.initializer()) {
+    g.initializers[init.name()] = convert_tensor(init, "initializer '" + init.name() + "'", ext);
+    any_external = any_external || init.data_location() == ::onnx::TensorProto::EXTERNAL;
+  }
   if (libonnx_knows) try {
-      ::onnx::checker::check_model(model);
+      if (!any_external) {
+        ::onnx::checker::check_model(model);
+      } else {  // the checker only tests that each data file exists: give it the paths from here
+        ::onnx::ModelProto copy = model;
+        for (auto& init : *copy.mutable_graph()->mutable_initializer())
+          for (auto& kv : *init.mutable_external_data())
+            if (kv.key() == "location") kv.set_value(dir + "/" + kv.value());
+        ::onnx::checker::check_model(copy);
+      }
     } catch (const std::exception& e) {
       throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
     }
@@ -296,8 +367,6 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
     throw Error(ALMC_ERR_PARSE, what + " fails ONNX shape inference: " + e.what());
   }
 
-  for (const auto& init : gp.initializer())
-    g.initializers[init.name()] = convert_tensor(init, "initializer '" + init.name() + "'");
   for (const auto& in : gp.input())
     if (!g.initializers.count(in.name())) g.inputs.push_back(convert_value_info(in, "graph input"));
   for (const auto& out : gp.output()) g.outputs.push_back(convert_value_info(out, "graph output"));
@@ -317,7 +386,7 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what) {
       at.s = a.s();
       at.ints.assign(a.ints().begin(), a.ints().end());
       at.floats.assign(a.floats().begin(), a.floats().end());
-      if (a.has_t()) at.t = convert_tensor(a.t(), "attribute '" + a.name() + "' of node " + n.label());
+      if (a.has_t()) at.t = convert_tensor(a.t(), "attribute '" + a.name() + "' of node " + n.label(), ext);
       n.attrs[a.name()] = std::move(at);
     }
     g.nodes.push_back(std::move(n));
@@ -333,7 +402,8 @@ Graph load_graph(const std::string& path) {
   } catch (const io::IoError& e) {
     throw Error(ALMC_ERR_IO, std::string("ONNX model ") + e.what());
   }
-  return load_graph_from_bytes(bytes, "ONNX model '" + path + "'");
+  const size_t slash = path.find_last_of('/');
+  return load_graph_from_bytes(bytes, "ONNX model '" + path + "'", slash == std::string::npos ? "." : path.substr(0, slash + 1));
 }
 
 }  // namespace almc::onnx

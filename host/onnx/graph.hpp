@@ -73,8 +73,9 @@ struct Graph {
   int64_t opset = 0;
 };
 
-// Parse, check and validate a model from memory; `what` names it in messages.
-Graph load_graph_from_bytes(const std::string& bytes, const std::string& what);
+// Parse, check and validate a model from memory; `what` names it in messages. Weights stored as
+// external data are read from files in `dir` (the model's folder; "" refuses external data).
+Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, const std::string& dir = "");
 Graph load_graph(const std::string& path);
 
 // The op types the executor implements (domain "" / "ai.onnx").

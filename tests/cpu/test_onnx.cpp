@@ -12,6 +12,11 @@
 #include <cstring>
 #include <thread>
 
+#include <onnx/onnx_pb.h>
+#include <unistd.h>
+
+#include <functional>
+
 #include "host/onnx/executor.hpp"
 #include "host/onnx/op_table.hpp"
 #include "tests/cpu/test_onnx_util.hpp"
@@ -324,6 +329,60 @@ TEST(Onnx, RefusesNewerFormsItDoesNotImplement) {
     EXPECT_EQ(r.first, c.status) << r.second;
     EXPECT_NE(r.second.find(c.needle), std::string::npos) << r.second;
   }
+}
+
+// Weights in an external data file (tests/data/onnx/external/, written by make_opset_models.py
+// from mlp_embed.onnx): the same outputs, bit for bit, as the model with its weights inside.
+// A missing or short data file, a location outside the model's folder and a model given as bytes
+// (no folder to look in) are refused with one message naming the problem.
+TEST(Onnx, ExternalDataWeights) {
+  const std::string ext_path = data_dir() + "external/mlp_embed_ext.onnx";
+  auto x = read_npy(data_dir() + "mlp_embed_x.npy");
+  auto lv = read_npy(data_dir() + "mlp_embed_level.npy");
+  const int64_t n = x.shape[0];
+  std::vector<float> inside(x.v.size()), outside(x.v.size(), NAN);
+  load("mlp_embed")->run_raw_levels(x.v.data(), inside.data(), n, lv.v.data());
+  Executor ext(almc::onnx::load_graph(ext_path), ExecConfig{}, cpu());
+  ext.run_raw_levels(x.v.data(), outside.data(), n, lv.v.data());
+  EXPECT_EQ(outside, inside);
+
+  auto status_of = [](const std::function<void()>& f) -> std::pair<almc_status, std::string> {
+    try {
+      f();
+      return {ALMC_OK, ""};
+    } catch (const Error& e) {
+      return {e.status(), e.what()};
+    }
+  };
+  const std::string model = read_bytes(ext_path), data = read_bytes(ext_path + ".data");
+  ASSERT_GT(data.size(), 1000u);
+  char tmpl[] = "/tmp/almc_ext_XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << bytes;
+  };
+  write("m.onnx", model);  // no data file next to it
+  auto r = status_of([&] { almc::onnx::load_graph(dir + "/m.onnx"); });
+  EXPECT_EQ(r.first, ALMC_ERR_IO) << r.second;
+  EXPECT_NE(r.second.find("mlp_embed_ext.onnx.data"), std::string::npos) << r.second;
+  write("mlp_embed_ext.onnx.data", data.substr(0, data.size() / 2));  // short
+  r = status_of([&] { almc::onnx::load_graph(dir + "/m.onnx"); });
+  EXPECT_EQ(r.first, ALMC_ERR_PARSE) << r.second;
+  EXPECT_NE(r.second.find("reach past its end"), std::string::npos) << r.second;
+  ::onnx::ModelProto mp;
+  ASSERT_TRUE(mp.ParseFromString(model));
+  for (auto& kv : *mp.mutable_graph()->mutable_initializer(0)->mutable_external_data())
+    if (kv.key() == "location") kv.set_value("../mlp_embed_ext.onnx.data");
+  write("escape.onnx", mp.SerializeAsString());
+  r = status_of([&] { almc::onnx::load_graph(dir + "/escape.onnx"); });
+  EXPECT_EQ(r.first, ALMC_ERR_PARSE) << r.second;
+  EXPECT_NE(r.second.find("not a relative path inside the model's folder"), std::string::npos) << r.second;
+  r = status_of([&] { almc::onnx::load_graph_from_bytes(model, "model"); });
+  EXPECT_EQ(r.first, ALMC_ERR_UNSUPPORTED) << r.second;
+  EXPECT_NE(r.second.find("needs the model loaded from its file"), std::string::npos) << r.second;
+  for (const char* f : {"m.onnx", "escape.onnx", "mlp_embed_ext.onnx.data"}) std::remove((dir + "/" + f).c_str());
+  ::rmdir(dir.c_str());
 }
 
 TEST(Onnx, RefusesMalformedModels) {

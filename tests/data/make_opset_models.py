@@ -204,7 +204,20 @@ def refusals():
     print("refuse_opset26, refuse_antialias, refuse_gelu_approx: written")
 
 
+def external_data():
+    """onnx/external/mlp_embed_ext.onnx: mlp_embed.onnx with every weight in mlp_embed_ext.onnx.data
+    (the layout torch.onnx.export(..., dynamo=True) writes by default); its expected outputs are
+    mlp_embed's."""
+    d = os.path.join(OUT, "external")
+    os.makedirs(d, exist_ok=True)
+    m = onnx.load(os.path.join(OUT, "mlp_embed.onnx"))
+    onnx.save_model(m, os.path.join(d, "mlp_embed_ext.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="mlp_embed_ext.onnx.data", size_threshold=0)
+    print("external/mlp_embed_ext.onnx (+ .data): written")
+
+
 if __name__ == "__main__":
+    external_data()
     refusals()
     spec_checks()
     opset18()
