@@ -112,8 +112,10 @@ inline unsigned grid_stride_blocks(const LaunchPolicy& p, int64_t work, int bloc
 //     kRespBlockSoftmaxK components that block also takes the softmax (the K forms in shared
 //     memory), else (`partials`) it writes its slice's forms to a workspace and a second kernel
 //     sums each chain's slices in slice order and takes the softmax. One partial summed from zero
-//     is that partial, so `partials` changes where the softmax runs, not any result. `slice_len`
-//     is a multiple of kRespBlock, so every slice reduces in the same order.
+//     is that partial, so with one slice `partials` changes where gmm_softmax runs, not the forms
+//     (the compiler may contract its multiply-adds differently in the two kernels; the choice
+//     depends on K alone). `slice_len` is a multiple of kRespBlock, so every slice reduces in the
+//     same order.
 // The decomposition is a function of (d, K, mode) alone, never of the number of chains or of the
 // device: a chain's responsibilities are the same whatever the batch (the batch-invariance tests)
 // and on every GPU. The split therefore applies whenever d exceeds one slice (slice_len depends on
