@@ -433,7 +433,7 @@ class CudaBackend final : public Backend {
     // First, before anything is created: a bad value fails here with nothing to release.
     const char* mode = std::getenv("ALMC_GPU_GMM_RESP");
     if (!parse_gmm_resp_mode(mode, &resp_mode_))
-      fail(ALMC_ERR_INVALID_ARGUMENT, "ALMC_GPU_GMM_RESP=", mode, " is not a GMM responsibilities mode (split or block)");
+      fail(ALMC_ERR_INVALID_ARGUMENT, gmm_resp_mode_problem(mode));
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
       cudaGetLastError();

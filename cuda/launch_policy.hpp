@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace almc {
 
@@ -158,6 +159,12 @@ inline bool parse_gmm_resp_mode(const char* s, GmmRespMode* out) {
     return true;
   }
   return false;
+}
+
+// What is wrong with a value parse_gmm_resp_mode refused (the backend's error, and the command's
+// when context creation fails without a handle to carry it).
+inline std::string gmm_resp_mode_problem(const char* value) {
+  return std::string("ALMC_GPU_GMM_RESP=") + (value ? value : "") + " is not a GMM responsibilities mode (split or block)";
 }
 
 // Coordinates per slice for K components: kRespSliceTerms / min(K, kRespPassK), rounded up to a

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 
+#include "cuda/launch_policy.hpp"
 #include "host/io/image.hpp"
 #include "host/io/npy.hpp"
 
@@ -161,6 +162,11 @@ Context make_context(const std::string& backend, int threads, bool quiet, bool v
     std::string msg = ctx ? almc_context_last_error(ctx) : "";
     if (msg.empty()) msg = almc_status_string(st);
     if (st == ALMC_ERR_NO_DEVICE && (b == "cuda" || b == "gpu")) msg += " (use --backend cpu or auto)";
+    // The CUDA backend's environment settings (a failed create has no handle to carry the reason).
+    almc::GmmRespMode mode;
+    const char* resp = std::getenv("ALMC_GPU_GMM_RESP");
+    if (st == ALMC_ERR_INVALID_ARGUMENT && !almc::parse_gmm_resp_mode(resp, &mode))
+      msg += ": " + almc::gmm_resp_mode_problem(resp);
     throw CliError("cannot create the " + b + " context: " + msg);
   }
   return owned;

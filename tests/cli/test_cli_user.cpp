@@ -255,6 +255,15 @@ TEST_F(CliUser, BenchAndValidateRefuseBadNumbers) {
   }
 }
 
+// ALMC_GPU_GMM_RESP is read when a CUDA context is made; a bad value is named in the one error
+// line (the context that failed has no handle to carry the reason, so the command adds it).
+TEST_F(CliUser, BadGpuSettingIsNamed) {
+  if (run("info --json").out.find("cuda (architectures") == std::string::npos)
+    GTEST_SKIP() << "a build without the CUDA backend does not read GPU settings";
+  const Result r = run("bench --backend cuda --case sweep/gmm8/identity/d64/c1 --no-stages", "env ALMC_GPU_GMM_RESP=blocks");
+  expect_one_line_error(r, "ALMC_GPU_GMM_RESP=blocks is not a GMM responsibilities mode (split or block)");
+}
+
 // `almc inspect` read its model with a plain stream: /dev/zero was read until memory ran out, a
 // FIFO blocked for ever, a directory was "not an ONNX model". Inputs must be regular files, as in
 // every other command.
