@@ -152,17 +152,25 @@ ALMC_HD const float* measurement_row(const FusedStepParams& p, int64_t c) {
 
 // The likelihood term g = A^T (y - xs A x) = (y_b - xs mean_b(x)) / f^2 that the f x f pixels of
 // pooling block (ch, br, bc) of chain c share (block index (ch H/f + br) W/f + bc), from x before
-// the update.
-ALMC_HD float pool_block_grad(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t ch, int64_t br,
-                              int64_t bc) {
-  const int64_t f = p.op.f, W = p.op.W, H = p.op.H;
+// the update. yrow: the chain's measurement row (measurement_row), which callers looping over
+// blocks find once (it costs a division). F > 0 states the pooling factor p.op.f at compile time,
+// so a loop over blocks has fixed inner loops and vectorises.
+template <int64_t F = 0>
+ALMC_HD float pool_block_grad_row(const FusedStepParams& p, const StepScalars& cur, const float* yrow, int64_t c,
+                                  int64_t ch, int64_t br, int64_t bc) {
+  const int64_t f = F > 0 ? F : p.op.f, W = p.op.W, H = p.op.H;
   const float* xb = p.x + c * p.d + ch * H * W + br * f * W + bc * f;
   float sum = 0.f;
   for (int64_t rr = 0; rr < f; ++rr)
     for (int64_t cc = 0; cc < f; ++cc) sum += xb[rr * W + cc];
   const float inv_area = 1.f / static_cast<float>(f * f);
-  const float yb = measurement_row(p, c)[(ch * (H / f) + br) * (W / f) + bc];
+  const float yb = yrow[(ch * (H / f) + br) * (W / f) + bc];
   return (yb - cur.xs * sum * inv_area) * inv_area;
+}
+
+ALMC_HD float pool_block_grad(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t ch, int64_t br,
+                              int64_t bc) {
+  return pool_block_grad_row(p, cur, measurement_row(p, c), c, ch, br, bc);
 }
 
 // The step for the f x f pixels of pooling block `blk` (index into C x H/f x W/f) of chain c.

@@ -195,45 +195,59 @@ void fused_tile(const FusedStepParams& p, const StepScalars& cur, int64_t c, int
   }
 }
 
-// The f image rows of pooling-block row br in channel ch of chain c under the downsampling
-// operator (contiguous in x), in the passes of fused_tile: each block's likelihood term from x
-// before the update (step.cuh's pool_block_grad), the noise, the prior score, then the update.
-// Scratch: xi (f W + 8 floats), s (f W), g (W). F > 0 fixes the pooling factor at compile time.
-// The parameters are copied locally, so the compiler knows the stores to g do not change them:
-// the chain's measurement row (a division) is found once per band, not once per block.
+// Bands b0 .. b0 + nb of chain c under the downsampling operator, a band being the f image rows
+// of one row of pooling blocks (band b = channel b / (H / f), block row b % (H / f)); consecutive
+// bands are contiguous in x, across channels too, so a strip of them is one range of coordinates.
+// The passes of fused_tile over the strip: its normals in one draw and its prior score, then band
+// by band each block's likelihood term from x before the update (step.cuh's pool_block_grad_row,
+// vectorised over the band's blocks) and the update. One draw per strip rather than per band: the
+// noise block computes whole batches of 64 coordinate groups (cpu_noise::kBatch), and a band of
+// 2 x 64 pixels is only 32 of them. Scratch: xi (nb f W + 8 floats), s (nb f W), g (2 W). F > 0
+// fixes the pooling factor at compile time. The chain's measurement row (a division) is found
+// once per strip, not once per block.
 template <int64_t F>
-inline __attribute__((always_inline)) void fused_pool_band_body(const FusedStepParams& params, const StepScalars& cur,
-                                                                int64_t c, int64_t ch, int64_t br, float* xi,
-                                                                float* s, float* g) {
+inline __attribute__((always_inline)) void fused_pool_strip_body(const FusedStepParams& params, const StepScalars& cur,
+                                                                 int64_t c, int64_t b0, int64_t nb, float* xi,
+                                                                 float* s, float* g) {
   FusedStepParams p = params;
   if (F > 0) p.op.f = F;
-  const int64_t f = p.op.f, W = p.op.W, len = f * W;
-  const int64_t j0 = ch * p.op.H * W + br * len;
+  const int64_t f = p.op.f, W = p.op.W, hb = p.op.H / f, band = f * W, len = nb * band;
+  float* gb = g + W;
+  const int64_t j0 = b0 * band;
   float* x = p.x + c * p.d + j0;
-  for (int64_t bc = 0; bc < W / f; ++bc) {
-    const float gb = pool_block_grad(p, cur, c, ch, br, bc);
-    for (int64_t cc = 0; cc < f; ++cc) g[bc * f + cc] = gb;
-  }
-  // Whole coordinate groups around the band; xi points at its first coordinate.
+  // Whole coordinate groups around the strip; xi points at its first coordinate.
   const int64_t g0 = j0 / 4, lead = j0 - 4 * g0;
   philox_normals_block(p.seed, noise_stream(p.chain0 + c, p.cpm), static_cast<uint64_t>(cur.step),
                        static_cast<uint64_t>(g0), (lead + len + 3) / 4, xi);
   xi += lead;
   row_prior_score(p, cur, c, j0, len, s);
-  for (int64_t r = 0; r < f; ++r)
-    for (int64_t col = 0; col < W; ++col) {
-      const int64_t j = r * W + col;
-      x[j] = langevin_update(cur, x[j], s[j], g[col], xi[j]);
-    }
+  const float* yrow = measurement_row(p, c);
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t ch = (b0 + b) / hb, br = (b0 + b) % hb;
+    // The band's block terms in a vectorised pass over the blocks (into gb), then spread to their
+    // pixels' columns (g).
+#pragma omp simd
+    for (int64_t bc = 0; bc < W / f; ++bc) gb[bc] = pool_block_grad_row<F>(p, cur, yrow, c, ch, br, bc);
+    for (int64_t bc = 0; bc < W / f; ++bc)
+      for (int64_t cc = 0; cc < f; ++cc) g[bc * f + cc] = gb[bc];
+    float* xb = x + b * band;
+    const float* sb = s + b * band;
+    const float* xib = xi + b * band;
+    for (int64_t r = 0; r < f; ++r)
+      for (int64_t col = 0; col < W; ++col) {
+        const int64_t j = r * W + col;
+        xb[j] = langevin_update(cur, xb[j], sb[j], g[col], xib[j]);
+      }
+  }
 }
 
 ALMC_CPU_CLONES("avx512f", "avx2", "default")
-void fused_pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t ch, int64_t br, float* xi,
-                     float* s, float* g) {
+void fused_pool_strip(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t b0, int64_t nb, float* xi,
+                      float* s, float* g) {
   switch (p.op.f) {
-    case 2: return fused_pool_band_body<2>(p, cur, c, ch, br, xi, s, g);
-    case 4: return fused_pool_band_body<4>(p, cur, c, ch, br, xi, s, g);
-    default: return fused_pool_band_body<0>(p, cur, c, ch, br, xi, s, g);
+    case 2: return fused_pool_strip_body<2>(p, cur, c, b0, nb, xi, s, g);
+    case 4: return fused_pool_strip_body<4>(p, cur, c, b0, nb, xi, s, g);
+    default: return fused_pool_strip_body<0>(p, cur, c, b0, nb, xi, s, g);
   }
 }
 
@@ -387,7 +401,11 @@ class CpuBackend final : public Backend {
       return;
     }
     const StepScalars cur = *p.cur;
-    const int nt = threads_for(p.n * p.d);
+    // Weighed as 4 numbers per coordinate (threads_for counts a K = 8 mixture step as 8): the
+    // normal and the update cost about half a mixture step's coordinate (single thread, 3x64x64
+    // downsampling, 32 chains: 1.6 ns per coordinate for a warm step, 2.2 for a mixture step).
+    // Counted as one, the warm start of that case ran on one thread (~0.6 ms per step).
+    const int nt = threads_for(p.n * p.d * 4);
     float* scratch = p.op.kind == kOpDownsample ? pool_scratch(nt, p.op) : nullptr;
 #pragma omp parallel num_threads(nt)
     update_items(p, cur, scratch);
@@ -673,8 +691,9 @@ class CpuBackend final : public Backend {
       for (int64_t c = c0; c < c1; ++c) gmm_resp_finish(tab, acc + c * K * 8, p.resp + c * K);
     }
     if (p.op.kind == kOpDownsample) {
-      for (int64_t row = 0; row < p.op.C * (p.op.H / p.op.f); ++row)
-        for (int64_t c = c0; c < c1; ++c) pool_band(p, cur, c, row, xi);
+      const int64_t bands = pool_bands(p.op), nb = pool_strip_bands(p.op, w);
+      for (int64_t b0 = 0; b0 < bands; b0 += nb)
+        for (int64_t c = c0; c < c1; ++c) pool_strip(p, cur, c, b0, std::min(nb, bands - b0), xi);
     } else {
       for (int64_t j0 = 0; j0 < p.d; j0 += w)
         for (int64_t c = c0; c < c1; ++c) fused_tile(p, cur, c, j0, std::min(w, p.d - j0));
@@ -682,14 +701,17 @@ class CpuBackend final : public Backend {
   }
 
   // The update of every chain as work items spread over the threads of the enclosing parallel
-  // region (an orphaned `omp for`): (chain, tile), or (chain, band of f rows) under downsampling
-  // (the pooling blocks couple f rows; scratch: pool_scratch for the region's threads).
+  // region (an orphaned `omp for`): (chain, tile), or (chain, strip of bands of f rows) under
+  // downsampling (the pooling blocks couple f rows; scratch: pool_scratch for the region's threads).
   static void update_items(const FusedStepParams& p, const StepScalars& cur, float* scratch) {
     if (p.op.kind == kOpDownsample) {
-      const int64_t rows = p.op.C * (p.op.H / p.op.f);
+      const int64_t bands = pool_bands(p.op), nb = pool_strip_bands(p.op, kTile), strips = (bands + nb - 1) / nb;
       float* xi = scratch + omp_get_thread_num() * pool_scratch_floats(p.op);
 #pragma omp for schedule(static)
-      for (int64_t b = 0; b < p.n * rows; ++b) pool_band(p, cur, b / rows, b % rows, xi);
+      for (int64_t item = 0; item < p.n * strips; ++item) {
+        const int64_t b0 = item % strips * nb;
+        pool_strip(p, cur, item / strips, b0, std::min(nb, bands - b0), xi);
+      }
       return;
     }
     const int64_t tiles = (p.d + kTile - 1) / kTile;
@@ -716,16 +738,25 @@ class CpuBackend final : public Backend {
     for (int64_t c = 0; c < n; ++c) gmm_resp_finish(tab, acc + c * K * 8, resp + c * K);
   }
 
-  // Scratch floats per thread of pool_band, and the whole block for `threads` threads (kept).
-  static int64_t pool_scratch_floats(const LocalOp& op) { return (2 * op.f * op.W + 8 + op.W + 15) / 16 * 16; }
+  // Bands of f image rows under the downsampling operator, and how many of them a strip takes to
+  // cover about w coordinates (at least one band).
+  static int64_t pool_bands(const LocalOp& op) { return op.C * (op.H / op.f); }
+  static int64_t pool_strip_bands(const LocalOp& op, int64_t w) { return std::max<int64_t>(1, w / (op.f * op.W)); }
+  // Scratch floats per thread of pool_strip (strips of up to kTile coordinates, or one band), and
+  // the whole block for `threads` threads (kept).
+  static int64_t pool_scratch_floats(const LocalOp& op) {
+    const int64_t len = pool_strip_bands(op, kTile) * op.f * op.W;
+    return (2 * len + 8 + 2 * op.W + 15) / 16 * 16;
+  }
   float* pool_scratch(int threads, const LocalOp& op) {
     pool_scratch_.resize(static_cast<size_t>(threads * pool_scratch_floats(op)));
     return pool_scratch_.data();
   }
-  // Band `row` (channel row / (H / f), block row row % (H / f)) of chain c under downsampling.
-  static void pool_band(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t row, float* xi) {
-    const int64_t f = p.op.f, W = p.op.W, hb = p.op.H / f;
-    fused_pool_band(p, cur, c, row / hb, row % hb, xi, xi + f * W + 8, xi + 2 * f * W + 8);
+  // Bands b0 .. b0 + nb of chain c under downsampling (nb at most pool_strip_bands(op, kTile)).
+  static void pool_strip(const FusedStepParams& p, const StepScalars& cur, int64_t c, int64_t b0, int64_t nb,
+                         float* xi) {
+    const int64_t len = pool_strip_bands(p.op, kTile) * p.op.f * p.op.W;
+    fused_pool_strip(p, cur, c, b0, nb, xi, xi + len + 8, xi + 2 * len + 8);
   }
 
   // Threads for a pass over `work` numbers: a thread per 32k of them at least, so small

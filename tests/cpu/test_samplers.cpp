@@ -715,13 +715,22 @@ TEST(SamplersT7, GradRMatchesFiniteDifferencesForEveryOperator) {
 
 // The fused pooling path (bands of f rows, noise groups that straddle bands, several channels,
 // a GMM prior) against the same operator as a dense matrix through the gradient-buffer path, same
-// seed: both draw the same noise, so they agree up to the GEMM's float rounding.
+// seed: both draw the same noise, so they agree up to the GEMM's float rounding. On two threads,
+// 7 chains of the two larger images split the update along d (strips of bands as work items)
+// and 40 chains give each thread a range of chains swept a strip at a time (the mixture's
+// narrower strips); the small images run on one thread.
 TEST(SamplersT7, DownsampleBandsMatchDenseOperator) {
-  auto ctx = cpu();
+  almc_context_config cc = almc_context_config_default();
+  cc.backend = ALMC_BACKEND_CPU;
+  cc.n_threads = 2;
+  almc::Context ctx(cc);
   struct Shape {
     int64_t C, H, W, f;
   };
-  for (const Shape& sh : {Shape{2, 6, 9, 3}, Shape{3, 4, 6, 2}, Shape{1, 5, 5, 5}}) {
+  // The last two: several strips per chain on both paths, a partial last strip, a strip across
+  // the channel boundary (f 3: bands of 90 pixels, not whole noise groups) and f 4.
+  for (const Shape& sh : {Shape{2, 6, 9, 3}, Shape{3, 4, 6, 2}, Shape{1, 5, 5, 5}, Shape{2, 24, 30, 3},
+                          Shape{1, 16, 80, 4}}) {
     const int64_t d = sh.C * sh.H * sh.W, K = 3;
     Lcg rng(static_cast<uint64_t>(d));
     std::vector<float> var(static_cast<size_t>(K * d));
@@ -739,9 +748,12 @@ TEST(SamplersT7, DownsampleBandsMatchDenseOperator) {
     auto dop = almc::Operator::matrix(ctx, m, d, 1, dense);
     const std::vector<float> yv = rng.normals(static_cast<size_t>(m));
     const Vec y(yv.begin(), yv.end());
-    const almc_sampler_config c = almc_test::quick_almc(5, 2024, 0.3);
-    const std::vector<float> xa = run(ctx, prior, &op, c, y), xb = run(ctx, prior, &dop, c, y);
-    EXPECT_LT(almc_test::max_abs_diff(xa, xb), 1e-4) << sh.C << "x" << sh.H << "x" << sh.W << " f " << sh.f;
+    for (int64_t chains : {7, 40}) {
+      const almc_sampler_config c = almc_test::quick_almc(chains, 2024, 0.3);
+      const std::vector<float> xa = run(ctx, prior, &op, c, y), xb = run(ctx, prior, &dop, c, y);
+      EXPECT_LT(almc_test::max_abs_diff(xa, xb), 1e-4)
+          << sh.C << "x" << sh.H << "x" << sh.W << " f " << sh.f << ", " << chains << " chains";
+    }
   }
 }
 
