@@ -7,6 +7,7 @@
 #include <almc/almc.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -50,6 +51,13 @@ void exercise(almc_context_t ctx, const std::string& path, almc_net_level level)
 }
 
 }  // namespace
+
+// A valid model whose activations would need more than 1 GiB at batch 2 is refused as out of
+// memory (ALMC_HOST_MEMORY_LIMIT_MB) instead of tripping -malloc_limit_mb.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  setenv("ALMC_HOST_MEMORY_LIMIT_MB", "1024", 1);
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = almc_fuzz::scratch_dir() + "/model.onnx";

@@ -15,6 +15,7 @@
 #include "host/backend/cpu_noise.hpp"
 #include "host/backend/cpu_tables.hpp"
 #include "host/core/error.hpp"
+#include "host/core/host_memory.hpp"
 #include "host/onnx/cpu_gemm.hpp"
 #include "host/onnx/op_kernels.hpp"
 
@@ -355,11 +356,7 @@ class CpuBackend final : public Backend {
     if (bytes) std::memset(p, 0, bytes);
   }
   void sync() override {}
-  size_t available_memory() const override {
-    const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0) return std::numeric_limits<size_t>::max();
-    return static_cast<size_t>(pages) * static_cast<size_t>(page);
-  }
+  size_t available_memory() const override { return available_host_memory(); }
   onnx::OpKernels& onnx_kernels() override { return onnx::cpu_op_kernels(); }
 
   void begin_step(const StepScalars* table, int64_t* counter, StepScalars* cur) override {

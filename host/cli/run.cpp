@@ -193,6 +193,10 @@ bool plan_run(const almc_sampler_config& cfg, almc_operator_t op, RunPlan* plan)
 }
 
 RunResult run_sampler(const RunRequest& rq) {
+  // Ctrl-C is caught from here on, not only while the sampler runs: a signal during the planning
+  // and the sampler's creation (which plans an ONNX network) used to kill the process outright
+  // (no exit status 130, no message); now the run stops at its first progress poll.
+  SigintGuard guard;
   Progress prog;
   prog.show = progress_enabled(rq.quiet);
   prog.label = rq.label;
@@ -262,10 +266,7 @@ RunResult run_sampler(const RunRequest& rq) {
     check(almc_sampler_load_state(s.get(), rq.resume_state->data(), rq.resume_state->size()), "--resume", s.get());
 
   const auto t0 = std::chrono::steady_clock::now();
-  {
-    SigintGuard guard;
-    st = almc_sampler_run(s.get());
-  }
+  st = almc_sampler_run(s.get());
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (prog.printed) std::fprintf(stderr, "\n");
   if (st == ALMC_ERR_CANCELLED) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "host/onnx/op_kernels.hpp"
@@ -61,6 +62,14 @@ std::unique_ptr<Executor::Slot> Executor::make_slot(Plan plan, const Slot* share
   Plan& p = s->plan;
   if (p.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
   const size_t arena = size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float);
+  const size_t consts = shared ? 0 : p.consts.size() * sizeof(float), avail = be_.available_memory();
+  if (arena + consts > avail) {
+    char text[160];
+    std::snprintf(text, sizeof text, "the network at batch %lld needs %.0f MiB of %s memory (activations%s) but %.0f MiB are available",
+                  static_cast<long long>(p.n), double(arena + consts) / 1048576.0,
+                  be_.kind() == ALMC_BACKEND_CUDA ? "device" : "host", shared ? "" : " and weights", double(avail) / 1048576.0);
+    throw Error(ALMC_ERR_OUT_OF_MEMORY, std::string(text) + "; use fewer chains");
+  }
   s->arena = Buffer(&be_, arena);
   be_.zero(s->arena.get(), arena);
   if (!shared) {
