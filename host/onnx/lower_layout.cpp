@@ -165,8 +165,11 @@ void Builder::node_layout() {
     int64_t off = 0;
     for (size_t k = 0; k < axes.size(); ++k) {
       auto i = size_t(axis_norm(axes[k], r));
-      const int64_t dim = X.shape[i], st = steps[k];
-      if (st == 0) fail("Slice step 0", ALMC_ERR_PARSE);
+      const int64_t dim = X.shape[i];
+      if (steps[k] == 0) fail("Slice step 0", ALMC_ERR_PARSE);
+      // A step longer than the axis takes at most one element: as a step of dim + 1, which keeps
+      // the count and the stride below within int64 (a step of 2^61 overflowed both: fuzz_onnx).
+      const int64_t st = std::clamp<int64_t>(steps[k], -(dim + 1), dim + 1);
       int64_t b = starts[k], e = ends[k];
       if (b < 0) b += dim;
       if (e < 0) e += dim;
