@@ -216,6 +216,7 @@ class Builder {
         self->fail("shapes " + shape_str(a) + " and " + shape_str(b) + " do not broadcast", ALMC_ERR_PARSE);
       r[i] = da == 1 ? db : da;
     }
+    self->numel(r);  // negative or too large (an Expand to 2^61 overflowed the strides: fuzz_onnx)
     return r;
   }
   static std::vector<int64_t> bstrides(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
