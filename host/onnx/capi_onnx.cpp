@@ -98,8 +98,12 @@ void edit_graph(almc::onnx::Graph& g, const almc_onnx_config* c) {
   if (b == 0 && e == 0) return;
   if (b < 0 || e <= b) throw Error(ALMC_ERR_INVALID_ARGUMENT, "the output channel slice must have 0 <= begin < end");
   auto& out = g.outputs[0];
-  if (out.dims.size() < 2) throw Error(ALMC_ERR_INVALID_ARGUMENT, "an output channel slice needs an output with a channel axis (rank >= 2)");
-  if (out.dims[1] >= 0 && e > out.dims[1])
+  // An output whose shape the model does not declare (dims empty) is checked by the planner's
+  // Slice on axis 1 instead, and by the output-size check after it.
+  const bool declared = !out.dims.empty();
+  if (declared && out.dims.size() < 2)
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "an output channel slice needs an output with a channel axis (rank >= 2)");
+  if (declared && out.dims[1] >= 0 && e > out.dims[1])
     throw Error(ALMC_ERR_INVALID_ARGUMENT, "the output '" + out.name + "' " + dims_text(out.dims) + " has " +
                                                std::to_string(out.dims[1]) + " channels; the slice ends at " + std::to_string(e));
   auto int_const = [&](const std::string& name, int64_t v) {
@@ -118,7 +122,7 @@ void edit_graph(almc::onnx::Graph& g, const almc_onnx_config* c) {
   n.outputs = {"almc_output_sliced"};
   g.nodes.push_back(n);
   out.name = n.outputs[0];
-  out.dims[1] = e - b;
+  if (declared) out.dims[1] = e - b;
 }
 
 // Which graph inputs x and the level bind to, checked before planning so that a wrong name, a

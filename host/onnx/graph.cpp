@@ -5,7 +5,6 @@
 #include "host/onnx/op_table.hpp"
 
 #include <onnx/checker.h>
-#include <onnx/shape_inference/implementation.h>
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
@@ -287,13 +286,11 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, c
   if (!unsupported.empty())
     throw Error(ALMC_ERR_UNSUPPORTED, what + " uses operators the built-in executor does not implement: " + unsupported);
 
-  // libonnx checks and infers only the IR versions and opsets it knows (Debian 12's 1.12: IR 8,
-  // opsets to 17). Newer exporters write IR 9 to 11 and opsets 18 and later (torch 2.x's); such a
-  // model skips libonnx's checker and shape inference, whose older schemas would misread the newer
-  // forms (ReduceMean's axes as an input, Split's num_outputs) or not know the op (Gelu). The
-  // loader's own checks above and in convert_tensor, and the planner's checks of every op it
-  // lowers, still apply; the planner computes every shape itself (inference only fills in output
-  // shapes a model leaves undeclared, which the output-slice check reads).
+  // libonnx checks only the IR versions and opsets it knows (Debian 12's 1.12: IR 8, opsets to
+  // 17). Newer exporters write IR 9 to 11 and opsets 18 and later (torch 2.x's); such a model skips
+  // libonnx's checker, whose older schemas would misread the newer forms (ReduceMean's axes as an
+  // input, Split's num_outputs) or not know the op (Gelu). The loader's own checks above and in
+  // convert_tensor, and the planner's checks of every op it lowers, still apply.
   const auto& ranges = ::onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
   const auto range = ranges.find(::onnx::ONNX_DOMAIN);
   const bool libonnx_knows =
@@ -319,11 +316,11 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, c
     } catch (const std::exception& e) {
       throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
     }
-  // libonnx's shape inference for Conv and ConvTranspose indexes the weight's dimensions by the
-  // input's rank without checking the weight's own (a 1-D weight read past its end and crashed the
-  // process: found by fuzz_onnx). Such weights are refused first, from the ranks known before
-  // inference (initializers, Constant nodes, declared graph inputs). Inference itself is kept: it
-  // fills in the output shapes that models do not declare, which the adapter's checks read.
+  // Convolution weights of the wrong rank, and non-positive strides, dilations, kernel sizes or
+  // groups, are refused here with the node's name (the planner would refuse them too; they once
+  // crashed libonnx's shape inference: a 1-D weight read past its end, a stride of 0 divided by;
+  // found by fuzz_onnx), from the ranks known before planning (initializers, Constant nodes,
+  // declared graph inputs).
   std::unordered_map<std::string, int> static_rank;
   for (const auto& init : gp.initializer()) static_rank[init.name()] = init.dims_size();
   for (const auto& in : gp.input())
@@ -333,9 +330,6 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, c
     if (n.op_type() == "Constant" && n.output_size() == 1)
       for (const auto& a : n.attribute())
         if (a.name() == "value" && a.has_t()) static_rank[n.output(0)] = a.t().dims_size();
-  // libonnx's convolution and pooling inference also divides by strides (and group) unchecked:
-  // a stride of 0 stopped the process with SIGFPE (found by fuzz_onnx). Non-positive strides,
-  // dilations, kernel sizes and groups are refused here, as the planner would refuse them.
   for (const auto& n : gp.node()) {
     const std::string& op = n.op_type();
     if (op != "Conv" && op != "ConvTranspose" && op != "AveragePool" && op != "MaxPool" && op != "LpPool") continue;
@@ -360,13 +354,11 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, c
                                       (x != static_rank.end() ? " for an input of rank " + std::to_string(x->second) : "") +
                                       " (a convolution's weight has the input's rank, at least 3)");
   }
-  if (libonnx_knows) try {
-    ::onnx::ShapeInferenceOptions opt(true, 1, false);
-    ::onnx::shape_inference::InferShapes(model, ::onnx::OpSchemaRegistry::Instance(), opt);
-  } catch (const std::exception& e) {
-    throw Error(ALMC_ERR_PARSE, what + " fails ONNX shape inference: " + e.what());
-  }
-
+  // libonnx's shape inference is not run: the planner computes every shape itself, and inference
+  // could be made to stop the process from a 10 KB file (a Reshape to a 3e18-long axis whose
+  // Shape fed an Expand made it build a shape of 3e18 dimensions: 23 GB before the kernel killed
+  // it; found by fuzz_onnx), besides the division above. Output shapes a model does not declare
+  // stay unknown until planning.
   for (const auto& in : gp.input())
     if (!g.initializers.count(in.name())) g.inputs.push_back(convert_value_info(in, "graph input"));
   for (const auto& out : gp.output()) g.outputs.push_back(convert_value_info(out, "graph output"));

@@ -93,6 +93,7 @@ void Builder::node_resize() {
   }
   if (sz && numel(sz->shape) > 0) {
     auto s = const_ints(3, "Resize sizes");
+    check_attr(s, "sizes");
     if (s.size() != axes.size()) fail("sizes has " + std::to_string(s.size()) + " values for " + std::to_string(axes.size()) + " axes", ALMC_ERR_PARSE);
     const std::string policy = nd.gets("keep_aspect_ratio_policy", "stretch");
     if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
