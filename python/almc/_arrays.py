@@ -23,7 +23,7 @@ def is_torch(a):
 def host_f32(name, a, ndim=None):
     """`a` as a float32 C-contiguous NumPy array (converted or copied as NumPy users expect)."""
     if a is None:
-        raise invalid(f"{name} is None")
+        raise TypeError(f"{name} must be an array, got None")
     if is_torch(a):
         a = a.detach().cpu().numpy()
     elif not isinstance(a, np.ndarray) and hasattr(a, "__dlpack__"):

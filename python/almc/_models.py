@@ -11,6 +11,9 @@ import numpy as np
 from . import _almc
 from ._arrays import CudaArray, host_f32, is_torch, result_into, shape_str, torch_module
 from ._errors import IO, FileError, invalid
+from ._values import boolean, integer, real, text
+from ._values import choice as _checked_choice
+from ._values import shape as _checked_shape
 
 _OUTPUTS = {"score": 0, "eps": 1, "denoiser": 2, "x0": 3}
 _CONVENTIONS = {"ou": 0, "vp": 1, "ve": 2}
@@ -29,10 +32,7 @@ def _cpu_context():
 
 
 def _choice(name, value, table):
-    key = str(value).lower()
-    if key not in table:
-        raise invalid(f"unknown {name} '{value}' (use {', '.join(sorted(set(table) - {'log_sigma'}))})")
-    return table[key]
+    return _checked_choice(name, value, table, sorted(set(table) - {"log_sigma"}))
 
 
 def _check_finite(name, a):
@@ -94,6 +94,8 @@ class GaussianMixture(Prior):
     def __init__(self, weights, means, variances):
         self.weights = host_f32("weights", weights, ndim=(1,))
         K = self.weights.size
+        if K == 0:
+            raise invalid("weights must hold at least one component, got []")
         self.means = host_f32("means", means)
         if self.means.ndim < 1 or self.means.shape[0] != K:
             raise invalid(f"means has shape {shape_str(self.means.shape)}; expected [K = {K}, ...] "
@@ -188,17 +190,17 @@ class OnnxScore(Prior):
                 raise invalid("OnnxScore: alpha_bar values must lie in (0, 1]")
         elif self.alpha_bar is not None:
             raise invalid("OnnxScore: alpha_bar is only used with level='index'")
-        self.x_input = x_input
-        self.level_input = level_input
-        self.tf32 = bool(tf32)
+        self.x_input = None if x_input is None else text("x_input", x_input)
+        self.level_input = None if level_input is None else text("level_input", level_input)
+        self.tf32 = boolean("tf32", tf32)
         self.precision = _choice("precision", "tf32" if precision is None and self.tf32 else precision or "fp32",
                                  _PRECISIONS)
         if self.tf32 and self.precision != _PRECISIONS["tf32"]:
             raise invalid(f"tf32=True and precision='{precision}' disagree: give one")
         self.beta_min = self.beta_max = 0.0
         if beta_min is not None or beta_max is not None:
-            bmin = 0.0 if beta_min is None else float(beta_min)
-            bmax = float("nan") if beta_max is None else float(beta_max)
+            bmin = 0.0 if beta_min is None else real("beta_min", beta_min)
+            bmax = float("nan") if beta_max is None else real("beta_max", beta_max)
             if not (math.isfinite(bmax) and bmax > 0 and math.isfinite(bmin) and 0 <= bmin <= bmax):
                 raise invalid("OnnxScore: beta_min and beta_max need 0 <= beta_min <= beta_max, beta_max > 0 "
                               "(score_sde: 0.1 and 20)")
@@ -208,7 +210,7 @@ class OnnxScore(Prior):
             self.beta_min, self.beta_max = bmin, bmax
         self.level_scale = 0.0
         if level_scale is not None:
-            v = float(level_scale)
+            v = real("level_scale", level_scale)
             if not (math.isfinite(v) and v > 0):
                 raise invalid(f"OnnxScore: level_scale must be positive and finite, got {level_scale}")
             if self.level in (_LEVELS["index"], _LEVELS["none"]):
@@ -217,19 +219,23 @@ class OnnxScore(Prior):
         self.output_slice = (0, 0)
         if output_slice is not None:
             try:
-                b, e = (int(v) for v in output_slice)
+                b, e = output_slice
             except (TypeError, ValueError):
-                raise invalid(f"OnnxScore: output_slice must be (B, E), channels B to E-1, got {output_slice!r}") from None
+                raise TypeError(f"OnnxScore: output_slice must be (B, E), channels B to E-1, got {output_slice!r}") from None
+            b, e = integer("output_slice[0]", b), integer("output_slice[1]", e)
             if b < 0 or e <= b:
                 raise invalid(f"OnnxScore: output_slice (B, E) needs 0 <= B < E, got {output_slice!r}")
             self.output_slice = (b, e)
         self.inputs = []
+        if inputs is not None and not isinstance(inputs, dict):
+            raise TypeError(f"OnnxScore: inputs must be a dict {{name: value or array}}, got {type(inputs).__name__}")
         for name, value in (inputs or {}).items():
+            text("OnnxScore: an inputs name", name)
             a = host_f32(f"inputs[{name!r}]", value)
             if not np.all(np.isfinite(a)):
                 raise invalid(f"OnnxScore: inputs[{name!r}] must be finite")
             self.inputs.append((str(name), a.ravel(), [int(s) for s in a.shape]))
-        self._shape = tuple(int(s) for s in shape) if shape is not None else _json_image_shape(self.path)
+        self._shape = _checked_shape("OnnxScore: shape", shape) if shape is not None else _json_image_shape(self.path)
         if self._shape is not None:
             self.dim = int(np.prod(self._shape))
             self.shape = self._shape
@@ -258,7 +264,7 @@ class _UserCall:
             raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
         self.fn = fn
         self.what = what
-        framework = str(framework).lower()
+        framework = text("framework", framework).lower()
         if framework not in ("auto", "numpy", "torch"):
             raise invalid(f"unknown framework '{framework}' (use auto, numpy or torch)")
         torch = torch_module()
@@ -327,7 +333,7 @@ class ScoreFunction(Prior):
     def __init__(self, fn, shape=None, framework="auto"):
         self.call = _UserCall(fn, framework, "the score function")
         if shape is not None:
-            self.shape = tuple(int(s) for s in shape)
+            self.shape = _checked_shape("ScoreFunction: shape", shape)
             self.dim = int(np.prod(self.shape))
 
     def _create(self, ctx, d, shape):
@@ -394,7 +400,7 @@ class Mask(Operator):
 
 
 def _image_shape(name, shape):
-    shape = tuple(int(s) for s in shape)
+    shape = _checked_shape(f"{name}: shape", shape)
     if len(shape) == 2:
         shape = (1,) + shape
     if len(shape) != 3 or min(shape) <= 0:
@@ -408,7 +414,7 @@ class Downsample(Operator):
     name = "Downsample"
 
     def __init__(self, factor, shape):
-        self.factor = int(factor)
+        self.factor = integer("Downsample: factor", factor)
         self.shape = _image_shape("Downsample", shape)
         C, H, W = self.shape
         if self.factor < 1 or H % self.factor or W % self.factor:
@@ -475,13 +481,13 @@ class LinearOperator(Operator):
     def __init__(self, forward, adjoint, m, d=None, norm=None, framework="auto"):
         self.forward = _UserCall(forward, framework, "the forward operator")
         self.adjoint = _UserCall(adjoint, framework, "the adjoint operator")
-        self.m = int(m)
+        self.m = integer("LinearOperator: m", m)
         if self.m <= 0:
             raise invalid(f"LinearOperator: m = {m} must be positive")
-        self.dim = None if d is None else int(d)
-        self.norm = -1.0 if norm is None else float(norm)
-        if not math.isfinite(self.norm):
-            raise invalid("LinearOperator: norm must be finite")
+        self.dim = None if d is None else integer("LinearOperator: d", d)
+        if self.dim is not None and self.dim <= 0:
+            raise invalid(f"LinearOperator: d = {d} must be positive")
+        self.norm = -1.0 if norm is None else real("LinearOperator: norm", norm)
 
     def rows(self, d):
         return self.m

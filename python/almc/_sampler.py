@@ -11,8 +11,10 @@ import numpy as np
 
 from . import _almc
 from ._arrays import host_f32, is_torch, shape_str, torch_module
-from ._errors import CANCELLED, UNSUPPORTED, WRONG_STATE, UnsupportedError, WrongStateError, invalid
+from ._errors import (CANCELLED, IO, UNSUPPORTED, WRONG_STATE, FileError, UnsupportedError, WrongStateError,
+                      invalid)
 from ._models import Identity, Operator, Prior, _check_finite, _resolve_shape
+from ._values import boolean, choice, describe, integer, real, text
 
 _METHODS = {"almc": 0, "ncsn": 1, "ald": 2, "xgp": 3, "langevin": 4}
 _SCHEDULES = {"default": 0, "uniform-t": 1, "uniform_t": 1, "geometric-sigma": 2, "geometric_sigma": 2,
@@ -58,23 +60,32 @@ def _read_state(source, what="resume"):
     return _almc.snapshot_read(os.fspath(source))[0]
 
 
+def _check_snapshot_path(path):
+    """Refuses, before the run, a snapshot path the state could not be written to when the run is
+    stopped (the state would be lost): a directory or other non-regular file, a write-protected
+    file (the library never replaces one), a folder that does not exist or cannot be written."""
+    where = f"snapshot {path}"
+    if os.path.lexists(path):
+        if os.path.isdir(path):
+            raise FileError(f"{where} is a directory; give a file path", IO)
+        if not os.path.isfile(path):
+            raise FileError(f"{where} exists and is not a regular file", IO)
+        if not os.stat(path).st_mode & 0o222:
+            raise FileError(f"{where} is write-protected; it is kept (remove it or choose another path)", IO)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileError(f"{where}: the folder {folder} does not exist", IO)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FileError(f"{where}: the folder {folder} is not writable", IO)
+
+
 def _number(name, value, kind):
-    if isinstance(value, bool) and kind is not bool:
-        raise TypeError(f"option {name} must be a number, got a bool")
+    """An option's value of its kind (bool, int or float): a value of another type is a TypeError."""
     if kind is bool:
-        if not isinstance(value, (bool, int, np.bool_, np.integer)):
-            raise TypeError(f"option {name} must be a bool, got {type(value).__name__}")
-        return int(bool(value))
+        return int(boolean(name, value))
     if kind is int:
-        if not isinstance(value, (int, np.integer)):
-            raise TypeError(f"option {name} must be an integer, got {type(value).__name__}")
-        return int(value)
-    if not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"option {name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise invalid(f"option {name} must be finite, got {value}")
-    return value
+        return integer(name, value)
+    return real(name, value)
 
 
 def _chain_range(value):
@@ -200,22 +211,20 @@ class Sampler:
             raise TypeError(f"operator must be an almc operator (Identity, Mask, Downsample, Blur, Matrix, "
                             f"LinearOperator), got {type(operator).__name__}")
         self.prior, self.operator = prior, operator
-        if str(backend).lower() not in _BACKENDS:
-            raise invalid(f"unknown backend '{backend}' (use auto, cpu or cuda)")
-        if not isinstance(chains, (int, np.integer)) or isinstance(chains, bool) or chains < 1:
-            raise invalid(f"chains = {chains!r} must be a positive integer")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        backend_id = choice("backend", backend, _BACKENDS)
+        chains = integer("chains", chains)
+        if chains < 1:
+            raise invalid(f"chains = {chains} must be a positive integer")
+        if not 0 <= integer("seed", seed, maximum=None) < 2**64:
             raise invalid(f"seed = {seed!r} must be an integer from 0 to 2**64 - 1")
-        if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or not 0 <= threads <= _MAX_THREADS:
+        if not 0 <= integer("threads", threads, maximum=None) <= _MAX_THREADS:
             raise invalid(f"threads = {threads!r} must be an integer from 0 (OpenMP's default) to {_MAX_THREADS}")
         self.noise_std = None if noise_std is None else _number("noise_std", noise_std, float)
         self.chains = int(chains)
         self._state = None
         self._y_shape = None
         cfg = _almc.Config()
-        cfg.method = _METHODS.get(str(method).lower(), -1)
-        if cfg.method < 0:
-            raise invalid(f"unknown method '{method}' (use {', '.join(_METHODS)})")
+        cfg.method = choice("method", method, _METHODS)
         cfg.chains_per_meas = self.chains
         cfg.seed = int(seed)
         for alias, name in _ALIASES.items():
@@ -230,20 +239,22 @@ class Sampler:
             if name not in _OPTIONS:
                 raise TypeError(f"Sampler() got an unexpected option '{name}' (options: {', '.join(sorted(_OPTIONS))})")
             field, kind = _OPTIONS[name]
-            if name in _POSITIVE and _number(name, value, kind) <= 0:
+            label = f"option {name}"
+            if name in _POSITIVE and _number(label, value, kind) <= 0:
                 raise invalid(f"option {name} must be positive, got {value} (omit it for the default)")
-            if name in _AT_LEAST and not (isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "__array__")):
-                if _number(name, value, int) < _AT_LEAST[name]:
+            count = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+            if name in _AT_LEAST and (name != "levels" or count):
+                if _number(label, value, int) < _AT_LEAST[name]:
                     raise invalid(f"option {name} must be at least {_AT_LEAST[name]}, got {value} "
                                   "(omit it for the default)")
             if kind == "variant":
-                key = str(value).lower().replace("_", "-")
+                key = text(label, value).lower().replace("_", "-")
                 if key not in _VARIANTS:
                     raise invalid(f"unknown variant '{value}' (use {', '.join(_VARIANTS)})")
                 cfg.variant = _VARIANTS[key]
                 self.variant = key
             elif name == "smc_ess_threshold":
-                v = _number(name, value, float)
+                v = _number(label, value, float)
                 if v > 1:
                     raise invalid(f"option smc_ess_threshold must be in (0, 1] (a fraction of the chains), got {value}")
                 cfg.smc_ess_threshold = v
@@ -251,34 +262,38 @@ class Sampler:
                 self.chain_range = _chain_range(value)
                 cfg.chain_start, cfg.chain_count = self.chain_range
             elif kind == "levels":
-                if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                if count:
                     cfg.n_levels = int(value)
-                else:
+                elif isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "__array__") or hasattr(
+                        value, "__dlpack__"):
                     levels = host_f32("levels", value, ndim=(1,))
                     if levels.size == 0:
                         raise invalid("levels must be a count or a non-empty, decreasing list of OU times, got []")
+                    _check_finite("levels", levels)
                     cfg.levels = [float(v) for v in levels.astype(np.float64)]
                     cfg.schedule = _SCHEDULES["list"]
+                else:
+                    raise TypeError(f"option levels must be a count (an integer) or a list of OU times, got "
+                                    f"{describe(value)}")
             elif kind == "schedule":
-                if str(value).lower() not in _SCHEDULES:
-                    raise invalid(f"unknown schedule '{value}' (use default, uniform-t, geometric-sigma or list)")
-                cfg.schedule = _SCHEDULES[str(value).lower()]
+                cfg.schedule = choice("schedule", value, _SCHEDULES, ("default", "uniform-t", "geometric-sigma", "list"),
+                                      label=label)
             elif kind == "init":
                 if isinstance(value, str):
-                    if value.lower() not in _INITS:
-                        raise invalid(f"unknown init '{value}' (use gaussian, uniform or an array)")
-                    cfg.init = _INITS[value.lower()]
+                    cfg.init = choice("init", value, _INITS, ("gaussian", "uniform", "an array"), label=label)
                 else:
+                    if value is None:
+                        raise TypeError("option init must be 'gaussian', 'uniform' or an array, got None")
                     self._state = host_f32("init", value)
                     _check_finite("init", self._state)
                     cfg.init = 2
             else:
-                setattr(cfg, field, _number(name, value, kind))
+                setattr(cfg, field, _number(label, value, kind))
         if cfg.variant != 0 and cfg.method != 0:
             raise invalid(f"variant {self.variant} applies to method almc only")
-        self.method = str(method).lower()
+        self.method = method.lower()
         self._cfg = cfg
-        self._ctx = _almc.make_context(_BACKENDS[str(backend).lower()], 0, int(threads))
+        self._ctx = _almc.make_context(backend_id, 0, int(threads))
         self.backend = "cuda" if _almc.context_backend(self._ctx) == 2 else "cpu"
         self.device = _almc.context_device_name(self._ctx)
         self._built = None  # (d, shape, score, op) once d is known
@@ -375,11 +390,13 @@ class Sampler:
             raise invalid(f"snapshot_every must be >= 0 (0: only when the run is interrupted), got {snapshot_every}")
         if snapshot is not None and not (callable(snapshot) or isinstance(snapshot, (str, os.PathLike))):
             raise TypeError(f"snapshot must be a file path or a callable (state, step), got {type(snapshot).__name__}")
+        if snapshot is not None and not callable(snapshot):
+            _check_snapshot_path(os.fspath(snapshot))
         if every > 0 and snapshot is None:
             raise invalid("snapshot_every needs snapshot: a file path (or a callable taking (state, step)) that "
                           "keeps the state")
-        if progress is not None and not isinstance(progress, (bool, int, np.bool_)) and not callable(progress):
-            raise TypeError(f"progress must be True, False or a callable, got {type(progress).__name__}")
+        if progress is not None and not isinstance(progress, (bool, np.bool_)) and not callable(progress):
+            raise TypeError(f"progress must be True, False or a callable, got {describe(progress)}")
         if snapshot is not None or resume is not None:
             self._check_resumable()
         if resume is None and self._pending_state is not None:
@@ -406,7 +423,7 @@ class Sampler:
         if state is not None:
             s.load_state(state)
         bar = _Progress() if progress is True or (progress and not callable(progress)) else None
-        user = progress if callable(progress) and not isinstance(progress, (bool, int, np.bool_)) else None
+        user = progress if callable(progress) else None
         seen = {"total": -1}
         ctrl_c = _CtrlC()
 

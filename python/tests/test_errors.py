@@ -300,14 +300,18 @@ def test_openmp_waits_passively_unless_the_user_chose():
 
 
 def test_out_of_range_seeds_and_threads_are_refused_by_name():
-    for bad in (2**64, -1, 1.5, True):
+    for bad in (2**64, -1):
         with pytest.raises(almc.InvalidArgumentError, match=r"seed = .* must be an integer from 0 to 2\*\*64 - 1"):
             almc.Sampler(gaussian(), noise_std=0.5, seed=bad)
     almc.Sampler(gaussian(), noise_std=0.5, seed=2**64 - 1)  # the largest seed
-    for bad in (-1, 1025, 2.5, "2", None):
+    for bad in (-1, 1025):
         with pytest.raises(almc.InvalidArgumentError, match=r"threads = .* must be an integer from 0 \(OpenMP's "
                                                             r"default\) to 1024"):
             almc.Sampler(gaussian(), noise_std=0.5, threads=bad)
+    # Other types are TypeErrors (test_option_types.py).
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match=r"seed must be an integer, got"):
+            almc.Sampler(gaussian(), noise_std=0.5, seed=bad)
     assert almc.Sampler(gaussian(), noise_std=0.5, threads=np.int64(1), **FAST).run(np.zeros(4), progress=False)
 
 
@@ -361,3 +365,33 @@ def test_arguments_are_refused_when_given_naming_the_python_argument(tmp_path):
         almc.Sampler(gaussian(), noise_std=0.5, chains=2, init=init)
     with pytest.raises(almc.InvalidArgumentError, match=r"levels must be a count or a non-empty, decreasing list"):
         almc.Sampler(gaussian(), noise_std=0.5, method="langevin", levels=[])
+
+
+def test_an_unwritable_snapshot_path_is_refused_before_the_run(tmp_path):
+    # The state of a stopped run goes to `snapshot` only when the run stops: a path it cannot be
+    # written to was found then, and the state was lost. Now it is refused before any step runs.
+    s = almc.Sampler(gaussian(), noise_std=0.5, **FAST)
+    calls = []
+
+    def stop(*args):
+        calls.append(args)
+        raise KeyboardInterrupt
+
+    for path, says in ((tmp_path, "is a directory"), (tmp_path / "missing" / "run.snap", "does not exist")):
+        with pytest.raises(almc.FileError, match=f"snapshot .*{says}"):
+            s.run(np.zeros(4), progress=stop, snapshot=path)
+    protected = tmp_path / "kept.snap"
+    protected.write_bytes(b"previous state")
+    os.chmod(protected, 0o444)
+    with pytest.raises(almc.FileError, match="is write-protected; it is kept"):
+        s.run(np.zeros(4), progress=stop, snapshot=protected)
+    assert calls == [] and protected.read_bytes() == b"previous state"
+    # A writable path keeps the state of the stopped run.
+    with pytest.raises(KeyboardInterrupt):
+        s.run(np.zeros(4), progress=stop, snapshot=tmp_path / "run.snap")
+    assert len(calls) == 1 and (tmp_path / "run.snap").stat().st_size > 0
+
+
+def test_a_mixture_without_components_is_refused_by_name():
+    with pytest.raises(almc.InvalidArgumentError, match=r"weights must hold at least one component"):
+        almc.GaussianMixture([], np.zeros((0, 3)), 1.0)
