@@ -5,6 +5,7 @@
 #include "host/capi/guard.hpp"
 #include "host/core/digest.hpp"
 #include "host/io/file.hpp"
+#include "host/io/json.hpp"
 #include "host/samplers/state.hpp"
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using json = nlohmann::json;
@@ -45,8 +47,11 @@ std::string run_id(const std::string& run_text) {
 
 json parse_run(const char* text, const char* what) {
   if (!text) return nullptr;
+  const std::string_view view(text);
   try {
-    return json::parse(text);
+    return io::parse_json_limited(view.begin(), view.end());
+  } catch (const io::JsonTooDeep& e) {
+    fail(ALMC_ERR_INVALID_ARGUMENT, what, ": ", e.what());
   } catch (const std::exception&) {
     fail(ALMC_ERR_INVALID_ARGUMENT, what, " is not valid JSON");
   }
@@ -98,7 +103,9 @@ Parsed parse(std::vector<unsigned char> data, const std::string& where, bool bar
   if (line_end == data.end()) bad(ALMC_ERR_PARSE, "the snapshot's record is cut off");
   json rec;
   try {
-    rec = json::parse(begin, line_end);
+    rec = io::parse_json_limited(begin, line_end);
+  } catch (const io::JsonTooDeep& e) {
+    bad(ALMC_ERR_PARSE, std::string("the snapshot's record: ") + e.what());
   } catch (const std::exception&) {
     bad(ALMC_ERR_PARSE, "the snapshot's record is not valid JSON");
   }

@@ -292,7 +292,11 @@ almc_onnx_config ScoreOptions::onnx_config(OnnxStorage& storage) const {
     const double v = std::strtod(value.c_str(), &end);
     storage.names.push_back(name);
     if (end && *end == 0 && !ends_with(value, ".npy")) {
-      if (!std::isfinite(v)) throw CliError("--input " + name + ": the value must be finite", 2);
+      // The value is fed as float32: a finite double beyond its range would become inf.
+      if (!(std::fabs(v) <= std::numeric_limits<float>::max()))
+        throw CliError("--input " + name + ": the value must be finite and within float32's range (|v| <= 3.4e38), got " +
+                           value,
+                       2);
       storage.values.push_back({static_cast<float>(v)});
       storage.shapes.push_back({});
     } else {

@@ -14,13 +14,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <tuple>
 #include <utility>
 #include <nlohmann/json.hpp>
 
 #include "host/cli/commands.hpp"
+#include "host/io/file.hpp"
 #include "host/io/image.hpp"
+#include "host/io/json.hpp"
 #include "host/io/npy.hpp"
 
 namespace almc::cli {
@@ -46,6 +47,50 @@ bool is_dir(const std::string& p) {
 bool is_file(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The adapter settings and image shape in the demo's model.json (a missing file: the defaults, eps,
+// VP, level = OU t, [1, 16, 16]). A field of the wrong kind is refused, naming it.
+ImageShape read_model_json(const std::string& path, ScoreOptions* so) {
+  ImageShape shape{1, 16, 16};
+  if (::access(path.c_str(), F_OK) != 0) return shape;
+  json j;
+  try {
+    const std::vector<unsigned char> text = almc::io::read_regular_file(path, almc::io::kMaxJsonFileBytes);
+    j = almc::io::parse_json_limited(text.begin(), text.end());
+  } catch (const almc::io::IoError& e) {
+    throw CliError(e.what());
+  } catch (const almc::io::JsonTooDeep& e) {
+    throw CliError(path + ": " + e.what());
+  } catch (const std::exception&) {
+    throw CliError(path + ": not valid JSON");
+  }
+  if (!j.is_object()) throw CliError(path + ": not a JSON object");
+  const auto shown = [](const json& v) {
+    const std::string t = v.dump(-1, ' ', false, json::error_handler_t::replace);
+    return t.size() > 60 ? t.substr(0, 57) + "..." : t;
+  };
+  const auto text = [&](const char* key) -> std::string {
+    if (!j[key].is_string()) throw CliError(path + ": \"" + key + "\" must be a string, got " + shown(j[key]));
+    return j[key].get<std::string>();
+  };
+  if (j.contains("output_kind")) so->output = text("output_kind");
+  if (j.contains("level")) so->level = text("level");
+  if (j.contains("convention")) {
+    const std::string c = text("convention");
+    so->convention = c.rfind("VE", 0) == 0 ? "ve" : c.rfind("OU", 0) == 0 ? "ou" : "vp";
+  }
+  if (j.contains("image_shape")) {
+    const json& s = j["image_shape"];
+    constexpr int64_t kMaxSide = int64_t(1) << 20;
+    const auto side = [&](size_t i) {
+      return s[i].is_number_integer() && s[i].get<int64_t>() >= 1 && s[i].get<int64_t>() <= kMaxSide;
+    };
+    if (!s.is_array() || s.size() != 3 || !side(0) || !side(1) || !side(2))
+      throw CliError(path + ": \"image_shape\" must be [C, H, W], three positive integers, got " + shown(s));
+    shape = {s[0].get<int64_t>(), s[1].get<int64_t>(), s[2].get<int64_t>()};
+  }
+  return shape;
 }
 
 std::string exe_dir() {
@@ -125,22 +170,7 @@ void run_demo(const DemoOptions& o) {
   // Adapter settings from model.json when present (defaults: eps, VP, level = OU t).
   ScoreOptions so;
   so.model = model;
-  ImageShape shape{1, 16, 16};
-  if (std::ifstream f(dir + "/model.json"); f) {
-    try {
-      const json j = json::parse(f);
-      if (j.contains("output_kind")) so.output = j["output_kind"].get<std::string>();
-      if (j.contains("level")) so.level = j["level"].get<std::string>();
-      if (j.contains("convention")) {
-        const std::string c = j["convention"].get<std::string>();
-        so.convention = c.rfind("VE", 0) == 0 ? "ve" : c.rfind("OU", 0) == 0 ? "ou" : "vp";
-      }
-      if (j.contains("image_shape") && j["image_shape"].size() == 3)
-        shape = {j["image_shape"][0].get<int64_t>(), j["image_shape"][1].get<int64_t>(), j["image_shape"][2].get<int64_t>()};
-    } catch (const std::exception& e) {
-      throw CliError(dir + "/model.json: " + e.what());
-    }
-  }
+  const ImageShape shape = read_model_json(dir + "/model.json", &so);
   const FloatArray all = load_array(dir + "/test_images.npy", "demo images", true);
   const int64_t d = shape.size();
   if (all.size() == 0 || all.size() % d) throw CliError(dir + "/test_images.npy does not hold images of shape " + shape.str());

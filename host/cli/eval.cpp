@@ -2,6 +2,7 @@
 // and with --compare-fp32 the error of the chosen --precision against fp32 on the same inputs.
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "host/cli/commands.hpp"
@@ -41,6 +42,9 @@ Diff diff(const std::vector<float>& a, const std::vector<float>& b) {
 void run_eval(const EvalOptions& o) {
   if (o.score.model.empty()) throw CliError("--model FILE.onnx is required", 2);
   if (std::isnan(o.level) || !std::isfinite(o.level)) throw CliError("--level L (a finite number) is required", 2);
+  // The level is fed as float32: a finite double beyond its range would become inf.
+  if (std::fabs(o.level) > std::numeric_limits<float>::max())
+    throw CliError("--level " + nlohmann::json(o.level).dump() + " is beyond float32's range (|L| <= 3.4e38)", 2);
   if (o.out.empty() && !o.compare_fp32) throw CliError("--out FILE.npy is required (unless --compare-fp32 is given)", 2);
   const std::string precision = o.score.precision_name();
   NamedPaths inputs = {{"--x", o.x}, {"--model", o.score.model}};

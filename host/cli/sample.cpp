@@ -20,6 +20,7 @@
 #include "host/cli/snapshot.hpp"
 #include "host/io/file.hpp"
 #include "host/io/image.hpp"
+#include "host/io/json.hpp"
 #include "host/io/npy.hpp"
 #include "host/onnx/capi_onnx.hpp"
 
@@ -76,11 +77,19 @@ ImageShape shape_from_sidecar(const std::string& model, int64_t d) {
     try {
       // A regular file only (a FIFO there would block the command); a missing one is skipped.
       const std::vector<unsigned char> text = almc::io::read_regular_file(c, almc::io::kMaxJsonFileBytes);
-      const json j = json::parse(text.begin(), text.end());
+      const json j = almc::io::parse_json_limited(text.begin(), text.end());
       for (const char* key : {"image_shape", "shape", "input_shape"}) {
         if (!j.contains(key) || !j[key].is_array()) continue;
+        // Sides are whole numbers up to 2^20 (anything else, 16.5 or 1e300, is not a shape: the
+        // hint is skipped rather than truncated or overflowed).
         std::vector<int64_t> s;
-        for (const auto& v : j[key]) s.push_back(v.get<int64_t>());
+        for (const auto& v : j[key]) {
+          if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > (int64_t(1) << 20)) {
+            s.clear();
+            break;
+          }
+          s.push_back(v.get<int64_t>());
+        }
         const ImageShape r = shape_from_dims(s, d);
         if (r.known()) return r;
       }

@@ -9,6 +9,7 @@
 #include "host/cli/commands.hpp"
 #include "host/core/digest.hpp"
 #include "host/io/file.hpp"
+#include "host/io/json.hpp"
 #include "host/io/npy.hpp"
 
 namespace almc::cli {
@@ -109,7 +110,9 @@ Part read_part(const std::string& path) {
     throw CliError(path + ": no slice record (" + e.what() + "; write slices with almc sample --chain-range)");
   }
   try {
-    p.rec = json::parse(text.begin(), text.end());
+    p.rec = almc::io::parse_json_limited(text.begin(), text.end());
+  } catch (const almc::io::JsonTooDeep& e) {
+    throw CliError(side + ": " + e.what());
   } catch (const std::exception&) {
     throw CliError(side + ": not valid JSON");
   }

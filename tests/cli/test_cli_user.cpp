@@ -370,3 +370,84 @@ TEST_F(CliUser, OptionsThatWouldBeIgnoredAreRefused) {
 }
 
 }  // namespace
+
+// A demo folder's model.json with image_shape [1, 0, 16] (or 1e300) crashed the demo (a division by
+// zero, SIGFPE), [1, 16.7, 16] was truncated to 16 and a string shape was silently replaced by the
+// default; a field of the wrong type was reported in nlohmann's words. Now each is one line naming
+// the file and the field, before anything is written.
+TEST_F(CliUser, DemoModelJsonFieldsAreChecked) {
+  const char* env = std::getenv("ALMC_DEMO_DIR");
+  const std::string demo = env && *env ? env : "demo";
+  if (::access((demo + "/digits_score.onnx").c_str(), R_OK) != 0) GTEST_SKIP() << "demo network not found";
+  const std::string dm = path("dm");
+  std::filesystem::create_directory(dm);
+  for (const char* f : {"digits_score.onnx", "test_images.npy"})
+    std::filesystem::create_symlink(std::filesystem::absolute(demo + "/" + f), dm + "/" + f);
+  for (const auto& [json, needle] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"image_shape": [1, 0, 16]})", "\"image_shape\" must be [C, H, W], three positive integers, got [1,0,16]"},
+           {R"({"image_shape": [1, 1e300, 16]})", "\"image_shape\" must be [C, H, W]"},
+           {R"({"image_shape": [1, 16.7, 16]})", "\"image_shape\" must be [C, H, W]"},
+           {R"({"image_shape": "16x16"})", "\"image_shape\" must be [C, H, W]"},
+           {R"({"output_kind": 3})", "\"output_kind\" must be a string, got 3"},
+           {R"([1, 16, 16])", "not a JSON object"},
+           {std::string(200000, '[') + std::string(200000, ']'), "JSON nested more than 128 levels deep"}}) {
+    SCOPED_TRACE(json.substr(0, 40));
+    std::ofstream(dm + "/model.json") << json;
+    const Result r = run("demo --backend cpu -q --quick --demo-dir " + dm + " --out-dir " + path("out"), "timeout 60");
+    expect_one_line_error(r, dm + "/model.json: " + needle);
+    EXPECT_FALSE(exists("out/demo_psnr.json"));
+  }
+  std::filesystem::remove(dm + "/model.json");
+  std::filesystem::create_directory(dm + "/model.json");
+  expect_one_line_error(run("demo --backend cpu -q --quick --demo-dir " + dm + " --out-dir " + path("out"), "timeout 60"),
+                        "model.json: is a directory");
+}
+
+// A value fed to the network as float32 but beyond its range became inf (`--input c=1e39`, `almc
+// eval --level 1e39`: a finite double, cast to float); now refused by name.
+TEST_F(CliUser, NetworkValuesBeyondFloat32AreRefused) {
+  const float x[4] = {0, 0, 0, 0};
+  write_npy(path("x.npy"), x, {1, 4});
+  std::ofstream(path("m.onnx")) << "not read: the values are checked first";
+  expect_one_line_error(run("eval --model " + path("m.onnx") + " --x " + path("x.npy") + " --level 1e39 --out " +
+                            path("o.npy")),
+                        "--level 1e+39 is beyond float32's range");
+  EXPECT_FALSE(exists("o.npy"));
+  const Result r = run("sample --backend cpu -q --model " + path("m.onnx") + " --input label=-1e39 --chains 1");
+  expect_one_line_error(r, "--input label: the value must be finite and within float32's range");
+  EXPECT_EQ(r.code, 2);
+}
+
+// Records nested ~10^5-10^6 levels deep (a damaged or hostile file of a few MB) made the command
+// crash with a stack overflow while copying or comparing them: a snapshot given to --resume and the
+// slice records merged by almc merge. Now they are refused as damaged, one line, exit 1.
+TEST_F(CliUser, DeeplyNestedRecordsAreRefused) {
+  const std::string prior = gaussian_prior();
+  const std::string y = write_y();
+  const std::string base = "sample --backend cpu -q --prior " + prior + " --y " + y +
+                           " --noise-std 0.5 --chains 2 --kappa 1 --delta 0.02 --t-start 1 --t-stop 0.1 ";
+  ASSERT_EQ(run(base + "--snapshot " + path("s.snap") + " --snapshot-every 5 --out " + path("s.npy")).code, 0);
+  // The snapshot's record with a deep value in its run description.
+  const std::string deep = "\"deep\":" + std::string(2000000, '[') + std::string(2000000, ']') + ",";
+  std::string snap = slurp(path("s.snap"));
+  const size_t run_at = snap.find("\"run\":{");
+  ASSERT_NE(run_at, std::string::npos);
+  snap.insert(run_at + 7, deep);
+  std::ofstream(path("deep.snap"), std::ios::binary) << snap;
+  expect_one_line_error(run(base + "--resume " + path("deep.snap") + " --out " + path("r.npy")),
+                        "--resume " + path("deep.snap") + ": the snapshot's record: JSON nested more than 128 levels deep");
+  EXPECT_FALSE(exists("r.npy"));
+  // Two slices whose records both carry the deep value.
+  for (const char* part : {"0:1", "1:1"}) {
+    const std::string out = path(std::string("p") + part[0] + ".npy");
+    ASSERT_EQ(run(base + "--chain-range " + part + " --out " + out).code, 0);
+    std::string rec = slurp(out + ".json");
+    const size_t at = rec.find("\"run\": {");
+    ASSERT_NE(at, std::string::npos) << rec;
+    rec.insert(at + 8, deep);  // "run": {"deep": [[...]], "adapter": ...
+    std::ofstream(out + ".json") << rec;
+  }
+  expect_one_line_error(run("merge " + path("p0.npy") + " " + path("p1.npy") + " --out " + path("all.npy")),
+                        "p0.npy.json: JSON nested more than 128 levels deep");
+  EXPECT_FALSE(exists("all.npy"));
+}

@@ -212,6 +212,20 @@ TEST(SnapshotFile, DamagedFilesAndForeignStatesAreRefusedNamingTheProblem) {
   other[state_at + 8] = static_cast<char>(other[state_at + 8] + 7);
   refused(other, ALMC_ERR_INVALID_ARGUMENT, "a sampler state of another format (version");
 
+  // A record nested 100000 deep (200 KB of brackets): copying or printing it recursed once per level
+  // and overflowed the stack; it is refused as damaged (and so is such a run description given to set).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::string nested = good;
+  const size_t run_at = nested.find("\"run\":null");
+  ASSERT_NE(run_at, std::string::npos);
+  nested.replace(run_at, 10, "\"run\":" + deep);
+  refused(nested, ALMC_ERR_PARSE, "the snapshot's record: JSON nested more than 128 levels deep");
+  EXPECT_EQ(almc_snapshot_parse(r.h, nested.data(), nested.size()), ALMC_ERR_PARSE);
+  EXPECT_EQ(almc_snapshot_set(r.h, kept.state.data(), kept.state.size(), deep.c_str()), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(r.err(), "run: JSON nested more than 128 levels deep");
+  EXPECT_EQ(almc_snapshot_check_run(r.h, deep.c_str()), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(r.state(), kept.state);
+
   EXPECT_EQ(almc_snapshot_read(r.h, (dir + "/missing.snap").c_str()), ALMC_ERR_IO);
   EXPECT_NE(r.err().find("missing.snap"), std::string::npos) << r.err();
   EXPECT_EQ(almc_snapshot_read(r.h, dir.c_str()), ALMC_ERR_IO);  // a directory
