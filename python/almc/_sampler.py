@@ -11,8 +11,8 @@ import numpy as np
 
 from . import _almc
 from ._arrays import host_f32, is_torch, shape_str, torch_module
-from ._errors import (CANCELLED, IO, UNSUPPORTED, WRONG_STATE, FileError, UnsupportedError, WrongStateError,
-                      invalid)
+from ._errors import (CANCELLED, IO, OUT_OF_MEMORY, UNSUPPORTED, WRONG_STATE, FileError, OutOfMemoryError,
+                      UnsupportedError, WrongStateError, invalid)
 from ._models import Identity, Operator, Prior, _check_finite, _resolve_shape
 from ._values import boolean, choice, describe, integer, real, text
 
@@ -77,6 +77,30 @@ def _check_snapshot_path(path):
         raise FileError(f"{where}: the folder {folder} does not exist", IO)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise FileError(f"{where}: the folder {folder} is not writable", IO)
+
+
+def _result_arrays(s, shape):
+    """The host arrays a run's results go to (samples, residuals, mean, std; mean and std None for a
+    slice that splits a measurement), allocated and written once before the run, as the command
+    does: a run whose results cannot fit beside its workspace is refused now, not after sampling."""
+    n, rows = int(s.n_chains), int(s.mean_rows)
+
+    def taken(dims):
+        a = np.empty(dims, np.float32)
+        a.fill(0)  # written: memory the kernel only promised is not memory
+        return a
+
+    try:
+        samples, residuals = taken((n,) + tuple(shape)), taken((n,))
+        mean = std = None
+        if rows > 0:
+            mean, std = taken((rows,) + tuple(shape)), taken((rows,) + tuple(shape))
+    except MemoryError:
+        need = 4 * (n * int(np.prod(shape)) + n + 2 * max(rows, 0) * int(np.prod(shape)))
+        raise OutOfMemoryError(f"out of memory: the samples ({n} chains x d = {int(np.prod(shape))}) need "
+                               f"{need / 2**20:.0f} MiB of host memory; use fewer chains (or chain_range slices)",
+                               OUT_OF_MEMORY) from None
+    return samples, residuals, mean, std
 
 
 def _number(name, value, kind):
@@ -422,6 +446,7 @@ class Sampler:
             s.set_state(self._state.ravel())
         if state is not None:
             s.load_state(state)
+        samples, residuals, mean, std = _result_arrays(s, self._built[1])
         bar = _Progress() if progress is True or (progress and not callable(progress)) else None
         user = progress if callable(progress) else None
         seen = {"total": -1}
@@ -452,15 +477,9 @@ class Sampler:
         finally:
             if bar is not None:
                 bar.close()
-        shape = self._built[1]
-        samples = np.empty((s.n_chains,) + shape, np.float32)
-        residuals = np.empty((s.n_chains,), np.float32)
         s.samples(samples)
         s.residuals(residuals)
-        mean = std = None  # a chain range that splits a measurement: merge the slices' samples
-        if s.mean_rows > 0:
-            mean = np.empty((s.mean_rows,) + shape, np.float32)
-            std = np.empty((s.mean_rows,) + shape, np.float32)
+        if mean is not None:
             s.mean_std(mean, std)
         info = s.info()
         info["backend"] = self.backend

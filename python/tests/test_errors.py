@@ -395,3 +395,28 @@ def test_an_unwritable_snapshot_path_is_refused_before_the_run(tmp_path):
 def test_a_mixture_without_components_is_refused_by_name():
     with pytest.raises(almc.InvalidArgumentError, match=r"weights must hold at least one component"):
         almc.GaussianMixture([], np.zeros((0, 3)), 1.0)
+
+
+def test_results_that_cannot_be_held_are_refused_before_the_run(monkeypatch):
+    # The result arrays were allocated after the run: a run whose workspace fitted but whose samples
+    # did not beside it sampled for nothing, then failed (or was killed when the pages were written).
+    # They are now taken, and written, before the first step (as the command does).
+    import almc._sampler as impl
+
+    class NoRoomForLargeArrays:
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def empty(self, shape, dtype=float):
+            if int(np.prod(shape)) > 1000:
+                raise MemoryError
+            return np.empty(shape, dtype)
+
+    s = almc.Sampler(gaussian(), noise_std=0.5, chains=400, **FAST)
+    steps = []
+    monkeypatch.setattr(impl, "np", NoRoomForLargeArrays())
+    with pytest.raises(almc.OutOfMemoryError, match=r"the samples \(400 chains x d = 4\) need 0 MiB of host memory"):
+        s.run(np.zeros(4), progress=lambda *a: steps.append(a))
+    assert steps == []
+    monkeypatch.undo()
+    assert s.run(np.zeros(4), progress=False).samples.shape == (400, 4)
