@@ -60,11 +60,20 @@ def _read_state(source, what="resume"):
     return _almc.snapshot_read(os.fspath(source))[0]
 
 
-def _check_snapshot_path(path):
+def _check_snapshot_path(path, inputs):
     """Refuses, before the run, a snapshot path the state could not be written to when the run is
     stopped (the state would be lost): a directory or other non-regular file, a write-protected
-    file (the library never replaces one), a folder that does not exist or cannot be written."""
+    file (the library never replaces one), a folder that does not exist or cannot be written; and
+    one of the run's input files (`inputs`: (what, path) pairs), which the snapshot would replace."""
     where = f"snapshot {path}"
+    for what, other in inputs:
+        try:
+            same = os.path.samefile(path, other)
+        except OSError:
+            same = False
+        if same:
+            raise invalid(f"{where} is the {what} {other}: writing the state there would replace it (choose another "
+                          "file)")
     if os.path.lexists(path):
         if os.path.isdir(path):
             raise FileError(f"{where} is a directory; give a file path", IO)
@@ -415,7 +424,7 @@ class Sampler:
         if snapshot is not None and not (callable(snapshot) or isinstance(snapshot, (str, os.PathLike))):
             raise TypeError(f"snapshot must be a file path or a callable (state, step), got {type(snapshot).__name__}")
         if snapshot is not None and not callable(snapshot):
-            _check_snapshot_path(os.fspath(snapshot))
+            _check_snapshot_path(os.fspath(snapshot), self._input_files())
         if every > 0 and snapshot is None:
             raise invalid("snapshot_every needs snapshot: a file path (or a callable taking (state, step)) that "
                           "keeps the state")
@@ -514,6 +523,15 @@ class Sampler:
             return f"almc: the run stopped at step {step} of {seen['total']}; its state went to the snapshot callable"
         return (f"almc: the run stopped at step {step} of {seen['total']}; the state is saved in {os.fspath(snapshot)}: "
                 f"continue with run(y, resume={os.fspath(snapshot)!r})")
+
+    def _input_files(self):
+        """(what, path) of the files the prior was described with (the snapshot must not replace them)."""
+        files = []
+        for attr in ("path", "_path"):
+            p = getattr(self.prior, attr, None)
+            if isinstance(p, str):
+                files.append(("prior's file", p))
+        return files
 
     def save_state(self):
         """The resumable state (bytes) where the last run stopped, when Ctrl-C or a progress callable

@@ -420,3 +420,14 @@ def test_results_that_cannot_be_held_are_refused_before_the_run(monkeypatch):
     assert steps == []
     monkeypatch.undo()
     assert s.run(np.zeros(4), progress=False).samples.shape == (400, 4)
+
+
+def test_a_snapshot_never_replaces_the_prior_file(tmp_path):
+    # run(y, snapshot=<the prior's JSON or ONNX file>) wrote the state over the prior.
+    path = tmp_path / "prior.json"
+    path.write_text('{"weights": [1.0], "means": [[0.0, 0.5, 1.0, 0.0]], "variances": [[1.0, 1.0, 1.0, 1.0]]}')
+    text = path.read_text()
+    s = almc.Sampler(almc.GaussianMixture.from_json(path), noise_std=0.5, **FAST)
+    with pytest.raises(almc.InvalidArgumentError, match=r"snapshot .*prior.json is the prior's file .*would replace it"):
+        s.run(np.zeros(4), progress=False, snapshot=str(tmp_path / "." / "prior.json"), snapshot_every=10)
+    assert path.read_text() == text
