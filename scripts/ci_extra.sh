@@ -3,7 +3,7 @@
 #   1. the whole CPU test suite and the CLI's end-to-end tests under ASan + UBSan (scripts/sanitize.sh);
 #   2. the thread tests under ThreadSanitizer (scripts/tsan.sh: clang, LLVM's OpenMP with Archer);
 #   3. the saved fuzz regressions, then each libFuzzer target for FUZZ_SECONDS (scripts/fuzz.sh).
-# CI uses 30 s per target (four targets) to stay within its time budget; run scripts/fuzz.sh with the
+# CI uses 30 s per target (five targets) to stay within its time budget; run scripts/fuzz.sh with the
 # default 60 s, or longer, by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,6 +4,7 @@
 #   fuzz_npy       .npy bytes -> almc::io::parse_npy_* / read_npy_f32
 #   fuzz_gmm_json  JSON -> almc::parse_gmm_json / almc_score_create_gmm_json
 #   fuzz_cli       argv tokens -> the almc command's parser and subcommand checks
+#   fuzz_snapshot  snapshot files -> almc_snapshot_parse, written back and read, almc_sampler_load_state
 # Builds them with clang-14 (ASan + UBSan + libFuzzer) in build-fuzz, replays the saved
 # regressions (tests/data/fuzz_regressions/<name>/), then fuzzes each target for FUZZ_SECONDS
 # (default 60) starting from its seed corpus (fuzz/corpus/<name>/). Exits non-zero on any crash,
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 build=${ALMC_FUZZ_BUILD_DIR:-build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-"fuzz_npy fuzz_gmm_json fuzz_onnx fuzz_cli"}
+targets=${FUZZ_TARGETS:-"fuzz_npy fuzz_gmm_json fuzz_onnx fuzz_cli fuzz_snapshot"}
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=${FUZZ_CC:-clang-14} CXX=${FUZZ_CXX:-clang++-14} cmake -S . -B "$build" -DALMC_CUDA=OFF -DALMC_MPI=OFF -DALMC_SANITIZE=ON \

@@ -166,8 +166,9 @@ void almc_sampler_s::load_state(const void* in, size_t bytes) {
     fail(ALMC_ERR_INVALID_ARGUMENT, "the state is from another run: its method or schedule differs (", hd.total,
          " steps; this sampler's: ", total, ")");
   if (hd.step < 0 || hd.step > total) fail(ALMC_ERR_INVALID_ARGUMENT, "the state's step ", hd.step, " is outside the run's ", total);
-  if (hd.x_floats * 4 != static_cast<int64_t>(x.bytes()) || hd.aux_floats * 4 != static_cast<int64_t>(ych.bytes()) ||
-      hd.pick_floats * 4 != static_cast<int64_t>(out_pick.bytes()) || bytes != state_bytes())
+  // Counts compared with the buffers' sizes / 4 (a count times 4 could overflow: the header is input).
+  if (hd.x_floats != static_cast<int64_t>(x.bytes() / 4) || hd.aux_floats != static_cast<int64_t>(ych.bytes() / 4) ||
+      hd.pick_floats != static_cast<int64_t>(out_pick.bytes() / 4) || bytes != state_bytes())
     fail(ALMC_ERR_INVALID_ARGUMENT, "the state holds ", bytes, " bytes, a state of this run ", state_bytes());
   const unsigned char* p = static_cast<const unsigned char*>(in) + sizeof hd;
   for (Buffer* b : {&x, &ych, &out_pick}) {

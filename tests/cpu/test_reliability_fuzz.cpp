@@ -126,4 +126,32 @@ TEST(FuzzRegressions, Onnx) {
   }
 }
 
+// Snapshot files: parsed from memory and read from the file; what parses is a state whose step
+// lies within its run.
+TEST(FuzzRegressions, Snapshot) {
+  const auto files = inputs("snapshot");
+  if (files.empty()) GTEST_SKIP() << "no inputs";
+  almc_snapshot_t snap = nullptr;
+  ASSERT_EQ(almc_snapshot_create(&snap), ALMC_OK);
+  for (const auto& path : files) {
+    SCOPED_TRACE(path);
+    const std::string bytes = read_bytes(path);
+    for (const bool from_file : {false, true}) {
+      const almc_status st = from_file ? almc_snapshot_read(snap, path.c_str())
+                                       : almc_snapshot_parse(snap, bytes.data(), bytes.size());
+      if (st != ALMC_OK) {
+        EXPECT_TRUE(st == ALMC_ERR_PARSE || st == ALMC_ERR_INVALID_ARGUMENT) << almc_snapshot_last_error(snap);
+        EXPECT_STRNE(almc_snapshot_last_error(snap), "");
+        continue;
+      }
+      size_t n = 0;
+      int64_t step = -1, total = -1;
+      ASSERT_EQ(almc_snapshot_state(snap, nullptr, &n, &step, &total), ALMC_OK);
+      EXPECT_LE(n, bytes.size());
+      EXPECT_STRNE(almc_snapshot_run(snap), "");
+    }
+  }
+  almc_snapshot_destroy(snap);
+}
+
 }  // namespace

@@ -216,6 +216,15 @@ TEST(Resume, RefusesAnotherRunsState) {
   refused(c, p.op, cut, "bytes");
   std::vector<unsigned char> junk(st.size(), 'x');
   refused(c, p.op, junk, "not an almc sampler state");
+  {  // a float count in the header times 4 overflowed int64 (found by fuzz_snapshot; UBSan reported
+     // it in the sanitizer suite): the counts are bytes 120-143 (x, XGP's measurements, the pick)
+    for (const size_t at : {size_t(120), size_t(128), size_t(136)}) {
+      std::vector<unsigned char> v = st;
+      const int64_t huge = int64_t(1) << 62 | 3;
+      std::memcpy(v.data() + at, &huge, sizeof huge);
+      refused(c, p.op, v, "the state holds");
+    }
+  }
   {  // the format version (bytes 8-11, after the magic): another one, and this one byte-swapped
     std::vector<unsigned char> v = st;
     v[8] ^= 0x40;
