@@ -316,49 +316,12 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, c
     } catch (const std::exception& e) {
       throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
     }
-  // Convolution weights of the wrong rank, and non-positive strides, dilations, kernel sizes or
-  // groups, are refused here with the node's name (the planner would refuse them too; they once
-  // crashed libonnx's shape inference: a 1-D weight read past its end, a stride of 0 divided by;
-  // found by fuzz_onnx), from the ranks known before planning (initializers, Constant nodes,
-  // declared graph inputs).
-  std::unordered_map<std::string, int> static_rank;
-  for (const auto& init : gp.initializer()) static_rank[init.name()] = init.dims_size();
-  for (const auto& in : gp.input())
-    if (in.type().has_tensor_type() && in.type().tensor_type().has_shape())
-      static_rank.emplace(in.name(), in.type().tensor_type().shape().dim_size());
-  for (const auto& n : gp.node())
-    if (n.op_type() == "Constant" && n.output_size() == 1)
-      for (const auto& a : n.attribute())
-        if (a.name() == "value" && a.has_t()) static_rank[n.output(0)] = a.t().dims_size();
-  for (const auto& n : gp.node()) {
-    const std::string& op = n.op_type();
-    if (op != "Conv" && op != "ConvTranspose" && op != "AveragePool" && op != "MaxPool" && op != "LpPool") continue;
-    for (const auto& a : n.attribute()) {
-      const bool listed = a.name() == "strides" || a.name() == "dilations" || a.name() == "kernel_shape";
-      for (int k = 0; listed && k < a.ints_size(); ++k)
-        if (a.ints(k) <= 0)
-          throw Error(ALMC_ERR_PARSE, what + ": node " + op + " '" + n.name() + "' has " + a.name() + " " +
-                                          std::to_string(a.ints(k)) + " (must be positive)");
-      if (a.name() == "group" && a.i() <= 0)
-        throw Error(ALMC_ERR_PARSE, what + ": node " + op + " '" + n.name() + "' has group " + std::to_string(a.i()) +
-                                        " (must be positive)");
-    }
-  }
-  for (const auto& n : gp.node()) {
-    if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || n.input_size() < 2) continue;
-    const auto w = static_rank.find(n.input(1)), x = static_rank.find(n.input(0));
-    if (w == static_rank.end()) continue;
-    if (w->second < 3 || (x != static_rank.end() && x->second != w->second))
-      throw Error(ALMC_ERR_PARSE, what + ": node " + n.op_type() + " '" + n.name() + "' has a weight '" + n.input(1) +
-                                      "' of rank " + std::to_string(w->second) +
-                                      (x != static_rank.end() ? " for an input of rank " + std::to_string(x->second) : "") +
-                                      " (a convolution's weight has the input's rank, at least 3)");
-  }
-  // libonnx's shape inference is not run: the planner computes every shape itself, and inference
-  // could be made to stop the process from a 10 KB file (a Reshape to a 3e18-long axis whose
-  // Shape fed an Expand made it build a shape of 3e18 dimensions: 23 GB before the kernel killed
-  // it; found by fuzz_onnx), besides the division above. Output shapes a model does not declare
-  // stay unknown until planning.
+  // libonnx's shape inference is not run: the planner computes every shape itself (and refuses
+  // bad convolution weights, strides, dilations and groups), while inference could be made to
+  // stop the process: a 1-D convolution weight read past its end, a pooling stride of 0 divided
+  // by, and a 10 KB file (a Reshape to a 3e18-long axis whose Shape fed an Expand) made it build
+  // a shape of 3e18 dimensions, 23 GB before the kernel killed it (all found by fuzz_onnx).
+  // Output shapes a model does not declare stay unknown until planning.
   for (const auto& in : gp.input())
     if (!g.initializers.count(in.name())) g.inputs.push_back(convert_value_info(in, "graph input"));
   for (const auto& out : gp.output()) g.outputs.push_back(convert_value_info(out, "graph output"));
