@@ -16,6 +16,7 @@
 #include "host/backend/cpu_tables.hpp"
 #include "host/core/error.hpp"
 #include "host/core/host_memory.hpp"
+#include "host/core/parse_count.hpp"
 #include "host/onnx/cpu_gemm.hpp"
 #include "host/onnx/op_kernels.hpp"
 
@@ -322,13 +323,12 @@ constexpr int64_t kCpuChainStepMaxD = 64;
 int64_t chain_step_max_d() {
   const char* v = std::getenv("ALMC_CPU_CHAIN_STEP_MAX_D");
   if (!v || !*v) return kCpuChainStepMaxD;
-  char* end = nullptr;
-  const long long n = std::strtoll(v, &end, 10);
-  if (*end || n < 0) {
+  uint64_t n = 0;
+  if (!parse_count(v, n)) {
     std::fprintf(stderr, "almc: ignoring ALMC_CPU_CHAIN_STEP_MAX_D=%s (not a count of coordinates)\n", v);
     return kCpuChainStepMaxD;
   }
-  return std::min<int64_t>(n, kChainStepMaxD);
+  return int64_t(std::min<uint64_t>(n, uint64_t(kChainStepMaxD)));
 }
 
 class CpuBackend final : public Backend {

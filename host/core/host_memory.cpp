@@ -1,8 +1,9 @@
 #include "host/core/host_memory.hpp"
 
+#include "host/core/parse_count.hpp"
+
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -17,16 +18,15 @@ namespace host_memory_detail {
 namespace {
 constexpr size_t kNone = std::numeric_limits<size_t>::max();
 
+// A count from a file's text (surrounding blanks and the newline removed).
 bool parse_u64(const std::string& text, unsigned long long& v) {
   size_t a = 0, b = text.size();
   while (a < b && (text[a] == ' ' || text[a] == '\t')) ++a;
   while (b > a && (text[b - 1] == '\n' || text[b - 1] == ' ' || text[b - 1] == '\t')) --b;
-  if (a == b || text[a] < '0' || text[a] > '9') return false;
-  const std::string t = text.substr(a, b - a);
-  char* end = nullptr;
-  errno = 0;
-  v = std::strtoull(t.c_str(), &end, 10);
-  return errno == 0 && end && *end == '\0';
+  uint64_t u = 0;
+  if (!parse_count(text.substr(a, b - a), u)) return false;
+  v = u;
+  return true;
 }
 
 std::string slurp(const std::string& path) {

@@ -1,6 +1,7 @@
 // Loading an ONNX model into almc::onnx::Graph (see graph.hpp).
 #include "host/onnx/graph.hpp"
 
+#include "host/core/parse_count.hpp"
 #include "host/io/file.hpp"
 #include "host/onnx/op_table.hpp"
 
@@ -8,8 +9,6 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -77,10 +76,8 @@ class ExternalData {
     int64_t offset = 0, length = -1;
     for (const auto& kv : tp.external_data()) {
       auto number = [&](const std::string& v) {
-        char* end = nullptr;
-        errno = 0;
-        const long long n = std::strtoll(v.c_str(), &end, 10);
-        if (v.empty() || *end || errno || n < 0)
+        uint64_t n = 0;
+        if (!parse_count(v, n) || n > uint64_t(INT64_MAX))
           throw Error(ALMC_ERR_PARSE, what + ": external data " + kv.key() + " '" + v + "' is not a byte count");
         return int64_t(n);
       };
