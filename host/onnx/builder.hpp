@@ -292,6 +292,9 @@ class Builder {
   void composite_reduce();
   void composite_gelu();
   void composite_rms_norm();
+  void composite_attention();
+  void composite_trilu();
+  void composite_gather_nd();
 };
 
 // Passes over a lowered plan (fusion.cpp, arena.cpp).

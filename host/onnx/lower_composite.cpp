@@ -11,6 +11,12 @@
 //   Gelu (opset 20)        the erf form torch exports before opset 20 (x / sqrt 2, Erf, + 1, * x,
 //                          * 0.5), or the tanh form (approximate = "tanh"), which fusion then joins
 //   RMSNormalization (23)  x / sqrt(ReduceMean(x * x) + epsilon) * scale over the axes from `axis`
+//   Attention (23)         per-head Transpose / Reshape (3-D inputs), Concat of the past keys and
+//                          values, Expand of shared key/value heads (GQA, MQA), MatMul, the scale,
+//                          softcap, masks (boolean, additive, causal) as Where / Add, Softmax, MatMul
+//   Trilu                  Where(constant triangle, x, 0)
+//   GatherND               a Gather along the first axis of the data reshaped so that the indexed
+//                          axes are one (the linear indices computed here from constant indices)
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -84,6 +90,9 @@ void Builder::node_composite() {
   if (op == "ReduceL1" || op == "ReduceL2" || op == "ReduceSumSquare" || op == "ReduceLogSumExp") return composite_reduce();
   if (op == "Gelu") return composite_gelu();
   if (op == "RMSNormalization") return composite_rms_norm();
+  if (op == "Attention") return composite_attention();
+  if (op == "Trilu") return composite_trilu();
+  if (op == "GatherND") return composite_gather_nd();
   if (op == "PRelu") {
     need(0);
     need(1);
@@ -178,6 +187,176 @@ void Builder::composite_rms_norm() {
   const std::string ms = sub("ReduceMean", {sub("Mul", {x, x})}, {{"axes", ints_attr(axes)}, {"keepdims", int_attr(1)}});
   const std::string rms = sub("Sqrt", {sub("Add", {ms, konst({}, {eps})})});
   sub("Mul", {sub("Div", {x, rms}), nd.inputs[1]}, {}, nd.outputs[0]);
+}
+
+// Attention (opset 23): Y = softmax(Q K^T * scale [softcapped] + bias) V per head, where the bias
+// is the sum of the mask's (a boolean mask's false entries: -inf; a float mask: added as is) and
+// the causal frontier's (key j is visible to query i when j <= i + the past keys' length).
+// Q, K, V are [B, heads, S, head size], or [B, S, heads * head size] with the q_num_heads and
+// kv_num_heads attributes; query head h reads key/value head h / (q heads / kv heads).
+void Builder::composite_attention() {
+  const Node& nd = *cur_;
+  const Val Q = need(0), K = need(1), V = need(2);
+  const bool mask = in(3) != nullptr, mask_bool = mask && in(3)->dtype == DType::Bool;  // (sub() moves vals_)
+  const bool past = in(4) != nullptr;
+  if (past != (in(5) != nullptr)) fail("past_key and past_value must be given together", ALMC_ERR_PARSE);
+  if (in(6)) fail("the nonpad_kv_seqlen input (opset 24) is not supported");
+  if (nd.outputs.size() > 3 && !nd.outputs[3].empty()) fail("the qk_matmul_output output is not supported");
+  const size_t r = Q.shape.size();
+  if (r != 3 && r != 4) fail("Q of rank " + std::to_string(r) + " (3 or 4 is defined)", ALMC_ERR_PARSE);
+  if (K.shape.size() != r || V.shape.size() != r) fail("Q, K and V must have the same rank", ALMC_ERR_PARSE);
+  const int64_t B = Q.shape[0];
+  if (K.shape[0] != B || V.shape[0] != B)
+    fail("Q, K and V differ in batch: " + shape_str(Q.shape) + ", " + shape_str(K.shape) + ", " + shape_str(V.shape), ALMC_ERR_PARSE);
+  std::string q = nd.inputs[0], k = nd.inputs[1], v = nd.inputs[2];
+  int64_t Hq, Hkv, Sq, Skv, D, Dv;
+  auto heads_first = [&](const std::string& name, int64_t S, int64_t H, int64_t hd) {
+    return sub("Transpose", {sub("Reshape", {name, konst_ints({B, S, H, hd})})}, {{"perm", ints_attr({0, 2, 1, 3})}});
+  };
+  if (r == 3) {
+    Hq = nd.geti("q_num_heads", 0);
+    Hkv = nd.geti("kv_num_heads", 0);
+    if (Hq <= 0 || Hkv <= 0) fail("3-D Q, K and V need positive q_num_heads and kv_num_heads attributes", ALMC_ERR_PARSE);
+    if (Q.shape[2] % Hq || K.shape[2] % Hkv || V.shape[2] % Hkv)
+      fail("hidden sizes " + shape_str({Q.shape[2], K.shape[2], V.shape[2]}) + " not divisible by the heads (" +
+               std::to_string(Hq) + ", " + std::to_string(Hkv) + ")", ALMC_ERR_PARSE);
+    Sq = Q.shape[1];
+    Skv = K.shape[1];
+    D = Q.shape[2] / Hq;
+    Dv = V.shape[2] / Hkv;
+    if (K.shape[2] / Hkv != D) fail("Q and K head sizes differ", ALMC_ERR_PARSE);
+    if (V.shape[1] != Skv) fail("K and V sequence lengths differ", ALMC_ERR_PARSE);
+    q = heads_first(q, Sq, Hq, D);
+    k = heads_first(k, Skv, Hkv, D);
+    v = heads_first(v, Skv, Hkv, Dv);
+  } else {
+    Hq = Q.shape[1];
+    Sq = Q.shape[2];
+    D = Q.shape[3];
+    Hkv = K.shape[1];
+    Skv = K.shape[2];
+    Dv = V.shape[3];
+    if (K.shape[3] != D || V.shape[1] != Hkv || V.shape[2] != Skv)
+      fail("K " + shape_str(K.shape) + " and V " + shape_str(V.shape) + " do not match Q " + shape_str(Q.shape), ALMC_ERR_PARSE);
+  }
+  if (Hq % Hkv) fail(std::to_string(Hq) + " query heads are not a multiple of " + std::to_string(Hkv) + " key/value heads", ALMC_ERR_PARSE);
+  int64_t P = 0;
+  if (past) {
+    const Val& PK = need(4);
+    const Val& PV = need(5);
+    if (PK.shape.size() != 4 || PV.shape.size() != 4 || PK.shape[0] != B || PK.shape[1] != Hkv || PK.shape[3] != D ||
+        PV.shape[0] != B || PV.shape[1] != Hkv || PV.shape[2] != PK.shape[2] || PV.shape[3] != Dv)
+      fail("past_key " + shape_str(PK.shape) + " / past_value " + shape_str(PV.shape) + " do not match the keys and values", ALMC_ERR_PARSE);
+    P = PK.shape[2];
+    k = sub("Concat", {nd.inputs[4], k}, {{"axis", int_attr(2)}});
+    v = sub("Concat", {nd.inputs[5], v}, {{"axis", int_attr(2)}});
+  }
+  const int64_t T = Skv + P;
+  if (nd.outputs.size() > 1 && !nd.outputs[1].empty()) sub("Identity", {k}, {}, nd.outputs[1]);
+  if (nd.outputs.size() > 2 && !nd.outputs[2].empty()) sub("Identity", {v}, {}, nd.outputs[2]);
+  if (Hq != Hkv) {  // each key/value head serves Hq / Hkv consecutive query heads
+    const int64_t G = Hq / Hkv;
+    auto repeat = [&](const std::string& name, int64_t hd) {
+      const std::string e = sub("Expand", {sub("Reshape", {name, konst_ints({B, Hkv, 1, T, hd})}), konst_ints({B, Hkv, G, T, hd})});
+      return sub("Reshape", {e, konst_ints({B, Hq, T, hd})});
+    };
+    k = repeat(k, D);
+    v = repeat(v, Dv);
+  }
+  const double scale = nd.has("scale") ? double(nd.getf("scale", 1.f)) : 1.0 / std::sqrt(double(D));
+  std::string s = sub("MatMul", {q, sub("Transpose", {k}, {{"perm", ints_attr({0, 1, 3, 2})}})});
+  s = sub("Mul", {s, konst({}, {scale})});
+  const double cap = nd.getf("softcap", 0.f);
+  if (cap < 0) fail("negative softcap", ALMC_ERR_PARSE);
+  if (cap > 0) s = sub("Mul", {sub("Tanh", {sub("Div", {s, konst({}, {cap})})}), konst({}, {cap})});
+  const std::string minus_inf = konst({}, {-INFINITY});
+  if (mask) {
+    if (mask_bool) s = sub("Where", {nd.inputs[3], s, minus_inf});
+    else s = sub("Add", {s, nd.inputs[3]});
+  }
+  if (nd.geti("is_causal", 0) != 0) {
+    std::vector<double> vis(size_t(Sq * T));
+    for (int64_t i = 0; i < Sq; ++i)
+      for (int64_t j = 0; j < T; ++j) vis[size_t(i * T + j)] = j <= i + P ? 1.0 : 0.0;
+    s = sub("Where", {konst({Sq, T}, std::move(vis), DType::Bool), s, minus_inf});
+  }
+  std::string p = sub("Softmax", {s}, {{"axis", int_attr(-1)}});
+  // A row whose every key is masked is NaN after the softmax; the operator defines it as zeros.
+  if (mask) p = sub("Where", {sub("Equal", {p, p}), p, konst({}, {0.0})});
+  if (r == 4) {
+    sub("MatMul", {p, v}, {}, nd.outputs[0]);
+    return;
+  }
+  const std::string y = sub("Transpose", {sub("MatMul", {p, v})}, {{"perm", ints_attr({0, 2, 1, 3})}});
+  sub("Reshape", {y, konst_ints({B, Sq, Hq * Dv})}, {}, nd.outputs[0]);
+}
+
+// Trilu: keeps x[..., i, j] where j - i >= k (upper) or j - i <= k (lower), zeros elsewhere.
+void Builder::composite_trilu() {
+  const Node& nd = *cur_;
+  const Val& X = need(0);
+  const size_t r = X.shape.size();
+  if (r < 2) fail("input of rank " + std::to_string(r) + " (needs at least 2)", ALMC_ERR_PARSE);
+  int64_t k = 0;
+  if (in(1)) {
+    const auto ks = const_ints(1, "k");
+    if (ks.size() != 1) fail("k must be one value", ALMC_ERR_PARSE);
+    k = std::clamp<int64_t>(ks[0], -kMaxAttr, kMaxAttr);
+  }
+  const bool upper = nd.geti("upper", 1) != 0;
+  const int64_t R = X.shape[r - 2], C = X.shape[r - 1];
+  const DType dt = X.dtype;  // (konst() below may move vals_)
+  std::vector<double> keep(size_t(numel({R, C})));
+  for (int64_t i = 0; i < R; ++i)
+    for (int64_t j = 0; j < C; ++j) keep[size_t(i * C + j)] = (upper ? j - i >= k : j - i <= k) ? 1.0 : 0.0;
+  sub("Where", {konst({R, C}, std::move(keep), DType::Bool), nd.inputs[0], konst({}, {0.0}, dt)}, {}, nd.outputs[0]);
+}
+
+// GatherND: out[b.., i.., rest] = data[b.., idx[b.., i.., :], rest] with batch_dims leading batch
+// axes. The indexed axes (batch and the idx's depth) are flattened into one, so one Gather along
+// axis 0 does it; constant indices become linear indices here. Runtime indices are taken when
+// they address one axis (batch_dims 0, depth 1), which is a Gather as it stands.
+void Builder::composite_gather_nd() {
+  const Node& nd = *cur_;
+  const Val& X = need(0);
+  const Val& I = need(1);
+  const int64_t b = nd.geti("batch_dims", 0);
+  const int64_t r = int64_t(X.shape.size()), qr = int64_t(I.shape.size());
+  if (qr < 1) fail("indices of rank 0", ALMC_ERR_PARSE);
+  const int64_t depth = I.shape.back();
+  if (b < 0 || b >= std::min(r, qr)) fail("batch_dims " + std::to_string(b) + " out of range", ALMC_ERR_PARSE);
+  if (depth < 1 || b + depth > r)
+    fail("index depth " + std::to_string(depth) + " does not fit data " + shape_str(X.shape) + " with batch_dims " + std::to_string(b),
+         ALMC_ERR_PARSE);
+  for (int64_t i = 0; i < b; ++i)
+    if (I.shape[size_t(i)] != X.shape[size_t(i)]) fail("indices " + shape_str(I.shape) + " and data " + shape_str(X.shape) + " differ in batch", ALMC_ERR_PARSE);
+  std::vector<int64_t> lead(I.shape.begin(), I.shape.end() - 1), flat = {1};
+  for (int64_t i = 0; i < b + depth; ++i) flat[0] *= X.shape[size_t(i)];
+  flat.insert(flat.end(), X.shape.begin() + b + depth, X.shape.end());
+  if (!I.c) {
+    if (b != 0 || depth != 1) fail("runtime indices (not computable when the model is loaded) with batch_dims or an index depth above 1");
+    const std::string idx = sub("Reshape", {nd.inputs[1], konst_ints(lead)});
+    sub("Gather", {nd.inputs[0], idx}, {{"axis", int_attr(0)}}, nd.outputs[0]);
+    return;
+  }
+  const int64_t n = numel(lead);
+  int64_t per_batch = 1;  // the positions of the index tuples within one batch entry
+  for (int64_t i = b; i < qr - 1; ++i) per_batch *= I.shape[size_t(i)];
+  int64_t block = 1;  // data entries per batch entry along the indexed axes
+  for (int64_t i = b; i < b + depth; ++i) block *= X.shape[size_t(i)];
+  std::vector<double> lin(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) {
+    int64_t l = 0;
+    for (int64_t j = 0; j < depth; ++j) {
+      const int64_t dim = X.shape[size_t(b + j)];
+      int64_t v = to_i64(I.c->v[size_t(t * depth + j)]);
+      if (v < -dim || v >= dim) fail("index " + std::to_string(v) + " out of range for an axis of " + std::to_string(dim), ALMC_ERR_PARSE);
+      l = l * dim + (v < 0 ? v + dim : v);
+    }
+    lin[size_t(t)] = double((t / per_batch) * block + l);
+  }
+  const std::string data = sub("Reshape", {nd.inputs[0], konst_ints(flat)});
+  sub("Gather", {data, konst(lead, std::move(lin), DType::Int64)}, {{"axis", int_attr(0)}}, nd.outputs[0]);
 }
 
 void Builder::composite_depth_space(bool to_space) {

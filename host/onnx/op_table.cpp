@@ -41,6 +41,7 @@ const std::vector<OpInfo>& op_table() {
       {"SpaceToDepth", F::Composite}, {"PRelu", F::Composite}, {"Sum", F::Composite}, {"Mean", F::Composite},
       {"ReduceL1", F::Composite}, {"ReduceL2", F::Composite}, {"ReduceSumSquare", F::Composite},
       {"ReduceLogSumExp", F::Composite}, {"Gelu", F::Composite}, {"RMSNormalization", F::Composite},
+      {"Attention", F::Composite}, {"Trilu", F::Composite}, {"GatherND", F::Composite},
       {"CastLike", F::Constant},
   };
   return table;

@@ -188,6 +188,112 @@ def spec_checks():
     print("onnxruntime agrees with the NumPy checks of GroupNormalization 18/21, half_pixel_symmetric, dilated AveragePool")
 
 
+def np_attention(q, k, v, heads, kv_heads, mask=None, pk=None, pv=None, causal=False, softcap=0.0, scale=None):
+    """The Attention-23 specification in NumPy (float64) for 3-D inputs [B, S, heads * size]."""
+    b, sq, _ = q.shape
+    split = lambda a, h: a.reshape(b, a.shape[1], h, -1).transpose(0, 2, 1, 3).astype(np.float64)
+    q4, k4, v4 = split(q, heads), split(k, kv_heads), split(v, kv_heads)
+    past = 0
+    if pk is not None:
+        past = pk.shape[2]
+        k4, v4 = np.concatenate([pk, k4], 2), np.concatenate([pv, v4], 2)
+    k4, v4 = np.repeat(k4, heads // kv_heads, 1), np.repeat(v4, heads // kv_heads, 1)
+    sc = 1 / math.sqrt(q4.shape[-1]) if scale is None else scale
+    s = q4 @ k4.transpose(0, 1, 3, 2) * sc
+    if softcap > 0:
+        s = softcap * np.tanh(s / softcap)
+    total = k4.shape[2]
+    bias = np.zeros((sq, total))
+    if causal:
+        bias[np.arange(total)[None, :] > np.arange(sq)[:, None] + past] = -np.inf
+    if mask is not None:
+        bias = bias + (np.where(mask, 0.0, -np.inf) if mask.dtype == bool else mask)
+    s = s + bias
+    m = np.max(s, -1, keepdims=True)
+    e = np.where(np.isfinite(m), np.exp(s - np.where(np.isfinite(m), m, 0)), 0.0)
+    den = e.sum(-1, keepdims=True)
+    p = np.where(den > 0, e / np.where(den > 0, den, 1), 0.0)  # a fully masked row: zeros
+    return (p @ v4).transpose(0, 2, 1, 3).reshape(b, sq, -1), k4, v4
+
+
+def attention_spec_check():
+    """onnxruntime's Attention-23 against np_attention: 3-D inputs, grouped key/value heads, past
+    keys and values, causal with the past offset, a boolean mask with a fully masked row, softcap."""
+    b, sq, skv, past = 2, 5, 5, 3
+    q, k, v = rand(b, sq, 4 * 6), rand(b, skv, 2 * 6), rand(b, skv, 2 * 5)
+    pk, pv = rand(b, 2, past, 6), rand(b, 2, past, 5)
+    mask = RNG.random((sq, skv + past)) < 0.7
+    mask[2] = False
+    names = ["q", "k", "v", "mask", "pk", "pv"]
+    vals = [q, k, v, mask, pk, pv]
+    g = H.make_graph([H.make_node("Attention", names, ["y", "present_k", "present_v"], q_num_heads=4, kv_num_heads=2, is_causal=1, softcap=2.0)],
+                     "g", [H.make_tensor_value_info(n, TensorProto.BOOL if n == "mask" else TensorProto.FLOAT, list(a.shape))
+                           for n, a in zip(names, vals)], [H.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 23)])
+    m.ir_version = 10
+    y = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, dict(zip(names, vals)))[0]
+    want = np_attention(q, k, v, 4, 2, mask, pk, pv, causal=True, softcap=2.0)[0]
+    assert np.all(want[:, 2] == 0) and np.abs(y - want).max() < 1e-5, ("Attention", np.abs(y - want).max())
+    print("onnxruntime agrees with the NumPy check of Attention-23 (GQA, past, causal, boolean mask, softcap)")
+
+
+def attention23():
+    """Attention (23): 3-D with grouped key/value heads, past keys/values (their present value used
+    too), causal, a boolean mask with a fully masked row and softcap; 4-D with an additive mask and
+    a scale; 3-D plain. Trilu (upper with k = 1, lower with k = -1 as an input). GatherND: depth 2
+    with negative indices, batch_dims 1, and runtime indices (the level's bucket) into a table."""
+    nodes = [
+        H.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1, 3]),
+        H.make_node("Reshape", ["xt", "tok"], ["x3"]),                                   # [B, 6, 48]
+        H.make_node("MatMul", ["x3", "wq"], ["q"]),
+        H.make_node("MatMul", ["x3", "wk"], ["k"]),
+        H.make_node("MatMul", ["x3", "wv"], ["v"]),
+        H.make_node("Shape", ["x"], ["xs"], start=0, end=1),
+        H.make_node("Concat", ["xs", "pk_rest"], ["pk_shape"], axis=0),
+        H.make_node("Expand", ["pk0", "pk_shape"], ["pk"]),
+        H.make_node("Expand", ["pv0", "pk_shape"], ["pv"]),
+        H.make_node("Attention", ["q", "k", "v", "mask", "pk", "pv"], ["y1", "present_k", "present_v"],
+                    q_num_heads=4, kv_num_heads=2, is_causal=1, softcap=2.0),           # [B, 6, 48]
+        H.make_node("Reshape", ["y1", "hw_c"], ["y1r"]),
+        H.make_node("Transpose", ["y1r"], ["a0"], perm=[0, 2, 1, 3]),                    # [B, 8, 6, 6]
+        H.make_node("Reshape", ["present_v", "six_cube"], ["a1"]),                       # [B, 2*9*12 = 216 -> 6, 6, 6]
+        H.make_node("Mul", ["x", "kscale"], ["k4"]),
+        H.make_node("Tanh", ["x"], ["v4"]),
+        H.make_node("Attention", ["x", "k4", "v4", "fmask"], ["a2"], scale=0.3),         # [B, 8, 6, 6]
+        H.make_node("Attention", ["x3", "x3", "x3"], ["y3"], q_num_heads=3, kv_num_heads=3),
+        H.make_node("Reshape", ["y3", "hw_c"], ["y3r"]),
+        H.make_node("Transpose", ["y3r"], ["a3"], perm=[0, 2, 1, 3]),
+        H.make_node("Trilu", ["x", "one_i"], ["a4"]),
+        H.make_node("Trilu", ["x", "minus_one_i"], ["a5"], upper=0),
+        H.make_node("Transpose", ["x"], ["xg"], perm=[2, 3, 0, 1]),                      # [6, 6, B, 8]
+        H.make_node("GatherND", ["xg", "idx2"], ["g1"]),
+        H.make_node("Transpose", ["g1"], ["a6"], perm=[2, 3, 0, 1]),
+        H.make_node("Transpose", ["x"], ["xb"], perm=[1, 2, 3, 0]),                      # [8, 6, 6, B]
+        H.make_node("GatherND", ["xb", "idx_b"], ["g2"], batch_dims=1),
+        H.make_node("Transpose", ["g2"], ["a7"], perm=[3, 0, 1, 2]),
+        H.make_node("Mul", ["t", "bucket"], ["tb"]),
+        H.make_node("Floor", ["tb"], ["tf"]),
+        H.make_node("Cast", ["tf"], ["ti"], to=TensorProto.INT64),
+        H.make_node("Unsqueeze", ["ti", "ax1"], ["tu"]),                                 # [B, 1]
+        H.make_node("GatherND", ["table", "tu"], ["g3"]),                                # [B, 288]
+        H.make_node("Reshape", ["g3", "chw"], ["a8"]),
+    ]
+    mask = RNG.random((6, 9)) < 0.7
+    mask[2] = False
+    idx2 = RNG.integers(-6, 6, size=(6, 6, 2))
+    idx_b = RNG.integers(0, 6, size=(8, 6, 1))
+    inits = [i64("tok", [0, 6, 48]), f32("wq", rand(48, 48, scale=0.2)), f32("wk", rand(48, 24, scale=0.2)),
+             f32("wv", rand(48, 24, scale=0.2)), i64("pk_rest", [2, 3, 12]), f32("pk0", rand(1, 2, 3, 12)),
+             f32("pv0", rand(1, 2, 3, 12)), H.make_tensor("mask", TensorProto.BOOL, [6, 9], mask.ravel().tolist()),
+             i64("hw_c", [0, 6, 8, 6]), i64("six_cube", [0, 6, 6, 6]), f32("kscale", rand(1, 8, 1, 6) + 1),
+             f32("fmask", rand(1, 1, 6, 6)), H.make_tensor("one_i", TensorProto.INT64, [], [1]),
+             H.make_tensor("minus_one_i", TensorProto.INT64, [], [-1]),
+             H.make_tensor("idx2", TensorProto.INT64, [6, 6, 2], idx2.ravel().tolist()),
+             H.make_tensor("idx_b", TensorProto.INT64, [8, 6, 1], idx_b.ravel().tolist()),
+             f32("bucket", 5.99), i64("ax1", [1]), f32("table", rand(6, 288)), i64("chw", [0, 8, 6, 6])]
+    finish("zoo_attention23", 23, nodes, inits, ["a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"], 8 * 8 + 6)
+
+
 def refusals():
     """Models the loader must refuse with a message naming the problem: an opset past 25, an
     antialiased linear down-sampling, an unknown Gelu approximation (x [N, 4, 4, 4] -> y)."""
@@ -222,3 +328,5 @@ if __name__ == "__main__":
     spec_checks()
     opset18()
     opset23()
+    attention_spec_check()
+    attention23()
