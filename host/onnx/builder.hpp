@@ -6,6 +6,7 @@
 //   lower_elementwise.cpp  elementwise ops       lower_gemm_conv.cpp  Gemm, MatMul, Conv, ConvTranspose
 //   lower_image.cpp        pooling, Resize, Pad  lower_reduce.cpp     reductions, Softmax, normalisations
 //   lower_layout.cpp       data movement (Concat, Split, Reshape, Transpose, Gather, Slice, ...)
+//                          and the tensor-sequence ops
 //   fusion.cpp             elementwise fusion, normalisation and GEMM/conv epilogues, dimension
 //                          collapsing
 //   arena.cpp              liveness, arena placement, binding
@@ -66,6 +67,9 @@ class Builder {
   int64_t n_;
   Plan& P;
   std::unordered_map<std::string, Val> vals_;
+  // Tensor sequences (SplitToSequence, SequenceConstruct, ...): the names of their tensors, known
+  // while planning (positions must be constants), so a sequence is never a runtime object.
+  std::unordered_map<std::string, std::vector<std::string>> seqs_;
   std::map<const HostTensor*, int64_t> const_off_;
   std::vector<ConstPtr> keep_;
   const Node* cur_ = nullptr;
@@ -277,6 +281,7 @@ class Builder {
   void node_norm();
   void node_layout();                           // lower_layout.cpp
   void node_tile();
+  void node_sequence();
   void node_composite();                        // lower_composite.cpp
 
   // Composite lowering (lower_composite.cpp): an op rewritten as nodes of other ops, each lowered

@@ -5,12 +5,14 @@
 #include "host/io/file.hpp"
 #include "host/onnx/op_table.hpp"
 
+#include <google/protobuf/unknown_field_set.h>
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -179,6 +181,105 @@ ValueInfo convert_value_info(const ::onnx::ValueInfoProto& vi, const std::string
   return out;
 }
 
+// Fields newer than Debian's libonnx 1.12 (IR 8) reach it as unknown fields: a string field's
+// values by field number (FunctionProto.overload 13 and attribute_proto 11, NodeProto.overload 8).
+std::vector<std::string> unknown_bytes(const google::protobuf::Message& m, int field) {
+  std::vector<std::string> r;
+  const auto& u = m.GetReflection()->GetUnknownFields(m);
+  for (int i = 0; i < u.field_count(); ++i)
+    if (u.field(i).number() == field && u.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED)
+      r.push_back(u.field(i).length_delimited());
+  return r;
+}
+std::string overload_of(const google::protobuf::Message& m, int field) {
+  const auto v = unknown_bytes(m, field);
+  return v.empty() ? std::string() : v.back();
+}
+
+// Model-local functions (ModelProto.functions, IR 8 and later; torch's exporters can write them,
+// e.g. export_modules_as_functions, and onnxscript does): every call is replaced by the function's
+// body, its inputs and outputs renamed to the call's, its other values given a prefix unique to
+// the call, and attribute references (ref_attr_name) given the call's attribute or the function's
+// default. Calls inside bodies are expanded too, to a depth of 16; the result is bounded in size.
+void inline_functions(::onnx::ModelProto& model, int64_t opset, const std::string& what) {
+  if (model.functions_size() == 0) return;
+  std::map<std::string, const ::onnx::FunctionProto*> fns;
+  auto key = [](const std::string& domain, const std::string& name, const std::string& overload) {
+    return domain + '\n' + name + '\n' + overload;
+  };
+  for (const auto& f : model.functions()) {
+    if (!fns.emplace(key(f.domain(), f.name(), overload_of(f, 13)), &f).second)
+      throw Error(ALMC_ERR_PARSE, what + ": function '" + f.domain() + "." + f.name() + "' is defined twice");
+    for (const auto& op : f.opset_import())
+      if ((op.domain().empty() || op.domain() == "ai.onnx") && op.version() != opset)
+        throw Error(ALMC_ERR_UNSUPPORTED, what + ": function '" + f.name() + "' imports opset " + std::to_string(op.version()) +
+                                              " and the model opset " + std::to_string(opset) + " (one opset per model is supported)");
+  }
+  constexpr int kMaxDepth = 16;
+  constexpr int kMaxNodes = 1 << 20;
+  google::protobuf::RepeatedPtrField<::onnx::NodeProto> out;
+  int64_t calls = 0;
+  std::function<void(const ::onnx::NodeProto&, int)> expand = [&](const ::onnx::NodeProto& n, int depth) {
+    auto it = fns.find(key(n.domain(), n.op_type(), overload_of(n, 8)));
+    if (it == fns.end()) {
+      if (out.size() >= kMaxNodes) throw Error(ALMC_ERR_UNSUPPORTED, what + ": more than 2^20 nodes once its functions are expanded");
+      *out.Add() = n;
+      return;
+    }
+    const ::onnx::FunctionProto& f = *it->second;
+    if (depth >= kMaxDepth)
+      throw Error(ALMC_ERR_PARSE, what + ": function calls nested deeper than " + std::to_string(kMaxDepth) + " (a recursive function?) at '" +
+                                      f.name() + "'");
+    if (n.input_size() > f.input_size() || n.output_size() > f.output_size())
+      throw Error(ALMC_ERR_PARSE, what + ": node '" + n.name() + "' calls function '" + f.name() + "' with " +
+                                      std::to_string(n.input_size()) + " inputs and " + std::to_string(n.output_size()) +
+                                      " outputs; it has " + std::to_string(f.input_size()) + " and " + std::to_string(f.output_size()));
+    const std::string prefix = (n.name().empty() ? f.name() : n.name()) + "::" + std::to_string(calls++) + "::";
+    std::unordered_map<std::string, std::string> rename;
+    for (int i = 0; i < f.input_size(); ++i) rename[f.input(i)] = i < n.input_size() ? n.input(i) : std::string();
+    for (int i = 0; i < f.output_size(); ++i)
+      rename[f.output(i)] = i < n.output_size() && !n.output(i).empty() ? n.output(i) : prefix + f.output(i);
+    std::map<std::string, ::onnx::AttributeProto> attrs;
+    for (const auto& bytes : unknown_bytes(f, 11)) {  // defaults (IR 9)
+      ::onnx::AttributeProto a;
+      if (!a.ParseFromString(bytes)) throw Error(ALMC_ERR_PARSE, what + ": function '" + f.name() + "' has an unreadable attribute default");
+      attrs[a.name()] = a;
+    }
+    for (const auto& a : n.attribute()) attrs[a.name()] = a;
+    for (const auto& body : f.node()) {
+      ::onnx::NodeProto c = body;
+      c.set_name(prefix + body.name());
+      for (auto& v : *c.mutable_input())
+        if (!v.empty()) {
+          auto r = rename.find(v);
+          v = r != rename.end() ? r->second : prefix + v;
+        }
+      for (auto& v : *c.mutable_output())
+        if (!v.empty()) {
+          auto r = rename.find(v);
+          v = r != rename.end() ? r->second : prefix + v;
+        }
+      google::protobuf::RepeatedPtrField<::onnx::AttributeProto> resolved;
+      for (const auto& a : body.attribute()) {
+        if (a.ref_attr_name().empty()) {
+          *resolved.Add() = a;
+          continue;
+        }
+        auto v = attrs.find(a.ref_attr_name());
+        if (v == attrs.end()) continue;  // neither given nor defaulted: the attribute is absent
+        ::onnx::AttributeProto& r = *resolved.Add();
+        r = v->second;
+        r.set_name(a.name());
+        r.clear_ref_attr_name();
+      }
+      c.mutable_attribute()->Swap(&resolved);
+      expand(c, depth + 1);
+    }
+  };
+  for (const auto& n : model.graph().node()) expand(n, 0);
+  model.mutable_graph()->mutable_node()->Swap(&out);
+}
+
 }  // namespace
 
 std::string Node::label() const { return op + " '" + name + "'"; }
@@ -222,6 +323,7 @@ Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, c
     throw Error(ALMC_ERR_UNSUPPORTED, what + " uses opset " + std::to_string(g.opset) + "; the executor supports " +
                                           std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset));
 
+  inline_functions(model, g.opset, what);
   const auto& gp = model.graph();
   // Structural checks first: they give clearer messages than the checker's.
   std::unordered_set<std::string> known;

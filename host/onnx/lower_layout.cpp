@@ -301,6 +301,121 @@ void Builder::node_layout() {
   fail("operator not implemented by the planner");
 }
 
+// Tensor sequences (opset 11): a sequence is the list of its tensors' names, resolved here, so
+// every position must be a constant; SequenceAt and ConcatFromSequence then read tensors as
+// usual. torch 2.x's exporter writes SplitToSequence / SequenceAt for torch.split and chunk when
+// the graph is not optimised (optimize=False).
+void Builder::node_sequence() {
+  const Node& nd = *cur_;
+  const std::string& op = nd.op;
+  auto seq_in = [&](size_t i) -> const std::vector<std::string>& {
+    if (i >= nd.inputs.size() || nd.inputs[i].empty()) fail("missing input " + std::to_string(i), ALMC_ERR_PARSE);
+    auto it = seqs_.find(nd.inputs[i]);
+    if (it == seqs_.end()) fail("input '" + nd.inputs[i] + "' is not a tensor sequence", ALMC_ERR_PARSE);
+    return it->second;
+  };
+  auto attr_int = [](int64_t v) {
+    Attr a;
+    a.i = v;
+    return a;
+  };
+  auto attr_ints = [](std::vector<int64_t> v) {
+    Attr a;
+    a.ints = std::move(v);
+    return a;
+  };
+  // A position: a constant scalar in [-n, n) (or [-n, n] where `n_ok`, to insert at the end).
+  auto position = [&](size_t i, int64_t n, bool n_ok) {
+    const auto p = const_ints(i, "a sequence position");
+    if (p.size() != 1) fail("a sequence position must be one value", ALMC_ERR_PARSE);
+    const int64_t hi = n_ok ? n : n - 1;
+    if (p[0] < -n || p[0] > hi) fail("position " + std::to_string(p[0]) + " out of range for a sequence of " + std::to_string(n), ALMC_ERR_PARSE);
+    return p[0] < 0 ? p[0] + n : p[0];
+  };
+  if (nd.outputs.empty() || nd.outputs[0].empty()) fail("no output", ALMC_ERR_PARSE);
+  const std::string& out = nd.outputs[0];
+  if (op == "SequenceEmpty") {
+    seqs_[out] = {};
+  } else if (op == "SequenceConstruct") {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < nd.inputs.size(); ++i) {
+      need(i);
+      names.push_back(nd.inputs[i]);
+    }
+    seqs_[out] = std::move(names);
+  } else if (op == "SequenceLength") {
+    auto t = std::make_shared<HostTensor>();
+    t->dtype = DType::Int64;
+    t->v = {double(seq_in(0).size())};
+    set_const(0, t);
+  } else if (op == "SequenceAt") {
+    const auto& names = seq_in(0);
+    const std::string name = names[size_t(position(1, int64_t(names.size()), false))];
+    sub("Identity", {name}, {}, out);
+  } else if (op == "SequenceInsert") {
+    std::vector<std::string> names = seq_in(0);
+    need(1);
+    const int64_t p = in(2) ? position(2, int64_t(names.size()), true) : int64_t(names.size());
+    names.insert(names.begin() + p, nd.inputs[1]);
+    seqs_[out] = std::move(names);
+  } else if (op == "SequenceErase") {
+    std::vector<std::string> names = seq_in(0);
+    if (names.empty()) fail("erasing from an empty sequence", ALMC_ERR_PARSE);
+    const int64_t p = in(1) ? position(1, int64_t(names.size()), false) : int64_t(names.size()) - 1;
+    names.erase(names.begin() + p);
+    seqs_[out] = std::move(names);
+  } else if (op == "ConcatFromSequence") {
+    const std::vector<std::string> names = seq_in(0);
+    if (names.empty()) fail("concatenating an empty sequence", ALMC_ERR_PARSE);
+    const bool new_axis = nd.geti("new_axis", 0) != 0;
+    const int64_t axis = nd.geti("axis", 0);
+    std::vector<std::string> parts = names;
+    if (new_axis) {
+      const size_t r = vals_.at(names[0]).shape.size();
+      const int64_t a = axis_norm(axis, r + 1);
+      for (auto& n : parts) n = sub("Unsqueeze", {n}, {{"axes", attr_ints({a})}});
+    }
+    sub("Concat", parts, {{"axis", attr_int(axis)}}, out);
+  } else if (op == "SplitToSequence") {
+    const Val X = need(0);
+    const int64_t axis = axis_norm(nd.geti("axis", 0), X.shape.size());
+    const int64_t len = X.shape[size_t(axis)];
+    std::vector<int64_t> sizes;
+    bool squeeze = false;
+    if (!in(1)) {  // chunks of 1, squeezed unless keepdims
+      sizes.assign(size_t(len), 1);
+      squeeze = nd.geti("keepdims", 1) == 0;
+    } else {
+      const Val& S = need(1);
+      const auto v = const_ints(1, "split");
+      if (S.shape.empty()) {  // one size: equal chunks, the last one shorter
+        if (v.size() != 1 || v[0] <= 0) fail("split must be positive", ALMC_ERR_PARSE);
+        for (int64_t at = 0; at < len; at += v[0]) sizes.push_back(std::min(v[0], len - at));
+      } else {
+        int64_t sum = 0;
+        for (auto x : v) {
+          if (x < 0) fail("negative split size", ALMC_ERR_PARSE);
+          sum += x;
+        }
+        if (sum != len) fail("split sizes add up to " + std::to_string(sum) + ", not the axis' " + std::to_string(len), ALMC_ERR_PARSE);
+        sizes = v;
+      }
+    }
+    if (sizes.size() > 4096) fail("a sequence of " + std::to_string(sizes.size()) + " tensors (the executor takes 4096)");
+    std::vector<std::string> names;
+    int64_t at = 0;
+    for (int64_t n : sizes) {
+      std::string piece = sub("Slice", {nd.inputs[0], konst_ints({at}), konst_ints({at + n}), konst_ints({axis})});
+      if (squeeze) piece = sub("Squeeze", {piece}, {{"axes", attr_ints({axis})}});
+      names.push_back(piece);
+      at += n;
+    }
+    seqs_[out] = std::move(names);
+  } else {
+    fail("is not a sequence op", ALMC_ERR_INTERNAL);
+  }
+}
+
 // Elementwise fusion, GEMM epilogues, dimension collapsing, then the arena.
 
 }  // namespace almc::onnx::planning

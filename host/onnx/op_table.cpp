@@ -43,6 +43,9 @@ const std::vector<OpInfo>& op_table() {
       {"ReduceLogSumExp", F::Composite}, {"Gelu", F::Composite}, {"RMSNormalization", F::Composite},
       {"Attention", F::Composite}, {"Trilu", F::Composite}, {"GatherND", F::Composite},
       {"CastLike", F::Constant},
+      {"SplitToSequence", F::Sequence}, {"SequenceAt", F::Sequence}, {"SequenceConstruct", F::Sequence},
+      {"ConcatFromSequence", F::Sequence}, {"SequenceLength", F::Sequence}, {"SequenceEmpty", F::Sequence},
+      {"SequenceInsert", F::Sequence}, {"SequenceErase", F::Sequence},
   };
   return table;
 }

@@ -25,6 +25,7 @@ enum class OpFamily {
   Norm,
   Layout,  // data movement: Concat, Split, Reshape, Flatten, Transpose, (Un)squeeze, Gather, Slice, Expand, Tile
   Composite,  // rewritten as other ops (lower_composite.cpp): Einsum, BatchNormalization, DepthToSpace, ...
+  Sequence,   // tensor sequences, resolved while planning into lists of tensors (lower_layout.cpp)
 };
 
 struct OpInfo {

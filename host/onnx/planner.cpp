@@ -122,6 +122,7 @@ void Builder::node() {
     case OpFamily::Norm: return node_norm();
     case OpFamily::Layout: return node_layout();
     case OpFamily::Composite: return node_composite();
+    case OpFamily::Sequence: return node_sequence();
   }
 }
 

@@ -323,7 +323,10 @@ TEST(Onnx, RefusesNewerFormsItDoesNotImplement) {
   };
   for (const Case& c : {Case{"refuse_opset26", ALMC_ERR_UNSUPPORTED, "uses opset 26; the executor supports 7 to 25"},
                         Case{"refuse_antialias", ALMC_ERR_UNSUPPORTED, "antialiased linear downsampling"},
-                        Case{"refuse_gelu_approx", ALMC_ERR_PARSE, "approximate 'fast'"}}) {
+                        Case{"refuse_gelu_approx", ALMC_ERR_PARSE, "approximate 'fast'"},
+                        Case{"refuse_attention_qk", ALMC_ERR_UNSUPPORTED, "the qk_matmul_output output is not supported"},
+                        Case{"refuse_recursive_function", ALMC_ERR_PARSE, "function calls nested deeper than 16"},
+                        Case{"refuse_gathernd_runtime", ALMC_ERR_UNSUPPORTED, "runtime indices"}}) {
     SCOPED_TRACE(c.file);
     auto r = refusal(read_bytes(data_dir() + c.file + ".onnx"));
     EXPECT_EQ(r.first, c.status) << r.second;

@@ -2,12 +2,14 @@
 """Score networks as torch 2.x's default exporter writes them (torch.onnx.export(..., dynamo=True)),
 for checking the executor on what current exporters emit: IR 10, opset 18 or 23, the attention op
 of opset 23 (F.scaled_dot_product_attention), Trilu (a causal mask at opset 18), GatherND (torch's
-decomposition of some interpolations), GroupNormalization 21. Needs torch >= 2.9 with onnxscript
+decomposition of some interpolations), GroupNormalization 21, and without the exporter's graph
+optimisation (optimize=False) tensor sequences (SplitToSequence, SequenceAt). Needs torch >= 2.9 with onnxscript
 (not Debian's torch 1.13); diffusers is optional. From PyPI, in a virtual environment:
 
     python3 -m venv /tmp/t2 && /tmp/t2/bin/pip install torch onnxscript onnx onnxruntime diffusers
     /tmp/t2/bin/python tests/data/make_dynamo_models.py --fixtures   # tests/data/onnx/zoo_dyn_*
     /tmp/t2/bin/python tests/data/make_dynamo_models.py --out DIR    # every model, make_zoo's layout
+                                                                     # (names: these and make_zoo.py's)
     python3 tests/data/compare_zoo.py --zoo DIR                        # almc vs onnxruntime vs torch
 
 Fixtures: NAME.onnx, NAME_x.npy, NAME_level.npy (per-sample levels) and NAME_out.npy, the expected
@@ -127,13 +129,25 @@ class DiffusersUNet(nn.Module):
 
 ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "diffusers_unet": DiffusersUNet}
 
-# (arch, opset): what each adds. token_attn at 18: Trilu (the causal mask), SDPA as MatMul/Softmax;
-# at 23: Attention (4-D, causal). attn_unet at 23: Attention over spatial tokens, GroupNormalization
-# 21. interp at 18: GatherND. diffusers_unet at 23: a real library's model.
-FIXTURES = [("token_attn", 18), ("token_attn", 23), ("attn_unet", 23), ("interp", 18), ("diffusers_unet", 23)]
+# (arch, opset, optimize): what each adds. token_attn at 18: Trilu (the causal mask), SDPA as
+# MatMul/Softmax; at 23: Attention (4-D, causal). attn_unet at 23: Attention over spatial tokens,
+# GroupNormalization 21. interp at 18: GatherND. diffusers_unet at 23: a real library's model.
+# make_zoo.py's shuffle without the exporter's optimisation: SplitToSequence / SequenceAt, CastLike.
+FIXTURES = [("token_attn", 18, True), ("token_attn", 23, True), ("attn_unet", 23, True), ("interp", 18, True),
+            ("diffusers_unet", 23, True), ("shuffle", 18, False)]
+
+
+def zoo_arch(arch):
+    """make_zoo.py's architecture (torch-version neutral), or None."""
+    sys.path.insert(0, HERE)
+    import make_zoo
+    return make_zoo if arch in make_zoo.ARCHS else None
 
 
 def build(arch):
+    z = zoo_arch(arch) if arch not in ARCHS else None
+    if z:
+        return z.build(arch)
     torch.manual_seed(1)
     m = ARCHS[arch]()
     with torch.no_grad():
@@ -147,12 +161,12 @@ def build(arch):
     return m.eval()
 
 
-def export(m, path, opset):
+def export(m, path, opset, optimize=True):
     x = torch.randn(3, *m.x_shape)
     t = torch.tensor([0.5, 0.7, 0.9])
     batch = torch.export.Dim("batch", min=1, max=4096)
     with torch.no_grad():
-        torch.onnx.export(m, (x, t), path, dynamo=True, opset_version=opset, input_names=["x", "t"],
+        torch.onnx.export(m, (x, t), path, dynamo=True, opset_version=opset, input_names=["x", "t"], optimize=optimize,
                           output_names=["out"], dynamic_shapes=({0: batch}, {0: batch}), external_data=False)
     model = onnx.load(path)
     onnx.checker.check_model(model)
@@ -160,6 +174,8 @@ def export(m, path, opset):
 
 
 def available(arch):
+    if arch not in ARCHS:
+        return zoo_arch(arch) is not None and getattr(zoo_arch(arch).ARCHS[arch], "level", "B") == "B"
     try:
         ARCHS[arch]()
         return True
@@ -170,12 +186,12 @@ def available(arch):
 
 def fixtures():
     out_dir = os.path.join(HERE, "onnx")
-    for arch, opset in FIXTURES:
+    for arch, opset, optimize in FIXTURES:
         if not available(arch):
             continue
         m = build(arch)
-        name = f"zoo_dyn_{arch}_o{opset}"
-        ops = export(m, os.path.join(out_dir, name + ".onnx"), opset)
+        name = f"zoo_dyn_{arch}_o{opset}" + ("" if optimize else "_noopt")
+        ops = export(m, os.path.join(out_dir, name + ".onnx"), opset, optimize)
         torch.manual_seed(99)
         x = torch.randn(7, *m.x_shape)
         t = torch.rand(7) * 0.8 + 0.2
@@ -194,10 +210,10 @@ def zoo(out_dir, names):
         if not available(arch):
             continue
         m = build(arch)
-        for opset in (18, 23):
-            name = f"{arch}_o{opset}_dynamo"
+        for opset, optimize in ((18, True), (23, True), (18, False)):
+            name = f"{arch}_o{opset}_dynamo" + ("" if optimize else "_noopt")
             path = os.path.join(out_dir, name + ".onnx")
-            export(m, path, opset)
+            export(m, path, opset, optimize)
             level = float(0.3 + 0.6 * rng.random())
             meta = {"arch": arch, "opset": opset, "variant": "dynamo", "level_kind": "B", "level": level,
                     "bytes": os.path.getsize(path)}

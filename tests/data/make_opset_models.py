@@ -43,7 +43,7 @@ def rand(*shape, scale=1.0):
     return (RNG.standard_normal(shape) * scale).astype(np.float32)
 
 
-def finish(name, opset, nodes, inits, feats, nfeat):
+def finish(name, opset, nodes, inits, feats, nfeat, functions=()):
     """Concat the [B, k, S, S] features, mix the channels with a 1x1 Conv to C, scale by (t + 1)."""
     nodes = list(nodes) + [
         H.make_node("Concat", feats, ["cat"], axis=1),
@@ -61,11 +61,12 @@ def finish(name, opset, nodes, inits, feats, nfeat):
         [H.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", C, S, S]),
          H.make_tensor_value_info("t", TensorProto.FLOAT, ["batch"])],
         [H.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", C, S, S])], initializer=inits)
-    model = H.make_model(graph, opset_imports=[H.make_opsetid("", opset)])
+    imports = [H.make_opsetid("", opset)] + ([H.make_opsetid("local", 1)] if functions else [])
+    model = H.make_model(graph, opset_imports=imports, functions=list(functions))
     model.ir_version = 10
     # The checker refuses GroupNormalization-18 as deprecated (opset 21 redefined it); onnxruntime
     # still runs it, and models carrying it exist, so that model skips the checker.
-    if opset != 18:
+    if name != "zoo_opset18":
         onnx.checker.check_model(model, full_check=True)
     x = rand(B, C, S, S)
     t = RNG.random(B).astype(np.float32)
@@ -294,20 +295,98 @@ def attention23():
     finish("zoo_attention23", 23, nodes, inits, ["a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"], 8 * 8 + 6)
 
 
+def sequences18():
+    """Tensor sequences (what torch 2.x writes for split / chunk without graph optimisation):
+    SplitToSequence with a scalar split (uneven last chunk), with a list, and without split
+    (keepdims 0); SequenceAt with negative positions, SequenceErase / SequenceInsert,
+    SequenceConstruct, SequenceEmpty, SequenceLength, ConcatFromSequence with and without new_axis."""
+    nodes = [
+        H.make_node("SplitToSequence", ["x", "three"], ["s1"], axis=1),                  # 3, 3, 2 channels
+        H.make_node("SequenceAt", ["s1", "minus_one"], ["a0"]),                          # [B, 2, 6, 6]
+        H.make_node("SequenceAt", ["s1", "zero"], ["a1"]),                               # [B, 3, 6, 6]
+        H.make_node("SplitToSequence", ["x"], ["s2"], axis=2, keepdims=0),               # 6 x [B, 8, 6]
+        H.make_node("SequenceErase", ["s2", "pos_one"], ["s3"]),
+        H.make_node("SequenceAt", ["s2", "minus_one"], ["last"]),
+        H.make_node("SequenceInsert", ["s3", "last", "zero"], ["s4"]),
+        H.make_node("ConcatFromSequence", ["s4"], ["a2"], axis=2, new_axis=1),           # [B, 8, 6, 6]
+        H.make_node("SplitToSequence", ["x", "sizes"], ["s5"], axis=-1),                 # widths 2 and 4
+        H.make_node("SequenceAt", ["s5", "pos_one"], ["w4"]),
+        H.make_node("SequenceAt", ["s5", "zero"], ["w2"]),
+        H.make_node("SequenceConstruct", ["w4", "w2"], ["s6"]),
+        H.make_node("ConcatFromSequence", ["s6"], ["a3"], axis=3),                       # [B, 8, 6, 6]
+        H.make_node("SequenceLength", ["s2"], ["n"]),
+        H.make_node("Cast", ["n"], ["nf"], to=TensorProto.FLOAT),
+        H.make_node("Mul", ["x", "nf"], ["a4"]),
+        H.make_node("SequenceEmpty", [], ["e"], dtype=TensorProto.FLOAT),
+        H.make_node("SequenceInsert", ["e", "a3"], ["e1"]),
+        H.make_node("SequenceInsert", ["e1", "a2"], ["e2"]),
+        H.make_node("SequenceAt", ["e2", "zero"], ["a3b"]),
+        H.make_node("Sub", ["a3b", "x"], ["a5"]),
+    ]
+    scalar = lambda name, v: H.make_tensor(name, TensorProto.INT64, [], [v])
+    inits = [scalar("three", 3), scalar("minus_one", -1), scalar("zero", 0), scalar("pos_one", 1), i64("sizes", [2, 4])]
+    finish("zoo_sequences18", 18, nodes, inits, ["a0", "a1", "a2", "a3", "a4", "a5"], 2 + 3 + 8 + 8 + 8 + 8)
+
+
+def functions18():
+    """Model-local functions: a function with two outputs (the second unused in one call), an
+    attribute without default referenced by LeakyRelu's alpha, an attribute with a default
+    (attribute_proto, IR 9) referenced by a Constant; a second function calling the first twice
+    (nested expansion, the same internal names in both calls), itself called twice."""
+    def ref(name, target, kind):
+        a = onnx.AttributeProto()
+        a.name, a.ref_attr_name, a.type = name, target, kind
+        return a
+    act = H.make_node("LeakyRelu", ["X"], ["A"])
+    act.attribute.append(ref("alpha", "slope", onnx.AttributeProto.FLOAT))
+    gain = H.make_node("Constant", [], ["G"])
+    gain.attribute.append(ref("value_float", "gain", onnx.AttributeProto.FLOAT))
+    scaled = H.make_function(
+        "local", "ScaledAct", ["X", "S"], ["Y", "Z"],
+        [act, gain, H.make_node("Mul", ["A", "G"], ["AG"]), H.make_node("Add", ["AG", "S"], ["Y"]),
+         H.make_node("Sigmoid", ["X"], ["Z"])],
+        [H.make_opsetid("", 18)], attributes=["slope"], attribute_protos=[H.make_attribute("gain", 2.0)])
+    block = H.make_function(
+        "local", "Block", ["X", "S"], ["Y"],
+        [H.make_node("ScaledAct", ["X", "S"], ["Y1", "Z1"], domain="local", slope=0.1),
+         H.make_node("ScaledAct", ["Y1", "S"], ["Y", "Zunused"], domain="local", slope=0.3, gain=0.5)],
+        [H.make_opsetid("", 18), H.make_opsetid("local", 1)])
+    nodes = [
+        H.make_node("Unsqueeze", ["t", "axes123"], ["t4"]),
+        H.make_node("Block", ["x", "t4"], ["a0"], domain="local"),
+        H.make_node("Block", ["a0", "t4"], ["a1"], domain="local"),
+        H.make_node("ScaledAct", ["x", "t4"], ["a2", "a3"], domain="local", slope=0.2),
+    ]
+    finish("zoo_functions18", 18, nodes, [i64("axes123", [1, 2, 3])], ["a0", "a1", "a2", "a3"], 4 * 8,
+           functions=[scaled, block])
+
+
 def refusals():
     """Models the loader must refuse with a message naming the problem: an opset past 25, an
     antialiased linear down-sampling, an unknown Gelu approximation (x [N, 4, 4, 4] -> y)."""
-    def save(name, node, opset, inits=()):
-        g = H.make_graph([node], name, [H.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 4, 4])],
+    def save(name, node, opset, inits=(), functions=()):
+        nodes = node if isinstance(node, list) else [node]
+        g = H.make_graph(nodes, name, [H.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 4, 4])],
                          [H.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=list(inits))
-        m = H.make_model(g, opset_imports=[H.make_opsetid("", opset)])
+        imports = [H.make_opsetid("", opset)] + ([H.make_opsetid("local", 1)] if functions else [])
+        m = H.make_model(g, opset_imports=imports, functions=list(functions))
         m.ir_version = 10
         onnx.save(m, os.path.join(OUT, name + ".onnx"))
     save("refuse_opset26", H.make_node("Relu", ["x"], ["y"]), 26)
     save("refuse_antialias", H.make_node("Resize", ["x", "", "sc"], ["y"], mode="linear", antialias=1, axes=[2, 3]), 18,
          [f32("sc", [0.5, 0.5])])
     save("refuse_gelu_approx", H.make_node("Gelu", ["x"], ["y"], approximate="fast"), 20)
-    print("refuse_opset26, refuse_antialias, refuse_gelu_approx: written")
+    save("refuse_attention_qk", H.make_node("Attention", ["x", "x", "x"], ["y", "", "", "qk"]), 23)
+    loop = H.make_function("local", "Loop", ["X"], ["Y"], [H.make_node("Loop", ["X"], ["Y"], domain="local")],
+                           [H.make_opsetid("", 18), H.make_opsetid("local", 1)])
+    save("refuse_recursive_function", H.make_node("Loop", ["x"], ["y"], domain="local"), 18, functions=[loop])
+    save("refuse_gathernd_runtime", [
+        H.make_node("Slice", ["x", "s0", "s2", "ax3"], ["xs"]),
+        H.make_node("Cast", ["xs"], ["idx"], to=TensorProto.INT64),
+        H.make_node("GatherND", ["x", "idx"], ["y"])], 18,
+        [i64("s0", [0]), i64("s2", [2]), i64("ax3", [3])])
+    print("refuse_opset26, refuse_antialias, refuse_gelu_approx, refuse_attention_qk, refuse_recursive_function, "
+          "refuse_gathernd_runtime: written")
 
 
 def external_data():
@@ -330,3 +409,5 @@ if __name__ == "__main__":
     opset23()
     attention_spec_check()
     attention23()
+    sequences18()
+    functions18()
