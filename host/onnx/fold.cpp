@@ -8,6 +8,21 @@
 
 namespace almc::onnx::planning {
 
+namespace {
+// v rounded to nearest-even in a binary format of `digits` significant bits whose smallest step
+// (subnormal spacing) is 2^min_q and largest finite value max_finite; beyond it, infinity.
+double round_to_format(double v, int digits, int min_q, double max_finite) {
+  if (!std::isfinite(v) || v == 0) return v;
+  int e = 0;
+  std::frexp(v, &e);  // |v| = m 2^e, m in [0.5, 1)
+  const double q = std::ldexp(1.0, std::max(e - digits, min_q));
+  const double r = std::nearbyint(v / q) * q;
+  return std::fabs(r) > max_finite ? std::copysign(double(INFINITY), v) : r;
+}
+double round_to_half(double v) { return round_to_format(v, 11, -24, 65504.0); }
+double round_to_bf16(double v) { return round_to_format(v, 8, -133, 3.3895313892515355e38); }
+}  // namespace
+
 ConstPtr Builder::fold_ew(EwOp op, const std::vector<ConstPtr>& ins, float alpha, float beta, DType out_dt) {
   std::vector<int64_t> shape;
   for (auto& c : ins) shape = bcast(shape, c->shape, this);
@@ -141,15 +156,19 @@ void Builder::node_constant() {
       const DType like = need(1).dtype;
       to = like == DType::Int64 ? 7 : like == DType::Bool ? 9 : 1;
     }
-    // float64 only for constants (folded in double); the executor computes in float32.
-    DType dt = (to == 1 || to == 11) ? DType::Float : (to == 7 || to == 6) ? DType::Int64 : to == 9 ? DType::Bool : DType::Float;
-    if (to != 1 && to != 11 && to != 6 && to != 7 && to != 9)
-      fail("Cast to data type " + std::to_string(to) + " (only float32, int32/64, bool; float64 for constants)");
+    // float64 only for constants (folded in double); the executor computes in float32. float16 and
+    // bfloat16 (a model exported in half precision) are float32 at run time; a constant cast to
+    // them is rounded to their precision, the value the model holds.
+    const bool half = to == 10 || to == 16;
+    DType dt = (to == 1 || to == 11 || half) ? DType::Float : (to == 7 || to == 6) ? DType::Int64 : to == 9 ? DType::Bool : DType::Float;
+    if (to != 1 && to != 11 && to != 6 && to != 7 && to != 9 && !half)
+      fail("Cast to data type " + std::to_string(to) + " (only float32, float16/bfloat16 (run as float32), int32/64, bool; float64 for constants)");
     if (to == 11 && !x.c) fail("a runtime Cast to float64 (the executor computes in float32)");
     if (x.c) {
       auto t = std::make_shared<HostTensor>(*x.c);
       t->dtype = dt;
-      for (auto& v : t->v) v = dt == DType::Float ? double(float(v)) : dt == DType::Bool ? (v != 0 ? 1.0 : 0.0) : std::trunc(v);
+      for (auto& v : t->v)
+        v = to == 10 ? round_to_half(v) : to == 16 ? round_to_bf16(v) : dt == DType::Float ? double(float(v)) : dt == DType::Bool ? (v != 0 ? 1.0 : 0.0) : std::trunc(v);
       set_const(0, t);
       return;
     }

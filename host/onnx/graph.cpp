@@ -10,6 +10,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -40,17 +41,35 @@ const char* dtype_name(int t) {
   }
 }
 
-// The dtypes a tensor may have: float32 data, int64/int32 shapes and indices, bool masks.
+// The dtypes a tensor may have: float32 data (float16 and bfloat16 are widened to it: a model
+// exported in half precision runs in float32), int64/int32 shapes and indices, bool masks.
 DType map_dtype(int t, const std::string& what) {
   switch (t) {
-    case ::onnx::TensorProto::FLOAT: return DType::Float;
+    case ::onnx::TensorProto::FLOAT:
+    case ::onnx::TensorProto::FLOAT16:
+    case ::onnx::TensorProto::BFLOAT16: return DType::Float;
     case ::onnx::TensorProto::INT64:
     case ::onnx::TensorProto::INT32: return DType::Int64;
     case ::onnx::TensorProto::BOOL: return DType::Bool;
     default:
       throw Error(ALMC_ERR_UNSUPPORTED, what + " has data type " + dtype_name(t) +
-                                            "; the executor runs float32 tensors (int64/int32 for shapes and indices, bool masks)");
+                                            "; the executor runs float32 tensors (float16 and bfloat16 widened to float32, int64/int32 for shapes and "
+                                            "indices, bool masks)");
   }
+}
+
+// IEEE binary16 and bfloat16 bit patterns as the float32 they denote (exact).
+double from_half(uint16_t h) {
+  const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const double sign = (h & 0x8000) ? -1.0 : 1.0;
+  if (e == 0x1f) return m ? NAN : sign * INFINITY;
+  return sign * (e ? std::ldexp(1024.0 + m, e - 25) : std::ldexp(double(m), -24));
+}
+double from_bf16(uint16_t b) {
+  const uint32_t bits = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return double(f);
 }
 
 template <class T>
@@ -137,6 +156,10 @@ ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what, 
     const std::string& raw = external ? ext_raw : tp.raw_data();
     if (dt == ::onnx::TensorProto::FLOAT) read_raw<float>(raw, n, t->v, what);
     else if (f64) read_raw<double>(raw, n, t->v, what);
+    else if (dt == ::onnx::TensorProto::FLOAT16 || dt == ::onnx::TensorProto::BFLOAT16) {
+      read_raw<uint16_t>(raw, n, t->v, what);
+      for (auto& v : t->v) v = dt == ::onnx::TensorProto::FLOAT16 ? from_half(uint16_t(v)) : from_bf16(uint16_t(v));
+    }
     else if (dt == ::onnx::TensorProto::INT64) read_raw<int64_t>(raw, n, t->v, what);
     else if (dt == ::onnx::TensorProto::INT32) read_raw<int32_t>(raw, n, t->v, what);
     else read_raw<uint8_t>(raw, n, t->v, what);
@@ -151,6 +174,10 @@ ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what, 
     } else if (dt == ::onnx::TensorProto::INT64) {
       have = tp.int64_data_size();
       for (auto v : tp.int64_data()) t->v.push_back(double(v));
+    } else if (dt == ::onnx::TensorProto::FLOAT16 || dt == ::onnx::TensorProto::BFLOAT16) {  // the bits in int32_data
+      have = tp.int32_data_size();
+      for (auto v : tp.int32_data())
+        t->v.push_back(dt == ::onnx::TensorProto::FLOAT16 ? from_half(uint16_t(v)) : from_bf16(uint16_t(v)));
     } else {
       have = tp.int32_data_size();
       for (auto v : tp.int32_data()) t->v.push_back(double(v));

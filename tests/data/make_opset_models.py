@@ -361,6 +361,72 @@ def functions18():
            functions=[scaled, block])
 
 
+def half_models():
+    """Models exported in half precision, which the executor runs in float32 with the weights
+    widened exactly: zoo_half_attn_unet (float16) and zoo_bf16_token_attn (bfloat16), from the
+    dynamo exports zoo_dyn_attn_unet_o23 / zoo_dyn_token_attn_o23, every float weight, input,
+    output and cast in the half type, the output then scaled by a constant 1.1 cast to it (held as its
+rounding, 1.0996 or 1.1016, which moves the output by 3e-4 or 1e-3 of itself). The
+    expected output is onnxruntime's run of the same graph in float32 with the rounded weights."""
+    from onnx import numpy_helper as NH
+
+    def to_bits(a, kind):
+        a = np.asarray(a, np.float32)
+        if kind == TensorProto.FLOAT16:
+            h = a.astype(np.float16)
+            return h.view(np.uint16), h.astype(np.float32)
+        u = a.view(np.uint32).astype(np.uint64)
+        b = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)  # to nearest even
+        return b, (b.astype(np.uint32) << 16).view(np.float32)
+
+    def convert(src, name, kind):
+        half, ref = onnx.load(os.path.join(OUT, src + ".onnx")), onnx.load(os.path.join(OUT, src + ".onnx"))
+        for m in (half, ref):
+            del m.graph.value_info[:]
+        keep = {n.input[i] for n in half.graph.node if n.op_type == "Resize" for i in (1, 2) if i < len(n.input)}
+        for t_half, t_ref in zip(half.graph.initializer, ref.graph.initializer):
+            if t_half.data_type == TensorProto.FLOAT and t_half.name not in keep:  # (Resize's roi/scales stay float)
+                bits, rounded = to_bits(NH.to_array(t_half), kind)
+                t_ref.CopyFrom(NH.from_array(rounded.reshape(t_half.dims), t_half.name))
+                t_half.CopyFrom(H.make_tensor(t_half.name, kind, list(t_half.dims), bits.tobytes(), raw=True))
+        for n in half.graph.node:
+            for a in n.attribute:
+                if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
+                    a.i = kind
+                if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                    bits, _ = to_bits(NH.to_array(a.t), kind)
+                    a.t.CopyFrom(H.make_tensor(a.t.name, kind, list(a.t.dims), bits.tobytes(), raw=True))
+        for n in ref.graph.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                    a.t.CopyFrom(NH.from_array(to_bits(NH.to_array(a.t), kind)[1].reshape(a.t.dims), a.t.name))
+        for vi in list(half.graph.input) + list(half.graph.output):
+            if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+                vi.type.tensor_type.elem_type = kind
+        out = half.graph.output[0].name
+        for m, ck in ((half, kind), (ref, TensorProto.FLOAT)):
+            g = m.graph
+            g.node.extend([H.make_node("Constant", [], ["scale"], value=H.make_tensor("v", TensorProto.FLOAT, [], [1.1])),
+                           H.make_node("Cast", ["scale"], ["scale_c"], to=ck)])
+            if m is ref:  # the reference adds the rounded value itself
+                g.node[-1].CopyFrom(H.make_node("Constant", [], ["scale_c"],
+                                                value=NH.from_array(to_bits(np.float32(1.1), kind)[1].reshape(()), "v")))
+            for n in g.node:
+                n.output[:] = [o + "_pre" if o == out else o for o in n.output]
+            g.node.append(H.make_node("Mul", [out + "_pre", "scale_c"], [out]))
+        onnx.checker.check_model(half)
+        x = np.load(os.path.join(OUT, src + "_x.npy"))
+        t = np.load(os.path.join(OUT, src + "_level.npy"))
+        want = ort.InferenceSession(ref.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x, "t": t})[0]
+        onnx.save(half, os.path.join(OUT, name + ".onnx"))
+        np.save(os.path.join(OUT, name + "_x.npy"), x)
+        np.save(os.path.join(OUT, name + "_level.npy"), t)
+        np.save(os.path.join(OUT, name + "_out.npy"), want.astype(np.float32))
+        print(f"{name}: {TensorProto.DataType.Name(kind)} weights, written")
+    convert("zoo_dyn_attn_unet_o23", "zoo_half_attn_unet", TensorProto.FLOAT16)
+    convert("zoo_dyn_token_attn_o23", "zoo_bf16_token_attn", TensorProto.BFLOAT16)
+
+
 def refusals():
     """Models the loader must refuse with a message naming the problem: an opset past 25, an
     antialiased linear down-sampling, an unknown Gelu approximation (x [N, 4, 4, 4] -> y)."""
@@ -411,3 +477,4 @@ if __name__ == "__main__":
     attention23()
     sequences18()
     functions18()
+    half_models()
