@@ -370,11 +370,58 @@ ALMC_OHD ResizeTap resize_tap_w(const ResizeParams& p, int64_t ow) { return resi
 ALMC_OHD float resize_vmix(const float* x0, const float* x1, int64_t i, float fh) { return x0[i] * (1.f - fh) + x1[i] * fh; }
 ALMC_OHD float resize_hmix(float v0, float v1, float fw) { return v0 * (1.f - fw) + v1 * fw; }
 
+// Cubic resize: the four inputs i - 1 .. i + 2 around the source coordinate s = a o + b (i = floor
+// s, not clamped), read at indices clamped to the axis (edge values), weighted by Keys' kernel
+// with coefficient A; with exclude_outside the taps outside the axis weigh 0 and the others are
+// renormalised. y = sum_k ww[k] (sum_j wh[j] x[ih_j, iw_k]): rows first, as for linear.
+struct CubicTap {
+  int64_t i[4];
+  float w[4];
+};
+ALMC_OHD CubicTap resize_cubic_tap(const ResizeParams& p, double a, double b, int64_t o, int64_t len) {
+  const double s = a * double(o) + b;
+  const double fl = floor(s), t = s - fl, A = p.cubic_a;
+  const double dist[4] = {t + 1.0, t, 1.0 - t, 2.0 - t};
+  double w[4], sum = 0.0;
+  CubicTap c;
+  for (int k = 0; k < 4; ++k) {
+    const double x = dist[k];
+    w[k] = x <= 1.0 ? ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0 : ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    const int64_t idx = int64_t(fl) - 1 + k;
+    if (p.exclude_outside && (idx < 0 || idx >= len)) w[k] = 0.0;
+    sum += w[k];
+    c.i[k] = idx < 0 ? 0 : (idx >= len ? len - 1 : idx);
+  }
+  for (int k = 0; k < 4; ++k) c.w[k] = float(p.exclude_outside && sum != 0.0 ? w[k] / sum : w[k]);
+  return c;
+}
+ALMC_OHD float resize_cubic_vmix(const float* const* xr, const float* w, int64_t i) {
+  return ((xr[0][i] * w[0] + xr[1][i] * w[1]) + xr[2][i] * w[2]) + xr[3][i] * w[3];
+}
+ALMC_OHD float resize_cubic_hmix(const float* v, const float* w) { return ((v[0] * w[0] + v[1] * w[1]) + v[2] * w[2]) + v[3] * w[3]; }
+// Row (c, oh) of a cubic Resize, columns ow0 .. ow1-1; vrow (CPU) as for linear.
+ALMC_OHD void resize_cubic_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1, float* vrow) {
+  const int64_t c = row / p.OH, oh = row % p.OH;
+  const CubicTap th = resize_cubic_tap(p, p.ah, p.bh, oh, p.H);
+  const float* xr[4];
+  for (int j = 0; j < 4; ++j) xr[j] = p.x + (c * p.H + th.i[j]) * p.W;
+  float* y = p.y + row * p.OW;
+  if (vrow)
+    for (int64_t i = 0; i < p.W; ++i) vrow[i] = resize_cubic_vmix(xr, th.w, i);
+  for (int64_t ow = ow0; ow < ow1; ++ow) {
+    const CubicTap tw = resize_cubic_tap(p, p.aw, p.bw, ow, p.W);
+    float v[4];
+    for (int k = 0; k < 4; ++k) v[k] = vrow ? vrow[tw.i[k]] : resize_cubic_vmix(xr, th.w, tw.i[k]);
+    y[ow] = resize_cubic_hmix(v, tw.w);
+  }
+}
+
 // Row (c, oh) of a Resize, columns ow0 .. ow1-1. The CPU passes wt, the columns' taps
 // (resize_tap_w, computed once per step), and vrow, scratch of W floats where a linear resize
 // mixes the two input rows once for every column; CUDA (one element a thread) passes neither.
 ALMC_OHD void resize_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1, const ResizeTap* wt = nullptr,
                            float* vrow = nullptr) {
+  if (p.cubic) return resize_cubic_range(p, row, ow0, ow1, vrow);
   const int64_t c = row / p.OH, oh = row % p.OH;
   const ResizeTap th = resize_tap_h(p, oh);
   const float* x0 = p.x + (c * p.H + th.i0) * p.W;

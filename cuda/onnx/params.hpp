@@ -228,12 +228,14 @@ struct PoolParams {
 };
 
 // Resize of the last two dims of [NC, H, W]; src coordinate = a * dst + b per axis (computed on
-// the host from the coordinate transformation mode), nearest rounding mode, or linear.
+// the host from the coordinate transformation mode), nearest rounding mode, linear or cubic
+// (Keys' kernel with coefficient cubic_a; exclude_outside drops the taps outside the input).
 enum ResizeNearest : uint8_t { NEAREST_ROUND_PREFER_FLOOR, NEAREST_ROUND_PREFER_CEIL, NEAREST_FLOOR, NEAREST_CEIL };
 struct ResizeParams {
   int64_t NC, H, W, OH, OW;
   double ah, bh, aw, bw;
-  bool linear;
+  bool linear, cubic, exclude_outside;
+  double cubic_a;
   int nearest_mode;
   const float* x;
   float* y;

@@ -86,11 +86,16 @@ void run_inspect(const InspectOptions& o) {
   ::onnx::ModelProto model;
   if (bytes.empty() || !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) || !model.has_graph())
     throw CliError(o.model + ": not an ONNX model (protobuf parsing failed)");
-  const auto& g = model.graph();
-
   int64_t opset = 0;
   for (const auto& op : model.opset_import())
     if (op.domain().empty() || op.domain() == "ai.onnx") opset = op.version();
+  const int n_functions = model.functions_size();
+  try {  // the operators counted are those of the graph with its local functions expanded
+    almc::onnx::inline_functions(model, opset, o.model);
+  } catch (const almc::Error& e) {
+    throw CliError(e.what());
+  }
+  const auto& g = model.graph();
   std::set<std::string> init_names;
   for (const auto& i : g.initializer()) init_names.insert(i.name());
   std::vector<Tensor> inputs, outputs;
@@ -187,6 +192,7 @@ void run_inspect(const InspectOptions& o) {
     j["inputs"] = tj(inputs);
     j["outputs"] = tj(outputs);
     j["parameters"] = params;
+    j["local_functions"] = n_functions;
     json oj = json::object();
     for (const auto& [k, n] : ops) oj[k] = {{"count", n}, {"supported", std::find(unsupported.begin(), unsupported.end(), k) == unsupported.end()}};
     j["operators"] = oj;
@@ -199,6 +205,7 @@ void run_inspect(const InspectOptions& o) {
   }
   std::printf("%s: opset %lld, %lld parameters, %d nodes\n", o.model.c_str(), static_cast<long long>(opset),
               static_cast<long long>(params), g.node_size());
+  if (n_functions > 0) std::printf("  local functions: %d, expanded into the nodes counted here\n", n_functions);
   for (const auto& t : inputs) std::printf("  input  '%s' %s %s\n", t.name.c_str(), t.dtype.c_str(), dims_text(t).c_str());
   for (const auto& t : outputs) std::printf("  output '%s' %s %s\n", t.name.c_str(), t.dtype.c_str(), dims_text(t).c_str());
   std::printf("  operators:");

@@ -223,6 +223,8 @@ std::string overload_of(const google::protobuf::Message& m, int field) {
   return v.empty() ? std::string() : v.back();
 }
 
+}  // namespace
+
 // Model-local functions (ModelProto.functions, IR 8 and later; torch's exporters can write them,
 // e.g. export_modules_as_functions, and onnxscript does): every call is replaced by the function's
 // body, its inputs and outputs renamed to the call's, its other values given a prefix unique to
@@ -243,13 +245,13 @@ void inline_functions(::onnx::ModelProto& model, int64_t opset, const std::strin
                                               " and the model opset " + std::to_string(opset) + " (one opset per model is supported)");
   }
   constexpr int kMaxDepth = 16;
-  constexpr int kMaxNodes = 1 << 20;
+  constexpr int kMaxNodes = 1 << 18;
   google::protobuf::RepeatedPtrField<::onnx::NodeProto> out;
   int64_t calls = 0;
   std::function<void(const ::onnx::NodeProto&, int)> expand = [&](const ::onnx::NodeProto& n, int depth) {
     auto it = fns.find(key(n.domain(), n.op_type(), overload_of(n, 8)));
     if (it == fns.end()) {
-      if (out.size() >= kMaxNodes) throw Error(ALMC_ERR_UNSUPPORTED, what + ": more than 2^20 nodes once its functions are expanded");
+      if (out.size() >= kMaxNodes) throw Error(ALMC_ERR_UNSUPPORTED, what + ": more than 2^18 nodes once its functions are expanded");
       *out.Add() = n;
       return;
     }
@@ -306,8 +308,6 @@ void inline_functions(::onnx::ModelProto& model, int64_t opset, const std::strin
   for (const auto& n : model.graph().node()) expand(n, 0);
   model.mutable_graph()->mutable_node()->Swap(&out);
 }
-
-}  // namespace
 
 std::string Node::label() const { return op + " '" + name + "'"; }
 int64_t Node::geti(const std::string& k, int64_t def) const {

@@ -82,3 +82,16 @@ Graph load_graph(const std::string& path);
 bool op_supported(const std::string& op);
 
 }  // namespace almc::onnx
+
+namespace onnx {
+class ModelProto;
+}
+
+namespace almc::onnx {
+
+// Replaces every call of a model-local function (ModelProto.functions) in the model's graph by the
+// function's body (load_graph does this first; `almc inspect` too). `opset` is the model's
+// default-domain opset; `what` names the model in messages.
+void inline_functions(::onnx::ModelProto& model, int64_t opset, const std::string& what);
+
+}  // namespace almc::onnx

@@ -130,14 +130,18 @@ void Builder::node_resize() {
     if (oshape[i] != X.shape[i]) fail("Resize of the batch or channel dimensions");
   std::string mode = nd.gets("mode", "nearest");
   if (legacy && mode == "bilinear") mode = "linear";
-  if (mode != "nearest" && mode != "linear") fail("Resize mode '" + mode + "' (nearest and linear supported)");
-  if (mode == "linear" && nd.geti("antialias", 0) != 0)
+  if (legacy && mode == "bicubic") mode = "cubic";
+  if (mode != "nearest" && mode != "linear" && mode != "cubic") fail("Resize mode '" + mode + "' (nearest, linear and cubic supported)");
+  if (mode != "nearest" && nd.geti("antialias", 0) != 0)
     for (size_t i = 0; i < r; ++i)
-      if (scales[i] < 1) fail("antialiased linear downsampling (antialias = 1 with a scale below 1)");
+      if (scales[i] < 1) fail("antialiased " + mode + " downsampling (antialias = 1 with a scale below 1)");
   const std::string ctm = legacy ? "asymmetric" : nd.gets("coordinate_transformation_mode", "half_pixel");
   const std::string nm = legacy ? "floor" : nd.gets("nearest_mode", "round_prefer_floor");
   ResizeParams p{};
   p.linear = mode == "linear";
+  p.cubic = mode == "cubic";
+  p.cubic_a = nd.getf("cubic_coeff_a", -0.75f);
+  p.exclude_outside = nd.geti("exclude_outside", 0) != 0;
   p.nearest_mode = nm == "round_prefer_ceil" ? NEAREST_ROUND_PREFER_CEIL : nm == "floor" ? NEAREST_FLOOR : nm == "ceil" ? NEAREST_CEIL : NEAREST_ROUND_PREFER_FLOOR;
   const int64_t H = r >= 3 ? X.shape[r - 2] : 1, W = X.shape[r - 1];
   const int64_t OH = r >= 3 ? oshape[r - 2] : 1, OW = oshape[r - 1];

@@ -738,6 +738,13 @@ TEST_F(Cli, InspectDescribesModelsAndGuessesFlags) {
   EXPECT_NE(text.out.find("input  't' float32 [batch, 1]"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("--level t"), std::string::npos) << text.out;
   expect_one_line_error(run("inspect " + path("none.onnx")), "none.onnx");
+  // Local functions are counted expanded (the executor's view), and the model loads.
+  j = nlohmann::json::parse(run("inspect --json " + fixture("zoo_functions18.onnx")).out);
+  EXPECT_EQ(j["local_functions"], 2);
+  EXPECT_EQ(j["operators"]["LeakyRelu"]["count"], 5);
+  EXPECT_TRUE(j["unsupported"].empty()) << j["unsupported"];
+  EXPECT_EQ(j["executor"], "loads and plans with these flags");
+  expect_one_line_error(run("inspect " + fixture("refuse_recursive_function.onnx")), "nested deeper than 16");
 }
 
 // Posterior mean and std per coordinate of N(mu, s2 I) observed through the identity with noise

@@ -111,6 +111,22 @@ class Interp(nn.Module):
         return (a + b + e)[:, :, ::2, ::2] + F.interpolate(c, size=(12, 12)) + F.interpolate(d, size=(12, 12)) + r
 
 
+class Bicubic(nn.Module):
+    """[B, 3, 12, 12]: bicubic interpolation up (align_corners False and True) and down."""
+    x_shape = (3, 12, 12)
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x, t):
+        h = self.c(x) * t[:, None, None, None]
+        u = F.interpolate(h, scale_factor=2, mode="bicubic", align_corners=False)[:, :, 1::2, ::2]
+        v = F.interpolate(h, size=(23, 12), mode="bicubic", align_corners=True)[:, :, ::2]
+        d = F.interpolate(F.interpolate(h, scale_factor=0.5, mode="bicubic"), size=(12, 12), mode="nearest")
+        return u + v + d
+
+
 class DiffusersUNet(nn.Module):
     """diffusers' UNet2DModel (DDPM configuration, attention in the middle resolution)."""
     x_shape = (3, 8, 8)
@@ -127,14 +143,16 @@ class DiffusersUNet(nn.Module):
         return self.u(x, t * 1000.0).sample
 
 
-ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "diffusers_unet": DiffusersUNet}
+ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicubic": Bicubic,
+         "diffusers_unet": DiffusersUNet}
 
 # (arch, opset, optimize): what each adds. token_attn at 18: Trilu (the causal mask), SDPA as
 # MatMul/Softmax; at 23: Attention (4-D, causal). attn_unet at 23: Attention over spatial tokens,
 # GroupNormalization 21. interp at 18: GatherND. diffusers_unet at 23: a real library's model.
 # make_zoo.py's shuffle without the exporter's optimisation: SplitToSequence / SequenceAt, CastLike.
+# bicubic at 18: Resize mode cubic (coefficient -0.75, pytorch_half_pixel and align_corners).
 FIXTURES = [("token_attn", 18, True), ("token_attn", 23, True), ("attn_unet", 23, True), ("interp", 18, True),
-            ("diffusers_unet", 23, True), ("shuffle", 18, False)]
+            ("diffusers_unet", 23, True), ("shuffle", 18, False), ("bicubic", 18, True)]
 
 
 def zoo_arch(arch):

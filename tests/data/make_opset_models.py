@@ -427,6 +427,20 @@ rounding, 1.0996 or 1.1016, which moves the output by 3e-4 or 1e-3 of itself). T
     convert("zoo_dyn_token_attn_o23", "zoo_bf16_token_attn", TensorProto.BFLOAT16)
 
 
+def cubic19():
+    """Resize mode cubic: Keys' coefficient -0.5 with exclude_outside (up by 1.5, half_pixel), the
+    default -0.75 down by 0.5 (asymmetric), and align_corners to an explicit size on one axis."""
+    nodes = [
+        H.make_node("Resize", ["x", "", "up"], ["u"], mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1),  # [B, 8, 9, 9]
+        H.make_node("Resize", ["u", "", "", "six"], ["a0"], mode="cubic", coordinate_transformation_mode="align_corners",
+                    axes=[2, 3]),                                                                            # [B, 8, 6, 6]
+        H.make_node("Resize", ["x", "", "down"], ["d"], mode="cubic", coordinate_transformation_mode="asymmetric"),  # 3x3
+        H.make_node("Resize", ["d", "", "two"], ["a1"], mode="cubic", coordinate_transformation_mode="pytorch_half_pixel"),
+    ]
+    inits = [f32("up", [1, 1, 1.5, 1.5]), i64("six", [6, 6]), f32("down", [1, 1, 0.5, 0.5]), f32("two", [1, 1, 2, 2])]
+    finish("zoo_cubic19", 19, nodes, inits, ["a0", "a1"], 16)
+
+
 def refusals():
     """Models the loader must refuse with a message naming the problem: an opset past 25, an
     antialiased linear down-sampling, an unknown Gelu approximation (x [N, 4, 4, 4] -> y)."""
@@ -478,3 +492,4 @@ if __name__ == "__main__":
     sequences18()
     functions18()
     half_models()
+    cubic19()
