@@ -26,6 +26,7 @@ namespace almc::onnx::planning {
 constexpr int64_t kMaxElems = int64_t(1) << 31;      // per runtime tensor
 constexpr int64_t kMaxFoldElems = int64_t(1) << 26;  // per constant (held in double)
 constexpr int64_t kMaxAttr = int64_t(1) << 31;       // pads, strides, dilations, kernel sizes
+constexpr int64_t kMaxIndex = int64_t(1) << 24;      // a Gather index computed here (runtime indices are float32)
 
 inline std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
@@ -300,6 +301,7 @@ class Builder {
   void composite_attention();
   void composite_trilu();
   void composite_gather_nd();
+  void composite_scatter(bool nd_form);
 };
 
 // Passes over a lowered plan (fusion.cpp, arena.cpp).

@@ -17,6 +17,9 @@
 //   Trilu                  Where(constant triangle, x, 0)
 //   GatherND               a Gather along the first axis of the data reshaped so that the indexed
 //                          axes are one (the linear indices computed here from constant indices)
+//   ScatterND, ScatterElements (constant indices: torch's in-place assignments x[:, 1] = ...)
+//                          Where(written, Gather(updates, source of each written slot), data),
+//                          the reduction (add, mul, max, min) applied before the Where
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -93,6 +96,7 @@ void Builder::node_composite() {
   if (op == "Attention") return composite_attention();
   if (op == "Trilu") return composite_trilu();
   if (op == "GatherND") return composite_gather_nd();
+  if (op == "ScatterND" || op == "ScatterElements") return composite_scatter(op == "ScatterND");
   if (op == "PRelu") {
     need(0);
     need(1);
@@ -344,6 +348,7 @@ void Builder::composite_gather_nd() {
   for (int64_t i = b; i < qr - 1; ++i) per_batch *= I.shape[size_t(i)];
   int64_t block = 1;  // data entries per batch entry along the indexed axes
   for (int64_t i = b; i < b + depth; ++i) block *= X.shape[size_t(i)];
+  if (flat[0] > kMaxIndex) fail("indexed axes of " + std::to_string(flat[0]) + " entries (the executor indexes up to 2^24)");
   std::vector<double> lin(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) {
     int64_t l = 0;
@@ -357,6 +362,93 @@ void Builder::composite_gather_nd() {
   }
   const std::string data = sub("Reshape", {nd.inputs[0], konst_ints(flat)});
   sub("Gather", {data, konst(lead, std::move(lin), DType::Int64)}, {{"axis", int_attr(0)}}, nd.outputs[0]);
+}
+
+// ScatterND (indices [..., k] address the slices data[i_0, .., i_k-1, ...]) and ScatterElements
+// (indices shaped like updates, each replacing the coordinate `axis` of its own position): the
+// data is viewed as [slots, rest...] (ScatterND: slots = the first k axes; ScatterElements: every
+// element), the slot each update writes is computed here from the constant indices, and
+//   out = Where(written, Gather(updates, source), data)   (reduction none: the last write wins)
+//   out = Where(written, data OP Gather(updates, source), data)   (add, mul, max, min: each slot
+//                                                                  written at most once)
+void Builder::composite_scatter(bool nd_form) {
+  const Node& nd = *cur_;
+  const Val X = need(0), I = need(1), U = need(2);
+  if (!I.c) fail("runtime indices (not computable when the model is loaded)");
+  const std::string red = nd.gets("reduction", "none");
+  const char* red_op = red == "add" ? "Add" : red == "mul" ? "Mul" : red == "max" ? "Max" : red == "min" ? "Min" : nullptr;
+  if (red != "none" && !red_op) fail("reduction '" + red + "'", ALMC_ERR_PARSE);
+  const int64_t r = int64_t(X.shape.size());
+  std::vector<int64_t> slot_shape, rest;  // data as [slots, rest...]
+  std::vector<int64_t> target;            // the slot of each update (slice or element), in order
+  if (nd_form) {
+    if (I.shape.empty()) fail("indices of rank 0", ALMC_ERR_PARSE);
+    const int64_t k = I.shape.back();
+    if (k < 1 || k > r) fail("index depth " + std::to_string(k) + " for data of rank " + std::to_string(r), ALMC_ERR_PARSE);
+    std::vector<int64_t> want(I.shape.begin(), I.shape.end() - 1);
+    want.insert(want.end(), X.shape.begin() + k, X.shape.end());
+    if (U.shape != want) fail("updates " + shape_str(U.shape) + " (expected " + shape_str(want) + ")", ALMC_ERR_PARSE);
+    rest.assign(X.shape.begin() + k, X.shape.end());
+    int64_t slots = 1;
+    for (int64_t a = 0; a < k; ++a) slots *= X.shape[size_t(a)];
+    slot_shape = {slots};
+    const int64_t n = numel(I.shape) / k;
+    for (int64_t t = 0; t < n; ++t) {
+      int64_t l = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t dim = X.shape[size_t(j)], v = to_i64(I.c->v[size_t(t * k + j)]);
+        if (v < -dim || v >= dim) fail("index " + std::to_string(v) + " out of range for an axis of " + std::to_string(dim), ALMC_ERR_PARSE);
+        l = l * dim + (v < 0 ? v + dim : v);
+      }
+      target.push_back(l);
+    }
+  } else {
+    const int64_t axis = axis_norm(nd.geti("axis", 0), size_t(r));
+    if (I.shape != U.shape || int64_t(I.shape.size()) != r)
+      fail("indices " + shape_str(I.shape) + " and updates " + shape_str(U.shape) + " must have one shape, of data's rank", ALMC_ERR_PARSE);
+    for (int64_t a = 0; a < r; ++a)
+      if (I.shape[size_t(a)] > X.shape[size_t(a)]) fail("indices " + shape_str(I.shape) + " larger than data " + shape_str(X.shape), ALMC_ERR_PARSE);
+    slot_shape = {numel(X.shape)};
+    const auto ds = contig_strides(X.shape), is = contig_strides(I.shape);
+    const int64_t n = numel(I.shape), dim = X.shape[size_t(axis)];
+    for (int64_t e = 0; e < n; ++e) {
+      int64_t l = 0;
+      for (int64_t a = 0; a < r; ++a) {
+        int64_t c = (e / is[size_t(a)]) % I.shape[size_t(a)];
+        if (a == axis) {
+          c = to_i64(I.c->v[size_t(e)]);
+          if (c < -dim || c >= dim) fail("index " + std::to_string(c) + " out of range for an axis of " + std::to_string(dim), ALMC_ERR_PARSE);
+          if (c < 0) c += dim;
+        }
+        l += c * ds[size_t(a)];
+      }
+      target.push_back(l);
+    }
+  }
+  const int64_t slots = slot_shape[0];
+  if (slots > kMaxIndex || int64_t(target.size()) > kMaxIndex)
+    fail("scattering " + std::to_string(target.size()) + " updates into " + std::to_string(slots) + " slots (the executor indexes up to 2^24)");
+  std::vector<double> source(size_t(slots), 0.0), written(size_t(slots), 0.0);
+  for (size_t j = 0; j < target.size(); ++j) {
+    const size_t t = size_t(target[j]);
+    if (red_op && written[t] != 0.0) fail("reduction '" + red + "' with an index written twice");
+    written[t] = 1.0;
+    source[t] = double(j);
+  }
+  if (target.empty()) {
+    sub("Identity", {nd.inputs[0]}, {}, nd.outputs[0]);
+    return;
+  }
+  std::vector<int64_t> data2 = slot_shape, upd2 = {int64_t(target.size())}, mask_shape = slot_shape;
+  data2.insert(data2.end(), rest.begin(), rest.end());
+  upd2.insert(upd2.end(), rest.begin(), rest.end());
+  mask_shape.resize(data2.size(), 1);
+  const std::string data = sub("Reshape", {nd.inputs[0], konst_ints(data2)});
+  std::string got = sub("Gather", {sub("Reshape", {nd.inputs[2], konst_ints(upd2)}), konst({slots}, std::move(source), DType::Int64)},
+                        {{"axis", int_attr(0)}});
+  if (red_op) got = sub(red_op, {data, got});
+  const std::string out = sub("Where", {konst(mask_shape, std::move(written), DType::Bool), got, data});
+  sub("Reshape", {out, konst_ints(X.shape)}, {}, nd.outputs[0]);
 }
 
 void Builder::composite_depth_space(bool to_space) {

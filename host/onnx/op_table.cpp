@@ -42,6 +42,7 @@ const std::vector<OpInfo>& op_table() {
       {"ReduceL1", F::Composite}, {"ReduceL2", F::Composite}, {"ReduceSumSquare", F::Composite},
       {"ReduceLogSumExp", F::Composite}, {"Gelu", F::Composite}, {"RMSNormalization", F::Composite},
       {"Attention", F::Composite}, {"Trilu", F::Composite}, {"GatherND", F::Composite},
+      {"ScatterND", F::Composite}, {"ScatterElements", F::Composite},
       {"CastLike", F::Constant},
       {"SplitToSequence", F::Sequence}, {"SequenceAt", F::Sequence}, {"SequenceConstruct", F::Sequence},
       {"ConcatFromSequence", F::Sequence}, {"SequenceLength", F::Sequence}, {"SequenceEmpty", F::Sequence},

@@ -127,6 +127,25 @@ class Bicubic(nn.Module):
         return u + v + d
 
 
+class InPlace(nn.Module):
+    """[B, 4, 6, 6]: in-place assignments (torch writes ScatterND and ScatterElements)."""
+    x_shape = (4, 6, 6)
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x, t):
+        h = self.c(x)
+        h2 = h.clone()
+        h2[:, 1] = h[:, 2] * t[:, None, None]
+        h2[:, :, 0, :] = 0.5
+        h3 = h2.clone()
+        h3[:, torch.tensor([3, 0, 1])] = h2[:, :3] + 1.0
+        h3[..., 2] += t[:, None, None]
+        return h3
+
+
 class DiffusersUNet(nn.Module):
     """diffusers' UNet2DModel (DDPM configuration, attention in the middle resolution)."""
     x_shape = (3, 8, 8)
@@ -143,7 +162,7 @@ class DiffusersUNet(nn.Module):
         return self.u(x, t * 1000.0).sample
 
 
-ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicubic": Bicubic,
+ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicubic": Bicubic, "inplace": InPlace,
          "diffusers_unet": DiffusersUNet}
 
 # (arch, opset, optimize): what each adds. token_attn at 18: Trilu (the causal mask), SDPA as
@@ -151,8 +170,10 @@ ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicu
 # GroupNormalization 21. interp at 18: GatherND. diffusers_unet at 23: a real library's model.
 # make_zoo.py's shuffle without the exporter's optimisation: SplitToSequence / SequenceAt, CastLike.
 # bicubic at 18: Resize mode cubic (coefficient -0.75, pytorch_half_pixel and align_corners).
+# inplace at 18: ScatterND and ScatterElements with indices computed from shapes (constant).
 FIXTURES = [("token_attn", 18, True), ("token_attn", 23, True), ("attn_unet", 23, True), ("interp", 18, True),
-            ("diffusers_unet", 23, True), ("shuffle", 18, False), ("bicubic", 18, True)]
+            ("diffusers_unet", 23, True), ("shuffle", 18, False), ("bicubic", 18, True),
+            ("inplace", 18, True)]
 
 
 def zoo_arch(arch):

@@ -441,6 +441,46 @@ def cubic19():
     finish("zoo_cubic19", 19, nodes, inits, ["a0", "a1"], 16)
 
 
+def scatter18():
+    """ScatterND of depth 2 (negative indices) into [6, 6, B, 8], of depth 1 with reduction add into
+    [8, B, 6, 6]; ScatterElements along axis 2 with reduction max and along axis -1 (negative
+    indices), their indices expanded over the batch from shapes, as torch writes them. Every index
+    is written once (the operators leave the order of duplicate writes undefined)."""
+    perm = lambda n, k: RNG.permutation(n)[:k]
+    idx1 = np.array([[0, 1], [5, 5], [-1, 2], [3, -6]])
+    idx_c = np.array([[2], [-1], [4]])
+    rows = np.stack([np.stack([perm(6, 3) for _ in range(6)], -1) for _ in range(8)])[None]  # [1, 8, 3, 6]
+    rows = np.where(RNG.random(rows.shape) < 0.3, rows - 6, rows)
+    cols = np.stack([np.stack([perm(6, 2) for _ in range(6)]) for _ in range(8)])[None] - 6  # [1, 8, 6, 2]
+    nodes = [
+        H.make_node("Transpose", ["x"], ["xt"], perm=[2, 3, 0, 1]),                     # [6, 6, B, 8]
+        H.make_node("Mul", ["xt", "two"], ["u1"]),
+        H.make_node("Slice", ["u1", "z", "four", "z"], ["u1s"]),                         # [4, 6, B, 8]
+        H.make_node("Slice", ["u1s", "z", "one_i", "ax1"], ["u1t"]),                     # [4, 1, B, 8]
+        H.make_node("Reshape", ["u1t", "upd_shape"], ["upd1"]),                          # [4, B, 8]
+        H.make_node("ScatterND", ["xt", "idx1", "upd1"], ["s1"]),
+        H.make_node("Transpose", ["s1"], ["a0"], perm=[2, 3, 0, 1]),
+        H.make_node("Transpose", ["x"], ["xc"], perm=[1, 0, 2, 3]),                      # [8, B, 6, 6]
+        H.make_node("Slice", ["xc", "z", "three", "z"], ["uc"]),                         # [3, B, 6, 6]
+        H.make_node("ScatterND", ["xc", "idx_c", "uc"], ["s2"], reduction="add"),
+        H.make_node("Transpose", ["s2"], ["a1"], perm=[1, 0, 2, 3]),
+        H.make_node("Shape", ["x"], ["xs"], start=0, end=1),
+        H.make_node("Concat", ["xs", "rest_e"], ["shape_e"], axis=0),
+        H.make_node("Expand", ["rows", "shape_e"], ["idx_e"]),                           # [B, 8, 3, 6]
+        H.make_node("Slice", ["a0", "z", "three", "ax2"], ["ue"]),
+        H.make_node("ScatterElements", ["x", "idx_e", "ue"], ["a2"], axis=2, reduction="max"),
+        H.make_node("Concat", ["xs", "rest_w"], ["shape_w"], axis=0),
+        H.make_node("Expand", ["cols", "shape_w"], ["idx_w"]),                           # [B, 8, 6, 2]
+        H.make_node("Slice", ["a1", "z", "two_i", "ax3"], ["uw"]),
+        H.make_node("ScatterElements", ["x", "idx_w", "uw"], ["a3"], axis=-1),
+    ]
+    i64t = lambda name, a: H.make_tensor(name, TensorProto.INT64, list(a.shape), a.ravel().tolist())
+    inits = [f32("two", 2.0), i64("z", [0]), i64("four", [4]), i64("one_i", [1]), i64("ax1", [1]), i64("ax2", [2]),
+             i64("ax3", [3]), i64("three", [3]), i64("two_i", [2]), i64("upd_shape", [4, -1, 8]), i64t("idx1", idx1),
+             i64t("idx_c", idx_c), i64("rest_e", [8, 3, 6]), i64t("rows", rows), i64("rest_w", [8, 6, 2]), i64t("cols", cols)]
+    finish("zoo_scatter18", 18, nodes, inits, ["a0", "a1", "a2", "a3"], 32)
+
+
 def refusals():
     """Models the loader must refuse with a message naming the problem: an opset past 25, an
     antialiased linear down-sampling, an unknown Gelu approximation (x [N, 4, 4, 4] -> y)."""
@@ -493,3 +533,4 @@ if __name__ == "__main__":
     functions18()
     half_models()
     cubic19()
+    scatter18()
