@@ -27,17 +27,24 @@ enum EwOp : uint8_t {
   // Unary, with alpha/beta where the ONNX op has attributes (HardSigmoid alpha, beta; Selu alpha,
   // gamma in beta; Celu alpha).
   EW_HARD_SIGMOID, EW_HARD_SWISH, EW_SELU, EW_SOFTSIGN, EW_SIGN, EW_ROUND, EW_TRUNC, EW_MISH, EW_CELU,
+  // Unary: the inverse and hyperbolic trigonometric functions; IsNaN, IsInf (detect_negative in
+  // alpha, detect_positive in beta; 1 or 0, bool outputs).
+  EW_TAN, EW_ASIN, EW_ACOS, EW_ATAN, EW_SINH, EW_COSH, EW_ASINH, EW_ACOSH, EW_ATANH, EW_ISNAN, EW_ISINF,
+  // Binary: Mod (fmod 0: the sign of the divisor, as Python's %) and Mod with fmod 1 (C's fmod).
+  EW_MOD, EW_FMOD,
   EW_COUNT
 };
 
-ALMC_OHD bool ew_is_binary(int op) { return op >= EW_ADD && op <= EW_OR; }
+ALMC_OHD bool ew_is_binary(int op) { return (op >= EW_ADD && op <= EW_OR) || op == EW_MOD || op == EW_FMOD; }
 
 // One op on floats; alpha/beta are the op's attributes (LeakyRelu/Elu alpha, Clip bounds, affine
 // scale and shift). Shared by the CPU executor, the CUDA kernels and constant folding (in double).
 template <class T>
 ALMC_OHD T ew_apply(int op, T a, T b, T c, float alpha, float beta) {
   using std::ceil; using std::cos; using std::erf; using std::exp; using std::floor; using std::log;
-  using std::log1p; using std::pow; using std::sin; using std::sqrt; using std::tanh;
+  using std::log1p; using std::pow; using std::sin; using std::sqrt; using std::tanh; using std::tan; using std::asin;
+  using std::acos; using std::atan; using std::sinh; using std::cosh; using std::asinh; using std::acosh; using std::atanh;
+  using std::fmod;
   switch (op) {
     case EW_COPY: return a;
     case EW_NEG: return -a;
@@ -96,6 +103,25 @@ ALMC_OHD T ew_apply(int op, T a, T b, T c, float alpha, float beta) {
     case EW_TRUNC: return a < T(0) ? ceil(a) : floor(a);
     case EW_MISH: return a * tanh(a > T(20) ? a : log1p(exp(a)));
     case EW_CELU: return a >= T(0) ? a : T(alpha) * (exp(a / T(alpha)) - T(1));
+    case EW_TAN: return tan(a);
+    case EW_ASIN: return asin(a);
+    case EW_ACOS: return acos(a);
+    case EW_ATAN: return atan(a);
+    case EW_SINH: return sinh(a);
+    case EW_COSH: return cosh(a);
+    case EW_ASINH: return asinh(a);
+    case EW_ACOSH: return acosh(a);
+    case EW_ATANH: return atanh(a);
+    case EW_ISNAN: return a != a ? T(1) : T(0);
+    case EW_ISINF: {  // a - a is NaN exactly for the infinities (and NaN, excluded first)
+      const bool inf = a == a && (a - a) != (a - a);
+      return inf && ((a > T(0) && beta != 0.f) || (a < T(0) && alpha != 0.f)) ? T(1) : T(0);
+    }
+    case EW_MOD: {  // the sign of the divisor: a - floor(a / b) b, exact through fmod
+      const T r = fmod(a, b);
+      return r != T(0) && ((r < T(0)) != (b < T(0))) ? r + b : r;
+    }
+    case EW_FMOD: return fmod(a, b);
     default: return a;
   }
 }

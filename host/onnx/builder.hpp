@@ -54,7 +54,7 @@ struct Val {
   int64_t off = 0;
 };
 
-inline bool is_compare(EwOp op) { return (op >= EW_EQUAL && op <= EW_OR) || op == EW_NOT; }
+inline bool is_compare(EwOp op) { return (op >= EW_EQUAL && op <= EW_OR) || op == EW_NOT || op == EW_ISNAN || op == EW_ISINF; }
 
 class Builder {
  public:
@@ -302,6 +302,7 @@ class Builder {
   void composite_trilu();
   void composite_gather_nd();
   void composite_scatter(bool nd_form);
+  void composite_cumsum();
 };
 
 // Passes over a lowered plan (fusion.cpp, arena.cpp).

@@ -17,6 +17,7 @@
 //   Trilu                  Where(constant triangle, x, 0)
 //   GatherND               a Gather along the first axis of the data reshaped so that the indexed
 //                          axes are one (the linear indices computed here from constant indices)
+//   CumSum                 a MatMul with a constant triangle of ones over the summed axis (moved last)
 //   ScatterND, ScatterElements (constant indices: torch's in-place assignments x[:, 1] = ...)
 //                          Where(written, Gather(updates, source of each written slot), data),
 //                          the reduction (add, mul, max, min) applied before the Where
@@ -97,6 +98,7 @@ void Builder::node_composite() {
   if (op == "Trilu") return composite_trilu();
   if (op == "GatherND") return composite_gather_nd();
   if (op == "ScatterND" || op == "ScatterElements") return composite_scatter(op == "ScatterND");
+  if (op == "CumSum") return composite_cumsum();
   if (op == "PRelu") {
     need(0);
     need(1);
@@ -449,6 +451,36 @@ void Builder::composite_scatter(bool nd_form) {
   if (red_op) got = sub(red_op, {data, got});
   const std::string out = sub("Where", {konst(mask_shape, std::move(written), DType::Bool), got, data});
   sub("Reshape", {out, konst_ints(X.shape)}, {}, nd.outputs[0]);
+}
+
+// CumSum along a constant axis: out[.., j, ..] = sum of x[.., i, ..] over i <= j (exclusive: i < j;
+// reverse: i >= j, or i > j), as x (axis moved last) times a constant [L, L] triangle of ones.
+void Builder::composite_cumsum() {
+  const Node& nd = *cur_;
+  const Val X = need(0);
+  const auto ax = const_ints(1, "the CumSum axis");
+  if (ax.size() != 1) fail("the axis must be one value", ALMC_ERR_PARSE);
+  const int64_t r = int64_t(X.shape.size());
+  const int64_t a = axis_norm(ax[0], size_t(r));
+  const int64_t L = X.shape[size_t(a)];
+  if (L > 4096) fail("a cumulative sum over " + std::to_string(L) + " entries (the executor takes up to 4096)");
+  const bool excl = nd.geti("exclusive", 0) != 0, rev = nd.geti("reverse", 0) != 0;
+  std::vector<double> tri(size_t(L * L));
+  for (int64_t i = 0; i < L; ++i)
+    for (int64_t j = 0; j < L; ++j) tri[size_t(i * L + j)] = (rev ? (excl ? i > j : i >= j) : (excl ? i < j : i <= j)) ? 1.0 : 0.0;
+  std::vector<int64_t> perm, inv(static_cast<size_t>(r));
+  for (int64_t d = 0; d < r; ++d)
+    if (d != a) perm.push_back(d);
+  perm.push_back(a);
+  for (int64_t d = 0; d < r; ++d) inv[size_t(perm[size_t(d)])] = d;
+  const bool last = a == r - 1;
+  const std::string moved = last ? nd.inputs[0] : sub("Transpose", {nd.inputs[0]}, {{"perm", ints_attr(perm)}});
+  const std::string tri_name = konst({L, L}, std::move(tri));
+  if (last) {
+    sub("MatMul", {moved, tri_name}, {}, nd.outputs[0]);
+    return;
+  }
+  sub("Transpose", {sub("MatMul", {moved, tri_name})}, {{"perm", ints_attr(inv)}}, nd.outputs[0]);
 }
 
 void Builder::composite_depth_space(bool to_space) {

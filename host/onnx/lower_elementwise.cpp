@@ -62,6 +62,13 @@ void Builder::node_elementwise(EwOp op_in, int arity) {
   if (op_in == EW_HARD_SIGMOID) beta = nd.getf("beta", 0.5f);
   if (op_in == EW_SELU) beta = nd.getf("gamma", 1.05070102214813232421875f);
   EwOp op = op_in;
+  if (op == EW_ISINF) {
+    alpha = float(nd.geti("detect_negative", 1) != 0);
+    beta = float(nd.geti("detect_positive", 1) != 0);
+  }
+  if (op == EW_MOD && nd.geti("fmod", 0) != 0) op = EW_FMOD;
+  if (op == EW_MOD && ins.size() == 2 && ins[0]->dtype == DType::Float && !(ins[0]->c && ins[1]->c))
+    fail("Mod of floats needs fmod = 1 (the operator defines fmod = 0 for integers only)", ALMC_ERR_PARSE);
   if (op == EW_CLIP) {
     alpha = nd.getf("min", -3.4e38f);  // attributes up to opset 10, inputs after
     beta = nd.getf("max", 3.4e38f);

@@ -146,6 +146,41 @@ class InPlace(nn.Module):
         return h3
 
 
+class OpSweep(nn.Module):
+    """[B, 4, 8, 8]: less common tensor functions in one network (repeat_interleave, roll, flip,
+    cumsum, normalize, rsqrt, hardtanh, relu6, nan_to_num, adaptive pooling, atan, sinh, log1p,
+    expm1, an embedding of the level, std / var, a rotary-style interleave, LayerNorm over
+    channels, maximum / minimum / clamp / where, pixel (un)shuffle, fmod / remainder, unfold)."""
+    x_shape = (4, 8, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(4, 8, 3, padding=1)
+        self.emb = nn.Embedding(10, 8)
+        self.ln = nn.LayerNorm(8)
+
+    def forward(self, x, t):
+        h = self.c(x)
+        a = h.repeat_interleave(2, dim=1)[:, ::2]
+        b = torch.roll(h, shifts=(1, -2), dims=(2, 3))
+        c = torch.flip(h, dims=[3])
+        d = torch.cumsum(h, dim=2) / 8.0
+        e = F.normalize(h, dim=1)
+        f = torch.rsqrt(h * h + 1.0) + F.hardtanh(h) + F.relu6(h) + \
+            torch.nan_to_num(h / (x[:, :1].abs() > 0.1).float(), nan=0.0, posinf=1.0, neginf=-1.0)
+        g = F.adaptive_avg_pool2d(h, 4).repeat(1, 1, 2, 2)
+        k = torch.atan(h) + torch.sinh(h * 0.1) + torch.log1p(h.abs()) + torch.expm1(h * 0.1)
+        em = self.emb((t * 9).long().clamp(0, 9))[:, :, None, None]
+        std = h.std(dim=(2, 3), keepdim=True) + h.var(dim=1, keepdim=True)
+        rot = torch.stack([h[..., ::2] * torch.cos(t)[:, None, None, None], h[..., 1::2]], dim=-1).flatten(-2)
+        ln = self.ln(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        m = torch.maximum(h, c) - torch.minimum(h, b) + torch.clamp(h, min=-0.5) + torch.where(h > 0, h, 0.1 * h)
+        xx = x.repeat(1, 2, 1, 1)  # the discontinuous functions of the (exact) input, not of h (rounding)
+        p = F.pixel_unshuffle(F.pixel_shuffle(h, 2), 2) + torch.fmod(xx, 0.7) + torch.remainder(xx, 0.7)
+        q = F.unfold(h, 3, padding=1).reshape(h.shape[0], 8, 9, 8, 8).mean(2)
+        return (a + b + c + d + e + f + g + k + em + std + rot + ln + m + p + q)[:, :4]
+
+
 class DiffusersUNet(nn.Module):
     """diffusers' UNet2DModel (DDPM configuration, attention in the middle resolution)."""
     x_shape = (3, 8, 8)
@@ -162,7 +197,7 @@ class DiffusersUNet(nn.Module):
         return self.u(x, t * 1000.0).sample
 
 
-ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicubic": Bicubic, "inplace": InPlace,
+ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicubic": Bicubic, "inplace": InPlace, "op_sweep": OpSweep,
          "diffusers_unet": DiffusersUNet}
 
 # (arch, opset, optimize): what each adds. token_attn at 18: Trilu (the causal mask), SDPA as
@@ -171,9 +206,10 @@ ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicu
 # make_zoo.py's shuffle without the exporter's optimisation: SplitToSequence / SequenceAt, CastLike.
 # bicubic at 18: Resize mode cubic (coefficient -0.75, pytorch_half_pixel and align_corners).
 # inplace at 18: ScatterND and ScatterElements with indices computed from shapes (constant).
+# op_sweep at 18: CumSum, IsNaN, IsInf, Atan, Sinh, Mod (fmod), Tile, DepthToSpace, ReduceL2, ...
 FIXTURES = [("token_attn", 18, True), ("token_attn", 23, True), ("attn_unet", 23, True), ("interp", 18, True),
             ("diffusers_unet", 23, True), ("shuffle", 18, False), ("bicubic", 18, True),
-            ("inplace", 18, True)]
+            ("inplace", 18, True), ("op_sweep", 18, True)]
 
 
 def zoo_arch(arch):

@@ -481,6 +481,54 @@ def scatter18():
     finish("zoo_scatter18", 18, nodes, inits, ["a0", "a1", "a2", "a3"], 32)
 
 
+def math18():
+    """Elementwise functions torch exports rarely: Tan, Asin, Acos, Cosh, Asinh, Acosh, Atanh (on
+    inputs mapped into their domains), IsInf with detect_negative / detect_positive, IsNaN, Mod on
+    integers (fmod 0: the divisor's sign, negative operands) and on floats (fmod 1); CumSum
+    exclusive, reverse, and both, along axes 2 and -1."""
+    nodes = [
+        H.make_node("Tanh", ["x"], ["u"]),                                                 # (-1, 1)
+        H.make_node("Mul", ["u", "nine_tenths"], ["u9"]),
+        H.make_node("Tan", ["u"], ["f0"]),
+        H.make_node("Asin", ["u9"], ["f1"]),
+        H.make_node("Acos", ["u9"], ["f2"]),
+        H.make_node("Cosh", ["u"], ["f3"]),
+        H.make_node("Asinh", ["x"], ["f4"]),
+        H.make_node("Abs", ["x"], ["ax"]),
+        H.make_node("Add", ["ax", "one_f"], ["ax1"]),
+        H.make_node("Acosh", ["ax1"], ["f5"]),
+        H.make_node("Atanh", ["u9"], ["f6"]),
+        H.make_node("Sum", ["f0", "f1", "f2", "f3", "f4", "f5", "f6"], ["a0"]),
+        H.make_node("Div", ["x", "u_step"], ["q"]),                                        # +-inf where x's sign flips the step
+        H.make_node("IsInf", ["q"], ["i_pos"], detect_negative=0),
+        H.make_node("IsInf", ["q"], ["i_neg"], detect_positive=0),
+        H.make_node("Sub", ["q", "q"], ["nan_or_zero"]),
+        H.make_node("IsNaN", ["nan_or_zero"], ["i_nan"]),
+        H.make_node("Cast", ["i_pos"], ["p_f"], to=TensorProto.FLOAT),
+        H.make_node("Cast", ["i_neg"], ["n_f"], to=TensorProto.FLOAT),
+        H.make_node("Cast", ["i_nan"], ["nan_f"], to=TensorProto.FLOAT),
+        H.make_node("Sum", ["p_f", "n_f", "nan_f", "n_f"], ["a1"]),
+        H.make_node("Mul", ["x", "ten"], ["x10"]),
+        H.make_node("Floor", ["x10"], ["xf"]),
+        H.make_node("Cast", ["xf"], ["xi"], to=TensorProto.INT64),
+        H.make_node("Mod", ["xi", "mods"], ["m_i"]),                                       # divisors 3 and -4
+        H.make_node("Cast", ["m_i"], ["a2a"], to=TensorProto.FLOAT),
+        H.make_node("Mod", ["x", "m_f"], ["a2b"], fmod=1),
+        H.make_node("Add", ["a2a", "a2b"], ["a2"]),
+        H.make_node("CumSum", ["x", "ax2"], ["c0"], exclusive=1),
+        H.make_node("CumSum", ["x", "axm1"], ["c1"], reverse=1),
+        H.make_node("CumSum", ["c0", "axm1"], ["c2"], exclusive=1, reverse=1),
+        H.make_node("Add", ["c1", "c2"], ["a3"]),
+    ]
+    u_step = np.where(RNG.random((1, C, S, S)) < 0.5, 0.0, 1.0).astype(np.float32)
+    mods = np.where(np.arange(S) % 2 == 0, 3, -4).astype(np.int64).reshape(1, 1, 1, S)
+    scalar_i = lambda name, v: H.make_tensor(name, TensorProto.INT64, [], [v])
+    inits = [f32("nine_tenths", 0.9), f32("one_f", 1.0), f32("u_step", u_step), f32("ten", 10.0),
+             H.make_tensor("mods", TensorProto.INT64, list(mods.shape), mods.ravel().tolist()), f32("m_f", -0.7),
+             scalar_i("ax2", 2), scalar_i("axm1", -1)]
+    finish("zoo_math18", 18, nodes, inits, ["a0", "a1", "a2", "a3"], 32)
+
+
 def refusals():
     """Models the loader must refuse with a message naming the problem: an opset past 25, an
     antialiased linear down-sampling, an unknown Gelu approximation (x [N, 4, 4, 4] -> y)."""
@@ -534,3 +582,4 @@ if __name__ == "__main__":
     half_models()
     cubic19()
     scatter18()
+    math18()
