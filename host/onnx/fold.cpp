@@ -156,14 +156,14 @@ void Builder::node_constant() {
       const DType like = need(1).dtype;
       to = like == DType::Int64 ? 7 : like == DType::Bool ? 9 : 1;
     }
-    // float64 only for constants (folded in double); the executor computes in float32. float16 and
-    // bfloat16 (a model exported in half precision) are float32 at run time; a constant cast to
-    // them is rounded to their precision, the value the model holds.
+    // Constants are folded in double; at run time the executor computes in float32, so a cast to
+    // float64 (torch 1.13 writes one before IsInf in nan_to_num) keeps float32, and float16 and
+    // bfloat16 (a model exported in half precision) are float32 too; a constant cast to those two
+    // is rounded to their precision, the value the model holds.
     const bool half = to == 10 || to == 16;
     DType dt = (to == 1 || to == 11 || half) ? DType::Float : (to == 7 || to == 6) ? DType::Int64 : to == 9 ? DType::Bool : DType::Float;
     if (to != 1 && to != 11 && to != 6 && to != 7 && to != 9 && !half)
-      fail("Cast to data type " + std::to_string(to) + " (only float32, float16/bfloat16 (run as float32), int32/64, bool; float64 for constants)");
-    if (to == 11 && !x.c) fail("a runtime Cast to float64 (the executor computes in float32)");
+      fail("Cast to data type " + std::to_string(to) + " (only float32, float64/float16/bfloat16 (run as float32), int32/64, bool)");
     if (x.c) {
       auto t = std::make_shared<HostTensor>(*x.c);
       t->dtype = dt;

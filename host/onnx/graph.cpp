@@ -137,7 +137,7 @@ class ExternalData {
 
 // A constant tensor (initializer or attribute). float64 constants are accepted (torch writes them
 // without constant folding): their values are kept in double for folding and read as float32 by
-// runtime ops; a runtime cast to float64 is refused by the planner.
+// runtime ops; a runtime cast to float64 computes in float32 (fold.cpp).
 ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what, ExternalData& ext) {
   auto t = std::make_shared<HostTensor>();
   const bool external = tp.data_location() == ::onnx::TensorProto::EXTERNAL;

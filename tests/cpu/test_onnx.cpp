@@ -402,7 +402,6 @@ TEST(Onnx, RefusesMalformedModels) {
       {"empty", "", ALMC_ERR_PARSE, "empty"},
       {"garbage", std::string(300, '\x7f'), ALMC_ERR_PARSE, "ONNX"},
       {"cycle", read_bytes(data_dir() + "cycle.onnx"), ALMC_ERR_PARSE, "cycle"},
-      {"float64", read_bytes(data_dir() + "double_weight.onnx"), ALMC_ERR_UNSUPPORTED, "float64"},
       {"missing input", read_bytes(data_dir() + "missing_input.onnx"), ALMC_ERR_PARSE, "'ghost'"},
       {"absurd shape", read_bytes(data_dir() + "absurd_shape.onnx"), ALMC_ERR_INVALID_ARGUMENT, "too large"},
   };
@@ -430,6 +429,19 @@ TEST(Onnx, MissingFileIsAnIoError) {
   } catch (const Error& e) {
     EXPECT_EQ(e.status(), ALMC_ERR_IO);
   }
+}
+
+// A float64 stretch of a graph (x cast to float64, a float64 weight added, cast back) runs in
+// float32: y = x + float(w), w = k / 7 (double_weight.onnx, make_graphs.py).
+TEST(Onnx, Float64CastsRunInFloat32) {
+  ExecConfig cfg;
+  cfg.level = ALMC_LEVEL_NONE;
+  Executor ex(almc::onnx::load_graph(data_dir() + "double_weight.onnx"), cfg, cpu());
+  ASSERT_EQ(ex.d(), 8);
+  std::vector<float> x(16), y(16, NAN);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * float(i) - 1.f;
+  ex.run_raw(x.data(), y.data(), 2, 0.f);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_FLOAT_EQ(y[i], x[i] + float(double(i % 8) / 7.0)) << i;
 }
 
 TEST(Onnx, WrongInputNames) {

@@ -417,6 +417,49 @@ class MiscNet(nn.Module):
         return self.out(torch.cat([c * a[:, :3], b, a], dim=1)[:, :11])
 
 
+class SweepNet(nn.Module):
+    """Tensor functions torch 1.13 exports to ops the other networks lack: in-place assignments
+    (ScatterND), nan_to_num (IsInf on a float64 cast, IsNaN), cumsum (CumSum), bicubic
+    interpolation (Resize cubic), atan / asin (Atan, Asin), fmod (Mod), plus repeat_interleave,
+    roll, flip, normalize, rsqrt, hardtanh, relu6, adaptive pooling, log1p, an embedding of the
+    level, std / var, a rotary-style interleave, LayerNorm over channels, maximum / minimum / clamp
+    / where, pixel (un)shuffle, remainder and unfold. Thresholds act on the exact input x (a
+    threshold on a computed value could flip between torch's and ONNX's rounding)."""
+    x_shape = (4, 8, 8)
+    level = "B"
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(4, 8, 3, padding=1)
+        self.emb = nn.Embedding(10, 8)
+        self.ln = nn.LayerNorm(8)
+
+    def forward(self, x, t):
+        h = self.c(x)
+        a = h.repeat_interleave(2, dim=1)[:, ::2]
+        b = torch.roll(h, shifts=(1, -2), dims=(2, 3))
+        c = torch.flip(h, dims=[3])
+        d = torch.cumsum(h, dim=2) / 8.0
+        e = F.normalize(h, dim=1)
+        f = torch.rsqrt(h * h + 1.0) + F.hardtanh(h) + F.relu6(h) + \
+            torch.nan_to_num(h / (x[:, :1].abs() > 0.1).float(), nan=0.0, posinf=1.0, neginf=-1.0)
+        g = F.adaptive_avg_pool2d(h, 4).repeat(1, 1, 2, 2)
+        k = torch.atan(h) + torch.log1p(h.abs()) + torch.asin(torch.tanh(h) * 0.9)
+        em = self.emb((t * 9).long().clamp(0, 9))[:, :, None, None]
+        std = h.std(dim=(2, 3), keepdim=True) + h.var(dim=1, keepdim=True)
+        rot = torch.stack([h[..., ::2] * torch.cos(t)[:, None, None, None], h[..., 1::2]], dim=-1).flatten(-2)
+        ln = self.ln(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        m = torch.maximum(h, c) - torch.minimum(h, b) + torch.clamp(h, min=-0.5) + torch.where(h > 0, h, 0.1 * h)
+        xx = x.repeat(1, 2, 1, 1)
+        p = F.pixel_unshuffle(F.pixel_shuffle(h, 2), 2) + torch.fmod(xx, 0.7) + torch.remainder(xx, 0.7)
+        q = F.unfold(h, 3, padding=1).reshape(h.shape[0], 8, 9, 8, 8).mean(2)
+        r = F.interpolate(h, scale_factor=2, mode="bicubic", align_corners=False)[:, :, ::2, ::2]
+        out = a + b + c + d + e + f + g + k + em + std + rot + ln + m + p + q + r
+        out[:, 1] = out[:, 2] * t[:, None, None]
+        out[:, :, 0, :] = 0.5
+        return out[:, :4]
+
+
 ARCHS = {
     "song": SongScoreNet,
     "misc": MiscNet,
@@ -428,6 +471,7 @@ ARCHS = {
     "conv1d": Conv1DNet,
     "shuffle": ShuffleNet,
     "reduce": ReduceNet,
+    "sweep": SweepNet,
 }
 
 # torch 1.13 exports at opsets 9 to 17; the ones the executor is asked to run.
@@ -512,6 +556,7 @@ FIXTURES = [
     ("shuffle", 13, "nofold"),   # Tile, DepthToSpace, BatchNormalization (2-D), float64 constants
     ("conv1d", 13, ""),          # 1-D pooling, 1-D resize
     ("misc", 13, ""),            # a runtime Cast to int64 feeding a Gather (nn.Embedding of timesteps)
+    ("sweep", 17, ""),           # ScatterND, CumSum, IsInf after a float64 Cast, IsNaN, Resize cubic, Atan, Mod
 ]
 
 
