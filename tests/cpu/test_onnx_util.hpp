@@ -79,7 +79,7 @@ inline const char* const kZoo[] = {"zoo_einsum_attn_o17", "zoo_fourier_mlp_o14",
                                    "zoo_opset18", "zoo_opset23", "zoo_attention23", "zoo_sequences18", "zoo_functions18", "zoo_cubic19", "zoo_scatter18", "zoo_math18",
                                    // torch 2.x's exporter (dynamo): tests/data/make_dynamo_models.py
                                    "zoo_dyn_token_attn_o18", "zoo_dyn_token_attn_o23", "zoo_dyn_attn_unet_o23",
-                                   "zoo_dyn_interp_o18", "zoo_dyn_diffusers_unet_o23", "zoo_dyn_shuffle_o18_noopt", "zoo_dyn_bicubic_o18", "zoo_dyn_inplace_o18", "zoo_dyn_op_sweep_o18",
+                                   "zoo_dyn_interp_o18", "zoo_dyn_diffusers_unet_o23", "zoo_dyn_shuffle_o18_noopt", "zoo_dyn_bicubic_o18", "zoo_dyn_inplace_o18", "zoo_dyn_sweep_o18",
                                    // float16 / bfloat16 exports, run in float32 (make_opset_models.py)
                                    "zoo_half_attn_unet", "zoo_bf16_token_attn"};
 

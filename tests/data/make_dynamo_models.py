@@ -91,14 +91,21 @@ class AttnUNet(nn.Module):
         return self.out(F.silu(self.n2(torch.cat([u, h], dim=1))))
 
 
-class Interp(nn.Module):
+class ConvFront(nn.Module):
+    """A 3x3 convolution of c channels first (what follows then acts on a computed tensor)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = nn.Conv2d(c, c, 3, padding=1)
+
+
+class Interp(ConvFront):
     """[B, 3, 12, 12]: interpolations torch 2.x decomposes (1-D linear, nearest-exact, area,
     align_corners bilinear, an explicit size) next to the ones it exports as Resize."""
     x_shape = (3, 12, 12)
 
     def __init__(self):
-        super().__init__()
-        self.c = nn.Conv2d(3, 3, 3, padding=1)
+        super().__init__(3)
 
     def forward(self, x, t):
         h = self.c(x) * t[:, None, None, None]
@@ -111,13 +118,12 @@ class Interp(nn.Module):
         return (a + b + e)[:, :, ::2, ::2] + F.interpolate(c, size=(12, 12)) + F.interpolate(d, size=(12, 12)) + r
 
 
-class Bicubic(nn.Module):
+class Bicubic(ConvFront):
     """[B, 3, 12, 12]: bicubic interpolation up (align_corners False and True) and down."""
     x_shape = (3, 12, 12)
 
     def __init__(self):
-        super().__init__()
-        self.c = nn.Conv2d(3, 3, 3, padding=1)
+        super().__init__(3)
 
     def forward(self, x, t):
         h = self.c(x) * t[:, None, None, None]
@@ -127,13 +133,12 @@ class Bicubic(nn.Module):
         return u + v + d
 
 
-class InPlace(nn.Module):
+class InPlace(ConvFront):
     """[B, 4, 6, 6]: in-place assignments (torch writes ScatterND and ScatterElements)."""
     x_shape = (4, 6, 6)
 
     def __init__(self):
-        super().__init__()
-        self.c = nn.Conv2d(4, 4, 3, padding=1)
+        super().__init__(4)
 
     def forward(self, x, t):
         h = self.c(x)
@@ -144,41 +149,6 @@ class InPlace(nn.Module):
         h3[:, torch.tensor([3, 0, 1])] = h2[:, :3] + 1.0
         h3[..., 2] += t[:, None, None]
         return h3
-
-
-class OpSweep(nn.Module):
-    """[B, 4, 8, 8]: less common tensor functions in one network (repeat_interleave, roll, flip,
-    cumsum, normalize, rsqrt, hardtanh, relu6, nan_to_num, adaptive pooling, atan, sinh, log1p,
-    expm1, an embedding of the level, std / var, a rotary-style interleave, LayerNorm over
-    channels, maximum / minimum / clamp / where, pixel (un)shuffle, fmod / remainder, unfold)."""
-    x_shape = (4, 8, 8)
-
-    def __init__(self):
-        super().__init__()
-        self.c = nn.Conv2d(4, 8, 3, padding=1)
-        self.emb = nn.Embedding(10, 8)
-        self.ln = nn.LayerNorm(8)
-
-    def forward(self, x, t):
-        h = self.c(x)
-        a = h.repeat_interleave(2, dim=1)[:, ::2]
-        b = torch.roll(h, shifts=(1, -2), dims=(2, 3))
-        c = torch.flip(h, dims=[3])
-        d = torch.cumsum(h, dim=2) / 8.0
-        e = F.normalize(h, dim=1)
-        f = torch.rsqrt(h * h + 1.0) + F.hardtanh(h) + F.relu6(h) + \
-            torch.nan_to_num(h / (x[:, :1].abs() > 0.1).float(), nan=0.0, posinf=1.0, neginf=-1.0)
-        g = F.adaptive_avg_pool2d(h, 4).repeat(1, 1, 2, 2)
-        k = torch.atan(h) + torch.sinh(h * 0.1) + torch.log1p(h.abs()) + torch.expm1(h * 0.1)
-        em = self.emb((t * 9).long().clamp(0, 9))[:, :, None, None]
-        std = h.std(dim=(2, 3), keepdim=True) + h.var(dim=1, keepdim=True)
-        rot = torch.stack([h[..., ::2] * torch.cos(t)[:, None, None, None], h[..., 1::2]], dim=-1).flatten(-2)
-        ln = self.ln(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        m = torch.maximum(h, c) - torch.minimum(h, b) + torch.clamp(h, min=-0.5) + torch.where(h > 0, h, 0.1 * h)
-        xx = x.repeat(1, 2, 1, 1)  # the discontinuous functions of the (exact) input, not of h (rounding)
-        p = F.pixel_unshuffle(F.pixel_shuffle(h, 2), 2) + torch.fmod(xx, 0.7) + torch.remainder(xx, 0.7)
-        q = F.unfold(h, 3, padding=1).reshape(h.shape[0], 8, 9, 8, 8).mean(2)
-        return (a + b + c + d + e + f + g + k + em + std + rot + ln + m + p + q)[:, :4]
 
 
 class DiffusersUNet(nn.Module):
@@ -197,7 +167,7 @@ class DiffusersUNet(nn.Module):
         return self.u(x, t * 1000.0).sample
 
 
-ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicubic": Bicubic, "inplace": InPlace, "op_sweep": OpSweep,
+ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicubic": Bicubic, "inplace": InPlace,
          "diffusers_unet": DiffusersUNet}
 
 # (arch, opset, optimize): what each adds. token_attn at 18: Trilu (the causal mask), SDPA as
@@ -206,10 +176,10 @@ ARCHS = {"token_attn": TokenAttn, "attn_unet": AttnUNet, "interp": Interp, "bicu
 # make_zoo.py's shuffle without the exporter's optimisation: SplitToSequence / SequenceAt, CastLike.
 # bicubic at 18: Resize mode cubic (coefficient -0.75, pytorch_half_pixel and align_corners).
 # inplace at 18: ScatterND and ScatterElements with indices computed from shapes (constant).
-# op_sweep at 18: CumSum, IsNaN, IsInf, Atan, Sinh, Mod (fmod), Tile, DepthToSpace, ReduceL2, ...
+# make_zoo.py's sweep at 18: CumSum, IsNaN, IsInf, Atan, Asin, Mod (fmod), Tile, DepthToSpace, ReduceL2, ...
 FIXTURES = [("token_attn", 18, True), ("token_attn", 23, True), ("attn_unet", 23, True), ("interp", 18, True),
             ("diffusers_unet", 23, True), ("shuffle", 18, False), ("bicubic", 18, True),
-            ("inplace", 18, True), ("op_sweep", 18, True)]
+            ("inplace", 18, True), ("sweep", 18, True)]
 
 
 def zoo_arch(arch):

@@ -482,7 +482,7 @@ def scatter18():
 
 
 def math18():
-    """Elementwise functions torch exports rarely: Tan, Asin, Acos, Cosh, Asinh, Acosh, Atanh (on
+    """Elementwise functions torch exports rarely: Tan, Asin, Acos, Sinh, Cosh, Asinh, Acosh, Atanh (on
     inputs mapped into their domains), IsInf with detect_negative / detect_positive, IsNaN, Mod on
     integers (fmod 0: the divisor's sign, negative operands) and on floats (fmod 1); CumSum
     exclusive, reverse, and both, along axes 2 and -1."""
@@ -498,7 +498,8 @@ def math18():
         H.make_node("Add", ["ax", "one_f"], ["ax1"]),
         H.make_node("Acosh", ["ax1"], ["f5"]),
         H.make_node("Atanh", ["u9"], ["f6"]),
-        H.make_node("Sum", ["f0", "f1", "f2", "f3", "f4", "f5", "f6"], ["a0"]),
+        H.make_node("Sinh", ["u"], ["f7"]),
+        H.make_node("Sum", ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"], ["a0"]),
         H.make_node("Div", ["x", "u_step"], ["q"]),                                        # +-inf where x's sign flips the step
         H.make_node("IsInf", ["q"], ["i_pos"], detect_negative=0),
         H.make_node("IsInf", ["q"], ["i_neg"], detect_positive=0),
