@@ -156,7 +156,10 @@ ALMC_OHD void copy_range(const CopyParams& p, const T* in, T* out, int64_t row, 
 template <class T>
 ALMC_OHD void gather_range(const GatherParams& p, const T* data, const T* idx, T* out, int64_t row, int64_t i0, int64_t i1) {
   const int64_t o = row / p.n_idx, j = row - o * p.n_idx;
-  int64_t k = int64_t(idx[j]);
+  // A negative index counts from the end; out of range (or NaN: a computed index) clamps. The
+  // comparisons come before the conversion, which is undefined for values beyond int64 (fuzz_onnx).
+  const T v = idx[j], len = T(p.axis_len);
+  int64_t k = !(v > -len) ? 0 : (v >= len ? p.axis_len - 1 : int64_t(v));
   if (k < 0) k += p.axis_len;
   k = k < 0 ? 0 : (k >= p.axis_len ? p.axis_len - 1 : k);
   const T* src = data + (o * p.axis_len + k) * p.inner;
