@@ -219,7 +219,12 @@ almc_status almc_snapshot_check_run(almc_snapshot_t snap, const char* run) {
     require(run, "run");
     const json want = parse_run(run, "run");
     if (want == snap->run) return;
+    if (snap->run.is_null())
+      fail(ALMC_ERR_INVALID_ARGUMENT,
+           "this is a bare sampler state, without the record of the run that wrote it, so it cannot be "
+           "checked against this run (a snapshot file written with a run description can)");
     std::string diff;
+    size_t n_keys = 0;
     if (want.is_object() && snap->run.is_object()) {
       std::vector<std::string> keys;
       for (const auto& [key, value] : want.items())
@@ -227,9 +232,10 @@ almc_status almc_snapshot_check_run(almc_snapshot_t snap, const char* run) {
       for (const auto& [key, value] : snap->run.items())
         if (!want.contains(key)) keys.push_back(key);
       for (const std::string& k : keys) diff += (diff.empty() ? "" : ", ") + k;
+      n_keys = keys.size();
     }
     if (diff.empty()) diff = "its record";
-    fail(ALMC_ERR_INVALID_ARGUMENT, "this is a snapshot of another run (", diff, " differ)");
+    fail(ALMC_ERR_INVALID_ARGUMENT, "this is a snapshot of another run (", diff, n_keys > 1 ? " differ)" : " differs)");
   });
 }
 

@@ -37,8 +37,9 @@ void register_merge_command(CLI::App& app);
 
 // ------------------------------------------------------------------ errors
 
-// Exit codes: 1 a run-time failure (bad input file, engine error), 2 bad usage or a command that
-// is not built, 130 interrupted; CLI11's own parse errors keep CLI11's codes (non-zero).
+// Exit codes: 1 a run-time failure (bad input file, engine error), 2 bad usage (an option value
+// refused by the validators below too) or a command that is not built, 130 interrupted; CLI11's
+// other parse errors keep CLI11's codes (non-zero).
 class CliError : public std::runtime_error {
  public:
   explicit CliError(const std::string& message, int exit_code = 1) : std::runtime_error(message), code_(exit_code) {}
@@ -61,6 +62,11 @@ void check(almc_status status, const std::string& what, almc_sampler_t sampler);
 // (no sign, no saturation); a positive finite number (no 0, NaN, Inf or negative values).
 CLI::Validator seed_check();
 CLI::Validator positive_finite_check();
+// A finite number ("'nan' is not a finite number", "'abc' is not a number": a value given is never
+// taken for one missing).
+CLI::Validator finite_number_check();
+// Puts finite_number_check on every floating-point option of every subcommand of `app`.
+void check_numbers(CLI::App& app);
 
 // ------------------------------------------------------------------ ALMC variants (issue 15)
 

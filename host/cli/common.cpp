@@ -93,9 +93,15 @@ std::string sampler_terms(const char* engine_message) {
 }
 
 // The engine's message (copied at once), else the status string; one line whatever the engine wrote.
+// `what` is "<option>" or "<option> <path>"; an engine message that begins with the path ("P: GMM
+// JSON: ...") has it taken off, so that the path is said once.
 [[noreturn]] static void throw_engine_error(almc_status status, const std::string& what, const char* last_error) {
   std::string msg = last_error && *last_error ? last_error : almc_status_string(status);
   std::replace(msg.begin(), msg.end(), '\n', ' ');
+  if (const size_t space = what.find(' '); space != std::string::npos) {
+    const std::string path = what.substr(space + 1) + ": ";
+    if (msg.size() > path.size() && msg.compare(0, path.size(), path) == 0) msg.erase(0, path.size());
+  }
   throw CliError(what + ": " + msg);
 }
 

@@ -41,7 +41,7 @@ Diff diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 void run_eval(const EvalOptions& o) {
   if (o.score.model.empty()) throw CliError("--model FILE.onnx is required", 2);
-  if (std::isnan(o.level) || !std::isfinite(o.level)) throw CliError("--level L (a finite number) is required", 2);
+  if (std::isnan(o.level) || !std::isfinite(o.level)) throw CliError("--level must be a finite number", 2);
   // The level is fed as float32: a finite double beyond its range would become inf.
   if (std::fabs(o.level) > std::numeric_limits<float>::max())
     throw CliError("--level " + nlohmann::json(o.level).dump() + " is beyond float32's range (|L| <= 3.4e38)", 2);

@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
     almc::cli::register_validate_command(app);
     almc::cli::register_bench_command(app);
     almc::cli::register_merge_command(app);
+    almc::cli::check_numbers(app);
     if (argc > 1 && argv[1][0] != '-') {
       bool known = false;
       std::string names;
@@ -84,12 +85,15 @@ int main(int argc, char** argv) {
   } catch (const almc::cli::SilentError& e) {
     return almc::cli::quiet_rank_exit_code(e.exit_code());  // another MPI rank reports it
   } catch (const CLI::ParseError& e) {
-    if (!almc::cli::prints_errors()) return almc::cli::quiet_rank_exit_code(e.get_exit_code() != 0 ? e.get_exit_code() : 2);
+    // A value our validators refuse (option_checks.cpp) is bad usage like the commands' own checks: 2.
+    const bool ours = dynamic_cast<const CLI::ValidationError*>(&e) != nullptr;
+    const int code = ours || e.get_exit_code() == 0 ? 2 : e.get_exit_code();
+    if (!almc::cli::prints_errors()) return almc::cli::quiet_rank_exit_code(code);
     std::string msg = e.what();
     for (auto& c : msg)
       if (c == '\n') c = ' ';
     std::fprintf(stderr, "%s: error: %s (see --help)\n", command_path(app).c_str(), msg.c_str());
-    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
+    return code;
   } catch (const almc::cli::CliError& e) {
     std::fflush(stdout);
     if (!almc::cli::prints_errors()) return almc::cli::quiet_rank_exit_code(e.exit_code());

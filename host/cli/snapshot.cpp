@@ -4,6 +4,7 @@
 #include <almc/almc.h>
 
 #include <memory>
+#include <string>
 
 #include "host/cli/commands.hpp"
 
@@ -47,6 +48,13 @@ Snapshot read_snapshot(const std::string& path) {
 }
 
 void check_snapshot_run(const Snapshot& snap, const std::string& path, const json& run) {
+  // A bare state (almc_sampler_save_state's bytes, a snapshot callable's) has no record of its run,
+  // so nothing tells whether this command's options and inputs are the ones it was run with.
+  if (std::string(almc_snapshot_run(snap.handle.get())) == "null")
+    throw CliError("--resume " + path +
+                   " is a bare sampler state, without the record of the run that wrote it, so almc sample cannot "
+                   "check that it belongs to this run: resume from the file that --snapshot wrote (or load the "
+                   "bare state with the C API's almc_sampler_load_state or the Python package's run(resume=...))");
   if (almc_snapshot_check_run(snap.handle.get(), text(run).c_str()) != ALMC_OK)
     throw CliError("--resume " + path + ": " + almc_snapshot_last_error(snap.handle.get()) +
                    ": resume with the options, inputs, seed and backend of the run that wrote it");

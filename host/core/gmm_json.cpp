@@ -5,7 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstring>
+#include <string>
 
 // The document is read with nlohmann's SAX interface straight into float arrays: a DOM of a large
 // prior costs tens of bytes per number (a 60 MB file peaked at 1.75 GB), these arrays four. What
@@ -84,16 +88,33 @@ class Reader final : public nlohmann::json_sax<json> {
       current_ = k == "weights" ? &weights : k == "means" ? &means : k == "variances" ? &variances
                : k == "stds"    ? &stds
                                 : nullptr;
+      current_name_ = current_ ? k : std::string();
+      awaiting_field_ = current_ != nullptr;
     }
     return true;
   }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
     syntax_error = e.what();
+    error_position = position;
     return false;
   }
+  // Where the value being read goes ("means[2][5]", "weights[1]", "stds"), empty when outside the
+  // four fields.
+  std::string value_place() const {
+    if (!current_) return "";
+    if (depth_ == 1 && top_is_object) return awaiting_field_ ? current_name_ : "";
+    if (depth_ == 2 && in_field_array_) return current_name_ + "[" + std::to_string(current_->entries.size()) + "]";
+    if (depth_ == 3 && in_entry_array_)
+      return current_name_ + "[" + std::to_string(current_->entries.size() - 1) + "][" +
+             std::to_string(current_->entries.back()) + "]";
+    return "";
+  }
+  std::size_t error_position = 0;
 
  private:
   Field* current_ = nullptr;  // the field whose value is being read (level >= 1)
+  std::string current_name_;
+  bool awaiting_field_ = false;  // a field's key was read, not yet its value
   bool in_field_array_ = false, in_entry_array_ = false;
   int64_t depth_ = 0;
 
@@ -102,6 +123,7 @@ class Reader final : public nlohmann::json_sax<json> {
   bool scalar(const double* x) {
     if (depth_ == 1 && top_is_object) {
       if (current_) current_->reset(false);
+      awaiting_field_ = false;
     } else if (depth_ == 2 && in_field_array_) {
       Field& f = *current_;
       f.entries.push_back(x ? kEntryNumber : kEntryOther);
@@ -117,6 +139,7 @@ class Reader final : public nlohmann::json_sax<json> {
       top_is_object = !array;
     } else if (depth_ == 1 && top_is_object) {
       if (current_) current_->reset(array);
+      awaiting_field_ = false;
       in_field_array_ = current_ && array;
     } else if (depth_ == 2 && in_field_array_) {
       current_->entries.push_back(array ? 0 : kEntryOther);
@@ -148,14 +171,14 @@ std::vector<float> read_rows(Field& f, const char* name, int64_t K, int64_t& d, 
       any_scalar = true;
       continue;
     }
-    if (e <= 0) fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\"[", k, "] must be a non-empty array of numbers");
+    if (e <= 0) fail(ALMC_ERR_PARSE, "GMM JSON: ", name, "[", k, "] must be a non-empty array of numbers");
     if (d < 0) d = e;
-    if (e != d) fail(ALMC_ERR_PARSE, "GMM JSON: \"", name, "\"[", k, "] has length ", e, " but the dimension is ", d);
+    if (e != d) fail(ALMC_ERR_PARSE, "GMM JSON: ", name, "[", k, "] has length ", e, " but the dimension is ", d);
   }
   if (d < 0) fail(ALMC_ERR_PARSE, "GMM JSON: cannot tell the dimension from \"", name, "\"");
   if (K * d > kMaxGmmElements) fail(ALMC_ERR_PARSE, "GMM JSON: K x d = ", K, " x ", d, " is too large");
   if (f.bad_k >= 0) {
-    fail_value(f, std::string("\"") + name + "\"[" + std::to_string(f.bad_k) + "]" +
+    fail_value(f, std::string(name) + "[" + std::to_string(f.bad_k) + "]" +
                       (f.bad_j < 0 ? "" : "[" + std::to_string(f.bad_j) + "]"));
   }
   if (!any_scalar) return std::move(f.values);
@@ -169,8 +192,38 @@ std::vector<float> read_rows(Field& f, const char* name, int64_t K, int64_t& d, 
   return out;
 }
 
+// The word around byte `at` of [begin, end): letters, digits, signs and dots.
+std::string word_at(const char* begin, const char* end, size_t at) {
+  const auto part = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.'; };
+  const size_t n = static_cast<size_t>(end - begin);
+  size_t a = std::min(at, n), b = a;
+  while (a > 0 && part(begin[a - 1])) --a;
+  while (b < n && part(begin[b])) ++b;
+  return std::string(begin + a, begin + b);
+}
+
 void read_events(const char* begin, const char* end, Reader& r) {
-  if (!json::sax_parse(begin, end, &r)) fail(ALMC_ERR_PARSE, "GMM JSON: not valid JSON: ", r.syntax_error);
+  if (json::sax_parse(begin, end, &r)) return;
+  // Python's json.dump and others write NaN and Infinity, which JSON has no words for: name the
+  // value and where it is rather than the parser's "invalid literal".
+  const std::string word = word_at(begin, end, r.error_position > 0 ? r.error_position - 1 : 0);
+  std::string lower;
+  for (char c : word) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string bare = !lower.empty() && (lower[0] == '-' || lower[0] == '+') ? lower.substr(1) : lower;
+  if (bare == "nan" || bare == "inf" || bare == "infinity") {
+    const std::string place = r.value_place();
+    fail(ALMC_ERR_PARSE, "GMM JSON: ", place.empty() ? "a value" : place, " is ", word,
+         ", which is not a number JSON can hold: every weight, mean and variance must be a finite number");
+  }
+  if (r.syntax_error.find("number overflow") != std::string::npos) {
+    const std::string place = r.value_place();
+    fail(ALMC_ERR_PARSE, "GMM JSON: ", place.empty() ? "a value" : place, " = ", word, " is beyond the range of numbers");
+  }
+  // The parser's message without its class name: "at line L, column C: <what>".
+  std::string why = r.syntax_error;
+  if (why.rfind("[json.exception.", 0) == 0 && why.find("] ") != std::string::npos) why.erase(0, why.find("] ") + 2);
+  if (why.rfind("parse error ", 0) == 0) why.erase(0, std::strlen("parse error "));
+  fail(ALMC_ERR_PARSE, "GMM JSON: not valid JSON: ", why);
 }
 
 // The checks, in the order a walk of the document's tree makes them, then the spec.
@@ -188,13 +241,13 @@ GmmSpec build(Reader& r) {
   const float* wv = w.values.data();
   for (int64_t k = 0; k < g.K; ++k) {
     const int64_t e = w.entries[size_t(k)];
-    const std::string where = "\"weights\"[" + std::to_string(k) + "]";
+    const std::string where = "weights[" + std::to_string(k) + "]";
     if (e != kEntryNumber || k == w.bad_k) {
       if (e != kEntryNumber) fail(ALMC_ERR_PARSE, "GMM JSON: ", where, " is not a number");
       fail_value(w, where);
     }
     const float v = *wv;
-    if (v < 0) fail(ALMC_ERR_PARSE, "GMM JSON: \"weights\"[", k, "] = ", v, " is negative");
+    if (v < 0) fail(ALMC_ERR_PARSE, "GMM JSON: weights[", k, "] = ", v, " is negative");
     g.weights.push_back(v);
     total += v;
     ++wv;  // every entry before the first one that is not a number took exactly one slot
@@ -230,7 +283,7 @@ GmmSpec read_gmm_json(const std::string& path) {
     try {
       bytes = io::read_regular_file(path, io::kMaxJsonFileBytes);
     } catch (const io::IoError& e) {
-      fail(ALMC_ERR_IO, "GMM JSON file ", e.what());
+      fail(ALMC_ERR_IO, e.what());  // "<path>: <why>", like every other message here
     }
     const char* text = reinterpret_cast<const char*>(bytes.data());
     read_events(text, text + bytes.size(), r);

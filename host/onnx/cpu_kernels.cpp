@@ -24,16 +24,22 @@ struct CpuEwApply {
                   float beta) const {
     if (op == EW_ERF) return verf(A, D, len);
     if (op != EW_EXP && op != EW_SIGMOID && op != EW_SILU) return ew_apply_n(op, len, A, B, C, D, alpha, beta);
-    if (len <= 0) return;
+    // By blocks of at most kChunk, so that the buffer holds the block and every element vexp reads
+    // was written first, whatever len (the runners give at most kEwRun; nothing checked it).
     float e[kChunk];
-    for (int t = 0; t < len; ++t) e[t] = op == EW_EXP ? A[t] : -A[t];
-    vexp(e, e, len);
-    if (op == EW_EXP)
-      for (int t = 0; t < len; ++t) D[t] = e[t];
-    else if (op == EW_SIGMOID)
-      for (int t = 0; t < len; ++t) D[t] = 1.f / (1.f + e[t]);
-    else
-      for (int t = 0; t < len; ++t) D[t] = A[t] / (1.f + e[t]);
+    for (int s = 0; s < len; s += kChunk) {
+      const int n = std::min(kChunk, len - s);
+      const float* a = A + s;
+      float* d = D + s;
+      for (int t = 0; t < n; ++t) e[t] = op == EW_EXP ? a[t] : -a[t];
+      vexp(e, e, n);
+      if (op == EW_EXP)
+        for (int t = 0; t < n; ++t) d[t] = e[t];
+      else if (op == EW_SIGMOID)
+        for (int t = 0; t < n; ++t) d[t] = 1.f / (1.f + e[t]);
+      else
+        for (int t = 0; t < n; ++t) d[t] = a[t] / (1.f + e[t]);
+    }
   }
 };
 

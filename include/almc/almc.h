@@ -501,7 +501,8 @@ almc_status almc_snapshot_state(almc_snapshot_t snap, const void** state, size_t
 /* The run held, as compact JSON text (object keys sorted); valid until the snapshot changes. */
 const char* almc_snapshot_run(almc_snapshot_t snap);
 /* ALMC_OK when the run held equals `run` (JSON text; compared as JSON values), else
- * ALMC_ERR_INVALID_ARGUMENT with a message naming the top-level keys that differ. */
+ * ALMC_ERR_INVALID_ARGUMENT with a message naming the top-level keys that differ, or saying that
+ * the snapshot is a bare state with no run record (run null) to compare. */
 almc_status almc_snapshot_check_run(almc_snapshot_t snap, const char* run);
 
 typedef struct almc_run_info {

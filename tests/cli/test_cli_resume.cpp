@@ -136,12 +136,12 @@ TEST_F(CliResume, RefusesForeignAndDamagedSnapshots) {
   EXPECT_EQ(slurp(path("x.npy")), slurp(path("a.npy")));
   std::remove(path("x.npy").c_str());
 
-  expect_one_line_error(run(small + " --seed 2" + res), "is a snapshot of another run (config differ)");
-  expect_one_line_error(run(small + " --seed 1 --kappa 3" + res), "config differ");
-  expect_one_line_error(run(small + " --seed 1 --chain-range 0:3" + res), "chain_range differ");
+  expect_one_line_error(run(small + " --seed 2" + res), "is a snapshot of another run (config differs)");
+  expect_one_line_error(run(small + " --seed 1 --kappa 3" + res), "config differs");
+  expect_one_line_error(run(small + " --seed 1 --chain-range 0:3" + res), "chain_range differs");
   const float y2[2][4] = {{1.0f, 0.0f, -0.5f, 1.5f}, {0.2f, 0.4f, 0.1f, -1.5f}};
   almc::io::write_npy(path("y.npy"), &y2[0][0], {2, 4});
-  expect_one_line_error(run(small + " --seed 1" + res), "likelihood differ");
+  expect_one_line_error(run(small + " --seed 1" + res), "likelihood differs");
   EXPECT_FALSE(exists("x.npy"));
 
   std::ofstream(path("junk.snap")) << "not a snapshot";
@@ -149,6 +149,14 @@ TEST_F(CliResume, RefusesForeignAndDamagedSnapshots) {
   const std::string whole = slurp(path("s.snap"));
   std::ofstream(path("cut.snap"), std::ios::binary) << whole.substr(0, whole.size() - 5);
   expect_one_line_error(run(small + " --seed 1 --resume " + path("cut.snap")), "truncated");
+  // The bare state inside (no run record) said "is a snapshot of another run (its record differ)".
+  const size_t state_at = whole.find('\n', whole.find('\n') + 1) + 1;
+  std::ofstream(path("bare.state"), std::ios::binary) << whole.substr(state_at);
+  r = run(small + " --seed 1 --resume " + path("bare.state") + " --out " + path("x.npy"));
+  expect_one_line_error(r, "--resume " + path("bare.state") + " is a bare sampler state, without the record of the run");
+  EXPECT_NE(r.err.find("resume from the file that --snapshot wrote"), std::string::npos) << r.err;
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(exists("x.npy"));
   expect_one_line_error(run(small + " --seed 1 --resume " + path("none.snap")), "none.snap");
   expect_one_line_error(run(small + " --snapshot-every 10"), "--snapshot-every needs --snapshot");
   expect_one_line_error(run(small + " --snapshot " + path("t.snap") + " --snapshot-every 0"), "at least 1");

@@ -123,7 +123,7 @@ TEST_F(CliUser, SmcThresholdAndTimeOrderAreChecked) {
   for (const char* v : {"0", "-0.5", "1.5", "nan"}) {
     SCOPED_TRACE(v);
     const Result r = run(base + "--variant smc --smc-ess " + v);
-    expect_one_line_error(r, "--smc-ess must be in (0, 1]");
+    expect_one_line_error(r, v == std::string("nan") ? "--smc-ess: 'nan' is not a finite number" : "--smc-ess must be in (0, 1]");
     EXPECT_EQ(r.code, 2);
   }
   expect_one_line_error(run(base + "--smc-ess 0.3"), "--smc-ess applies to --variant smc or geo-smc only");
@@ -185,7 +185,8 @@ TEST_F(CliUser, DemoChecksItsOptionsAndWritesOnlyWhenBothTasksRan) {
            {"--kappa 0", "--kappa must be a positive finite number"},
            {"--show -1", "--show must be at least 0, got -1"},
            {"--t-stop 6", "--t-stop 6.000000 must be below --t-start 5.000000"},
-           {"--noise-std inf", "--noise-std must be a positive finite number"}}) {
+           {"--noise-std -1", "--noise-std must be a positive finite number"},
+           {"--noise-std inf", "--noise-std: 'inf' is not a finite number"}}) {
     SCOPED_TRACE(opt);
     const Result r = run(base + opt, "timeout 60");
     expect_one_line_error(r, needle);
@@ -245,7 +246,8 @@ TEST_F(CliUser, BenchAndValidateRefuseBadNumbers) {
   for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
            {"bench --backend cpu --quick --noise-std 0", "--noise-std must be a positive finite number"},
            {"bench --backend cpu --quick --delta -1", "--delta must be a positive finite number"},
-           {"bench --backend cpu --quick --target inf", "--target must be a positive finite number of seconds"},
+           {"bench --backend cpu --quick --target inf", "--target: 'inf' is not a finite number"},
+           {"bench --backend cpu --quick --target 0", "--target must be a positive finite number of seconds"},
            {"bench --backend cpu --quick --max-elements -5", "--max-elements must be >= 0"},
            {"validate --sweep --max-seconds inf --budgets 100 --problems gauss --methods almc", "--max-seconds"}}) {
     SCOPED_TRACE(args);
@@ -450,4 +452,67 @@ TEST_F(CliUser, DeeplyNestedRecordsAreRefused) {
   expect_one_line_error(run("merge " + path("p0.npy") + " " + path("p1.npy") + " --out " + path("all.npy")),
                         "p0.npy.json: JSON nested more than 128 levels deep");
   EXPECT_FALSE(exists("all.npy"));
+}
+
+// A number option given NaN, Inf or text was reported as missing (`eval --level nan`: "--level L (a
+// finite number) is required"; `sample --y Y --noise-std nan`: "--y needs --noise-std S"). Every
+// floating-point option of every command now names the value given.
+TEST_F(CliUser, NumberOptionsNameTheValueGiven) {
+  const std::string prior = gaussian_prior(), y = write_y();
+  const float x[2][4] = {};
+  write_npy(path("x.npy"), &x[0][0], {2, 4});
+  const std::string eval = "eval --model " + path("m.onnx") + " --x " + path("x.npy") + " --out " + path("o.npy");
+  const std::string sample = "sample -q --prior " + prior + " --out " + path("o.npy");
+  const std::pair<std::string, std::string> cases[] = {
+      {eval + " --level nan", "--level: 'nan' is not a finite number"},
+      {eval + " --level=-inf", "--level: '-inf' is not a finite number"},
+      {eval + " --level 1e999", "--level: '1e999' is not a number"},
+      {sample + " --y " + y + " --noise-std nan", "--noise-std: 'nan' is not a finite number"},
+      {sample + " --kappa abc", "--kappa: 'abc' is not a number"},
+      {sample + " --delta 1e-3x", "--delta: '1e-3x' is not a number"},
+      {sample + " --beta-max inf", "--beta-max: 'inf' is not a finite number"},
+      {"demo --out-dir " + path("o") + " --delta -inf", "--delta: '-inf' is not a finite number"},
+      {"bench --target NaN", "--target: 'NaN' is not a finite number"},
+      {"validate --max-seconds infinity", "--max-seconds: 'infinity' is not a finite number"},
+  };
+  for (const auto& [args, message] : cases) {
+    const Result r = run(args);
+    expect_one_line_error(r, message);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.err.find("required"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("needs"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(exists("o.npy"));
+  EXPECT_FALSE(exists("o"));
+}
+
+// A GMM prior with NaN in it (Python's json.dump writes NaN) was "--prior P: P: GMM JSON: not valid
+// JSON: [json.exception.parse_error.101] parse error at line 1, column 52: syntax error while
+// parsing value - invalid literal; last read: '[0, N'": the path twice and the parser's words. Now
+// the file once, the field and the problem; so for every --prior error.
+TEST_F(CliUser, PriorErrorsNameTheFileOnceAndTheField) {
+  const std::string y = write_y(), p = path("nan.json");
+  std::ofstream(p) << R"({"weights": [1, 1, 1], "means": [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, NaN]], "stds": [1, 1, 1]})";
+  const std::string tail = " --y " + y + " --noise-std 0.5 --chains 2 --kappa 1 --backend cpu -q --out " + path("o.npy");
+  const auto count = [](const std::string& s, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+    return n;
+  };
+  Result r = run("sample --prior " + p + tail);
+  expect_one_line_error(r, "--prior " + p + ": GMM JSON: means[2][3] is NaN, which is not a number JSON can hold");
+  EXPECT_EQ(count(r.err, p), 1u) << r.err;
+  std::ofstream(path("str.json")) << R"({"weights": [1], "means": [[0, 0, "1", 0]], "stds": [1]})";
+  r = run("sample --prior " + path("str.json") + tail);
+  expect_one_line_error(r, "--prior " + path("str.json") + ": GMM JSON: means[0][2] is not a number");
+  EXPECT_EQ(count(r.err, path("str.json")), 1u) << r.err;
+  std::ofstream(path("cut.json")) << R"({"weights": [1], "means": [[0, 0)";
+  r = run("sample --prior " + path("cut.json") + tail);
+  expect_one_line_error(r, "--prior " + path("cut.json") + ": GMM JSON: not valid JSON: at line 1, column ");
+  EXPECT_EQ(r.err.find("json.exception"), std::string::npos) << r.err;
+  EXPECT_EQ(count(r.err, path("cut.json")), 1u) << r.err;
+  r = run("sample --prior " + dir_ + tail);
+  expect_one_line_error(r, "--prior " + dir_ + ": is a directory");
+  EXPECT_EQ(count(r.err, dir_), 1u) << r.err;
+  EXPECT_FALSE(exists("o.npy"));
 }

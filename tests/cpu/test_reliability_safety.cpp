@@ -180,7 +180,18 @@ TEST(Safety, GmmJsonValuesDoNotDependOnKeyOrderOrExtraKeys) {
   EXPECT_EQ(g.variances, (std::vector<float>{4, 4, 4, 0.25f, 1, 9}));
 }
 
+// The message of parse_gmm_json's refusal with ALMC_ERR_PARSE; "accepted" or "status N" otherwise.
+std::string gmm_refusal(const char* text) {
+  try {
+    almc::parse_gmm_json(text);
+  } catch (const almc::Error& e) {
+    return e.status() == ALMC_ERR_PARSE ? e.what() : "status " + std::to_string(e.status());
+  }
+  return "accepted";
+}
+
 TEST(Safety, GmmJsonRefusalsKeepTheirExactMessages) {
+  const auto refusal = gmm_refusal;
   const std::pair<const char*, const char*> cases[] = {
       {R"({"means":[[0]],"variances":[1]})", "GMM JSON: missing \"weights\""},
       {R"({"weights":[1],"variances":[1]})", "GMM JSON: missing \"means\""},
@@ -188,46 +199,57 @@ TEST(Safety, GmmJsonRefusalsKeepTheirExactMessages) {
        "GMM JSON: give exactly one of \"variances\" and \"stds\""},
       {R"({"weights":{},"means":[[0]],"stds":[1]})", "GMM JSON: \"weights\" must be a non-empty array"},
       {R"({"weights":[],"means":[[0]],"stds":[1]})", "GMM JSON: \"weights\" must be a non-empty array"},
-      {R"({"weights":[1,[2]],"means":[[0],[1]],"stds":[1,1]})", "GMM JSON: \"weights\"[1] is not a number"},
+      {R"({"weights":[1,[2]],"means":[[0],[1]],"stds":[1,1]})", "GMM JSON: weights[1] is not a number"},
       {R"({"weights":[1,-2,1e39],"means":[[0],[1],[2]],"stds":[1,1,1]})",
-       "GMM JSON: \"weights\"[1] = -2 is negative"},
+       "GMM JSON: weights[1] = -2 is negative"},
       {R"({"weights":[1,1e39,-2],"means":[[0],[1],[2]],"stds":[1,1,1]})",
-       "GMM JSON: \"weights\"[1] is not a finite float"},
+       "GMM JSON: weights[1] is not a finite float"},
       {R"({"weights":[0,0],"means":[[0],[1]],"stds":[1,1]})", "GMM JSON: the weights sum to zero"},
       {R"({"weights":[1],"means":5,"stds":[1]})", "GMM JSON: \"means\" must be an array"},
       {R"({"weights":[1,1],"means":[[0]],"stds":[1,1]})", "GMM JSON: \"means\" has 1 entries but \"weights\" has 2"},
       {R"({"weights":[1,1],"means":[[0],3],"stds":[1,1]})",
-       "GMM JSON: \"means\"[1] must be a non-empty array of numbers"},
+       "GMM JSON: means[1] must be a non-empty array of numbers"},
       {R"({"weights":[1,1],"means":[[0],[]],"stds":[1,1]})",
-       "GMM JSON: \"means\"[1] must be a non-empty array of numbers"},
+       "GMM JSON: means[1] must be a non-empty array of numbers"},
       {R"({"weights":[1,1],"means":[[0,"a"],[1]],"stds":[1,1]})",
-       "GMM JSON: \"means\"[1] has length 1 but the dimension is 2"},
-      {R"({"weights":[1,1],"means":[[0,1],[1,[2]]],"stds":[1,1]})", "GMM JSON: \"means\"[1][1] is not a number"},
+       "GMM JSON: means[1] has length 1 but the dimension is 2"},
+      {R"({"weights":[1,1],"means":[[0,1],[1,[2]]],"stds":[1,1]})", "GMM JSON: means[1][1] is not a number"},
       {R"({"weights":[1,1],"means":[[0,4e38],[1,null]],"stds":[1,1]})",
-       "GMM JSON: \"means\"[0][1] is not a finite float"},
-      {R"({"weights":[1],"means":[[0,1]],"stds":[[1]]})", "GMM JSON: \"stds\"[0] has length 1 but the dimension is 2"},
+       "GMM JSON: means[0][1] is not a finite float"},
+      {R"({"weights":[1],"means":[[0,1]],"stds":[[1]]})", "GMM JSON: stds[0] has length 1 but the dimension is 2"},
       {R"({"weights":[1,1],"means":[[0],[1]],"variances":[1,"x"]})",
-       "GMM JSON: \"variances\"[1] must be a non-empty array of numbers"},
-      {R"({"weights":[1,1],"means":[[0],[1]],"variances":[1,[true]]})", "GMM JSON: \"variances\"[1][0] is not a number"},
+       "GMM JSON: variances[1] must be a non-empty array of numbers"},
+      {R"({"weights":[1,1],"means":[[0],[1]],"variances":[1,[true]]})", "GMM JSON: variances[1][0] is not a number"},
       {R"({"weights":[1,1],"means":[[0],[1]],"stds":[-3e38,1]})", "GMM JSON: std of component 0, coordinate 0 must be positive"},
       {R"({"weights":[1],"means":[[0,1]],"variances":[[1,0]]})", "GMM JSON: variance of component 0, coordinate 1 must be positive"},
       {R"("weights")", "GMM JSON: the top level must be an object"},
       {R"([{"weights":[1],"means":[[0]],"stds":[1]}])", "GMM JSON: the top level must be an object"},
   };
-  // The message of a refusal with ALMC_ERR_PARSE; "accepted" or "status N" otherwise.
-  auto refusal = [](const char* text) -> std::string {
-    try {
-      almc::parse_gmm_json(text);
-    } catch (const almc::Error& e) {
-      return e.status() == ALMC_ERR_PARSE ? e.what() : "status " + std::to_string(e.status());
-    }
-    return "accepted";
-  };
   for (const auto& [text, message] : cases) EXPECT_EQ(refusal(text), message) << text;
-  // Syntax errors anywhere win over content errors before them, with nlohmann's own text.
-  for (const char* text : {R"({"weights":[-1],"means":[[0]],"stds":[1])", R"({"weights":[1],"means":[[0,1e999]],"stds":[1]})",
-                           R"([1] [2])"})
-    EXPECT_EQ(refusal(text).rfind("GMM JSON: not valid JSON: [json.exception.", 0), 0u) << refusal(text);
+  // Syntax errors anywhere win over content errors before them, with nlohmann's text less its
+  // class name ("[json.exception.parse_error.101] parse error at ...").
+  EXPECT_EQ(refusal(R"({"weights":[-1],"means":[[0,1e999]],"stds":[1]})"), "GMM JSON: means[0][1] = 1e999 is beyond the range of numbers");
+  for (const char* text : {R"({"weights":[-1],"means":[[0]],"stds":[1])", R"([1] [2])"}) {
+    EXPECT_EQ(refusal(text).rfind("GMM JSON: not valid JSON: at line 1, column ", 0), 0u) << refusal(text);
+    EXPECT_EQ(refusal(text).find("json.exception"), std::string::npos) << refusal(text);
+  }
+}
+
+// NaN and Infinity (which Python's json.dump writes) were "not valid JSON: [json.exception.parse_error.101]
+// ... invalid literal; last read: '[[0, N'": now the value and where it is.
+TEST(Safety, GmmJsonNamesNanAndInfinityWhereTheyAre) {
+  const auto refusal = gmm_refusal;
+  const std::string tail = ", which is not a number JSON can hold: every weight, mean and variance must be a finite number";
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"weights":[1,1,1],"means":[[0,0],[0,0],[0,1, NaN]],"stds":[1,1,1]})", "means[2][2] is NaN"},
+      {R"({"weights":[1,1],"means":[[0],[1]],"stds":[1,Infinity]})", "stds[1] is Infinity"},
+      {R"({"weights":[1,1],"means":[[0],[1]],"variances":[[1],[-Infinity]]})", "variances[1][0] is -Infinity"},
+      {R"({"weights":[nan],"means":[[0]],"stds":[1]})", "weights[0] is nan"},
+      {R"({"weights":[1],"means":[[0]],"stds":inf})", "stds is inf"},
+      {R"({"note":NaN,"weights":[1],"means":[[0]],"stds":[1]})", "a value is NaN"},
+      {R"({"weights":[1],"means":[[0]], NaN:1})", "a value is NaN"},
+  };
+  for (const auto& [text, where] : cases) EXPECT_EQ(refusal(text), "GMM JSON: " + std::string(where) + tail) << text;
 }
 
 // Peak memory of loading a large prior (it was a tree of 16-byte JSON values per number, plus two

@@ -147,6 +147,12 @@ TEST(SnapshotFile, WrittenAndReadBackItResumesToTheUninterruptedBits) {
   EXPECT_EQ(m.state(&step), kept.state);
   EXPECT_EQ(step, 40);
   EXPECT_STREQ(almc_snapshot_run(m.h), "null");
+  // A bare state has no record to compare: said as such (it read "(its record differ)").
+  EXPECT_EQ(almc_snapshot_check_run(m.h, "{\"tool\":\"test\",\"seed\":1}"), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(m.err().find("bare sampler state, without the record of the run"), std::string::npos) << m.err();
+  // One key differs: "differs".
+  EXPECT_EQ(almc_snapshot_check_run(r.h, "{\"tool\":\"test\",\"seed\":2}"), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(r.err(), "this is a snapshot of another run (seed differs)");
   std::remove(path.c_str());
   rmdir(dir.c_str());
 }
