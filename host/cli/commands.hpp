@@ -130,6 +130,7 @@ struct ScoreOptions {
   std::vector<std::string> inputs;  // "NAME=VALUE" or "NAME=FILE.npy"
   bool tf32 = false;
   std::string precision;  // fp32 | tf32 | bf16; empty: not given (fp32, or tf32 with --tf32)
+  std::vector<int64_t> x_shape;  // one sample's shape, when known (almc_onnx_config.x_shape)
 
   // Adds --model, --prior (when with_prior), the input names, --input, --output-slice,
   // --precision, --tf32 and (when with_adapter) the adapter options --output, --convention,

@@ -57,6 +57,7 @@ std::string cli_terms(const char* engine_message) {
       {"(config.inputs)", "(--input NAME=VALUE|FILE.npy)"},
       {"with output channels 0 to ", "with --output-slice 0:"},
       {" (config.output_channel_begin/end)", ""},
+      {"x_shape [", "the sample shape ["},
   };
   for (const auto& [api, cli] : kTerms)
     for (size_t at = msg.find(api); at != std::string::npos; at = msg.find(api, at + std::strlen(cli)))
@@ -258,6 +259,8 @@ almc_onnx_config ScoreOptions::onnx_config(OnnxStorage& storage) const {
   } else if (!alpha_bar.empty()) {
     throw CliError("--alpha-bar is only used with --level index", 2);
   }
+  cfg.x_shape = x_shape.empty() ? nullptr : x_shape.data();
+  cfg.x_rank = static_cast<int64_t>(x_shape.size());
   const std::string prec = precision_name();
   cfg.precision = prec == "bf16" ? ALMC_PRECISION_BF16 : prec == "tf32" ? ALMC_PRECISION_TF32 : ALMC_PRECISION_FP32;
   cfg.allow_tf32 = prec == "tf32" ? 1 : 0;

@@ -57,8 +57,11 @@ void run_eval(const EvalOptions& o) {
   // x is [n, ...]: one input per leading index; a 1-D x is a single input.
   const int64_t n = x.shape.size() >= 2 ? x.shape[0] : 1;
   const int64_t d = x.size() / n;
+  // x's dimensions after n are one sample's shape (a model with dynamic height and width needs it).
+  ScoreOptions score = o.score;
+  if (x.shape.size() >= 2) score.x_shape.assign(x.shape.begin() + 1, x.shape.end());
   OnnxStorage storage;
-  const almc_onnx_config cfg = o.score.onnx_config(storage);
+  const almc_onnx_config cfg = score.onnx_config(storage);
   Context ctx = make_context(o.backend, o.threads, o.quiet);
   auto eval = [&](const almc_onnx_config& c) {
     std::vector<float> out(x.data.size());

@@ -320,7 +320,10 @@ void run_sample(const SampleOptions& options, Team& team) {
     throw CliError("--schedule list needs --levels-file FILE.npy", 2);
   }
   ImageShape shape;
-  if (!o.shape_text.empty()) shape = parse_shape(o.shape_text);
+  if (!o.shape_text.empty()) {
+    shape = parse_shape(o.shape_text);
+    o.score.x_shape = {shape.C, shape.H, shape.W};  // fills a network's dynamic height and width
+  }
   // Before any work: a run can last hours, its results must have somewhere to go.
   const std::string slice_record = range.set() ? sidecar_path(o.out) : std::string();
   if (team.root()) {

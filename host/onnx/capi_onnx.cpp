@@ -279,6 +279,14 @@ ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
   e.max_batch = c->max_batch;
   if (c->x_input) e.x_input = c->x_input;
   if (c->level_input) e.level_input = c->level_input;
+  if (c->x_rank < 0 || c->x_rank > 7 || (c->x_rank > 0 && !c->x_shape))
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, "x_rank must be 0 to 7, with x_shape holding that many dimensions");
+  for (int64_t i = 0; i < c->x_rank; ++i) {
+    if (c->x_shape[i] <= 0 || c->x_shape[i] > (int64_t(1) << 31))
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, "x_shape[" + std::to_string(i) + "] = " + std::to_string(c->x_shape[i]) +
+                                                 " is not a dimension (1 to 2^31)");
+    e.x_shape.push_back(c->x_shape[i]);
+  }
   return e;
 }
 

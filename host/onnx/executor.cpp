@@ -31,6 +31,7 @@ Executor::Executor(Graph g, const ExecConfig& cfg, Backend& be) : be_(be), k_(be
     }
     if (io_.level_input == io_.x_input) throw Error(ALMC_ERR_INVALID_ARGUMENT, "x and the level name the same input");
   }
+  apply_x_shape();
   io_.output = g_.outputs[0].name;
   // Host blocks: chunks whose im2col stays near L2 (1 MB; on the shared 2-core EPYC it cut the
   // U-Net fixture's conv time at batch 64 by roughly a third against 64 MB); batch launches on a
@@ -53,6 +54,39 @@ Executor::Executor(Graph g, const ExecConfig& cfg, Backend& be) : be_(be), k_(be
 }
 
 Executor::~Executor() = default;
+
+// cfg_.x_shape into the x input's declared dimensions: a model exported with dynamic dimensions
+// after the batch gets them from it; a fixed model only checks that it holds as many values.
+void Executor::apply_x_shape() {
+  if (cfg_.x_shape.empty()) return;
+  auto it = std::find_if(g_.inputs.begin(), g_.inputs.end(), [&](const ValueInfo& v) { return v.name == io_.x_input; });
+  if (it == g_.inputs.end() || it->dims.empty()) return;  // the planner names these problems
+  std::vector<int64_t>& dims = it->dims;
+  const std::string given = "x_shape [" + [&] {
+    std::string t;
+    for (size_t i = 0; i < cfg_.x_shape.size(); ++i) t += (i ? ", " : "") + std::to_string(cfg_.x_shape[i]);
+    return t;
+  }() + "]";
+  const bool dynamic = std::any_of(dims.begin() + 1, dims.end(), [](int64_t v) { return v < 0; });
+  if (!dynamic) {
+    int64_t model = 1, want = 1;
+    for (size_t i = 1; i < dims.size(); ++i) model *= dims[i];
+    for (int64_t v : cfg_.x_shape) want *= v;
+    if (model != want)
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, given + " holds " + std::to_string(want) + " values per sample; the model's x '" +
+                                                 io_.x_input + "' takes " + std::to_string(model));
+    return;
+  }
+  if (cfg_.x_shape.size() + 1 != dims.size())
+    throw Error(ALMC_ERR_INVALID_ARGUMENT, given + " has " + std::to_string(cfg_.x_shape.size()) + " dimensions; the model's x '" +
+                                               io_.x_input + "' has " + std::to_string(dims.size() - 1) + " after the batch");
+  for (size_t i = 1; i < dims.size(); ++i) {
+    if (dims[i] >= 0 && dims[i] != cfg_.x_shape[i - 1])
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, given + " differs from the model's fixed dimension " + std::to_string(i) + " (" +
+                                                 std::to_string(dims[i]) + ")");
+    dims[i] = cfg_.x_shape[i - 1];
+  }
+}
 
 // A slot for `plan`: its arena (zeroed) in backend memory, bound to its own constants (uploaded
 // to backend memory) or to those of `shared` (another slot of the same plan).

@@ -30,6 +30,9 @@ struct ExecConfig {
   std::vector<float> alpha_bar_table;
   bool vp_sde = false;  // continuous VP-SDE time (see AdapterParams)
   float beta_min = 0.f, beta_max = 0.f, level_scale = 1.f;
+  // One sample's shape (dimensions after the batch; empty: the model's own): fills the x input's
+  // dynamic dimensions after the batch (see almc_onnx_config.x_shape).
+  std::vector<int64_t> x_shape;
 };
 
 // The adapter's parameters for a configuration (table: the alpha_bar table in the memory the
@@ -83,6 +86,7 @@ class Executor {
   int64_t const_bytes(int64_t n);
 
  private:
+  void apply_x_shape();
   // A plan bound to its arena (and constants) in backend memory.
   struct Slot {
     Plan plan;

@@ -27,7 +27,8 @@ void Builder::build() {
       for (size_t d = 1; d < shape.size(); ++d)
         if (shape[d] < 0)
           throw Error(ALMC_ERR_UNSUPPORTED, "input x '" + vi.name + "' has a dynamic dimension " + std::to_string(d) +
-                                                "; only the first (batch) dimension may be dynamic");
+                                                ": give one sample's shape (almc sample --shape C,H,W; almc_onnx_config "
+                                                "x_shape; OnnxScore(shape=...))");
     } else {
       if (!shape.empty() && fixed_batch > 1 && shape[0] == fixed_batch) shape[0] = n_;
       for (size_t d = 0; d < shape.size(); ++d)

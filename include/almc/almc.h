@@ -241,6 +241,12 @@ typedef struct almc_onnx_config {
    * the CPU) or _BF16 (GEMMs and convolutions with inputs rounded to bfloat16, products summed in
    * fp32; CPU backend; other ops stay fp32). BF16 with allow_tf32 set is refused. */
   almc_precision precision;
+  /* One sample's shape (x_rank dimensions after the batch), for a model exported with dynamic
+   * dimensions other than the batch (dynamic_axes on height and width, say): x_shape fills them
+   * (the model's fixed dimensions must agree). For a model whose x is fixed, x_shape only has to
+   * hold as many values per sample. NULL / 0: the model's own dimensions, which must then be fixed. */
+  const int64_t* x_shape;
+  int64_t x_rank;
 } almc_onnx_config;
 /* First released layout: the fields up to max_batch. */
 #define ALMC_ONNX_CONFIG_MIN_SIZE offsetof(almc_onnx_config, output_channel_begin)

@@ -160,7 +160,8 @@ class OnnxScore(Prior):
     (default: the first and second inputs); precision: the network's GEMMs and convolutions, fp32
     (default), tf32 (CUDA tensor cores) or bf16 (CPU: bfloat16 inputs, fp32 sums; the chains stay
     fp32); tf32=True is precision="tf32"; shape: one chain's shape (default: image_shape in
-    <model>.json or model.json beside the model, else [d]).
+    <model>.json or model.json beside the model, else [d]); it also fills the dimensions of a
+    model exported with a dynamic height and width, which needs it.
     As `almc sample`'s --beta-min/--beta-max (a continuous VP-SDE network fed its time s in [0, 1],
     convention="vp", level="t"), --level-scale (the fed t, sigma or log-sigma is multiplied by it,
     e.g. 999), --output-slice (output_slice=(B, E): keep channels B..E-1 of a learned-variance
@@ -244,7 +245,8 @@ class OnnxScore(Prior):
         s = _almc.score_onnx(ctx, self.path, self.output, self.convention, self.level, self.alpha_bar, self.x_input,
                              self.level_input, self.precision, self.beta_min, self.beta_max, self.level_scale,
                              self.output_slice[0], self.output_slice[1], [n for n, _, _ in self.inputs],
-                             [v for _, v, _ in self.inputs], [sh for _, _, sh in self.inputs])
+                             [v for _, v, _ in self.inputs], [sh for _, _, sh in self.inputs],
+                             [int(v) for v in self._shape] if self._shape is not None else [])
         if self.dim is not None and s.dim != self.dim:
             raise invalid(f"the network {self.path} takes {s.dim} values per sample, not {self.dim} = "
                           f"prod({shape_str(self.shape)})")

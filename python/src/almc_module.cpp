@@ -555,8 +555,10 @@ NB_MODULE(_almc, mod) {
          std::optional<HostIn> alpha_bar, std::optional<std::string> x_input, std::optional<std::string> level_input,
          int precision, double beta_min, double beta_max, double level_scale, int64_t channel_begin, int64_t channel_end,
          const std::vector<std::string>& input_names, const std::vector<HostIn>& input_values,
-         const std::vector<std::vector<int64_t>>& input_shapes) {
+         const std::vector<std::vector<int64_t>>& input_shapes, const std::vector<int64_t>& x_shape) {
         almc_onnx_config oc = almc_onnx_config_default();
+        oc.x_shape = x_shape.empty() ? nullptr : x_shape.data();  // one sample's shape (dynamic H, W)
+        oc.x_rank = static_cast<int64_t>(x_shape.size());
         oc.output = static_cast<almc_net_output>(output);
         oc.convention = static_cast<almc_net_convention>(convention);
         oc.level = static_cast<almc_net_level>(level);
@@ -587,7 +589,8 @@ NB_MODULE(_almc, mod) {
       nb::arg("ctx"), nb::arg("path"), nb::arg("output"), nb::arg("convention"), nb::arg("level"),
       nb::arg("alpha_bar").none(), nb::arg("x_input").none(), nb::arg("level_input").none(), nb::arg("precision"),
       nb::arg("beta_min"), nb::arg("beta_max"), nb::arg("level_scale"), nb::arg("channel_begin"),
-      nb::arg("channel_end"), nb::arg("input_names"), nb::arg("input_values"), nb::arg("input_shapes"));
+      nb::arg("channel_end"), nb::arg("input_names"), nb::arg("input_values"), nb::arg("input_shapes"),
+      nb::arg("x_shape"));
   mod.def("score_callback", [](const ContextPtr& c, int64_t d, nb::object fn) {
     auto cb = std::make_unique<ScoreCallback>();
     cb->ctx = c;

@@ -191,6 +191,17 @@ def test_onnx_score_bf16_precision():
         almc.OnnxScore(path, tf32=True, precision="bf16")
 
 
+def test_onnx_score_dynamic_height_and_width():
+    # A network exported with a dynamic height and width (tests/data/onnx, exported at 8x8) runs at
+    # the shape given; without it the sampler refuses it, saying how to give it.
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "onnx", "zoo_ddpm_unet_o17_dynhw.onnx")
+    prior = almc.OnnxScore(path, output="eps", convention="vp", level="t", shape=(2, 12, 16))
+    res = almc.Sampler(prior, chains=2, seed=1, kappa=0.5, delta=2e-3, t_start=1.0, t_stop=0.5).run(progress=False)
+    assert res.samples.shape == (2, 2, 12, 16) and np.all(np.isfinite(res.samples))
+    with pytest.raises(almc.Error, match="dynamic dimension 2"):
+        almc.Sampler(almc.OnnxScore(path, output="eps", convention="vp", level="t"), chains=2).run(progress=False)
+
+
 def test_level_list_and_user_initial_state():
     # levels as a list selects the list schedule: 3 levels x 4 steps, no warm start for langevin.
     prior = almc.Gaussian(np.zeros(2), 1.0)

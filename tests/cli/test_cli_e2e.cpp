@@ -606,6 +606,34 @@ TEST_F(Cli, RgbPngForOneChannelModel) {
   expect_one_line_error(run(base + "-q --y " + path("colour.png")), "colour");
 }
 
+// A network exported with a dynamic height and width: eval takes one sample's shape from --x
+// ([n, C, H, W]) and matches torch; sample refuses it without --shape, naming the option, and runs
+// with it.
+TEST_F(Cli, DynamicHeightAndWidthFromXOrShape) {
+  const std::string base = fixture("zoo_ddpm_unet_o17_dynhw");
+  if (::access((base + ".onnx").c_str(), R_OK) != 0) GTEST_SKIP() << "fixture " << base << ".onnx not found";
+  const auto x = almc::io::read_npy_f32(base + "_x.npy");
+  const auto lv = almc::io::read_npy_f32(base + "_level.npy");
+  const auto ref = almc::io::read_npy_f32(base + "_out.npy");
+  const int64_t d = 2 * 12 * 16;
+  write_npy(path("x0.npy"), x.data.data(), {1, 2, 12, 16});
+  char level[32];
+  std::snprintf(level, sizeof level, "%.9g", lv.data[0]);
+  const Result r = run("eval --model " + base + ".onnx --x " + path("x0.npy") + " --level " + level + " --out " + path("o.npy") + " -q");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto o = almc::io::read_npy_f32(path("o.npy"));
+  ASSERT_EQ(o.data.size(), size_t(d));
+  for (int64_t j = 0; j < d; ++j) EXPECT_NEAR(o.data[j], ref.data[j], 1e-4) << j;
+  std::vector<float> y(size_t(d), 0.f);
+  write_npy(path("y.npy"), y.data(), {d});
+  const std::string run_args = "sample -q --backend cpu --model " + base + ".onnx --y " + path("y.npy") +
+                               " --noise-std 0.5 --kappa 0.2 --chains 2 --warm-steps 2 --out " + path("s.npy");
+  expect_one_line_error(run(run_args), "--shape C,H,W");
+  const Result s = run(run_args + " --shape 2,12,16");
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(almc::io::read_npy_f32(path("s.npy")).data.size(), size_t(2 * d));
+}
+
 // Item 2: an int64 timestep input run with the default --level t gave a wrong posterior, exit 0.
 TEST_F(Cli, Int64LevelInputIsRefusedAndBindingsAreReported) {
   const float y6[6] = {0, 0, 0, 0, 0, 0};

@@ -513,6 +513,9 @@ def export(m, path, opset, kind, variant):
         kw["do_constant_folding"] = False
     elif variant == "static":  # no dynamic_axes: the batch of the example (3) is fixed in the graph
         del kw["dynamic_axes"]
+    elif variant == "dynhw":  # height and width dynamic too (a fully convolutional export)
+        dyn["x"].update({2: "height", 3: "width"})
+        dyn["out"].update({2: "height", 3: "width"})
     with torch.no_grad():
         torch.onnx.export(m, (x, t), path, **kw)
     onnx.checker.check_model(onnx.load(path))
@@ -557,6 +560,7 @@ FIXTURES = [
     ("conv1d", 13, ""),          # 1-D pooling, 1-D resize
     ("misc", 13, ""),            # a runtime Cast to int64 feeding a Gather (nn.Embedding of timesteps)
     ("sweep", 17, ""),           # ScatterND, CumSum, IsInf after a float64 Cast, IsNaN, Resize cubic, Atan, Mod
+    ("ddpm_unet", 17, "dynhw"),  # dynamic height and width, run at 12x16 (exported at 8x8): x_shape
 ]
 
 
@@ -570,7 +574,7 @@ def fixtures():
         export(m, path, opset, kind, variant)
         torch.manual_seed(99)
         n = 7 if kind != "scalar" else 5
-        x = torch.randn(n, *m.x_shape)
+        x = torch.randn(n, *((m.x_shape[0], 12, 16) if variant == "dynhw" else m.x_shape))
         if kind == "scalar":
             levels = torch.full((n,), 0.65)
             t = torch.tensor(0.65)
