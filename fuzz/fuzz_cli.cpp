@@ -101,6 +101,7 @@ void run_command_line(std::vector<std::string> tokens) {
   almc::cli::register_demo_command(app);
   almc::cli::register_validate_command(app);
   almc::cli::register_bench_command(app);
+  almc::cli::check_numbers(app);  // as main() does
   // Replacing these callbacks would destroy the options they own (CLI11 binds options to them), so
   // the run is skipped from the parse-complete hook instead: it fires after the subcommand's own
   // options are parsed and checked, before the final callback.

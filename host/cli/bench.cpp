@@ -752,8 +752,11 @@ void register_bench_command(CLI::App& app) {
   sub->add_option("--target", o->target, "seconds per timed run (sets the number of steps)")->capture_default_str();
   sub->add_option("--repeats", o->repeats, "timed runs per variant (the median counts)")->capture_default_str();
   sub->add_option("--max-elements", o->max_elements, "skip cases with d x chains above this (0: 2^24 CPU, 2^28 CUDA)");
-  sub->add_option("--data", o->data_dir, "tests/data folder with onnx/ fixtures (default $ALMC_TEST_DATA or tests/data)");
-  sub->add_option("--demo-dir", o->demo_dir, "folder with digits_score.onnx (default $ALMC_DEMO_DIR or demo)");
+  // A folder named on the command line must exist (a typo would skip its cases with only a note).
+  sub->add_option("--data", o->data_dir, "tests/data folder with onnx/ fixtures (default $ALMC_TEST_DATA or tests/data)")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--demo-dir", o->demo_dir, "folder with digits_score.onnx (default $ALMC_DEMO_DIR or demo)")
+      ->check(CLI::ExistingDirectory);
   sub->add_option("--noise-std", o->noise_std, "sigma_y of the synthetic measurements")->capture_default_str();
   sub->add_option("--delta", o->delta, "ALMC step delta")->capture_default_str();
   o->json.add_option(sub, "every number as JSON");

@@ -94,14 +94,22 @@ std::string sampler_terms(const char* engine_message) {
 }
 
 // The engine's message (copied at once), else the status string; one line whatever the engine wrote.
-// `what` is "<option>" or "<option> <path>"; an engine message that begins with the path ("P: GMM
-// JSON: ...") has it taken off, so that the path is said once.
+// `what` is "<option>" or "<option> <path>". An engine message that opens with the path, alone or
+// after a few words naming the file ("P: GMM JSON: ...", "ONNX model P: is a directory", "ONNX
+// model 'P' is not a valid ONNX model") has that opening taken off: the path is said once.
 [[noreturn]] static void throw_engine_error(almc_status status, const std::string& what, const char* last_error) {
   std::string msg = last_error && *last_error ? last_error : almc_status_string(status);
   std::replace(msg.begin(), msg.end(), '\n', ' ');
   if (const size_t space = what.find(' '); space != std::string::npos) {
-    const std::string path = what.substr(space + 1) + ": ";
-    if (msg.size() > path.size() && msg.compare(0, path.size(), path) == 0) msg.erase(0, path.size());
+    const std::string path = what.substr(space + 1);
+    for (const std::string& form : {path + ": ", "'" + path + "': ", "'" + path + "' "}) {
+      const size_t at = msg.find(form);
+      const bool opening = at != std::string::npos && at <= 24 && msg.find(':') >= at;
+      if (opening && msg.size() > at + form.size()) {
+        msg.erase(0, at + form.size());
+        break;
+      }
+    }
   }
   throw CliError(what + ": " + msg);
 }

@@ -161,7 +161,7 @@ void run_demo(const DemoOptions& o) {
       throw CliError(std::string(name) + " must be at least " + std::to_string(lo) + ", got " + std::to_string(v) +
                          (lo > 0 ? " (omit it for the default)" : ""),
                      2);
-  if (o.chains > (1 << 24)) throw CliError("--chains is too large", 2);
+  if (o.chains > (1 << 24)) throw CliError("--chains " + std::to_string(o.chains) + " is too large (at most 2^24 = 16777216)", 2);
   if (o.mask != "box" && o.mask != "random") throw CliError("--mask must be box or random", 2);
   o.json.prepare();
   const std::string dir = find_demo_dir(o.demo_dir);

@@ -227,7 +227,7 @@ void run_sample(const SampleOptions& options, Team& team) {
   if (cfg.variant != ALMC_VARIANT_PAPER && cfg.method != ALMC_METHOD_ALMC)
     throw CliError("--variant " + o.variant + " applies to --method almc only", 2);
   if (cfg.chains_per_meas <= 0) throw CliError("--chains must be at least 1", 2);
-  if (cfg.chains_per_meas > (int64_t(1) << 24)) throw CliError("--chains is too large", 2);
+  if (cfg.chains_per_meas > (int64_t(1) << 24)) throw CliError("--chains " + std::to_string(cfg.chains_per_meas) + " is too large (at most 2^24 = 16777216)", 2);
   for (auto [v, name] : {std::pair{cfg.kappa, "--kappa"}, {cfg.delta, "--delta"}, {cfg.t_start, "--t-start"},
                          {cfg.t_stop, "--t-stop"}, {cfg.warm_step, "--warm-step"}, {cfg.sigma_max, "--sigma-max"},
                          {cfg.sigma_min, "--sigma-min"}, {cfg.eps, "--eps"}, {cfg.likelihood_weight, "--likelihood-weight"},
@@ -436,7 +436,9 @@ void run_sample(const SampleOptions& options, Team& team) {
                    std::to_string(d));
   const int64_t chains = cfg.chains_per_meas;
   if (n_meas > (int64_t(1) << 30) / chains || n_meas * chains > (int64_t(1) << 40) / std::max<int64_t>(d, 1))
-    throw CliError("n_meas x chains x d is too large", 2);
+    throw CliError("n_meas x chains x d = " + std::to_string(n_meas) + " x " + std::to_string(chains) + " x " +
+                       std::to_string(d) + " is too large (n_meas x chains at most 2^30, times d at most 2^40)",
+                   2);
   cfg.n_meas = n_meas;
   cfg.noise_std = have_y ? o.noise_std : cfg.noise_std;
   if (range.set()) {

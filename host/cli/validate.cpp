@@ -649,7 +649,11 @@ void register_validate_command(CLI::App& app) {
   sub->add_option("--max-seconds", o->max_seconds,
                   "--sweep: skip a run whose time, extrapolated from the method's smaller budgets, exceeds this")
       ->capture_default_str();
-  sub->callback([o]() {
+  sub->callback([o, sub]() {
+    // An option of the other mode would be ignored: refuse it rather than run without it.
+    for (const char* name : {"--budgets", "--problems", "--methods", "--max-seconds"})
+      if (!o->sweep && sub->count(name) > 0) throw CliError(std::string(name) + " applies to --sweep only", 2);
+    if (o->sweep && o->quick) throw CliError("--quick applies to the table, not to --sweep (use --budgets)", 2);
     if (o->sweep)
       run_sweep(*o);
     else

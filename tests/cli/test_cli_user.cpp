@@ -489,7 +489,7 @@ TEST_F(CliUser, NumberOptionsNameTheValueGiven) {
 // A GMM prior with NaN in it (Python's json.dump writes NaN) was "--prior P: P: GMM JSON: not valid
 // JSON: [json.exception.parse_error.101] parse error at line 1, column 52: syntax error while
 // parsing value - invalid literal; last read: '[0, N'": the path twice and the parser's words. Now
-// the file once, the field and the problem; so for every --prior error.
+// the file once, the field and the problem; so for every --prior and --model error.
 TEST_F(CliUser, PriorErrorsNameTheFileOnceAndTheField) {
   const std::string y = write_y(), p = path("nan.json");
   std::ofstream(p) << R"({"weights": [1, 1, 1], "means": [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, NaN]], "stds": [1, 1, 1]})";
@@ -514,5 +514,37 @@ TEST_F(CliUser, PriorErrorsNameTheFileOnceAndTheField) {
   r = run("sample --prior " + dir_ + tail);
   expect_one_line_error(r, "--prior " + dir_ + ": is a directory");
   EXPECT_EQ(count(r.err, dir_), 1u) << r.err;
+  // --model likewise ("--model P: ONNX model P: is a directory", "... ONNX model 'P' is not ...").
+  r = run("sample --model " + dir_ + tail);
+  expect_one_line_error(r, "--model " + dir_ + ": is a directory");
+  EXPECT_EQ(count(r.err, dir_), 1u) << r.err;
+  r = run("sample --model " + p + tail);
+  expect_one_line_error(r, "--model " + p + ": is not a valid ONNX model");
+  EXPECT_EQ(count(r.err, p), 1u) << r.err;
+  r = run("eval --model " + path("none.onnx") + " --x " + y + " --level 1 --out " + path("o.npy"));
+  expect_one_line_error(r, "--model " + path("none.onnx") + ": cannot open");
+  EXPECT_EQ(count(r.err, path("none.onnx")), 1u) << r.err;
   EXPECT_FALSE(exists("o.npy"));
+}
+
+// `validate --budgets 100` (a --sweep option without --sweep) ran the whole table ignoring it, and
+// `bench --data /typo` ran every case but the folder's with only a note; counts past the limit said
+// "--chains is too large" without the limit.
+TEST_F(CliUser, IgnoredOptionsMissingFoldersAndLimitsAreNamed) {
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"validate --budgets 100", "--budgets applies to --sweep only"},
+           {"validate --problems gauss", "--problems applies to --sweep only"},
+           {"validate --methods almc", "--methods applies to --sweep only"},
+           {"validate --max-seconds 5", "--max-seconds applies to --sweep only"},
+           {"validate --sweep --quick --budgets 100", "--quick applies to the table, not to --sweep"},
+           {"bench --backend cpu --data " + path("none"), "--data: Directory does not exist: " + path("none")},
+           {"bench --backend cpu --demo-dir " + path("none"), "--demo-dir: Directory does not exist"},
+           {"sample -q --prior " + gaussian_prior() + " --chains 100000000", "--chains 100000000 is too large (at most 2^24 = 16777216)"},
+           {"demo --out-dir " + path("d") + " --chains 100000000", "--chains 100000000 is too large (at most 2^24"}}) {
+    SCOPED_TRACE(args);
+    const Result r = run(args, "timeout 20");
+    expect_one_line_error(r, needle);
+    EXPECT_EQ(r.code, 2);
+  }
+  EXPECT_FALSE(exists("d"));
 }
