@@ -28,7 +28,10 @@ def host_f32(name, a, ndim=None):
         a = a.detach().cpu().numpy()
     elif not isinstance(a, np.ndarray) and hasattr(a, "__dlpack__"):
         a = from_dlpack(name, a)
-    arr = np.asarray(a)
+    try:
+        arr = np.asarray(a)
+    except ValueError as e:  # ragged nested lists: NumPy's own words after the argument's name
+        raise invalid(f"{name} is not an array of numbers ({e})") from None
     if arr.dtype.kind not in "fiub":
         raise invalid(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim not in ndim:

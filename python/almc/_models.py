@@ -44,6 +44,12 @@ def _check_finite(name, a):
         raise invalid(f"{name}{list(i) if i else ''} is not finite ({a[i]})")
 
 
+def _check_nonempty(name, a, what="one value per sample"):
+    """Refuses an array without values when it is described (the library would say "d = 0")."""
+    if a.size == 0:
+        raise invalid(f"{name} has shape {shape_str(a.shape)}, no values; it needs at least {what}")
+
+
 def _check_positive(name, a):
     _check_finite(name, a)
     bad = a <= 0
@@ -71,6 +77,7 @@ class Gaussian(Prior):
 
     def __init__(self, mean, var):
         self.mean = host_f32("mean", mean)
+        _check_nonempty("mean", self.mean)
         var = host_f32("var", var)
         if var.size == 1:
             var = np.full(self.mean.shape, var.reshape(()), np.float32)
@@ -102,6 +109,7 @@ class GaussianMixture(Prior):
                           "(one row per weight)")
         if self.means.ndim == 1:
             self.means = self.means.reshape(K, 1)
+        _check_nonempty("means", self.means, "one value per component and sample")
         per = self.means[0].size
         v = host_f32("variances", variances)
         if v.size == 1:
@@ -394,6 +402,7 @@ class Mask(Operator):
 
     def __init__(self, mask):
         self.mask = host_f32("mask", mask)
+        _check_nonempty("mask", self.mask)
         self.dim = int(self.mask.size)
         self.shape = self.mask.shape
 
@@ -443,6 +452,7 @@ class Blur(Operator):
 
     def __init__(self, kernel, shape):
         self.kernel = host_f32("kernel", kernel, ndim=(2,))
+        _check_nonempty("kernel", self.kernel, "one tap")
         self.shape = _image_shape("Blur", shape)
         self.dim = int(np.prod(self.shape))
 
@@ -459,6 +469,7 @@ class Matrix(Operator):
 
     def __init__(self, A):
         A = host_f32("A", A, ndim=(2, 3))
+        _check_nonempty("A", A, "one row and one column")
         self.n_mats = A.shape[0] if A.ndim == 3 else 1
         self.A = A.reshape(self.n_mats, A.shape[-2], A.shape[-1])
         self.m, self.dim = int(self.A.shape[1]), int(self.A.shape[2])

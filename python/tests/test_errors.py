@@ -431,3 +431,32 @@ def test_a_snapshot_never_replaces_the_prior_file(tmp_path):
     with pytest.raises(almc.InvalidArgumentError, match=r"snapshot .*prior.json is the prior's file .*would replace it"):
         s.run(np.zeros(4), progress=False, snapshot=str(tmp_path / "." / "prior.json"), snapshot_every=10)
     assert path.read_text() == text
+
+
+def test_gmm_json_with_nan_names_the_file_and_field(tmp_path):
+    # json.dump writes NaN and Infinity, which JSON has no words for: the library named neither
+    # ("not valid JSON: [json.exception.parse_error.101] ... invalid literal").
+    import json
+    path = tmp_path / "prior.json"
+    path.write_text(json.dumps({"weights": [1, 1], "means": [[0, 0], [0, float("nan")]], "stds": [1, float("inf")]}))
+    with pytest.raises(almc.FileError) as e:
+        almc.GaussianMixture.from_json(path)
+    msg = str(e.value)
+    assert msg.startswith(str(path) + ": GMM JSON: means[1][1] is NaN"), msg
+    assert "json.exception" not in msg and e.value.status == 9
+
+
+def test_empty_and_ragged_arrays_are_named_when_described():
+    # They were accepted, then refused when the sampler was made as "d = 0 must be positive" (or
+    # NumPy's "setting an array element with a sequence"), naming no argument.
+    cases = [
+        (lambda: almc.Gaussian(np.zeros(0), 1.0), "mean has shape [0], no values"),
+        (lambda: almc.GaussianMixture(np.ones(2), np.zeros((2, 0)), 1.0), "means has shape [2, 0], no values"),
+        (lambda: almc.Mask(np.zeros((0, 3))), "mask has shape [0, 3], no values"),
+        (lambda: almc.Matrix(np.zeros((0, 4))), "A has shape [0, 4], no values"),
+        (lambda: almc.Blur(np.zeros((0, 3)), (1, 4, 4)), "kernel has shape [0, 3], no values"),
+        (lambda: almc.Gaussian([[0.0, 1.0], [2.0]], 1.0), "mean is not an array of numbers"),
+    ]
+    for make, message in cases:
+        with pytest.raises(almc.InvalidArgumentError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            make()
