@@ -160,11 +160,20 @@ void run_inspect(const InspectOptions& o) {
   if (x && !outputs.empty() && x->per_sample > 0 && outputs[0].per_sample == 2 * x->per_sample)
     notes.push_back("the output has twice x's values per sample (learned variance): only its first half is the " + output +
                     " prediction");
+  // Dimensions after the batch left free at export (dynamic height and width): the executor plans
+  // once it is given one sample's shape.
+  const bool x_free = x && x->per_sample < 0 && x->dims.size() > 1;
+  if (x_free) {
+    flags.push_back("--shape C,H,W");
+    notes.push_back("x '" + x->name + "' has free dimensions after the batch: give one sample's shape with --shape");
+  }
   notes.push_back("guesses from names, dtypes and shapes: check the model's documentation (docs/MODELS.md)");
 
   // ---- does the executor load it with these flags?
   std::string load = "not tried (an operator is not implemented)";
-  if (unsupported.empty() && level != "index") {
+  if (x_free) {
+    load = "not tried (needs --shape: x has free dimensions after the batch)";
+  } else if (unsupported.empty() && level != "index") {
     Context ctx = make_context("cpu", 1, true);
     almc_onnx_config cfg = almc_onnx_config_default();
     cfg.output = output == "score" ? ALMC_OUTPUT_SCORE : output == "eps" ? ALMC_OUTPUT_EPS : output == "denoiser" ? ALMC_OUTPUT_DENOISER : ALMC_OUTPUT_X0;

@@ -773,6 +773,10 @@ TEST_F(Cli, InspectDescribesModelsAndGuessesFlags) {
   EXPECT_TRUE(j["unsupported"].empty()) << j["unsupported"];
   EXPECT_EQ(j["executor"], "loads and plans with these flags");
   expect_one_line_error(run("inspect " + fixture("refuse_recursive_function.onnx")), "nested deeper than 16");
+  // Free height and width: the guess asks for --shape, and the executor is not tried without it.
+  j = nlohmann::json::parse(run("inspect --json " + fixture("zoo_ddpm_unet_o17_dynhw.onnx")).out);
+  EXPECT_TRUE(has_flag(j["guessed_flags"], "--shape C,H,W")) << j["guessed_flags"];
+  EXPECT_NE(j["executor"].get<std::string>().find("needs --shape"), std::string::npos) << j["executor"];
 }
 
 // Posterior mean and std per coordinate of N(mu, s2 I) observed through the identity with noise
