@@ -226,6 +226,10 @@ void run_sample(const SampleOptions& options, Team& team) {
   cfg.variant = parse_variant(o.variant);
   if (cfg.variant != ALMC_VARIANT_PAPER && cfg.method != ALMC_METHOD_ALMC)
     throw CliError("--variant " + o.variant + " applies to --method almc only", 2);
+  // Read by ALMC's schedule only: another method would run without them, as if they were not given.
+  for (const char* name : {"--kappa", "--warm-steps", "--warm-step"})
+    if (o.given(name) && cfg.method != ALMC_METHOD_ALMC)
+      throw CliError(std::string(name) + " applies to --method almc only (not " + o.method + ")", 2);
   if (cfg.chains_per_meas <= 0) throw CliError("--chains must be at least 1", 2);
   if (cfg.chains_per_meas > (int64_t(1) << 24)) throw CliError("--chains " + std::to_string(cfg.chains_per_meas) + " is too large (at most 2^24 = 16777216)", 2);
   for (auto [v, name] : {std::pair{cfg.kappa, "--kappa"}, {cfg.delta, "--delta"}, {cfg.t_start, "--t-start"},

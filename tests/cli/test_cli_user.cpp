@@ -365,10 +365,19 @@ TEST_F(CliUser, OptionsThatWouldBeIgnoredAreRefused) {
   }
   const double levels[4] = {1.0, 0.5, 0.2, 0.1};
   write_npy(path("levels.npy"), levels, {2, 2});
-  expect_one_line_error(run(base + "--method langevin --levels-file " + path("levels.npy")),
+  const std::string langevin = "sample --backend cpu -q --chains 2 --prior " + gaussian_prior() + " --method langevin ";
+  expect_one_line_error(run(langevin + "--levels-file " + path("levels.npy")),
                         "must be 1-D (a list of OU times), got shape (2, 2)");
   write_npy(path("levels.npy"), levels, {4, 1});
-  EXPECT_EQ(run(base + "--method langevin --levels-file " + path("levels.npy")).code, 0);
+  EXPECT_EQ(run(langevin + "--levels-file " + path("levels.npy")).code, 0);
+  // ALMC's own options with another method ran without them (exit 0).
+  for (const std::string opt : {"--kappa 1", "--warm-steps 5", "--warm-step 0.1"}) {
+    SCOPED_TRACE(opt);
+    const Result r = run(langevin + "--levels-file " + path("levels.npy") + " " + opt);
+    expect_one_line_error(r, opt.substr(0, opt.find(' ')) + " applies to --method almc only (not langevin)");
+    EXPECT_EQ(r.code, 2);
+  }
+  expect_one_line_error(run(base + "--method ald"), "--kappa applies to --method almc only (not ald)");
 }
 
 }  // namespace
