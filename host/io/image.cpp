@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace almc::io {
@@ -140,6 +141,10 @@ void write_png(const std::string& path, const Image8& im) {
 
 Image8 read_png(const std::string& path) {
   const std::vector<unsigned char> bytes = read_regular_file(path, kMaxImageFileBytes);
+  // libpng reads a short text file as "read beyond end of data": say what the file is not.
+  static const unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() < sizeof kSignature || std::memcmp(bytes.data(), kSignature, sizeof kSignature) != 0)
+    throw IoError(path + ": not a PNG file (it does not start with the PNG signature)");
   png_image image{};
   image.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) {

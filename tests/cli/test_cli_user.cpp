@@ -557,3 +557,13 @@ TEST_F(CliUser, IgnoredOptionsMissingFoldersAndLimitsAreNamed) {
   }
   EXPECT_FALSE(exists("d"));
 }
+
+// A text file given as a PNG was "cannot read PNG: read beyond end of data" (libpng's words).
+TEST_F(CliUser, AFileThatIsNotAPngIsSaidToBeNone) {
+  std::ofstream(path("y.png")) << "not an image";
+  const Result r = run("sample --backend cpu -q --prior " + gaussian_prior() + " --noise-std 0.5 --y " + path("y.png") +
+                       " --out " + path("o.npy"));
+  expect_one_line_error(r, "--y " + path("y.png") + ": not a PNG file (it does not start with the PNG signature)");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(exists("o.npy"));
+}
