@@ -165,6 +165,10 @@ void run_demo(const DemoOptions& o) {
   if (o.mask != "box" && o.mask != "random") throw CliError("--mask must be box or random", 2);
   o.json.prepare();
   const std::string dir = find_demo_dir(o.demo_dir);
+  // The report must not replace the demo's own files.
+  check_distinct_files({{"--json", o.json.file()}}, {{"--demo-dir", dir + "/digits_score.onnx"},
+                                                     {"--demo-dir", dir + "/test_images.npy"},
+                                                     {"--demo-dir", dir + "/model.json"}});
   const std::string model = dir + "/digits_score.onnx";
 
   // Adapter settings from model.json when present (defaults: eps, VP, level = OU t).

@@ -73,6 +73,8 @@ std::string dims_text(const Tensor& t) {
 bool contains(const std::string& hay, const char* needle) { return lower(hay).find(needle) != std::string::npos; }
 
 void run_inspect(const InspectOptions& o) {
+  // --json=FILE naming the model replaced the model with the report.
+  check_distinct_files({{"--json", o.json.file()}}, {{"model", o.model}});
   o.json.prepare();
   // A regular file within the loader's cap: a device (/dev/zero) would be read until memory runs
   // out, a FIFO would block.

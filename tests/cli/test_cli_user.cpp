@@ -567,3 +567,17 @@ TEST_F(CliUser, AFileThatIsNotAPngIsSaidToBeNone) {
   EXPECT_EQ(r.code, 1);
   EXPECT_FALSE(exists("o.npy"));
 }
+
+// `almc inspect m.onnx --json=m.onnx` replaced the model with its report (exit 0).
+TEST_F(CliUser, InspectReportMustNotReplaceTheModel) {
+  const char* data = std::getenv("ALMC_TEST_DATA");
+  const std::string fixture = std::string(data && *data ? data : "tests/data") + "/onnx/gauss_vp_eps.onnx";
+  if (::access(fixture.c_str(), R_OK) != 0) GTEST_SKIP() << fixture << " not found";
+  const std::string model = path("m.onnx");
+  std::ofstream(model, std::ios::binary) << slurp(fixture);
+  const std::string bytes = slurp(model);
+  const Result r = run("inspect " + model + " --json=" + dir_ + "/./m.onnx");
+  expect_one_line_error(r, "--json " + dir_ + "/./m.onnx is the input model " + model);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(slurp(model), bytes);
+}
