@@ -680,6 +680,11 @@ void run_bench(const BenchOptions& o) {
     return;
   }
   if (cases.empty()) throw CliError("no case matches --case", 2);
+  // The report must not replace a network the cases read.
+  NamedPaths networks;
+  for (const auto& c : cases)
+    if (!c.onnx_file.empty()) networks.emplace_back(c.onnx_name + "'s network", c.onnx_file);
+  check_distinct_files({{"--json", o.json.file()}}, networks);
   const Engine e{ctx.get(), cuda};
   const char* dev = almc_context_device_name(ctx.get());
   const char* wp = std::getenv("OMP_WAIT_POLICY");

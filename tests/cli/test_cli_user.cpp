@@ -581,3 +581,20 @@ TEST_F(CliUser, InspectReportMustNotReplaceTheModel) {
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(slurp(model), bytes);
 }
+
+// `almc bench --json=F` with F a network the cases read replaced the network with the report.
+TEST_F(CliUser, BenchReportMustNotReplaceANetwork) {
+  const char* data = std::getenv("ALMC_TEST_DATA");
+  const std::string fixture = std::string(data && *data ? data : "tests/data") + "/onnx/mlp_embed.onnx";
+  if (::access(fixture.c_str(), R_OK) != 0) GTEST_SKIP() << fixture << " not found";
+  ASSERT_EQ(::mkdir(path("onnx").c_str(), 0755), 0);
+  const std::string net = path("onnx/mlp_embed.onnx");
+  std::ofstream(net, std::ios::binary) << slurp(fixture);
+  const std::string bytes = slurp(net);
+  const Result r = run("bench --backend cpu --threads 1 --no-stages --repeats 1 --target 0.01 --case mlp_embed --data " +
+                       dir_ + " --json=" + net);
+  EXPECT_NE(r.err.find("almc bench: error: --json " + net + " is the input mlp_embed's network " + net), std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(slurp(net), bytes);
+}
