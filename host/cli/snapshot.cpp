@@ -55,6 +55,15 @@ void check_snapshot_run(const Snapshot& snap, const std::string& path, const jso
                    " is a bare sampler state, without the record of the run that wrote it, so almc sample cannot "
                    "check that it belongs to this run: resume from the file that --snapshot wrote (or load the "
                    "bare state with the C API's almc_sampler_load_state or the Python package's run(resume=...))");
+  // The Python package's record describes its run in its own terms: no options of this command
+  // can match it, so say where it can be resumed rather than list every key.
+  const json held = json::parse(almc_snapshot_run(snap.handle.get()), nullptr, false);
+  if (held.is_object() && held.contains("written_by") && held["written_by"].is_string() &&
+      held["written_by"].get<std::string>().rfind("almc Python package", 0) == 0 &&
+      almc_snapshot_check_run(snap.handle.get(), text(run).c_str()) != ALMC_OK)
+    throw CliError("--resume " + path + " was written by the Python package (" + held["written_by"].get<std::string>() +
+                   "): resume it in Python with Sampler.run(resume=...); almc sample resumes the files its own "
+                   "--snapshot writes");
   if (almc_snapshot_check_run(snap.handle.get(), text(run).c_str()) != ALMC_OK)
     throw CliError("--resume " + path + ": " + almc_snapshot_last_error(snap.handle.get()) +
                    ": resume with the options, inputs, seed and backend of the run that wrote it");

@@ -157,6 +157,17 @@ TEST_F(CliResume, RefusesForeignAndDamagedSnapshots) {
   EXPECT_NE(r.err.find("resume from the file that --snapshot wrote"), std::string::npos) << r.err;
   EXPECT_EQ(r.code, 1);
   EXPECT_FALSE(exists("x.npy"));
+  // A snapshot of the Python package listed every key of both records as differing.
+  const size_t record_at = whole.find('\n') + 1;
+  nlohmann::json rec = nlohmann::json::parse(whole.substr(record_at, state_at - 1 - record_at));
+  rec["run"] = {{"written_by", "almc Python package 0.1.0"}, {"seed", 1}};
+  std::ofstream(path("py.snap"), std::ios::binary) << whole.substr(0, record_at) << rec.dump() << "\n"
+                                                   << whole.substr(state_at);
+  r = run(small + " --seed 1 --resume " + path("py.snap") + " --out " + path("x.npy"));
+  expect_one_line_error(r, "--resume " + path("py.snap") + " was written by the Python package (almc Python package "
+                           "0.1.0): resume it in Python with Sampler.run(resume=...)");
+  EXPECT_EQ(r.err.find(" differ"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists("x.npy"));
   expect_one_line_error(run(small + " --seed 1 --resume " + path("none.snap")), "none.snap");
   expect_one_line_error(run(small + " --snapshot-every 10"), "--snapshot-every needs --snapshot");
   expect_one_line_error(run(small + " --snapshot " + path("t.snap") + " --snapshot-every 0"), "at least 1");
