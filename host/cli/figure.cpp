@@ -102,7 +102,9 @@ std::pair<float, float> parse_range(const std::string& text, const std::string& 
   } catch (const std::exception&) {
     throw CliError(what + " must be LO,HI (two numbers), got '" + text + "'", 2);
   }
-  if (!(hi > lo) || !std::isfinite(lo) || !std::isfinite(hi)) throw CliError(what + " must be LO,HI with LO < HI, got '" + text + "'", 2);
+  if (!std::isfinite(lo) || !std::isfinite(hi))
+    throw CliError(what + " must be LO,HI with finite numbers (within float32's range), got '" + text + "'", 2);
+  if (!(hi > lo)) throw CliError(what + " must be LO,HI with LO < HI, got '" + text + "'", 2);
   return {lo, hi};
 }
 

@@ -483,6 +483,8 @@ TEST_F(CliUser, NumberOptionsNameTheValueGiven) {
       {"demo --out-dir " + path("o") + " --delta -inf", "--delta: '-inf' is not a finite number"},
       {"bench --target NaN", "--target: 'NaN' is not a finite number"},
       {"validate --max-seconds infinity", "--max-seconds: 'infinity' is not a finite number"},
+      {sample + " --png-range nan,1", "--png-range must be LO,HI with finite numbers (within float32's range), got 'nan,1'"},
+      {sample + " --data-range 0,inf", "--data-range must be LO,HI with finite numbers (within float32's range), got '0,inf'"},
   };
   for (const auto& [args, message] : cases) {
     const Result r = run(args);
