@@ -135,6 +135,8 @@ class GaussianMixture(Prior):
         ("variances" may be K scalars, or "stds" instead); read by the library's own reader."""
         obj = cls.__new__(cls)
         obj._path = os.fspath(path)
+        if not obj._path:
+            raise FileError("GaussianMixture.from_json: the path is empty", IO)
         obj.dim = _almc.score_gmm_json(_cpu_context(), obj._path).dim
         obj.shape = (obj.dim,)
         return obj

@@ -324,6 +324,11 @@ class Sampler:
                 setattr(cfg, field, _number(label, value, kind))
         if cfg.variant != 0 and cfg.method != 0:
             raise invalid(f"variant {self.variant} applies to method almc only")
+        # Read by ALMC's schedule only (as `almc sample` refuses them): another method would run
+        # as if they were not given.
+        for name in ("kappa", "warm_steps", "warm_step"):
+            if name in options and cfg.method != 0:
+                raise invalid(f"option {name} applies to method almc only (not {method.lower()})")
         self.method = method.lower()
         self._cfg = cfg
         self._ctx = _almc.make_context(backend_id, 0, int(threads))

@@ -460,3 +460,9 @@ def test_empty_and_ragged_arrays_are_named_when_described():
     for make, message in cases:
         with pytest.raises(almc.InvalidArgumentError, match=message.replace("[", r"\[").replace("]", r"\]")):
             make()
+
+
+def test_an_empty_path_is_named():
+    # from_json("") said ": cannot open: No such file or directory".
+    with pytest.raises(almc.FileError, match="from_json: the path is empty"):
+        almc.GaussianMixture.from_json("")

@@ -188,3 +188,12 @@ def test_chain_range_slices_are_the_whole_run_bit_for_bit():
     for bad in ((1, 0), "3", (1.5, 2), (-1, 2)):
         with pytest.raises(almc.InvalidArgumentError, match="chain_range"):
             almc.Sampler(prior, chain_range=bad, **kw)
+
+
+def test_almc_only_options_are_refused_with_another_method():
+    # Only ALMC's schedule reads them: Sampler(method="ald", kappa=1) ran as if kappa were not given.
+    prior = almc.Gaussian(np.zeros(4), np.ones(4))
+    for name, value in (("kappa", 1.0), ("warm_steps", 5), ("warm_step", 0.1)):
+        with pytest.raises(almc.InvalidArgumentError, match=f"option {name} applies to method almc only \\(not ald\\)"):
+            almc.Sampler(prior, noise_std=0.5, method="ald", **{name: value})
+    almc.Sampler(prior, noise_std=0.5, method="almc", kappa=1.0, warm_steps=5, warm_step=0.1)
