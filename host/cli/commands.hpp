@@ -59,13 +59,18 @@ void check(almc_status status, const std::string& what, almc_operator_t op);
 void check(almc_status status, const std::string& what, almc_sampler_t sampler);
 
 // Option validators (option_checks.cpp): a seed is an integer in [0, 2^64 - 1] written in digits
-// (no sign, no saturation); a positive finite number (no 0, NaN, Inf or negative values).
+// (no sign, no saturation; leading zeros dropped, so add it with ->transform); a positive finite
+// number (no 0, NaN, Inf or negative values).
 CLI::Validator seed_check();
 CLI::Validator positive_finite_check();
 // A finite number ("'nan' is not a finite number", "'abc' is not a number": a value given is never
 // taken for one missing).
 CLI::Validator finite_number_check();
-// Puts finite_number_check on every floating-point option of every subcommand of `app`.
+// An integer in decimal digits with an optional sign ("'1e3' is not an integer"); leading zeros
+// are dropped so that "010" is 10, not octal 8.
+CLI::Validator integer_check();
+// Puts finite_number_check on every floating-point option and integer_check on every integer
+// option of every subcommand of `app`.
 void check_numbers(CLI::App& app);
 
 // ------------------------------------------------------------------ ALMC variants (issue 15)

@@ -420,7 +420,7 @@ void register_demo_command(CLI::App& app) {
   sub->add_option("--noise-std", o->noise_std, "measurement noise std sigma_y, in pixel units (images span [-1, 1]; > 0)")->capture_default_str();
   sub->add_option("--mask", o->mask, "inpainting mask: box (lower half) | random (50%)")->capture_default_str();
   sub->add_option("--show", o->show, "samples shown per row of the figures (>= 0)")->capture_default_str();
-  sub->add_option("--seed", o->seed, "seed")->check(seed_check())->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed")->transform(seed_check())->capture_default_str();
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
   sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str();
   sub->add_flag("--quiet,-q", o->quiet, "no progress or summary");

@@ -1,4 +1,5 @@
 // Validators for option values CLI11 would otherwise convert silently (see commands.hpp).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <exception>
@@ -19,6 +20,7 @@ CLI::Validator seed_check() {
         const std::string digits = text.substr(std::min(text.find_first_not_of('0'), text.size() - 1));
         if (digits.size() > max.size() || (digits.size() == max.size() && digits > max))
           return "must be at most 18446744073709551615, got '" + text + "'";
+        text = digits;  // decimal: CLI11 reads "010" as octal 8 (the options take it as a transform)
         return "";
       },
       "UINT64");
@@ -62,11 +64,35 @@ CLI::Validator finite_number_check() {
       "");
 }
 
+CLI::Validator integer_check() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        // Decimal digits with an optional sign, read as decimal: CLI11 alone reads "010" as 8 and
+        // "0x10" as 16, and calls "1e3" or "nan" something it "could not convert".
+        const size_t first = text.find_first_not_of(' '), last = text.find_last_not_of(' ');
+        const std::string t = first == std::string::npos ? "" : text.substr(first, last - first + 1);
+        const size_t digits_at = !t.empty() && (t[0] == '+' || t[0] == '-') ? 1 : 0;
+        if (t.size() == digits_at || t.find_first_not_of("0123456789", digits_at) != std::string::npos)
+          return "'" + text + "' is not an integer";
+        const size_t nonzero = std::min(t.find_first_not_of('0', digits_at), t.size() - 1);
+        const std::string digits = t.substr(nonzero), max = "9223372036854775807";
+        // CLI11 would saturate it to 2^63 - 1 and report that number.
+        if (digits.size() > max.size() || (digits.size() == max.size() && digits > max))
+          return "'" + text + "' is too large (at most " + max + ")";
+        text = (t[0] == '-' ? "-" : "") + digits;
+        return "";
+      },
+      "");
+}
+
 void check_numbers(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands({})) {
     check_numbers(*sub);
-    for (CLI::Option* opt : sub->get_options())
-      if (opt->get_type_name().rfind("FLOAT", 0) == 0) opt->check(finite_number_check());
+    for (CLI::Option* opt : sub->get_options()) {
+      const std::string type = opt->get_type_name();
+      if (type.rfind("FLOAT", 0) == 0) opt->check(finite_number_check());
+      if (type.rfind("INT", 0) == 0) opt->transform(integer_check());
+    }
   }
 }
 

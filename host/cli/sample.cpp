@@ -721,7 +721,7 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--init-scale", c.init_scale, "std of the Gaussian / half-width of the uniform init (> 0)")->capture_default_str()->group("Annealed family");
   // execution
   sub->add_option("--chains", c.chains_per_meas, "chains per measurement (1 to 2^24)")->capture_default_str()->group("Execution");
-  sub->add_option("--seed", c.seed, "random seed")->check(seed_check())->capture_default_str()->group("Execution");
+  sub->add_option("--seed", c.seed, "random seed")->transform(seed_check())->capture_default_str()->group("Execution");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str()->group("Execution");
   sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default; at most 1024)")->capture_default_str()->group("Execution");
   sub->add_option("--check-every", c.check_every, "steps between NaN and residual checks (>= 1; progress and Ctrl-C are polled at least every 0.2 s anyway)")->capture_default_str()->group("Execution");

@@ -634,7 +634,7 @@ void register_validate_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "validate", "Closed-form validation table: ALMC and the annealed Langevin family against exact posteriors");
   sub->add_option("--chains", o->chains, "chains per run")->capture_default_str();
-  sub->add_option("--seed", o->seed, "seed")->check(seed_check())->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed")->transform(seed_check())->capture_default_str();
   o->json.add_option(sub, "the table (or the sweep) as JSON");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
   sub->add_flag("--quick", o->quick, "two settings per problem instead of three");

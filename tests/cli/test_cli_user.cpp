@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "host/io/npy.hpp"
 #include "tests/cli/cli_test_util.hpp"
 
@@ -483,6 +485,11 @@ TEST_F(CliUser, NumberOptionsNameTheValueGiven) {
       {"demo --out-dir " + path("o") + " --delta -inf", "--delta: '-inf' is not a finite number"},
       {"bench --target NaN", "--target: 'NaN' is not a finite number"},
       {"validate --max-seconds infinity", "--max-seconds: 'infinity' is not a finite number"},
+      {sample + " --chains 1e3", "--chains: '1e3' is not an integer"},
+      {sample + " --chains nan", "--chains: 'nan' is not an integer"},
+      {sample + " --chains 0x10", "--chains: '0x10' is not an integer"},
+      {sample + " --chains 99999999999999999999", "--chains: '99999999999999999999' is too large (at most 9223372036854775807)"},
+      {"validate --sweep --budgets 100,2.5", "--budgets: '2.5' is not an integer"},
       {sample + " --png-range nan,1", "--png-range must be LO,HI with finite numbers (within float32's range), got 'nan,1'"},
       {sample + " --data-range 0,inf", "--data-range must be LO,HI with finite numbers (within float32's range), got '0,inf'"},
   };
@@ -495,6 +502,13 @@ TEST_F(CliUser, NumberOptionsNameTheValueGiven) {
   }
   EXPECT_FALSE(exists("o.npy"));
   EXPECT_FALSE(exists("o"));
+  // An integer with leading zeros is decimal (CLI11 alone read "010" as octal 8).
+  const Result r = run("sample --backend cpu -q --kappa 1 --prior " + prior + " --chains 010 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["chains_per_meas"], 10) << r.out;
+  const Result seed = run("sample --backend cpu -q --kappa 1 --prior " + prior + " --seed 010 --json");
+  ASSERT_EQ(seed.code, 0) << seed.err;
+  EXPECT_EQ(nlohmann::json::parse(seed.out)["seed"], 10) << seed.out;
 }
 
 // A GMM prior with NaN in it (Python's json.dump writes NaN) was "--prior P: P: GMM JSON: not valid
