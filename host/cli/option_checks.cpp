@@ -1,11 +1,11 @@
 // Validators for option values CLI11 would otherwise convert silently (see commands.hpp).
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <exception>
 #include <string>
 
 #include "host/cli/commands.hpp"
+#include "host/core/parse_count.hpp"
 
 namespace almc::cli {
 
@@ -16,11 +16,9 @@ CLI::Validator seed_check() {
         // different seeds the same samples.
         if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
           return "must be an integer from 0 to 18446744073709551615, got '" + text + "'";
-        const std::string max = "18446744073709551615";
-        const std::string digits = text.substr(std::min(text.find_first_not_of('0'), text.size() - 1));
-        if (digits.size() > max.size() || (digits.size() == max.size() && digits > max))
-          return "must be at most 18446744073709551615, got '" + text + "'";
-        text = digits;  // decimal: CLI11 reads "010" as octal 8 (the options take it as a transform)
+        uint64_t v = 0;
+        if (!parse_count(text, v)) return "must be at most 18446744073709551615, got '" + text + "'";  // digits: only overflow fails
+        text = std::to_string(v);  // decimal: CLI11 reads "010" as octal 8 (the options take it as a transform)
         return "";
       },
       "UINT64");
@@ -74,12 +72,11 @@ CLI::Validator integer_check() {
         const size_t digits_at = !t.empty() && (t[0] == '+' || t[0] == '-') ? 1 : 0;
         if (t.size() == digits_at || t.find_first_not_of("0123456789", digits_at) != std::string::npos)
           return "'" + text + "' is not an integer";
-        const size_t nonzero = std::min(t.find_first_not_of('0', digits_at), t.size() - 1);
-        const std::string digits = t.substr(nonzero), max = "9223372036854775807";
         // CLI11 would saturate it to 2^63 - 1 and report that number.
-        if (digits.size() > max.size() || (digits.size() == max.size() && digits > max))
-          return "'" + text + "' is too large (at most " + max + ")";
-        text = (t[0] == '-' ? "-" : "") + digits;
+        uint64_t v = 0;
+        if (!parse_count(t.substr(digits_at), v) || v > uint64_t(INT64_MAX))
+          return "'" + text + "' is too large (at most " + std::to_string(INT64_MAX) + ")";
+        text = (t[0] == '-' ? "-" : "") + std::to_string(v);
         return "";
       },
       "");
