@@ -300,6 +300,7 @@ class Builder {
   void composite_rms_norm();
   void composite_attention();
   void composite_trilu();
+  int64_t linear_index(const double* idx, const int64_t* dims, int64_t depth) const;
   void composite_gather_nd();
   void composite_scatter(bool nd_form);
   void composite_cumsum();

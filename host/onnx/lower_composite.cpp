@@ -318,6 +318,19 @@ void Builder::composite_trilu() {
   sub("Where", {konst({R, C}, std::move(keep), DType::Bool), nd.inputs[0], konst({}, {0.0}, dt)}, {}, nd.outputs[0]);
 }
 
+// The index tuple idx[0 .. depth-1] into axes of sizes dims[0 .. depth-1] as one row-major linear
+// index (negative entries count from the end; out of range is refused): GatherND, ScatterND and
+// ScatterElements's constant indices.
+int64_t Builder::linear_index(const double* idx, const int64_t* dims, int64_t depth) const {
+  int64_t l = 0;
+  for (int64_t j = 0; j < depth; ++j) {
+    const int64_t dim = dims[j], v = to_i64(idx[j]);
+    if (v < -dim || v >= dim) fail("index " + std::to_string(v) + " out of range for an axis of " + std::to_string(dim), ALMC_ERR_PARSE);
+    l = l * dim + (v < 0 ? v + dim : v);
+  }
+  return l;
+}
+
 // GatherND: out[b.., i.., rest] = data[b.., idx[b.., i.., :], rest] with batch_dims leading batch
 // axes. The indexed axes (batch and the idx's depth) are flattened into one, so one Gather along
 // axis 0 does it; constant indices become linear indices here. Runtime indices are taken when
@@ -353,14 +366,7 @@ void Builder::composite_gather_nd() {
   if (flat[0] > kMaxIndex) fail("indexed axes of " + std::to_string(flat[0]) + " entries (the executor indexes up to 2^24)");
   std::vector<double> lin(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) {
-    int64_t l = 0;
-    for (int64_t j = 0; j < depth; ++j) {
-      const int64_t dim = X.shape[size_t(b + j)];
-      int64_t v = to_i64(I.c->v[size_t(t * depth + j)]);
-      if (v < -dim || v >= dim) fail("index " + std::to_string(v) + " out of range for an axis of " + std::to_string(dim), ALMC_ERR_PARSE);
-      l = l * dim + (v < 0 ? v + dim : v);
-    }
-    lin[size_t(t)] = double((t / per_batch) * block + l);
+    lin[size_t(t)] = double((t / per_batch) * block + linear_index(I.c->v.data() + t * depth, X.shape.data() + b, depth));
   }
   const std::string data = sub("Reshape", {nd.inputs[0], konst_ints(flat)});
   sub("Gather", {data, konst(lead, std::move(lin), DType::Int64)}, {{"axis", int_attr(0)}}, nd.outputs[0]);
@@ -396,13 +402,7 @@ void Builder::composite_scatter(bool nd_form) {
     slot_shape = {slots};
     const int64_t n = numel(I.shape) / k;
     for (int64_t t = 0; t < n; ++t) {
-      int64_t l = 0;
-      for (int64_t j = 0; j < k; ++j) {
-        const int64_t dim = X.shape[size_t(j)], v = to_i64(I.c->v[size_t(t * k + j)]);
-        if (v < -dim || v >= dim) fail("index " + std::to_string(v) + " out of range for an axis of " + std::to_string(dim), ALMC_ERR_PARSE);
-        l = l * dim + (v < 0 ? v + dim : v);
-      }
-      target.push_back(l);
+      target.push_back(linear_index(I.c->v.data() + t * k, X.shape.data(), k));
     }
   } else {
     const int64_t axis = axis_norm(nd.geti("axis", 0), size_t(r));
@@ -417,11 +417,7 @@ void Builder::composite_scatter(bool nd_form) {
       int64_t l = 0;
       for (int64_t a = 0; a < r; ++a) {
         int64_t c = (e / is[size_t(a)]) % I.shape[size_t(a)];
-        if (a == axis) {
-          c = to_i64(I.c->v[size_t(e)]);
-          if (c < -dim || c >= dim) fail("index " + std::to_string(c) + " out of range for an axis of " + std::to_string(dim), ALMC_ERR_PARSE);
-          if (c < 0) c += dim;
-        }
+        if (a == axis) c = linear_index(I.c->v.data() + e, &dim, 1);
         l += c * ds[size_t(a)];
       }
       target.push_back(l);
