@@ -749,13 +749,13 @@ void register_bench_command(CLI::App& app) {
       "against the memory roofline measured in the same run; per case steps/s, samples/s, score evaluations/s, "
       "GB/s, time per stage, workspace and peak RSS");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
-  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str();
+  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str()->transform(threads_check());
   sub->add_flag("--quick", o->quick, "a small subset of the cases, for a smoke test");
   sub->add_option("--case", o->only, "run only the cases whose name contains this (repeatable; see --list)");
   sub->add_flag("--list", o->list, "print the case names and exit");
   sub->add_flag("--no-stages", o->no_stages, "skip the per-stage timings (one variant per case)");
   sub->add_option("--target", o->target, "seconds per timed run (sets the number of steps)")->capture_default_str();
-  sub->add_option("--repeats", o->repeats, "timed runs per variant (the median counts)")->capture_default_str();
+  sub->add_option("--repeats", o->repeats, "timed runs per variant (the median counts)")->capture_default_str()->transform(int_check());
   sub->add_option("--max-elements", o->max_elements, "skip cases with d x chains above this (0: 2^24 CPU, 2^28 CUDA)");
   // A folder named on the command line must exist (a typo would skip its cases with only a note).
   sub->add_option("--data", o->data_dir, "tests/data folder with onnx/ fixtures (default $ALMC_TEST_DATA or tests/data)")

@@ -66,11 +66,21 @@ CLI::Validator positive_finite_check();
 // A finite number ("'nan' is not a finite number", "'abc' is not a number": a value given is never
 // taken for one missing).
 CLI::Validator finite_number_check();
-// An integer in decimal digits with an optional sign ("'1e3' is not an integer"); leading zeros
-// are dropped so that "010" is 10, not octal 8.
-CLI::Validator integer_check();
-// Puts finite_number_check on every floating-point option and integer_check on every integer
-// option of every subcommand of `app`.
+// An integer in decimal digits with an optional sign ("'1e3' is not an integer") within [min, max]
+// ("'99999999999' is too large (from 0 to 1024)"); leading zeros are dropped so that "010" is 10,
+// not octal 8. Add it with ->transform. An option bound to an `int` needs one with a range within
+// an int's (CLI11 would otherwise say only that it "could not convert" a larger value). A range
+// with both ends inside an int's is shown in --help ("INT:[0, 1024]"); a lower end at or below
+// INT32_MIN leaves the lower limit to the command's own check (which can say more).
+CLI::Validator integer_check(int64_t min = INT64_MIN, int64_t max = INT64_MAX);
+// almc_context_config.n_threads' limit (--threads).
+constexpr int kMaxThreads = 1024;
+// What every command's --threads accepts.
+inline CLI::Validator threads_check() { return integer_check(0, kMaxThreads); }
+// An option bound to an `int` (its lower limit left to the command's check).
+inline CLI::Validator int_check() { return integer_check(INT32_MIN, INT32_MAX); }
+// Puts finite_number_check on every floating-point option and integer_check (int64's range) on
+// every integer option of every subcommand of `app` that has no integer_check of its own.
 void check_numbers(CLI::App& app);
 
 // ------------------------------------------------------------------ ALMC variants (issue 15)

@@ -164,7 +164,8 @@ Context make_context(const std::string& backend, int threads, bool quiet, bool v
     throw CliError("unknown backend '" + backend + "' (use auto, cpu or cuda)", 2);
   if (threads < 0) throw CliError("--threads must be >= 0", 2);
   // The engine's own limit, said here: a failed context creation has no handle to carry a message.
-  if (threads > 1024) throw CliError("--threads " + std::to_string(threads) + " is above the limit of 1024", 2);
+  if (threads > kMaxThreads)
+    throw CliError("--threads " + std::to_string(threads) + " is above the limit of " + std::to_string(kMaxThreads), 2);
   cfg.n_threads = threads;
   if (!quiet) {
     cfg.log = &log_to_stderr;

@@ -409,8 +409,8 @@ void register_demo_command(CLI::App& app) {
   sub->add_option("--out-dir", o->out_dir, "where the PNG grids and demo_psnr.json go")->capture_default_str();
   sub->add_flag("--quick", o->quick, "2 images x 4 chains at kappa 1 instead of 4 x 8 at kappa 2");
   sub->add_option("--demo-dir", o->demo_dir, "folder with digits_score.onnx, test_images.npy, model.json");
-  sub->add_option("--images", o->images, "number of test images (>= 1; default 4, quick 2; 8 are bundled)");
-  sub->add_option("--chains", o->chains, "chains per image (>= 1; default 8, quick 4)");
+  sub->add_option("--images", o->images, "number of test images (>= 1; default 4, quick 2; 8 are bundled)")->transform(int_check());
+  sub->add_option("--chains", o->chains, "chains per image (>= 1; default 8, quick 4)")->transform(int_check());
   sub->add_option("--kappa", o->kappa, "ALMC rate kappa: levels delta/kappa apart in OU time (> 0; default 2, quick 1)");
   sub->add_flag("--tweedie,!--no-tweedie", o->tweedie,
                 "final Tweedie denoise of the samples (default on; outside the paper: removes the tau-level noise)");
@@ -419,10 +419,10 @@ void register_demo_command(CLI::App& app) {
   sub->add_option("--t-stop", o->t_stop, "ALMC stop time tau, in OU time (> 0, below --t-start)")->capture_default_str();
   sub->add_option("--noise-std", o->noise_std, "measurement noise std sigma_y, in pixel units (images span [-1, 1]; > 0)")->capture_default_str();
   sub->add_option("--mask", o->mask, "inpainting mask: box (lower half) | random (50%)")->capture_default_str();
-  sub->add_option("--show", o->show, "samples shown per row of the figures (>= 0)")->capture_default_str();
+  sub->add_option("--show", o->show, "samples shown per row of the figures (>= 0)")->capture_default_str()->transform(int_check());
   sub->add_option("--seed", o->seed, "seed")->transform(seed_check())->capture_default_str();
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
-  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str();
+  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str()->transform(threads_check());
   sub->add_flag("--quiet,-q", o->quiet, "no progress or summary");
   o->json.add_option(sub, "the PSNR report (demo_psnr.json's content)");
   sub->callback([o]() { run_demo(*o); });

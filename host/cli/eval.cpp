@@ -108,7 +108,7 @@ void register_eval_command(CLI::App& app) {
                 "also evaluate at fp32 on the same inputs and report the --precision result's error against it "
                 "(max |error|, relative L2 error)");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();
-  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)");
+  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str()->transform(threads_check());
   sub->add_flag("--quiet,-q", o->quiet, "no summary");
   o->json.add_option(sub, "the summary (and the comparison) as JSON");
   sub->callback([o]() { run_eval(*o); });

@@ -14,17 +14,31 @@ CLI::Validator seed_check() {
       [](std::string& text) -> std::string {
         // Digits only: "-1" would wrap to 2^64 - 1 and values past 2^64 - 1 would saturate, giving
         // different seeds the same samples.
-        if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
-          return "must be an integer from 0 to 18446744073709551615, got '" + text + "'";
-        uint64_t v = 0;
-        if (!parse_count(text, v)) return "must be at most 18446744073709551615, got '" + text + "'";  // digits: only overflow fails
-        text = std::to_string(v);  // decimal: CLI11 reads "010" as octal 8 (the options take it as a transform)
+        Decimal v;
+        switch (read_decimal(text, DecimalPolicy{}, v)) {
+          case DecimalRead::not_decimal: return "must be an integer from 0 to 18446744073709551615, got '" + text + "'";
+          case DecimalRead::out_of_range: return "must be at most 18446744073709551615, got '" + text + "'";
+          case DecimalRead::ok: break;
+        }
+        text = v.str();  // decimal: CLI11 reads "010" as octal 8 (the options take it as a transform)
         return "";
       },
       "UINT64");
 }
 
 namespace {
+
+// The name integer_check's validators carry (check_numbers leaves options that have one alone).
+const char* const kIntegerCheck = "almc-integer";
+
+bool has_integer_check(CLI::Option& opt) {
+  try {
+    opt.get_validator(kIntegerCheck);
+    return true;
+  } catch (const CLI::OptionNotFound&) {
+    return false;
+  }
+}
 
 // The whole of `text` read as a number (NaN and Inf included); false when it is not one or beyond
 // double's range.
@@ -62,24 +76,32 @@ CLI::Validator finite_number_check() {
       "");
 }
 
-CLI::Validator integer_check() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
+CLI::Validator integer_check(int64_t min, int64_t max) {
+  CLI::Validator v(
+      [min, max](std::string& text) -> std::string {
         // Decimal digits with an optional sign, read as decimal: CLI11 alone reads "010" as 8 and
-        // "0x10" as 16, and calls "1e3" or "nan" something it "could not convert".
+        // "0x10" as 16, calls "1e3" or "nan" something it "could not convert", saturates values
+        // beyond 64 bits to 2^63 - 1, and says "could not convert" for a value beyond an int.
         const size_t first = text.find_first_not_of(' '), last = text.find_last_not_of(' ');
         const std::string t = first == std::string::npos ? "" : text.substr(first, last - first + 1);
-        const size_t digits_at = !t.empty() && (t[0] == '+' || t[0] == '-') ? 1 : 0;
-        if (t.size() == digits_at || t.find_first_not_of("0123456789", digits_at) != std::string::npos)
-          return "'" + text + "' is not an integer";
-        // CLI11 would saturate it to 2^63 - 1 and report that number.
-        uint64_t v = 0;
-        if (!parse_count(t.substr(digits_at), v) || v > uint64_t(INT64_MAX))
-          return "'" + text + "' is too large (at most " + std::to_string(INT64_MAX) + ")";
-        text = (t[0] == '-' ? "-" : "") + std::to_string(v);
+        Decimal d;
+        switch (read_decimal(t, DecimalPolicy{true, min, uint64_t(max)}, d)) {
+          case DecimalRead::not_decimal: return "'" + text + "' is not an integer";
+          case DecimalRead::out_of_range: {
+            const bool below = !t.empty() && t[0] == '-';
+            const std::string range = min <= INT32_MIN   ? "at most " + std::to_string(max)
+                                      : max >= INT32_MAX ? "at least " + std::to_string(min)
+                                                         : "from " + std::to_string(min) + " to " + std::to_string(max);
+            return "'" + text + "' is too " + (below ? "small" : "large") + " (" + range + ")";
+          }
+          case DecimalRead::ok: break;
+        }
+        text = d.str();
         return "";
       },
-      "");
+      min > INT32_MIN && max < INT32_MAX ? "[" + std::to_string(min) + ", " + std::to_string(max) + "]" : "");
+  v.name(kIntegerCheck);
+  return v;
 }
 
 void check_numbers(CLI::App& app) {
@@ -88,7 +110,8 @@ void check_numbers(CLI::App& app) {
     for (CLI::Option* opt : sub->get_options()) {
       const std::string type = opt->get_type_name();
       if (type.rfind("FLOAT", 0) == 0) opt->check(finite_number_check());
-      if (type.rfind("INT", 0) == 0) opt->transform(integer_check());
+      // An option given its own range (an int's, or a narrower one) keeps it.
+      if (type.rfind("INT", 0) == 0 && !has_integer_check(*opt)) opt->transform(integer_check());
     }
   }
 }

@@ -723,7 +723,7 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--chains", c.chains_per_meas, "chains per measurement (1 to 2^24)")->capture_default_str()->group("Execution");
   sub->add_option("--seed", c.seed, "random seed")->transform(seed_check())->capture_default_str()->group("Execution");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str()->group("Execution");
-  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default; at most 1024)")->capture_default_str()->group("Execution");
+  sub->add_option("--threads", o->threads, "CPU threads (0: OpenMP default)")->capture_default_str()->transform(threads_check())->group("Execution");
   sub->add_option("--check-every", c.check_every, "steps between NaN and residual checks (>= 1; progress and Ctrl-C are polled at least every 0.2 s anyway)")->capture_default_str()->group("Execution");
   sub->add_flag("--force", o->force, "run even when the step exceeds the stability bound")->group("Execution");
   // outputs
@@ -746,7 +746,7 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--std", o->std, "posterior std per measurement (.npy)")->group("Output");
   sub->add_option("--diagnostics", o->diagnostics, "run details (JSON)")->group("Output");
   sub->add_option("--png", o->png, "figure: measurement | samples | mean | std | truth")->group("Output");
-  sub->add_option("--png-samples", o->png_samples, "samples shown per row (>= 0)")->capture_default_str()->group("Output");
+  sub->add_option("--png-samples", o->png_samples, "samples shown per row (>= 0)")->capture_default_str()->transform(int_check())->group("Output");
   sub->add_option("--png-range", o->png_range, "LO,HI value range shown (default: --data-range if given, else truth's or mean's range)")->group("Output");
   sub->add_option("--png-each", o->png_each, "directory: one PNG per sample (sample_I_C.png) and per mean (mean_I.png)")->group("Output");
   sub->add_option("--data-range", o->data_range, "LO,HI: the data's range; PNG inputs map [0, 255] onto it and --png-each back (default -1,1; 0,1 for [0, 1] data)")->group("Output");

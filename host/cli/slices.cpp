@@ -8,6 +8,7 @@
 
 #include "host/cli/commands.hpp"
 #include "host/core/digest.hpp"
+#include "host/core/parse_count.hpp"
 #include "host/io/file.hpp"
 #include "host/io/json.hpp"
 #include "host/io/npy.hpp"
@@ -22,17 +23,12 @@ constexpr const char* kSliceFormat = "almc-slice-1";
 
 using almc::Fnv1a;
 
-int64_t parse_count(const std::string& s, const std::string& text) {
-  size_t used = 0;
-  long long v = -1;
-  try {
-    v = std::stoll(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (s.empty() || used != s.size() || v < 0)
+// START or COUNT of --chain-range: decimal digits only (no sign, blanks or "0x"), within int64.
+int64_t chain_range_part(const std::string& s, const std::string& text) {
+  Decimal v;
+  if (read_decimal(s, DecimalPolicy{false, 0, uint64_t(INT64_MAX)}, v) != DecimalRead::ok)
     throw CliError("--chain-range '" + text + "' must be START:COUNT with START >= 0 and COUNT >= 1", 2);
-  return v;
+  return v.as_int64();
 }
 
 }  // namespace
@@ -42,8 +38,8 @@ ChainRange parse_chain_range(const std::string& text) {
   if (colon == std::string::npos)
     throw CliError("--chain-range '" + text + "' must be START:COUNT with START >= 0 and COUNT >= 1", 2);
   ChainRange r;
-  r.start = parse_count(text.substr(0, colon), text);
-  r.count = parse_count(text.substr(colon + 1), text);
+  r.start = chain_range_part(text.substr(0, colon), text);
+  r.count = chain_range_part(text.substr(colon + 1), text);
   if (r.count < 1) throw CliError("--chain-range '" + text + "' must be START:COUNT with START >= 0 and COUNT >= 1", 2);
   return r;
 }

@@ -527,7 +527,7 @@ TEST_F(Cli, SeedsPsnrRangesThreadsAndStdsAreChecked) {
   expect_one_line_error(run(base + "--seed 99999999999999999999999"), "at most 18446744073709551615");
   for (const char* v : {"0", "nan", "inf", "-1"})
     expect_one_line_error(run(base + "--psnr-range " + v), "positive finite");
-  expect_one_line_error(run(base + "--threads 4000"), "--threads 4000 is above the limit of 1024");
+  expect_one_line_error(run(base + "--threads 4000"), "--threads: '4000' is too large (from 0 to 1024)");
   // The largest seed is valid and differs from its neighbour.
   ASSERT_EQ(run(base + "--seed 18446744073709551615 --out " + path("a.npy")).code, 0);
   ASSERT_EQ(run(base + "--seed 18446744073709551614 --out " + path("b.npy")).code, 0);

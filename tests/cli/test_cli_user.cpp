@@ -239,7 +239,7 @@ TEST_F(CliUser, HelpStatesDefaultsAndUnits) {
   ASSERT_EQ(d.code, 0) << d.err;
   EXPECT_NE(line(d.out, "--delta").find("OU time"), std::string::npos);
   EXPECT_NE(line(d.out, "--noise-std").find("[-1, 1]"), std::string::npos);
-  EXPECT_NE(line(d.out, "--threads").find("INT=0 "), std::string::npos);
+  EXPECT_NE(line(d.out, "--threads").find("INT:[0, 1024]=0 "), std::string::npos);  // the range too
 }
 
 // bench ran with `--noise-std 0`, `--delta -1` or `--target inf` (for ever) and read a negative
@@ -613,4 +613,52 @@ TEST_F(CliUser, BenchReportMustNotReplaceANetwork) {
       << r.err;
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(slurp(net), bytes);
+}
+
+// `--threads 99999999999` was CLI11's "Could not convert: --threads = 99999999999" (the value beyond
+// an int). Every option bound to an int now names the value and the range allowed; so do the
+// other integer readers (--seed, --chain-range), which share one decimal reader.
+TEST_F(CliUser, IntegerOptionsNameTheirRange) {
+  const std::string big = "99999999999";
+  const std::pair<std::string, std::string> cases[] = {
+      {"sample --threads " + big, "--threads: '99999999999' is too large (from 0 to 1024)"},
+      {"sample --threads -1", "--threads: '-1' is too small (from 0 to 1024)"},
+      {"eval --threads " + big, "--threads: '99999999999' is too large (from 0 to 1024)"},
+      {"demo --threads " + big, "--threads: '99999999999' is too large (from 0 to 1024)"},
+      {"bench --threads " + big, "--threads: '99999999999' is too large (from 0 to 1024)"},
+      {"demo --images " + big, "--images: '99999999999' is too large (at most 2147483647)"},
+      {"demo --chains " + big, "--chains: '99999999999' is too large (at most 2147483647)"},
+      {"demo --show " + big, "--show: '99999999999' is too large (at most 2147483647)"},
+      {"sample --png-samples " + big, "--png-samples: '99999999999' is too large (at most 2147483647)"},
+      {"bench --repeats " + big, "--repeats: '99999999999' is too large (at most 2147483647)"},
+      {"sample --seed +5", "--seed: must be an integer from 0 to 18446744073709551615, got '+5'"},
+      {"sample --seed 18446744073709551616", "--seed: must be at most 18446744073709551615, got '18446744073709551616'"},
+      {"sample --prior p.json --chain-range ' 1:2'", "--chain-range ' 1:2' must be START:COUNT"},
+      {"sample --prior p.json --chain-range +1:2", "--chain-range '+1:2' must be START:COUNT"},
+      {"sample --prior p.json --chain-range 1:99999999999999999999", "--chain-range '1:99999999999999999999' must be START:COUNT"},
+  };
+  for (const auto& [args, message] : cases) {
+    SCOPED_TRACE(args);
+    const Result r = run(args);
+    expect_one_line_error(r, message);
+    EXPECT_EQ(r.code, 2);
+  }
+  // No integer option of any command says only "Could not convert".
+  int checked = 0;
+  for (const char* command : {"sample", "eval", "demo", "bench", "validate", "inspect", "merge", "info"}) {
+    const std::string help = run(std::string(command) + " --help").out;
+    std::istringstream lines(help);
+    std::string line;
+    while (std::getline(lines, line)) {
+      const size_t at = line.find("--");
+      if (at == std::string::npos || line.find(" INT", at) == std::string::npos) continue;
+      const std::string name = line.substr(at, line.find_first_of(" =", at) - at);
+      SCOPED_TRACE(std::string(command) + " " + name);
+      ++checked;
+      const Result r = run(std::string(command) + " " + name + " " + big + "0000000000");
+      EXPECT_EQ(r.err.find("Could not convert"), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find(name + ": '"), std::string::npos) << r.err;
+    }
+  }
+  EXPECT_GT(checked, 10);
 }
