@@ -109,7 +109,9 @@ std::string demo_dir(const BenchOptions& o) {
 }
 bool file_exists(const std::string& p) { return std::ifstream(p).good(); }
 
-std::vector<CaseSpec> make_cases(const BenchOptions& o, bool cuda, int64_t max_el) {
+// The cases to run. skipped: the networks not found whose cases --case would have kept, for the
+// caller to name once its checks have passed (an error comes alone).
+std::vector<CaseSpec> make_cases(const BenchOptions& o, bool cuda, int64_t max_el, std::vector<std::string>* skipped) {
   std::vector<CaseSpec> cs;
   auto name_of = [](const CaseSpec& c) {
     std::ostringstream s;
@@ -168,30 +170,29 @@ std::vector<CaseSpec> make_cases(const BenchOptions& o, bool cuda, int64_t max_e
       {"unet", data + "/onnx/unet.onnx", ALMC_OUTPUT_EPS, ALMC_CONV_VE, ALMC_LEVEL_SIGMA, 256, {1, 16, 16}},
       {"digits_mlp", demo + "/digits_score.onnx", ALMC_OUTPUT_EPS, ALMC_CONV_VP, ALMC_LEVEL_T, 256, {1, 16, 16}},
   };
+  auto selected = [&](const std::string& name) {
+    if (o.only.empty()) return true;
+    for (const auto& f : o.only)
+      if (name.find(f) != std::string::npos) return true;
+    return false;
+  };
   for (const Net& n : nets) {
-    if (!file_exists(n.file)) {
-      std::fprintf(stderr, "almc bench: %s not found, its cases are skipped (set ALMC_TEST_DATA / ALMC_DEMO_DIR)\n",
-                   n.file.c_str());
-      continue;
-    }
+    const size_t before = cs.size();
     for (int64_t c : o.quick ? std::vector<int64_t>{64} : std::vector<int64_t>{1, 64, 1024}) {
       CaseSpec s;
       s.group = "onnx"; s.prior = "onnx"; s.onnx_name = n.name; s.onnx_file = n.file; s.out = n.out; s.conv = n.conv;
       s.level = n.level; s.op = "identity"; s.d = n.d; s.shape = n.shape; s.chains = c;
       add(s);
     }
+    if (file_exists(n.file)) continue;
+    const bool wanted = std::any_of(cs.begin() + before, cs.end(), [&](const CaseSpec& c) { return selected(c.name); });
+    cs.resize(before);
+    if (wanted) skipped->push_back(n.file);
   }
-  if (!o.only.empty()) {
-    std::vector<CaseSpec> kept;
-    for (const auto& c : cs)
-      for (const auto& f : o.only)
-        if (c.name.find(f) != std::string::npos) {
-          kept.push_back(c);
-          break;
-        }
-    cs.swap(kept);
-  }
-  return cs;
+  std::vector<CaseSpec> kept;
+  for (const auto& c : cs)
+    if (selected(c.name)) kept.push_back(c);
+  return kept;
 }
 
 // ------------------------------------------------------------------ synthetic problem
@@ -669,8 +670,16 @@ void run_bench(const BenchOptions& o) {
   const bool cuda = b == ALMC_BACKEND_CUDA;
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   const int64_t max_el = o.max_elements > 0 ? o.max_elements : cuda ? (int64_t(1) << 28) : (int64_t(1) << 24);
-  const auto cases = make_cases(o, cuda, max_el);
+  std::vector<std::string> skipped;
+  const auto cases = make_cases(o, cuda, max_el, &skipped);
+  // Said once the checks have passed: an error comes alone.
+  auto print_skipped = [&] {
+    for (const auto& file : skipped)
+      std::fprintf(stderr, "almc bench: %s not found, its cases are skipped (set ALMC_TEST_DATA / ALMC_DEMO_DIR)\n",
+                   file.c_str());
+  };
   if (o.list) {
+    print_skipped();
     json names = json::array();
     for (const auto& c : cases) {
       names.push_back(c.name);
@@ -679,12 +688,19 @@ void run_bench(const BenchOptions& o) {
     o.json.emit({{"command", "bench"}, {"cases", names}});
     return;
   }
-  if (cases.empty()) throw CliError("no case matches --case", 2);
+  if (cases.empty()) {
+    std::string files;
+    for (const auto& file : skipped) files += (files.empty() ? "" : ", ") + file;
+    throw CliError("no case matches --case" +
+                       (files.empty() ? "" : " (the networks " + files + " were not found; set ALMC_TEST_DATA / ALMC_DEMO_DIR)"),
+                   2);
+  }
   // The report must not replace a network the cases read.
   NamedPaths networks;
   for (const auto& c : cases)
     if (!c.onnx_file.empty()) networks.emplace_back(c.onnx_name + "'s network", c.onnx_file);
   check_distinct_files({{"--json", o.json.file()}}, networks);
+  print_skipped();
   const Engine e{ctx.get(), cuda};
   const char* dev = almc_context_device_name(ctx.get());
   const char* wp = std::getenv("OMP_WAIT_POLICY");

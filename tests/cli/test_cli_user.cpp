@@ -662,3 +662,19 @@ TEST_F(CliUser, IntegerOptionsNameTheirRange) {
   }
   EXPECT_GT(checked, 10);
 }
+
+// `almc bench` printed "<network> not found, its cases are skipped" notes, for networks --case did
+// not even select, before its error: the error now comes alone, naming the networks not found when
+// they are why no case matched.
+TEST_F(CliUser, BenchErrorComesAlone) {
+  const std::string missing = " --backend cpu --data " + path("none") + " --demo-dir " + path("none");
+  ASSERT_EQ(::mkdir(path("none").c_str(), 0755), 0);
+  Result r = run("bench --case nosuch" + missing);
+  expect_one_line_error(r, "no case matches --case");
+  EXPECT_EQ(r.err.find("not found"), std::string::npos) << r.err;
+  r = run("bench --case digits_mlp" + missing);
+  expect_one_line_error(r, "no case matches --case (the networks " + path("none") + "/digits_score.onnx were not found");
+  r = run("bench --case sweep --list" + missing);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("not found"), std::string::npos) << r.err;
+}
