@@ -35,6 +35,9 @@ class Backend {
   virtual almc_backend kind() const = 0;
   virtual std::string device_name() const = 0;
   virtual void* stream() const = 0;
+  // Host threads the backend's work may use (the CPU backend's n_threads; 1 elsewhere): code
+  // running on the backend, the ONNX executor's blocks included, uses no more.
+  virtual int host_threads() const { return 1; }
 
   // Memory. alloc throws Error(ALMC_ERR_OUT_OF_MEMORY) with the size asked for.
   virtual void* alloc(size_t bytes) = 0;

@@ -334,11 +334,13 @@ int64_t chain_step_max_d() {
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int n_threads)
-      : n_threads_(n_threads > 0 ? n_threads : omp_get_max_threads()), chain_max_d_(chain_step_max_d()) {}
+      : n_threads_(n_threads > 0 ? n_threads : 0), chain_max_d_(chain_step_max_d()) {}
 
   almc_backend kind() const override { return ALMC_BACKEND_CPU; }
-  std::string device_name() const override { return "CPU (" + std::to_string(n_threads_) + " threads)"; }
+  std::string device_name() const override { return "CPU (" + std::to_string(host_threads()) + " threads)"; }
   void* stream() const override { return nullptr; }
+  // 0 asked: OpenMP's default at the time of the call (omp_set_num_threads changes it).
+  int host_threads() const override { return n_threads_ > 0 ? n_threads_ : omp_get_max_threads(); }
 
   void* alloc(size_t bytes) override {
     void* p = nullptr;
@@ -763,11 +765,11 @@ class CpuBackend final : public Backend {
   // d4096 x 256 1.82x: splitting pays from ~64k coordinates, 512k of these numbers.
   int threads_for(int64_t work) const {
     const int64_t t = std::max<int64_t>(1, work / (openmp_waits_passively() ? 8 * 32768 : 32768));
-    return static_cast<int>(std::min<int64_t>(n_threads_, t));
+    return static_cast<int>(std::min<int64_t>(host_threads(), t));
   }
 
 
-  int n_threads_;
+  int n_threads_;  // as asked; 0: OpenMP's default
   int64_t chain_max_d_;  // rows up to this long take the per-chain step
   struct GemmGroup {
     int64_t r, rows, meas;

@@ -23,7 +23,7 @@ CLI::Validator seed_check() {
         text = v.str();  // decimal: CLI11 reads "010" as octal 8 (the options take it as a transform)
         return "";
       },
-      "UINT64");
+      "[0, 2^64-1]");  // the help's label: UINT:[0, 2^64-1]=0
 }
 
 namespace {

@@ -245,12 +245,13 @@ void Executor::run_blocks(const float* x, float* out, int64_t n, const AdapterPa
   const bool passive = openmp_waits_passively();
   const double per_thread = passive ? double(n) * cpu_sample_s_ / kPassiveThreadSeconds : double(n) * cpu_flops_ / 2.0e6;
   const int64_t by_work = passive && timed_calls_ < 2 ? 1 : std::max<int64_t>(1, int64_t(per_thread));
-  const int64_t want = std::min<int64_t>(std::max(1, omp_get_max_threads()), by_work);
+  const int64_t want = std::min<int64_t>(std::max(1, be_.host_threads()), by_work);
   // Blocks halved until every wanted thread has one (many cores, a moderate batch).
   int64_t B = cpu_block_;
   while (B > 1 && (n + B - 1) / B < want) B /= 2;
   const int64_t lead = row0_ % B, blocks = (lead + n + B - 1) / B, d = d_;
   const int threads = int(std::min<int64_t>(want, blocks));
+  last_cpu_threads_ = threads;
   auto block_rows = [&](int64_t blk, int64_t& c0, int64_t& rows, int64_t& size) {
     const int64_t start = blk * B - lead;
     c0 = std::max<int64_t>(start, 0);

@@ -83,6 +83,8 @@ class Executor {
   // Steps of the model's plan that run with BF16 products (0 unless precision is BF16).
   size_t bf16_steps();
   int64_t arena_bytes(int64_t n);
+  // Host blocks: the threads the last call ran on (at most the backend's host_threads()).
+  int last_cpu_threads() const { return last_cpu_threads_; }
   int64_t const_bytes(int64_t n);
 
  private:
@@ -111,6 +113,7 @@ class Executor {
   double cpu_flops_ = 0;  // GEMM/convolution work per sample
   double cpu_sample_s_ = 0;  // seconds per sample on one thread (run_blocks measures it)
   int timed_calls_ = 0;      // calls timed for cpu_sample_s_
+  int last_cpu_threads_ = 0;
   int64_t row0_ = 0;
   // Host blocks: per thread, one plan per power-of-two block size (index log2), sharing thread
   // 0's consts.

@@ -195,9 +195,10 @@ TEST_F(CliUser, DemoChecksItsOptionsAndWritesOnlyWhenBothTasksRan) {
     EXPECT_EQ(r.code, 2);
   }
   EXPECT_FALSE(exists("d/demo_psnr.json"));
-  // Interrupted while the second task samples: nothing of the first is written.
+  // Interrupted while the second task samples: nothing of the first is written. 8 images x 4
+  // chains: each task ~1.5 s on one idle core (16 chains took over 120 s in a loaded CI run).
   const pid_t pid = start("demo --backend cpu --threads 1 --demo-dir " + demo + " --out-dir " + path("d2") +
-                          " --images 100 --chains 16 --kappa 1 --delta 2e-3");
+                          " --images 100 --chains 4 --kappa 1 --delta 2e-3");
   ASSERT_GT(pid, 0);
   const bool second = wait_until([&] { return slurp(path("bg_err.txt")).find("superres: planned") != std::string::npos; }, 120);
   if (second) ::kill(pid, SIGINT);
@@ -240,6 +241,8 @@ TEST_F(CliUser, HelpStatesDefaultsAndUnits) {
   EXPECT_NE(line(d.out, "--delta").find("OU time"), std::string::npos);
   EXPECT_NE(line(d.out, "--noise-std").find("[-1, 1]"), std::string::npos);
   EXPECT_NE(line(d.out, "--threads").find("INT:[0, 1024]=0 "), std::string::npos);  // the range too
+  EXPECT_NE(line(d.out, "--seed").find("UINT:[0, 2^64-1]=0 "), std::string::npos);  // was UINT:UINT64=0
+  EXPECT_NE(line(r.out, "--seed").find("UINT:[0, 2^64-1]=0 "), std::string::npos);
 }
 
 // bench ran with `--noise-std 0`, `--delta -1` or `--target inf` (for ever) and read a negative

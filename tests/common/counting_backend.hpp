@@ -50,6 +50,7 @@ class CountingBackend final : public almc::Backend {
   almc_backend kind() const override { return inner_->kind(); }
   std::string device_name() const override { return inner_->device_name(); }
   void* stream() const override { return inner_->stream(); }
+  int host_threads() const override { return inner_->host_threads(); }
   void* alloc(size_t bytes) override {
     if (bytes > budget || live_bytes_ > budget - bytes)
       almc::fail(ALMC_ERR_OUT_OF_MEMORY, "test backend: allocation of ", bytes, " bytes beyond the budget");

@@ -643,6 +643,30 @@ TEST(Onnx, CpuRowsBitwiseIndependentOfBatchAndThreads) {
   omp_set_num_threads(saved);
 }
 
+// The network runs on no more threads than its backend was given: `--threads 1` (a CPU backend of
+// one thread) ran the score network on every core OpenMP offered, and two such runs side by side
+// (ctest -j2) slowed each other ~20x. A backend left at 0 follows OpenMP's default.
+TEST(Onnx, CpuBlocksUseTheBackendsThreads) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  auto x = read_npy(data_dir() + std::string("unet_x.npy"));
+  auto lv = read_npy(data_dir() + std::string("unet_level.npy"));
+  const int64_t d = int64_t(x.v.size()) / x.shape[0], N = 256;  // ~0.2 s of U-Net work on one core
+  const auto xs = tiled(x.v, size_t(N * d)), ls = tiled(lv.v, size_t(N));
+  std::vector<float> out(size_t(N * d));
+  auto threads_used = [&](almc::Backend& be) {
+    Executor ex(almc::onnx::load_graph(data_dir() + "unet.onnx"), ExecConfig{}, be);
+    for (int call = 0; call < 3; ++call) ex.run_raw_levels(xs.data(), out.data(), N, ls.data());  // 2 timed calls, then split
+    return ex.last_cpu_threads();
+  };
+  const auto one = almc::make_cpu_backend(1), dflt = almc::make_cpu_backend(0);
+  EXPECT_EQ(one->host_threads(), 1);
+  EXPECT_EQ(dflt->host_threads(), 2);
+  EXPECT_EQ(threads_used(*one), 1);
+  EXPECT_EQ(threads_used(*dflt), 2);  // the same work does split when the backend allows it
+  omp_set_num_threads(saved);
+}
+
 namespace {
 // The final chains of a short NCSN run with a fixture network as an ONNX prior on its own CPU
 // context (fixed seed): the TinyUNet (d = 256, level sigma) or the sinusoidal MLP (d = 16, t).
