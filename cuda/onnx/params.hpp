@@ -32,10 +32,30 @@ enum EwOp : uint8_t {
   EW_TAN, EW_ASIN, EW_ACOS, EW_ATAN, EW_SINH, EW_COSH, EW_ASINH, EW_ACOSH, EW_ATANH, EW_ISNAN, EW_ISINF,
   // Binary: Mod (fmod 0: the sign of the divisor, as Python's %) and Mod with fmod 1 (C's fmod).
   EW_MOD, EW_FMOD,
+  // Unary: GELU, exact (x Phi(x), through erf) and with the tanh approximation (ONNX Gelu's
+  // approximate = "none" / "tanh"; the planner also recognises the subgraphs torch exports for
+  // them, gelu_match.cpp).
+  EW_GELU, EW_GELU_TANH,
   EW_COUNT
 };
 
 ALMC_OHD bool ew_is_binary(int op) { return (op >= EW_ADD && op <= EW_OR) || op == EW_MOD || op == EW_FMOD; }
+
+// GELU's parts, shared with the CPU's vectorised path (cpu_kernels.cpp): exact GELU is
+// gelu_from_erf(a, erf(gelu_erf_arg(a))); the tanh form is a / (1 + e^gelu_tanh_m2z(a)), as
+// 0.5 a (1 + tanh z) = a / (1 + e^{-2z}) with z = sqrt(2/pi) (a + 0.044715 a^3).
+template <class T>
+ALMC_OHD T gelu_erf_arg(T a) {
+  return a * T(0.70710678118654752440);
+}
+template <class T>
+ALMC_OHD T gelu_from_erf(T a, T erf_arg) {
+  return T(0.5) * a * (T(1) + erf_arg);
+}
+template <class T>
+ALMC_OHD T gelu_tanh_m2z(T a) {
+  return (a + T(0.044715) * a * a * a) * T(-1.5957691216057307117597842397375);
+}
 
 // One op on floats; alpha/beta are the op's attributes (LeakyRelu/Elu alpha, Clip bounds, affine
 // scale and shift). Shared by the CPU executor, the CUDA kernels and constant folding (in double).
@@ -122,6 +142,8 @@ ALMC_OHD T ew_apply(int op, T a, T b, T c, float alpha, float beta) {
       return r != T(0) && ((r < T(0)) != (b < T(0))) ? r + b : r;
     }
     case EW_FMOD: return fmod(a, b);
+    case EW_GELU: return gelu_from_erf(a, erf(gelu_erf_arg(a)));
+    case EW_GELU_TANH: return a / (T(1) + exp(gelu_tanh_m2z(a)));
     default: return a;
   }
 }

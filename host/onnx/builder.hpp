@@ -306,6 +306,10 @@ class Builder {
   void composite_cumsum();
 };
 
+// The graph's nodes with each GELU that exporters write out (Erf or Tanh form) as one Gelu node
+// (gelu_match.cpp); the planner lowers these instead of g.nodes.
+std::vector<Node> recognise_gelu(const Graph& g);
+
 // Passes over a lowered plan (fusion.cpp, arena.cpp).
 void fuse_elementwise(Plan& p);
 void fuse_norm_epilogues(Plan& p);

@@ -16,14 +16,15 @@ namespace {
 
 constexpr int kChunk = kEwRun;  // elementwise block: the program's registers stay in L1
 
-// ew_apply_n with the exponentials vectorised (vexp): Exp, Sigmoid and SiLU keep their formulas,
-// e^x is computed in vector registers instead of by the scalar libm call. Erf likewise (verf; the
-// scalar erff was most of a GELU MLP's time).
+// ew_apply_n with the exponentials vectorised (vexp): Exp, Sigmoid, SiLU and GELU's tanh form keep
+// their formulas, e^x is computed in vector registers instead of by the scalar libm call. Erf and
+// GELU likewise (verf; the scalar erff was most of a GELU MLP's time).
 struct CpuEwApply {
   void operator()(int op, int len, const float* A, const float* B, const float* C, float* D, float alpha,
                   float beta) const {
     if (op == EW_ERF) return verf(A, D, len);
-    if (op != EW_EXP && op != EW_SIGMOID && op != EW_SILU) return ew_apply_n(op, len, A, B, C, D, alpha, beta);
+    if (op != EW_EXP && op != EW_SIGMOID && op != EW_SILU && op != EW_GELU && op != EW_GELU_TANH)
+      return ew_apply_n(op, len, A, B, C, D, alpha, beta);
     // By blocks of at most kChunk, so that the buffer holds the block and every element vexp reads
     // was written first, whatever len (the runners give at most kEwRun; nothing checked it).
     float e[kChunk];
@@ -31,7 +32,13 @@ struct CpuEwApply {
       const int n = std::min(kChunk, len - s);
       const float* a = A + s;
       float* d = D + s;
-      for (int t = 0; t < n; ++t) e[t] = op == EW_EXP ? a[t] : -a[t];
+      if (op == EW_GELU) {  // ew_apply's formula with erf vectorised
+        for (int t = 0; t < n; ++t) e[t] = gelu_erf_arg(a[t]);
+        verf(e, e, n);
+        for (int t = 0; t < n; ++t) d[t] = gelu_from_erf(a[t], e[t]);
+        continue;
+      }
+      for (int t = 0; t < n; ++t) e[t] = op == EW_EXP ? a[t] : op == EW_GELU_TANH ? gelu_tanh_m2z(a[t]) : -a[t];
       vexp(e, e, n);
       if (op == EW_EXP)
         for (int t = 0; t < n; ++t) d[t] = e[t];

@@ -370,7 +370,9 @@ void fuse_epilogues(Plan& P) {
     if (dead[j] || sj.kind != StepKind::Ew) continue;
     const EwParams& e = sj.ew;
     int act = -1;
-    if (e.n_in == 1 && e.n_instr == 1 && e.instr[0].op <= EW_ELU && e.instr[0].op != EW_COPY) act = e.instr[0].op;
+    if (e.n_in == 1 && e.n_instr == 1 && e.instr[0].op != EW_COPY &&
+        (e.instr[0].op <= EW_ELU || e.instr[0].op == EW_GELU || e.instr[0].op == EW_GELU_TANH))
+      act = e.instr[0].op;
     if (e.n_in == 1 && e.n_instr == 2 && e.instr[0].op == EW_SIGMOID && e.instr[0].a == 0 && e.instr[1].op == EW_MUL &&
         ((e.instr[1].a == 0 && e.instr[1].b == 1) || (e.instr[1].a == 1 && e.instr[1].b == 0)))
       act = EW_SILU;

@@ -8,8 +8,8 @@
 //   Sum, Mean              chains of Add (Mean then scaled)
 //   ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSumExp  their elementwise parts around
 //                          ReduceSum / ReduceMax
-//   Gelu (opset 20)        the erf form torch exports before opset 20 (x / sqrt 2, Erf, + 1, * x,
-//                          * 0.5), or the tanh form (approximate = "tanh"), which fusion then joins
+//   Gelu (opset 20)        one elementwise op, EW_GELU or EW_GELU_TANH by `approximate` (the
+//                          subgraphs exporters write before opset 20 become Gelu, gelu_match.cpp)
 //   RMSNormalization (23)  x / sqrt(ReduceMean(x * x) + epsilon) * scale over the axes from `axis`
 //   Attention (23)         per-head Transpose / Reshape (3-D inputs), Concat of the past keys and
 //                          values, Expand of shared key/value heads (GQA, MQA), MatMul, the scale,
@@ -155,23 +155,9 @@ void Builder::composite_batchnorm() {
 }
 
 void Builder::composite_gelu() {
-  const Node& nd = *cur_;
-  need(0);
-  const std::string& x = nd.inputs[0];
-  const std::string approx = nd.gets("approximate", "none");
-  if (approx == "none") {
-    const std::string e = sub("Erf", {sub("Div", {x, konst({}, {std::sqrt(2.0)})})});
-    const std::string h = sub("Mul", {x, sub("Add", {e, konst({}, {1.0})})});
-    sub("Mul", {h, konst({}, {0.5})}, {}, nd.outputs[0]);
-  } else if (approx == "tanh") {  // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
-    const std::string x3 = sub("Mul", {sub("Mul", {x, x}), x});
-    const std::string in = sub("Add", {x, sub("Mul", {x3, konst({}, {0.044715})})});
-    const std::string th = sub("Tanh", {sub("Mul", {in, konst({}, {std::sqrt(2.0 / M_PI)})})});
-    const std::string h = sub("Mul", {x, sub("Add", {th, konst({}, {1.0})})});
-    sub("Mul", {h, konst({}, {0.5})}, {}, nd.outputs[0]);
-  } else {
-    fail("approximate '" + approx + "' (none and tanh are defined)", ALMC_ERR_PARSE);
-  }
+  const std::string approx = cur_->gets("approximate", "none");
+  if (approx != "none" && approx != "tanh") fail("approximate '" + approx + "' (none and tanh are defined)", ALMC_ERR_PARSE);
+  node_elementwise(approx == "tanh" ? EW_GELU_TANH : EW_GELU, 1);
 }
 
 // RMSNormalization: the mean square over axes axis .. rank - 1 (kept), then the scale, which

@@ -71,7 +71,8 @@ void Builder::build() {
     v.c = kv.second;
     vals_[kv.first] = v;
   }
-  for (const auto& nd : g_.nodes) {
+  const std::vector<Node> nodes = recognise_gelu(g_);
+  for (const auto& nd : nodes) {
     cur_ = &nd;
     node();
   }

@@ -134,8 +134,9 @@ NormFusion norm_fusion(const std::string& name, const char* level, int64_t n) {
 // fuse_norm_epilogues: torch's GroupNorm (Reshape, InstanceNormalization, Reshape, per-channel Mul
 // and Add) followed by an activation, InstanceNorm / LayerNorm followed by one, and a LayerNorm
 // composed with a per-channel map, each become one Norm step with the affine map and activation
-// applied as it writes; programs that read another runtime tensor, that are no single activation
-// (GELU) or whose normalisation is read twice stay separate. Accuracy: FixturesMatchTorch (the
+// applied as it writes; programs that read another runtime tensor (norm_act's GELU, one op since
+// gelu_match.cpp, shares its program with the Add after it) or whose normalisation is read twice
+// stay separate (a LayerNorm + GELU: OnnxGelu.ALayerNormTakesItAsItsActivation). Accuracy: FixturesMatchTorch (the
 // norm_act and unet fixtures) and the bitwise invariance test.
 TEST(Onnx, NormEpiloguesFuseIntoTheNormalisation) {
   using almc::onnx::EW_COPY;

@@ -176,7 +176,7 @@ class NormAct(nn.Module):
         h = torch.tanh(self.l1(h) * self.w[:, None, None] - 0.1)  # fused: LayerNorm over [C, H, W], a per-channel map, Tanh
         h = self.c3(F.elu(self.l2(h)))                            # fused: LayerNorm over W + Elu
         h = F.relu(self.g3(h)) + x                                # not fused: the program reads x too
-        g = F.gelu(self.g4(h))                                    # not fused: GELU is no single activation
+        g = F.gelu(self.g4(h))                                    # GELU as one op (gelu_match.cpp), in the program that adds the next line
         m = F.instance_norm(h)                                    # not fused: read twice
         h = g + m * torch.sigmoid(m.mean(dim=(2, 3), keepdim=True))
         h = h + torch.softmax(h, dim=1) + F.log_softmax(h, dim=-1)
