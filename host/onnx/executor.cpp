@@ -241,16 +241,24 @@ void Executor::run_blocks(const float* x, float* out, int64_t n, const AdapterPa
   // ones (passive OpenMP, host/core/parallel.hpp) take tens of microseconds, and FLOPs misjudge
   // networks with much elementwise work: each thread gets kPassiveThreadSeconds of this model's
   // measured time per sample (the first two calls run on one thread and are timed; the faster
-  // counts).
+  // counts). What the heuristic proposes is then tried against one thread, per call size, and
+  // kept only where it is faster (SplitTrial: wake-up costs differ by machine).
   const bool passive = openmp_waits_passively();
   const double per_thread = passive ? double(n) * cpu_sample_s_ / kPassiveThreadSeconds : double(n) * cpu_flops_ / 2.0e6;
   const int64_t by_work = passive && timed_calls_ < 2 ? 1 : std::max<int64_t>(1, int64_t(per_thread));
   const int64_t want = std::min<int64_t>(std::max(1, be_.host_threads()), by_work);
-  // Blocks halved until every wanted thread has one (many cores, a moderate batch).
-  int64_t B = cpu_block_;
-  while (B > 1 && (n + B - 1) / B < want) B /= 2;
-  const int64_t lead = row0_ % B, blocks = (lead + n + B - 1) / B, d = d_;
-  const int threads = int(std::min<int64_t>(want, blocks));
+  // Blocks halved until every thread has one (many cores, a moderate batch).
+  auto block_size = [&](int64_t t) {
+    int64_t b = cpu_block_;
+    while (b > 1 && (n + b - 1) / b < t) b /= 2;
+    return b;
+  };
+  auto blocks_of = [&](int64_t b) { return (row0_ % b + n + b - 1) / b; };
+  const int proposed = int(std::min<int64_t>(want, blocks_of(block_size(want))));
+  // Whether the split pays on this machine: measured per call size (host/core/split_trial.hpp).
+  const int threads = split_.threads(n, proposed);
+  const int64_t B = block_size(threads);
+  const int64_t lead = row0_ % B, blocks = blocks_of(B), d = d_;
   last_cpu_threads_ = threads;
   auto block_rows = [&](int64_t blk, int64_t& c0, int64_t& rows, int64_t& size) {
     const int64_t start = blk * B - lead;
@@ -289,20 +297,22 @@ void Executor::run_blocks(const float* x, float* out, int64_t n, const AdapterPa
     for (const auto& st : p.steps) k_.run_step(st, cfg_.allow_tf32);
     k_.adapter_out(a, arena + p.out.off, xb, out + c0 * d, rows * d, level_dev);
   };
+  const auto t0 = std::chrono::steady_clock::now();
   if (threads == 1) {
-    const auto t0 = std::chrono::steady_clock::now();
     for (int64_t blk = 0; blk < blocks; ++blk) run_block(0, blk);
-    if (passive && timed_calls_ < 2) {
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(n);
-      cpu_sample_s_ = timed_calls_++ == 0 ? s : std::min(cpu_sample_s_, s);
-    }
-    return;
-  }
+  } else {
 #pragma omp parallel num_threads(threads)
-  {
-    const size_t thread = size_t(omp_get_thread_num());
+    {
+      const size_t thread = size_t(omp_get_thread_num());
 #pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < blocks; ++blk) run_block(thread, blk);
+      for (int64_t blk = 0; blk < blocks; ++blk) run_block(thread, blk);
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  split_.record(n, threads, secs);
+  if (threads == 1 && passive && timed_calls_ < 2) {
+    const double s = secs / double(n);
+    cpu_sample_s_ = timed_calls_++ == 0 ? s : std::min(cpu_sample_s_, s);
   }
 }
 

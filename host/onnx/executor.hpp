@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "host/backend/backend.hpp"
+#include "host/core/split_trial.hpp"
 #include "host/onnx/graph.hpp"
 #include "host/onnx/plan.hpp"
 
@@ -83,8 +84,10 @@ class Executor {
   // Steps of the model's plan that run with BF16 products (0 unless precision is BF16).
   size_t bf16_steps();
   int64_t arena_bytes(int64_t n);
-  // Host blocks: the threads the last call ran on (at most the backend's host_threads()).
+  // Host blocks: the threads the last call ran on (at most the backend's host_threads()), and
+  // the split trial's record (whether splitting calls of a size pays here).
   int last_cpu_threads() const { return last_cpu_threads_; }
+  const SplitTrial& split_trial() const { return split_; }
   int64_t const_bytes(int64_t n);
 
  private:
@@ -114,6 +117,7 @@ class Executor {
   double cpu_sample_s_ = 0;  // seconds per sample on one thread (run_blocks measures it)
   int timed_calls_ = 0;      // calls timed for cpu_sample_s_
   int last_cpu_threads_ = 0;
+  SplitTrial split_;  // host blocks: whether splitting a call pays, per call size
   int64_t row0_ = 0;
   // Host blocks: per thread, one plan per power-of-two block size (index log2), sharing thread
   // 0's consts.

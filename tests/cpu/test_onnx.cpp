@@ -655,16 +655,22 @@ TEST(Onnx, CpuBlocksUseTheBackendsThreads) {
   const int64_t d = int64_t(x.v.size()) / x.shape[0], N = 256;  // ~0.2 s of U-Net work on one core
   const auto xs = tiled(x.v, size_t(N * d)), ls = tiled(lv.v, size_t(N));
   std::vector<float> out(size_t(N * d));
+  // The most threads any of the first 6 calls ran on: 2 timed single-thread calls, then the split
+  // trial's alternation of one thread and the proposed split.
   auto threads_used = [&](almc::Backend& be) {
     Executor ex(almc::onnx::load_graph(data_dir() + "unet.onnx"), ExecConfig{}, be);
-    for (int call = 0; call < 3; ++call) ex.run_raw_levels(xs.data(), out.data(), N, ls.data());  // 2 timed calls, then split
-    return ex.last_cpu_threads();
+    int most = 0;
+    for (int call = 0; call < 6; ++call) {
+      ex.run_raw_levels(xs.data(), out.data(), N, ls.data());
+      most = std::max(most, ex.last_cpu_threads());
+    }
+    return most;
   };
   const auto one = almc::make_cpu_backend(1), dflt = almc::make_cpu_backend(0);
   EXPECT_EQ(one->host_threads(), 1);
   EXPECT_EQ(dflt->host_threads(), 2);
   EXPECT_EQ(threads_used(*one), 1);
-  EXPECT_EQ(threads_used(*dflt), 2);  // the same work does split when the backend allows it
+  EXPECT_EQ(threads_used(*dflt), 2);  // the same work is split (at least on trial) when the backend allows it
   omp_set_num_threads(saved);
 }
 
