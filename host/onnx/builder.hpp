@@ -306,6 +306,9 @@ class Builder {
   void composite_cumsum();
 };
 
+// A Constant node's value (value, value_float(s), value_int(s)), or null (fold.cpp).
+ConstPtr constant_value(const Node& nd);
+
 // The graph's nodes with each GELU that exporters write out (Erf or Tanh form) as one Gelu node
 // (gelu_match.cpp); the planner lowers these instead of g.nodes.
 std::vector<Node> recognise_gelu(const Graph& g);

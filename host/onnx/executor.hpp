@@ -84,10 +84,8 @@ class Executor {
   // Steps of the model's plan that run with BF16 products (0 unless precision is BF16).
   size_t bf16_steps();
   int64_t arena_bytes(int64_t n);
-  // Host blocks: the threads the last call ran on (at most the backend's host_threads()), and
-  // the split trial's record (whether splitting calls of a size pays here).
+  // Host blocks: the threads the last call ran on (at most the backend's host_threads()).
   int last_cpu_threads() const { return last_cpu_threads_; }
-  const SplitTrial& split_trial() const { return split_; }
   int64_t const_bytes(int64_t n);
 
  private:

@@ -67,30 +67,35 @@ ConstPtr Builder::fold_copy(const CopyParams& cp, const HostTensor& src, int64_t
   return out;
 }
 
+ConstPtr constant_value(const Node& nd) {
+  ConstPtr c;
+  if (nd.has("value")) c = nd.attrs.at("value").t;
+  auto t = std::make_shared<HostTensor>();
+  if (nd.has("value_float")) {
+    t->v = {double(nd.getf("value_float", 0))};
+    c = t;
+  } else if (nd.has("value_floats")) {
+    for (float f : nd.attrs.at("value_floats").floats) t->v.push_back(f);
+    t->shape = {int64_t(t->v.size())};
+    c = t;
+  } else if (nd.has("value_int")) {
+    t->dtype = DType::Int64;
+    t->v = {double(nd.geti("value_int", 0))};
+    c = t;
+  } else if (nd.has("value_ints")) {
+    t->dtype = DType::Int64;
+    for (auto i : nd.getints("value_ints")) t->v.push_back(double(i));
+    t->shape = {int64_t(t->v.size())};
+    c = t;
+  }
+  return c;
+}
+
 void Builder::node_constant() {
   const Node& nd = *cur_;
   const std::string& op = nd.op;
   if (op == "Constant") {
-    ConstPtr c;
-    if (nd.has("value")) c = nd.attrs.at("value").t;
-    auto t = std::make_shared<HostTensor>();
-    if (nd.has("value_float")) {
-      t->v = {double(nd.getf("value_float", 0))};
-      c = t;
-    } else if (nd.has("value_floats")) {
-      for (float f : nd.attrs.at("value_floats").floats) t->v.push_back(f);
-      t->shape = {int64_t(t->v.size())};
-      c = t;
-    } else if (nd.has("value_int")) {
-      t->dtype = DType::Int64;
-      t->v = {double(nd.geti("value_int", 0))};
-      c = t;
-    } else if (nd.has("value_ints")) {
-      t->dtype = DType::Int64;
-      for (auto i : nd.getints("value_ints")) t->v.push_back(double(i));
-      t->shape = {int64_t(t->v.size())};
-      c = t;
-    }
+    const ConstPtr c = constant_value(nd);
     if (!c) fail("Constant without a supported value attribute");
     set_const(0, c);
     return;

@@ -39,15 +39,9 @@ class GeluMatcher {
       for (const auto& in : nd.inputs)
         if (!in.empty()) ++uses_[in];
       for (const auto& out : nd.outputs) producer_[out] = i;
-      if (nd.op == "Constant" && nd.outputs.size() == 1) {
-        double v;
-        if (constant_attr(nd, v)) scalar_[nd.outputs[0]] = v;
-      }
+      if (nd.op == "Constant" && nd.outputs.size() == 1) add_scalar(nd.outputs[0], constant_value(nd));
     }
-    for (const auto& kv : g.initializers) {
-      const HostTensor& t = *kv.second;
-      if (t.dtype == DType::Float && t.numel() == 1 && t.shape.size() <= 1) scalar_[kv.first] = t.v[0];
-    }
+    for (const auto& kv : g.initializers) add_scalar(kv.first, kv.second);
   }
 
   // The nodes with every recognised GELU replaced by one Gelu node (at its last node's place).
@@ -92,20 +86,9 @@ class GeluMatcher {
     bool tanh = false;
   };
 
-  static bool constant_attr(const Node& nd, double& v) {
-    const auto it = nd.attrs.find("value");
-    if (it != nd.attrs.end() && it->second.t) {
-      const HostTensor& t = *it->second.t;
-      if (t.dtype != DType::Float || t.numel() != 1 || t.shape.size() > 1) return false;
-      v = t.v[0];
-      return true;
-    }
-    const auto f = nd.attrs.find("value_float");
-    if (f != nd.attrs.end()) {
-      v = double(f->second.f);
-      return true;
-    }
-    return false;
+  // A float constant of one element that broadcasts without changing a shape (rank 0 or [1]).
+  void add_scalar(const std::string& name, const ConstPtr& t) {
+    if (t && t->dtype == DType::Float && t->numel() == 1 && t->shape.size() <= 1) scalar_[name] = t->v[0];
   }
 
   int uses(const std::string& name) const {
