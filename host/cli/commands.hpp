@@ -79,8 +79,12 @@ constexpr int kMaxThreads = 1024;
 inline CLI::Validator threads_check() { return integer_check(0, kMaxThreads); }
 // An option bound to an `int` (its lower limit left to the command's check).
 inline CLI::Validator int_check() { return integer_check(INT32_MIN, INT32_MAX); }
-// Puts finite_number_check on every floating-point option and integer_check (int64's range) on
-// every integer option of every subcommand of `app` that has no integer_check of its own.
+// An option value that is not empty (an empty file name or choice is refused, never read as the
+// option not given).
+CLI::Validator non_empty_check();
+// Puts finite_number_check on every floating-point option, integer_check (int64's range) on every
+// integer option that has no integer_check of its own, and non_empty_check on every text option
+// (TEXT, TEXT:DIR) of every subcommand of `app`.
 void check_numbers(CLI::App& app);
 
 // ------------------------------------------------------------------ ALMC variants (issue 15)

@@ -104,11 +104,21 @@ CLI::Validator integer_check(int64_t min, int64_t max) {
   return v;
 }
 
+CLI::Validator non_empty_check() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        // `--y ""` (an unset shell variable) read as "not given" sampled the prior with exit 0.
+        return text.empty() ? "the value is empty (give one, or omit the option for its default)" : "";
+      },
+      "");
+}
+
 void check_numbers(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands({})) {
     check_numbers(*sub);
     for (CLI::Option* opt : sub->get_options()) {
       const std::string type = opt->get_type_name();
+      if (type.rfind("TEXT", 0) == 0) opt->check(non_empty_check());
       if (type.rfind("FLOAT", 0) == 0) opt->check(finite_number_check());
       // An option given its own range (an int's, or a narrower one) keeps it.
       if (type.rfind("INT", 0) == 0 && !has_integer_check(*opt)) opt->transform(integer_check());
