@@ -20,8 +20,9 @@ def is_torch(a):
     return type(a).__module__.split(".")[0] == "torch" and hasattr(a, "detach")
 
 
-def host_f32(name, a, ndim=None):
-    """`a` as a float32 C-contiguous NumPy array (converted or copied as NumPy users expect)."""
+def real_array(name, a):
+    """`a` (NumPy, PyTorch, DLPack or nested lists) as a NumPy array of real numbers, its shape kept;
+    complex, text and object arrays are refused by name."""
     if a is None:
         raise TypeError(f"{name} must be an array, got None")
     if is_torch(a):
@@ -34,6 +35,12 @@ def host_f32(name, a, ndim=None):
         raise invalid(f"{name} is not an array of numbers ({e})") from None
     if arr.dtype.kind not in "fiub":
         raise invalid(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def host_f32(name, a, ndim=None):
+    """`a` as a float32 C-contiguous NumPy array (converted or copied as NumPy users expect)."""
+    arr = real_array(name, a)
     if ndim is not None and arr.ndim not in ndim:
         want = " or ".join(str(k) for k in ndim)
         raise invalid(f"{name} must have {want} dimensions, got shape {list(arr.shape)}")
@@ -93,9 +100,10 @@ def result_into(name, r, out, n, width, shape):
     if r is None:
         raise TypeError(f"{name} returned None; expected an array of shape {shape_str((n,) + tuple(shape))} "
                         "(did it forget to return?)")
-    if is_torch(r):
-        r = r.detach().cpu().numpy()
-    r = np.asarray(r)
+    # Complex, text or object results are refused by name, as such arguments are (the cast below
+    # dropped an imaginary part with only a ComplexWarning). NaN, inf and values beyond float32's
+    # range go through: a chain running off makes them too, and the engine's check names it.
+    r = real_array(f"{name}'s result", r)
     if r.shape != (n,) + tuple(shape) and r.shape != (n, width):
         raise ValueError(f"{name} returned shape {list(r.shape)}; expected {shape_str((n,) + tuple(shape))}"
                          + (f" or {shape_str((n, width))}" if len(shape) != 1 else ""))

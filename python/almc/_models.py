@@ -134,7 +134,7 @@ class GaussianMixture(Prior):
         """The mixture in a JSON file {"weights": [K], "means": [[d], ...], "variances": [[d], ...]}
         ("variances" may be K scalars, or "stds" instead); read by the library's own reader."""
         obj = cls.__new__(cls)
-        obj._path = os.fspath(path)
+        obj._path = os.fsdecode(path)  # str, bytes or os.PathLike, as open() takes them
         if not obj._path:
             raise FileError("GaussianMixture.from_json: the path is empty", IO)
         obj.dim = _almc.score_gmm_json(_cpu_context(), obj._path).dim
@@ -152,10 +152,14 @@ def _json_image_shape(path):
     """image_shape from <model>.json or model.json beside an ONNX file (as the CLI reads it)."""
     base = os.path.splitext(path)[0]
     for cand in (base + ".json", os.path.join(os.path.dirname(path), "model.json")):
+        # Only a hint, skipped when it cannot be read (as the command does): a regular file only
+        # (opening a FIFO there would block), JSON nested too deep for Python's reader included.
+        if not os.path.isfile(cand):
+            continue
         try:
             with open(cand) as f:
                 shape = json.load(f).get("image_shape")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             continue
         if isinstance(shape, list) and shape and all(isinstance(s, int) and s > 0 for s in shape):
             return tuple(shape)
@@ -181,7 +185,7 @@ class OnnxScore(Prior):
     def __init__(self, path, output="score", convention="ou", level="t", alpha_bar=None, x_input=None,
                  level_input=None, tf32=False, shape=None, beta_min=None, beta_max=None, level_scale=None,
                  output_slice=None, inputs=None, precision=None):
-        self.path = os.fspath(path)
+        self.path = os.fsdecode(path)  # str, bytes or os.PathLike, as open() takes them
         # A missing or unreadable file is refused now, by name, rather than when a sampler loads it.
         try:
             with open(self.path, "rb"):

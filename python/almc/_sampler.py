@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -24,6 +25,8 @@ _BACKENDS = {"auto": 0, "cpu": 1, "cuda": 2}
 # ALMC's likelihood along the path (almc_variant; the CLI's --variant).
 _VARIANTS = {"paper": 0, "noised-lik": 1, "scaled-y": 2, "smc": 3, "geo-smc": 4, "best": 100}
 _SMC_VARIANTS = (3, 4)
+# int64_t fields of the C config.
+_INT64_MAX = 2**63 - 1
 # The library's limit on almc_context_config.n_threads.
 _MAX_THREADS = 1024
 
@@ -122,17 +125,24 @@ def _number(name, value, kind):
 
 
 def _chain_range(value):
-    """(start, count) from (start, count) or "START:COUNT" (the CLI's --chain-range)."""
+    """(start, count) from (start, count) or "START:COUNT" (the CLI's --chain-range): integers (Python's
+    or NumPy's, not bools or floats such as np.float32(1.5), which int() would truncate), or decimal
+    digits; each within int64, as the library takes them."""
     parts = value.split(":") if isinstance(value, str) else value
     try:
         start, count = parts
-        if isinstance(start, (bool, float)) or isinstance(count, (bool, float)):
+        if isinstance(value, str):
+            if not all(re.fullmatch(r"\s*[0-9]+\s*", p, re.ASCII) for p in parts):
+                raise ValueError  # int() would also take "1_0", "+3" or non-ASCII digits
+        elif any(isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer)) for p in parts):
             raise TypeError
         start, count = int(start), int(count)
     except (TypeError, ValueError):
         raise invalid(f"chain_range must be (start, count) or 'START:COUNT', got {value!r}") from None
     if start < 0 or count < 1:
         raise invalid(f"chain_range: start must be >= 0 and count >= 1, got start {start}, count {count}")
+    if start > _INT64_MAX or count > _INT64_MAX:
+        raise invalid(f"chain_range: start {start} or count {count} is too large (at most 2**63 - 1)")
     return start, count
 
 
@@ -437,10 +447,9 @@ class Sampler:
             raise TypeError(f"progress must be True, False or a callable, got {describe(progress)}")
         if snapshot is not None or resume is not None:
             self._check_resumable()
-        if resume is None and self._pending_state is not None:
-            resume = self._pending_state
-        self._pending_state = None
-        state = None if resume is None else _read_state(resume)
+        # A state given to load_state() stays pending until a run starts from it: a run refused
+        # before it starts (a wrong y, say) must not leave the next one silently starting over.
+        state = self._pending_state if resume is None else _read_state(resume)
         if y is not None:
             y = host_f32("y", y)
             n_meas, d = self._measurements(y)
@@ -460,6 +469,7 @@ class Sampler:
             s.set_state(self._state.ravel())
         if state is not None:
             s.load_state(state)
+            self._pending_state = None  # taken (an explicit resume replaces it too)
         samples, residuals, mean, std = _result_arrays(s, self._built[1])
         bar = _Progress() if progress is True or (progress and not callable(progress)) else None
         user = progress if callable(progress) else None
@@ -550,7 +560,8 @@ class Sampler:
     def load_state(self, state):
         """Make the next run() continue the run whose state this is (almc_sampler_load_state): a
         snapshot file or state bytes, as run(y, resume=state) takes them; checked, and refused when
-        it is another run's, when that run starts."""
+        it is another run's, when that run starts. It stays pending until a run starts from it (a
+        run() refused before that, for a wrong y say, keeps it for the next)."""
         if not isinstance(state, (bytes, bytearray, memoryview, str, os.PathLike)):
             raise TypeError(f"state must be a file path or the bytes of a state, got {type(state).__name__}")
         self._check_resumable()
