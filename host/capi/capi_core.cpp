@@ -263,7 +263,7 @@ almc_status almc_score_create_gmm_json(almc_context_t ctx, const char* path, alm
   if (out) *out = nullptr;
   GmmSpec spec;
   const almc_status st = ctx_guarded(ctx, [&] {
-    require(path, "path");
+    require_path(path, "path");
     require(out, "out");
     spec = read_gmm_json(path);
   });

@@ -170,7 +170,7 @@ almc_status almc_snapshot_set(almc_snapshot_t snap, const void* state, size_t by
 
 almc_status almc_snapshot_write(almc_snapshot_t snap, const char* path) {
   return snapshot_guarded(snap, [&] {
-    require(path, "path");
+    require_path(path, "path");
     if (!snap->held) fail(ALMC_ERR_WRONG_STATE, "the snapshot holds no state to write (almc_snapshot_set first)");
     try {
       io::write_file_atomic(path, snap->file.data(), snap->file.size());
@@ -182,7 +182,7 @@ almc_status almc_snapshot_write(almc_snapshot_t snap, const char* path) {
 
 almc_status almc_snapshot_read(almc_snapshot_t snap, const char* path) {
   return snapshot_guarded(snap, [&] {
-    require(path, "path");
+    require_path(path, "path");
     std::vector<unsigned char> data;
     try {
       data = io::read_regular_file(path, kMaxSnapshotBytes);

@@ -55,6 +55,12 @@ void write_struct(T* out, const T& value, const char* name) {
   narrow_struct(out, value);
 }
 
+// A file path: not NULL, not empty (an empty one failed as "<nothing>: cannot open: ...").
+inline void require_path(const char* path, const char* name) {
+  require(path, name);
+  if (!*path) fail(ALMC_ERR_IO, name, " is empty: give the file's path");
+}
+
 inline void require_positive(int64_t v, const char* name) {
   if (v <= 0) fail(ALMC_ERR_INVALID_ARGUMENT, name, " = ", v, " must be positive");
 }
