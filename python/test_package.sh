@@ -6,17 +6,24 @@
 # ALMC_PREFIX: an almc installed with `cmake --install` (scripts/test.sh passes the one it just
 # installed): pip then compiles only the extension against it. Without it pip builds the library
 # from source too, exactly as `pip install .` does. The environment is made from Debian's python3
-# with --system-site-packages, so it sees Debian's numpy (and torch and onnx when installed: the
-# PyTorch tests and example skip, saying why, without them).
+# with --system-site-packages, so it sees Debian's numpy, torch and onnx (installed here when absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:?usage: python/test_package.sh BUILD_DIR [ALMC_PREFIX]}
 prefix=${2:-}
 py=/usr/bin/python3
-if ! $py -c "import ensurepip" 2>/dev/null; then
-  echo "python: installing python3-venv"
+# python3-venv to make the environment; Debian's torch (1.13, CPU) and onnx so that the PyTorch
+# tests (a torch module as ScoreFunction, the PyTorch example) run instead of skipping.
+need=()
+$py -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
+$py -c "import torch" 2>/dev/null || need+=(python3-torch)
+$py -c "import onnx" 2>/dev/null || need+=(python3-onnx)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "python: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
 fi
 venv="$build/pyvenv"
 [ -x "$venv/bin/python" ] || $py -m venv --system-site-packages "$venv"
