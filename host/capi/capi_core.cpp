@@ -46,7 +46,12 @@ void run_on_backend(Backend* be, const float* in, int64_t in_count, float* out, 
 
 extern "C" {
 
-const char* almc_status_string(almc_status s) {
+const char* almc_status_string(almc_status status) {
+  // A C caller may pass any int (C's enums are ints); in C++ reading an almc_status outside the
+  // enumerators' range is undefined, so the value is read as its int representation.
+  int s = 0;
+  static_assert(sizeof(status) == sizeof(s), "almc_status is an int-sized enum");
+  std::memcpy(&s, &status, sizeof s);
   switch (s) {
     case ALMC_OK: return "ok";
     case ALMC_ERR_INVALID_ARGUMENT: return "invalid argument";
@@ -188,6 +193,9 @@ almc_status almc_score_create_callback_owned(almc_context_t ctx, int64_t d, almc
     require(out, "out");
     require(reinterpret_cast<const void*>(fn), "score callback");
     require_positive(d, "d");
+    // Unknown bits are refused: a flag from a later almc.h must not be silently ignored.
+    if (flags & ~unsigned(ALMC_SCORE_GRAPH_SAFE))
+      fail(ALMC_ERR_INVALID_ARGUMENT, "flags = ", flags, ": unknown bits (the flags are ALMC_SCORE_GRAPH_SAFE)");
     s->ctx = ctx;
     s->kind = ScoreKind::Callback;
     s->d = d;

@@ -36,7 +36,7 @@ void tile_generic(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t
     for (int64_t j = j0; j < j1; j += kCols) {
       const int64_t n = j1 - j < kCols ? j1 - j : kCols;
       for (int64_t t = 0; t < n; ++t) acc[t] = 0.f;
-      const float* a = g.A + i * g.a_rs;
+      const float* a = g.K > 0 ? g.A + i * g.a_rs : nullptr;  // K == 0: A may be empty (null)
       for (int64_t k = 0; k < g.K; ++k, a += g.a_ks) {
         const float* b = g.B + (g.b_koff ? g.b_koff[k] : k * g.ldb) + j;
         const float av = *a;
@@ -64,7 +64,7 @@ void erf_generic(const float* x, float* y, int64_t n) {
 
 void pack_rows_bf16_generic(const GemmView& g, int64_t i0, int64_t rows, float* out, int64_t out_rs) {
   const int64_t Kp = (g.K + 1) / 2;
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = 0; r < rows && Kp > 0; ++r) {
     const float* a = g.A + (i0 + r) * g.a_rs;
     for (int64_t p = 0; p < Kp; ++p) {
       const uint16_t hi = 2 * p + 1 < g.K ? to_bf16(a[(2 * p + 1) * g.a_ks]) : 0;

@@ -34,7 +34,7 @@ void tile_bf16_avx512(const GemmView& w, int64_t i0, int64_t i1, int64_t j0, int
 
 void pack_rows_bf16_avx512(const GemmView& g, int64_t i0, int64_t rows, float* out, int64_t out_rs) {
   if (g.a_ks != 1) return pack_rows_bf16_generic(g, i0, rows, out, out_rs);
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = 0; r < rows && g.K > 0; ++r) {
     const float* a = g.A + (i0 + r) * g.a_rs;
     float* o = out + r * out_rs;
     // 16 values make 8 pairs: the low halves of 16 lanes, narrowed to 16-bit, in order.

@@ -28,8 +28,9 @@ void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[r][v] = Vec::zero();
-  const float* a = g.A + i * g.a_rs;
-  const float* b = g.B + j;
+  // With K == 0 the operands may be empty (null data): no pointer arithmetic on them then.
+  const float* a = g.K > 0 ? g.A + i * g.a_rs : nullptr;
+  const float* b = g.K > 0 ? g.B + j : nullptr;
   const int64_t* koff = g.b_koff;
   const int64_t ars = g.a_rs, aks = g.a_ks, ldb = g.ldb;
   for (int64_t k = 0; k < g.K; ++k, a += aks, b += KOFF ? 0 : ldb) {

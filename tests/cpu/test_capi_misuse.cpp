@@ -1,5 +1,6 @@
 // C API calls made wrongly: an empty file path is named as such (it failed as
-// ": cannot open: No such file or directory", the path being the empty text before the colon).
+// ": cannot open: No such file or directory", the path being the empty text before the colon);
+// unknown callback flag bits are refused (they were ignored).
 #include <almc/almc.h>
 
 #include <gtest/gtest.h>
@@ -56,6 +57,26 @@ TEST(CApiMisuse, EmptyPathsAreNamed) {
   almc_snapshot_destroy(snap);
   almc_sampler_destroy(sm);
   almc_score_destroy(s);
+  almc_context_destroy(ctx);
+}
+
+TEST(CApiMisuse, UnknownCallbackFlagBitsAreRefused) {
+  almc_context_config cc = almc_context_config_default();
+  cc.backend = ALMC_BACKEND_CPU;
+  almc_context_t ctx = nullptr;
+  ASSERT_EQ(almc_context_create(&cc, &ctx), ALMC_OK);
+  almc_score_t s = nullptr;
+  for (unsigned bad : {2u, 99u, 0x80000000u}) {
+    EXPECT_EQ(almc_score_create_callback(ctx, 3, neg_x, nullptr, bad, &s), ALMC_ERR_INVALID_ARGUMENT) << bad;
+    EXPECT_EQ(s, nullptr);
+    EXPECT_NE(std::string(almc_context_last_error(ctx)).find("unknown bits"), std::string::npos)
+        << almc_context_last_error(ctx);
+  }
+  for (unsigned good : {0u, unsigned(ALMC_SCORE_GRAPH_SAFE)}) {
+    ASSERT_EQ(almc_score_create_callback(ctx, 3, neg_x, nullptr, good, &s), ALMC_OK) << good;
+    almc_score_destroy(s);
+    s = nullptr;
+  }
   almc_context_destroy(ctx);
 }
 
