@@ -57,6 +57,14 @@ json parse_run(const char* text, const char* what) {
   }
 }
 
+// The digest of the state's bytes in the record: a flipped bit in the chains (disk, copy) is refused
+// on reading instead of resuming into other samples. Files written before it have none.
+std::string state_digest(const unsigned char* state, size_t bytes) {
+  Fnv1a h;
+  if (bytes) h.add(state, bytes);
+  return h.hex();
+}
+
 bool starts_with(const unsigned char* p, size_t n, const std::string& prefix) {
   return n >= prefix.size() && std::memcmp(p, prefix.data(), prefix.size()) == 0;
 }
@@ -73,8 +81,9 @@ Parsed build(const unsigned char* state, size_t bytes, json run) {
   Parsed p;
   p.head = read_state_head(state, bytes);
   const std::string text = compact(run);
-  const json rec = {{"format", kFormat}, {"run_id", run_id(text)}, {"run", run},          {"step", p.head.step},
-                    {"total", p.head.total}, {"state_bytes", bytes}};
+  const json rec = {{"format", kFormat},         {"run_id", run_id(text)},        {"run", run},
+                    {"step", p.head.step},      {"total", p.head.total},         {"state_bytes", bytes},
+                    {"state_fnv1a", state_digest(state, bytes)}};
   const std::string head = kFormat + "\n" + compact(rec) + "\n";
   p.file.resize(head.size() + bytes);
   std::memcpy(p.file.data(), head.data(), head.size());
@@ -118,6 +127,10 @@ Parsed parse(std::vector<unsigned char> data, const std::string& where, bool bar
   if (have != said)
     bad(ALMC_ERR_PARSE, "the snapshot is truncated or padded (" + std::to_string(have) + " state bytes, its record says " +
                             std::to_string(said) + ")");
+  if (rec.contains("state_fnv1a") &&
+      (!rec["state_fnv1a"].is_string() ||
+       rec["state_fnv1a"].get<std::string>() != state_digest(data.data() + p.state_offset, have)))
+    bad(ALMC_ERR_PARSE, "the snapshot's state does not match the digest in its record (the file is damaged)");
   try {
     p.head = read_state_head(data.data() + p.state_offset, have);
   } catch (const Error& e) {

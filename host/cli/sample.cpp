@@ -175,6 +175,47 @@ void require_finite(double v, const char* name) {
   if (!std::isfinite(v)) throw CliError(std::string(name) + " must be a finite number", 2);
 }
 
+// The sampler settings in a run's identity ("config", a list of numbers so that older records keep
+// their identity), each with the option that sets it, so that a refusal can name what differs.
+std::vector<std::pair<const char*, json>> config_entries(const almc_sampler_config& cfg) {
+  return {{"the number of measurements (rows of --y)", cfg.n_meas},
+          {"--chains", cfg.chains_per_meas},
+          {"--seed", cfg.seed},
+          {"--noise-std", cfg.noise_std},
+          {"--likelihood-weight", cfg.likelihood_weight},
+          {"--kappa", cfg.kappa},
+          {"--delta", cfg.delta},
+          {"--t-start", cfg.t_start},
+          {"--t-stop", cfg.t_stop},
+          {"--warm-steps", cfg.warm_steps},
+          {"--warm-step", cfg.warm_step},
+          {"--average-last", cfg.average_last},
+          {"--tweedie", cfg.tweedie},
+          {"--levels", cfg.n_levels},
+          {"--sigma-max", cfg.sigma_max},
+          {"--sigma-min", cfg.sigma_min},
+          {"--steps-per-level", cfg.steps_per_level},
+          {"--eps", cfg.eps},
+          {"--init", static_cast<int>(cfg.init)},
+          {"--init-scale", cfg.init_scale},
+          {"--force", cfg.force_unstable}};
+}
+
+}  // namespace
+
+std::string config_differences(const json& held, const json& now) {
+  const json a = held.is_object() && held.contains("config") ? held["config"] : json();
+  const json b = now.is_object() && now.contains("config") ? now["config"] : json();
+  const auto entries = config_entries(almc_sampler_config_default());
+  if (!a.is_array() || !b.is_array() || a.size() != entries.size() || b.size() != entries.size()) return "";
+  std::string names;
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (a[i] != b[i]) names += (names.empty() ? "" : ", ") + std::string(entries[i].first);
+  return names;
+}
+
+namespace {
+
 // Everything that decides a run's samples, for the slice record: options, the input files'
 // digests, the backend. Slices merge only when this is the same.
 json run_identity(const SampleOptions& o, const almc_sampler_config& cfg, const OperatorSpec& spec, bool have_y,
@@ -184,10 +225,8 @@ json run_identity(const SampleOptions& o, const almc_sampler_config& cfg, const 
   j["backend"] = backend;
   j["method"] = static_cast<int>(cfg.method);
   j["schedule"] = static_cast<int>(cfg.schedule);
-  j["config"] = {cfg.n_meas, cfg.chains_per_meas, cfg.seed, cfg.noise_std, cfg.likelihood_weight, cfg.kappa,
-                 cfg.delta, cfg.t_start, cfg.t_stop, cfg.warm_steps, cfg.warm_step, cfg.average_last, cfg.tweedie,
-                 cfg.n_levels, cfg.sigma_max, cfg.sigma_min, cfg.steps_per_level, cfg.eps, static_cast<int>(cfg.init),
-                 cfg.init_scale, cfg.force_unstable};
+  j["config"] = json::array();
+  for (const auto& entry : config_entries(cfg)) j["config"].push_back(entry.second);
   j["levels_file"] = file_digest(o.levels_file, "--levels-file");
   j["variant"] = static_cast<int>(cfg.variant);
   // Only where it is read (older records of the other variants keep their identity).

@@ -64,9 +64,13 @@ void check_snapshot_run(const Snapshot& snap, const std::string& path, const jso
     throw CliError("--resume " + path + " was written by the Python package (" + held["written_by"].get<std::string>() +
                    "): resume it in Python with Sampler.run(resume=...); almc sample resumes the files its own "
                    "--snapshot writes");
-  if (almc_snapshot_check_run(snap.handle.get(), text(run).c_str()) != ALMC_OK)
+  if (almc_snapshot_check_run(snap.handle.get(), text(run).c_str()) != ALMC_OK) {
+    // "config" is a list of numbers: name the options behind the ones that differ.
+    const std::string options = config_differences(held, run);
     throw CliError("--resume " + path + ": " + almc_snapshot_last_error(snap.handle.get()) +
+                   (options.empty() ? "" : "; options set differently: " + options) +
                    ": resume with the options, inputs, seed and backend of the run that wrote it");
+  }
 }
 
 }  // namespace almc::cli

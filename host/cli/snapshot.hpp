@@ -26,6 +26,9 @@ struct Snapshot {
 void write_snapshot(const std::string& path, const nlohmann::json& run, const void* state, size_t bytes);
 // Throws CliError (one line) when the file cannot be read or is not an almc snapshot.
 Snapshot read_snapshot(const std::string& path);
+// The options whose settings differ between two run identities' "config" lists, comma-separated
+// ("" when none, or when either has no such list). Defined beside run_identity (sample.cpp).
+std::string config_differences(const nlohmann::json& held, const nlohmann::json& now);
 // Throws CliError naming what differs when the snapshot is not of the run `run`.
 void check_snapshot_run(const Snapshot& snap, const std::string& path, const nlohmann::json& run);
 

@@ -1,5 +1,8 @@
-// A 64-bit FNV-1a digest: the identity of a run's inputs (slice records, resumable states). Not
-// cryptographic: it tells runs apart, it does not defend against forgery.
+// A 64-bit FNV-1a digest: the identity of a run's inputs (slice records, resumable states, the
+// snapshot container's state digest). Not cryptographic: it tells runs apart, it does not defend
+// against forgery. The offset basis is 1469598103934665603, not the published 14695981039346656037
+// (a digit was lost when this was first written); it stays, because every identity and digest in
+// files written so far was computed with it. The prime is FNV's 64-bit prime.
 #pragma once
 
 #include <cinttypes>

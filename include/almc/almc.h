@@ -475,11 +475,13 @@ almc_status almc_sampler_load_state(almc_sampler_t s, const void* state, size_t 
 
 /* Snapshot files: a resumable state with a description of its run, the container that
  * `almc sample --snapshot` and the Python package write and read. The file is a line
- * "almc-snapshot-1", one line of JSON {"format", "run_id", "run", "step", "total", "state_bytes"}
- * ("run": the caller's description of the run, any JSON value; "run_id": a digest of it; "step"
- * and "total": the state's), then the state's bytes. Writes are atomic (a temporary file in the
+ * "almc-snapshot-1", one line of JSON {"format", "run_id", "run", "step", "total", "state_bytes",
+ * "state_fnv1a"} ("run": the caller's description of the run, any JSON value; "run_id": a digest of
+ * it; "step" and "total": the state's; "state_fnv1a": a digest of the state's bytes, checked on
+ * reading when present), then the state's bytes. Writes are atomic (a temporary file in the
  * same folder, flushed, renamed over the destination: a kill or a full disk leaves the previous
- * file). Reading checks the container (a damaged, truncated or padded file is ALMC_ERR_PARSE) and
+ * file). Reading checks the container (a damaged, truncated or padded file, or one whose state does
+ * not match its digest, is ALMC_ERR_PARSE) and
  * the state's header (not a state of this library's format, written on a machine of the other byte
  * order, another state version: ALMC_ERR_INVALID_ARGUMENT); whether the state belongs to a given
  * sampler's run is checked by almc_sampler_load_state. A snapshot handle holds one snapshot (a state

@@ -137,8 +137,10 @@ TEST_F(CliResume, RefusesForeignAndDamagedSnapshots) {
   EXPECT_EQ(slurp(path("x.npy")), slurp(path("a.npy")));
   std::remove(path("x.npy").c_str());
 
-  expect_one_line_error(run(small + " --seed 2" + res), "is a snapshot of another run (config differs)");
-  expect_one_line_error(run(small + " --seed 1 --kappa 3" + res), "config differs");
+  expect_one_line_error(run(small + " --seed 2" + res),
+                        "is a snapshot of another run (config differs); options set differently: --seed:");
+  expect_one_line_error(run(small + " --seed 1 --kappa 3" + res), "config differs); options set differently: --kappa:");
+  expect_one_line_error(run(small + " --seed 3 --warm-steps 7" + res), "options set differently: --seed, --warm-steps:");
   expect_one_line_error(run(small + " --seed 1 --chain-range 0:3" + res), "chain_range differs");
   const float y2[2][4] = {{1.0f, 0.0f, -0.5f, 1.5f}, {0.2f, 0.4f, 0.1f, -1.5f}};
   almc::io::write_npy(path("y.npy"), &y2[0][0], {2, 4});
@@ -150,8 +152,15 @@ TEST_F(CliResume, RefusesForeignAndDamagedSnapshots) {
   const std::string whole = slurp(path("s.snap"));
   std::ofstream(path("cut.snap"), std::ios::binary) << whole.substr(0, whole.size() - 5);
   expect_one_line_error(run(small + " --seed 1 --resume " + path("cut.snap")), "truncated");
-  // The bare state inside (no run record) said "is a snapshot of another run (its record differ)".
   const size_t state_at = whole.find('\n', whole.find('\n') + 1) + 1;
+  // One flipped bit in the chains resumed into other samples with exit 0.
+  std::string flipped = whole;
+  flipped[whole.size() - 3] = static_cast<char>(flipped[whole.size() - 3] ^ 0x04);
+  std::ofstream(path("flip.snap"), std::ios::binary) << flipped;
+  r = run(small + " --seed 1 --resume " + path("flip.snap") + " --out " + path("x.npy"));
+  expect_one_line_error(r, "does not match the digest in its record (the file is damaged)");
+  EXPECT_FALSE(exists("x.npy"));
+  // The bare state inside (no run record) said "is a snapshot of another run (its record differ)".
   std::ofstream(path("bare.state"), std::ios::binary) << whole.substr(state_at);
   r = run(small + " --seed 1 --resume " + path("bare.state") + " --out " + path("x.npy"));
   expect_one_line_error(r, "--resume " + path("bare.state") + " is a bare sampler state, without the record of the run");

@@ -87,6 +87,24 @@ std::string slurp(const std::string& path) {
 }
 void put(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
+// The state digest of the format as 16 hex digits, written here apart from the library's: FNV-1a
+// with the 64-bit prime 0x100000001b3 and almc's offset basis 1469598103934665603 (see
+// host/core/digest.hpp; the published basis is 14695981039346656037).
+std::string fnv1a64_hex(const unsigned char* p, size_t n) {
+  uint64_t h = 0x14650fb0739d0383ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// A container as written before the record held the state's digest.
+std::string without_digest(std::string file) {
+  const size_t at = file.find(",\"state_fnv1a\":\"");
+  if (at != std::string::npos) file.erase(at, std::strlen(",\"state_fnv1a\":\"") + 17);
+  return file;
+}
+
 // A run's samples, whole or resumed from `state`.
 std::vector<float> samples(Problem& p, const std::vector<unsigned char>* state, Kept* keep = nullptr,
                            int64_t* total = nullptr) {
@@ -119,10 +137,11 @@ TEST(SnapshotFile, WrittenAndReadBackItResumesToTheUninterruptedBits) {
   ASSERT_EQ(almc_snapshot_write(w.h, path.c_str()), ALMC_OK) << w.err();
 
   // The bytes: the format both writers used before (the record's keys sorted, run_id the FNV-1a
-  // digest of the compact run text, computed outside the library).
+  // digest of the compact run text, computed outside the library), and the state's FNV-1a digest.
   const std::string head = "almc-snapshot-1\n{\"format\":\"almc-snapshot-1\",\"run\":{\"seed\":1,\"tool\":\"test\"},"
                            "\"run_id\":\"7971f039cfa1be29\",\"state_bytes\":" + std::to_string(kept.state.size()) +
-                           ",\"step\":40,\"total\":" + std::to_string(total) + "}\n";
+                           ",\"state_fnv1a\":\"" + fnv1a64_hex(kept.state.data(), kept.state.size()) +
+                           "\",\"step\":40,\"total\":" + std::to_string(total) + "}\n";
   EXPECT_EQ(slurp(path), head + std::string(kept.state.begin(), kept.state.end()));
 
   Snap r;
@@ -208,13 +227,30 @@ TEST(SnapshotFile, DamagedFilesAndForeignStatesAreRefusedNamingTheProblem) {
   ASSERT_NE(at, std::string::npos);
   wrong_step[at + 8] = '1';  // 41
   refused(wrong_step, ALMC_ERR_PARSE, "disagree on the step");
+  // One flipped bit in the chains: the digest in the record no longer matches (it resumed into other
+  // samples before the record held one).
+  std::string flipped = good;
+  flipped[flipped.size() - 5] = static_cast<char>(flipped[flipped.size() - 5] ^ 0x10);
+  refused(flipped, ALMC_ERR_PARSE, "does not match the digest in its record (the file is damaged)");
+  std::string wrong_digest = good;
+  const size_t digit = good.find("\"state_fnv1a\":\"") + 15;
+  ASSERT_LT(digit, good.size());
+  wrong_digest[digit] = good[digit] == '0' ? '1' : '0';
+  refused(wrong_digest, ALMC_ERR_PARSE, "does not match the digest");
+  // A file without the digest (written before it) is read as before; the checks below are those of
+  // the state's own header, so they use such a file.
+  const std::string undigested = without_digest(good);
+  ASSERT_NE(undigested, good);
+  put(path, undigested);
+  ASSERT_EQ(almc_snapshot_read(r.h, path.c_str()), ALMC_OK) << r.err();
+  EXPECT_EQ(r.state(), kept.state);
   // The state inside: another byte order (the header's version field byte-swapped), another version.
-  const size_t state_at = good.size() - kept.state.size();
-  std::string swapped = good;
+  const size_t state_at = undigested.size() - kept.state.size();
+  std::string swapped = undigested;
   std::reverse(swapped.begin() + static_cast<std::ptrdiff_t>(state_at + 8),
                swapped.begin() + static_cast<std::ptrdiff_t>(state_at + 12));
   refused(swapped, ALMC_ERR_INVALID_ARGUMENT, "the snapshot's state: a sampler state written on a machine of the other byte order");
-  std::string other = good;
+  std::string other = undigested;
   other[state_at + 8] = static_cast<char>(other[state_at + 8] + 7);
   refused(other, ALMC_ERR_INVALID_ARGUMENT, "a sampler state of another format (version");
 
