@@ -5,26 +5,25 @@
 #   fuzz_gmm_json  JSON -> almc::parse_gmm_json / almc_score_create_gmm_json
 #   fuzz_cli       argv tokens -> the almc command's parser and subcommand checks
 #   fuzz_snapshot  snapshot files -> almc_snapshot_parse, written back and read, almc_sampler_load_state
-# Builds them with clang-14 (ASan + UBSan + libFuzzer) in build-fuzz, replays the saved
+# Builds them (clang-14, ASan + UBSan + libFuzzer) in the sanitizer build that
+# scripts/sanitizer_build.sh configures (build-asan, shared with scripts/sanitize.sh), replays the saved
 # regressions (tests/data/fuzz_regressions/<name>/), then fuzzes each target for FUZZ_SECONDS
 # (default 60) starting from its seed corpus (fuzz/corpus/<name>/). Exits non-zero on any crash,
 # sanitizer report, leak, timeout (> 10 s per input) or input needing more than 2 GiB; the input
-# that did it is left in build-fuzz/artifacts/.
+# that did it is left in build-asan/artifacts/.
 #
 # Environment: FUZZ_SECONDS (per target), FUZZ_TARGETS (space-separated names, default all),
-# ALMC_FUZZ_BUILD_DIR (default build-fuzz), ALMC_JOBS (build parallelism).
+# ALMC_SAN_BUILD_DIR (default build-asan), ALMC_JOBS (build parallelism).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-build=${ALMC_FUZZ_BUILD_DIR:-build-fuzz}
+# shellcheck source=scripts/sanitizer_build.sh
+source scripts/sanitizer_build.sh
+build=$san_build
 seconds=${FUZZ_SECONDS:-60}
 targets=${FUZZ_TARGETS:-"fuzz_npy fuzz_gmm_json fuzz_onnx fuzz_cli fuzz_snapshot"}
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  CC=${FUZZ_CC:-clang-14} CXX=${FUZZ_CXX:-clang++-14} cmake -S . -B "$build" -DALMC_CUDA=OFF -DALMC_MPI=OFF -DALMC_SANITIZE=ON \
-    -DALMC_BUILD_FUZZ=ON -DALMC_BUILD_TESTS=OFF -DALMC_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build.log" 2>&1 ||
-    { cat "$build.log"; exit 1; }
-fi
+san_configure
 # shellcheck disable=SC2086
 cmake --build "$build" -j"${ALMC_JOBS:-$(nproc)}" --target $targets
 

@@ -1,27 +1,21 @@
 #!/usr/bin/env bash
-# The CPU test suite under AddressSanitizer + UndefinedBehaviorSanitizer (issue 7): configures
-# build-asan with -DALMC_SANITIZE=ON -DALMC_CUDA=OFF -DALMC_MPI=OFF (the default compiler, gcc;
-# without MPI: Open MPI's own start-up allocations are not leak-clean, and the MPI tests run in the
-# main suite; the CLI's one-process path, which every MPI rank also takes, is covered here), builds the
-# library, the CPU tests, the header check, the almc command and its end-to-end tests, and runs
-# them all under ctest. Any ASan report (out-of-bounds, use-after-free, ...), UBSan report
-# (overflow, misaligned or null access, bad shift, ...) or leak fails the run.
+# The CPU test suite under AddressSanitizer + UndefinedBehaviorSanitizer (issue 7), in the
+# sanitizer build that scripts/sanitizer_build.sh configures (clang-14, CPU backend, no MPI; the
+# CLI's one-process path, which every MPI rank also takes, is covered here): builds the library,
+# the CPU tests, the header check, the almc command and its end-to-end tests, and runs them all
+# under ctest. Any ASan report (out-of-bounds, use-after-free, ...), UBSan report (overflow,
+# misaligned or null access, bad shift, invalid enum value, ...) or leak fails the run.
 #
-# Environment: ALMC_ASAN_BUILD_DIR (default build-asan), ALMC_JOBS (build and ctest parallelism),
+# Environment: ALMC_SAN_BUILD_DIR (default build-asan), ALMC_JOBS (build and ctest parallelism),
 # ALMC_SANITIZE_REGEX (a ctest -R filter, e.g. Reliability).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-build=${ALMC_ASAN_BUILD_DIR:-build-asan}
 jobs=${ALMC_JOBS:-$(nproc)}
-
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  # -O1 (what the sanitizers' documentation suggests): GCC's UBSan at -O2 took 86 s for
-  # cpu_backend.cpp alone (35 s at -O1), and the whole build ~20 minutes of CI's 2 cores.
-  cmake -S . -B "$build" -DALMC_SANITIZE=ON -DALMC_CUDA=OFF -DALMC_MPI=OFF -DALMC_BUILD_BENCH=OFF \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -DNDEBUG" \
-    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g -DNDEBUG" >"$build.log" 2>&1 || { cat "$build.log"; exit 1; }
-fi
+# shellcheck source=scripts/sanitizer_build.sh
+source scripts/sanitizer_build.sh
+san_configure
+build=$san_build
 targets="almc_tests almc_gpu_tests almc_header_cxx"
 if grep -q "^ALMC_BUILD_CLI:BOOL=ON" "$build/CMakeCache.txt"; then targets="$targets almc_cli almc_cli_tests"; fi
 # shellcheck disable=SC2086
