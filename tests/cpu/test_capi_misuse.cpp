@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,11 +19,20 @@ int neg_x(const float* x, float* s, int64_t n, int64_t d, const almc_level*, con
 }
 int stop_at_40(const almc_progress* p, void*) { return p->step >= 40; }
 
-TEST(CApiMisuse, EmptyPathsAreNamed) {
+// A CPU context, destroyed at the end of the test (null when it could not be made).
+using ContextHolder = std::unique_ptr<almc_context_s, void (*)(almc_context_t)>;
+ContextHolder cpu_context() {
   almc_context_config cc = almc_context_config_default();
   cc.backend = ALMC_BACKEND_CPU;
   almc_context_t ctx = nullptr;
-  ASSERT_EQ(almc_context_create(&cc, &ctx), ALMC_OK);
+  if (almc_context_create(&cc, &ctx) != ALMC_OK) ctx = nullptr;
+  return ContextHolder(ctx, &almc_context_destroy);
+}
+
+TEST(CApiMisuse, EmptyPathsAreNamed) {
+  const ContextHolder held_ctx = cpu_context();
+  almc_context_t ctx = held_ctx.get();
+  ASSERT_NE(ctx, nullptr);
   almc_score_t s = nullptr;
   EXPECT_EQ(almc_score_create_gmm_json(ctx, "", &s), ALMC_ERR_IO);
   EXPECT_EQ(std::string(almc_context_last_error(ctx)), "path is empty: give the file's path");
@@ -57,14 +67,12 @@ TEST(CApiMisuse, EmptyPathsAreNamed) {
   almc_snapshot_destroy(snap);
   almc_sampler_destroy(sm);
   almc_score_destroy(s);
-  almc_context_destroy(ctx);
 }
 
 TEST(CApiMisuse, UnknownCallbackFlagBitsAreRefused) {
-  almc_context_config cc = almc_context_config_default();
-  cc.backend = ALMC_BACKEND_CPU;
-  almc_context_t ctx = nullptr;
-  ASSERT_EQ(almc_context_create(&cc, &ctx), ALMC_OK);
+  const ContextHolder held_ctx = cpu_context();
+  almc_context_t ctx = held_ctx.get();
+  ASSERT_NE(ctx, nullptr);
   almc_score_t s = nullptr;
   for (unsigned bad : {2u, 99u, 0x80000000u}) {
     EXPECT_EQ(almc_score_create_callback(ctx, 3, neg_x, nullptr, bad, &s), ALMC_ERR_INVALID_ARGUMENT) << bad;
@@ -77,7 +85,6 @@ TEST(CApiMisuse, UnknownCallbackFlagBitsAreRefused) {
     almc_score_destroy(s);
     s = nullptr;
   }
-  almc_context_destroy(ctx);
 }
 
 }  // namespace
