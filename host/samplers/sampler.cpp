@@ -380,7 +380,11 @@ void almc_sampler_s::check_chains(int64_t steps_done, bool final) {
       info.diverged_chain = chain0 + c;
       info.diverged_step = steps_done;
       fail(ALMC_ERR_DIVERGED, "chain ", chain0 + c, " became NaN or Inf by step ", steps_done, " of ", sched.steps.size(),
-           " (step size too large for this score or likelihood? try a smaller delta/eps)");
+           score_is_callback(score)
+               // A user's score function (or network) may be the cause: say so before the step size.
+               ? " (did the score return NaN or Inf for a finite x? otherwise the step size is too large for this "
+                 "score or likelihood: try a smaller delta/eps)"
+               : " (step size too large for this score or likelihood? try a smaller delta/eps)");
     }
 }
 
