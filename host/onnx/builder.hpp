@@ -74,6 +74,10 @@ class Builder {
   std::map<const HostTensor*, int64_t> const_off_;
   std::vector<ConstPtr> keep_;
   const Node* cur_ = nullptr;
+  // Elements of the constants folded so far, and their bound: kMaxFoldElems plus twice the
+  // elements the file holds (initializers, added by build(), and Constant nodes).
+  int64_t folded_ = 0;
+  int64_t fold_budget_ = kMaxFoldElems;
 
   // The graph node being lowered when cur_ is a node lower_composite.cpp made up for it: messages
   // name the graph's node.
@@ -141,6 +145,16 @@ class Builder {
 
   void set_const(size_t out_i, ConstPtr c) {
     check_const(*c);
+    // All that folding holds at once is bounded too: a few nodes of a small file (ConstantOfShape
+    // of 2^25, then Mul, Equal, Where on it) made the loader hold gigabytes (fuzz_onnx). The bound
+    // grows with the model's own weights (folding a Transpose of every weight stays allowed).
+    const int64_t elems = numel(c->shape);
+    if (cur_->op == "Constant") fold_budget_ += 2 * elems;  // weights stored as Constant nodes: the file's data
+    folded_ += elems;
+    if (folded_ > fold_budget_)
+      fail("the constants folded while loading exceed " + std::to_string(fold_budget_) +
+               " elements (the model computes more at load time than its weights hold)",
+           ALMC_ERR_INVALID_ARGUMENT);
     Val v;
     v.dtype = c->dtype;
     v.shape = c->shape;
@@ -213,6 +227,9 @@ class Builder {
   }
 
   static std::vector<int64_t> bcast(const std::vector<int64_t>& a, const std::vector<int64_t>& b, const Builder* self) {
+    // A shape read from a constant may be 2^25 long (fuzz_onnx): the rank first, before allocating.
+    if (std::max(a.size(), b.size()) > size_t(kMaxDims))
+      self->fail("rank " + std::to_string(std::max(a.size(), b.size())) + " above the executor's limit of 8");
     std::vector<int64_t> r(std::max(a.size(), b.size()), 1);
     for (size_t i = 0; i < r.size(); ++i) {
       int64_t da = i < r.size() - a.size() ? 1 : a[i - (r.size() - a.size())];

@@ -70,6 +70,7 @@ void Builder::build() {
     v.shape = kv.second->shape;
     v.c = kv.second;
     vals_[kv.first] = v;
+    fold_budget_ += 2 * int64_t(kv.second->v.size());
   }
   const std::vector<Node> nodes = recognise_gelu(g_);
   for (const auto& nd : nodes) {

@@ -126,6 +126,22 @@ TEST(FuzzRegressions, Onnx) {
   }
 }
 
+// A 50 kB model whose nodes fold a 2^25-element ConstantOfShape through Mul, Equal and Where into
+// an Expand shape of rank 2^25, eight times over: the loader held more than 2 GB (fuzz_onnx's memory
+// limit). Folded constants are now bounded in total and a shape's rank is checked before use.
+TEST(FuzzRegressions, OnnxFoldingIsBoundedInMemory) {
+  CpuCtx ctx;
+  const std::string path = almc_test::data_dir() + "/fuzz_regressions/onnx/fold_chain_of_constantofshape_2e25";
+  almc_onnx_config cfg = almc_onnx_config_default();
+  cfg.max_batch = 2;
+  almc_score_t s = nullptr;
+  EXPECT_EQ(almc_score_create_onnx(ctx.h, path.c_str(), &cfg, &s), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(almc_context_last_error(ctx.h)).find("the constants folded while loading exceed"),
+            std::string::npos)
+      << almc_context_last_error(ctx.h);
+  EXPECT_EQ(s, nullptr);
+}
+
 // Snapshot files: parsed from memory and read from the file; what parses is a state whose step
 // lies within its run.
 TEST(FuzzRegressions, Snapshot) {
