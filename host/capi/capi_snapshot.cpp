@@ -37,11 +37,13 @@ constexpr uint64_t kMaxSnapshotBytes = io::kMaxArrayFileBytes * 3;
 
 std::string compact(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// The run's identity in the record: a digest of its compact text (the CLI's slice records use the
-// same, so the two kinds of record name a run alike).
-std::string run_id(const std::string& run_text) {
+// Digest.hpp's FNV-1a of `n` bytes as 16 hex digits: the record's run_id (of the run's compact
+// text; the CLI's slice records use the same, so the two kinds of record name a run alike) and its
+// state_fnv1a (of the state's bytes: a flipped bit in the chains is refused on reading instead of
+// resuming into other samples; files written before it have none).
+std::string digest_hex(const void* data, size_t n) {
   Fnv1a h;
-  h.add(run_text.data(), run_text.size());
+  if (n) h.add(data, n);
   return h.hex();
 }
 
@@ -55,14 +57,6 @@ json parse_run(const char* text, const char* what) {
   } catch (const std::exception&) {
     fail(ALMC_ERR_INVALID_ARGUMENT, what, " is not valid JSON");
   }
-}
-
-// The digest of the state's bytes in the record: a flipped bit in the chains (disk, copy) is refused
-// on reading instead of resuming into other samples. Files written before it have none.
-std::string state_digest(const unsigned char* state, size_t bytes) {
-  Fnv1a h;
-  if (bytes) h.add(state, bytes);
-  return h.hex();
 }
 
 bool starts_with(const unsigned char* p, size_t n, const std::string& prefix) {
@@ -81,9 +75,9 @@ Parsed build(const unsigned char* state, size_t bytes, json run) {
   Parsed p;
   p.head = read_state_head(state, bytes);
   const std::string text = compact(run);
-  const json rec = {{"format", kFormat},         {"run_id", run_id(text)},        {"run", run},
+  const json rec = {{"format", kFormat},         {"run_id", digest_hex(text.data(), text.size())},        {"run", run},
                     {"step", p.head.step},      {"total", p.head.total},         {"state_bytes", bytes},
-                    {"state_fnv1a", state_digest(state, bytes)}};
+                    {"state_fnv1a", digest_hex(state, bytes)}};
   const std::string head = kFormat + "\n" + compact(rec) + "\n";
   p.file.resize(head.size() + bytes);
   std::memcpy(p.file.data(), head.data(), head.size());
@@ -129,7 +123,7 @@ Parsed parse(std::vector<unsigned char> data, const std::string& where, bool bar
                             std::to_string(said) + ")");
   if (rec.contains("state_fnv1a") &&
       (!rec["state_fnv1a"].is_string() ||
-       rec["state_fnv1a"].get<std::string>() != state_digest(data.data() + p.state_offset, have)))
+       rec["state_fnv1a"].get<std::string>() != digest_hex(data.data() + p.state_offset, have)))
     bad(ALMC_ERR_PARSE, "the snapshot's state does not match the digest in its record (the file is damaged)");
   try {
     p.head = read_state_head(data.data() + p.state_offset, have);
