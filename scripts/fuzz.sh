@@ -13,7 +13,8 @@
 # that did it is left in build-asan/artifacts/.
 #
 # Environment: FUZZ_SECONDS (per target), FUZZ_TARGETS (space-separated names, default all),
-# ALMC_SAN_BUILD_DIR (default build-asan), ALMC_JOBS (build parallelism).
+# FUZZ_SEED (libFuzzer's -seed: a fixed one makes a run repeat the same mutations, as CI does; by
+# default each run draws its own), ALMC_SAN_BUILD_DIR (default build-asan), ALMC_JOBS (build parallelism).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -49,6 +50,7 @@ for t in $targets; do
   # Paths are absolute: fuzz_cli changes its working directory to a scratch folder.
   flags=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 "-artifact_prefix=$artifacts/$t-")
   [ "$t" = fuzz_cli ] && flags+=(-close_fd_mask=3)
+  [ -n "${FUZZ_SEED:-}" ] && flags+=("-seed=$FUZZ_SEED")
   [ -f "$root/fuzz/$name.dict" ] && flags+=("-dict=$root/fuzz/$name.dict")
   if [ -d "$regress" ] && [ -n "$(ls -A "$regress")" ]; then
     echo "== $t: replaying $(ls "$regress" | wc -l) saved regressions"

@@ -1,6 +1,7 @@
 // Engine core on the CPU backend: batch invariance, the fused step's stationary law, operator
 // adjoints, analytic scores against finite differences.
 #include "tests/common/test_util.hpp"
+#include "tests/common/sanitized.hpp"
 
 #include <gtest/gtest.h>
 
@@ -102,6 +103,15 @@ TEST(Engine, MeasurementChainsDoNotDependOnChainsPerMeasurement) {
   }
 }
 
+// Bitwise-equality runs need only a few steps to compare the thread splits; under a sanitizer
+// (several times slower per step) the next two tests run 25 steps instead of 95.
+almc_sampler_config sanitized_steps(almc_sampler_config c) {
+#ifdef ALMC_TEST_SANITIZED
+  c.t_start = 0.3;
+#endif
+  return c;
+}
+
 TEST(Engine, ThreadCountDoesNotChangeResults) {
   const int64_t d = 64;
   Lcg rng(8);
@@ -123,7 +133,7 @@ TEST(Engine, ThreadCountDoesNotChangeResults) {
                 : k == "blur" ? almc::Operator::blur(ctx, 1, 8, 8, 3, 3, kernel)
                               : almc::Operator::identity(ctx, d);
       // Enough chains that both threads get work (small passes run on one thread).
-      almc::Sampler s(ctx, prior, &op, almc_test::quick_almc(1200, 3, 0.5));
+      almc::Sampler s(ctx, prior, &op, sanitized_steps(almc_test::quick_almc(1200, 3, 0.5)));
       s.set_measurement(std::vector<float>(static_cast<size_t>(op.dims().first), 0.25f));
       s.run();
       out.push_back(s.samples());
@@ -164,7 +174,7 @@ TEST(Engine, LongRowsDoNotDependOnThreadsOrChainCount) {
                                                            std::vector<float>(var.begin(), var.begin() + d))
                                    : almc::Score::gmm(ctx, 3, d, w, mu, var);
       auto op = k == "downsample" ? almc::Operator::downsample(ctx, C, H, W, 2) : almc::Operator::mask(ctx, mask);
-      almc::Sampler s(ctx, prior, &op, almc_test::quick_almc(n, 7, 0.3));
+      almc::Sampler s(ctx, prior, &op, sanitized_steps(almc_test::quick_almc(n, 7, 0.3)));
       s.set_measurement(std::vector<float>(static_cast<size_t>(op.dims().first), 0.3f));
       s.run();
       const auto x = s.samples();

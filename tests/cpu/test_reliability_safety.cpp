@@ -8,6 +8,7 @@
 #include "host/io/file.hpp"
 #include "host/io/image.hpp"
 #include "host/samplers/schedule.hpp"
+#include "tests/common/sanitized.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -256,14 +257,6 @@ TEST(Safety, GmmJsonNamesNanAndInfinityWhereTheyAre) {
 // copies of the text and a host copy of the arrays: a 60 MB file peaked at 1.75 GB). Measured in a
 // child process (fork) whose high-water mark is reset first (/proc/self/clear_refs, "5"), so the
 // test process's own history does not count.
-// GCC names a sanitizer build with __SANITIZE_*__, clang with __has_feature.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define ALMC_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define ALMC_TEST_SANITIZED 1
-#endif
-#endif
 TEST(Safety, LargeGmmJsonLoadsInBoundedMemory) {
 #ifdef ALMC_TEST_SANITIZED
   GTEST_SKIP() << "sanitizer allocators keep freed memory (quarantine): peak RSS means nothing here";
