@@ -104,7 +104,14 @@ def result_into(name, r, out, n, width, shape):
     # dropped an imaginary part with only a ComplexWarning). NaN, inf and values beyond float32's
     # range go through: a chain running off makes them too, and the engine's check names it.
     r = real_array(f"{name}'s result", r)
-    if r.shape != (n,) + tuple(shape) and r.shape != (n, width):
-        raise ValueError(f"{name} returned shape {list(r.shape)}; expected {shape_str((n,) + tuple(shape))}"
-                         + (f" or {shape_str((n, width))}" if len(shape) != 1 else ""))
+    check_result_shape(name, r.shape, n, width, shape)
     out[...] = r.reshape(n, width)
+
+
+def check_result_shape(name, got, n, width, shape):
+    """A callback's result must be [n, *shape] or [n, width]: the same count in another layout (a
+    transposed [width, n], say) would be read as other chains' values."""
+    got = tuple(int(s) for s in got)
+    if got != (n,) + tuple(shape) and got != (n, width):
+        raise ValueError(f"{name} returned shape {list(got)}; expected {shape_str((n,) + tuple(shape))}"
+                         + (f" or {shape_str((n, width))}" if len(shape) != 1 else ""))

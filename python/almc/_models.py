@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from . import _almc
-from ._arrays import CudaArray, host_f32, is_torch, result_into, shape_str, torch_module
+from ._arrays import CudaArray, check_result_shape, host_f32, is_torch, result_into, shape_str, torch_module
 from ._errors import IO, FileError, invalid
 from ._values import boolean, integer, real, text
 from ._values import choice as _checked_choice
@@ -324,9 +324,15 @@ class _UserCall:
             r = self.fn(xt, *args)
             if not is_torch(r) and r is not None:
                 r = torch.as_tensor(r, device=dev)  # CuPy / Numba (__cuda_array_interface__) or host arrays
-            if not is_torch(r) or r.numel() != n * out_width:
+            if not is_torch(r):
                 got = list(r.shape) if hasattr(r, "shape") else type(r).__name__
                 raise ValueError(f"{self.what} returned {got}; expected {shape_str((n,) + tuple(out_shape))}")
+            # As on the CPU: complex results are refused by name (copy_ would drop the imaginary
+            # part with only a warning), and the layout must be [n, *shape] or [n, width].
+            if r.is_complex() or not (r.is_floating_point() or r.dtype in (torch.int8, torch.uint8, torch.int16,
+                                                                             torch.int32, torch.int64, torch.bool)):
+                raise invalid(f"{self.what}'s result must be a real numeric array, got dtype {r.dtype}")
+            check_result_shape(self.what, r.shape, n, out_width, out_shape)
             ot.copy_(r.reshape(n, out_width))
 
     def _copy_cuda(self, r, out, n, width, shape):
@@ -334,9 +340,10 @@ class _UserCall:
         if cai is None:
             raise ValueError(f"{self.what} returned {type(r).__name__}; on CUDA without torch it must return a "
                              "device array with __cuda_array_interface__")
-        if cai.get("typestr") != "<f4" or cai.get("strides") not in (None,) or int(np.prod(cai["shape"])) != n * width:
+        if cai.get("typestr") != "<f4" or cai.get("strides") not in (None,):
             raise ValueError(f"{self.what} returned a {cai.get('typestr')} array of shape {list(cai['shape'])}; "
                              f"expected contiguous float32 {shape_str((n,) + tuple(shape))}")
+        check_result_shape(self.what, cai["shape"], n, width, shape)
         _almc.memcpy_device(self.ctx, out, cai["data"][0], n * width * 4)
 
 
