@@ -3,9 +3,12 @@
 // cpu_noise.cpp.
 #include "host/backend/cpu_noise_batch.hpp"
 
-// GCC 12 warns inside its own avx512fintrin.h (the undefined first operand of the shifts).
+// GCC 12 warns inside its own avx512fintrin.h (the undefined first operand of the shifts); clang
+// has no such warning.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 namespace almc {
@@ -82,4 +85,6 @@ __attribute__((flatten)) void streams_avx512(const PhiloxKey& key, unsigned int 
 }  // namespace cpu_noise
 }  // namespace almc
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
