@@ -31,7 +31,6 @@ constexpr ArchLaunch kCompiledLaunch = arch_launch(__CUDA_ARCH__ / 10);
 #else
 constexpr ArchLaunch kCompiledLaunch = arch_launch(0);
 #endif
-constexpr int kMaxGridY = 65535;  // gridDim.y and gridDim.z limit
 // Rows up to this many coordinates take the whole step in one thread per chain (chain_step.cuh):
 // one launch after the tables instead of responsibilities + update. Not yet measured on a device.
 constexpr int64_t kChainStepRow = 32;
@@ -193,8 +192,8 @@ __global__ void __launch_bounds__(kCompiledLaunch.elementwise_block, kCompiledLa
   const StepScalars cur = *p.cur;
   const unsigned groups = static_cast<unsigned>((p.d + 3) / 4);
   // Rows of many groups: x over a row's groups, y over chains. Short rows (tiny problems): one
-  // flat index over (chain, group), so a block is not mostly idle threads; the caller picks
-  // this only when n * groups fits 32 bits.
+  // flat index over (chain, group), so a block is not mostly idle threads; fused_step_grid
+  // (launch_policy.hpp) picks this only when n * groups fits 31 bits.
   unsigned grp;
   int64_t c, c_stride;
   if (flat) {
@@ -503,10 +502,9 @@ class CudaBackend final : public Backend {
     }
     return free_b;
   }
-  void check(const char* what) override {
-    const cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) fail(ALMC_ERR_CUDA, what, ": ", cudaGetErrorString(e));
-  }
+  // check.cuh's mapping, as for every other CUDA failure (an allocation failure reported by a
+  // kernel launch is ALMC_ERR_OUT_OF_MEMORY there too).
+  void check(const char* what) override { cuda_check(cudaGetLastError(), what); }
 
   void begin_step(const StepScalars* table, int64_t* counter, StepScalars* cur) override {
     begin_step_kernel<<<1, 1, 0, stream_>>>(table, counter, cur);
@@ -528,7 +526,7 @@ class CudaBackend final : public Backend {
       return;
     }
     if (plan.slices > 0x7fffffff) fail(ALMC_ERR_UNSUPPORTED, "rows of ", d, " coordinates are too long for the GPU");
-    const dim3 blocks(static_cast<unsigned>(plan.slices), static_cast<unsigned>(std::min<int64_t>(n, kMaxGridY)));
+    const dim3 blocks(static_cast<unsigned>(plan.slices), static_cast<unsigned>(std::min(n, kMaxGridY)));
     if (!plan.partials) {  // K <= kRespBlockSoftmaxK: the forms fit the block's shared memory
       gmm_resp_slice_kernel<<<blocks, kRespBlock, sizeof(float) * tab.K, stream_>>>(tab, x, n, d, d, cur, nullptr,
                                                                                    resp);
@@ -558,27 +556,23 @@ class CudaBackend final : public Backend {
     chain_steps(p, g, true);
   }
 
+  // Grids from launch_policy.hpp (fused_step_grid, pool_step_grid), which the host tests check.
   void fused_step(const FusedStepParams& p) override {
+    if (p.n <= 0) return;  // an empty grid is a launch error
     if (p.d <= kChainStepRow) {
       chain_steps(p, nullptr, false);
       return;
     }
     const int block = eb_;
-    const unsigned gy = static_cast<unsigned>(std::min<int64_t>(p.n, kMaxGridY));
     dispatch_step_variant(p.prior, p.op.kind, [&](auto prior, auto op) {
       constexpr int P = decltype(prior)::value, O = decltype(op)::value;
       if constexpr (O == kOpDownsample) {
-        const int blocks = static_cast<int>(pool_blocks_per_chain(p));
-        fused_pool_kernel<P><<<dim3((blocks + block - 1) / block, gy), block, 0, stream_>>>(p, blocks);
+        const int64_t blocks = pool_blocks_per_chain(p);
+        const StepGrid sg = pool_step_grid(p.n, blocks, block);
+        fused_pool_kernel<P><<<dim3(sg.blocks_x, sg.blocks_y), block, 0, stream_>>>(p, static_cast<int>(blocks));
       } else {
-        const int64_t groups = (p.d + 3) / 4;
-        if (groups < 64 && p.n * groups < (int64_t(1) << 31)) {
-          const unsigned flat_blocks = static_cast<unsigned>((p.n * groups + block - 1) / block);
-          fused_step_kernel<P, O><<<flat_blocks, block, 0, stream_>>>(p, true);
-        } else {
-          fused_step_kernel<P, O><<<dim3(static_cast<unsigned>((groups + block - 1) / block), gy), block, 0, stream_>>>(
-              p, false);
-        }
+        const StepGrid sg = fused_step_grid(p.n, p.d, block);
+        fused_step_kernel<P, O><<<dim3(sg.blocks_x, sg.blocks_y), block, 0, stream_>>>(p, sg.flat);
       }
     });
   }

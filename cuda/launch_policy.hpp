@@ -102,6 +102,41 @@ inline unsigned grid_stride_blocks(const LaunchPolicy& p, int64_t work, int bloc
   return static_cast<unsigned>(want < cap ? want : cap);
 }
 
+// ---------------------------------------------------------------- the fused step's grid
+
+constexpr int64_t kMaxGridY = 65535;  // gridDim.y (and gridDim.z) limit of every device
+
+// Rows of fewer groups of 4 coordinates than this take the flat launch of the fused step.
+constexpr int64_t kFlatStepGroups = 64;
+
+// The grid of fused_step_kernel (cuda/cuda_backend.cu) over n chains of d coordinates, `block`
+// threads per block. One thread per (chain, group of 4 coordinates):
+//   flat: short rows (fewer than kFlatStepGroups groups) while n x groups fits 31 bits: thread i of
+//     the flat 32-bit index takes chain i / groups, group i % groups (a block is not mostly idle
+//     threads); blocks_y is 1;
+//   else: blockIdx.x * block + threadIdx.x is the group (blocks_x blocks cover a row), blockIdx.y
+//     the first chain, striding by blocks_y (at most kMaxGridY) over the rest.
+// Either way every (chain, group) is taken by exactly one thread (tests/cpu/test_launch_policy.cpp).
+struct StepGrid {
+  bool flat;
+  unsigned blocks_x, blocks_y;
+};
+
+inline StepGrid fused_step_grid(int64_t n, int64_t d, int block) {
+  const int64_t groups = (d + 3) / 4;
+  if (groups < kFlatStepGroups && n * groups < (int64_t(1) << 31))
+    return {true, static_cast<unsigned>((n * groups + block - 1) / block), 1u};
+  return {false, static_cast<unsigned>((groups + block - 1) / block),
+          static_cast<unsigned>(n < kMaxGridY ? n : kMaxGridY)};
+}
+
+// The grid of fused_pool_kernel: one thread per pooling block of a chain along x, chains along y
+// striding by blocks_y (at most kMaxGridY).
+inline StepGrid pool_step_grid(int64_t n, int64_t pool_blocks, int block) {
+  return {false, static_cast<unsigned>((pool_blocks + block - 1) / block),
+          static_cast<unsigned>(n < kMaxGridY ? n : kMaxGridY)};
+}
+
 // ---------------------------------------------------------------- GMM responsibilities
 
 // How the [n, K] responsibilities are computed from rows of d coordinates:

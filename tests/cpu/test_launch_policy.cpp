@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -167,6 +169,78 @@ TEST(LaunchPolicy, GmmRespManyComponentsGoThroughTheWorkspace) {
   EXPECT_EQ(p.slices, 32);
   EXPECT_TRUE(p.partials);
   EXPECT_EQ(gmm_resp_plan(64, K, GmmRespMode::Split).kind, kRespThread) << "short rows need no shared memory";
+}
+
+// fused_step_kernel's threads as the kernel maps them (cuda/cuda_backend.cu): flat, the unsigned
+// index i = blockIdx.x * blockDim.x + threadIdx.x takes chain i / groups, group i - chain * groups
+// while i < n * groups; else group blockIdx.x * blockDim.x + threadIdx.x (< groups) of chains
+// blockIdx.y, + gridDim.y, ... Every (chain, group) must be taken exactly once, the grid must be
+// launchable (gridDim.y <= 65535, gridDim.x < 2^31) and the flat index must not wrap.
+TEST(LaunchPolicy, FusedStepGridCoversEveryChainAndGroupOnce) {
+  std::vector<int> blocks = {32, 1024};
+  for (int i = 0; i < kArchLaunchRows; ++i)
+    if (std::find(blocks.begin(), blocks.end(), kArchLaunch[i].elementwise_block) == blocks.end())
+      blocks.push_back(kArchLaunch[i].elementwise_block);
+  for (int block : blocks)
+    for (int64_t n : {int64_t(1), int64_t(2), int64_t(7), int64_t(300), int64_t(65535), int64_t(65536), int64_t(65576),
+                      int64_t(131071), int64_t(200001), int64_t(1000000)})
+      for (int64_t d : {33, 64, 100, 249, 252, 253, 256, 257, 1024, 1026, 65869}) {
+        SCOPED_TRACE("block " + std::to_string(block) + " n " + std::to_string(n) + " d " + std::to_string(d));
+        const int64_t groups = (d + 3) / 4;
+        const StepGrid g = fused_step_grid(n, d, block);
+        ASSERT_GE(g.blocks_x, 1u);
+        ASSERT_LT(int64_t(g.blocks_x), int64_t(1) << 31);
+        ASSERT_GE(g.blocks_y, 1u);
+        ASSERT_LE(int64_t(g.blocks_y), kMaxGridY);
+        if (g.flat) {
+          ASSERT_LT(groups, kFlatStepGroups);
+          ASSERT_EQ(g.blocks_y, 1u);
+          const int64_t threads = int64_t(g.blocks_x) * block, work = n * groups;
+          ASSERT_LE(threads, int64_t(1) << 32) << "the unsigned flat index wraps";
+          ASSERT_GE(threads, work);
+          ASSERT_LT(threads - block, work) << "a whole block of idle threads";
+          if (work > (int64_t(1) << 22)) continue;  // the mapping below is the same at every size
+          std::vector<uint8_t> seen(static_cast<size_t>(work), 0);
+          const unsigned ug = static_cast<unsigned>(groups);
+          bool inside = true;
+          for (int64_t t = 0; t < threads; ++t) {
+            const unsigned u = static_cast<unsigned>(t);
+            if (u >= static_cast<unsigned>(n) * ug) continue;
+            const int64_t c = u / ug;
+            const unsigned grp = u - static_cast<unsigned>(c) * ug;
+            inside = inside && c < n && grp < ug;
+            if (inside) ++seen[static_cast<size_t>(c * groups + grp)];
+          }
+          ASSERT_TRUE(inside);
+          ASSERT_EQ(std::count(seen.begin(), seen.end(), uint8_t(1)), work) << "(chain, group) items not taken exactly once";
+        } else {
+          EXPECT_TRUE(groups >= kFlatStepGroups || n * groups >= (int64_t(1) << 31)) << "short rows take the flat launch";
+          ASSERT_GE(int64_t(g.blocks_x) * block, groups);
+          ASSERT_LT(int64_t(g.blocks_x - 1) * block, groups);
+          std::vector<uint8_t> seen(static_cast<size_t>(n), 0);
+          for (int64_t y = 0; y < g.blocks_y; ++y)
+            for (int64_t c = y; c < n; c += g.blocks_y) ++seen[static_cast<size_t>(c)];
+          ASSERT_EQ(std::count(seen.begin(), seen.end(), uint8_t(1)), n) << "chains not taken exactly once";
+        }
+      }
+  // Short rows whose flat index would pass 31 bits take the 2-D launch.
+  const int64_t big = (int64_t(1) << 31) / 63 + 1;
+  EXPECT_FALSE(fused_step_grid(big, 252, 256).flat);
+  EXPECT_EQ(fused_step_grid(big, 252, 256).blocks_y, 65535u);
+  EXPECT_TRUE(fused_step_grid(big - 1, 252, 256).flat);
+}
+
+TEST(LaunchPolicy, PoolStepGridCoversEveryBlockAndChain) {
+  for (int64_t n : {int64_t(1), int64_t(65535), int64_t(65536), int64_t(1000000)})
+    for (int64_t pool_blocks : {1, 255, 256, 257, 12288}) {
+      const StepGrid g = pool_step_grid(n, pool_blocks, 256);
+      EXPECT_FALSE(g.flat);
+      EXPECT_GE(int64_t(g.blocks_x) * 256, pool_blocks);
+      EXPECT_LT(int64_t(g.blocks_x - 1) * 256, pool_blocks);
+      EXPECT_GE(g.blocks_y, 1u);
+      EXPECT_LE(int64_t(g.blocks_y), kMaxGridY);
+      EXPECT_EQ(int64_t(g.blocks_y), n < kMaxGridY ? n : kMaxGridY);
+    }
 }
 
 }  // namespace
