@@ -9,6 +9,8 @@
 #include "host/core/digest.hpp"
 #include "host/core/error.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -171,6 +173,19 @@ void almc_sampler_s::load_state(const void* in, size_t bytes) {
       hd.pick_floats != static_cast<int64_t>(out_pick.bytes() / 4) || bytes != state_bytes())
     fail(ALMC_ERR_INVALID_ARGUMENT, "the state holds ", bytes, " bytes, a state of this run ", state_bytes());
   const unsigned char* p = static_cast<const unsigned char*>(in) + sizeof hd;
+  // A checkpoint can be taken between two divergence checks (every check_every steps), after a
+  // chain has run off: continuing it would only diverge again, blamed on the step size or score.
+  // (The pick buffer is not checked: before the average-last window it holds nothing yet.)
+  float v[256];
+  for (int64_t i0 = 0; i0 < hd.x_floats; i0 += 256) {
+    const int64_t len = std::min<int64_t>(256, hd.x_floats - i0);
+    std::memcpy(v, p + 4 * i0, static_cast<size_t>(4 * len));  // the caller's bytes need not be aligned
+    for (int64_t i = 0; i < len; ++i)
+      if (!std::isfinite(v[i]))
+        fail(ALMC_ERR_INVALID_ARGUMENT, "the state's chains are not all finite (row ", chain0 + (i0 + i) / d,
+             ", coordinate ", (i0 + i) % d, " is ", v[i], "): the run that saved it had diverged; resume from an "
+             "earlier state or start the run again");
+  }
   for (Buffer* b : {&x, &ych, &out_pick}) {
     b->upload(p, b->bytes());
     p += b->bytes();

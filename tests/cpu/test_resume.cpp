@@ -225,6 +225,15 @@ TEST(Resume, RefusesAnotherRunsState) {
       refused(c, p.op, v, "the state holds");
     }
   }
+  {  // chains that had run off before the checkpoint (NaN or inf in x, which follows the header)
+    uint32_t header_bytes = 0;
+    std::memcpy(&header_bytes, st.data() + 12, sizeof header_bytes);
+    for (const float bad : {std::nanf(""), -INFINITY}) {
+      std::vector<unsigned char> v = st;
+      std::memcpy(v.data() + header_bytes + 4 * (p.d + 2), &bad, sizeof bad);  // row 1, coordinate 2
+      refused(c, p.op, v, "the state's chains are not all finite (row 1, coordinate 2 is ");
+    }
+  }
   {  // the format version (bytes 8-11, after the magic): another one, and this one byte-swapped
     std::vector<unsigned char> v = st;
     v[8] ^= 0x40;
