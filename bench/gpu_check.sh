@@ -83,7 +83,7 @@ skip() { STATUS[$1]="skipped: $2"; SECS[$1]=0; say "--- $1: skipped: $2"; }
 step info 30 "${RUN[@]}" "$(exe almc)" info --json
 
 # ---------------------------------------------------------------- tests
-step gpu_tests 120 "${RUN[@]}" "$(exe almc_gpu_tests)" --gtest_output="json:$OUT/gpu_tests.json"
+step gpu_tests 180 "${RUN[@]}" "$(exe almc_gpu_tests)" --gtest_output="json:$OUT/gpu_tests.json"
 step cpu_tests 150 "${RUN[@]}" "$(exe almc_tests)" --gtest_output="json:$OUT/cpu_tests.json"
 if [ -n "$(exe almc_cli_tests)" ]; then
   step cli_tests 90 "${RUN[@]}" "$(exe almc_cli_tests)" --gtest_output="json:$OUT/cli_tests.json"
