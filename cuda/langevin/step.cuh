@@ -219,6 +219,41 @@ ALMC_HD void chain_mean_std(const float* x, int64_t cpm, int64_t d, int64_t q, i
 
 // ---------------------------------------------------------------- operators, element by element
 
+// The blur at pixel (r, cl) of one channel image img [H, W]: dir = 1 is the forward correlation
+// with the centred kernel, sum over (a, b) of k[a, b] img[r + a - kh/2, cl + b - kw/2]; dir = -1 is
+// its adjoint, img[r - a + kh/2, cl - b + kw/2]; zero outside the image. Terms in (a, b) order.
+// Checked = false skips the image-bounds tests, for pixels whose whole window lies inside the image
+// (blur_interior): the same terms in the same order, so the same bits. KH, KW > 0 fix the kernel's
+// size at compile time (it must then equal op.kh, op.kw), so that the loops unroll.
+template <bool Checked, int KH = 0, int KW = 0>
+ALMC_HD float blur_at(const LocalOp& op, const float* img, int64_t r, int64_t cl, int64_t dir) {
+  const int64_t kh = KH > 0 ? KH : op.kh, kw = KW > 0 ? KW : op.kw;
+  const int64_t ph = kh / 2, pw = kw / 2;
+  float s = 0.f;
+  for (int64_t a = 0; a < kh; ++a) {
+    const int64_t rr = r + dir * (a - ph);
+    if (Checked && (rr < 0 || rr >= op.H)) continue;
+    for (int64_t b = 0; b < kw; ++b) {
+      const int64_t cc = cl + dir * (b - pw);
+      if (Checked && (cc < 0 || cc >= op.W)) continue;
+      s += op.kernel[a * kw + b] * img[rr * op.W + cc];
+    }
+  }
+  return s;
+}
+
+// The pixels [lo, hi) along an axis of n pixels whose window (kernel size k, direction dir) lies
+// inside the image; empty when the kernel is longer than the axis.
+struct BlurSpan {
+  int64_t lo, hi;
+};
+ALMC_HD BlurSpan blur_interior(int64_t n, int64_t k, int64_t dir) {
+  const int64_t below = dir > 0 ? k / 2 : k - 1 - k / 2;  // how far the window reaches below a pixel
+  const int64_t above = k - 1 - below;
+  const int64_t lo = below, hi = n - above;
+  return hi > lo ? BlurSpan{lo, hi} : BlurSpan{0, 0};
+}
+
 // (A x)_i for the local and blur operators; x is one chain's row.
 ALMC_HD float local_forward(const LocalOp& op, const float* x, int64_t i) {
   switch (op.kind) {
@@ -235,21 +270,8 @@ ALMC_HD float local_forward(const LocalOp& op, const float* x, int64_t i) {
       return s / static_cast<float>(op.f * op.f);
     }
     case kOpBlur: {
-      // Correlation with a centred kernel, zero outside the image.
       const int64_t hw = op.H * op.W, ch = i / hw, r = (i % hw) / op.W, cl = i % op.W;
-      const int64_t ph = op.kh / 2, pw = op.kw / 2;
-      const float* xc = x + ch * hw;
-      float s = 0.f;
-      for (int64_t a = 0; a < op.kh; ++a) {
-        const int64_t rr = r + a - ph;
-        if (rr < 0 || rr >= op.H) continue;
-        for (int64_t b = 0; b < op.kw; ++b) {
-          const int64_t cc = cl + b - pw;
-          if (cc < 0 || cc >= op.W) continue;
-          s += op.kernel[a * op.kw + b] * xc[rr * op.W + cc];
-        }
-      }
-      return s;
+      return blur_at<true>(op, x + ch * hw, r, cl, 1);
     }
     default: return 0.f;
   }
@@ -267,19 +289,7 @@ ALMC_HD float local_adjoint(const LocalOp& op, const float* v, int64_t j) {
     }
     case kOpBlur: {
       const int64_t hw = op.H * op.W, ch = j / hw, r = (j % hw) / op.W, cl = j % op.W;
-      const int64_t ph = op.kh / 2, pw = op.kw / 2;
-      const float* vc = v + ch * hw;
-      float s = 0.f;
-      for (int64_t a = 0; a < op.kh; ++a) {
-        const int64_t rr = r - a + ph;
-        if (rr < 0 || rr >= op.H) continue;
-        for (int64_t b = 0; b < op.kw; ++b) {
-          const int64_t cc = cl - b + pw;
-          if (cc < 0 || cc >= op.W) continue;
-          s += op.kernel[a * op.kw + b] * vc[rr * op.W + cc];
-        }
-      }
-      return s;
+      return blur_at<true>(op, v + ch * hw, r, cl, -1);
     }
     default: return 0.f;
   }

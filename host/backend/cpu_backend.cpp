@@ -121,11 +121,44 @@ inline __attribute__((always_inline)) void forward_row_body(const LocalOp& op, c
   for (int64_t i = 0; i < m; ++i) out[i] = local_forward(o, x, i);
 }
 
+// One chain's blur (dir 1) or its adjoint (dir -1), step.cuh's blur_at in image order: no
+// division per pixel (local_forward / local_adjoint find the pixel of a flat index), and the
+// pixels whose window lies inside the image without the bounds tests, in a loop the compiler can
+// vectorise across the row. Each pixel's terms and their order are blur_at's, so the bits are
+// those of local_forward / local_adjoint. The common square kernels get their size at compile
+// time (blur_at<..., KH, KW>): unrolled, the inner pixels vectorise across the row.
+template <int KH, int KW>
+inline __attribute__((always_inline)) void blur_row_body(const LocalOp& op, const float* in, float* out, int64_t dir) {
+  const BlurSpan rows = blur_interior(op.H, op.kh, dir), cols = blur_interior(op.W, op.kw, dir);
+  for (int64_t ch = 0; ch < op.C; ++ch) {
+    const float* img = in + ch * op.H * op.W;
+    for (int64_t r = 0; r < op.H; ++r) {
+      float* o = out + (ch * op.H + r) * op.W;
+      if (r < rows.lo || r >= rows.hi) {
+        for (int64_t cl = 0; cl < op.W; ++cl) o[cl] = blur_at<true>(op, img, r, cl, dir);
+        continue;
+      }
+      for (int64_t cl = 0; cl < cols.lo; ++cl) o[cl] = blur_at<true, KH, KW>(op, img, r, cl, dir);
+#pragma omp simd
+      for (int64_t cl = cols.lo; cl < cols.hi; ++cl) o[cl] = blur_at<false, KH, KW>(op, img, r, cl, dir);
+      for (int64_t cl = std::max(cols.lo, cols.hi); cl < op.W; ++cl) o[cl] = blur_at<true, KH, KW>(op, img, r, cl, dir);
+    }
+  }
+}
+
+ALMC_CPU_CLONES("avx512f", "avx2", "default")
+void blur_row(const LocalOp& op, const float* in, float* out, int64_t dir) {
+  if (op.kh == 3 && op.kw == 3) return blur_row_body<3, 3>(op, in, out, dir);
+  if (op.kh == 5 && op.kw == 5) return blur_row_body<5, 5>(op, in, out, dir);
+  blur_row_body<0, 0>(op, in, out, dir);
+}
+
 ALMC_CPU_CLONES("avx512f", "avx2", "default")
 void forward_row(const LocalOp& op, const float* x, float* out, int64_t m) {
   switch (op.kind) {
     case kOpIdentity: return forward_row_body<kOpIdentity>(op, x, out, m);
     case kOpMask: return forward_row_body<kOpMask>(op, x, out, m);
+    case kOpBlur: return blur_row(op, x, out, 1);
     default:
       for (int64_t i = 0; i < m; ++i) out[i] = local_forward(op, x, i);
   }
@@ -492,8 +525,13 @@ class CpuBackend final : public Backend {
       return;
     }
 #pragma omp parallel for schedule(static) num_threads(threads_for(n * d * 4))
-    for (int64_t c = 0; c < n; ++c)
+    for (int64_t c = 0; c < n; ++c) {
+      if (op.kind == kOpBlur) {
+        blur_row(op, v + c * m, out + c * d, -1);
+        continue;
+      }
       for (int64_t j = 0; j < d; ++j) out[c * d + j] = local_adjoint(op, v + c * m, j);
+    }
   }
 
   void residual_rows(float* R, const float* y, int64_t y_div, int64_t n, int64_t m, int64_t chain0,

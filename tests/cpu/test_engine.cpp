@@ -2,6 +2,7 @@
 // adjoints, analytic scores against finite differences.
 #include "tests/common/test_util.hpp"
 #include "tests/common/sanitized.hpp"
+#include "cuda/langevin/step.cuh"
 
 #include <gtest/gtest.h>
 
@@ -348,6 +349,50 @@ TEST(Operators, BlurForwardMatchesHandComputedCorrelation) {
   EXPECT_FLOAT_EQ(y[2 * 5 + 4], 16.f);  // 2 x[1][3] + 0
   EXPECT_FLOAT_EQ(y[3 * 5 + 2], 40.f);  // 2 x[2][1] + x[3][3]
   EXPECT_FLOAT_EQ(y[0 * 5 + 4], 0.f);   // both taps outside
+}
+
+// The CPU backend's blur and its adjoint run image row by image row, with unrolled 3 x 3 and 5 x 5
+// kernels and the inner pixels without bounds tests. Against a direct double-precision correlation
+// written here (relative 1e-5: float sums of at most 49 terms of size ~1), and bit for bit against
+// step.cuh's per-element local_forward / local_adjoint, which the CUDA kernels call: odd and
+// non-square kernels, kernels wider or taller than the image (no inner pixel), two channels.
+TEST(Operators, BlurRowsMatchDirectCorrelationAndThePerElementPath) {
+  almc::Context ctx(ALMC_BACKEND_CPU);
+  Lcg rng(77);
+  const int64_t C = 2, n = 3;
+  for (auto [H, W, kh, kw] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+           {5, 7, 3, 3}, {8, 9, 5, 5}, {6, 11, 3, 5}, {4, 6, 1, 3}, {7, 5, 5, 1}, {3, 4, 5, 5}, {2, 9, 5, 3}, {9, 9, 7, 7}}) {
+    SCOPED_TRACE(std::to_string(H) + "x" + std::to_string(W) + " kernel " + std::to_string(kh) + "x" + std::to_string(kw));
+    const int64_t d = C * H * W;
+    const auto k = rng.normals(size_t(kh * kw)), x = rng.normals(size_t(n * d));
+    auto op = almc::Operator::blur(ctx, C, H, W, kh, kw, k);
+    const auto fwd = op.forward(x, n), adj = op.adjoint(x, n);
+    almc::LocalOp lo{};
+    lo.kind = almc::kOpBlur;
+    lo.C = C, lo.H = H, lo.W = W, lo.kernel = k.data(), lo.kh = kh, lo.kw = kw;
+    for (int64_t c = 0; c < n; ++c)
+      for (int64_t ch = 0; ch < C; ++ch)
+        for (int64_t r = 0; r < H; ++r)
+          for (int64_t q = 0; q < W; ++q) {
+            const int64_t i = c * d + (ch * H + r) * W + q;
+            double f = 0, a = 0, mag = 0;
+            for (int64_t u = 0; u < kh; ++u)
+              for (int64_t v = 0; v < kw; ++v) {
+                const double kv = k[size_t(u * kw + v)];
+                const int64_t fr = r + u - kh / 2, fc = q + v - kw / 2;  // correlation
+                if (fr >= 0 && fr < H && fc >= 0 && fc < W) f += kv * x[size_t(c * d + (ch * H + fr) * W + fc)];
+                const int64_t ar = r - u + kh / 2, ac = q - v + kw / 2;  // its transpose
+                if (ar >= 0 && ar < H && ac >= 0 && ac < W) a += kv * x[size_t(c * d + (ch * H + ar) * W + ac)];
+                mag += std::fabs(kv) * 3;
+              }
+            EXPECT_NEAR(fwd[size_t(i)], f, 1e-5 * mag) << i;
+            EXPECT_NEAR(adj[size_t(i)], a, 1e-5 * mag) << i;
+            const float pf = almc::local_forward(lo, x.data() + c * d, i - c * d);
+            const float pa = almc::local_adjoint(lo, x.data() + c * d, i - c * d);
+            EXPECT_EQ(0, std::memcmp(&pf, &fwd[size_t(i)], sizeof pf)) << i;
+            EXPECT_EQ(0, std::memcmp(&pa, &adj[size_t(i)], sizeof pa)) << i;
+          }
+  }
 }
 
 TEST(Operators, DownsampleForwardMatchesHandComputedMeans) {
