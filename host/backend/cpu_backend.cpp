@@ -123,10 +123,10 @@ inline __attribute__((always_inline)) void forward_row_body(const LocalOp& op, c
 
 // One chain's blur (dir 1) or its adjoint (dir -1), step.cuh's blur_at in image order: no
 // division per pixel (local_forward / local_adjoint find the pixel of a flat index), and the
-// pixels whose window lies inside the image without the bounds tests, in a loop the compiler can
-// vectorise across the row. Each pixel's terms and their order are blur_at's, so the bits are
-// those of local_forward / local_adjoint. The common square kernels get their size at compile
-// time (blur_at<..., KH, KW>): unrolled, the inner pixels vectorise across the row.
+// pixels whose window lies inside the image without the bounds tests. Each pixel's terms and their
+// order are blur_at's, so the bits are those of local_forward / local_adjoint. The common square
+// kernels get their size at compile time (blur_at<..., KH, KW>): unrolled, so that the loop over
+// the inner pixels can vectorise across the row.
 template <int KH, int KW>
 inline __attribute__((always_inline)) void blur_row_body(const LocalOp& op, const float* in, float* out, int64_t dir) {
   const BlurSpan rows = blur_interior(op.H, op.kh, dir), cols = blur_interior(op.W, op.kw, dir);
