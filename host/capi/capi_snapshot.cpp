@@ -75,8 +75,12 @@ Parsed build(const unsigned char* state, size_t bytes, json run) {
   Parsed p;
   p.head = read_state_head(state, bytes);
   const std::string text = compact(run);
-  const json rec = {{"format", kFormat},         {"run_id", digest_hex(text.data(), text.size())},        {"run", run},
-                    {"step", p.head.step},      {"total", p.head.total},         {"state_bytes", bytes},
+  const json rec = {{"format", kFormat},
+                    {"run_id", digest_hex(text.data(), text.size())},
+                    {"run", run},
+                    {"step", p.head.step},
+                    {"total", p.head.total},
+                    {"state_bytes", bytes},
                     {"state_fnv1a", digest_hex(state, bytes)}};
   const std::string head = kFormat + "\n" + compact(rec) + "\n";
   p.file.resize(head.size() + bytes);

@@ -100,9 +100,14 @@ class Builder {
     return n;
   }
 
+  // Every shape the plan holds has at most kMaxDims dimensions.
+  void check_rank(size_t rank) const {
+    if (rank > size_t(kMaxDims))
+      fail("rank " + std::to_string(rank) + " above the executor's limit of " + std::to_string(kMaxDims));
+  }
   // Constants are folded on the host in double: bound their rank and size.
   void check_const(const HostTensor& c) const {
-    if (c.shape.size() > size_t(kMaxDims)) fail("rank " + std::to_string(c.shape.size()) + " above the executor's limit of 8");
+    check_rank(c.shape.size());
     if (numel(c.shape) > kMaxFoldElems) fail("constant of shape " + shape_str(c.shape) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
   }
   // Attribute values that enter index arithmetic.
@@ -162,7 +167,7 @@ class Builder {
     vals_[cur_->outputs.at(out_i)] = std::move(v);
   }
   Val& def(size_t out_i, const std::vector<int64_t>& shape, DType dt = DType::Float) {
-    if (int(shape.size()) > kMaxDims) fail("rank " + std::to_string(shape.size()) + " above the executor's limit of 8");
+    check_rank(shape.size());
     Storage s;
     s.size = std::max<int64_t>(1, numel(shape));
     P.storages.push_back(s);
@@ -228,8 +233,7 @@ class Builder {
 
   static std::vector<int64_t> bcast(const std::vector<int64_t>& a, const std::vector<int64_t>& b, const Builder* self) {
     // A shape read from a constant may be 2^25 long (fuzz_onnx): the rank first, before allocating.
-    if (std::max(a.size(), b.size()) > size_t(kMaxDims))
-      self->fail("rank " + std::to_string(std::max(a.size(), b.size())) + " above the executor's limit of 8");
+    self->check_rank(std::max(a.size(), b.size()));
     std::vector<int64_t> r(std::max(a.size(), b.size()), 1);
     for (size_t i = 0; i < r.size(); ++i) {
       int64_t da = i < r.size() - a.size() ? 1 : a[i - (r.size() - a.size())];
