@@ -447,24 +447,27 @@ class CudaBackend final : public Backend {
             std::to_string(policy_.sm_count) + " SMs, " + std::to_string(policy_.l2_bytes >> 20) + " MiB L2; launch row " +
             (policy_.arch.arch ? "sm_" + std::to_string(policy_.arch.arch) : std::string("default")) +
             "; GMM responsibilities " + (resp_mode_ == GmmRespMode::Block ? "block" : "split") + ")";
-    if (stream) {
-      stream_ = static_cast<cudaStream_t>(stream);
-    } else {
-      ALMC_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-      own_stream_ = true;
+    // From here on resources exist: a failure releases what was made before it propagates (the
+    // destructor does not run for an object whose constructor threw).
+    try {
+      if (stream) {
+        stream_ = static_cast<cudaStream_t>(stream);
+      } else {
+        ALMC_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        own_stream_ = true;
+      }
+      ALMC_CUBLAS_TRY(cublas().create(&blas_));
+      ALMC_CUBLAS_TRY(cublas().set_stream(blas_, stream_));
+      // A fixed cuBLAS workspace so that GEMMs never allocate inside a captured graph.
+      ALMC_CUDA_TRY(cudaMalloc(&blas_ws_, kBlasWorkspace));
+      ALMC_CUBLAS_TRY(cublas().set_workspace(blas_, blas_ws_, kBlasWorkspace));
+      onnx_ = onnx::make_cuda_op_kernels(stream_, blas_);
+    } catch (...) {
+      release();
+      throw;
     }
-    ALMC_CUBLAS_TRY(cublas().create(&blas_));
-    ALMC_CUBLAS_TRY(cublas().set_stream(blas_, stream_));
-    // A fixed cuBLAS workspace so that GEMMs never allocate inside a captured graph.
-    ALMC_CUDA_TRY(cudaMalloc(&blas_ws_, kBlasWorkspace));
-    ALMC_CUBLAS_TRY(cublas().set_workspace(blas_, blas_ws_, kBlasWorkspace));
-    onnx_ = onnx::make_cuda_op_kernels(stream_, blas_);
   }
-  ~CudaBackend() override {
-    if (blas_) cublas().destroy(blas_);
-    if (blas_ws_) cudaFree(blas_ws_);
-    if (own_stream_) cudaStreamDestroy(stream_);
-  }
+  ~CudaBackend() override { release(); }
 
   almc_backend kind() const override { return ALMC_BACKEND_CUDA; }
   std::string device_name() const override { return name_; }
@@ -671,6 +674,17 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Everything the constructor makes, in reverse order; safe on a partly made backend.
+  void release() noexcept {
+    onnx_.reset();
+    if (blas_) cublas().destroy(blas_);
+    blas_ = nullptr;
+    if (blas_ws_) cudaFree(blas_ws_);
+    blas_ws_ = nullptr;
+    if (own_stream_) cudaStreamDestroy(stream_);
+    own_stream_ = false;
+  }
+
   // What the launch helpers use, read from the device once (launch_policy.hpp): the table's row
   // for the architecture the kernels were compiled for on this device (their PTX version, as the
   // runtime reports it), SM count, threads per SM, L2 size. The kernels' __launch_bounds__ came

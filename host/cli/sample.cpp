@@ -729,7 +729,10 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--method", o->method, "almc | ncsn | ald | xgp | langevin")->capture_default_str();
   sub->add_option("--likelihood-weight", c.likelihood_weight, "weight of the likelihood term (>= 0; 0 samples the prior)")->capture_default_str();
   // ALMC
-  sub->add_option("--kappa", c.kappa, "ALMC rate kappa: levels delta/kappa apart in OU time (> 0; default 10)")->group("ALMC");
+  sub->add_option("--kappa", c.kappa,
+                  "ALMC rate kappa: levels delta/kappa apart in OU time (> 0; default 10). Steps grow in "
+                  "proportion to kappa; the annealing's tracking lag shrinks with it (docs/ALGORITHMS.md Sec. 6)")
+      ->group("ALMC");
   sub->add_option("--delta", c.delta, "ALMC step delta, in OU time (> 0; default 1e-3)")->group("ALMC");
   sub->add_option("--t-start", c.t_start, "ALMC start time T_ws, in OU time (> 0, at most 40; default 5)")->group("ALMC");
   sub->add_option("--t-stop", c.t_stop, "ALMC stop time tau, in OU time (> 0, below --t-start; default 0.01)")->group("ALMC");

@@ -124,6 +124,9 @@ void almc_sampler_s::create() {
   if (op) y = Buffer(be, 4 * static_cast<size_t>(checked_mul(n_meas, m, "n_meas x m")));
   if (sched.average_last > 1) {
     out_pick = Buffer(be, 4 * static_cast<size_t>(nd));
+    // Zeros until the average-last window fills it, so that a state saved earlier holds no
+    // uninitialised bytes (two snapshots of the same run are then the same bytes).
+    be->zero(out_pick.get(), out_pick.bytes());
     pick = Buffer(be, sizeof(int64_t) * static_cast<size_t>(n));
     std::vector<int64_t> h(static_cast<size_t>(n));
     for (int64_t c = 0; c < n; ++c) {

@@ -125,6 +125,32 @@ TEST(Resume, AverageLastWindowAndTweedieBitwise) {
   expect_resume_bitwise(p, c);
 }
 
+// Before the average-last window a state's picked-sample block (its tail: n x d floats) is zeros,
+// not whatever the allocation held: two saves of the same step are the same bytes.
+TEST(Resume, PickBlockIsZeroBeforeTheWindow) {
+  Problem p;
+  almc_sampler_config c = base_config(8);
+  c.average_last = 9;
+  almc_run_info info{};
+  const std::vector<float> whole = run_whole(p, c, &info);  // leaves freed blocks of the same sizes
+  Captured cap;
+  c.checkpoint_every = 1;
+  c.checkpoint = capture;
+  c.checkpoint_user_data = &cap;
+  run_whole(p, c);
+  ASSERT_EQ(int64_t(cap.states.size()), info.steps);
+  const size_t tail = 4 * whole.size();
+  for (int64_t s = 1; s <= info.steps - c.average_last; ++s) {
+    const std::vector<unsigned char>& st = cap.states[size_t(s - 1)];
+    ASSERT_GT(st.size(), tail);
+    EXPECT_TRUE(std::all_of(st.end() - std::ptrdiff_t(tail), st.end(), [](unsigned char b) { return b == 0; }))
+        << "state after step " << s << " of " << info.steps;
+  }
+  // In the window it fills: the last state's block holds the picked samples.
+  const std::vector<unsigned char>& last = cap.states.back();
+  EXPECT_FALSE(std::all_of(last.end() - std::ptrdiff_t(tail), last.end(), [](unsigned char b) { return b == 0; }));
+}
+
 TEST(Resume, XgpAuxiliaryMeasurementsBitwise) {
   Problem p;
   almc_sampler_config c = base_config(9);
