@@ -370,7 +370,10 @@ class CpuBackend final : public Backend {
       : n_threads_(n_threads > 0 ? n_threads : 0), chain_max_d_(chain_step_max_d()) {}
 
   almc_backend kind() const override { return ALMC_BACKEND_CPU; }
-  std::string device_name() const override { return "CPU (" + std::to_string(host_threads()) + " threads)"; }
+  std::string device_name() const override {
+    const int n = host_threads();
+    return "CPU (" + std::to_string(n) + (n == 1 ? " thread)" : " threads)");
+  }
   void* stream() const override { return nullptr; }
   // 0 asked: OpenMP's default at the time of the call (omp_set_num_threads changes it).
   int host_threads() const override { return n_threads_ > 0 ? n_threads_ : omp_get_max_threads(); }

@@ -4,6 +4,7 @@
 #include "host/capi/guard.hpp"
 #include "host/capi/lifetime.hpp"
 #include "host/samplers/sampler.hpp"
+#include "host/samplers/schedule.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -84,6 +85,10 @@ almc_sampler_config almc_sampler_config_default(void) {
   c.graph_chunk = 50;
   c.check_every = 100;
   return c;
+}
+
+int almc_method_reads_field(almc_method method, almc_schedule schedule, const char* field) {
+  return almc::method_reads_field(method, schedule, field);
 }
 
 almc_status almc_sampler_create(almc_context_t ctx, almc_score_t score, almc_operator_t op,

@@ -100,6 +100,8 @@ std::string cli_terms(const char* engine_message);
 // "--t-start 50 is too large" (a field named with its value), the C API's own hint
 // "(set force_unstable to run anyway)" left out (the command gives --force's).
 std::string sampler_terms(const char* engine_message);
+// (almc_sampler_config field, `almc sample` option) pairs, e.g. ("n_levels", "--levels").
+std::vector<std::pair<std::string, std::string>> sampler_field_options();
 
 // ------------------------------------------------------------------ RAII handles
 

@@ -65,9 +65,9 @@ std::string cli_terms(const char* engine_message) {
   return msg;
 }
 
-std::string sampler_terms(const char* engine_message) {
-  std::string msg = engine_message ? engine_message : "";
-  static const std::pair<const char*, const char*> kFields[] = {
+namespace {
+// almc_sampler_config's fields and the options of `almc sample` that set them.
+const std::pair<const char*, const char*> kFields[] = {
       {"t_start", "--t-start"},           {"t_stop", "--t-stop"},
       {"warm_steps", "--warm-steps"},     {"warm_step", "--warm-step"},
       {"average_last", "--average-last"}, {"sigma_min", "--sigma-min"},
@@ -77,6 +77,14 @@ std::string sampler_terms(const char* engine_message) {
       {"noise_std", "--noise-std"},       {"chains_per_meas", "--chains"},
       {"check_every", "--check-every"},   {"delta", "--delta"},
       {"kappa", "--kappa"},               {"eps", "--eps"}};
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> sampler_field_options() {
+  return {std::begin(kFields), std::end(kFields)};
+}
+
+std::string sampler_terms(const char* engine_message) {
+  std::string msg = engine_message ? engine_message : "";
   // Only "<field> = <value>" at a word's start: the same names inside formulas ("kappa t_start /
   // delta = ...") stay as they are.
   for (const auto& [field, option] : kFields) {

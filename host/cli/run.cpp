@@ -128,6 +128,13 @@ void stop_if_interrupted() {
                  stop_code(sig));
 }
 
+// A step the stability guard refused. The engine's message, in the command's terms, opens with
+// the option at fault (--delta, --eps or --warm-step): the advice names that one.
+CliError unstable_error(const std::string& msg) {
+  const std::string option = msg.rfind("--", 0) == 0 ? msg.substr(0, msg.find(' ')) : "--delta";
+  return CliError("sampler refused: " + msg + " (lower " + option + ", or pass --force to run anyway)");
+}
+
 }  // namespace
 
 OutputPhase::OutputPhase() {
@@ -247,8 +254,7 @@ RunResult run_sampler(const RunRequest& rq) {
   Sampler s(raw);
   if (st == ALMC_ERR_UNSTABLE) {
     const char* why = almc_context_last_error(rq.ctx);
-    throw CliError(std::string("sampler refused: ") + (why && *why ? sampler_terms(why) : almc_status_string(st)) +
-                   " (lower --delta, or pass --force to run anyway)");
+    throw unstable_error(why && *why ? sampler_terms(why) : almc_status_string(st));
   }
   if (st != ALMC_OK) {
     const char* why = almc_context_last_error(rq.ctx);
@@ -286,8 +292,7 @@ RunResult run_sampler(const RunRequest& rq) {
   }
   if (st == ALMC_ERR_CALLBACK && !writer.error.empty()) throw CliError(writer.error);
   if (st == ALMC_ERR_UNSTABLE)
-    throw CliError(std::string("sampler refused: ") + sampler_terms(almc_sampler_last_error(s.get())) +
-                   " (lower --delta, or pass --force to run anyway)");
+    throw unstable_error(sampler_terms(almc_sampler_last_error(s.get())));
   check(st, "sampling failed", s.get());
 
   check(almc_sampler_get_samples(s.get(), r.samples.data()), "samples", s.get());

@@ -55,11 +55,11 @@ std::string lower(std::string s) {
   return s;
 }
 
-// The image shape from trailing array dims whose product is `want` (3 dims, or 2 with C = 1);
-// dims of 1 in H or W do not count as an image.
+// The image shape from trailing array dims whose product is `want` (C, H, W of [C, H, W] or
+// [n, C, H, W], any C; or H, W with C = 1); dims of 1 in H or W do not count as an image.
 ImageShape shape_from_dims(const std::vector<int64_t>& s, int64_t want) {
   const size_t n = s.size();
-  if (n >= 3 && s[n - 3] * s[n - 2] * s[n - 1] == want && s[n - 2] > 1 && s[n - 1] > 1 && (s[n - 3] == 1 || s[n - 3] == 3 || n == 3))
+  if (n >= 3 && s[n - 3] * s[n - 2] * s[n - 1] == want && s[n - 2] > 1 && s[n - 1] > 1)
     return {s[n - 3], s[n - 2], s[n - 1]};
   if (n >= 2 && s[n - 2] * s[n - 1] == want && s[n - 2] > 1 && s[n - 1] > 1) return {1, s[n - 2], s[n - 1]};
   return {};
@@ -265,10 +265,6 @@ void run_sample(const SampleOptions& options, Team& team) {
   cfg.variant = parse_variant(o.variant);
   if (cfg.variant != ALMC_VARIANT_PAPER && cfg.method != ALMC_METHOD_ALMC)
     throw CliError("--variant " + o.variant + " applies to --method almc only", 2);
-  // Read by ALMC's schedule only: another method would run without them, as if they were not given.
-  for (const char* name : {"--kappa", "--warm-steps", "--warm-step"})
-    if (o.given(name) && cfg.method != ALMC_METHOD_ALMC)
-      throw CliError(std::string(name) + " applies to --method almc only (not " + o.method + ")", 2);
   if (cfg.chains_per_meas <= 0) throw CliError("--chains must be at least 1", 2);
   if (cfg.chains_per_meas > (int64_t(1) << 24)) throw CliError("--chains " + std::to_string(cfg.chains_per_meas) + " is too large (at most 2^24 = 16777216)", 2);
   for (auto [v, name] : {std::pair{cfg.kappa, "--kappa"}, {cfg.delta, "--delta"}, {cfg.t_start, "--t-start"},
@@ -290,6 +286,18 @@ void run_sample(const SampleOptions& options, Team& team) {
     if (o.given(name) && v < lo)
       throw CliError(std::string(name) + " must be at least " + std::to_string(lo) + ", got " + std::to_string(v) +
                          " (omit it for the default)", 2);
+  // A step-size or level option the method (with its schedule) never reads would run as if it were
+  // not given: refused, naming the method (the library's table, almc_method_reads_field).
+  // (--levels-file makes the schedule a list.)
+  const almc_schedule schedule_read = o.levels_file.empty() ? cfg.schedule : ALMC_SCHEDULE_LIST;
+  for (const auto& [field, option] : sampler_field_options())
+    if (o.given(option.c_str()) && almc_method_reads_field(cfg.method, schedule_read, field.c_str()) == 0)
+      throw CliError(option + " is not read by --method " + o.method +
+                         (!o.levels_file.empty()                  ? std::string(" with --levels-file")
+                          : cfg.schedule != ALMC_SCHEDULE_DEFAULT ? " with --schedule " + o.schedule
+                                                                  : std::string()) +
+                         ": the run would be the same without it (see `almc sample --help` for the method's options)",
+                     2);
   if (!(cfg.t_stop < cfg.t_start))
     throw CliError("--t-stop " + std::to_string(cfg.t_stop) + " must be below --t-start " + std::to_string(cfg.t_start), 2);
   if (o.given("--smc-ess")) {
@@ -334,6 +342,9 @@ void run_sample(const SampleOptions& options, Team& team) {
       throw CliError("--noise-std must be a positive finite number, got " + std::to_string(o.noise_std), 2);
   } else if (!o.op_spec.empty()) {
     throw CliError("--operator needs a measurement: --y FILE.npy", 2);
+  } else if (!std::isnan(o.noise_std)) {
+    // Without a measurement the prior is sampled: a noise level would be read by nothing.
+    throw CliError("--noise-std needs a measurement: --y FILE.npy (without --y the prior is sampled)", 2);
   }
   OperatorSpec spec;
   if (have_y) spec = parse_operator_spec(o.op_spec.empty() ? "identity" : o.op_spec);

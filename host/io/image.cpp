@@ -160,15 +160,28 @@ Image8 read_png(const std::string& path) {
   out.width = static_cast<int>(image.width);
   out.height = static_cast<int>(image.height);
   out.channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
-  image.format = out.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-  out.pixels.resize(PNG_IMAGE_SIZE(image));
-  png_color black{0, 0, 0};
-  if (!png_image_finish_read(&image, &black, out.pixels.data(), 0, nullptr)) {
+  // The stored values, as image tools read them: an alpha channel is read and dropped (libpng
+  // would otherwise composite the colour over a background, so a transparent white pixel read as
+  // black), and 16-bit samples without a gAMA or sRGB chunk are taken as they are, scaled to 8
+  // bits (libpng's default reads them as linear light and gamma-encodes them: 32768 read as 188).
+  const bool alpha = (image.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+  image.format = (out.channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY) | (alpha ? PNG_FORMAT_FLAG_ALPHA : 0u);
+  image.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
+  std::vector<png_byte> read(PNG_IMAGE_SIZE(image));
+  if (!png_image_finish_read(&image, nullptr, read.data(), 0, nullptr)) {
     const std::string msg = image.message;
     png_image_free(&image);
     throw IoError(path + ": cannot read PNG: " + msg);
   }
   png_image_free(&image);
+  if (!alpha) {
+    out.pixels = std::move(read);
+    return out;
+  }
+  const size_t pixels = size_t(out.width) * size_t(out.height), stride = size_t(out.channels) + 1;
+  out.pixels.resize(pixels * size_t(out.channels));
+  for (size_t p = 0; p < pixels; ++p)
+    for (size_t c = 0; c < size_t(out.channels); ++c) out.pixels[p * size_t(out.channels) + c] = read[p * stride + c];
   return out;
 }
 

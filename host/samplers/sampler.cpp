@@ -387,7 +387,12 @@ void almc_sampler_s::check_chains(int64_t steps_done, bool final) {
                // A user's score function (or network) may be the cause: say so before the step size.
                ? " (did the score return NaN or Inf for a finite x? otherwise the step size is too large for this "
                  "score or likelihood: try a smaller delta/eps)"
-               : " (step size too large for this score or likelihood? try a smaller delta/eps)");
+               : " (step size too large for this score or likelihood? try a smaller delta/eps)",
+           // Without the operator's norm the warm start's default step assumed ||A|| <= 1.
+           has_lik && op && op->norm < 0 && sched.warm_steps > 0 && cfg.warm_step <= 0
+               ? "; the operator's norm is unknown and the warm start's default step assumed ||A|| <= 1: give the "
+                 "operator's norm (the bound then sets the steps) or a smaller warm_step"
+               : "");
     }
 }
 

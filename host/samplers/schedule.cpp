@@ -198,6 +198,35 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
   }
 }
 
+int method_reads_field(almc_method method, almc_schedule schedule, const char* field) {
+  if (!field) return -1;
+  const std::string f = field;
+  static const char* const kFields[] = {"kappa",   "delta",           "t_start",   "t_stop",    "warm_steps", "warm_step",
+                                        "n_levels", "steps_per_level", "sigma_max", "sigma_min", "eps"};
+  if (std::find(std::begin(kFields), std::end(kFields), f) == std::end(kFields)) return -1;
+  // The level fields of level_times() for a schedule (the default differs by method).
+  auto levels = [&](almc_schedule sch) {
+    if (sch == ALMC_SCHEDULE_LIST) return false;
+    if (sch == ALMC_SCHEDULE_UNIFORM_T) return f == "t_start" || f == "t_stop" || f == "n_levels";
+    return f == "sigma_max" || f == "sigma_min" || f == "n_levels";
+  };
+  switch (method) {
+    case ALMC_METHOD_ALMC:  // warm start at t_start, then levels kappa / delta apart (or the list's)
+      if (f == "kappa" || f == "t_stop") return schedule != ALMC_SCHEDULE_LIST;
+      return f == "delta" || f == "t_start" || f == "warm_steps" || f == "warm_step";
+    case ALMC_METHOD_NCSN:
+    case ALMC_METHOD_ALD:
+      return f == "eps" || f == "steps_per_level" ||
+             levels(schedule == ALMC_SCHEDULE_DEFAULT ? ALMC_SCHEDULE_GEOMETRIC_SIGMA : schedule);
+    case ALMC_METHOD_XGP:  // eta from max(sigma_max, sigma_y) down to sigma_y; the prior at t_stop
+      return f == "eps" || f == "steps_per_level" || f == "n_levels" || f == "sigma_max" || f == "t_stop";
+    case ALMC_METHOD_LANGEVIN:
+      return f == "delta" || f == "steps_per_level" ||
+             levels(schedule == ALMC_SCHEDULE_DEFAULT ? ALMC_SCHEDULE_UNIFORM_T : schedule);
+  }
+  return -1;
+}
+
 Schedule build_schedule(const ScheduleInputs& in) {
   const almc_sampler_config& c = in.cfg;
   Schedule s;
@@ -260,9 +289,22 @@ Schedule build_schedule(const ScheduleInputs& in) {
         s.unstable = os.str();
         if (!c.force_unstable) return s;
       }
+      // The warm start's own step (unless there is no warm start): its target N(0, I) times the
+      // first level's likelihood has curvature 1 + L xs mult at t_start (the default 0.5 / (1 + L)
+      // is well inside the bound).
+      const double Lwarm = L * at_start.xs * at_start.mult;
+      if (L >= 0 && c.warm_steps != 0 && s.warm_step * (Lwarm + 1.0) >= 2.0 && s.unstable.empty()) {
+        std::ostringstream os;
+        os << "warm_step = " << s.warm_step << " is above the stability bound of explicit Euler for the warm start: "
+           << "warm_step (1 + ||A||^2/sigma_y^2" << (var != ALMC_VARIANT_PAPER ? " at the first level" : "") << ") = "
+           << s.warm_step * (Lwarm + 1.0) << " >= 2 (||A|| = " << in.op_norm << ", sigma_y = " << c.noise_std
+           << "); the largest stable warm step is " << 2.0 / (Lwarm + 1.0);
+        s.unstable = os.str();
+        if (!c.force_unstable) return s;
+      }
       s.warm_steps = c.warm_steps >= 0 ? c.warm_steps
                                        : checked_steps(std::ceil(10 * (1 + Lw)), "the default warm start ceil(10 (1 + L_R))",
-                                                       " (set warm_steps)");
+                                                       " (give warm_steps = N explicitly)");
       checked_steps(static_cast<double>(s.warm_steps) + static_cast<double>(n_main), "warm start plus annealing");
       s.steps.reserve(static_cast<size_t>(s.warm_steps + n_main + 1));
       std::vector<double> ts;

@@ -419,6 +419,12 @@ typedef struct almc_sampler_config {
 
 almc_sampler_config almc_sampler_config_default(void);
 
+/* Whether `method` with `schedule` reads the step-size or level field of almc_sampler_config named
+ * `field` ("kappa", "delta", "t_start", "t_stop", "warm_steps", "warm_step", "n_levels",
+ * "steps_per_level", "sigma_max", "sigma_min", "eps"): 1 when it does, 0 when the run would be the
+ * same whatever its value (a front end can refuse a value given for nothing), -1 for another name. */
+int almc_method_reads_field(almc_method method, almc_schedule schedule, const char* field);
+
 /* `op` may be NULL (no likelihood: the prior is sampled). */
 almc_status almc_sampler_create(almc_context_t ctx, almc_score_t score, almc_operator_t op,
                                 const almc_sampler_config* config, almc_sampler_t* out);

@@ -8,7 +8,7 @@
 See the README's Python section for the API table.
 """
 
-import atexit
+import atexit as _atexit
 import os as _os
 
 # GNU OpenMP reads its wait policy once, when it is loaded (here, with the extension, unless a
@@ -32,7 +32,7 @@ from ._sampler import Result, Sampler
 __version__ = _almc.version()
 
 # Drop the Python callables held by library handles before the interpreter tears modules down.
-atexit.register(_almc.release_callbacks)
+_atexit.register(_almc.release_callbacks)
 
 
 def build_info():

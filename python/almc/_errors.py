@@ -84,9 +84,16 @@ _CLASSES = {
 }
 
 
+# The library's messages name the C config's fields; where a Python name differs, it is said instead.
+_TERMS = (("(set force_unstable to run anyway)", "(pass force=True to run anyway)"),
+          ("(config.inputs)", "(OnnxScore's inputs=)"), ("config.inputs", "OnnxScore's inputs="))
+
+
 def make(status, message):
     """The exception for a library status (called by the extension when a C call fails)."""
     cls = _CLASSES.get(int(status), Error)
+    for api, python in _TERMS:
+        message = message.replace(api, python)
     return cls(message, status)
 
 

@@ -93,6 +93,9 @@ class Gaussian(Prior):
     def _create(self, ctx, d, shape):
         return _almc.score_gaussian(ctx, self.mean.ravel(), self.var.ravel())
 
+    def __repr__(self):
+        return f"almc.Gaussian(shape {shape_str(self.shape)})"
+
 
 class GaussianMixture(Prior):
     """sum_k w_k N(means[k], diag(variances[k])): weights [K], means [K, *shape], variances
@@ -146,6 +149,11 @@ class GaussianMixture(Prior):
             return _almc.score_gmm_json(ctx, self._path)
         K = self.weights.size
         return _almc.score_gmm(ctx, K, self.dim, self.weights, self.means.ravel(), self.variances.ravel())
+
+    def __repr__(self):
+        if self._path is not None:
+            return f"almc.GaussianMixture.from_json({self._path!r})"
+        return f"almc.GaussianMixture(K = {self.weights.size}, shape {shape_str(self.shape)})"
 
 
 def _json_image_shape(path):
@@ -255,6 +263,14 @@ class OnnxScore(Prior):
             self.dim = int(np.prod(self._shape))
             self.shape = self._shape
 
+    def __repr__(self):
+        names = {v: k for k, v in _OUTPUTS.items()}, {v: k for k, v in _CONVENTIONS.items()}, \
+            {v: k for k, v in _LEVELS.items() if k != "log_sigma"}, {v: k for k, v in _PRECISIONS.items()}
+        return (f"almc.OnnxScore({self.path!r}, output={names[0][self.output]!r}, "
+                f"convention={names[1][self.convention]!r}, level={names[2][self.level]!r}, "
+                f"precision={names[3][self.precision]!r}"
+                f"{'' if self.shape is None else ', shape ' + shape_str(self.shape)})")
+
     def _create(self, ctx, d, shape):
         s = _almc.score_onnx(ctx, self.path, self.output, self.convention, self.level, self.alpha_bar, self.x_input,
                              self.level_input, self.precision, self.beta_min, self.beta_max, self.level_scale,
@@ -264,9 +280,9 @@ class OnnxScore(Prior):
         if self.dim is not None and s.dim != self.dim:
             raise invalid(f"the network {self.path} takes {s.dim} values per sample, not {self.dim} = "
                           f"prod({shape_str(self.shape)})")
+        # The shape stays unknown (None) unless given or in model.json: the operator's or y's shape
+        # then shapes the samples (_resolve_shape), else [d].
         self.dim = s.dim
-        if self.shape is None:
-            self.shape = (s.dim,)
         return s
 
 
@@ -289,6 +305,10 @@ class _UserCall:
         if framework == "torch" and torch is None:
             raise invalid(f"{what}: framework='torch' but torch is not importable")
         self.framework = framework
+
+    def __repr__(self):
+        fn = self.fn
+        return getattr(fn, "__qualname__", None) or type(fn).__name__
 
     def bound(self, ctx):
         """A copy set up for a context: CPU (NumPy views) or CUDA (device pointers)."""
@@ -368,6 +388,9 @@ class ScoreFunction(Prior):
 
         return _almc.score_callback(ctx, d, adapter)
 
+    def __repr__(self):
+        return f"almc.ScoreFunction({self.call!r}{'' if self.shape is None else ', shape ' + shape_str(self.shape)})"
+
 
 def _resolve_shape(prior, op, d, y_shape=None):
     """One chain's shape: the prior's, else the operator's, else the measurement's (identity), else [d]."""
@@ -407,6 +430,9 @@ class Identity(Operator):
     def _create(self, ctx, d, shape):
         return _almc.operator_identity(ctx, d)
 
+    def __repr__(self):
+        return "almc.Identity()"
+
 
 class Mask(Operator):
     """y = mask * x elementwise (mask has one chain's shape; y has that shape too)."""
@@ -421,6 +447,9 @@ class Mask(Operator):
 
     def _create(self, ctx, d, shape):
         return _almc.operator_mask(ctx, self.mask.ravel())
+
+    def __repr__(self):
+        return f"almc.Mask(shape {shape_str(self.shape)}, {int(np.count_nonzero(self.mask))} of {self.mask.size} observed)"
 
 
 def _image_shape(name, shape):
@@ -457,6 +486,9 @@ class Downsample(Operator):
         C, H, W = self.shape
         return _almc.operator_downsample(ctx, C, H, W, self.factor)
 
+    def __repr__(self):
+        return f"almc.Downsample({self.factor}, shape {shape_str(self.shape)})"
+
 
 class Blur(Operator):
     """2-D correlation of each channel of C x H x W images with kernel [kh, kw] (odd sizes), zero boundary."""
@@ -473,6 +505,9 @@ class Blur(Operator):
         C, H, W = self.shape
         kh, kw = self.kernel.shape
         return _almc.operator_blur(ctx, C, H, W, kh, kw, self.kernel)
+
+    def __repr__(self):
+        return f"almc.Blur(kernel {shape_str(self.kernel.shape)}, shape {shape_str(self.shape)})"
 
 
 class Matrix(Operator):
@@ -496,6 +531,9 @@ class Matrix(Operator):
     def _create(self, ctx, d, shape):
         return _almc.operator_matrix(ctx, self.m, self.dim, self.n_mats, self.A)
 
+    def __repr__(self):
+        return f"almc.Matrix(A {shape_str(self.A.shape if self.n_mats > 1 else self.A.shape[1:])})"
+
 
 class LinearOperator(Operator):
     """A linear operator from Python: forward(x) returns A x ([n, m]) for x [n, *shape] and
@@ -514,6 +552,8 @@ class LinearOperator(Operator):
         if self.dim is not None and self.dim <= 0:
             raise invalid(f"LinearOperator: d = {d} must be positive")
         self.norm = -1.0 if norm is None else real("LinearOperator: norm", norm)
+        if norm is not None and self.norm < 0:
+            raise invalid(f"LinearOperator: norm = {norm} must be >= 0 (||A||; None when it is not known)")
 
     def rows(self, d):
         return self.m
@@ -533,3 +573,7 @@ class LinearOperator(Operator):
             adj(y, out, n, (m,), shape, stream=stream)
 
         return _almc.operator_linear_callback(ctx, m, d, forward, adjoint, self.norm)
+
+    def __repr__(self):
+        norm = "unknown" if self.norm < 0 else f"{self.norm:g}"
+        return f"almc.LinearOperator({self.forward!r}, {self.adjoint!r}, m = {self.m}, norm {norm})"

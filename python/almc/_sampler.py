@@ -334,11 +334,19 @@ class Sampler:
                 setattr(cfg, field, _number(label, value, kind))
         if cfg.variant != 0 and cfg.method != 0:
             raise invalid(f"variant {self.variant} applies to method almc only")
-        # Read by ALMC's schedule only (as `almc sample` refuses them): another method would run
-        # as if they were not given.
-        for name in ("kappa", "warm_steps", "warm_step"):
-            if name in options and cfg.method != 0:
-                raise invalid(f"option {name} applies to method almc only (not {method.lower()})")
+        # A step-size or level option the method (with its schedule) never reads would run as if
+        # it were not given: refused as `almc sample` refuses it (the library's table). A list of
+        # levels is the schedule itself.
+        listed = cfg.schedule == _SCHEDULES["list"]
+        for name in options:
+            field = _OPTIONS[name][0]
+            if name == "levels" and listed:
+                continue
+            if _almc.method_reads_field(cfg.method, cfg.schedule, field) == 0:
+                how = (" with a list of levels" if listed else
+                       f" with schedule {options['schedule']}" if "schedule" in options and cfg.schedule != 0 else "")
+                raise invalid(f"option {name} is not read by method {method.lower()}{how}: the run would be the "
+                              "same without it")
         self.method = method.lower()
         self._cfg = cfg
         self._ctx = _almc.make_context(backend_id, 0, int(threads))

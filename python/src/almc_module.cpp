@@ -493,6 +493,9 @@ NB_MODULE(_almc, mod) {
     for (HeldCallables* h : std::vector<HeldCallables*>(held_callables().begin(), held_callables().end())) h->release();
   });
   mod.def("version", [] { return std::string(almc_version()); });
+  mod.def("method_reads_field", [](int method, int schedule, const std::string& field) {
+    return almc_method_reads_field(static_cast<almc_method>(method), static_cast<almc_schedule>(schedule), field.c_str());
+  });
   mod.def("build_info", [] { return std::string(almc_build_info()); });
   mod.def("status_string", [](int st) { return std::string(almc_status_string(static_cast<almc_status>(st))); });
   mod.def("cuda_device_count", [] {

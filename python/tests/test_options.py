@@ -130,7 +130,7 @@ def test_a_run_too_large_raises_out_of_memory():
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "demo", "digits_score.onnx")
 # Four score evaluations: enough to see whether an adapter option changes what the network is fed.
-SHORT = dict(method="langevin", levels=[1.0, 0.5], steps_per_level=2, eps=1e-3, chains=2, seed=1)
+SHORT = dict(method="langevin", levels=[1.0, 0.5], steps_per_level=2, delta=1e-3, chains=2, seed=1)
 
 
 def onnx_samples(**adapter):
@@ -190,10 +190,32 @@ def test_chain_range_slices_are_the_whole_run_bit_for_bit():
             almc.Sampler(prior, chain_range=bad, **kw)
 
 
-def test_almc_only_options_are_refused_with_another_method():
-    # Only ALMC's schedule reads them: Sampler(method="ald", kappa=1) ran as if kappa were not given.
+def test_options_a_method_never_reads_are_refused():
+    # Sampler(method="ald", kappa=1) ran as if kappa were not given, and so did eps with ALMC or
+    # langevin (langevin's step is delta), or a level count beside a list of levels.
     prior = almc.Gaussian(np.zeros(4), np.ones(4))
-    for name, value in (("kappa", 1.0), ("warm_steps", 5), ("warm_step", 0.1)):
-        with pytest.raises(almc.InvalidArgumentError, match=f"option {name} applies to method almc only \\(not ald\\)"):
-            almc.Sampler(prior, noise_std=0.5, method="ald", **{name: value})
-    almc.Sampler(prior, noise_std=0.5, method="almc", kappa=1.0, warm_steps=5, warm_step=0.1)
+    for method, kw, needle in (
+            ("ald", dict(kappa=1.0), "option kappa is not read by method ald"),
+            ("ald", dict(warm_steps=5), "option warm_steps is not read by method ald"),
+            ("ald", dict(warm_step=0.1), "option warm_step is not read by method ald"),
+            ("ncsn", dict(delta=1e-3), "option delta is not read by method ncsn"),
+            ("ncsn", dict(t_start=2.0), "option t_start is not read by method ncsn"),
+            ("ncsn", dict(schedule="uniform-t", sigma_min=0.1),
+             "option sigma_min is not read by method ncsn with schedule uniform-t"),
+            ("almc", dict(eps=1e-4), "option eps is not read by method almc"),
+            ("almc", dict(levels=20), "option levels is not read by method almc"),
+            ("almc", dict(levels=[1.0, 0.5], kappa=2.0), "option kappa is not read by method almc with a list of levels"),
+            ("langevin", dict(eps=1e-3), "option eps is not read by method langevin"),
+            ("langevin", dict(sigma_max=10.0), "option sigma_max is not read by method langevin"),
+            ("xgp", dict(sigma_min=0.1), "option sigma_min is not read by method xgp"),
+    ):
+        with pytest.raises(almc.InvalidArgumentError, match=needle):
+            almc.Sampler(prior, noise_std=0.5, method=method, **kw)
+    # What each method reads is taken.
+    almc.Sampler(prior, noise_std=0.5, method="almc", kappa=1.0, warm_steps=5, warm_step=0.1, t_start=2.0, t_stop=0.1)
+    almc.Sampler(prior, noise_std=0.5, method="almc", levels=[1.0, 0.5], delta=1e-3, t_start=2.0, warm_steps=3)
+    almc.Sampler(prior, noise_std=0.5, method="ncsn", levels=5, sigma_max=5.0, sigma_min=0.1, eps=1e-5,
+                 steps_per_level=2)
+    almc.Sampler(prior, noise_std=0.5, method="ncsn", schedule="uniform-t", levels=5, t_start=2.0, t_stop=0.1)
+    almc.Sampler(prior, noise_std=0.5, method="langevin", levels=3, t_start=2.0, t_stop=0.1, delta=1e-3)
+    almc.Sampler(prior, noise_std=0.5, method="xgp", levels=5, sigma_max=2.0, t_stop=0.1, eps=1e-3)

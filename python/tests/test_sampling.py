@@ -205,7 +205,7 @@ def test_onnx_score_dynamic_height_and_width():
 def test_level_list_and_user_initial_state():
     # levels as a list selects the list schedule: 3 levels x 4 steps, no warm start for langevin.
     prior = almc.Gaussian(np.zeros(2), 1.0)
-    s = almc.Sampler(prior, noise_std=0.5, method="langevin", levels=[1.0, 0.5, 0.1], steps_per_level=4, eps=1e-3,
+    s = almc.Sampler(prior, noise_std=0.5, method="langevin", levels=[1.0, 0.5, 0.1], steps_per_level=4, delta=1e-3,
                      chains=3, seed=1)
     res = s.run(np.zeros(2), progress=False)
     assert res.info["steps"] == 12 and res.info["score_evals"] == 12

@@ -453,6 +453,27 @@ TEST_F(Cli, AbsurdStepCountsAreRefusedBeforeAllocating) {
   expect_one_line_error(f, "warm start");
 }
 
+// The warm start's step has its own stability bound (identity, sigma_y = 0.5: 2 / (1 + 4) = 0.4);
+// above it the run is refused, the advice naming --warm-step, instead of exiting 0 with samples of
+// 1e17. The eps methods are advised to lower --eps.
+TEST_F(Cli, UnstableWarmStepIsRefusedNamingIt) {
+  const std::string prior = gaussian_prior();
+  const float y[4] = {1, 0, -0.5f, 1.5f};
+  write_npy(path("y.npy"), y, {4});
+  const std::string base = "sample --prior " + prior + " --y " + path("y.npy") +
+                           " --noise-std 0.5 --kappa 1 --chains 8 --backend cpu -q --out " + path("s.npy") + " ";
+  const Result r = run(base + "--warm-step 0.45");
+  expect_one_line_error(r, "--warm-step 0.45 is above the stability bound");
+  EXPECT_NE(r.err.find("largest stable warm step is 0.4"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(lower --warm-step, or pass --force"), std::string::npos) << r.err;
+  EXPECT_EQ(::access(path("s.npy").c_str(), F_OK), -1);
+  const Result ok = run(base + "--warm-step 0.35");
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  const Result e = run("sample --prior " + prior + " --y " + path("y.npy") +
+                       " --noise-std 0.5 --method ald --eps 1 --chains 8 --backend cpu -q --out " + path("s.npy"));
+  EXPECT_NE(e.err.find("(lower --eps, or pass --force"), std::string::npos) << e.err;
+}
+
 // Inputs must be regular files: devices and FIFOs are refused at once (not read until memory runs
 // out, not waited on), a directory is named as such.
 TEST_F(Cli, NonRegularInputsAreRefused) {

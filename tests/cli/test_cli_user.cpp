@@ -383,14 +383,44 @@ TEST_F(CliUser, OptionsThatWouldBeIgnoredAreRefused) {
                         "must be 1-D (a list of OU times), got shape (2, 2)");
   write_npy(path("levels.npy"), levels, {4, 1});
   EXPECT_EQ(run(langevin + "--levels-file " + path("levels.npy")).code, 0);
-  // ALMC's own options with another method ran without them (exit 0).
-  for (const std::string opt : {"--kappa 1", "--warm-steps 5", "--warm-step 0.1"}) {
+  // A step-size or level option the method never reads ran without it (exit 0): ALMC's own with
+  // another method, and the other methods' with ALMC, and level options a level list replaces.
+  for (const std::string opt : {"--kappa 1", "--warm-steps 5", "--warm-step 0.1", "--levels 7", "--t-stop 0.1"}) {
     SCOPED_TRACE(opt);
     const Result r = run(langevin + "--levels-file " + path("levels.npy") + " " + opt);
-    expect_one_line_error(r, opt.substr(0, opt.find(' ')) + " applies to --method almc only (not langevin)");
+    expect_one_line_error(r, opt.substr(0, opt.find(' ')) + " is not read by --method langevin with --levels-file");
     EXPECT_EQ(r.code, 2);
   }
-  expect_one_line_error(run(base + "--method ald"), "--kappa applies to --method almc only (not ald)");
+  expect_one_line_error(run(base + "--method ald"), "--kappa is not read by --method ald");
+  const std::string prior = "sample --backend cpu -q --chains 2 --prior " + gaussian_prior() + " ";
+  for (const auto& [cmd, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"--eps 1e-4", "--eps is not read by --method almc"},
+           {"--levels 20", "--levels is not read by --method almc"},
+           {"--steps-per-level 3", "--steps-per-level is not read by --method almc"},
+           {"--sigma-max 10", "--sigma-max is not read by --method almc"},
+           {"--method ncsn --delta 1e-3", "--delta is not read by --method ncsn"},
+           {"--method ncsn --t-start 2", "--t-start is not read by --method ncsn"},
+           {"--method ncsn --schedule uniform-t --sigma-min 0.1", "--sigma-min is not read by --method ncsn with --schedule uniform-t"},
+           {"--method langevin --sigma-max 10", "--sigma-max is not read by --method langevin"},
+           {"--method almc --levels-file " + path("levels.npy") + " --kappa 2", "--kappa is not read by --method almc with --levels-file"}}) {
+    SCOPED_TRACE(cmd);
+    const Result r = run(prior + cmd);
+    expect_one_line_error(r, needle);
+    EXPECT_EQ(r.code, 2);
+  }
+  // What each method does read still runs (and the last reads the list's own levels).
+  for (const std::string cmd : {"--method ncsn --levels 3 --steps-per-level 2 --sigma-max 5 --sigma-min 0.1 --eps 1e-5",
+                                "--method ncsn --schedule uniform-t --levels 3 --t-start 2 --t-stop 0.1 --steps-per-level 1",
+                                "--method langevin --levels 3 --t-start 2 --t-stop 0.1 --delta 1e-3 --steps-per-level 1",
+                                "--kappa 1 --delta 2e-3 --t-start 1 --t-stop 0.1 --warm-steps 3 --warm-step 0.1"}) {
+    SCOPED_TRACE(cmd);
+    EXPECT_EQ(run(prior + cmd).code, 0);
+  }
+  EXPECT_EQ(run(prior + "--levels-file " + path("levels.npy") + " --delta 1e-3 --t-start 2 --warm-steps 2").code, 0);
+  // Without --y the prior is sampled: a --noise-std was read by nothing.
+  const Result noise = run(prior + "--noise-std 0.5");
+  expect_one_line_error(noise, "--noise-std needs a measurement: --y FILE.npy (without --y the prior is sampled)");
+  EXPECT_EQ(noise.code, 2);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -164,6 +165,22 @@ TEST(CApi, SamplerArgumentsAndOrder) {
   u.force_unstable = 1;
   ASSERT_EQ(almc_sampler_create(ctx.h, s, op, &u, &sm), ALMC_OK);
   almc_sampler_destroy(sm);
+  // The warm start's step has its own bound: identity, sigma_y = 0.5 (L = 4) gives 2 / (1 + 4) = 0.4.
+  // A warm step of 0.45 (delta stays 0.01, stable) is refused and 0.35 is not; with no warm start
+  // the warm step does not matter.
+  almc_sampler_config wu = c;
+  wu.warm_step = 0.45;
+  EXPECT_EQ(almc_sampler_create(ctx.h, s, op, &wu, &sm), ALMC_ERR_UNSTABLE);
+  const std::string wmsg = almc_context_last_error(ctx.h);
+  EXPECT_NE(wmsg.find("warm_step = 0.45"), std::string::npos) << wmsg;
+  EXPECT_NE(wmsg.find("largest stable warm step is 0.4"), std::string::npos) << wmsg;
+  wu.warm_steps = 0;
+  ASSERT_EQ(almc_sampler_create(ctx.h, s, op, &wu, &sm), ALMC_OK) << almc_context_last_error(ctx.h);
+  almc_sampler_destroy(sm);
+  wu.warm_steps = -1;
+  wu.warm_step = 0.35;
+  ASSERT_EQ(almc_sampler_create(ctx.h, s, op, &wu, &sm), ALMC_OK) << almc_context_last_error(ctx.h);
+  almc_sampler_destroy(sm);
 
   ASSERT_EQ(almc_sampler_create(ctx.h, s, op, &c, &sm), ALMC_OK);
   float out[12];
@@ -227,6 +244,101 @@ TEST(CApi, DivergedChainIsNamed) {
   EXPECT_EQ(info.diverged_chain, 1);
   EXPECT_EQ(info.diverged_step, 40);
   almc_sampler_destroy(sm);
+  almc_score_destroy(s);
+}
+
+// The prior N(0.7, 0.3 I) in 3-D noised to OU time t: its score depends on the level, so a level
+// field that is read changes the samples.
+int level_gauss_cb(const float* x, float* s, int64_t n, int64_t d, const almc_level* lv, const almc_level_device*,
+                   void*, void*) {
+  const double a = std::exp(-lv->t), v = a * a * 0.3 + 1 - a * a;
+  for (int64_t i = 0; i < n * d; ++i) s[i] = static_cast<float>(-(x[i] - a * 0.7) / v);
+  return 0;
+}
+
+// almc_method_reads_field against the engine itself: for every method, schedule and field, a run
+// with the field changed gives the same samples exactly when the table says the field is not read.
+// (ALMC under the paper's likelihood with a level list does not use t_start, the warm start's level,
+// whose target is then N(0, I) times the likelihood at any level: the table counts it as read, for
+// the other likelihood variants; that case is checked only in the "not read" direction.)
+TEST(CApi, MethodReadsFieldMatchesTheRun) {
+  Ctx ctx;
+  almc_score_t s = nullptr;
+  ASSERT_EQ(almc_score_create_callback(ctx.h, 3, level_gauss_cb, nullptr, 0, &s), ALMC_OK);
+  almc_operator_t op = nullptr;
+  ASSERT_EQ(almc_operator_create_identity(ctx.h, 3, &op), ALMC_OK);
+  const double levels[4] = {1.0, 0.5, 0.2, 0.1};
+  const float y[3] = {0.4f, -0.3f, 1.1f};
+  auto run = [&](const almc_sampler_config& c) {
+    almc_sampler_t sm = nullptr;
+    std::vector<float> out(12, NAN);
+    EXPECT_EQ(almc_sampler_create(ctx.h, s, op, &c, &sm), ALMC_OK) << almc_context_last_error(ctx.h);
+    if (!sm) return out;
+    EXPECT_EQ(almc_sampler_set_measurement(sm, y), ALMC_OK);
+    EXPECT_EQ(almc_sampler_run(sm), ALMC_OK) << almc_sampler_last_error(sm);
+    EXPECT_EQ(almc_sampler_get_samples(sm, out.data()), ALMC_OK);
+    almc_sampler_destroy(sm);
+    return out;
+  };
+  using Set = void (*)(almc_sampler_config&);
+  const std::vector<std::pair<const char*, Set>> fields = {
+      {"kappa", [](almc_sampler_config& k) { k.kappa = 1.5; }},
+      {"delta", [](almc_sampler_config& k) { k.delta = 0.015; }},
+      {"t_start", [](almc_sampler_config& k) { k.t_start = 1.2; }},
+      {"t_stop", [](almc_sampler_config& k) { k.t_stop = 0.15; }},
+      {"warm_steps", [](almc_sampler_config& k) { k.warm_steps = 5; }},
+      {"warm_step", [](almc_sampler_config& k) { k.warm_step = 0.05; }},
+      {"n_levels", [](almc_sampler_config& k) { k.n_levels = 6; }},
+      {"steps_per_level", [](almc_sampler_config& k) { k.steps_per_level = 3; }},
+      {"sigma_max", [](almc_sampler_config& k) { k.sigma_max = 4; }},
+      {"sigma_min", [](almc_sampler_config& k) { k.sigma_min = 0.2; }},
+      {"eps", [](almc_sampler_config& k) { k.eps = 2e-3; }}};
+  int checked = 0;
+  for (almc_method m : {ALMC_METHOD_ALMC, ALMC_METHOD_NCSN, ALMC_METHOD_ALD, ALMC_METHOD_XGP, ALMC_METHOD_LANGEVIN})
+    for (almc_schedule sch : {ALMC_SCHEDULE_DEFAULT, ALMC_SCHEDULE_UNIFORM_T, ALMC_SCHEDULE_GEOMETRIC_SIGMA, ALMC_SCHEDULE_LIST})
+      for (almc_variant var : {ALMC_VARIANT_PAPER, ALMC_VARIANT_NOISED_LIK}) {
+        if (var != ALMC_VARIANT_PAPER && m != ALMC_METHOD_ALMC) continue;
+        almc_sampler_config base = almc_test::quick_almc(4, 3, 0.5);  // kappa 1, t_start 1
+        base.method = m;
+        base.schedule = sch;
+        base.variant = var;
+        base.delta = 0.02;
+        base.t_stop = 0.1;
+        base.warm_steps = 3;
+        base.warm_step = 0.1;
+        base.n_levels = 5;
+        base.steps_per_level = 2;
+        base.sigma_max = 5;
+        base.sigma_min = 0.1;
+        base.eps = 1e-3;
+        base.levels = levels;
+        base.n_levels_list = 4;
+        const std::vector<float> ref = run(base);
+        for (const auto& [name, set] : fields) {
+          SCOPED_TRACE(std::string(name) + " method " + std::to_string(m) + " schedule " + std::to_string(sch) +
+                       " variant " + std::to_string(var));
+          const int reads = almc_method_reads_field(m, sch, name);
+          ASSERT_TRUE(reads == 0 || reads == 1);
+          almc_sampler_config k = base;
+          set(k);
+          const std::vector<float> got = run(k);
+          for (float v : got) ASSERT_TRUE(std::isfinite(v));
+          if (reads == 0) {
+            EXPECT_EQ(got, ref) << "the table says the field is not read, but the samples changed";
+          } else if (!(m == ALMC_METHOD_ALMC && sch == ALMC_SCHEDULE_LIST && var == ALMC_VARIANT_PAPER &&
+                       std::string(name) == "t_start")) {
+            EXPECT_NE(got, ref) << "the table says the field is read, but the samples did not change";
+          }
+          ++checked;
+        }
+      }
+  EXPECT_EQ(checked, 6 * 4 * 11);
+  // Other names, and no name, are not fields of the table.
+  EXPECT_EQ(almc_method_reads_field(ALMC_METHOD_ALMC, ALMC_SCHEDULE_DEFAULT, "noise_std"), -1);
+  EXPECT_EQ(almc_method_reads_field(ALMC_METHOD_ALMC, ALMC_SCHEDULE_DEFAULT, "Kappa"), -1);
+  EXPECT_EQ(almc_method_reads_field(ALMC_METHOD_ALMC, ALMC_SCHEDULE_DEFAULT, nullptr), -1);
+  EXPECT_EQ(almc_method_reads_field(static_cast<almc_method>(9), ALMC_SCHEDULE_DEFAULT, "kappa"), -1);
+  almc_operator_destroy(op);
   almc_score_destroy(s);
 }
 

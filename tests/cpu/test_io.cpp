@@ -1,5 +1,6 @@
 // host/io: .npy round trips and strict header validation, PNG round trip, grids, PSNR.
 #include <gtest/gtest.h>
+#include <png.h>
 
 #include <cmath>
 #include <cstdio>
@@ -197,6 +198,63 @@ TEST(Png, RoundTripGrayAndRgb) {
     EXPECT_EQ(r.pixels, im.pixels);
     std::remove(p.c_str());
   }
+}
+
+// A PNG written with libpng's low-level API (as other tools write them): `rows` of
+// width * channels samples each, 8 or 16 bits deep, optionally with a gAMA chunk.
+static void write_png_raw(const std::string& path, int width, int color_type, int bit_depth,
+                   const std::vector<std::vector<unsigned>>& rows, double gamma = 0) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_init_io(png, f);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(rows.size()), bit_depth, color_type,
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  if (gamma > 0) png_set_gAMA(png, info, gamma);
+  png_write_info(png, info);
+  for (const auto& row : rows) {
+    std::vector<png_byte> bytes;
+    for (unsigned v : row) {
+      if (bit_depth == 16) bytes.push_back(static_cast<png_byte>(v >> 8));  // big-endian
+      bytes.push_back(static_cast<png_byte>(v & 0xff));
+    }
+    png_write_row(png, bytes.data());
+  }
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  std::fclose(f);
+}
+
+// A 16-bit PNG read as if its samples were linear light (32768 became 188 of 255, not 128), and
+// an alpha channel composited over black (a transparent white pixel read as 0): the stored values
+// are what a user means, scaled to 8 bits, the alpha dropped.
+TEST(Png, SixteenBitAndAlphaReadAsStored) {
+  const std::string p = tmp_path("raw.png");
+  write_png_raw(p, 4, PNG_COLOR_TYPE_GRAY, 16, {{0, 32768, 65535, 2570}});
+  Image8 r = read_png(p);
+  ASSERT_EQ(r.channels, 1);
+  EXPECT_EQ(r.pixels, (std::vector<uint8_t>{0, 128, 255, 10}));
+  write_png_raw(p, 2, PNG_COLOR_TYPE_GRAY_ALPHA, 8, {{255, 0, 100, 255}, {30, 128, 7, 1}});
+  r = read_png(p);
+  ASSERT_EQ(r.channels, 1);
+  ASSERT_EQ(r.height, 2);
+  EXPECT_EQ(r.pixels, (std::vector<uint8_t>{255, 100, 30, 7}));
+  write_png_raw(p, 2, PNG_COLOR_TYPE_RGB_ALPHA, 8, {{255, 128, 0, 0, 1, 2, 3, 255}});
+  r = read_png(p);
+  ASSERT_EQ(r.channels, 3);
+  EXPECT_EQ(r.pixels, (std::vector<uint8_t>{255, 128, 0, 1, 2, 3}));
+  write_png_raw(p, 1, PNG_COLOR_TYPE_RGB, 16, {{65535, 32768, 0}});
+  r = read_png(p);
+  ASSERT_EQ(r.channels, 3);
+  EXPECT_EQ(r.pixels, (std::vector<uint8_t>{255, 128, 0}));
+  // A file that says its 16-bit samples are linear (gAMA 1.0) is gamma-encoded as it asks: half
+  // of full light is about 186 (libpng's 1/2.2 power) to 188 (the sRGB curve), not 128.
+  write_png_raw(p, 1, PNG_COLOR_TYPE_GRAY, 16, {{32768}}, 1.0);
+  r = read_png(p);
+  EXPECT_GE(r.pixels[0], 185);
+  EXPECT_LE(r.pixels[0], 189);
+  std::remove(p.c_str());
 }
 
 TEST(Png, RejectsGarbageAndTruncated) {

@@ -410,7 +410,7 @@ TEST(Safety, StabilityIsCheckedBeforeTheTableIsBuilt) {
   std::string msg;
   EXPECT_EQ(schedule_status(in, &msg), ALMC_ERR_INVALID_ARGUMENT);
   EXPECT_NE(msg.find("warm start"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("set warm_steps"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("give warm_steps = N explicitly"), std::string::npos) << msg;
   // With an explicit short warm start the forced run builds.
   in.cfg.warm_steps = 5;
   EXPECT_EQ(schedule_status(in, &msg), ALMC_OK) << msg;
