@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # One-shot check on a GPU machine (H100/H200, CUDA 13): every test, compute-sanitizer memcheck and
 # racecheck on a short sampling run, `almc bench` on CUDA with JSON, and the PyTorch comparison
-# when torch with CUDA is importable. Under 8 minutes; per-step time limits keep it there.
+# when torch with CUDA is importable, then the networks' evaluations per second (almc eager and
+# CUDA-graph replay at fp32/tf32/bf16 against PyTorch eager and CUDA-graph replay; skipped when
+# the rest ran long). Under 9 minutes; per-step time limits keep it there.
+# GPU_CHECK_ONLY=tests|sanitizer|bench|torch|networks runs that section only (after `info`).
 #
 #   bench/gpu_check.sh --bundle .gpu/bundle.tar.xz OUT_DIR     (made here by bench/make_gpu_bundle.sh)
 #   bench/gpu_check.sh --build BUILD_DIR OUT_DIR               (executables built on the GPU machine)
 #
 # Run from the repository root (tests/data, demo/ and bench/ come from the working tree). Writes
 # OUT_DIR/gpu_check.log (everything), OUT_DIR/summary.json (each step's status and seconds), the
-# tests' JSON reports, bench_cuda.json, compare_torch.json, nvidia_smi.txt. Exit status: 0 when
+# tests' JSON reports, bench_cuda.json, compare_torch.json, onnx_evals.txt, nvidia_smi.txt. Exit status: 0 when
 # every step that ran passed, 1 when one failed, 3 (one line on stderr) when there is no GPU.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-usage() { sed -n '2,13p' "$0" >&2; exit 2; }
+usage() { sed -n '2,16p' "$0" >&2; exit 2; }
 MODE="" SRC=""
 while [ $# -gt 1 ]; do
   case $1 in
@@ -79,10 +82,13 @@ step() {  # step NAME TIMEOUT_S CMD...: runs with a time limit, logs, records st
   say "--- $name: ${STATUS[$name]} in ${SECS[$name]}s"
 }
 skip() { STATUS[$1]="skipped: $2"; SECS[$1]=0; say "--- $1: skipped: $2"; }
+ONLY=${GPU_CHECK_ONLY:-}
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 step info 30 "${RUN[@]}" "$(exe almc)" info --json
 
 # ---------------------------------------------------------------- tests
+if want tests; then
 step gpu_tests 180 "${RUN[@]}" "$(exe almc_gpu_tests)" --gtest_output="json:$OUT/gpu_tests.json"
 step cpu_tests 150 "${RUN[@]}" "$(exe almc_tests)" --gtest_output="json:$OUT/cpu_tests.json"
 if [ -n "$(exe almc_cli_tests)" ]; then
@@ -90,8 +96,10 @@ if [ -n "$(exe almc_cli_tests)" ]; then
 else
   skip cli_tests "almc_cli_tests not built"
 fi
+fi
 
 # ---------------------------------------------------------------- compute-sanitizer
+if want sanitizer; then
 SAN=""
 for c in /usr/local/cuda/bin/compute-sanitizer "$(command -v compute-sanitizer 2>/dev/null)"; do
   [ -n "$c" ] && [ -x "$c" ] && { SAN=$c; break; }
@@ -124,8 +132,10 @@ else
   step memcheck_gmm_resp 60 "${RUN[@]}" "$SAN" --tool memcheck --error-exitcode 1 "${RESP_TEST[@]}"
   step racecheck_gmm_resp 60 "${RUN[@]}" "$SAN" --tool racecheck --error-exitcode 1 "${RESP_TEST[@]}"
 fi
+fi
 
 # ---------------------------------------------------------------- benchmarks
+if want bench; then
 step bench_cuda 170 "${RUN[@]}" "$(exe almc)" bench --backend cuda --target 0.1 --repeats 3 --json "$OUT/bench_cuda.json"
 BE=$(exe almc_bench_engine)
 if [ -n "$BE" ]; then
@@ -145,6 +155,8 @@ for mode in block split; do
     --target 0.1 --repeats 3 --json "$OUT/bench_gmm_resp_$mode.json"
 done
 
+fi
+
 # ---------------------------------------------------------------- PyTorch comparison
 TPY=""
 for p in python3 /usr/bin/python3; do
@@ -152,6 +164,7 @@ for p in python3 /usr/bin/python3; do
     TPY=$p; break
   fi
 done
+if want torch; then
 ELAPSED=$(( $(date +%s) - T0 ))
 if [ -z "$TPY" ]; then
   skip compare_torch "no python with torch (CUDA) and numpy importable here"
@@ -162,9 +175,43 @@ else
   step compare_torch "$LIMIT" "$TPY" "$ROOT/bench/compare_torch.py" --python "$TPY" --device cuda --repeats 1 \
     --almc "$ALMC" --almc-prefix "${RUN[0]/#env/}" --threads 8 --json "$OUT/compare_torch.json"
 fi
+fi
+
+# ---------------------------------------------------------------- networks (issue 11)
+# Evaluations per second at batch 1 and 1024 of the fixtures and the demo's digits MLP: almc eager
+# and as a replayed CUDA graph (fp32, tf32, bf16), PyTorch eager and replayed (fp32). Each line:
+# "<engine> <network> <batch> <evals/s> <samples/s> [precision]", gathered in onnx_evals.txt.
+if want networks; then
+NET_STEPS="onnx_almc_eager onnx_almc_graph onnx_torch_eager onnx_torch_graph"
+ELAPSED=$(( $(date +%s) - T0 ))
+if [ $ELAPSED -gt 440 ]; then
+  for k in $NET_STEPS; do skip $k "out of time (${ELAPSED}s elapsed)"; done
+else
+  NET_ARGS=(--batches 1,1024 --min-seconds 0.3)
+  if [ -e "$(abs_exe almc_bench_onnx)" ]; then
+    step onnx_almc_eager 35 "${RUN[@]}" "$(exe almc_bench_onnx)" --backend cuda "${NET_ARGS[@]}" --precisions fp32,tf32,bf16 \
+      --model digits_mlp=demo/digits_score.onnx mlp_embed resmlp unet
+    step onnx_almc_graph 35 "${RUN[@]}" "$(exe almc_bench_onnx)" --backend cuda --graph "${NET_ARGS[@]}" \
+      --precisions fp32,tf32,bf16 --model digits_mlp=demo/digits_score.onnx mlp_embed resmlp unet
+  else
+    skip onnx_almc_eager "almc_bench_onnx not built"
+    skip onnx_almc_graph "almc_bench_onnx not built"
+  fi
+  if [ -n "$TPY" ]; then
+    step onnx_torch_eager 35 "$TPY" "$ROOT/bench/onnx/bench_py.py" torch --device cuda "${NET_ARGS[@]}" \
+      --fixtures digits_mlp,mlp_embed,resmlp,unet
+    step onnx_torch_graph 35 "$TPY" "$ROOT/bench/onnx/bench_py.py" torch --device cuda --graph "${NET_ARGS[@]}" \
+      --fixtures digits_mlp,mlp_embed,resmlp,unet
+  else
+    skip onnx_torch_eager "no python with torch (CUDA) and numpy importable here"
+    skip onnx_torch_graph "no python with torch (CUDA) and numpy importable here"
+  fi
+fi
+grep -E '^(almc|almc-graph|torch-cuda|torch-graph) [a-z_]+ [0-9]+ ' "$LOG" >"$OUT/onnx_evals.txt" || true
+fi
 
 # ---------------------------------------------------------------- summary
-STEPS="info gpu_tests cpu_tests cli_tests memcheck racecheck memcheck_gmm_resp racecheck_gmm_resp bench_cuda bench_engine_cpu gmm_resp_block gmm_resp_split compare_torch"
+STEPS="info gpu_tests cpu_tests cli_tests memcheck racecheck memcheck_gmm_resp racecheck_gmm_resp bench_cuda bench_engine_cpu gmm_resp_block gmm_resp_split compare_torch onnx_almc_eager onnx_almc_graph onnx_torch_eager onnx_torch_graph"
 TOTAL=$(( $(date +%s) - T0 ))
 FAILED=0
 {
@@ -196,4 +243,5 @@ for mode in block split; do
   sed -n "/^=== gmm_resp_$mode/,/^--- gmm_resp_$mode/p" "$LOG" | grep -E '^(case |sweep/|bandwidth/)'
 done
 grep -E '^\|' "$LOG" | tail -n 12
+[ -s "$OUT/onnx_evals.txt" ] && { echo "# networks: engine network batch evals/s samples/s [precision]"; cat "$OUT/onnx_evals.txt"; }
 exit $FAILED
