@@ -11,7 +11,7 @@ mask = np.broadcast_to((np.arange(16) < 8)[None, :, None], (1, 16, 16)).astype(n
 y = (x + 0.05 * np.random.default_rng(0).normal(size=x.shape)) * mask
 
 prior = almc.OnnxScore(os.path.join(demo, "digits_score.onnx"), output="eps", convention="vp", level="t")
-kappa = float(os.environ.get("ALMC_EXAMPLE_KAPPA", 2))  # 2: about 5000 steps
+kappa = float(os.environ.get("ALMC_EXAMPLE_KAPPA", 2))  # 2: 5000 annealing steps after a 4010-step warm start
 sampler = almc.Sampler(prior, almc.Mask(mask), noise_std=0.05, chains=8, seed=0, kappa=kappa, delta=2e-3,
                        tweedie=True)
 result = sampler.run(y)  # samples [16, 1, 16, 16], mean and std [2, 1, 16, 16]

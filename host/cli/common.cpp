@@ -106,7 +106,7 @@ std::string sampler_terms(const char* engine_message) {
 // after a few words naming the file ("P: GMM JSON: ...", "ONNX model P: is a directory", "ONNX
 // model 'P' is not a valid ONNX model") has that opening taken off: the path is said once.
 [[noreturn]] static void throw_engine_error(almc_status status, const std::string& what, const char* last_error) {
-  std::string msg = last_error && *last_error ? last_error : almc_status_string(status);
+  std::string msg = last_error && *last_error ? cli_terms(last_error) : almc_status_string(status);
   std::replace(msg.begin(), msg.end(), '\n', ' ');
   if (const size_t space = what.find(' '); space != std::string::npos) {
     const std::string path = what.substr(space + 1);

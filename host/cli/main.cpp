@@ -1,5 +1,6 @@
 // The almc command line: sample, eval, info, demo, validate, bench, merge.
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -51,6 +52,10 @@ std::string command_path(const CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write beyond the file-size limit (ulimit -f) would kill the command by SIGXFSZ, without a
+  // word and with its temporary file left behind: ignored, the write fails with EFBIG and the
+  // command reports it as it reports a full disk, keeping the previous file.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"almc: posterior sampling with score-based priors (annealed Langevin Monte Carlo)", "almc"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(almc_version()));

@@ -451,7 +451,16 @@ SweepMethod sweep_method(const std::string& full) {
     m.method = ALMC_METHOD_XGP;
   } else if (name == "almc") {
   } else if (name.rfind("almc+", 0) == 0) {
-    m.variant = parse_variant(name.substr(5));
+    const std::string v = name.substr(5);
+    bool known = false;
+    std::string all;  // the variants an entry takes (best and geo-smc are written with @geo)
+    for (const auto& [n, id] : variant_names()) {
+      known = known || n == v;
+      if (id != ALMC_VARIANT_BEST && id != ALMC_VARIANT_GEO_SMC && id != ALMC_VARIANT_PAPER) all += (all.empty() ? "" : ", ") + n;
+    }
+    if (!known)
+      throw CliError("unknown variant '" + v + "' in --methods entry '" + full + "' (almc+VARIANT takes " + all + ")", 2);
+    m.variant = parse_variant(v);
     if (m.variant == ALMC_VARIANT_BEST) throw CliError("--methods: write almc@geo for what --variant best selects", 2);
     if (m.variant == ALMC_VARIANT_GEO_SMC) throw CliError("--methods: write almc+smc@geo for --variant geo-smc", 2);
   } else {
@@ -633,7 +642,7 @@ void register_validate_command(CLI::App& app) {
   auto o = std::make_shared<ValidateOptions>();
   CLI::App* sub = app.add_subcommand(
       "validate", "Closed-form validation table: ALMC and the annealed Langevin family against exact posteriors");
-  sub->add_option("--chains", o->chains, "chains per run")->capture_default_str();
+  sub->add_option("--chains", o->chains, "chains per run (the mixture problems use half: a step costs them more)")->capture_default_str();
   sub->add_option("--seed", o->seed, "seed")->transform(seed_check())->capture_default_str();
   o->json.add_option(sub, "the table (or the sweep) as JSON");
   sub->add_option("--backend", o->backend, "auto | cpu | cuda")->capture_default_str();

@@ -56,7 +56,9 @@ Executor::Executor(Graph g, const ExecConfig& cfg, Backend& be) : be_(be), k_(be
 Executor::~Executor() = default;
 
 // cfg_.x_shape into the x input's declared dimensions: a model exported with dynamic dimensions
-// after the batch gets them from it; a fixed model only checks that it holds as many values.
+// after the batch gets them from it. A fixed model takes a shape of another rank holding as many
+// values (an image's C, H, W for a flat [n, d] input), but one of its own rank must be its shape:
+// [4, 8, 8] for a [n, 1, 16, 16] input is a mistake, not a layout.
 void Executor::apply_x_shape() {
   if (cfg_.x_shape.empty()) return;
   auto it = std::find_if(g_.inputs.begin(), g_.inputs.end(), [&](const ValueInfo& v) { return v.name == io_.x_input; });
@@ -75,6 +77,11 @@ void Executor::apply_x_shape() {
     if (model != want)
       throw Error(ALMC_ERR_INVALID_ARGUMENT, given + " holds " + std::to_string(want) + " values per sample; the model's x '" +
                                                  io_.x_input + "' takes " + std::to_string(model));
+    if (cfg_.x_shape.size() + 1 == dims.size())
+      for (size_t i = 1; i < dims.size(); ++i)
+        if (dims[i] != cfg_.x_shape[i - 1])
+          throw Error(ALMC_ERR_INVALID_ARGUMENT, given + " differs from the model's fixed dimension " + std::to_string(i) +
+                                                     " (" + std::to_string(dims[i]) + ") of x '" + io_.x_input + "'");
     return;
   }
   if (cfg_.x_shape.size() + 1 != dims.size())

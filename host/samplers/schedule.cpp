@@ -29,10 +29,12 @@ StepScalars level_at(double t) {
 
 double t_of_sigma(double sigma) { return 0.5 * std::log1p(sigma * sigma); }
 
+// n values geometric from hi down to lo; one value is lo, the level the run ends at (the target:
+// sigma_min, sigma_y), not the top.
 std::vector<double> geometric(double hi, double lo, int64_t n) {
   std::vector<double> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
-    v[i] = n == 1 ? hi : hi * std::pow(lo / hi, static_cast<double>(i) / static_cast<double>(n - 1));
+    v[i] = n == 1 ? lo : hi * std::pow(lo / hi, static_cast<double>(i) / static_cast<double>(n - 1));
   return v;
 }
 
@@ -45,7 +47,7 @@ std::vector<double> level_times(const ScheduleInputs& in, almc_schedule sched, i
       const int64_t n = c.n_levels;
       std::vector<double> v(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i)
-        v[i] = n == 1 ? c.t_start : c.t_start + (c.t_stop - c.t_start) * static_cast<double>(i) / static_cast<double>(n - 1);
+        v[i] = n == 1 ? c.t_stop : c.t_start + (c.t_stop - c.t_start) * static_cast<double>(i) / static_cast<double>(n - 1);
       return v;
     }
     case ALMC_SCHEDULE_GEOMETRIC_SIGMA:

@@ -131,8 +131,12 @@ class Score : public Handle<almc_score_t, almc_score_destroy> {
     check(almc_score_dim(get(), &d), get());
     return d;
   }
+  // x [n, d] (n = x.size() / d).
   std::vector<float> evaluate(const std::vector<float>& x, double t) const {
     const int64_t d = dim();
+    if (d <= 0 || x.size() % static_cast<size_t>(d) != 0)
+      throw Exception(ALMC_ERR_INVALID_ARGUMENT, "evaluate: x has " + std::to_string(x.size()) +
+                                                     " values, not a whole number of rows of d = " + std::to_string(d));
     std::vector<float> out(x.size());
     check(almc_score_evaluate(get(), x.data(), out.data(), static_cast<int64_t>(x.size()) / d, t), get());
     return out;
@@ -159,6 +163,9 @@ class Operator : public Handle<almc_operator_t, almc_operator_destroy> {
   }
   static Operator blur(const Context& ctx, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw,
                        const std::vector<float>& k) {
+    if (kh < 0 || kw < 0 || static_cast<int64_t>(k.size()) != kh * kw)
+      throw Exception(ALMC_ERR_INVALID_ARGUMENT, "blur: the kernel has " + std::to_string(k.size()) + " values, not kh x kw = " +
+                                                     std::to_string(kh) + " x " + std::to_string(kw));
     almc_operator_t h = nullptr;
     check(almc_operator_create_blur(ctx.get(), C, H, W, kh, kw, k.data(), &h), ctx.get());
     return Operator(h);
@@ -179,15 +186,28 @@ class Operator : public Handle<almc_operator_t, almc_operator_destroy> {
     check(almc_operator_norm(get(), &v), get());
     return v;
   }
+  // x [n, d] -> A x [n, m].
   std::vector<float> forward(const std::vector<float>& x, int64_t n, int64_t meas = 0) const {
-    std::vector<float> y(static_cast<size_t>(n * dims().first));
+    const auto [m, d] = dims();
+    check_rows("forward: x", x.size(), n, d);
+    std::vector<float> y(static_cast<size_t>(n * m));
     check(almc_operator_forward(get(), x.data(), y.data(), n, meas), get());
     return y;
   }
+  // y [n, m] -> A^T y [n, d].
   std::vector<float> adjoint(const std::vector<float>& y, int64_t n, int64_t meas = 0) const {
-    std::vector<float> x(static_cast<size_t>(n * dims().second));
+    const auto [m, d] = dims();
+    check_rows("adjoint: y", y.size(), n, m);
+    std::vector<float> x(static_cast<size_t>(n * d));
     check(almc_operator_adjoint(get(), y.data(), x.data(), n, meas), get());
     return x;
+  }
+
+ private:
+  static void check_rows(const char* what, size_t size, int64_t n, int64_t width) {
+    if (n < 0 || static_cast<int64_t>(size) != n * width)
+      throw Exception(ALMC_ERR_INVALID_ARGUMENT, std::string(what) + " has " + std::to_string(size) + " values, not n x " +
+                                                     std::to_string(width) + " = " + std::to_string(n * width));
   }
 };
 
@@ -208,8 +228,23 @@ class Sampler {
     create(cfg);
   }
   almc_sampler_t get() const noexcept { return h_.get(); }
-  void set_measurement(const std::vector<float>& y) { check(almc_sampler_set_measurement(get(), y.data()), get()); }
-  void set_state(const std::vector<float>& x) { check(almc_sampler_set_state(get(), x.data()), get()); }
+  // y [n_meas, m] (every measurement of the run, a slice's too).
+  void set_measurement(const std::vector<float>& y) {
+    if (op_.get()) {
+      const int64_t m = op_.dims().first;
+      if (static_cast<int64_t>(y.size()) != total_meas_ * m)
+        throw Exception(ALMC_ERR_INVALID_ARGUMENT, "set_measurement: y has " + std::to_string(y.size()) + " values, not n_meas x m = " +
+                                                       std::to_string(total_meas_) + " x " + std::to_string(m));
+    }
+    check(almc_sampler_set_measurement(get(), y.data()), get());
+  }
+  // x [n_chains, d] (the slice's chains when the config has a chain range).
+  void set_state(const std::vector<float>& x) {
+    if (static_cast<int64_t>(x.size()) != n_ * d_)
+      throw Exception(ALMC_ERR_INVALID_ARGUMENT, "set_state: x has " + std::to_string(x.size()) + " values, not n_chains x d = " +
+                                                     std::to_string(n_) + " x " + std::to_string(d_));
+    check(almc_sampler_set_state(get(), x.data()), get());
+  }
   void run() { check(almc_sampler_run(get()), get()); }
   std::vector<float> samples() const {
     std::vector<float> x(static_cast<size_t>(n_ * d_));
@@ -249,13 +284,14 @@ class Sampler {
     d_ = score_.dim();
     n_ = cfg.chain_count > 0 ? cfg.chain_count : cfg.n_meas * cfg.chains_per_meas;
     n_meas_ = cfg.chain_count > 0 ? cfg.chain_count / cfg.chains_per_meas : cfg.n_meas;
+    total_meas_ = cfg.n_meas;
   }
   // Declared before h_: destroyed after the sampler, as the C API requires.
   Context ctx_;
   Score score_;
   Operator op_;
   std::shared_ptr<almc_sampler_s> h_;
-  int64_t d_ = 0, n_ = 0, n_meas_ = 0;
+  int64_t d_ = 0, n_ = 0, n_meas_ = 0, total_meas_ = 0;
 };
 
 }  // namespace almc

@@ -1,5 +1,7 @@
 """almc.Error and its subclasses, one per library status worth catching on its own."""
 
+import re
+
 # The library's status codes (almc_status in include/almc/almc.h).
 OK = 0
 INVALID_ARGUMENT = 1
@@ -86,7 +88,23 @@ _CLASSES = {
 
 # The library's messages name the C config's fields; where a Python name differs, it is said instead.
 _TERMS = (("(set force_unstable to run anyway)", "(pass force=True to run anyway)"),
-          ("(config.inputs)", "(OnnxScore's inputs=)"), ("config.inputs", "OnnxScore's inputs="))
+          ("(config.inputs)", "(OnnxScore's inputs=)"), ("config.inputs", "OnnxScore's inputs="),
+          # A chain range of 0 / 0 is the C config's "every chain"; Python spells that by omitting it.
+          ("(0 / 0: all)", "(omit chain_range to run them all)"))
+
+
+def _py_tuple(dims):
+    """A C message's list of sizes ('17' or '1, 16, 16') as Python writes a tuple: (17,) or (1, 16, 16)."""
+    parts = [p.strip() for p in dims.split(",") if p.strip()]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+# Rewrites that need the values in the message: the ONNX executor's "x_shape [a, b]" (a C field;
+# OnnxScore's shape= in Python) and its advice to slice a learned-variance output with the C
+# config's output channels (OnnxScore's output_slice=(B, E) in Python).
+_PATTERNS = ((re.compile(r"\bx_shape \[([0-9, ]*)\]"), lambda m: f"OnnxScore's shape {_py_tuple(m.group(1))}"),
+             (re.compile(r"with output channels ([0-9]+) to ([0-9]+) \(config\.output_channel_begin/end\)"),
+              lambda m: f"with OnnxScore(..., output_slice=({m.group(1)}, {m.group(2)}))"))
 
 
 def make(status, message):
@@ -94,6 +112,8 @@ def make(status, message):
     cls = _CLASSES.get(int(status), Error)
     for api, python in _TERMS:
         message = message.replace(api, python)
+    for pattern, python in _PATTERNS:
+        message = pattern.sub(python, message)
     return cls(message, status)
 
 

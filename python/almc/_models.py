@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _almc
 from ._arrays import CudaArray, check_result_shape, host_f32, is_torch, result_into, shape_str, torch_module
-from ._errors import IO, FileError, invalid
+from ._errors import IO, Error, FileError, invalid
 from ._values import boolean, integer, real, text
 from ._values import choice as _checked_choice
 from ._values import shape as _checked_shape
@@ -79,12 +79,15 @@ class Gaussian(Prior):
         self.mean = host_f32("mean", mean)
         _check_nonempty("mean", self.mean)
         var = host_f32("var", var)
+        # The shape, not only the count, must agree: var [3, 2] for mean [6] (or a transposed var)
+        # used to be reshaped silently, giving variances to the wrong coordinates. One value (of
+        # any shape: [], [1], ...) is the scalar form.
         if var.size == 1:
             var = np.full(self.mean.shape, var.reshape(()), np.float32)
-        if var.size != self.mean.size:
+        elif var.shape != self.mean.shape:
             raise invalid(f"var has shape {shape_str(var.shape)}; expected {shape_str(self.mean.shape)} "
                           "(the shape of mean) or a scalar")
-        self.var = np.ascontiguousarray(var.reshape(self.mean.shape))
+        self.var = np.ascontiguousarray(var)
         _check_finite("mean", self.mean)
         _check_positive("var", self.var)
         self.dim = int(self.mean.size)
@@ -115,14 +118,16 @@ class GaussianMixture(Prior):
         _check_nonempty("means", self.means, "one value per component and sample")
         per = self.means[0].size
         v = host_f32("variances", variances)
+        # Checked by shape, not by count: variances [3, 2] for means [2, 3] (V.T for V) used to be
+        # reshaped silently, scrambling which component and coordinate each value belongs to.
         if v.size == 1:
             v = np.full(self.means.shape, v.reshape(()), np.float32)
         elif v.shape == (K,):
-            v = np.repeat(v.reshape(K, 1), per, axis=1)
-        if v.size != self.means.size:
-            raise invalid(f"variances has shape {shape_str(v.shape)}; expected {shape_str(self.means.shape)}, "
-                          f"[{K}] or a scalar")
-        self.variances = np.ascontiguousarray(v.reshape(self.means.shape))
+            v = np.repeat(v.reshape(K, 1), per, axis=1).reshape(self.means.shape)
+        elif v.shape != self.means.shape:
+            raise invalid(f"variances has shape {shape_str(v.shape)}; expected {shape_str(self.means.shape)} "
+                          f"(the shape of means), [{K}] (one per component) or a scalar")
+        self.variances = np.ascontiguousarray(v)
         _check_finite("weights", self.weights)
         if (self.weights < 0).any() or not self.weights.sum() > 0:
             raise invalid(f"weights must be >= 0 with a positive sum, got {self.weights.tolist()}")
@@ -143,6 +148,15 @@ class GaussianMixture(Prior):
         obj.dim = _almc.score_gmm_json(_cpu_context(), obj._path).dim
         obj.shape = (obj.dim,)
         return obj
+
+    def __getattr__(self, name):
+        # Only reached for attributes not set: a mixture read by from_json() keeps its path, not
+        # its parameters (the library reads the file and gives no way to read them back).
+        if name in ("weights", "means", "variances") and self.__dict__.get("_path") is not None:
+            raise AttributeError(f"GaussianMixture.from_json({self._path!r}) has no .{name}: the library reads "
+                                 "the file and does not hand its parameters back (load the JSON with json.load to "
+                                 "see them)")
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def _create(self, ctx, d, shape):
         if self._path is not None:
@@ -319,16 +333,44 @@ class _UserCall:
         self.torch = torch_module() if (self.framework == "torch" or (self.cuda and self.framework == "auto")) else None
         return self
 
+    def _modified_input(self, numpy_error=None):
+        """The error for a function that wrote into its input: that input is the engine's own
+        buffer (the chains' state for a score), so an in-place update would change the chains."""
+        what = (f"{self.what} modified its input in place" if numpy_error is None else
+                f"{self.what} wrote into a read-only array (NumPy: {numpy_error})")
+        return invalid(f"{what}: its input is the engine's own buffer and must not be modified; return a new array "
+                       "instead (x = x * 2, not x *= 2)")
+
+    def _call_torch(self, xt, args):
+        """fn(xt, *args), refusing a call that wrote into xt: torch counts in-place updates of a
+        tensor (and of its views) in its version counter, which costs nothing to compare."""
+        try:
+            before = xt._version
+        except RuntimeError:  # an inference tensor (run() inside torch.inference_mode) keeps no count
+            before = None
+        r = self.fn(xt, *args)
+        if before is not None and xt._version != before:
+            raise self._modified_input()
+        return r
+
     def __call__(self, x, out, n, in_shape, out_shape, *args, stream=0):
         out_width = int(np.prod(out_shape))
         if not self.cuda:
             xs = x.reshape((n,) + tuple(in_shape))
             if self.torch is not None:
                 with self.torch.no_grad():
-                    r = self.fn(self.torch.from_numpy(xs), *args)
+                    r = self._call_torch(self.torch.from_numpy(xs), args)
             else:
                 xs.flags.writeable = False  # the engine's state: read, never write
-                r = self.fn(xs, *args)
+                try:
+                    r = self.fn(xs, *args)
+                except ValueError as e:
+                    # NumPy's words for a write into a read-only array ("output array is
+                    # read-only", "assignment destination is read-only") said nothing about which
+                    # array or why: name the rule, chained from NumPy's error.
+                    if "read-only" not in str(e) or isinstance(e, Error):
+                        raise
+                    raise self._modified_input(e) from e
             result_into(self.what, r, out, n, out_width, out_shape)
             return
         in_shape = (n,) + tuple(in_shape)
@@ -341,7 +383,7 @@ class _UserCall:
         with torch.cuda.stream(torch.cuda.ExternalStream(stream, device=dev)), torch.no_grad():
             xt = torch.as_tensor(CudaArray(x, in_shape, readonly=True), device=dev)
             ot = torch.as_tensor(CudaArray(out, (n, out_width)), device=dev)
-            r = self.fn(xt, *args)
+            r = self._call_torch(xt, args)
             if not is_torch(r) and r is not None:
                 r = torch.as_tensor(r, device=dev)  # CuPy / Numba (__cuda_array_interface__) or host arrays
             if not is_torch(r):
@@ -371,7 +413,10 @@ class ScoreFunction(Prior):
     """A score from Python: fn(x, t) returns grad log p_t(x) at OU time t (a float) for the batch
     x [n, *shape]. NumPy arrays on the CPU backend (torch tensors sharing their memory when fn is a
     torch.nn.Module or framework="torch"); on CUDA, torch tensors viewing the engine's device
-    buffers, on its stream. shape: one chain's shape (default: from the operator or y)."""
+    buffers, on its stream. shape: one chain's shape (default: from the operator or y).
+    x is the chains' state itself, not a copy: fn must not modify it (return a new array). A
+    write into it is refused with InvalidArgumentError (NumPy's x is read-only; a torch tensor's
+    in-place update is seen by its version counter, after the call)."""
 
     def __init__(self, fn, shape=None, framework="auto"):
         self.call = _UserCall(fn, framework, "the score function")
@@ -411,12 +456,26 @@ class Operator:
     shape = None
     name = "operator"
     n_mats = 1
+    # y has x's layout (Identity, Mask, Blur): the operator's own shape is then y's image shape too.
+    _y_like_x = False
 
     def rows(self, d):
         return d
 
     def y_shape(self, d, shape):
         return tuple(shape)
+
+    def y_shapes(self, d, shape):
+        """The shapes one measurement may have besides [m]: y_shape, the operator's own shape when
+        y has x's layout (a Mask's shape, say, where the prior gave the chains another), and each of
+        these without its leading axis when that is a single channel ((H, W) for (1, H, W)). All
+        have the same values in the same order: no other layout of the m values is taken."""
+        forms = [tuple(int(v) for v in self.y_shape(d, shape))]
+        if self._y_like_x and self.shape is not None:
+            forms.append(tuple(int(v) for v in self.shape))
+        forms += [f[1:] for f in forms if len(f) == 3 and f[0] == 1]
+        m = self.rows(d)
+        return [f for i, f in enumerate(forms) if f not in forms[:i] and int(np.prod(f)) == m]
 
     def _create(self, ctx, d, shape):
         raise NotImplementedError
@@ -426,6 +485,7 @@ class Identity(Operator):
     """y = x."""
 
     name = "Identity"
+    _y_like_x = True
 
     def _create(self, ctx, d, shape):
         return _almc.operator_identity(ctx, d)
@@ -438,6 +498,7 @@ class Mask(Operator):
     """y = mask * x elementwise (mask has one chain's shape; y has that shape too)."""
 
     name = "Mask"
+    _y_like_x = True
 
     def __init__(self, mask):
         self.mask = host_f32("mask", mask)
@@ -494,6 +555,7 @@ class Blur(Operator):
     """2-D correlation of each channel of C x H x W images with kernel [kh, kw] (odd sizes), zero boundary."""
 
     name = "Blur"
+    _y_like_x = True
 
     def __init__(self, kernel, shape):
         self.kernel = host_f32("kernel", kernel, ndim=(2,))

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 
 from . import _almc
-from ._arrays import host_f32, is_torch, shape_str, torch_module
+from ._arrays import host_f32, is_torch, real_array, shape_str, torch_module
 from ._errors import (CANCELLED, IO, OUT_OF_MEMORY, UNSUPPORTED, WRONG_STATE, FileError, OutOfMemoryError,
                       UnsupportedError, WrongStateError, invalid)
 from ._models import Identity, Operator, Prior, _check_finite, _resolve_shape
@@ -327,7 +327,8 @@ class Sampler:
                 else:
                     if value is None:
                         raise TypeError("option init must be 'gaussian', 'uniform' or an array, got None")
-                    self._state = host_f32("init", value)
+                    value = real_array("init", value)
+                    self._state = host_f32("init", value).reshape(value.shape)  # its own shape, 0-d too
                     _check_finite("init", self._state)
                     cfg.init = 2
             else:
@@ -400,26 +401,34 @@ class Sampler:
         return self._sampler
 
     def _measurements(self, y):
-        """(y as float32, n_meas, d) for y [m], [n_meas, m] or image-shaped; refuses other shapes."""
+        """(n_meas, d) for y [m], [n_meas, m], the operator's image shape y_shape or [n_meas, *y_shape];
+        refuses other shapes."""
         op = self.operator
         if self._built is None and self.prior.dim is None and op.dim is None:
             if not isinstance(op, Identity):
                 raise invalid("cannot tell the signal size d: give ScoreFunction(fn, shape=...) or LinearOperator(..., d=...)")
-            d = y.size if y.ndim <= 1 else int(np.prod(y.shape[1:]))
-            self._y_shape = tuple(y.shape) if y.ndim <= 1 else tuple(y.shape[1:])
+            if y.ndim == 0:
+                raise invalid("y has shape []; expected [m] (one measurement) or [n_meas, m]")
+            d = y.size if y.ndim == 1 else int(np.prod(y.shape[1:]))
+            self._y_shape = tuple(y.shape) if y.ndim == 1 else tuple(y.shape[1:])
             self._build(d)
         d = self._built[0]
         m = op.rows(d)
-        yshape = op.y_shape(d, self._built[1])
-        if y.size == m and y.ndim >= 1:
+        yshape = tuple(op.y_shape(d, self._built[1]))
+        # By shape, not by count: y [2, 2] for m = 4 (or a transposed [m, 1], or [2, 2, 2] read as
+        # two measurements) used to be taken as long as its size was a multiple of m.
+        forms = [(m,)] + op.y_shapes(d, self._built[1])
+        got = tuple(int(s) for s in y.shape)
+        if got in forms:
             n_meas = 1
-        elif y.ndim >= 2 and y.shape[0] > 0 and y.shape[0] * m == y.size:
-            n_meas = y.shape[0]
+        elif len(got) >= 2 and got[0] > 0 and got[1:] in forms:
+            n_meas = got[0]
         else:
-            alt = f", {shape_str(yshape)}" if len(yshape) > 1 else ""
-            raise invalid(f"y has shape {shape_str(y.shape)}; the operator {op.name} expects {m} values per "
-                          f"measurement: y of shape [{m}]{alt} or [n_meas, {m}]"
-                          + (f" / [n_meas, {', '.join(str(s) for s in yshape)}]" if len(yshape) > 1 else ""))
+            image = yshape != (m,)
+            listed = [shape_str((m,)), f"[n_meas, {m}]"] + (
+                [shape_str(yshape), "[n_meas, " + ", ".join(str(v) for v in yshape) + "]"] if image else [])
+            raise invalid(f"y has shape {shape_str(got)}; the operator {op.name} expects {m} values per measurement: "
+                          f"y of shape {', '.join(listed[:-1])} or {listed[-1]}")
         if op.n_mats > 1 and n_meas != op.n_mats:
             raise invalid(f"y holds {n_meas} measurement(s) but the Matrix has one per measurement for "
                           f"{op.n_mats}: expected y of shape [{op.n_mats}, {m}]")
@@ -459,7 +468,10 @@ class Sampler:
         # before it starts (a wrong y, say) must not leave the next one silently starting over.
         state = self._pending_state if resume is None else _read_state(resume)
         if y is not None:
-            y = host_f32("y", y)
+            # host_f32's float32 copy is at least 1-D: y's own shape is kept for the check (a 0-d y
+            # was reported as shape [1]).
+            y = real_array("y", y)
+            y = host_f32("y", y).reshape(y.shape)
             n_meas, d = self._measurements(y)
         else:
             if self._built is None:
@@ -471,9 +483,14 @@ class Sampler:
         if y is not None:
             s.set_measurement(y.ravel())
         if self._state is not None:
-            if self._state.size != s.n_chains * d:
-                raise invalid(f"init has shape {shape_str(self._state.shape)}; expected "
-                              f"{shape_str((s.n_chains,) + self._built[1])} (n_meas * chains, *shape)")
+            # By shape, not by count: init [25, 8] for 50 chains of d = 4 used to be taken (its
+            # rows then mixed values of two chains).
+            n, shape = int(s.n_chains), tuple(self._built[1])
+            # One chain's state may also come without its row of 1.
+            if tuple(self._state.shape) not in ((n,) + shape, (n, d)) + ((shape, (d,)) if n == 1 else ()):
+                rows = "chain_range's count" if self.chain_range is not None else "n_meas * chains"
+                raise invalid(f"init has shape {shape_str(self._state.shape)}; expected {shape_str((n,) + shape)} "
+                              f"({rows}, *shape)" + (f" or {shape_str((n, d))}" if shape != (d,) else ""))
             s.set_state(self._state.ravel())
         if state is not None:
             s.load_state(state)
@@ -560,10 +577,18 @@ class Sampler:
         """The resumable state (bytes) where the last run stopped, when Ctrl-C or a progress callable
         stopped it (almc_sampler_save_state); run(y, resume=state) continues it. Refused
         (WrongStateError) after a run that finished or failed, or before any run."""
+        # The library's refusal speaks of its checkpoint callback, which Python users meet as
+        # run(snapshot=..., snapshot_every=N): said in those terms, here and before any run.
+        what = ("no stopped run to save: save_state() returns the state of a run stopped by Ctrl-C or a progress "
+                "callable; for states during a run, pass run(y, snapshot=path or callable, snapshot_every=N)")
         if self._sampler is None:
-            raise WrongStateError("no run to save: save_state() keeps a run stopped by Ctrl-C or a progress callable",
-                                  WRONG_STATE)
-        return self._sampler.save_state()[0]
+            raise WrongStateError(what, WRONG_STATE)
+        try:
+            return self._sampler.save_state()[0]
+        except WrongStateError as e:
+            if not e.message.startswith("no stopped run"):
+                raise
+            raise WrongStateError(what, WRONG_STATE) from None
 
     def load_state(self, state):
         """Make the next run() continue the run whose state this is (almc_sampler_load_state): a

@@ -342,6 +342,64 @@ TEST(CApi, MethodReadsFieldMatchesTheRun) {
   almc_score_destroy(s);
 }
 
+// One level was the top of the schedule (t_start, sigma_max; XGP's eta = sigma_max), so
+// `--method langevin --levels 1` sampled the prior at t = 5, nearly N(0, I), instead of the target:
+// a 4-D Gaussian prior N(m, v) seen through the identity with sigma_y 0.5 came back with mean ~0.
+// Now the one level is the last one (t_stop, sigma_min, sigma_y), and each method's mean matches
+// the closed form of the posterior under the prior noised to that level, N(e^-t m, e^-2t v + 1 - e^-2t).
+// Tolerance: 5 standard errors of a mean over 2000 independent chains (Langevin's stationary mean
+// is exact for a Gaussian target; the step's bias is in the variance), plus 0.02 for the chains'
+// distance from stationarity after 1500 steps of contraction >= 0.03 (the prior-only XGP level
+// has eps 1e-3: 3000 steps).
+TEST(CApi, OneLevelIsTheLastLevel) {
+  Ctx ctx;
+  const float m[4] = {1.f, -2.f, 0.5f, 3.f}, v[4] = {2.f, 0.5f, 1.f, 4.f}, y[4] = {0.3f, -1.f, 1.2f, 2.f};
+  almc_score_t s = nullptr;
+  ASSERT_EQ(almc_score_create_gaussian(ctx.h, 4, m, v, &s), ALMC_OK);
+  almc_operator_t op = nullptr;
+  ASSERT_EQ(almc_operator_create_identity(ctx.h, 4, &op), ALMC_OK);
+  const double sy2 = 0.25;
+  struct Case {
+    almc_method method;
+    almc_schedule schedule;
+    double t_level;  // the OU time of the prior at the one level
+  };
+  const double t_sigma_min = 0.5 * std::log1p(0.01 * 0.01);
+  for (const Case& k : {Case{ALMC_METHOD_LANGEVIN, ALMC_SCHEDULE_DEFAULT, 0.01},
+                        Case{ALMC_METHOD_LANGEVIN, ALMC_SCHEDULE_GEOMETRIC_SIGMA, t_sigma_min},
+                        Case{ALMC_METHOD_ALD, ALMC_SCHEDULE_DEFAULT, t_sigma_min},
+                        Case{ALMC_METHOD_ALD, ALMC_SCHEDULE_UNIFORM_T, 0.01},
+                        Case{ALMC_METHOD_XGP, ALMC_SCHEDULE_DEFAULT, 0.01}}) {
+    SCOPED_TRACE("method " + std::to_string(k.method) + " schedule " + std::to_string(k.schedule));
+    almc_sampler_config c = almc_sampler_config_default();
+    c.method = k.method;
+    c.schedule = k.schedule;
+    c.chains_per_meas = 2000;
+    c.seed = 11;
+    c.noise_std = 0.5;
+    c.n_levels = 1;
+    c.steps_per_level = k.method == ALMC_METHOD_XGP ? 3000 : 1500;
+    c.delta = 0.02;
+    c.eps = k.method == ALMC_METHOD_XGP ? 1e-3 : 0.02;  // ALD's step at its one level is eps itself
+    almc_sampler_t sm = nullptr;
+    ASSERT_EQ(almc_sampler_create(ctx.h, s, op, &c, &sm), ALMC_OK) << almc_context_last_error(ctx.h);
+    ASSERT_EQ(almc_sampler_set_measurement(sm, y), ALMC_OK);
+    ASSERT_EQ(almc_sampler_run(sm), ALMC_OK) << almc_sampler_last_error(sm);
+    std::vector<float> mean(4), sd(4);
+    ASSERT_EQ(almc_sampler_get_mean_std(sm, mean.data(), sd.data()), ALMC_OK);
+    almc_sampler_destroy(sm);
+    const double a = std::exp(-k.t_level);
+    for (int j = 0; j < 4; ++j) {
+      const double vt = a * a * v[j] + 1 - a * a, mt = a * m[j];
+      const double post_mean = (vt * y[j] + sy2 * mt) / (vt + sy2), post_var = vt * sy2 / (vt + sy2);
+      // ALD's chains end in VE coordinates scaled back to the data: at sigma_min = 0.01 the same.
+      EXPECT_NEAR(mean[j], post_mean, 5 * std::sqrt(post_var / 2000) + 0.02) << "coordinate " << j;
+    }
+  }
+  almc_operator_destroy(op);
+  almc_score_destroy(s);
+}
+
 TEST(CApi, GmmJson) {
   Ctx ctx;
   const std::string dir = ::testing::TempDir();

@@ -88,4 +88,43 @@ TEST(CxxWrapper, ExceptionsCarryTheMessageOfTheFailure) {
   EXPECT_NE(meas.find("no operator, so no measurement"), std::string::npos) << meas;
 }
 
+// Vectors of the wrong size were passed on as pointers: the C API then read (or wrote) past their
+// end (a heap-buffer-overflow under ASan for a 1-value y), or evaluate() dropped a partial row.
+// Now each is refused with the sizes named, before any C call.
+TEST(CxxWrapper, VectorsOfTheWrongSizeAreRefused) {
+  auto refusal = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const almc::Exception& e) {
+      EXPECT_EQ(e.status(), ALMC_ERR_INVALID_ARGUMENT);
+      return e.what();
+    }
+    return "no exception";
+  };
+  almc::Context ctx(ALMC_BACKEND_CPU);
+  almc::Score prior = almc::Score::gaussian(ctx, {1, -2, 0.5f, 3}, {2, 0.5f, 1, 4});
+  almc::Operator op = almc::Operator::identity(ctx, 4);
+  almc_sampler_config c = quick(3);
+  c.n_meas = 2;
+  almc::Sampler s(ctx, prior, op, c);
+  for (size_t bad : {size_t(1), size_t(4), size_t(9), size_t(100)})
+    EXPECT_NE(refusal([&] { s.set_measurement(std::vector<float>(bad, 0.f)); }).find("not n_meas x m = 2 x 4"),
+              std::string::npos)
+        << bad;
+  EXPECT_NE(refusal([&] { s.set_state(std::vector<float>(4, 0.f)); }).find("not n_chains x d = 6 x 4"), std::string::npos);
+  EXPECT_NE(refusal([&] { op.forward({1.f}, 3); }).find("forward: x has 1 values, not n x 4 = 12"), std::string::npos);
+  EXPECT_NE(refusal([&] { op.adjoint(std::vector<float>(13), 3); }).find("adjoint: y has 13 values"), std::string::npos);
+  EXPECT_NE(refusal([&] { prior.evaluate(std::vector<float>(6, 1.f), 0.5); }).find("not a whole number of rows of d = 4"),
+            std::string::npos);
+  EXPECT_NE(refusal([&] { almc::Operator::blur(ctx, 1, 8, 8, 3, 3, std::vector<float>(4, 0.1f)); })
+                .find("the kernel has 4 values, not kh x kw = 3 x 3"),
+            std::string::npos);
+  // The right sizes still run.
+  s.set_measurement(std::vector<float>(8, 0.5f));
+  s.run();
+  EXPECT_EQ(s.samples().size(), 24u);
+  EXPECT_EQ(op.forward(std::vector<float>(12, 1.f), 3).size(), 12u);
+  EXPECT_EQ(prior.evaluate(std::vector<float>(8, 1.f), 0.5).size(), 8u);
+}
+
 }  // namespace
