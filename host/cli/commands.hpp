@@ -208,6 +208,9 @@ struct FloatArray {
 // require_finite: reject NaN/Inf naming the first bad index.
 FloatArray load_array(const std::string& path, const std::string& what, bool require_finite, float lo = -1.f,
                       float hi = 1.f);
+// The same for an array that is not an image (an operator's matrix or kernel, a table, a list): a
+// .png is refused by name rather than read as pixels mapped onto [lo, hi].
+FloatArray load_numbers(const std::string& path, const std::string& what, bool require_finite);
 // Written atomically: a failure leaves the previous file unchanged.
 void save_array(const std::string& path, const float* data, const std::vector<int64_t>& shape);
 

@@ -266,8 +266,11 @@ almc_onnx_config ScoreOptions::onnx_config(OnnxStorage& storage) const {
     throw CliError("unknown --level '" + level + "' (use t, sigma, log-sigma, index or none)", 2);
   if (cfg.level == ALMC_LEVEL_INDEX) {
     if (alpha_bar.empty()) throw CliError("--level index needs --alpha-bar FILE.npy", 2);
-    FloatArray t = load_array(alpha_bar, "--alpha-bar", true);
+    FloatArray t = load_numbers(alpha_bar, "--alpha-bar", true);
     if (t.size() == 0) throw CliError("--alpha-bar " + alpha_bar + " is empty");
+    if (t.shape.size() != 1)
+      throw CliError("--alpha-bar " + alpha_bar + " must be 1-D (one alpha_bar per training step), got shape " +
+                     almc::io::shape_string(t.shape), 2);
     for (float v : t.data)
       if (!(v > 0.f && v <= 1.f)) throw CliError("--alpha-bar " + alpha_bar + ": values must lie in (0, 1]");
     alpha_bar_storage = std::move(t.data);
@@ -326,7 +329,7 @@ almc_onnx_config ScoreOptions::onnx_config(OnnxStorage& storage) const {
       storage.values.push_back({static_cast<float>(v)});
       storage.shapes.push_back({});
     } else {
-      FloatArray a = load_array(value, "--input " + name, true);
+      FloatArray a = load_numbers(value, "--input " + name, true);
       storage.values.push_back(std::move(a.data));
       storage.shapes.push_back(a.shape);
     }
@@ -454,7 +457,7 @@ int64_t operator_rows(const OperatorSpec& spec, int64_t d, const ImageShape& sha
     return shape.C * (shape.H / spec.factor) * (shape.W / spec.factor);
   }
   // matrix: [m, d] or [n_mats, m, d]
-  const FloatArray a = load_array(spec.file, "--operator matrix", false);
+  const FloatArray a = load_numbers(spec.file, "--operator matrix", false);
   if (a.shape.size() == 2) return a.shape[0];
   if (a.shape.size() == 3) return a.shape[1];
   throw CliError("--operator matrix:" + spec.file + " must have shape [m, d] or [n_meas, m, d], got " +
@@ -470,7 +473,7 @@ Operator make_operator(almc_context_t ctx, const OperatorSpec& spec, int64_t d, 
     st = almc_operator_create_identity(ctx, d, &op);
     if (description) *description = "identity";
   } else if (spec.kind == "mask") {
-    const FloatArray m = load_array(spec.file, "--operator mask", true);
+    const FloatArray m = load_array(spec.file, "--operator mask", true, 0.f, 1.f);
     if (m.size() != d)
       throw CliError("--operator mask:" + spec.file + " has " + std::to_string(m.size()) + " values " +
                      almc::io::shape_string(m.shape) + ", the score's dimension is " + std::to_string(d));
@@ -486,13 +489,13 @@ Operator make_operator(almc_context_t ctx, const OperatorSpec& spec, int64_t d, 
     if (!shape.known())
       throw CliError("--operator blur needs the image shape: give --shape C,H,W (or a --truth/--y with image dims)", 2);
     if (shape.size() != d) throw CliError("image shape " + shape.str() + " does not match the score's dimension " + std::to_string(d), 2);
-    const FloatArray k = load_array(spec.file, "--operator blur", true);
+    const FloatArray k = load_numbers(spec.file, "--operator blur", true);
     if (k.shape.size() != 2 || k.shape[0] % 2 == 0 || k.shape[1] % 2 == 0)
       throw CliError("--operator blur:" + spec.file + " must be a 2-D kernel of odd sizes, got " + almc::io::shape_string(k.shape));
     st = almc_operator_create_blur(ctx, shape.C, shape.H, shape.W, k.shape[0], k.shape[1], k.data.data(), &op);
     if (description) *description = "blur:" + spec.file + " " + almc::io::shape_string(k.shape);
   } else if (spec.kind == "matrix") {
-    const FloatArray a = load_array(spec.file, "--operator matrix", true);
+    const FloatArray a = load_numbers(spec.file, "--operator matrix", true);
     int64_t n_mats = 1, m = 0, dd = 0;
     if (a.shape.size() == 2) {
       m = a.shape[0];
@@ -547,6 +550,12 @@ FloatArray load_array(const std::string& path, const std::string& what, bool req
                    (f64 ? std::string(", or a float64 value beyond float32's range of 3.4e38") : std::string()) +
                    ") at flat index " + std::to_string(bad));
   return out;
+}
+
+FloatArray load_numbers(const std::string& path, const std::string& what, bool require_finite) {
+  if (ends_with(path, ".png"))
+    throw CliError(what + " " + path + ": a PNG holds an image, not this array's numbers: give a .npy file", 2);
+  return load_array(path, what, require_finite);
 }
 
 void save_array(const std::string& path, const float* data, const std::vector<int64_t>& shape) {

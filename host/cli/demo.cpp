@@ -31,7 +31,7 @@ using json = nlohmann::json;
 
 struct DemoOptions {
   std::string out_dir = "almc_demo_out", demo_dir, backend = "auto", mask = "box";
-  bool quick = false, quiet = false, tweedie = true;
+  bool quick = false, quiet = false, tweedie = true, force = false;
   JsonReport json;
   int images = 0, chains = 0, threads = 0, show = 6;
   double kappa = 0, delta = 2e-3, noise_std = 0.05, t_start = 5.0, t_stop = 0.01;
@@ -299,6 +299,7 @@ void run_demo(const DemoOptions& o) {
     cfg.noise_std = o.noise_std;
     cfg.kappa = kappa;
     cfg.tweedie = o.tweedie ? 1 : 0;
+    cfg.force_unstable = o.force ? 1 : 0;
     cfg.delta = o.delta;
     cfg.t_start = o.t_start;
     cfg.t_stop = o.t_stop;
@@ -415,6 +416,7 @@ void register_demo_command(CLI::App& app) {
   sub->add_flag("--tweedie,!--no-tweedie", o->tweedie,
                 "final Tweedie denoise of the samples (default on; outside the paper: removes the tau-level noise)");
   sub->add_option("--delta", o->delta, "ALMC step delta, in OU time (> 0)")->capture_default_str();
+  sub->add_flag("--force", o->force, "run although the stability guard refuses --delta (its refusal suggests it)");
   sub->add_option("--t-start", o->t_start, "ALMC start time T_ws, in OU time (> 0)")->capture_default_str();
   sub->add_option("--t-stop", o->t_stop, "ALMC stop time tau, in OU time (> 0, below --t-start)")->capture_default_str();
   sub->add_option("--noise-std", o->noise_std, "measurement noise std sigma_y, in pixel units (images span [-1, 1]; > 0)")->capture_default_str();

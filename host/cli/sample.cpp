@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -321,7 +323,8 @@ void run_sample(const SampleOptions& options, Team& team) {
   if (!o.chain_range.empty()) {
     range = parse_chain_range(o.chain_range);
     if (o.out.empty()) throw CliError("--chain-range needs --out FILE.npy for the slice's samples", 2);
-    for (const auto& [p, name] : {std::pair{&o.mean, "--mean"}, {&o.std, "--std"}, {&o.png, "--png"}, {&o.truth_path, "--truth"}})
+    for (const auto& [p, name] : {std::pair{&o.mean, "--mean"}, {&o.std, "--std"}, {&o.png, "--png"},
+                                  {&o.png_each, "--png-each"}, {&o.truth_path, "--truth"}})
       if (!p->empty())
         throw CliError(std::string(name) + " needs every chain: with --chain-range, run almc merge on the slices (it writes --mean and --std)", 2);
   }
@@ -357,7 +360,7 @@ void run_sample(const SampleOptions& options, Team& team) {
   if (!o.truth_path.empty()) truth = load_array(o.truth_path, "--truth", true, data_lo, data_hi);
   std::vector<double> levels;
   if (!o.levels_file.empty()) {
-    const FloatArray l = load_array(o.levels_file, "--levels-file", true);
+    const FloatArray l = load_numbers(o.levels_file, "--levels-file", true);
     if (l.size() < 1) throw CliError("--levels-file " + o.levels_file + " is empty");
     if (std::count_if(l.shape.begin(), l.shape.end(), [](int64_t n) { return n != 1; }) > 1)
       throw CliError("--levels-file " + o.levels_file + " must be 1-D (a list of OU times), got shape " +
@@ -403,6 +406,14 @@ void run_sample(const SampleOptions& options, Team& team) {
     o.json.prepare();
   }
   if (!o.png_range.empty()) parse_range(o.png_range, "--png-range");
+  // Options of an output or input that is not there would change nothing.
+  for (const char* name : {"--png-samples", "--png-range"})
+    if (o.given(name) && o.png.empty()) throw CliError(std::string(name) + " applies to --png FILE.png (the figure)", 2);
+  if (o.given("--psnr-range") && o.truth_path.empty())
+    throw CliError("--psnr-range applies with --truth (PSNR against the ground truth)", 2);
+  auto png_file = [](const std::string& p) { return p.size() > 4 && lower(p.substr(p.size() - 4)) == ".png"; };
+  if (o.given("--data-range") && !png_file(o.y_path) && o.png.empty() && o.png_each.empty() && o.truth_path.empty())
+    throw CliError("--data-range applies to PNG inputs (--y, --truth), --png, --png-each and the PSNR of --truth", 2);
 
   // ---- engine objects
   Context ctx = make_context(o.backend, o.threads, o.quiet, o.verbose, team.device());
@@ -465,6 +476,22 @@ void run_sample(const SampleOptions& options, Team& team) {
     std::filesystem::create_directories(o.png_each, ec);
     if (!std::filesystem::is_directory(o.png_each))
       throw CliError("--png-each " + o.png_each + ": cannot create the directory" + (ec ? " (" + ec.message() + ")" : ""));
+    if (::access(o.png_each.c_str(), W_OK | X_OK) != 0)
+      throw CliError("--png-each " + o.png_each + ": the directory is not writable (" + std::strerror(errno) + ")");
+    // Its files (mean_*.png, sample_*.png) must not replace an input or another output.
+    const std::filesystem::path dir = std::filesystem::weakly_canonical(o.png_each, ec);
+    for (const auto& [path, name] : {std::pair{&o.y_path, "--y"}, {&o.truth_path, "--truth"}, {&spec.file, "--operator"},
+                                     {&o.png, "--png"}, {&o.out, "--out"}, {&o.mean, "--mean"}, {&o.std, "--std"}}) {
+      if (path->empty()) continue;
+      const std::filesystem::path f = std::filesystem::weakly_canonical(*path, ec);
+      const std::string base = f.filename().string();
+      const bool pattern = (base.rfind("mean_", 0) == 0 || base.rfind("sample_", 0) == 0) && base.size() > 4 &&
+                           base.compare(base.size() - 4, 4, ".png") == 0;
+      if (pattern && f.parent_path() == dir)
+        throw CliError(std::string("--png-each ") + o.png_each + " would write over " + name + " " + *path +
+                           " (its files are named mean_I.png and sample_I_C.png): choose another directory",
+                       2);
+    }
   }
 
   // ---- measurement count from y
@@ -611,17 +638,19 @@ void run_sample(const SampleOptions& options, Team& team) {
   if (!bindings.is_null()) summary["bindings"] = bindings;
   summary["outputs"] = {{"samples", o.out}, {"mean", o.mean}, {"std", o.std}, {"png", o.png}, {"diagnostics", o.diagnostics}};
   if (!truth.shape.empty()) {
+    // The peak-to-peak range: --psnr-range, else the data's (--data-range, default [-1, 1]: 2).
+    const double psnr_range = o.given("--psnr-range") ? o.psnr_range : double(data_hi) - double(data_lo);
     json pm = json::array(), ps = json::array();
     for (int64_t i = 0; i < n_meas; ++i) {
-      pm.push_back(finite_or_nan(almc::io::psnr(res.mean.data() + i * d, truth.data.data() + i * d, d, o.psnr_range)));
+      pm.push_back(finite_or_nan(almc::io::psnr(res.mean.data() + i * d, truth.data.data() + i * d, d, psnr_range)));
       double acc = 0;
       for (int64_t c = 0; c < chains; ++c)
-        acc += almc::io::psnr(res.samples.data() + (i * chains + c) * d, truth.data.data() + i * d, d, o.psnr_range);
+        acc += almc::io::psnr(res.samples.data() + (i * chains + c) * d, truth.data.data() + i * d, d, psnr_range);
       ps.push_back(finite_or_nan(acc / double(chains)));
     }
     summary["psnr_mean"] = pm;
     summary["psnr_sample_avg"] = ps;
-    summary["psnr_range"] = o.psnr_range;
+    summary["psnr_range"] = psnr_range;
   }
 
   if (!o.png.empty()) {
@@ -803,7 +832,7 @@ void register_sample_command(CLI::App& app) {
   sub->add_option("--png-range", o->png_range, "LO,HI value range shown (default: --data-range if given, else truth's or mean's range)")->group("Output");
   sub->add_option("--png-each", o->png_each, "directory: one PNG per sample (sample_I_C.png) and per mean (mean_I.png)")->group("Output");
   sub->add_option("--data-range", o->data_range, "LO,HI: the data's range; PNG inputs map [0, 255] onto it and --png-each back (default -1,1; 0,1 for [0, 1] data)")->group("Output");
-  sub->add_option("--psnr-range", o->psnr_range, "peak-to-peak data range for PSNR, in data units (> 0)")->check(positive_finite_check())->capture_default_str()->group("Output");
+  sub->add_option("--psnr-range", o->psnr_range, "peak-to-peak data range for PSNR, in data units (> 0; default: the width of --data-range, 2)")->check(positive_finite_check())->group("Output");
   sub->add_flag("--quiet,-q", o->quiet, "no progress, notes or summary")->group("Output");
   o->json.add_option(sub, "a JSON summary of the run");
   sub->get_option("--json")->group("Output");

@@ -249,6 +249,22 @@ ExecConfig lower_config(almc_context_t ctx, const almc_onnx_config* c) {
       throw Error(ALMC_ERR_INVALID_ARGUMENT, "level = ALMC_LEVEL_INDEX needs alpha_bar_table and alpha_bar_len > 0");
     if (c->alpha_bar_len > (int64_t(1) << 24)) throw Error(ALMC_ERR_INVALID_ARGUMENT, "alpha_bar_len too large");
     e.alpha_bar_table.assign(c->alpha_bar_table, c->alpha_bar_table + c->alpha_bar_len);
+    // The index fed is the one whose alpha_bar is nearest the level's: a table in the other order
+    // (or of one entry) would feed a wrong step at every level without a word.
+    if (c->alpha_bar_len < 2)
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, "the alpha_bar table has one entry: a table of the training steps' alpha_bar "
+                                             "(at least 2, decreasing) is needed to map levels to step indices");
+    for (int64_t i = 0; i < c->alpha_bar_len; ++i) {
+      const float v = c->alpha_bar_table[i];
+      if (!(v > 0.f && v <= 1.f))
+        throw Error(ALMC_ERR_INVALID_ARGUMENT, "alpha_bar[" + std::to_string(i) + "] = " + std::to_string(v) +
+                                                   " must lie in (0, 1]");
+      if (i > 0 && v > c->alpha_bar_table[i - 1])
+        throw Error(ALMC_ERR_INVALID_ARGUMENT, "the alpha_bar table must decrease with the step index (alpha_bar[" +
+                                                   std::to_string(i) + "] = " + std::to_string(v) + " > alpha_bar[" +
+                                                   std::to_string(i - 1) + "] = " + std::to_string(c->alpha_bar_table[i - 1]) +
+                                                   "): was it saved in reverse?");
+    }
   }
   if (!(c->beta_min >= 0) || !(c->beta_max >= 0) || !std::isfinite(c->beta_max) || !(c->level_scale >= 0) ||
       !std::isfinite(c->level_scale))

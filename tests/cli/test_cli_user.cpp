@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/io/image.hpp"
 #include "host/io/npy.hpp"
 #include "tests/cli/cli_test_util.hpp"
 #include "tests/common/sanitized.hpp"
@@ -719,3 +720,75 @@ TEST_F(CliUser, BenchErrorComesAlone) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err.find("not found"), std::string::npos) << r.err;
 }
+
+namespace {
+
+// Second walkthrough (2026-12-03). A mask given as a PNG was mapped onto [-1, 1] like an image, so
+// its black (hidden) pixels became -1: observed, with the measurement's sign flipped. Other
+// arrays (a blur kernel, a matrix, a level list, an alpha_bar table) were read from PNGs the same
+// way; --png-each was refused with --chain-range only after sampling and could write over an
+// input; --data-range 0,1 left the PSNR's range at 2 (6 dB too high); a reversed alpha_bar table
+// fed the wrong step index at every level; options of an absent output were ignored.
+TEST_F(CliUser, PngMasksAndOutputOptionsMeanWhatTheySay) {
+  const std::string prior = gaussian_prior();  // d = 4
+  const float y[4] = {0.3f, -0.4f, 0.8f, 1.5f};
+  write_npy(path("y.npy"), y, {1, 2, 2});
+  almc::io::Image8 mask_png;
+  mask_png.width = 2;
+  mask_png.height = 2;
+  mask_png.channels = 1;
+  mask_png.pixels = {255, 0, 255, 0};  // white observed, black hidden
+  almc::io::write_png(path("mask.png"), mask_png);
+  const float mask01[4] = {1, 0, 1, 0};
+  write_npy(path("mask.npy"), mask01, {1, 2, 2});
+  const std::string base = "sample --backend cpu -q --chains 4 --seed 3 --kappa 1 --delta 2e-3 --t-start 1 --prior " + prior +
+                           " --y " + path("y.npy") + " --noise-std 0.5 ";
+  ASSERT_EQ(run(base + "--operator mask:" + path("mask.png") + " --out " + path("a.npy")).code, 0);
+  ASSERT_EQ(run(base + "--operator mask:" + path("mask.npy") + " --out " + path("b.npy")).code, 0);
+  EXPECT_EQ(slurp(path("a.npy")), slurp(path("b.npy"))) << "a PNG mask is not the 0/1 mask it draws";
+
+  const std::string plain = "sample --backend cpu -q --chains 2 --prior " + prior + " --y " + path("y.npy") + " --noise-std 0.5 ";
+  for (const std::string op : {"--operator blur:" + path("mask.png"), "--operator matrix:" + path("mask.png"),
+                               "--method langevin --levels-file " + path("mask.png")}) {
+    SCOPED_TRACE(op);
+    const Result r = run(plain + op);
+    expect_one_line_error(r, "a PNG holds an image, not this array's numbers: give a .npy file");
+    EXPECT_EQ(r.code, 2);
+  }
+
+  expect_one_line_error(run(base + "--chain-range 0:2 --out " + path("s.npy") + " --png-each " + path("pe")),
+                        "--png-each needs every chain");
+  std::filesystem::create_directories(path("pe"));
+  almc::io::write_png(path("pe/mean_0.png"), mask_png);
+  const std::string before = slurp(path("pe/mean_0.png"));
+  const Result over = run("sample --backend cpu -q --chains 2 --kappa 1 --t-start 1 --prior " + prior + " --y " +
+                          path("pe/mean_0.png") + " --noise-std 0.5 --png-each " + path("pe"));
+  expect_one_line_error(over, "would write over --y");
+  EXPECT_EQ(slurp(path("pe/mean_0.png")), before);
+
+  // PSNR on the data's range: [0, 1] data peak to peak is 1, not 2.
+  const float truth[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+  write_npy(path("truth.npy"), truth, {1, 2, 2});
+  auto psnr_range = [&](const std::string& extra) {
+    const Result r = run(base + "--truth " + path("truth.npy") + " --json " + extra);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out.empty() ? "{}" : r.out).value("psnr_range", -1.0);
+  };
+  EXPECT_EQ(psnr_range(""), 2.0);
+  EXPECT_EQ(psnr_range("--data-range 0,1"), 1.0);
+  EXPECT_EQ(psnr_range("--data-range 0,1 --psnr-range 4"), 4.0);
+
+  for (const auto& [opt, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"--png-samples 3", "--png-samples applies to --png FILE.png"},
+           {"--png-range 0,1", "--png-range applies to --png FILE.png"},
+           {"--psnr-range 1", "--psnr-range applies with --truth"},
+           {"--data-range 0,1", "--data-range applies to PNG inputs"}}) {
+    SCOPED_TRACE(opt);
+    const Result r = run(base + opt);
+    expect_one_line_error(r, needle);
+    EXPECT_EQ(r.code, 2);
+  }
+}
+
+}  // namespace
+

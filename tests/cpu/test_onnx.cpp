@@ -539,6 +539,23 @@ TEST(OnnxCApi, CreateRefusalsSetTheContextError) {
   bad = cfg;
   bad.level = ALMC_LEVEL_INDEX;
   EXPECT_EQ(almc_score_create_onnx(c.ctx, (data_dir() + "mlp_embed.onnx").c_str(), &bad, &s), ALMC_ERR_INVALID_ARGUMENT);
+  // An alpha_bar table saved in reverse (increasing), or of one entry, fed a wrong step index at
+  // every level without a word; the decreasing table is taken.
+  const float reversed[3] = {0.1f, 0.5f, 0.99f}, one[1] = {0.5f}, right[3] = {0.99f, 0.5f, 0.1f};
+  bad.alpha_bar_table = reversed;
+  bad.alpha_bar_len = 3;
+  EXPECT_EQ(almc_score_create_onnx(c.ctx, (data_dir() + "gauss_ve_denoiser.onnx").c_str(), &bad, &s), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(almc_context_last_error(c.ctx)).find("must decrease with the step index"), std::string::npos)
+      << almc_context_last_error(c.ctx);
+  bad.alpha_bar_table = one;
+  bad.alpha_bar_len = 1;
+  EXPECT_EQ(almc_score_create_onnx(c.ctx, (data_dir() + "gauss_ve_denoiser.onnx").c_str(), &bad, &s), ALMC_ERR_INVALID_ARGUMENT);
+  bad.alpha_bar_table = right;
+  bad.alpha_bar_len = 3;
+  ASSERT_EQ(almc_score_create_onnx(c.ctx, (data_dir() + "gauss_ve_denoiser.onnx").c_str(), &bad, &s), ALMC_OK)
+      << almc_context_last_error(c.ctx);
+  almc_score_destroy(s);
+  s = nullptr;
 }
 
 TEST(OnnxCApi, ScoreEvaluateGivesTheExactGaussianScore) {
