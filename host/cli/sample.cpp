@@ -515,6 +515,26 @@ void run_sample(const SampleOptions& options, Team& team) {
     throw CliError("--truth " + o.truth_path + " has " + std::to_string(truth.size()) + " values " +
                    almc::io::shape_string(truth.shape) + ", expected n_meas x d = " + std::to_string(n_meas) + " x " +
                    std::to_string(d));
+  // An image-shaped --y or --truth must have the image's layout, not only as many values: a 3 x 4
+  // image read as 4 x 3 (by --shape, or by the other file) was silently re-laid out. Leading
+  // dimensions of 1 aside; a flat [m] or [n_meas, m] array is taken as laid out.
+  auto check_layout = [&](const FloatArray& a, const ImageShape& want, const std::string& what, const char* image,
+                          int64_t count) {
+    if (!want.known() || a.shape.size() < 2) return;
+    std::vector<int64_t> per(a.shape.begin() + (count > 1 ? 1 : 0), a.shape.end());
+    auto strip = [](std::vector<int64_t> v) {
+      while (v.size() > 1 && v.front() == 1) v.erase(v.begin());
+      return v;
+    };
+    per = strip(per);
+    if (per.size() == 1) return;  // [n_meas, m]: flat
+    if (per != strip({want.C, want.H, want.W}))
+      throw CliError(what + " has shape " + almc::io::shape_string(a.shape) + " but " + image + " is " + want.str() + " (" +
+                         shape_source + "): its values would be read in another layout (give --shape C,H,W to match)",
+                     2);
+  };
+  if (have_y) check_layout(y, measurement_shape(spec, shape), "--y " + o.y_path, "the measurement's image", n_meas);
+  if (!truth.shape.empty()) check_layout(truth, shape, "--truth " + o.truth_path, "the image", n_meas);
   const int64_t chains = cfg.chains_per_meas;
   if (n_meas > (int64_t(1) << 30) / chains || n_meas * chains > (int64_t(1) << 40) / std::max<int64_t>(d, 1))
     throw CliError("n_meas x chains x d = " + std::to_string(n_meas) + " x " + std::to_string(chains) + " x " +

@@ -792,3 +792,41 @@ TEST_F(CliUser, PngMasksAndOutputOptionsMeanWhatTheySay) {
 
 }  // namespace
 
+
+namespace {
+
+// An image-shaped --y or --truth was taken in any layout holding as many values: a 3 x 4 image
+// with --shape 1,4,3 (or a 1 x 2 x 3 downsampled measurement of a 1 x 6 x 4 image, whose
+// measurement is 1 x 3 x 2) was silently re-laid out.
+TEST_F(CliUser, ImageInputsMustHaveTheImagesLayout) {
+  std::vector<float> y(12), y6(6);
+  for (size_t i = 0; i < y.size(); ++i) y[i] = -1.f + float(i) / 6.f;
+  write_npy(path("y34.npy"), y.data(), {1, 3, 4});
+  write_npy(path("y23.npy"), y6.data(), {1, 2, 3});
+  write_npy(path("y12.npy"), y.data(), {12});
+  std::ofstream(path("p12.json")) << R"({"weights": [1], "means": [[0,0,0,0,0,0,0,0,0,0,0,0]], "variances": [1]})";
+  std::ofstream(path("p24.json")) << R"({"weights": [1], "means": [[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]], "variances": [1]})";
+  const std::string base = "sample --backend cpu -q --chains 2 --kappa 1 --t-start 1 --noise-std 0.5 ";
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"--prior " + path("p12.json") + " --y " + path("y34.npy") + " --shape 1,4,3",
+            "has shape (1, 3, 4) but the measurement's image is [1, 4, 3] (--shape)"},
+           {"--prior " + path("p12.json") + " --y " + path("y12.npy") + " --truth " + path("y34.npy") + " --shape 2,3,2",
+            "has shape (1, 3, 4) but the image is [2, 3, 2] (--shape)"},
+           {"--prior " + path("p24.json") + " --y " + path("y23.npy") + " --operator downsample:2 --shape 1,6,4",
+            "has shape (1, 2, 3) but the measurement's image is [1, 3, 2] (--shape)"}}) {
+    SCOPED_TRACE(args);
+    const Result r = run(base + args);
+    expect_one_line_error(r, needle);
+    EXPECT_EQ(r.code, 2);
+  }
+  // The matching layouts, a flat y and the shape from y itself run.
+  for (const std::string args : {"--prior " + path("p12.json") + " --y " + path("y34.npy") + " --shape 1,3,4",
+                                 "--prior " + path("p12.json") + " --y " + path("y34.npy"),
+                                 "--prior " + path("p12.json") + " --y " + path("y12.npy") + " --shape 1,4,3",
+                                 "--prior " + path("p24.json") + " --y " + path("y23.npy") + " --operator downsample:2 --shape 1,4,6"}) {
+    SCOPED_TRACE(args);
+    EXPECT_EQ(run(base + args).code, 0) << run(base + args).err;
+  }
+}
+
+}  // namespace
