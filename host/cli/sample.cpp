@@ -25,6 +25,7 @@
 #include "host/io/json.hpp"
 #include "host/io/npy.hpp"
 #include "host/onnx/capi_onnx.hpp"
+#include "host/onnx/graph.hpp"
 
 namespace almc::cli {
 namespace {
@@ -100,6 +101,24 @@ ImageShape shape_from_sidecar(const std::string& model, int64_t d) {
     }
   }
   return {};
+}
+
+// C, H, W from a network's x input when it fixes them ([n, C, H, W] or [n, H, W]): a model
+// exported at one image size says its shape itself. Only a hint: a model that cannot be read
+// here is reported when the score is made.
+ImageShape shape_from_model_input(const std::string& model, const std::string& x_input, int64_t d) {
+  if (model.empty()) return {};
+  try {
+    const almc::onnx::Graph g = almc::onnx::load_graph(model);
+    if (g.inputs.empty()) return {};
+    const auto it = std::find_if(g.inputs.begin(), g.inputs.end(),
+                                 [&](const almc::onnx::ValueInfo& v) { return v.name == x_input; });
+    const std::vector<int64_t>& dims = (x_input.empty() || it == g.inputs.end() ? g.inputs.front() : *it).dims;
+    if (dims.size() < 3 || std::any_of(dims.begin() + 1, dims.end(), [](int64_t v) { return v <= 0; })) return {};
+    return shape_from_dims(std::vector<int64_t>(dims.begin() + 1, dims.end()), d);
+  } catch (const std::exception&) {
+    return {};
+  }
 }
 
 almc_method parse_method(const std::string& m) {
@@ -426,7 +445,8 @@ void run_sample(const SampleOptions& options, Team& team) {
   int64_t d = 0;
   check(almc_score_dim(score.get(), &d), "score", score.get());
 
-  // ---- image shape (documented order): --shape, --truth dims, --y dims, model sidecar JSON, square d
+  // ---- image shape (documented order): --shape, --truth dims, --y dims, model sidecar JSON; where
+  // one is needed, the model's fixed x dims, then a square d
   const char* shape_source = "--shape";
   if (shape.known() && shape.size() != d)
     throw CliError("--shape " + shape.str() + " has " + std::to_string(shape.size()) + " values, the score's dimension is " +
@@ -450,6 +470,12 @@ void run_sample(const SampleOptions& options, Team& team) {
   }
   const bool need_shape =
       (have_y && (spec.kind == "downsample" || spec.kind == "blur")) || !o.png.empty() || !o.png_each.empty();
+  // Where an image is needed: the network's own fixed x dimensions, else a square d. Both only
+  // for the operator and the figures: the outputs keep the [n, d] layout they have without them.
+  if (!shape.known() && need_shape) {
+    shape = shape_from_model_input(o.score.model, o.score.x_input, d);
+    if (shape.known()) shape_source = "the model's x input";
+  }
   if (!shape.known() && need_shape) {
     const int64_t s = static_cast<int64_t>(std::llround(std::sqrt(double(d))));
     if (s * s == d) {
@@ -572,7 +598,8 @@ void run_sample(const SampleOptions& options, Team& team) {
   }
 
   // ---- the run's identity (slice records, snapshots) and a snapshot to continue
-  const bool img = shape.known() && std::string(shape_source) != "a square guess";
+  const bool img = shape.known() && std::string(shape_source) != "a square guess" &&
+                   std::string(shape_source) != "the model's x input";
   auto with_shape = [&](int64_t lead) {
     return img ? std::vector<int64_t>{lead, shape.C, shape.H, shape.W} : std::vector<int64_t>{lead, d};
   };

@@ -81,7 +81,12 @@ void Executor::apply_x_shape() {
       for (size_t i = 1; i < dims.size(); ++i)
         if (dims[i] != cfg_.x_shape[i - 1])
           throw Error(ALMC_ERR_INVALID_ARGUMENT, given + " differs from the model's fixed dimension " + std::to_string(i) +
-                                                     " (" + std::to_string(dims[i]) + ") of x '" + io_.x_input + "'");
+                                                     " (" + std::to_string(dims[i]) + "): its x '" + io_.x_input + "' is [" +
+                                                     [&] {
+                                                       std::string t = "n";
+                                                       for (size_t k = 1; k < dims.size(); ++k) t += ", " + std::to_string(dims[k]);
+                                                       return t;
+                                                     }() + "]");
     return;
   }
   if (cfg_.x_shape.size() + 1 != dims.size())

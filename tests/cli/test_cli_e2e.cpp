@@ -1003,3 +1003,22 @@ TEST_F(Cli, EvalBenchAndValidateRefusalsSayWhatIsWrong) {
 }
 
 }  // namespace
+
+namespace {
+
+// A network exported at a fixed image size ([n, 1, 2, 3]) without a model.json: --png said "d = 6
+// is not a square: give --shape" although the model fixes the shape. Its x dimensions now give
+// the figure's (and an operator's) image; the samples keep their [n, d] layout.
+TEST_F(Cli, FixedShapeNetworkGivesTheFiguresImage) {
+  if (::access(fixture("gauss_eps_learned_var.onnx").c_str(), R_OK) != 0) GTEST_SKIP() << "fixtures not found";
+  const float y[6] = {0.1f, -0.2f, 0.3f, 0.0f, 0.5f, -0.4f};
+  write_npy(path("y6.npy"), y, {6});
+  const Result r = run("sample --backend cpu -q --chains 2 --kappa 1 --t-start 1 --noise-std 0.5 --model " +
+                       fixture("gauss_eps_learned_var.onnx") + " --output eps --convention vp --output-slice 0:1 --y " +
+                       path("y6.npy") + " --png " + path("f.png") + " --out " + path("o.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(almc::io::read_npy_f32(path("o.npy")).shape, (std::vector<int64_t>{2, 6}));
+  EXPECT_GT(almc::io::read_png(path("f.png")).width, 0);
+}
+
+}  // namespace
