@@ -88,7 +88,8 @@ almc_sampler_config almc_sampler_config_default(void) {
 }
 
 int almc_method_reads_field(almc_method method, almc_schedule schedule, const char* field) {
-  return almc::method_reads_field(method, schedule, field);
+  // Read as ints: a C caller may pass any value, which is not a valid enumerator in C++.
+  return almc::method_reads_field(almc::raw_enum(method), almc::raw_enum(schedule), field);
 }
 
 almc_status almc_sampler_create(almc_context_t ctx, almc_score_t score, almc_operator_t op,

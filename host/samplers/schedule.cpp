@@ -200,14 +200,15 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
   }
 }
 
-int method_reads_field(almc_method method, almc_schedule schedule, const char* field) {
+int method_reads_field(int method, int schedule, const char* field) {
   if (!field) return -1;
   const std::string f = field;
   static const char* const kFields[] = {"kappa",   "delta",           "t_start",   "t_stop",    "warm_steps", "warm_step",
                                         "n_levels", "steps_per_level", "sigma_max", "sigma_min", "eps"};
   if (std::find(std::begin(kFields), std::end(kFields), f) == std::end(kFields)) return -1;
+  if (schedule < ALMC_SCHEDULE_DEFAULT || schedule > ALMC_SCHEDULE_LIST) return -1;
   // The level fields of level_times() for a schedule (the default differs by method).
-  auto levels = [&](almc_schedule sch) {
+  auto levels = [&](int sch) {
     if (sch == ALMC_SCHEDULE_LIST) return false;
     if (sch == ALMC_SCHEDULE_UNIFORM_T) return f == "t_start" || f == "t_stop" || f == "n_levels";
     return f == "sigma_max" || f == "sigma_min" || f == "n_levels";

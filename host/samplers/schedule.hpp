@@ -49,7 +49,8 @@ void validate_config(const almc_sampler_config& cfg, bool has_operator);
 // `unstable` set and no steps.
 Schedule build_schedule(const ScheduleInputs& in);
 // Whether build_schedule reads a step-size or level field of the config for this method and
-// schedule: 1 yes, 0 never, -1 not one of those fields (almc_method_reads_field).
-int method_reads_field(almc_method method, almc_schedule schedule, const char* field);
+// schedule: 1 yes, 0 never, -1 not one of those fields or an unknown method or schedule
+// (almc_method_reads_field; the enums as ints, as a C caller may pass any value).
+int method_reads_field(int method, int schedule, const char* field);
 
 }  // namespace almc

@@ -422,7 +422,8 @@ almc_sampler_config almc_sampler_config_default(void);
 /* Whether `method` with `schedule` reads the step-size or level field of almc_sampler_config named
  * `field` ("kappa", "delta", "t_start", "t_stop", "warm_steps", "warm_step", "n_levels",
  * "steps_per_level", "sigma_max", "sigma_min", "eps"): 1 when it does, 0 when the run would be the
- * same whatever its value (a front end can refuse a value given for nothing), -1 for another name. */
+ * same whatever its value (a front end can refuse a value given for nothing), -1 for another name
+ * or an unknown method or schedule. */
 int almc_method_reads_field(almc_method method, almc_schedule schedule, const char* field);
 
 /* `op` may be NULL (no likelihood: the prior is sampled). */

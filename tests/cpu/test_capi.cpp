@@ -338,6 +338,7 @@ TEST(CApi, MethodReadsFieldMatchesTheRun) {
   EXPECT_EQ(almc_method_reads_field(ALMC_METHOD_ALMC, ALMC_SCHEDULE_DEFAULT, "Kappa"), -1);
   EXPECT_EQ(almc_method_reads_field(ALMC_METHOD_ALMC, ALMC_SCHEDULE_DEFAULT, nullptr), -1);
   EXPECT_EQ(almc_method_reads_field(static_cast<almc_method>(9), ALMC_SCHEDULE_DEFAULT, "kappa"), -1);
+  EXPECT_EQ(almc_method_reads_field(ALMC_METHOD_ALMC, static_cast<almc_schedule>(7), "kappa"), -1);
   almc_operator_destroy(op);
   almc_score_destroy(s);
 }
