@@ -430,8 +430,7 @@ void run_sample(const SampleOptions& options, Team& team) {
     if (o.given(name) && o.png.empty()) throw CliError(std::string(name) + " applies to --png FILE.png (the figure)", 2);
   if (o.given("--psnr-range") && o.truth_path.empty())
     throw CliError("--psnr-range applies with --truth (PSNR against the ground truth)", 2);
-  auto png_file = [](const std::string& p) { return p.size() > 4 && lower(p.substr(p.size() - 4)) == ".png"; };
-  if (o.given("--data-range") && !png_file(o.y_path) && o.png.empty() && o.png_each.empty() && o.truth_path.empty())
+  if (o.given("--data-range") && !is_png(o.y_path) && o.png.empty() && o.png_each.empty() && o.truth_path.empty())
     throw CliError("--data-range applies to PNG inputs (--y, --truth), --png, --png-each and the PSNR of --truth", 2);
 
   // ---- engine objects
