@@ -19,7 +19,10 @@ struct Vec {
   static V zero() { return _mm256_setzero_ps(); }
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  // set1, not broadcast_ss: a constant (exp's and erf's coefficients) then becomes a 32-byte
+  // operand of the multiply-add itself instead of a broadcast instruction per use (vexp 0.86 ->
+  // 0.6 ns and verf 2.2 -> 1.6 ns per element, one thread on the 2-core AVX2 EPYC).
+  static V bcast(const float* p) { return _mm256_set1_ps(*p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
