@@ -3,8 +3,8 @@
 // ONNX MLP call lost ~45 us on one 2-core VM (host/core/parallel.hpp) and ~115 us on another
 // (Intel Xeon VM, Dec 2026: 106 us on one thread, 222 us on two; 1.8 ms calls gained nothing
 // or 1.9x from run to run). So for each call size the caller's heuristic would split, the first
-// calls alternate one thread and the heuristic's count, each timed twice, and the faster (by the
-// better of its two times) is kept for that size. Splitting never changes a result (the callers'
+// calls alternate one thread and the heuristic's count, each timed kRounds times, and the faster
+// (by the best of its times) is kept for that size. Splitting never changes a result (the callers'
 // contract), only who computes which part, so this choice is free to differ by machine and run.
 #pragma once
 
@@ -18,7 +18,10 @@ class SplitTrial {
  public:
   // Sizes tried at most; later new sizes take the heuristic's count untried.
   static constexpr size_t kMaxSizes = 64;
-  static constexpr int kRounds = 2;  // timed calls per alternative
+  // Timed calls per alternative: the best of 6 (it was 2), as a shared VM moves single calls by
+  // tens of percent (2-core AVX2 EPYC VM, Dec 2026: the same ResMLP fixture benchmark ran at
+  // 4000 to 8300 evaluations per second from run to run).
+  static constexpr int kRounds = 6;
 
   // Threads for a call of `size` for which the heuristic proposes `proposed` (>= 1).
   int threads(int64_t size, int proposed) {
