@@ -62,6 +62,10 @@ void erf_generic(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::erf(x[i]);
 }
 
+void silu_generic(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.f + std::exp(-x[i]));
+}
+
 void pack_rows_bf16_generic(const GemmView& g, int64_t i0, int64_t rows, float* out, int64_t out_rs) {
   const int64_t Kp = (g.K + 1) / 2;
   for (int64_t r = 0; r < rows && Kp > 0; ++r) {
@@ -181,7 +185,7 @@ using ExpFn = void (*)(const float*, float*, int64_t);
 
 struct Kernel {
   gemm_isa::TileFn fn;
-  ExpFn exp, erf;
+  ExpFn exp, erf, silu;
   const char* name;
 };
 
@@ -191,12 +195,12 @@ Kernel choose() {
   const bool allow2 = allow512 || !std::strcmp(cap, "avx2");
 #if defined(__x86_64__) && defined(ALMC_CPU_GEMM_X86)
   __builtin_cpu_init();
-  if (allow512 && __builtin_cpu_supports("avx512f")) return {gemm_isa::tile_avx512, gemm_isa::exp_avx512, gemm_isa::erf_avx512, "avx512"};
-  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {gemm_isa::tile_avx2, gemm_isa::exp_avx2, gemm_isa::erf_avx2, "avx2"};
+  if (allow512 && __builtin_cpu_supports("avx512f")) return {gemm_isa::tile_avx512, gemm_isa::exp_avx512, gemm_isa::erf_avx512, gemm_isa::silu_avx512, "avx512"};
+  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {gemm_isa::tile_avx2, gemm_isa::exp_avx2, gemm_isa::erf_avx2, gemm_isa::silu_avx2, "avx2"};
 #else
   (void)allow2;
 #endif
-  return {gemm_isa::tile_generic, gemm_isa::exp_generic, gemm_isa::erf_generic, "generic"};
+  return {gemm_isa::tile_generic, gemm_isa::exp_generic, gemm_isa::erf_generic, gemm_isa::silu_generic, "generic"};
 }
 
 const Kernel& kernel() {
@@ -255,6 +259,10 @@ void vexp(const float* x, float* y, int64_t n) {
 
 void verf(const float* x, float* y, int64_t n) {
   if (n > 0) kernel().erf(x, y, n);
+}
+
+void vsilu(const float* x, float* y, int64_t n) {
+  if (n > 0) kernel().silu(x, y, n);
 }
 
 }  // namespace almc::onnx

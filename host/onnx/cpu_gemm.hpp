@@ -85,6 +85,9 @@ void vexp(const float* x, float* y, int64_t n);
 // y[i] = erf(x[i]) for i < n, the same way (tiles::erf_n's polynomials): within 2.4 ulp, odd,
 // NaN for NaN, +-1 from |x| = 4 on. The generic kernel calls std::erf.
 void verf(const float* x, float* y, int64_t n);
+// y[i] = x[i] / (1 + e^-x[i]) (SiLU) for i < n in one pass: e^-x as vexp computes it, then the
+// IEEE sum and quotient, so the same bits as vexp of the negated x followed by that formula.
+void vsilu(const float* x, float* y, int64_t n);
 
 namespace gemm_isa {
 using TileFn = void (*)(const GemmView&, int64_t, int64_t, int64_t, int64_t);
@@ -99,6 +102,9 @@ void exp_avx512(const float* x, float* y, int64_t n);
 void erf_generic(const float* x, float* y, int64_t n);
 void erf_avx2(const float* x, float* y, int64_t n);
 void erf_avx512(const float* x, float* y, int64_t n);
+void silu_generic(const float* x, float* y, int64_t n);
+void silu_avx2(const float* x, float* y, int64_t n);
+void silu_avx512(const float* x, float* y, int64_t n);
 // BF16 kernels on packed operands: A, a_rs, B, ldb of g address pair words (a_ks 1, no b_koff)
 // and g.K counts pairs; gemm_tile packs what was not packed in advance and calls them.
 void tile_bf16_generic(const GemmView& w, int64_t i0, int64_t i1, int64_t j0, int64_t j1);

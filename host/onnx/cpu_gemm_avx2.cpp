@@ -26,6 +26,7 @@ struct Vec {
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V div(V a, V b) { return _mm256_div_ps(a, b); }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   static void store(float* p, V v, Mask m) { _mm256_maskstore_ps(p, m, v); }
   static V min(V a, V b) { return _mm256_min_ps(a, b); }
@@ -47,5 +48,6 @@ struct Vec {
 void tile_avx2(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) { tiles::tile<Vec>(g, i0, i1, j0, j1); }
 void exp_avx2(const float* x, float* y, int64_t n) { tiles::exp_n<Vec>(x, y, n); }
 void erf_avx2(const float* x, float* y, int64_t n) { tiles::erf_n<Vec>(x, y, n); }
+void silu_avx2(const float* x, float* y, int64_t n) { tiles::silu_n<Vec>(x, y, n); }
 
 }  // namespace almc::onnx::gemm_isa

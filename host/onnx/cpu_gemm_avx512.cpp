@@ -15,5 +15,6 @@ namespace {
 void tile_avx512(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) { tiles::tile<Vec>(g, i0, i1, j0, j1); }
 void exp_avx512(const float* x, float* y, int64_t n) { tiles::exp_n<Vec>(x, y, n); }
 void erf_avx512(const float* x, float* y, int64_t n) { tiles::erf_n<Vec>(x, y, n); }
+void silu_avx512(const float* x, float* y, int64_t n) { tiles::silu_n<Vec>(x, y, n); }
 
 }  // namespace almc::onnx::gemm_isa

@@ -181,6 +181,17 @@ void exp_n(const float* x, float* y, int64_t n) {
   map_n<Vec>(x, y, n, [](typename Vec::V v) { return exp_v<Vec>(v); });
 }
 
+// y = x / (1 + e^-x) over n floats (cpu_gemm.hpp's vsilu): exp_v of -x (exact negation), then
+// an IEEE add and divide, the formula ew_apply uses for SiLU with e^-x vectorised.
+template <class Vec>
+void silu_n(const float* x, float* y, int64_t n) {
+  using V = typename Vec::V;
+  const float one = 1.f, minus_one = -1.f;
+  map_n<Vec>(x, y, n, [&](V v) {
+    return Vec::div(v, Vec::add(Vec::bcast(&one), exp_v<Vec>(Vec::mul(v, Vec::bcast(&minus_one)))));
+  });
+}
+
 // y = erf(x) over n floats (cpu_gemm.hpp's verf). a = |x|: below 1, erf = a P(a^2); from 1 to 4,
 // erf = 1 - e^{Q(a)} with Q a fit of log erfc (smooth there, unlike erfc's polynomial); from 4
 // on erf rounds to 1 in float. P (degree 6 in a^2) and Q (degree 10) were fitted for almc by

@@ -23,7 +23,8 @@ struct CpuEwApply {
   void operator()(int op, int len, const float* A, const float* B, const float* C, float* D, float alpha,
                   float beta) const {
     if (op == EW_ERF) return verf(A, D, len);
-    if (op != EW_EXP && op != EW_SIGMOID && op != EW_SILU && op != EW_GELU && op != EW_GELU_TANH)
+    if (op == EW_SILU) return vsilu(A, D, len);
+    if (op != EW_EXP && op != EW_SIGMOID && op != EW_GELU && op != EW_GELU_TANH)
       return ew_apply_n(op, len, A, B, C, D, alpha, beta);
     // By blocks of at most kChunk, so that the buffer holds the block and every element vexp reads
     // was written first, whatever len (the runners give at most kEwRun; nothing checked it).
@@ -50,7 +51,7 @@ struct CpuEwApply {
       vexp(e, e, n);
       if (op == EW_SIGMOID)
         for (int t = 0; t < n; ++t) d[t] = 1.f / (1.f + e[t]);
-      else
+      else  // GELU's tanh form
         for (int t = 0; t < n; ++t) d[t] = a[t] / (1.f + e[t]);
     }
   }

@@ -196,6 +196,50 @@ TEST(CpuGemm, VectorExpWithinTwoUlpAndPositionIndependent) {
   }
 }
 
+// vsilu is SiLU's formula x / (1 + e^-x) with that kernel's e^x: per kernel, bit for bit what the
+// exp kernel of the negated input followed by the float formula gives, at every position (a
+// changed order, a reciprocal instead of the quotient or a lost negation fails).
+TEST(CpuGemm, VectorSiluIsTheFormulaOnTheKernelsExp) {
+  using Fn = void (*)(const float*, float*, int64_t);
+  struct K {
+    const char* name;
+    Fn exp, silu;
+  };
+  std::vector<K> ks{{"generic", almc::onnx::gemm_isa::exp_generic, almc::onnx::gemm_isa::silu_generic}};
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    ks.push_back({"avx2", almc::onnx::gemm_isa::exp_avx2, almc::onnx::gemm_isa::silu_avx2});
+  if (__builtin_cpu_supports("avx512f")) ks.push_back({"avx512", almc::onnx::gemm_isa::exp_avx512, almc::onnx::gemm_isa::silu_avx512});
+#endif
+  std::vector<float> x;
+  for (int i = 0; i <= 20000; ++i) x.push_back(-100.f + 200.f * float(i) / 20000.f);
+  for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 88.f, -88.f, 89.f, -89.f, INFINITY, -INFINITY}) x.push_back(v);
+  for (const auto& k : ks) {
+    SCOPED_TRACE(k.name);
+    std::vector<float> neg(x.size()), e(x.size()), want(x.size()), got(x.size());
+    for (size_t i = 0; i < x.size(); ++i) neg[i] = -x[i];
+    k.exp(neg.data(), e.data(), int64_t(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) want[i] = x[i] / (1.f + e[i]);
+    for (int64_t off : {0, 1, 5, 11}) {
+      const int64_t n = int64_t(x.size()) - off;
+      k.silu(x.data() + off, got.data(), n);
+      int bad = 0;
+      for (int64_t i = 0; i < n; ++i)
+        if (std::memcmp(&got[size_t(i)], &want[size_t(i + off)], sizeof(float)) != 0 && ++bad <= 3)
+          ADD_FAILURE() << "offset " << off << ": silu(" << x[size_t(i + off)] << ") = " << got[size_t(i)] << ", want "
+                        << want[size_t(i + off)];
+    }
+    // Values: silu(0) = 0, silu(x) -> x for large x, -> -0 for very negative x.
+    const float special[] = {0.f, 30.f, -200.f, NAN};
+    float out[4];
+    k.silu(special, out, 4);
+    EXPECT_EQ(out[0], 0.f);
+    EXPECT_NEAR(out[1], 30.f, 1e-5f);
+    EXPECT_EQ(out[2], 0.f);
+    EXPECT_TRUE(std::isnan(out[3]));
+  }
+}
+
 TEST(CpuGemm, ChosenKernelIsNamed) {
   const std::string name = almc::onnx::gemm_kernel_name();
   EXPECT_TRUE(name == "avx512" || name == "avx2" || name == "generic") << name;
