@@ -111,7 +111,14 @@ ALMC_OHD void ew_range(const EwParams& p, int64_t start, int len, float (*regs)[
       const int64_t left = inner - idx[last];
       const int run = left < len - t ? int(left) : len - t;
       const float* src = p.in[k] + off;
-      for (int u = 0; u < run; ++u) dst[t + u] = src[u * st];
+      if (st == 0) {  // broadcast along the inner dimension: one value (a loop the compiler vectorises)
+        const float v = src[0];
+        for (int u = 0; u < run; ++u) dst[t + u] = v;
+      } else if (st == 1) {
+        for (int u = 0; u < run; ++u) dst[t + u] = src[u];
+      } else {
+        for (int u = 0; u < run; ++u) dst[t + u] = src[u * st];
+      }
       t += run;
       off += run * st;
       idx[last] += run;
