@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "host/onnx/cpu_gemm.hpp"
+#include "cuda/onnx/ops.cuh"
 
 using almc::onnx::GemmView;
 
@@ -300,3 +301,43 @@ TEST(CpuErf, EveryKernelWithinThreeUlpOfDoubleErf) {
 }
 
 }  // namespace
+
+// im2col_row (cuda/onnx/ops.cuh, both backends) against its definition, element by element: column
+// ow of row (c, kh, kw, b, oh) is x[c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw], zero outside the
+// image, for strides 1-3, dilations 1-2, pads 0-3 and widths where the last window ends inside,
+// on and past the edge (an off-by-one in the clipped column range fails).
+TEST(OnnxIm2col, RowsMatchTheDefinition) {
+  int checked = 0;
+  for (int64_t W : {1, 5, 8, 9})
+    for (int64_t sw : {1, 2, 3})
+      for (int64_t dw : {1, 2})
+        for (int64_t pw : {0, 1, 3})
+          for (int64_t KW : {1, 3}) {
+            const int64_t H = 3, C = 2, KH = 2, sh = 1, dh = 1, ph = 1;
+            const int64_t ew = W + 2 * pw - dw * (KW - 1) - 1;
+            if (ew < 0) continue;
+            almc::onnx::ConvParams p{};
+            p.N = 1, p.C = C, p.H = H, p.W = W, p.M = 1, p.KH = KH, p.KW = KW, p.group = 1;
+            p.sh = sh, p.sw = sw, p.ph = ph, p.pw = pw, p.dh = dh, p.dw = dw;
+            p.OH = (H + 2 * ph - dh * (KH - 1) - 1) / sh + 1;
+            p.OW = ew / sw + 1;
+            std::vector<float> x(size_t(C * H * W));
+            for (size_t i = 0; i < x.size(); ++i) x[i] = float(i + 1);
+            p.x = x.data();
+            std::vector<float> col(size_t(C * KH * KW * p.OH * p.OW), -1.f);
+            for (int64_t c = 0; c < C; ++c)
+              for (int64_t kh = 0; kh < KH; ++kh)
+                for (int64_t kw = 0; kw < KW; ++kw)
+                  for (int64_t oh = 0; oh < p.OH; ++oh) {
+                    almc::onnx::im2col_row(p, col.data(), 0, 1, 0, c, kh, kw, 0, oh, 0, p.OW);
+                    const float* row = col.data() + ((c * KH + kh) * KW + kw) * p.OH * p.OW + oh * p.OW;
+                    for (int64_t ow = 0; ow < p.OW; ++ow, ++checked) {
+                      const int64_t ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;
+                      const float want = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[size_t((c * H + ih) * W + iw)] : 0.f;
+                      ASSERT_EQ(row[ow], want) << "W " << W << " sw " << sw << " dw " << dw << " pw " << pw << " KW " << KW
+                                               << " kw " << kw << " ow " << ow;
+                    }
+                  }
+          }
+  EXPECT_GT(checked, 1000);
+}
