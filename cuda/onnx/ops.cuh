@@ -237,19 +237,21 @@ ALMC_OHD void im2col_row(const ConvParams& p, float* col, int64_t n0, int64_t B,
     return;
   }
   const float* x = p.x + ((n0 + b) * p.C + g * Cg + c) * p.H * p.W + ih * p.W;
-  // x[ow * sw + shift] on the columns lo .. hi-1 whose window is inside the image (0 <= ow * sw +
-  // shift < W), zeros around: no test per column.
-  const int64_t shift = kw * p.dw - p.pw, sw = p.sw;
-  auto ceil_div = [](int64_t a, int64_t q) { return a >= 0 ? (a + q - 1) / q : -((-a) / q); };
-  int64_t lo = ceil_div(-shift, sw), hi = ceil_div(p.W - shift, sw);
-  lo = lo < ow0 ? ow0 : (lo > ow1 ? ow1 : lo);
-  hi = hi > ow1 ? ow1 : (hi < lo ? lo : hi);
-  for (int64_t ow = ow0; ow < lo; ++ow) dst[ow] = 0.f;
-  if (sw == 1)
+  if (p.sw == 1) {
+    // Unit stride: x[ow + shift] on the columns whose window is inside the image, zeros around.
+    const int64_t shift = kw * p.dw - p.pw;
+    int64_t lo = -shift, hi = p.W - shift;
+    lo = lo < ow0 ? ow0 : (lo > ow1 ? ow1 : lo);
+    hi = hi > ow1 ? ow1 : (hi < lo ? lo : hi);
+    for (int64_t ow = ow0; ow < lo; ++ow) dst[ow] = 0.f;
     for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = x[ow + shift];
-  else
-    for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = x[ow * sw + shift];
-  for (int64_t ow = hi; ow < ow1; ++ow) dst[ow] = 0.f;
+    for (int64_t ow = hi; ow < ow1; ++ow) dst[ow] = 0.f;
+    return;
+  }
+  for (int64_t ow = ow0; ow < ow1; ++ow) {
+    const int64_t iw = ow * p.sw - p.pw + kw * p.dw;
+    dst[ow] = (iw >= 0 && iw < p.W) ? x[iw] : 0.f;
+  }
 }
 // The same with the row given as one index (rows = Cg * KH * KW * B * OH).
 ALMC_OHD void im2col_range(const ConvParams& p, float* col, int64_t n0, int64_t B, int64_t g, int64_t row, int64_t ow0,
