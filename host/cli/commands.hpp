@@ -94,6 +94,9 @@ const std::vector<std::pair<std::string, almc_variant>>& variant_names();
 // Throws CliError (exit code 2) listing the names when `name` is none of them.
 almc_variant parse_variant(const std::string& name);
 
+// The (C API phrase, command-line phrase) pairs cli_terms replaces, in order (tests check that
+// every C phrase is still in the library's messages).
+const std::vector<std::pair<std::string, std::string>>& cli_term_table();
 // An engine message in the command line's words: "level = ALMC_LEVEL_NONE" -> "--level none", ...
 std::string cli_terms(const char* engine_message);
 // A sampler configuration message in the command line's words: "t_start = 50 is too large" ->

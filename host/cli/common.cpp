@@ -43,25 +43,30 @@ void log_to_stderr(almc_log_level level, const char* message, void* /*user_data*
 
 }  // namespace
 
+namespace {
+// The C API's names for what the command line calls options.
+const std::vector<std::pair<std::string, std::string>> kTerms = {
+    {"level = ALMC_LEVEL_NONE", "--level none"},
+    {"level = ALMC_LEVEL_INDEX with the model's alpha_bar table (config.alpha_bar_table)", "--level index --alpha-bar FILE.npy"},
+    {"level = ALMC_LEVEL_INDEX", "--level index"},
+    {"set config.x_input = ", "give --x-input "},
+    {"config.x_input", "--x-input"},
+    {"config.level_input", "--level-input"},
+    {"alpha_bar_table", "--alpha-bar"},
+    {"(config.inputs)", "(--input NAME=VALUE|FILE.npy)"},
+    {"with output channels 0 to ", "with --output-slice 0:"},
+    {" (config.output_channel_begin/end)", ""},
+    {"x_shape [", "the sample shape ["},
+};
+}  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& cli_term_table() { return kTerms; }
+
 std::string cli_terms(const char* engine_message) {
   std::string msg = engine_message ? engine_message : "";
-  // The C API's names for what the command line calls options.
-  static const std::pair<const char*, const char*> kTerms[] = {
-      {"level = ALMC_LEVEL_NONE", "--level none"},
-      {"level = ALMC_LEVEL_INDEX with the model's alpha_bar table (config.alpha_bar_table)", "--level index --alpha-bar FILE.npy"},
-      {"level = ALMC_LEVEL_INDEX", "--level index"},
-      {"set config.x_input = ", "give --x-input "},
-      {"config.x_input", "--x-input"},
-      {"config.level_input", "--level-input"},
-      {"alpha_bar_table", "--alpha-bar"},
-      {"(config.inputs)", "(--input NAME=VALUE|FILE.npy)"},
-      {"with output channels 0 to ", "with --output-slice 0:"},
-      {" (config.output_channel_begin/end)", ""},
-      {"x_shape [", "the sample shape ["},
-  };
   for (const auto& [api, cli] : kTerms)
-    for (size_t at = msg.find(api); at != std::string::npos; at = msg.find(api, at + std::strlen(cli)))
-      msg.replace(at, std::strlen(api), cli);
+    for (size_t at = msg.find(api); at != std::string::npos; at = msg.find(api, at + cli.size()))
+      msg.replace(at, api.size(), cli);
   return msg;
 }
 

@@ -466,3 +466,41 @@ def test_an_empty_path_is_named():
     # from_json("") said ": cannot open: No such file or directory".
     with pytest.raises(almc.FileError, match="from_json: the path is empty"):
         almc.GaussianMixture.from_json("")
+
+
+def _library_sources():
+    """The library's C and C++ sources (host/ outside host/cli, cuda/, include/), adjacent string
+    literals joined ("abc " "def" on two lines -> "abc def"): where its messages are written."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    texts = []
+    for top in ("host", "cuda", "include"):
+        for p in (root / top).rglob("*"):
+            if p.suffix not in (".cpp", ".hpp", ".h", ".cu", ".cuh") or "host/cli/" in p.as_posix():
+                continue
+            texts.append(re.sub(r'"\s+"', "", p.read_text(errors="replace")))
+    return "\n".join(texts)
+
+
+def test_every_rewritten_c_phrase_is_still_in_the_librarys_messages():
+    # _errors rewrites the library's messages by their text (C field names into Python ones): a
+    # reworded C message would silently stop being rewritten. Every phrase _TERMS replaces, and
+    # the fixed parts of every _PATTERNS entry, must still be in the library's sources.
+    from almc import _errors
+
+    src = _library_sources()
+    assert len(src) > 100000, "the repository's sources were not found"
+    for api, python in _errors._TERMS:
+        assert api in src, f"no library message contains {api!r} (rewritten as {python!r})"
+    # One example per pattern, made of its fixed parts: the pattern must match it and each part
+    # must be in the sources (a new pattern needs its example here).
+    examples = [("x_shape [1, 16, 16]", ["x_shape ["]),
+                ("with output channels 0 to 3 (config.output_channel_begin/end)",
+                 ["with output channels ", " to ", " (config.output_channel_begin/end)"])]
+    assert len(examples) == len(_errors._PATTERNS)
+    for (pattern, _), (example, parts) in zip(_errors._PATTERNS, examples):
+        assert pattern.search(example), (pattern.pattern, example)
+        for part in parts:
+            assert part in example and part in src, f"no library message contains {part!r} ({pattern.pattern})"

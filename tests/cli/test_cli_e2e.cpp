@@ -1022,3 +1022,39 @@ TEST_F(Cli, FixedShapeNetworkGivesTheFiguresImage) {
 }
 
 }  // namespace
+
+// cli_terms rewrites the library's messages by their text: each C phrase it replaces must still be
+// in a message the library can give, or the rewrite silently stops happening. The library's
+// sources (host/ and cuda/ outside host/cli, include/), adjacent string literals joined, must
+// contain every phrase of cli_term_table (a reworded C message fails here, naming the phrase).
+TEST(CliTerms, EveryReplacedPhraseIsStillInTheLibrarysMessages) {
+  namespace fs = std::filesystem;
+  std::string sources;
+  for (const char* dir : {"host", "cuda", "include"})
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      const std::string path = e.path().generic_string(), ext = e.path().extension().string();
+      if (!e.is_regular_file() || path.rfind("host/cli/", 0) == 0) continue;
+      if (ext != ".cpp" && ext != ".hpp" && ext != ".h" && ext != ".cu" && ext != ".cuh") continue;
+      std::ifstream f(e.path());
+      std::stringstream ss;
+      ss << f.rdbuf();
+      std::string text = ss.str(), joined;
+      // "abc "  "def" (a literal continued on the next line) -> "abc def"
+      for (size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '"') {
+          size_t j = i + 1;
+          while (j < text.size() && (text[j] == ' ' || text[j] == '\n' || text[j] == '\t')) ++j;
+          if (j > i + 1 && j < text.size() && text[j] == '"' && !joined.empty() && joined.back() != '\\') {
+            i = j;
+            continue;
+          }
+        }
+        joined += text[i];
+      }
+      sources += joined;
+      sources += '\n';
+    }
+  ASSERT_GT(sources.size(), 100000u) << "run from the repository root";
+  for (const auto& [api, cli] : almc::cli::cli_term_table())
+    EXPECT_NE(sources.find(api), std::string::npos) << "no library message contains \"" << api << "\" (cli_terms turns it into \"" << cli << "\")";
+}
