@@ -273,8 +273,10 @@ void run_conv(const Step& st) {
   const int64_t band = im2col_band_rows(p);
   // Image by image where no im2col is needed (a shifted view, or a 1x1 kernel reading the image
   // itself): the GEMM then writes the output in place, where several images at once need their
-  // columns gathered and the result scattered back to [n, M, OH, OW] (the fixture U-Net's
-  // convolutions at batch 64, one thread of the 2-core AVX2 EPYC: 16.2-16.4 -> 15.7-15.8 ms).
+  // columns gathered and the result scattered back to [n, M, OH, OW]. Blocks of several images
+  // are small networks' (executor.cpp's block_size); one thread of the 2-core AVX2 EPYC, batch
+  // 64, a 4-16-16-4 channel 3x3/3x3/1x1 convolution network on 16x16 images: 274 -> 540
+  // evaluations/s; GroupNorm, SiLU and a 48-channel 1x1 convolution: 330 -> 398.
   const bool per_image = shifted.fits || unit;
   ConvParams no_act = p;  // the several-image epilogue: bias there, the activation by cpu_act
   no_act.act = EW_COPY;
