@@ -157,18 +157,12 @@ inline __attribute__((always_inline)) typename Vec::V exp_v(typename Vec::V xv) 
 }
 
 // y[i] = f(x[i]) over n floats, f on whole vectors: plain loads and stores, a mask only for the
-// last partial vector (AVX2's masked loads and stores are slow on AMD's Zen cores), two vectors
-// per iteration. Every element still goes through the same f, so its value does not depend on
-// its position.
+// last partial vector (AVX2's masked loads and stores are slow on AMD's Zen cores). Every element
+// still goes through the same f, so its value does not depend on its position.
 template <class Vec, class F>
 inline void map_n(const float* x, float* y, int64_t n, F f) {
   constexpr int W = Vec::kW;
   int64_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    const typename Vec::V a = f(Vec::load(x + i)), b = f(Vec::load(x + i + W));
-    Vec::store(y + i, a);
-    Vec::store(y + i + W, b);
-  }
   for (; i + W <= n; i += W) Vec::store(y + i, f(Vec::load(x + i)));
   if (i < n) {
     const typename Vec::Mask m = Vec::mask(n - i);

@@ -231,13 +231,12 @@ int64_t im2col_band_rows(const ConvParams& p) {
 }
 
 // One image n, group g: the shifted view of its padded rows (3x3-like, stride 1), else bands of
-// im2col'd output rows (a 1x1 unit-stride unpadded kernel reads the image itself), the GEMM
-// writing the output in place with the bias, the activation after.
-void conv_one_image(const Step& st, const Shifted& shifted, int64_t band, int64_t n, int64_t g) {
+// im2col'd output rows (`direct`: a 1x1 unit-stride unpadded kernel reads the image itself), the
+// GEMM writing the output in place with the bias, the activation after.
+void conv_one_image(const Step& st, const Shifted& shifted, bool direct, int64_t band, int64_t n, int64_t g) {
   const ConvParams& p = st.conv;
   if (shifted.fits) return conv_shifted(st, shifted, n, g);
   const int64_t Cg = p.C / p.group, Mg = p.M / p.group, OHW = p.OH * p.OW;
-  const bool direct = p.KH * p.KW == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
   GemmView v = conv_gemm(st, g, true);
   // The band's im2col is that of a convolution of `rows` output rows whose padding is shifted by
   // the band's first row.
@@ -284,7 +283,7 @@ void run_conv(const Step& st) {
     const int64_t B = std::min(p.chunk, p.N - n0), cols = B * OHW;
     if (B == 1 || per_image) {
       for (int64_t n = n0; n < n0 + B; ++n)
-        for (int64_t g = 0; g < G; ++g) conv_one_image(st, shifted, band, n, g);
+        for (int64_t g = 0; g < G; ++g) conv_one_image(st, shifted, unit, band, n, g);
       continue;
     }
     for (int64_t g = 0; g < G; ++g) {

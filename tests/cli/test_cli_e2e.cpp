@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -1038,20 +1039,8 @@ TEST(CliTerms, EveryReplacedPhraseIsStillInTheLibrarysMessages) {
       std::ifstream f(e.path());
       std::stringstream ss;
       ss << f.rdbuf();
-      std::string text = ss.str(), joined;
       // "abc "  "def" (a literal continued on the next line) -> "abc def"
-      for (size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '"') {
-          size_t j = i + 1;
-          while (j < text.size() && (text[j] == ' ' || text[j] == '\n' || text[j] == '\t')) ++j;
-          if (j > i + 1 && j < text.size() && text[j] == '"' && !joined.empty() && joined.back() != '\\') {
-            i = j;
-            continue;
-          }
-        }
-        joined += text[i];
-      }
-      sources += joined;
+      sources += std::regex_replace(ss.str(), std::regex(R"("\s+")"), "");
       sources += '\n';
     }
   ASSERT_GT(sources.size(), 100000u) << "run from the repository root";
