@@ -430,17 +430,15 @@ ALMC_OHD void resize_cubic_range(const ResizeParams& p, int64_t row, int64_t ow0
   }
 }
 
-// Row (c, oh) of a Resize, columns ow0 .. ow1-1. The CPU passes wt, the columns' taps
-// (resize_tap_w, computed once per step), and vrow, scratch of W floats where a linear resize
-// mixes the two input rows once for every column; CUDA (one element a thread) passes neither.
-ALMC_OHD void resize_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1, const ResizeTap* wt = nullptr,
-                           float* vrow = nullptr) {
-  if (p.cubic) return resize_cubic_range(p, row, ow0, ow1, vrow);
-  const int64_t c = row / p.OH, oh = row % p.OH;
-  const ResizeTap th = resize_tap_h(p, oh);
+// Row (c, oh) of a linear or nearest Resize, whose row tap is th, columns ow0 .. ow1-1. The CPU
+// passes wt, the columns' taps (resize_tap_w, computed once per step, as are the rows' taps), and
+// vrow, scratch of W floats where a linear resize mixes the two input rows once for every column;
+// CUDA (one element a thread) passes neither.
+ALMC_OHD void resize_row(const ResizeParams& p, int64_t c, int64_t oh, const ResizeTap& th, int64_t ow0, int64_t ow1,
+                         const ResizeTap* wt, float* vrow) {
   const float* x0 = p.x + (c * p.H + th.i0) * p.W;
   const float* x1 = p.x + (c * p.H + th.i1) * p.W;
-  float* y = p.y + row * p.OW;
+  float* y = p.y + (c * p.OH + oh) * p.OW;
   if (!p.linear) {
     for (int64_t ow = ow0; ow < ow1; ++ow) y[ow] = x0[wt ? wt[ow].i0 : resize_tap_w(p, ow).i0];
     return;
@@ -457,6 +455,14 @@ ALMC_OHD void resize_range(const ResizeParams& p, int64_t row, int64_t ow0, int6
     const ResizeTap tw = wt ? wt[ow] : resize_tap_w(p, ow);
     y[ow] = resize_hmix(resize_vmix(x0, x1, tw.i0, th.f), resize_vmix(x0, x1, tw.i1, th.f), tw.f);
   }
+}
+
+// Row (c, oh) = row of a Resize, columns ow0 .. ow1-1 (resize_row, or the cubic one).
+ALMC_OHD void resize_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1, const ResizeTap* wt = nullptr,
+                           float* vrow = nullptr) {
+  if (p.cubic) return resize_cubic_range(p, row, ow0, ow1, vrow);
+  const int64_t c = row / p.OH, oh = row % p.OH;
+  resize_row(p, c, oh, resize_tap_h(p, oh), ow0, ow1, wt, vrow);
 }
 
 // ---------------------------------------------------------------- reductions (lane partials)

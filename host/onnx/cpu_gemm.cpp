@@ -30,6 +30,8 @@ namespace gemm_isa {
 // Plain C++: each element's products and sums are separate float operations in increasing k (the
 // build keeps the compiler from contracting them), so vectorised and scalar code round alike.
 void tile_generic(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  if (g.seg)
+    return for_each_segment(g, j0, j1, [&](const GemmView& v, int64_t t0, int64_t t1) { tile_generic(v, i0, i1, t0, t1); });
   constexpr int64_t kCols = 64;
   float acc[kCols];
   for (int64_t i = i0; i < i1; ++i)
@@ -53,6 +55,9 @@ void tile_generic(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t
       }
     }
 }
+
+int64_t padded_cols_generic(int64_t, int64_t cols) { return cols; }  // no vectors, no masks
+int64_t vector_cols_generic() { return 1; }
 
 void exp_generic(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
@@ -135,6 +140,10 @@ void tile_bf16_generic(const GemmView& w, int64_t i0, int64_t i1, int64_t j0, in
 // those of cpu_gemm.hpp's formula whatever the panels.
 void tile_bf16(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1, TileFn tile, PackFn pack_rows,
                PackFn pack_cols) {
+  if (g.seg)
+    return for_each_segment(g, j0, j1, [&](const GemmView& v, int64_t t0, int64_t t1) {
+      tile_bf16(v, i0, i1, t0, t1, tile, pack_rows, pack_cols);
+    });
   constexpr int64_t kPanel = 64;
   thread_local std::vector<float> abuf, bbuf;  // per thread, grown once
   const int64_t Kp = (g.K + 1) / 2, rows = i1 - i0, cols = j1 - j0;
@@ -187,6 +196,8 @@ struct Kernel {
   gemm_isa::TileFn fn;
   ExpFn exp, erf, silu;
   const char* name;
+  int64_t (*padded)(int64_t, int64_t);
+  int64_t (*vector)();
 };
 
 Kernel choose() {
@@ -195,12 +206,12 @@ Kernel choose() {
   const bool allow2 = allow512 || !std::strcmp(cap, "avx2");
 #if defined(__x86_64__) && defined(ALMC_CPU_GEMM_X86)
   __builtin_cpu_init();
-  if (allow512 && __builtin_cpu_supports("avx512f")) return {gemm_isa::tile_avx512, gemm_isa::exp_avx512, gemm_isa::erf_avx512, gemm_isa::silu_avx512, "avx512"};
-  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {gemm_isa::tile_avx2, gemm_isa::exp_avx2, gemm_isa::erf_avx2, gemm_isa::silu_avx2, "avx2"};
+  if (allow512 && __builtin_cpu_supports("avx512f")) return {gemm_isa::tile_avx512, gemm_isa::exp_avx512, gemm_isa::erf_avx512, gemm_isa::silu_avx512, "avx512", gemm_isa::padded_cols_avx512, gemm_isa::vector_cols_avx512};
+  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {gemm_isa::tile_avx2, gemm_isa::exp_avx2, gemm_isa::erf_avx2, gemm_isa::silu_avx2, "avx2", gemm_isa::padded_cols_avx2, gemm_isa::vector_cols_avx2};
 #else
   (void)allow2;
 #endif
-  return {gemm_isa::tile_generic, gemm_isa::exp_generic, gemm_isa::erf_generic, gemm_isa::silu_generic, "generic"};
+  return {gemm_isa::tile_generic, gemm_isa::exp_generic, gemm_isa::erf_generic, gemm_isa::silu_generic, "generic", gemm_isa::padded_cols_generic, gemm_isa::vector_cols_generic};
 }
 
 const Kernel& kernel() {
@@ -244,6 +255,9 @@ void gemm_tile(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1
 }
 
 const char* gemm_kernel_name() { return kernel().name; }
+
+int64_t gemm_padded_cols(int64_t rows, int64_t cols) { return kernel().padded(rows, cols); }
+int64_t gemm_vector_cols() { return kernel().vector(); }
 const char* gemm_bf16_kernel_name() { return kernel_bf16().name; }
 
 void pack_rows_bf16(const GemmView& g, int64_t i0, int64_t rows, float* out, int64_t out_rs) {

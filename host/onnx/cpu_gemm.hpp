@@ -43,6 +43,12 @@ struct GemmView {
                                     // reading shifted views of one padded image)
   float* C = nullptr;  // c(i,j) = C[i * ldc + j]
   int64_t ldc = 0;
+  // Segmented columns (seg > 0): column j = s * seg + t is column t of segment s, whose B and C
+  // start b_seg and c_seg floats after segment s - 1's: b(k,j) = B[row k + s * b_seg + t] and
+  // c(i,j) = C[i * ldc + s * c_seg + t] (a convolution's output rows, each read from its own
+  // shifted view of the image and written to its own row). The bias still takes the column j.
+  // Not combined with B16.
+  int64_t seg = 0, b_seg = 0, c_seg = 0;
   float alpha = 1.f;
   const float* bias = nullptr;  // bias(i,j) = bias[i * bias_rs + j * bias_cs], or none
   int64_t bias_rs = 0, bias_cs = 0;
@@ -56,9 +62,33 @@ struct GemmView {
   int64_t b16_ld = 0;
 };
 
+// Columns j0 .. j1-1 of a segmented view g (g.seg > 0) piece by piece: f(v, t0, t1) for each
+// segment s that they meet, v being segment s as a plain view (its column t is g's s * seg + t).
+template <class F>
+inline void for_each_segment(const GemmView& g, int64_t j0, int64_t j1, F&& f) {
+  for (int64_t j = j0; j < j1;) {
+    const int64_t s = j / g.seg, t0 = j - s * g.seg, t1 = j1 - s * g.seg < g.seg ? j1 - s * g.seg : g.seg;
+    GemmView v = g;
+    v.seg = 0;
+    v.N = g.seg;
+    v.B = g.B + s * g.b_seg;
+    v.C = g.C + s * g.c_seg;
+    if (g.bias) v.bias = g.bias + s * g.seg * g.bias_cs;
+    f(v, t0, t1);
+    j = s * g.seg + t1;
+  }
+}
+
 // Rows i0 .. i1-1 and columns j0 .. j1-1 of C (any sub-rectangle: the bits do not depend on it).
 void gemm_tile(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 inline void gemm_all(const GemmView& g) { gemm_tile(g, 0, g.M, 0, g.N); }
+
+// The fewest columns >= cols with which an fp32 GEMM of `rows` rows runs whole register panels
+// only (no masked loads and stores); cols itself for the generic kernel.
+int64_t gemm_padded_cols(int64_t rows, int64_t cols);
+// Floats per vector of the fp32 kernel (1 for the generic kernel): a segmented view (GemmView::seg)
+// whose segments are whole vectors runs at the speed of a plain one.
+int64_t gemm_vector_cols();
 
 // The kernel in use: "avx512", "avx2" or "generic"; for BF16 GEMMs "avx512bf16" or "generic".
 const char* gemm_kernel_name();
@@ -105,6 +135,12 @@ void erf_avx512(const float* x, float* y, int64_t n);
 void silu_generic(const float* x, float* y, int64_t n);
 void silu_avx2(const float* x, float* y, int64_t n);
 void silu_avx512(const float* x, float* y, int64_t n);
+int64_t padded_cols_generic(int64_t rows, int64_t cols);
+int64_t padded_cols_avx2(int64_t rows, int64_t cols);
+int64_t padded_cols_avx512(int64_t rows, int64_t cols);
+int64_t vector_cols_generic();
+int64_t vector_cols_avx2();
+int64_t vector_cols_avx512();
 // BF16 kernels on packed operands: A, a_rs, B, ldb of g address pair words (a_ks 1, no b_koff)
 // and g.K counts pairs; gemm_tile packs what was not packed in advance and calls them.
 void tile_bf16_generic(const GemmView& w, int64_t i0, int64_t i1, int64_t j0, int64_t j1);

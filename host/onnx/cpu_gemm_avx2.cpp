@@ -49,5 +49,7 @@ void tile_avx2(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1
 void exp_avx2(const float* x, float* y, int64_t n) { tiles::exp_n<Vec>(x, y, n); }
 void erf_avx2(const float* x, float* y, int64_t n) { tiles::erf_n<Vec>(x, y, n); }
 void silu_avx2(const float* x, float* y, int64_t n) { tiles::silu_n<Vec>(x, y, n); }
+int64_t padded_cols_avx2(int64_t rows, int64_t cols) { return tiles::padded_cols<Vec>(rows, cols); }
+int64_t vector_cols_avx2() { return Vec::kW; }
 
 }  // namespace almc::onnx::gemm_isa

@@ -16,7 +16,7 @@
 namespace almc::onnx::gemm_isa::tiles {
 
 // Rows i .. i+MR-1, columns j .. j+cols-1 (cols <= NV * width; FULL: cols == NV * width).
-template <class Vec, class Mac, int MR, int NV, bool FULL, bool KOFF>
+template <class Vec, class Mac, int MR, int NV, bool FULL, bool KOFF, bool SEG>
 void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
   using V = typename Vec::V;
   constexpr int W = Vec::kW;
@@ -28,16 +28,29 @@ void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[r][v] = Vec::zero();
+  // Each vector's column offset in B and C: j + v * W, or in a segmented view (SEG) that of its
+  // segment (tile() keeps every vector within one). Plain views keep the constant offsets, which
+  // the loads and stores take as displacements (index registers cost 6% on the 2-core EPYC).
+  int64_t bo[NV], co[NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) {
+    const int64_t jv = j + v * W, s = SEG ? jv / g.seg : 0;
+    bo[v] = SEG ? jv + s * (g.b_seg - g.seg) : jv;
+    co[v] = SEG ? jv + s * (g.c_seg - g.seg) : jv;
+  }
   // With K == 0 the operands may be empty (null data): no pointer arithmetic on them then.
   const float* a = g.K > 0 ? g.A + i * g.a_rs : nullptr;
-  const float* b = g.K > 0 ? g.B + j : nullptr;
+  const float* b = g.K > 0 ? g.B + (SEG ? 0 : j) : nullptr;
   const int64_t* koff = g.b_koff;
   const int64_t ars = g.a_rs, aks = g.a_ks, ldb = g.ldb;
   for (int64_t k = 0; k < g.K; ++k, a += aks, b += KOFF ? 0 : ldb) {
     const float* bk = KOFF ? b + koff[k] : b;
     V bv[NV];
 #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) bv[v] = FULL ? Vec::load(bk + v * W) : Vec::load(bk + v * W, mask[v]);
+    for (int v = 0; v < NV; ++v) {
+      const float* p = bk + (SEG ? bo[v] : v * W);
+      bv[v] = FULL ? Vec::load(p) : Vec::load(p, mask[v]);
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const V av = Vec::bcast(a + r * ars);
@@ -48,7 +61,7 @@ void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
   const V alpha = Vec::bcast(&g.alpha), beta = Vec::bcast(&g.beta);
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) {
-    float* c = g.C + (i + r) * g.ldc + j;
+    float* c = g.C + (i + r) * g.ldc + (SEG ? 0 : j);
     const float* bias = g.bias ? g.bias + (i + r) * g.bias_rs + j * g.bias_cs : nullptr;
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
@@ -57,60 +70,74 @@ void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
         const V bb = g.bias_cs == 0 ? Vec::bcast(bias) : FULL ? Vec::load(bias + v * W) : Vec::load(bias + v * W, mask[v]);
         y = Vec::add(y, Vec::mul(beta, bb));
       }
-      if (FULL) Vec::store(c + v * W, y);
-      else Vec::store(c + v * W, y, mask[v]);
+      float* cv = c + (SEG ? co[v] : v * W);
+      if (FULL) Vec::store(cv, y);
+      else Vec::store(cv, y, mask[v]);
     }
   }
 }
 
-template <class Vec, class Mac, int MR, int NV, bool KOFF>
+template <class Vec, class Mac, int MR, int NV, bool KOFF, bool SEG>
 void micro_any(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
-  if (cols == NV * Vec::kW) micro<Vec, Mac, MR, NV, true, KOFF>(g, i, j, cols);
-  else micro<Vec, Mac, MR, NV, false, KOFF>(g, i, j, cols);
+  if (cols == NV * Vec::kW) micro<Vec, Mac, MR, NV, true, KOFF, SEG>(g, i, j, cols);
+  else micro<Vec, Mac, MR, NV, false, KOFF, SEG>(g, i, j, cols);
 }
 
 // Fewer than Vec::kRows rows of one panel of NV vectors.
-template <class Vec, class Mac, int NV, bool KOFF>
+template <class Vec, class Mac, int NV, bool KOFF, bool SEG>
 void rows_tail(const GemmView& g, int64_t i, int64_t rows, int64_t j, int64_t cols) {
   static_assert(Vec::kRows <= 8, "tails up to 7 rows");
   switch (rows) {
-    case 1: return micro_any<Vec, Mac, 1, NV, KOFF>(g, i, j, cols);
-    case 2: return micro_any<Vec, Mac, 2, NV, KOFF>(g, i, j, cols);
-    case 3: return micro_any<Vec, Mac, 3, NV, KOFF>(g, i, j, cols);
-    case 4: return micro_any<Vec, Mac, 4, NV, KOFF>(g, i, j, cols);
-    case 5: return micro_any<Vec, Mac, 5, NV, KOFF>(g, i, j, cols);
-    case 6: return micro_any<Vec, Mac, 6 < Vec::kRows ? 6 : 1, NV, KOFF>(g, i, j, cols);
-    default: return micro_any<Vec, Mac, 7 < Vec::kRows ? 7 : 1, NV, KOFF>(g, i, j, cols);
+    case 1: return micro_any<Vec, Mac, 1, NV, KOFF, SEG>(g, i, j, cols);
+    case 2: return micro_any<Vec, Mac, 2, NV, KOFF, SEG>(g, i, j, cols);
+    case 3: return micro_any<Vec, Mac, 3, NV, KOFF, SEG>(g, i, j, cols);
+    case 4: return micro_any<Vec, Mac, 4, NV, KOFF, SEG>(g, i, j, cols);
+    case 5: return micro_any<Vec, Mac, 5, NV, KOFF, SEG>(g, i, j, cols);
+    case 6: return micro_any<Vec, Mac, 6 < Vec::kRows ? 6 : 1, NV, KOFF, SEG>(g, i, j, cols);
+    default: return micro_any<Vec, Mac, 7 < Vec::kRows ? 7 : 1, NV, KOFF, SEG>(g, i, j, cols);
   }
 }
 
-// All rows of one panel of NV vectors: blocks of Vec::kRows rows, then the rest.
-template <class Vec, class Mac, int NV, bool KOFF>
+// All rows of one panel of NV vectors, in the fewest blocks of at most Vec::kRows rows, of equal
+// heights to within one (16 rows by 6: 6, 5, 5, not 6, 6, 4): no block is left with too few
+// accumulators to hide the multiply-add latency.
+template <class Vec, class Mac, int NV, bool KOFF, bool SEG>
 void panel(const GemmView& g, int64_t i0, int64_t i1, int64_t j, int64_t cols) {
-  int64_t i = i0;
-  for (; i + Vec::kRows <= i1; i += Vec::kRows) micro_any<Vec, Mac, Vec::kRows, NV, KOFF>(g, i, j, cols);
-  if (i < i1) rows_tail<Vec, Mac, NV, KOFF>(g, i, i1 - i, j, cols);
+  const int64_t rows = i1 - i0, blocks = (rows + Vec::kRows - 1) / Vec::kRows;
+  for (int64_t b = 0, i = i0; b < blocks; ++b) {
+    const int64_t h = rows / blocks + (b < rows % blocks ? 1 : 0);
+    if (h == Vec::kRows) micro_any<Vec, Mac, Vec::kRows, NV, KOFF, SEG>(g, i, j, cols);
+    else rows_tail<Vec, Mac, NV, KOFF, SEG>(g, i, h, j, cols);
+    i += h;
+  }
 }
 
 // Rows i0 .. i1-1, columns j0 .. j1-1: panels of 2 vectors (1 for a narrow last one) by blocks of
 // Vec::kRows rows; up to Vec::kFewRows rows (one sample, a small block) use panels of 4 vectors
-// instead, which keeps enough independent accumulators in flight.
-template <class Vec, class Mac, bool KOFF>
+// instead, which keeps enough independent accumulators in flight. padded_cols: the
+// fewest columns >= cols that make whole panels only (no masked loads and stores).
+template <class Vec>
+int64_t padded_cols(int64_t rows, int64_t cols) {
+  const int64_t q = (rows <= Vec::kFewRows ? 4 : 1) * Vec::kW;  // a narrow last panel of one whole vector is full
+  return (cols + q - 1) / q * q;
+}
+
+template <class Vec, class Mac, bool KOFF, bool SEG = false>
 void tile_rows(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   constexpr int W = Vec::kW;
   if (i1 - i0 <= Vec::kFewRows) {
     for (int64_t j = j0; j < j1; j += 4 * W) {
       const int64_t cols = j1 - j < 4 * W ? j1 - j : 4 * W;
-      if (i1 - i0 == 1) micro_any<Vec, Mac, 1, 4, KOFF>(g, i0, j, cols);
-      else if (i1 - i0 == 2 || Vec::kFewRows < 3) micro_any<Vec, Mac, 2, 4, KOFF>(g, i0, j, cols);
-      else micro_any<Vec, Mac, 3, 4, KOFF>(g, i0, j, cols);
+      if (i1 - i0 == 1) micro_any<Vec, Mac, 1, 4, KOFF, SEG>(g, i0, j, cols);
+      else if (i1 - i0 == 2 || Vec::kFewRows < 3) micro_any<Vec, Mac, 2, 4, KOFF, SEG>(g, i0, j, cols);
+      else micro_any<Vec, Mac, 3, 4, KOFF, SEG>(g, i0, j, cols);
     }
     return;
   }
   for (int64_t j = j0; j < j1; j += 2 * W) {
     const int64_t cols = j1 - j < 2 * W ? j1 - j : 2 * W;
-    if (cols <= W) panel<Vec, Mac, 1, KOFF>(g, i0, i1, j, cols);  // a narrow last panel: no idle vector
-    else panel<Vec, Mac, 2, KOFF>(g, i0, i1, j, cols);
+    if (cols <= W) panel<Vec, Mac, 1, KOFF, SEG>(g, i0, i1, j, cols);  // a narrow last panel: no idle vector
+    else panel<Vec, Mac, 2, KOFF, SEG>(g, i0, i1, j, cols);
   }
 }
 
@@ -122,6 +149,11 @@ struct Fma {
 
 template <class Vec>
 void tile(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  // Segments of whole vectors over shifted views (a convolution's output rows) run in one pass;
+  // others as one plain view per segment.
+  if (g.seg && g.b_koff && g.seg % Vec::kW == 0 && j0 % Vec::kW == 0) return tile_rows<Vec, Fma<Vec>, true, true>(g, i0, i1, j0, j1);
+  if (g.seg)
+    return for_each_segment(g, j0, j1, [&](const GemmView& v, int64_t t0, int64_t t1) { tile<Vec>(v, i0, i1, t0, t1); });
   if (g.b_koff) tile_rows<Vec, Fma<Vec>, true>(g, i0, i1, j0, j1);
   else tile_rows<Vec, Fma<Vec>, false>(g, i0, i1, j0, j1);
 }

@@ -150,24 +150,50 @@ void run_gemm(const Step& s) {
 // output element is the same GEMM sum over the same values in the same order.
 constexpr int64_t kBandFloats = int64_t(1) << 15;  // 128 KiB
 
-// Stride 1 on one image, without im2col: the band's rows of group g's input are copied into a
-// zero-padded image xp [Cg, Hb, Wp] (Hb padded rows), and row (c, kh, kw) of the column matrix is
-// xp shifted by c*Hb*Wp + kh*dh*Wp + kw*dw, output (oh, ow) of the band being column oh*Wp + ow
-// (the Wp - OW columns between two output rows are computed and dropped). The GEMM sees the same
-// values in the same order as through im2col, so both paths give the same bits; it reads Cg*Hb*Wp
-// floats instead of writing and reading Cg*KH*KW*rows*OW.
+// One image without im2col, any stride and dilation: the band's input rows of group g are copied
+// into zero-padded phase images, phase (rh, rw) holding the padded image's rows rh, rh + sh, ...
+// and columns rw, rw + sw, ... (stride 1: one phase, the padded image itself). Tap (kh, kw) of an
+// output (oh, ow) reads padded row oh*sh + kh*dh = (oh + qh)*sh + rh and likewise for the column,
+// so row (c, kh, kw) of the column matrix is phase (rh, rw) of channel c shifted by qh rows and qw
+// columns, output (oh, ow) of the band being column oh*Wq + ow (the Wq - OW columns between two
+// output rows are computed and dropped). Only the phases some tap reads are built. The GEMM sees
+// the same values in the same order as through im2col, so both paths give the same bits; it reads
+// about Cg*rows*sh*Wq*sw floats instead of writing and reading Cg*KH*KW*rows*OW.
 struct Shifted {
-  int64_t Wp, rows;  // padded width, output rows per band
-  bool fits;
-  int64_t padded_rows(const ConvParams& p, int64_t r) const { return r + (p.KH - 1) * p.dh; }
-  int64_t wide(const ConvParams& p, int64_t r) const { return (r - 1) * Wp + p.OW; }
+  int64_t qh, qw;      // largest row and column shift (in phase rows and columns)
+  int64_t nph, npw;    // phases used along rows and columns
+  int64_t rh_of[8] = {}, rw_of[8] = {};  // compact phase index of each used remainder (stride <= 8)
+  int64_t Wq, rows;    // phase width, output rows per band
+  bool by_rows, fits;
+  int64_t phase_rows(int64_t r) const { return r + qh; }
+  int64_t phase_floats(const ConvParams& p, int64_t r) const { return (p.C / p.group) * nph * npw * phase_rows(r) * Wq; }
+  // Columns of one band's GEMM: by_rows (OW whole vectors), R segments of OW columns, each output
+  // row read from its own shift of the phases and written in place (nothing computed twice, no
+  // copy); else the wide span rounded up to whole panels (the extra columns read the zeroed slack
+  // after the phases and land in tmp's padding).
+  int64_t wide(const ConvParams& p, int64_t r) const { return gemm_padded_cols(p.M / p.group, (r - 1) * Wq + p.OW); }
+  int64_t slack() const { return 128; }  // more than any padding of gemm_padded_cols
   int64_t floats(const ConvParams& p, int64_t r) const {
-    return (p.C / p.group) * padded_rows(p, r) * Wp + (p.M / p.group) * wide(p, r);
+    return phase_floats(p, r) + slack() + (by_rows ? 0 : (p.M / p.group) * wide(p, r));
   }
-  explicit Shifted(const ConvParams& p) : Wp(p.OW + (p.KW - 1) * p.dw), rows(p.OH) {
+  // unit: a 1x1 unit-stride unpadded kernel, which reads the image itself instead.
+  Shifted(const ConvParams& p, bool unit) {
+    rows = p.OH;
+    fits = p.sh <= 8 && p.sw <= 8 && !unit;
+    if (!fits) return;
+    qh = (p.KH - 1) * p.dh / p.sh;
+    qw = (p.KW - 1) * p.dw / p.sw;
+    bool used_h[8] = {}, used_w[8] = {};
+    for (int64_t kh = 0; kh < p.KH; ++kh) used_h[kh * p.dh % p.sh] = true;
+    for (int64_t kw = 0; kw < p.KW; ++kw) used_w[kw * p.dw % p.sw] = true;
+    nph = npw = 0;
+    for (int64_t r = 0; r < p.sh; ++r) rh_of[r] = used_h[r] ? nph++ : -1;
+    for (int64_t r = 0; r < p.sw; ++r) rw_of[r] = used_w[r] ? npw++ : -1;
+    Wq = p.OW + qw;
+    by_rows = p.OW % gemm_vector_cols() == 0;
     const int64_t budget = std::min(p.col_elems, kBandFloats);
     while (rows > 1 && floats(p, rows) > budget) rows = std::max<int64_t>(1, std::min(rows - 1, rows * budget / floats(p, rows)));
-    fits = p.sh == 1 && p.sw == 1 && p.KH * p.KW > 1 && floats(p, rows) <= p.col_elems;
+    fits = floats(p, rows) <= p.col_elems;
   }
 };
 
@@ -194,33 +220,69 @@ void conv_shifted(const Step& st, const Shifted& s, int64_t n, int64_t g) {
   thread_local std::vector<int64_t> koff;  // per thread, grown once
   const int64_t Cg = p.C / p.group, Mg = p.M / p.group, KK = p.KH * p.KW, OHW = p.OH * p.OW;
   koff.resize(size_t(Cg * KK));
+  const float* x = p.x + (n * p.C + g * Cg) * p.H * p.W;
+  float* y = p.y + (n * p.M + g * Mg) * OHW;
   for (int64_t oh0 = 0; oh0 < p.OH; oh0 += s.rows) {
-    const int64_t R = std::min(s.rows, p.OH - oh0), Hb = s.padded_rows(p, R), wide = s.wide(p, R);
-    float* xp = p.col;
-    float* tmp = p.col + Cg * Hb * s.Wp;
-    std::fill(xp, tmp, 0.f);
-    // Padded row t of the band is input row oh0 + t - ph.
-    const int64_t t0 = std::max<int64_t>(0, p.ph - oh0), t1 = std::min(Hb, p.H + p.ph - oh0);
+    const int64_t R = std::min(s.rows, p.OH - oh0), Hq = s.phase_rows(R), plane = Hq * s.Wq;
+    float* xq = p.col;
+    float* tmp = xq + s.phase_floats(p, R) + s.slack();
+    std::fill(xq, tmp, 0.f);
+    // Phase row i of the band is padded row (oh0 + i)*sh + rh, input row that minus ph; phase
+    // column j is input column j*sw + rw - pw.
     for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t t = t0; t < t1; ++t)
-        std::memcpy(xp + (c * Hb + t) * s.Wp + p.pw, p.x + ((n * p.C + g * Cg + c) * p.H + oh0 + t - p.ph) * p.W,
-                    size_t(p.W) * sizeof(float));
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t kh = 0; kh < p.KH; ++kh)
-        for (int64_t kw = 0; kw < p.KW; ++kw) koff[size_t((c * p.KH + kh) * p.KW + kw)] = (c * Hb + kh * p.dh) * s.Wp + kw * p.dw;
+      for (int64_t rh = 0; rh < p.sh; ++rh) {
+        if (s.rh_of[rh] < 0) continue;
+        for (int64_t rw = 0; rw < p.sw; ++rw) {
+          if (s.rw_of[rw] < 0) continue;
+          float* q = xq + ((c * s.nph + s.rh_of[rh]) * s.npw + s.rw_of[rw]) * plane;
+          // Columns j with 0 <= j*sw + rw - pw < W.
+          const int64_t off = rw - p.pw;
+          const int64_t j0 = off >= 0 ? 0 : (-off + p.sw - 1) / p.sw;
+          const int64_t j1 = std::min(s.Wq, p.W - off <= 0 ? 0 : (p.W - off + p.sw - 1) / p.sw);
+          for (int64_t i = 0; i < Hq; ++i) {
+            const int64_t ih = (oh0 + i) * p.sh + rh - p.ph;
+            if (ih < 0 || ih >= p.H || j0 >= j1) continue;
+            const float* src = x + (c * p.H + ih) * p.W + off;
+            float* dst = q + i * s.Wq;
+            if (p.sw == 1) std::memcpy(dst + j0, src + j0, size_t(j1 - j0) * sizeof(float));
+            else
+              for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * p.sw];
+          }
+        }
+      }
+    // The taps of channel 0, then the same shifted by whole channels (no division per tap).
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const int64_t th = kh * p.dh, tw = kw * p.dw;
+        const int64_t phase = s.rh_of[th % p.sh] * s.npw + s.rw_of[tw % p.sw];
+        koff[size_t(kh * p.KW + kw)] = phase * plane + th / p.sh * s.Wq + tw / p.sw;
+      }
+    for (int64_t c = 1; c < Cg; ++c)
+      for (int64_t t = 0; t < KK; ++t) koff[size_t(c * KK + t)] = koff[size_t(t)] + c * s.nph * s.npw * plane;
     GemmView v = conv_gemm(st, g, true);
-    v.N = wide;
-    v.B = xp;
     v.b_koff = koff.data();
-    v.C = tmp;
-    v.ldc = wide;
-    gemm_all(v);
-    float* y = p.y + (n * p.M + g * Mg) * OHW + oh0 * p.OW;
-    for (int64_t m = 0; m < Mg; ++m) {
-      for (int64_t oh = 0; oh < R; ++oh)
-        std::memcpy(y + m * OHW + oh * p.OW, tmp + m * wide + oh * s.Wp, size_t(p.OW) * sizeof(float));
-      if (p.act != EW_COPY) cpu_act(p.act, p.act_alpha, y + m * OHW, R * p.OW);
+    if (s.by_rows) {
+      v.N = R * p.OW;
+      v.seg = p.OW;
+      v.B = xq;
+      v.b_seg = s.Wq;
+      v.C = y + oh0 * p.OW;
+      v.c_seg = p.OW;
+      v.ldc = OHW;
+      gemm_all(v);
+    } else {
+      const int64_t wide = s.wide(p, R);
+      v.N = wide;
+      v.B = xq;
+      v.C = tmp;
+      v.ldc = wide;
+      gemm_all(v);
+      for (int64_t m = 0; m < Mg; ++m)
+        for (int64_t oh = 0; oh < R; ++oh)
+          std::memcpy(y + m * OHW + (oh0 + oh) * p.OW, tmp + m * wide + oh * s.Wq, size_t(p.OW) * sizeof(float));
     }
+    if (p.act != EW_COPY)
+      for (int64_t m = 0; m < Mg; ++m) cpu_act(p.act, p.act_alpha, y + m * OHW + oh0 * p.OW, R * p.OW);
   }
 }
 
@@ -230,7 +292,7 @@ int64_t im2col_band_rows(const ConvParams& p) {
   return std::max<int64_t>(1, std::min(p.OH, std::min(p.col_elems, kBandFloats) / std::max<int64_t>(1, per_row)));
 }
 
-// One image n, group g: the shifted view of its padded rows (3x3-like, stride 1), else bands of
+// One image n, group g: the shifted views of its phase images, else bands of
 // im2col'd output rows (`direct`: a 1x1 unit-stride unpadded kernel reads the image itself), the
 // GEMM writing the output in place with the bias, the activation after.
 void conv_one_image(const Step& st, const Shifted& shifted, bool direct, int64_t band, int64_t n, int64_t g) {
@@ -268,7 +330,7 @@ void run_conv(const Step& st) {
   const ConvParams& p = st.conv;
   const int64_t G = p.group, Cg = p.C / G, Mg = p.M / G, KK = p.KH * p.KW, OHW = p.OH * p.OW;
   const bool unit = KK == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
-  const Shifted shifted(p);
+  const Shifted shifted(p, unit);
   const int64_t band = im2col_band_rows(p);
   // Image by image where no im2col is needed (a shifted view, or a 1x1 kernel reading the image
   // itself): the GEMM then writes the output in place, where several images at once need their
@@ -377,14 +439,22 @@ void run_norm(const NormParams& p) {
   }
 }
 
-// The columns' taps once per step, then every row from them (the two input rows mixed once).
+// The rows' and columns' taps once per step, then every row from them (the two input rows mixed
+// once per row).
 void run_resize(const ResizeParams& p) {
-  thread_local std::vector<ResizeTap> wt;  // per thread, grown once
+  thread_local std::vector<ResizeTap> wt, ht;  // per thread, grown once
   thread_local std::vector<float> vrow;
-  wt.resize(size_t(p.OW));
   vrow.resize(size_t(p.W));
+  if (p.cubic) {
+    for (int64_t r = 0; r < p.NC * p.OH; ++r) resize_range(p, r, 0, p.OW, nullptr, vrow.data());
+    return;
+  }
+  wt.resize(size_t(p.OW));
+  ht.resize(size_t(p.OH));
   for (int64_t ow = 0; ow < p.OW; ++ow) wt[size_t(ow)] = resize_tap_w(p, ow);
-  for (int64_t r = 0; r < p.NC * p.OH; ++r) resize_range(p, r, 0, p.OW, wt.data(), vrow.data());
+  for (int64_t oh = 0; oh < p.OH; ++oh) ht[size_t(oh)] = resize_tap_h(p, oh);
+  for (int64_t c = 0; c < p.NC; ++c)
+    for (int64_t oh = 0; oh < p.OH; ++oh) resize_row(p, c, oh, ht[size_t(oh)], 0, p.OW, wt.data(), vrow.data());
 }
 
 void run_reduce(const ReduceParams& p) {

@@ -157,6 +157,66 @@ TEST(CpuGemm, ElementBitsIndependentOfTiling) {
   }
 }
 
+// A segmented view (GemmView::seg: a convolution's output rows, each from its own shift of the
+// image) is, bit for bit, the plain product of each segment, whatever the column tiling; the gaps
+// between segments in C are never written. Segments of whole vectors and not, rows through an
+// offset table (the one-pass path) and by ldb (segment by segment), biases by row and by column.
+TEST(CpuGemm, SegmentedViewIsEachSegmentsPlainProduct) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (const Named& k : runnable()) {
+    SCOPED_TRACE(k.name);
+    for (int64_t seg : {8, 16, 24, 5, 32})
+      for (bool ko : {true, false})
+        for (int bias : {1, 2})
+          for (int64_t M : {1, 16, 23}) {
+            const int64_t S = 5, K = 37, b_seg = seg + 3, c_seg = seg + 2, ldb = S * b_seg + 1, ldc = S * c_seg + 1;
+            std::vector<float> A(size_t(M * K)), B(size_t(K * ldb)), bias_v(size_t(std::max(M, S * seg)));
+            for (auto* v : {&A, &B, &bias_v})
+              for (float& x : *v) x = u(rng);
+            std::vector<int64_t> koff;
+            for (int64_t t = 0; t < K; ++t) koff.push_back((K - 1 - t) * ldb);  // rows in reverse
+            GemmView g;
+            g.M = M, g.N = S * seg, g.K = K;
+            g.A = A.data(), g.a_rs = K, g.a_ks = 1;
+            g.B = B.data(), g.ldb = ko ? 0 : ldb;
+            if (ko) g.b_koff = koff.data();
+            else {  // the same rows in reverse through a negative stride
+              g.B = B.data() + (K - 1) * ldb;
+              g.ldb = -ldb;
+            }
+            g.ldc = ldc;
+            g.alpha = 0.75f, g.beta = 1.5f;
+            g.bias = bias_v.data();
+            g.bias_rs = bias == 2 ? 1 : 0;
+            g.bias_cs = bias == 2 ? 0 : 1;
+            std::vector<float> want(size_t(M * ldc), NAN), got(want.size(), NAN), tiled(want.size(), NAN);
+            for (int64_t s = 0; s < S; ++s) {
+              GemmView v = g;
+              v.N = seg;
+              v.B = g.B + s * b_seg;
+              v.C = want.data() + s * c_seg;
+              v.bias = g.bias + s * seg * g.bias_cs;
+              k.fn(v, 0, M, 0, seg);
+            }
+            g.seg = seg, g.b_seg = b_seg, g.c_seg = c_seg;
+            g.C = got.data();
+            k.fn(g, 0, M, 0, g.N);
+            g.C = tiled.data();
+            const std::vector<int64_t> rows = random_cuts(M, rng), cols = random_cuts(g.N, rng);
+            for (size_t r = 0; r + 1 < rows.size(); ++r)
+              for (size_t c = 0; c + 1 < cols.size(); ++c) k.fn(g, rows[r], rows[r + 1], cols[c], cols[c + 1]);
+            const std::string what = "seg " + std::to_string(seg) + (ko ? " koff" : " ldb") + " bias " + std::to_string(bias) + " M " + std::to_string(M);
+            EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << what;
+            EXPECT_EQ(std::memcmp(tiled.data(), want.data(), want.size() * sizeof(float)), 0) << what << " tiled";
+            int64_t gaps = 0;
+            for (int64_t i = 0; i < M; ++i)
+              for (int64_t t = 0; t < ldc; ++t) gaps += (t >= S * c_seg || t % c_seg >= seg) && !std::isnan(got[size_t(i * ldc + t)]);
+            EXPECT_EQ(gaps, 0) << what << ": written between segments";
+          }
+  }
+}
+
 TEST(CpuGemm, VectorExpWithinTwoUlpAndPositionIndependent) {
   using ExpFn = void (*)(const float*, float*, int64_t);
   std::vector<std::pair<const char*, ExpFn>> fns{{"generic", almc::onnx::gemm_isa::exp_generic}};

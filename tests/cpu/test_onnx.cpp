@@ -154,18 +154,33 @@ TEST(Onnx, NormEpiloguesFuseIntoTheNormalisation) {
 }
 
 // Convolutions of one image run in bands of output rows (cpu_kernels.cpp: each band's working set
-// within 128 KiB): a stride-1 padded 3x3 (the shifted-image path, 70 rows in bands) and a stride-2
-// one (im2col, 35 rows in bands) on 8 x 70 x 66 images against a direct double sum. Tolerance:
-// 1e-5 of the sum of |terms| (72 float multiply-adds per output).
+// within 128 KiB) over phase images (any stride and dilation; stride 1: the padded image), the
+// GEMM's columns either output rows as segments (OW whole vectors) or one wide span: on 8 x 70 x W
+// images, strides 1-3, dilations 1-2, 3x3, 1x1 (strided), 2x3 and 3x1 kernels, against a direct
+// double sum. Tolerance: 1e-5 of the sum of |terms| (at most 72 float multiply-adds per output).
 TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
   using namespace almc::onnx;
-  for (int64_t stride : {1, 2}) {
-    SCOPED_TRACE("stride " + std::to_string(stride));
+  struct Case {
+    int64_t stride, dil, KH, KW, pad, W;
+  };
+  for (const Case& k : std::vector<Case>{{1, 1, 3, 3, 1, 66},
+                                         {1, 1, 3, 3, 1, 64},
+                                         {2, 1, 3, 3, 1, 66},
+                                         {2, 1, 3, 3, 1, 32},
+                                         {3, 1, 3, 3, 1, 50},
+                                         {1, 2, 3, 3, 2, 40},
+                                         {2, 2, 3, 3, 1, 47},
+                                         {2, 1, 1, 1, 0, 66},
+                                         {1, 1, 2, 3, 0, 33},
+                                         {2, 1, 3, 1, 1, 48}}) {
+    SCOPED_TRACE("stride " + std::to_string(k.stride) + " dilation " + std::to_string(k.dil) + " kernel " + std::to_string(k.KH) +
+                 "x" + std::to_string(k.KW) + " W " + std::to_string(k.W));
     ConvParams c{};
-    c.N = 2, c.C = 8, c.H = 70, c.W = 66, c.M = 6, c.KH = 3, c.KW = 3, c.group = 1;
-    c.sh = c.sw = stride, c.ph = c.pw = 1, c.dh = c.dw = 1;
-    c.OH = (c.H + 2 - 3) / stride + 1, c.OW = (c.W + 2 - 3) / stride + 1;
-    const int64_t K = c.C * 9, OHW = c.OH * c.OW;
+    c.N = 2, c.C = 8, c.H = 70, c.W = k.W, c.M = 6, c.KH = k.KH, c.KW = k.KW, c.group = 1;
+    c.sh = c.sw = k.stride, c.ph = c.pw = k.pad, c.dh = c.dw = k.dil;
+    c.OH = (c.H + 2 * k.pad - k.dil * (k.KH - 1) - 1) / k.stride + 1;
+    c.OW = (c.W + 2 * k.pad - k.dil * (k.KW - 1) - 1) / k.stride + 1;
+    const int64_t KK = k.KH * k.KW, K = c.C * KK, OHW = c.OH * c.OW;
     c.chunk = 1;
     c.col_elems = K * OHW + c.M * OHW;  // what the planner gives one image
     c.act = EW_RELU;
@@ -187,11 +202,11 @@ TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
           for (int64_t ow = 0; ow < c.OW; ++ow) {
             double sum = bias[size_t(m)], mag = std::abs(sum);
             for (int64_t ch = 0; ch < c.C; ++ch)
-              for (int64_t kh = 0; kh < 3; ++kh)
-                for (int64_t kw = 0; kw < 3; ++kw) {
-                  const int64_t ih = oh * stride - 1 + kh, iw = ow * stride - 1 + kw;
+              for (int64_t kh = 0; kh < k.KH; ++kh)
+                for (int64_t kw = 0; kw < k.KW; ++kw) {
+                  const int64_t ih = oh * k.stride - k.pad + kh * k.dil, iw = ow * k.stride - k.pad + kw * k.dil;
                   if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
-                  const double t = double(w[size_t((m * c.C + ch) * 9 + kh * 3 + kw)]) *
+                  const double t = double(w[size_t((m * c.C + ch) * KK + kh * k.KW + kw)]) *
                                    double(x[size_t(((n * c.C + ch) * c.H + ih) * c.W + iw)]);
                   sum += t;
                   mag += std::abs(t);
