@@ -64,6 +64,7 @@ class Reader final : public nlohmann::json_sax<json> {
  public:
   Field weights, means, variances, stds;
   bool top_is_object = false;
+  std::string duplicate;  // the first of the four keys met twice (JSON leaves which one counts open)
   std::string syntax_error;
 
   bool null() override { return scalar(nullptr); }
@@ -90,6 +91,7 @@ class Reader final : public nlohmann::json_sax<json> {
                                 : nullptr;
       current_name_ = current_ ? k : std::string();
       awaiting_field_ = current_ != nullptr;
+      if (current_ && current_->present && duplicate.empty()) duplicate = k;
     }
     return true;
   }
@@ -229,6 +231,8 @@ void read_events(const char* begin, const char* end, Reader& r) {
 // The checks, in the order a walk of the document's tree makes them, then the spec.
 GmmSpec build(Reader& r) {
   if (!r.top_is_object) fail(ALMC_ERR_PARSE, "GMM JSON: the top level must be an object");
+  if (!r.duplicate.empty())
+    fail(ALMC_ERR_PARSE, "GMM JSON: \"", r.duplicate, "\" is given more than once; give each field once");
   for (const Field* f : {&r.weights, &r.means})
     if (!f->present) fail(ALMC_ERR_PARSE, "GMM JSON: missing \"", f == &r.weights ? "weights" : "means", "\"");
   const bool has_var = r.variances.present, has_std = r.stds.present;

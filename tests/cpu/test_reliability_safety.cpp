@@ -169,10 +169,10 @@ TEST(Safety, GmmJsonFromNonRegularFilesAndNegativeStds) {
 // The reader sees the document as a stream of events (no tree), so key order, repeated keys and
 // unknown keys must not matter, and every refusal keeps the exact text it had.
 TEST(Safety, GmmJsonValuesDoNotDependOnKeyOrderOrExtraKeys) {
-  // "stds" first, a mix of scalar and row stds, an unknown key holding look-alike arrays, and a
-  // repeated "weights" (the last one counts, as in a parsed tree).
+  // "stds" first, a mix of scalar and row stds, and unknown keys holding look-alike arrays (a
+  // repeated field is refused: GmmJsonRefusalsKeepTheirExactMessages).
   const almc::GmmSpec g = almc::parse_gmm_json(
-      R"({"stds": [2, [0.5, 1, 3]], "other": {"means": [[9]], "weights": [5]}, "weights": [7, 7],
+      R"({"stds": [2, [0.5, 1, 3]], "other": {"means": [[9]], "weights": [5]}, "note": [7, 7],
           "means": [[1, -2, 3e2], [0, 0.25, -0.5]], "weights": [1, 3], "note": [[[1]], "x"]})");
   EXPECT_EQ(g.K, 2);
   EXPECT_EQ(g.d, 3);
@@ -223,6 +223,11 @@ TEST(Safety, GmmJsonRefusalsKeepTheirExactMessages) {
       {R"({"weights":[1,1],"means":[[0],[1]],"variances":[1,[true]]})", "GMM JSON: variances[1][0] is not a number"},
       {R"({"weights":[1,1],"means":[[0],[1]],"stds":[-3e38,1]})", "GMM JSON: std of component 0, coordinate 0 must be positive"},
       {R"({"weights":[1],"means":[[0,1]],"variances":[[1,0]]})", "GMM JSON: variance of component 0, coordinate 1 must be positive"},
+      {R"({"weights":[1],"means":[[0]],"stds":[1],"means":[[5]]})",
+       "GMM JSON: \"means\" is given more than once; give each field once"},
+      {R"({"weights":[1],"weights":[2],"means":[[0]],"stds":[1],"stds":[1]})",
+       "GMM JSON: \"weights\" is given more than once; give each field once"},
+      {R"({"weights":[1],"means":[[0]],"stds":[1],"note":1,"note":2})", "accepted"},
       {R"("weights")", "GMM JSON: the top level must be an object"},
       {R"([{"weights":[1],"means":[[0]],"stds":[1]}])", "GMM JSON: the top level must be an object"},
   };
