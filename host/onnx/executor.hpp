@@ -43,10 +43,11 @@ AdapterParams adapter_params(const ExecConfig& c, const float* table);
 class Executor {
  public:
   // The CPU backend evaluates the network in blocks of up to cpu_block() samples, one block per
-  // OpenMP thread at a time, each kernel on its thread only. B depends only on the model (about
-  // 24 MFLOP per block, a power of two from 1 to 16); a call with fewer blocks than threads halves
-  // its blocks until each thread has one, and a block of fewer samples runs the plan of the next
-  // power of two. Every kernel computes a sample the same way in any block (the GEMM's
+  // OpenMP thread at a time, each kernel on its thread only. B depends only on the model (a power
+  // of two from 1 to 64 whose activations stay within ~2 MiB); a call with fewer blocks than
+  // threads halves its blocks until each thread has one, and a block of fewer samples runs as
+  // pieces of powers of two, each through the plan of its size. Every kernel computes a sample
+  // the same way in any block (the GEMM's
   // summation order is fixed per element: cpu_gemm.hpp), so a sample's output depends neither on
   // the batch size nor on the thread count, bit for bit.
   int64_t cpu_block() const { return cpu_block_; }

@@ -35,10 +35,12 @@ void Builder::node_gemm() {
   p.batch = 1;
   p.act = EW_COPY;
   p.bias_kind = BIAS_NONE;
-  s.refs = {ref(A), ref(B)};
+  s.refs = {ref(A)};
+  if (!(tb && B.c)) s.refs.push_back(ref(B));
   if (tb && B.c) {
-    // A constant transposed B (a Linear layer's weight [N, K]) is stored transposed once here:
-    // the CPU GEMM reads B by rows of N and would otherwise transpose it on every call.
+    // A constant transposed B (a Linear layer's weight [N, K]) is stored transposed once here
+    // (only so: the weight as given is not kept as well): the CPU GEMM reads B by rows of N and
+    // would otherwise transpose it on every call.
     auto t = std::make_shared<HostTensor>();
     t->shape = {K, N};
     t->v.resize(size_t(K * N));
@@ -47,7 +49,7 @@ void Builder::node_gemm() {
     Val tv;
     tv.c = t;
     tv.shape = t->shape;
-    s.refs[1] = ref(tv);
+    s.refs.push_back(ref(tv));
     p.trans_b = false;
     p.ldb = N;
   }

@@ -17,6 +17,7 @@
 
 #include <functional>
 
+#include "host/onnx/cpu_gemm.hpp"
 #include "host/onnx/executor.hpp"
 #include "host/onnx/op_table.hpp"
 #include "tests/cpu/test_onnx_util.hpp"
@@ -154,14 +155,14 @@ TEST(Onnx, NormEpiloguesFuseIntoTheNormalisation) {
 }
 
 // Convolutions of one image run in bands of output rows (cpu_kernels.cpp: each band's working set
-// within 128 KiB) over phase images (any stride and dilation; stride 1: the padded image), the
-// GEMM's columns either output rows as segments (OW whole vectors) or one wide span: on 8 x 70 x W
-// images, strides 1-3, dilations 1-2, 3x3, 1x1 (strided), 2x3 and 3x1 kernels, against a direct
-// double sum. Tolerance: 1e-5 of the sum of |terms| (at most 72 float multiply-adds per output).
+// within 128 KiB) over phase images (strides up to 8, any dilation; stride 1: the padded image),
+// the GEMM's columns either output rows as segments (OW whole vectors) or one wide span, else by
+// im2col: on 8 x 70 x W images, strides 1-3 and 9, dilations 1-2, 3x3, 1x1 (strided), 2x3 and 3x1
+// kernels, against a direct double sum. Tolerance: 1e-5 of the sum of |terms| (at most 72 float multiply-adds per output).
 TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
   using namespace almc::onnx;
   struct Case {
-    int64_t stride, dil, KH, KW, pad, W;
+    int64_t stride, dil, KH, KW, pad, W, chunk = 1;
   };
   for (const Case& k : std::vector<Case>{{1, 1, 3, 3, 1, 66},
                                          {1, 1, 3, 3, 1, 64},
@@ -172,7 +173,9 @@ TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
                                          {2, 2, 3, 3, 1, 47},
                                          {2, 1, 1, 1, 0, 66},
                                          {1, 1, 2, 3, 0, 33},
-                                         {2, 1, 3, 1, 1, 48}}) {
+                                         {2, 1, 3, 1, 1, 48},
+                                         {9, 1, 3, 3, 1, 66},  // beyond the phase images' strides: im2col
+                                         {9, 1, 3, 3, 1, 66, 2}}) {  // ... of two images at once
     SCOPED_TRACE("stride " + std::to_string(k.stride) + " dilation " + std::to_string(k.dil) + " kernel " + std::to_string(k.KH) +
                  "x" + std::to_string(k.KW) + " W " + std::to_string(k.W));
     ConvParams c{};
@@ -181,8 +184,8 @@ TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
     c.OH = (c.H + 2 * k.pad - k.dil * (k.KH - 1) - 1) / k.stride + 1;
     c.OW = (c.W + 2 * k.pad - k.dil * (k.KW - 1) - 1) / k.stride + 1;
     const int64_t KK = k.KH * k.KW, K = c.C * KK, OHW = c.OH * c.OW;
-    c.chunk = 1;
-    c.col_elems = K * OHW + c.M * OHW;  // what the planner gives one image
+    c.chunk = k.chunk;
+    c.col_elems = k.chunk * (K * OHW + c.M * OHW);  // what the planner gives `chunk` images
     c.act = EW_RELU;
     uint32_t state = 12345;
     auto rnd = [&]() { return float((state = state * 1664525u + 1013904223u) >> 8) / float(1 << 24) - 0.5f; };
@@ -217,6 +220,43 @@ TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
           }
     EXPECT_LE(worst, 1e-5);
   }
+}
+
+// A Gemm step whose B rows are 4 KiB or more apart (a wide Linear layer) copies B panel by panel
+// before the kernel runs (cpu_kernels.cpp, gemm_packed_b): the same bits as the kernel on B in
+// place, for 16..40 rows, column counts that leave a partial last panel, a row bias and ReLU.
+TEST(Onnx, CpuGemmOfAWideBIsTheKernelsBits) {
+  using namespace almc::onnx;
+  for (int64_t M : {16, 23, 40})
+    for (int64_t N : {1024, 1100}) {
+      const int64_t K = 150;
+      uint32_t state = 777u + uint32_t(M * N);
+      auto rnd = [&]() { return float((state = state * 1664525u + 1013904223u) >> 8) / float(1 << 24) - 0.5f; };
+      std::vector<float> A(size_t(M * K)), B(size_t(K * N)), bias(static_cast<size_t>(N)), got(size_t(M * N), NAN);
+      std::vector<float> want(got.size(), NAN);
+      for (auto* v : {&A, &B, &bias})
+        for (auto& e : *v) e = rnd();
+      Step st;
+      st.kind = StepKind::Gemm;
+      GemmParams& p = st.gemm;
+      p = GemmParams{};
+      p.M = M, p.N = N, p.K = K, p.alpha = 1.25f, p.beta = 0.5f;
+      p.A = A.data(), p.B = B.data(), p.C = got.data(), p.lda = K, p.ldb = N, p.ldc = N;
+      p.batch = 1, p.batch_ndim = 0;
+      p.bias_kind = BIAS_ROW, p.bias = bias.data();
+      p.act = EW_RELU;
+      cpu_run_step(st);
+      GemmView g;
+      g.M = M, g.N = N, g.K = K;
+      g.A = A.data(), g.a_rs = K, g.a_ks = 1;
+      g.B = B.data(), g.ldb = N;
+      g.C = want.data(), g.ldc = N;
+      g.alpha = 1.25f, g.beta = 0.5f;
+      g.bias = bias.data(), g.bias_rs = 0, g.bias_cs = 1;
+      gemm_all(g);
+      for (float& v : want) v = v > 0.f ? v : 0.f;  // ReLU (max(x, 0) for these finite values)
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << M << " x " << N;
+    }
 }
 
 // Strided copies that transpose go by tiles (cpu_kernels.cpp): the last two dims of [3, 70, 130]
@@ -640,7 +680,7 @@ TEST(OnnxCApi, AlmcRunWithAnOnnxPrior) {
 // ---------------------------------------------------------------- determinism and threads
 // The CPU backend evaluates blocks of samples, each on one thread, a short block through a
 // smaller plan (Executor::cpu_block()): a sample's output is the same bits whatever the batch
-// size and the thread count (batches 1, 4, 17, 33 and 41 mix plans of 1, 4, 16 samples).
+// size and the thread count (batches 1 to 130 mix blocks of up to 64 and pieces of 1 to 32).
 
 namespace {
 std::vector<float> tiled(const std::vector<float>& v, size_t count) {
@@ -658,7 +698,7 @@ TEST(Onnx, CpuRowsBitwiseIndependentOfBatchAndThreads) {
     SCOPED_TRACE(name);
     auto x = read_npy(data_dir() + name + "_x.npy");
     auto lv = read_npy(data_dir() + name + "_level.npy");
-    const int64_t d = int64_t(x.v.size()) / x.shape[0], N = 41;
+    const int64_t d = int64_t(x.v.size()) / x.shape[0], N = 130;
     const auto xs = tiled(x.v, size_t(N * d)), ls = tiled(lv.v, size_t(N));
     auto ex = load(name);
     auto eval = [&](int64_t n, int threads) {
@@ -668,7 +708,8 @@ TEST(Onnx, CpuRowsBitwiseIndependentOfBatchAndThreads) {
       return out;
     };
     const auto ref = eval(N, 1);
-    for (auto [n, threads] : std::vector<std::pair<int64_t, int>>{{1, 1}, {4, 2}, {17, 2}, {33, 3}, {41, 2}, {41, 4}}) {
+    for (auto [n, threads] :
+         std::vector<std::pair<int64_t, int>>{{1, 1}, {4, 2}, {17, 2}, {33, 3}, {41, 2}, {41, 4}, {64, 1}, {100, 2}, {130, 3}}) {
       const auto out = eval(n, threads);
       EXPECT_EQ(std::memcmp(out.data(), ref.data(), out.size() * sizeof(float)), 0) << "batch " << n << ", " << threads << " threads";
     }
