@@ -118,11 +118,16 @@ std::unique_ptr<Executor::Slot> Executor::make_slot(Plan plan, const Slot* share
   }
   s->arena = Buffer(&be_, arena);
   be_.zero(s->arena.get(), arena);
-  if (!shared) {
+  s->const_floats = int64_t(p.consts.size());
+  if (shared) {
+    s->consts_at = shared->consts_at;
+  } else {
     s->consts = Buffer(&be_, std::max<size_t>(p.consts.size(), 1) * sizeof(float));
     s->consts.upload(p.consts.data(), p.consts.size() * sizeof(float));
+    s->consts_at = s->consts.f();
   }
-  bind_plan(p, s->arena.f(), (shared ? shared : s.get())->consts.f());
+  bind_plan(p, s->arena.f(), s->consts_at);
+  std::vector<float>().swap(p.consts);  // in backend memory now (a 2048-wide Linear: 16 MiB each)
   return s;
 }
 
@@ -176,7 +181,7 @@ int64_t block_size(int64_t arena_floats) {
 Executor::Slot& Executor::cpu_slot(size_t thread, int64_t b) {
   size_t level = 0;
   while ((int64_t(1) << level) < b) ++level;
-  // Thread 0's plan of this size owns the constants; the other threads' copies read them.
+  // Thread 0's plan of this size holds (or shares) the constants; the other threads' copies read them.
   Slot* first = thread == 0 ? nullptr : &cpu_slot(0, b);
   if (cpu_workers_.size() <= thread) cpu_workers_.resize(thread + 1);
   auto& sizes = cpu_workers_[thread];
@@ -184,7 +189,14 @@ Executor::Slot& Executor::cpu_slot(size_t thread, int64_t b) {
   if (sizes[level]) return *sizes[level];
   Plan p = first ? first->plan : build_plan(g_, io_, int64_t(1) << level);
   if (!first && cfg_.precision == ALMC_PRECISION_BF16) use_bf16(p, false);
-  auto w = make_slot(std::move(p), first);  // a copy is rebound
+  // Thread 0's plans of other sizes usually hold the same constants (host memory: compared in
+  // place): one copy then serves every size.
+  const Slot* share = first;
+  for (const auto& other : sizes)
+    if (!share && other && other->const_floats == int64_t(p.consts.size()) &&
+        (p.consts.empty() || std::memcmp(other->consts_at, p.consts.data(), p.consts.size() * sizeof(float)) == 0))
+      share = other.get();
+  auto w = make_slot(std::move(p), share);  // a copy is rebound
   sizes[level] = std::move(w);
   return *sizes[level];
 }
@@ -221,7 +233,15 @@ std::map<std::string, double> Executor::profile_cpu(int64_t n, int reps, bool by
 
 size_t Executor::steps(int64_t n) { return slot_for(n).plan.steps.size(); }
 int64_t Executor::arena_bytes(int64_t n) { return slot_for(n).plan.arena_floats * 4; }
-int64_t Executor::const_bytes(int64_t n) { return int64_t(slot_for(n).plan.consts.size()) * 4; }
+int64_t Executor::const_bytes(int64_t n) { return slot_for(n).const_floats * 4; }
+
+size_t Executor::const_copies() const {
+  size_t n = 0;
+  for (const auto& kv : slots_) n += kv.second->consts.get() ? 1 : 0;
+  for (const auto& sizes : cpu_workers_)
+    for (const auto& s : sizes) n += s && s->consts.get() ? 1 : 0;
+  return n;
+}
 
 size_t Executor::bf16_steps() {
   const auto& steps = slot_for(k_.host_blocks() ? 1 : std::max<int64_t>(cfg_.max_batch, 1)).plan.steps;

@@ -88,13 +88,19 @@ class Executor {
   // Host blocks: the threads the last call ran on (at most the backend's host_threads()).
   int last_cpu_threads() const { return last_cpu_threads_; }
   int64_t const_bytes(int64_t n);
+  // Backend buffers holding the network's constants: one when every plan (each thread's, each
+  // block size's) shares one copy.
+  size_t const_copies() const;
 
  private:
   void apply_x_shape();
   // A plan bound to its arena (and constants) in backend memory.
+  // The plan's host copy of its constants is released once they are in backend memory.
   struct Slot {
     Plan plan;
-    Buffer arena, consts;  // consts empty: the plan reads another slot's (CPU threads share them)
+    Buffer arena, consts;  // consts empty: the plan reads another slot's (CPU threads and sizes share them)
+    const float* consts_at = nullptr;  // the constants the plan is bound to (its own or another slot's)
+    int64_t const_floats = 0;
   };
   Slot& slot_for(int64_t n);
   Slot& cpu_worker(size_t i);  // host blocks: thread i's plan for cpu_block() samples and its arena
