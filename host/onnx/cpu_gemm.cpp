@@ -37,7 +37,8 @@ void tile_generic(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t
   for (int64_t i = i0; i < i1; ++i)
     for (int64_t j = j0; j < j1; j += kCols) {
       const int64_t n = j1 - j < kCols ? j1 - j : kCols;
-      for (int64_t t = 0; t < n; ++t) acc[t] = 0.f;
+      float* c = g.C + i * g.ldc + j;
+      for (int64_t t = 0; t < n; ++t) acc[t] = g.c_in ? c[t] : 0.f;
       const float* a = g.K > 0 ? g.A + i * g.a_rs : nullptr;  // K == 0: A may be empty (null)
       for (int64_t k = 0; k < g.K; ++k, a += g.a_ks) {
         const float* b = g.B + (g.b_koff ? g.b_koff[k] : k * g.ldb) + j;
@@ -47,7 +48,10 @@ void tile_generic(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t
           acc[t] = acc[t] + prod;
         }
       }
-      float* c = g.C + i * g.ldc + j;
+      if (g.c_raw) {
+        for (int64_t t = 0; t < n; ++t) c[t] = acc[t];
+        continue;
+      }
       for (int64_t t = 0; t < n; ++t) {
         float y = acc[t] * g.alpha;
         if (g.bias) y = y + g.beta * g.bias[i * g.bias_rs + (j + t) * g.bias_cs];

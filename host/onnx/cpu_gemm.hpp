@@ -49,6 +49,11 @@ struct GemmView {
   // shifted view of the image and written to its own row). The bias still takes the column j.
   // Not combined with B16.
   int64_t seg = 0, b_seg = 0, c_seg = 0;
+  // A product split along k (fp32 kernels only): with c_in the sums start from C's values (an
+  // earlier part's sums over k before this view's, stored with c_raw) instead of 0; with c_raw C
+  // gets the sums themselves (no alpha, no bias). Float sums stored and reloaded are exact, so
+  // the parts k0 < k1 < ... give the bits of the whole product.
+  bool c_in = false, c_raw = false;
   float alpha = 1.f;
   const float* bias = nullptr;  // bias(i,j) = bias[i * bias_rs + j * bias_cs], or none
   int64_t bias_rs = 0, bias_cs = 0;

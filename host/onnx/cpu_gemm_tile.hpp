@@ -28,6 +28,7 @@ void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[r][v] = Vec::zero();
+  const bool c_in = g.c_in;
   // Each vector's column offset in B and C: j + v * W, or in a segmented view (SEG) that of its
   // segment (tile() keeps every vector within one). Plain views keep the constant offsets, which
   // the loads and stores take as displacements (index registers cost 6% on the 2-core EPYC).
@@ -38,6 +39,14 @@ void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
     bo[v] = SEG ? jv + s * (g.b_seg - g.seg) : jv;
     co[v] = SEG ? jv + s * (g.c_seg - g.seg) : jv;
   }
+  if (c_in)  // the sums so far (GemmView::c_in)
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) {
+        const float* cv = g.C + (i + r) * g.ldc + (SEG ? co[v] : j + v * W);
+        acc[r][v] = FULL ? Vec::load(cv) : Vec::load(cv, mask[v]);
+      }
   // With K == 0 the operands may be empty (null data): no pointer arithmetic on them then.
   const float* a = g.K > 0 ? g.A + i * g.a_rs : nullptr;
   const float* b = g.K > 0 ? g.B + (SEG ? 0 : j) : nullptr;
@@ -57,6 +66,17 @@ void micro(const GemmView& g, int64_t i, int64_t j, int64_t cols) {
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[r][v] = Mac::mac(av, bv[v], acc[r][v]);
     }
+  }
+  if (g.c_raw) {  // the sums themselves (GemmView::c_raw)
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) {
+        float* cv = g.C + (i + r) * g.ldc + (SEG ? co[v] : j + v * W);
+        if (FULL) Vec::store(cv, acc[r][v]);
+        else Vec::store(cv, acc[r][v], mask[v]);
+      }
+    return;
   }
   const V alpha = Vec::bcast(&g.alpha), beta = Vec::bcast(&g.beta);
 #pragma GCC unroll 16

@@ -217,6 +217,35 @@ TEST(CpuGemm, SegmentedViewIsEachSegmentsPlainProduct) {
   }
 }
 
+// A product split along k (GemmView::c_in / c_raw: the first part from zero, stored raw, the
+// next ones continuing from C, the last with the epilogue) is the whole product bit for bit, for
+// every kernel, with rows by ldb or an offset table, a bias, and parts of any size.
+TEST(CpuGemm, ProductSplitAlongKIsTheWholeProduct) {
+  std::mt19937 rng(5);
+  for (const Named& k : runnable()) {
+    SCOPED_TRACE(k.name);
+    for (auto [M, N, K, ko] : std::vector<std::tuple<int64_t, int64_t, int64_t, bool>>{
+             {16, 40, 300, false}, {7, 33, 129, true}, {23, 64, 64, false}, {1, 9, 50, false}}) {
+      const Problem p = make(M, N, K, false, 2, unsigned(K + M), ko);
+      const auto whole = run(p, k.fn, {0, M}, {0, N});
+      std::vector<float> parts(whole.size(), NAN);
+      GemmView g = p.view(parts.data());
+      const std::vector<int64_t> cuts = random_cuts(K, rng);
+      for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+        GemmView v = g;
+        v.K = cuts[c + 1] - cuts[c];
+        v.A = g.A + cuts[c] * g.a_ks;
+        if (ko) v.b_koff = g.b_koff + cuts[c];
+        else v.B = g.B + cuts[c] * g.ldb;
+        v.c_in = c > 0;
+        v.c_raw = c + 2 < cuts.size();
+        k.fn(v, 0, M, 0, N);
+      }
+      EXPECT_EQ(std::memcmp(parts.data(), whole.data(), whole.size() * sizeof(float)), 0) << M << "x" << N << "x" << K;
+    }
+  }
+}
+
 TEST(CpuGemm, VectorExpWithinTwoUlpAndPositionIndependent) {
   using ExpFn = void (*)(const float*, float*, int64_t);
   std::vector<std::pair<const char*, ExpFn>> fns{{"generic", almc::onnx::gemm_isa::exp_generic}};

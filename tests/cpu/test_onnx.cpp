@@ -222,14 +222,15 @@ TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
   }
 }
 
-// A Gemm step whose B rows are 4 KiB or more apart (a wide Linear layer) copies B panel by panel
-// before the kernel runs (cpu_kernels.cpp, gemm_packed_b): the same bits as the kernel on B in
-// place, for 16..40 rows, column counts that leave a partial last panel, a row bias and ReLU.
+// A Gemm step whose B rows are 4 KiB or more apart (a wide Linear layer) runs in parts along k,
+// each copying B panel by panel before the kernel (cpu_kernels.cpp, gemm_packed_b): the same bits
+// as the kernel on B in place, for 16..40 rows, column counts that leave a partial last panel, a
+// row bias and ReLU.
 TEST(Onnx, CpuGemmOfAWideBIsTheKernelsBits) {
   using namespace almc::onnx;
   for (int64_t M : {16, 23, 40})
     for (int64_t N : {1024, 1100}) {
-      const int64_t K = 150;
+      const int64_t K = 300;  // two parts along k (cpu_kernels.cpp: kKc = 256)
       uint32_t state = 777u + uint32_t(M * N);
       auto rnd = [&]() { return float((state = state * 1664525u + 1013904223u) >> 8) / float(1 << 24) - 0.5f; };
       std::vector<float> A(size_t(M * K)), B(size_t(K * N)), bias(static_cast<size_t>(N)), got(size_t(M * N), NAN);
