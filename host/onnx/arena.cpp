@@ -69,6 +69,7 @@ void bind_plan(Plan& p, float* arena, const float* consts) {
   for (auto& s : p.steps) {
     auto& f = s.refs;
     s.w16 = s.w16_off >= 0 ? consts + s.w16_off : nullptr;
+    s.bp = s.bp_off >= 0 ? consts + s.bp_off : nullptr;
     s.scratch16 = s.bf16 && p.scratch16_off >= 0 ? arena + p.scratch16_off : nullptr;
     switch (s.kind) {
       case StepKind::Ew:

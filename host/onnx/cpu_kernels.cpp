@@ -101,31 +101,52 @@ void set_bf16_a(GemmView& v, const Step& s, int64_t row0) {
   v.A16 = s.w16 + row0 * v.a16_rs;
 }
 
-// gemm_all(g) for a B whose rows are 4 KiB or more apart (a wide Linear layer), in parts of at
-// most kKc of k (GemmView::c_in / c_raw), each part's B columns copied panel by panel into a
-// contiguous [kc, P] block first: a kernel panel then reads one stream instead of one page per k,
-// and the part of A the panels share stays in L2. A 2048-wide Linear layer at batch 64 in blocks
-// of 64, one thread of the 2-core AVX2 EPYC: 61 evaluations/s in place, 108 with panels of P = 32
-// (16: 93, 64: 99, 128: 91). The copies change no value and the parts no order: the bits are
-// those of gemm_all(g).
-void gemm_packed_b(const GemmView& g) {
-  if (g.bf16 || g.B16 || g.b_koff || g.seg || g.c_in || g.c_raw || g.ldb < 1024 || g.K < 64 || g.N <= 64 || g.M < 16)
-    return gemm_all(g);
-  constexpr int64_t kKc = 256;
-  const int64_t P = std::max<int64_t>(32, 4 * gemm_vector_cols());  // AVX2: 32, AVX-512: 64
+// A wide B (a wide Linear layer's weight) is read in parts of at most kKc along k (GemmView::c_in
+// / c_raw), each part's columns as contiguous [kc, P] panels: a kernel panel then reads one stream
+// instead of one page per k, and the part of A the panels share stays in L2. The panels of part
+// k0 are stored one after the other, panel j (P columns, fewer for the last) at k0 * N + j * kc.
+// A constant B is packed so once per plan (cpu_pack_weights); any other is copied panel by panel
+// as the product runs, when enough rows share each panel. A 2048-wide Linear layer, one thread of
+// the 2-core AVX2 EPYC, batch 64 in blocks of 64: 61 evaluations/s with B in place, 89 with its
+// panels copied as it ran (P = 32; 16: 72, 64: 99, 128: 91), 103 also in parts of 256 along k
+// (128: 93, 512: 91), 108-130 packed once in the plan (onnxruntime 127-146 in the same runs);
+// batch 1: 480 -> 1910. The panels change no value and the parts no order: the bits are those of
+// gemm_all(g).
+constexpr int64_t kKc = 256;
+int64_t panel_width() { return std::max<int64_t>(32, 4 * gemm_vector_cols()); }  // AVX2: 32, AVX-512: 64
+
+// B's rows at least min_ld floats apart (1024 to copy as the product runs; 256 to pack once: the
+// demo's 384-wide digits MLP at batch 1, one thread, 13.8k -> 16.5k evaluations/s, at batch 64
+// unchanged), and enough of it.
+bool wide_b(const GemmView& g, int64_t min_ld) {
+  return !g.bf16 && !g.B16 && !g.b_koff && !g.seg && !g.c_in && !g.c_raw && g.ldb >= min_ld && g.K >= 64 && g.N > 64;
+}
+
+// Rows k0 .. k0+kn-1, columns j .. j+w-1 of B, contiguous.
+void copy_panel(const GemmView& g, int64_t k0, int64_t kn, int64_t j, int64_t w, float* out) {
+  for (int64_t k = 0; k < kn; ++k) std::memcpy(out + k * w, g.B + (k0 + k) * g.ldb + j, size_t(w) * sizeof(float));
+}
+
+// gemm_all(g), reading B from `packed` (the layout above) or copying its panels when it is wide.
+void gemm_packed_b(const GemmView& g, const float* packed) {
+  if (!packed && (!wide_b(g, 1024) || g.M < 16)) return gemm_all(g);
+  const int64_t P = panel_width();
   thread_local std::vector<float> panel;  // per thread, grown once
-  panel.resize(size_t(std::min(kKc, g.K) * P));
+  if (!packed) panel.resize(size_t(std::min(kKc, g.K) * P));
   for (int64_t k0 = 0; k0 < g.K; k0 += kKc) {
     const int64_t kn = std::min(kKc, g.K - k0);
     for (int64_t j = 0; j < g.N; j += P) {
       const int64_t w = std::min(P, g.N - j);
-      for (int64_t k = 0; k < kn; ++k)
-        std::memcpy(panel.data() + k * w, g.B + (k0 + k) * g.ldb + j, size_t(w) * sizeof(float));
       GemmView v = g;
+      if (packed) {
+        v.B = packed + k0 * g.N + j * kn;
+      } else {
+        copy_panel(g, k0, kn, j, w, panel.data());
+        v.B = panel.data();
+      }
       v.K = kn;
       v.A = g.A + k0 * g.a_ks;
       v.N = w;
-      v.B = panel.data();
       v.ldb = w;
       v.C = g.C + j;
       if (g.bias) v.bias = g.bias + j * g.bias_cs;
@@ -173,7 +194,7 @@ void run_gemm(const Step& s) {
       g.bias_rs = p.bias_kind == BIAS_ROW ? 0 : p.bias_kind == BIAS_COL ? 1 : p.bias_ld;
       g.bias_cs = p.bias_kind == BIAS_COL ? 0 : 1;
     }
-    gemm_packed_b(g);
+    gemm_packed_b(g, p.batch == 1 ? s.bp : nullptr);
     if (p.act != EW_COPY)
       for (int64_t m = 0; m < p.M; ++m) cpu_act(p.act, p.act_alpha, g.C + m * p.ldc, p.N);
   }
@@ -543,6 +564,25 @@ template void cpu_copy<float>(const CopyParams&, const float*, float*);
 template void cpu_copy<double>(const CopyParams&, const double*, double*);
 template void cpu_gather<float>(const GatherParams&, const float*, const float*, float*);
 template void cpu_gather<double>(const GatherParams&, const double*, const double*, double*);
+
+void cpu_pack_weights(Plan& p) {
+  for (Step& s : p.steps) {
+    if (s.kind != StepKind::Gemm || s.bf16 || s.refs.size() < 2 || s.refs[1].space != BufRef::Const) continue;
+    const GemmParams& q = s.gemm;
+    GemmView g;
+    g.M = q.M, g.N = q.N, g.K = q.K, g.ldb = q.ldb;
+    if (q.trans_b || q.batch != 1 || !wide_b(g, 256)) continue;
+    const int64_t off = (int64_t(p.consts.size()) + 15) / 16 * 16, P = panel_width();
+    p.consts.resize(size_t(off + q.K * q.N));
+    g.B = p.consts.data() + s.refs[1].off;
+    float* out = p.consts.data() + off;
+    for (int64_t k0 = 0; k0 < q.K; k0 += kKc) {
+      const int64_t kn = std::min(kKc, q.K - k0);
+      for (int64_t j = 0; j < q.N; j += P) copy_panel(g, k0, kn, j, std::min(P, q.N - j), out + k0 * q.N + j * kn);
+    }
+    s.bp_off = off;
+  }
+}
 
 void cpu_run_step(const Step& s) {
   switch (s.kind) {

@@ -189,6 +189,7 @@ Executor::Slot& Executor::cpu_slot(size_t thread, int64_t b) {
   if (sizes[level]) return *sizes[level];
   Plan p = first ? first->plan : build_plan(g_, io_, int64_t(1) << level);
   if (!first && cfg_.precision == ALMC_PRECISION_BF16) use_bf16(p, false);
+  if (!first) cpu_pack_weights(p);
   // Thread 0's plans of other sizes usually hold the same constants (host memory: compared in
   // place): one copy then serves every size.
   const Slot* share = first;

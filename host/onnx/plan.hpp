@@ -53,6 +53,10 @@ struct Step {
   int64_t w16_off = -1;
   const float* w16 = nullptr;
   float* scratch16 = nullptr;
+  // Gemm of a CPU plan whose constant fp32 B is wide (cpu_pack_weights): B packed once at bp_off
+  // of the constant buffer in the panels the kernel reads (-1: none), bound to bp by bind_plan.
+  int64_t bp_off = -1;
+  const float* bp = nullptr;
 };
 
 struct Storage {
@@ -93,6 +97,9 @@ void bind_plan(Plan& p, float* arena, const float* consts);
 
 // CPU execution of one bound step (host/onnx/cpu_kernels.cpp).
 void cpu_run_step(const Step& s);
+// CPU plans (before binding): every wide constant fp32 GEMM operand B packed once, appended to the
+// constant buffer (Step::bp_off), so that no call copies it (cpu_kernels.cpp, gemm_packed_b).
+void cpu_pack_weights(Plan& p);
 
 
 // Reference helpers shared with constant folding (double) and the CPU kernels (float).

@@ -223,12 +223,12 @@ TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
 }
 
 // A Gemm step whose B rows are 4 KiB or more apart (a wide Linear layer) runs in parts along k,
-// each copying B panel by panel before the kernel (cpu_kernels.cpp, gemm_packed_b): the same bits
-// as the kernel on B in place, for 16..40 rows, column counts that leave a partial last panel, a
-// row bias and ReLU.
+// reading B as panels (cpu_kernels.cpp, gemm_packed_b): copied as it runs (16 rows or more) or
+// packed once in the plan (cpu_pack_weights, any rows). Both give the bits of the kernel on B in
+// place, for 1..40 rows, column counts that leave a partial last panel, a row bias and ReLU.
 TEST(Onnx, CpuGemmOfAWideBIsTheKernelsBits) {
   using namespace almc::onnx;
-  for (int64_t M : {16, 23, 40})
+  for (int64_t M : {1, 5, 16, 23, 40})
     for (int64_t N : {1024, 1100}) {
       const int64_t K = 300;  // two parts along k (cpu_kernels.cpp: kKc = 256)
       uint32_t state = 777u + uint32_t(M * N);
@@ -247,6 +247,20 @@ TEST(Onnx, CpuGemmOfAWideBIsTheKernelsBits) {
       p.bias_kind = BIAS_ROW, p.bias = bias.data();
       p.act = EW_RELU;
       cpu_run_step(st);
+      // The same step in a plan whose constant buffer holds B, packed once.
+      Plan plan;
+      plan.consts = B;
+      Step packed = st;
+      packed.refs = {BufRef{}, BufRef{BufRef::Const, -1, 0}};
+      plan.steps.push_back(packed);
+      cpu_pack_weights(plan);
+      packed = plan.steps[0];
+      ASSERT_GE(packed.bp_off, 0);
+      std::vector<float> got_packed(got.size(), NAN);
+      packed.gemm.B = plan.consts.data();
+      packed.bp = plan.consts.data() + packed.bp_off;
+      packed.gemm.C = got_packed.data();
+      cpu_run_step(packed);
       GemmView g;
       g.M = M, g.N = N, g.K = K;
       g.A = A.data(), g.a_rs = K, g.a_ks = 1;
@@ -257,6 +271,7 @@ TEST(Onnx, CpuGemmOfAWideBIsTheKernelsBits) {
       gemm_all(g);
       for (float& v : want) v = v > 0.f ? v : 0.f;  // ReLU (max(x, 0) for these finite values)
       EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << M << " x " << N;
+      EXPECT_EQ(std::memcmp(got_packed.data(), want.data(), got.size() * sizeof(float)), 0) << M << " x " << N << " packed";
     }
 }
 
