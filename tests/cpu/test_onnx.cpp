@@ -714,7 +714,9 @@ TEST(Onnx, CpuRowsBitwiseIndependentOfBatchAndThreads) {
     SCOPED_TRACE(name);
     auto x = read_npy(data_dir() + name + "_x.npy");
     auto lv = read_npy(data_dir() + name + "_level.npy");
-    const int64_t d = int64_t(x.v.size()) / x.shape[0], N = 130;
+    // The U-Net's blocks are of 2 samples (its activations): 41 exercise them; the MLPs' are of 64.
+    const bool unet = std::string(name) == "unet";
+    const int64_t d = int64_t(x.v.size()) / x.shape[0], N = unet ? 41 : 130;
     const auto xs = tiled(x.v, size_t(N * d)), ls = tiled(lv.v, size_t(N));
     auto ex = load(name);
     auto eval = [&](int64_t n, int threads) {
@@ -726,6 +728,7 @@ TEST(Onnx, CpuRowsBitwiseIndependentOfBatchAndThreads) {
     const auto ref = eval(N, 1);
     for (auto [n, threads] :
          std::vector<std::pair<int64_t, int>>{{1, 1}, {4, 2}, {17, 2}, {33, 3}, {41, 2}, {41, 4}, {64, 1}, {100, 2}, {130, 3}}) {
+      if (n > N) continue;
       const auto out = eval(n, threads);
       EXPECT_EQ(std::memcmp(out.data(), ref.data(), out.size() * sizeof(float)), 0) << "batch " << n << ", " << threads << " threads";
     }
