@@ -155,6 +155,8 @@ struct ScoreOptions {
   bool tf32 = false;
   std::string precision;  // fp32 | tf32 | bf16; empty: not given (fp32, or tf32 with --tf32)
   std::vector<int64_t> x_shape;  // one sample's shape, when known (almc_onnx_config.x_shape)
+  // The options whose values have defaults, to tell "given" from "left at the default".
+  const CLI::Option *output_opt = nullptr, *convention_opt = nullptr, *level_opt = nullptr;
 
   // Adds --model, --prior (when with_prior), the input names, --input, --output-slice,
   // --precision, --tf32 and (when with_adapter) the adapter options --output, --convention,

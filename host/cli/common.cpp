@@ -216,9 +216,9 @@ void ScoreOptions::add_options(CLI::App* app, bool with_prior, bool with_adapter
                   "GEMMs too) | bf16 (CPU: bfloat16 inputs, fp32 sums); the chains stay fp32");
   app->add_flag("--tf32", tf32, "the same as --precision tf32");
   if (!with_adapter) return;
-  app->add_option("--output", output, "what the network predicts: score | eps | denoiser | x0")->capture_default_str();
-  app->add_option("--convention", convention, "the network's noise convention: ou | vp | ve")->capture_default_str();
-  app->add_option("--level", level, "how the level is fed: t | sigma | log-sigma | index | none")->capture_default_str();
+  output_opt = app->add_option("--output", output, "what the network predicts: score | eps | denoiser | x0")->capture_default_str();
+  convention_opt = app->add_option("--convention", convention, "the network's noise convention: ou | vp | ve")->capture_default_str();
+  level_opt = app->add_option("--level", level, "how the level is fed: t | sigma | log-sigma | index | none")->capture_default_str();
   app->add_option("--alpha-bar", alpha_bar, "alpha_bar table (.npy, 1-D) for --level index");
   app->add_option("--beta-min", beta_min, "continuous VP-SDE (score_sde): beta_min of the network's time s in [0, 1]");
   app->add_option("--beta-max", beta_max, "continuous VP-SDE: beta_max (feeds s with alpha_bar(s) = e^{-2t})");
@@ -367,16 +367,18 @@ Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch,
     return owned;
   }
   if (opt.precision_name() == "bf16") throw CliError("--precision bf16 applies to a --model network, not to a --prior", 2);
-  // The network's options mean nothing to a prior: refuse them rather than ignore them.
+  // The network's options mean nothing to a prior: refuse them rather than ignore them (given
+  // with their default value too).
   const ScoreOptions defaults;
+  const auto given = [](const CLI::Option* o) { return o && o->count() > 0; };
   for (const auto& [given, name] : std::initializer_list<std::pair<bool, const char*>>{
            {!opt.x_input.empty(), "--x-input"},
            {!opt.level_input.empty(), "--level-input"},
            {!opt.inputs.empty(), "--input"},
            {!opt.output_slice.empty(), "--output-slice"},
-           {lower(opt.output) != defaults.output, "--output"},
-           {lower(opt.convention) != defaults.convention, "--convention"},
-           {lower(opt.level) != defaults.level, "--level"},
+           {given(opt.output_opt) || lower(opt.output) != defaults.output, "--output"},
+           {given(opt.convention_opt) || lower(opt.convention) != defaults.convention, "--convention"},
+           {given(opt.level_opt) || lower(opt.level) != defaults.level, "--level"},
            {!opt.alpha_bar.empty(), "--alpha-bar"},
            {!std::isnan(opt.beta_min) || !std::isnan(opt.beta_max), "--beta-min/--beta-max"},
            {!std::isnan(opt.level_scale), "--level-scale"}})

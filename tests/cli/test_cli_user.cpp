@@ -367,11 +367,13 @@ TEST_F(CliUser, ProgressOnATerminalOnly) {
 }
 
 // A network's options given with a GMM --prior (`--input label=3`, `--output x0`, `--level sigma`,
-// ...) were ignored without a word, and a 2-D --levels-file was read flattened.
+// ...) were ignored without a word (and those with defaults still were when given their default
+// value, `--output eps`), and a 2-D --levels-file was read flattened.
 TEST_F(CliUser, OptionsThatWouldBeIgnoredAreRefused) {
   const std::string base = "sample --backend cpu -q --chains 2 --kappa 1 --prior " + gaussian_prior() + " ";
   for (const std::string opt : {"--input label=3", "--output x0", "--convention ve", "--level sigma", "--x-input x",
-                                "--level-input t", "--output-slice 0:1", "--level-scale 999", "--beta-max 20"}) {
+                                "--level-input t", "--output-slice 0:1", "--level-scale 999", "--beta-max 20",
+                                "--output eps", "--convention vp", "--level t"}) {
     SCOPED_TRACE(opt);
     const Result r = run(base + opt);
     expect_one_line_error(r, opt.substr(0, opt.find(' ')) + " applies to a --model network, not to a --prior");
