@@ -72,6 +72,7 @@ class Builder {
   // while planning (positions must be constants), so a sequence is never a runtime object.
   std::unordered_map<std::string, std::vector<std::string>> seqs_;
   std::map<const HostTensor*, int64_t> const_off_;
+  std::map<const HostTensor*, int64_t> const_t_off_;  // ref_transposed's placements
   std::vector<ConstPtr> keep_;
   const Node* cur_ = nullptr;
   // Elements of the constants folded so far, and their bound: kMaxFoldElems plus twice the
@@ -203,6 +204,24 @@ class Builder {
       r.id = v.sid;
       r.off = v.off;
     }
+    return r;
+  }
+  // A constant [rows, cols] matrix transposed, as floats straight into the constant buffer, once
+  // per constant (no transposed copy of it in double).
+  BufRef ref_transposed(const ConstPtr& c, int64_t rows, int64_t cols) {
+    BufRef r;
+    r.space = BufRef::Const;
+    auto it = const_t_off_.find(c.get());
+    if (it == const_t_off_.end()) {
+      const int64_t off = (int64_t(P.consts.size()) + 15) / 16 * 16;
+      P.consts.resize(size_t(off + rows * cols));
+      float* t = P.consts.data() + off;
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j) t[j * rows + i] = float(c->v[size_t(i * cols + j)]);
+      it = const_t_off_.emplace(c.get(), off).first;
+      keep_.push_back(c);
+    }
+    r.off = it->second;
     return r;
   }
   int temp(int64_t floats) {

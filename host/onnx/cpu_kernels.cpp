@@ -4,6 +4,7 @@
 // no result depends on the block size or the thread count.
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "host/onnx/cpu_gemm.hpp"
@@ -566,21 +567,64 @@ template void cpu_gather<float>(const GatherParams&, const float*, const float*,
 template void cpu_gather<double>(const GatherParams&, const double*, const double*, double*);
 
 void cpu_pack_weights(Plan& p) {
-  for (Step& s : p.steps) {
-    if (s.kind != StepKind::Gemm || s.bf16 || s.refs.size() < 2 || s.refs[1].space != BufRef::Const) continue;
+  // The steps to pack: constant fp32 B, untransposed, one batch entry, wide.
+  const int64_t P = panel_width();
+  auto packable = [&](const Step& s) {
+    if (s.kind != StepKind::Gemm || s.bf16 || s.refs.size() < 2 || s.refs[1].space != BufRef::Const) return false;
     const GemmParams& q = s.gemm;
     GemmView g;
     g.M = q.M, g.N = q.N, g.K = q.K, g.ldb = q.ldb;
-    if (q.trans_b || q.batch != 1 || !wide_b(g, 256)) continue;
-    const int64_t off = (int64_t(p.consts.size()) + 15) / 16 * 16, P = panel_width();
-    p.consts.resize(size_t(off + q.K * q.N));
+    return !q.trans_b && q.batch == 1 && wide_b(g, 256);
+  };
+  // A constant is packed in place when only such steps read it, all with the same K and N and ldb
+  // = N: its packed panels then replace it, written once (a constant's refs all point at its
+  // start, so this sees every reader). For any other step the panels go to space appended to the
+  // buffer, reserved at once.
+  struct Use {
+    int64_t K = 0, N = 0;
+    bool in_place = true, done = false;
+  };
+  std::map<int64_t, Use> uses;  // by the constant's offset
+  for (const Step& s : p.steps)
+    if (packable(s)) {
+      Use& u = uses[s.refs[1].off];
+      if (u.K == 0) u.K = s.gemm.K, u.N = s.gemm.N;
+      if (u.K != s.gemm.K || u.N != s.gemm.N || s.gemm.ldb != s.gemm.N) u.in_place = false;
+    }
+  if (uses.empty()) return;
+  for (const Step& s : p.steps)
+    for (size_t i = 0; i < s.refs.size(); ++i) {
+      auto it = s.refs[i].space == BufRef::Const ? uses.find(s.refs[i].off) : uses.end();
+      if (it != uses.end() && (i != 1 || !packable(s))) it->second.in_place = false;
+    }
+  int64_t end = int64_t(p.consts.size());
+  for (Step& s : p.steps)
+    if (packable(s) && !uses.at(s.refs[1].off).in_place) {
+      s.bp_off = (end + 15) / 16 * 16;
+      end = s.bp_off + s.gemm.K * s.gemm.N;
+    }
+  p.consts.resize(size_t(end));
+  std::vector<float> scratch;  // an in-place constant's values while its panels are written
+  for (Step& s : p.steps) {
+    if (!packable(s)) continue;
+    const GemmParams& q = s.gemm;
+    Use& u = uses.at(s.refs[1].off);
+    GemmView g;
+    g.N = q.N;
     g.B = p.consts.data() + s.refs[1].off;
-    float* out = p.consts.data() + off;
+    g.ldb = q.ldb;
+    if (u.in_place) {
+      s.bp_off = s.refs[1].off;
+      if (u.done) continue;  // packed for an earlier step
+      u.done = true;
+      scratch.assign(g.B, g.B + q.K * q.N);
+      g.B = scratch.data();
+    }
+    float* out = p.consts.data() + s.bp_off;
     for (int64_t k0 = 0; k0 < q.K; k0 += kKc) {
       const int64_t kn = std::min(kKc, q.K - k0);
       for (int64_t j = 0; j < q.N; j += P) copy_panel(g, k0, kn, j, std::min(P, q.N - j), out + k0 * q.N + j * kn);
     }
-    s.bp_off = off;
   }
 }
 

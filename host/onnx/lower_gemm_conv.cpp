@@ -41,15 +41,7 @@ void Builder::node_gemm() {
     // A constant transposed B (a Linear layer's weight [N, K]) is stored transposed once here
     // (only so: the weight as given is not kept as well): the CPU GEMM reads B by rows of N and
     // would otherwise transpose it on every call.
-    auto t = std::make_shared<HostTensor>();
-    t->shape = {K, N};
-    t->v.resize(size_t(K * N));
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t k = 0; k < K; ++k) t->v[size_t(k * N + n)] = B.c->v[size_t(n * K + k)];
-    Val tv;
-    tv.c = t;
-    tv.shape = t->shape;
-    s.refs.push_back(ref(tv));
+    s.refs.push_back(ref_transposed(B.c, N, K));
     p.trans_b = false;
     p.ldb = N;
   }

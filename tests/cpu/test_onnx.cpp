@@ -224,8 +224,8 @@ TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
 
 // A Gemm step whose B rows are 4 KiB or more apart (a wide Linear layer) runs in parts along k,
 // reading B as panels (cpu_kernels.cpp, gemm_packed_b): copied as it runs (16 rows or more) or
-// packed once in the plan (cpu_pack_weights, any rows). Both give the bits of the kernel on B in
-// place, for 1..40 rows, column counts that leave a partial last panel, a row bias and ReLU.
+// packed once in the plan (cpu_pack_weights, any rows: in place of B unless another step reads
+// B). Both give the bits of the kernel on B in place, for 1..40 rows, column counts that leave a partial last panel, a row bias and ReLU.
 TEST(Onnx, CpuGemmOfAWideBIsTheKernelsBits) {
   using namespace almc::onnx;
   for (int64_t M : {1, 5, 16, 23, 40})
@@ -247,16 +247,31 @@ TEST(Onnx, CpuGemmOfAWideBIsTheKernelsBits) {
       p.bias_kind = BIAS_ROW, p.bias = bias.data();
       p.act = EW_RELU;
       cpu_run_step(st);
-      // The same step in a plan whose constant buffer holds B, packed once.
-      Plan plan;
-      plan.consts = B;
+      // The same step in a plan whose constant buffer holds B, packed once: in place when only
+      // such steps read B (two here, packed once for both), appended when another step reads
+      // it too (B then unchanged for that reader).
       Step packed = st;
       packed.refs = {BufRef{}, BufRef{BufRef::Const, -1, 0}};
-      plan.steps.push_back(packed);
+      Plan plan;
+      plan.consts = B;
+      plan.steps = {packed, packed};
       cpu_pack_weights(plan);
-      packed = plan.steps[0];
-      ASSERT_GE(packed.bp_off, 0);
+      EXPECT_EQ(plan.steps[0].bp_off, 0);
+      EXPECT_EQ(plan.steps[1].bp_off, 0);
+      EXPECT_EQ(plan.consts.size(), B.size()) << "packed in place";
+      Plan shared;
+      shared.consts = B;
+      Step reader;
+      reader.kind = StepKind::Copy;
+      reader.refs = {BufRef{BufRef::Const, -1, 0}, BufRef{}};
+      shared.steps = {packed, reader};
+      cpu_pack_weights(shared);
+      ASSERT_GE(shared.steps[0].bp_off, int64_t(B.size()));
+      EXPECT_EQ(std::memcmp(shared.consts.data(), B.data(), B.size() * sizeof(float)), 0) << "B itself kept";
+      EXPECT_EQ(std::memcmp(shared.consts.data() + shared.steps[0].bp_off, plan.consts.data(), B.size() * sizeof(float)), 0)
+          << "the same panels";
       std::vector<float> got_packed(got.size(), NAN);
+      packed = plan.steps[1];
       packed.gemm.B = plan.consts.data();
       packed.bp = plan.consts.data() + packed.bp_off;
       packed.gemm.C = got_packed.data();
