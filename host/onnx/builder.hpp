@@ -25,6 +25,7 @@ namespace almc::onnx::planning {
 
 constexpr int64_t kMaxElems = int64_t(1) << 31;      // per runtime tensor
 constexpr int64_t kMaxFoldElems = int64_t(1) << 26;  // per constant (held in double)
+constexpr int64_t kMaxFoldedExpand = int64_t(1) << 20;  // elements of an Expand of a constant folded while planning
 constexpr int64_t kMaxAttr = int64_t(1) << 31;       // pads, strides, dilations, kernel sizes
 constexpr int64_t kMaxIndex = int64_t(1) << 24;      // a Gather index computed here (runtime indices are float32)
 

@@ -55,6 +55,16 @@ void edit_graph(almc::onnx::Graph& g, const almc_onnx_config* c) {
   if (!c) return;
   if (c->n_inputs < 0 || (c->n_inputs > 0 && !c->inputs))
     throw Error(ALMC_ERR_INVALID_ARGUMENT, "config.inputs must hold n_inputs entries");
+  // x's input (config.x_input, else the first input not given a value), for the batch below.
+  std::string x_name = c->x_input ? c->x_input : "";
+  for (size_t i = 0; x_name.empty() && i < g.inputs.size(); ++i) {
+    bool given = false;
+    for (int64_t k = 0; k < c->n_inputs && c->inputs; ++k) given = given || (c->inputs[k].name && g.inputs[i].name == c->inputs[k].name);
+    if (!given) x_name = g.inputs[i].name;
+  }
+  const auto x_it = std::find_if(g.inputs.begin(), g.inputs.end(), [&](const auto& v) { return v.name == x_name; });
+  const std::string batch_name = x_it != g.inputs.end() && !x_it->dim_names.empty() && x_it->dims[0] < 0 ? x_it->dim_names[0] : "";
+  std::vector<almc::onnx::Node> expand;  // nodes that give batch inputs their batch
   for (int64_t k = 0; k < c->n_inputs; ++k) {
     const almc_onnx_input& in = c->inputs[k];
     if (!in.name || !in.values || in.ndim < 0 || in.ndim > 8 || (in.ndim > 0 && !in.shape))
@@ -91,9 +101,47 @@ void edit_graph(almc::onnx::Graph& g, const almc_onnx_config* c) {
       if (!std::isfinite(v)) throw Error(ALMC_ERR_INVALID_ARGUMENT, std::string("input '") + in.name + "' has a non-finite value");
       t->v[size_t(i)] = it->dtype == DType::Int64 ? std::nearbyint(v) : v;
     }
-    g.initializers[in.name] = t;
+    // An input whose first dimension is x's batch (the same name) given one sample's value (a
+    // conditioning image, a class label): that value for every sample, an Expand to x's batch
+    // (the model may concatenate it with x, which broadcasting alone would not allow).
+    const bool batch_input = !batch_name.empty() && !it->dims.empty() && it->dims[0] < 0 && it->dim_names.size() == it->dims.size() &&
+                             it->dim_names[0] == batch_name && !t->shape.empty();
+    if (batch_input && t->shape[0] != 1)
+      throw Error(ALMC_ERR_INVALID_ARGUMENT, std::string("the value given for input '") + in.name + "' holds " +
+                                                 std::to_string(t->shape[0]) + " samples along the batch dimension '" + batch_name +
+                                                 "' it shares with x; give one sample's value (first dimension 1): it is used for every sample");
+    if (batch_input) {
+      using almc::onnx::Node;
+      const std::string base = std::string(in.name) + "/almc_", value = base + "value";
+      g.initializers[value] = t;
+      auto ints = [&](const std::string& name, std::vector<int64_t> v) {
+        auto c = std::make_shared<HostTensor>();
+        c->dtype = DType::Int64;
+        c->shape = {int64_t(v.size())};
+        for (int64_t e : v) c->v.push_back(double(e));
+        g.initializers[name] = c;
+        return name;
+      };
+      Node shape;  // x's batch
+      shape.name = base + "batch", shape.op = "Shape", shape.inputs = {x_name}, shape.outputs = {base + "batch"};
+      shape.attrs["start"].i = 0;
+      shape.attrs["end"].i = 1;
+      Node cat;  // [batch, the value's other dimensions]
+      cat.name = base + "shape", cat.op = "Concat", cat.outputs = {base + "shape"};
+      cat.inputs = {base + "batch", ints(base + "dims", std::vector<int64_t>(t->shape.begin() + 1, t->shape.end()))};
+      cat.attrs["axis"].i = 0;
+      Node ex;
+      ex.name = base + "expand", ex.op = "Expand", ex.inputs = {value, t->shape.size() > 1 ? base + "shape" : base + "batch"};
+      ex.outputs = {in.name};
+      expand.push_back(shape);
+      if (t->shape.size() > 1) expand.push_back(cat);
+      expand.push_back(ex);
+    } else {
+      g.initializers[in.name] = t;
+    }
     g.inputs.erase(it);
   }
+  g.nodes.insert(g.nodes.begin(), expand.begin(), expand.end());
   const int64_t b = c->output_channel_begin, e = c->output_channel_end;
   if (b == 0 && e == 0) return;
   if (b < 0 || e <= b) throw Error(ALMC_ERR_INVALID_ARGUMENT, "the output channel slice must have 0 <= begin < end");

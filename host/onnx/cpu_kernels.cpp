@@ -577,9 +577,9 @@ void cpu_pack_weights(Plan& p) {
     return !q.trans_b && q.batch == 1 && wide_b(g, 256);
   };
   // A constant is packed in place when only such steps read it, all with the same K and N and ldb
-  // = N: its packed panels then replace it, written once (a constant's refs all point at its
-  // start, so this sees every reader). For any other step the panels go to space appended to the
-  // buffer, reserved at once.
+  // = N: its packed panels then replace it, written once. Any other reference into its K x N
+  // values (at its start, or inside it: a copy of a part of it) keeps it as it is. For any other
+  // step the panels go to space appended to the buffer, reserved at once.
   struct Use {
     int64_t K = 0, N = 0;
     bool in_place = true, done = false;
@@ -594,8 +594,12 @@ void cpu_pack_weights(Plan& p) {
   if (uses.empty()) return;
   for (const Step& s : p.steps)
     for (size_t i = 0; i < s.refs.size(); ++i) {
-      auto it = s.refs[i].space == BufRef::Const ? uses.find(s.refs[i].off) : uses.end();
-      if (it != uses.end() && (i != 1 || !packable(s))) it->second.in_place = false;
+      if (s.refs[i].space != BufRef::Const) continue;
+      auto it = uses.upper_bound(s.refs[i].off);  // the last constant starting at or before the reference
+      if (it == uses.begin()) continue;
+      --it;
+      const bool inside = s.refs[i].off < it->first + it->second.K * it->second.N;
+      if (inside && (i != 1 || !packable(s) || s.refs[i].off != it->first)) it->second.in_place = false;
     }
   int64_t end = int64_t(p.consts.size());
   for (Step& s : p.steps)

@@ -47,10 +47,18 @@ Executor::Executor(Graph g, const ExecConfig& cfg, Backend& be) : be_(be), k_(be
   Slot& s = k_.host_blocks() ? cpu_worker(0) : slot_for(cfg_.max_batch > 0 ? cfg_.max_batch : 1);
   const int64_t n0 = s.plan.n;
   d_ = s.plan.x_count / n0;
-  if (s.plan.out_count != s.plan.x_count)
+  if (s.plan.out_count != s.plan.x_count) {
+    // Twice x's values: a learned-variance output whose shape the model leaves symbolic (the
+    // declared shapes are checked before planning, with the same advice: capi_onnx.cpp).
+    std::string hint;
+    const auto x = std::find_if(g_.inputs.begin(), g_.inputs.end(), [&](const ValueInfo& v) { return v.name == io_.x_input; });
+    if (s.plan.out_count == 2 * s.plan.x_count && x != g_.inputs.end() && x->dims.size() >= 2 && x->dims[1] > 0)
+      hint = " (a learned-variance model?): keep its first channels with output channels 0 to " + std::to_string(x->dims[1]) +
+             " (config.output_channel_begin/end)";
     throw Error(ALMC_ERR_UNSUPPORTED, "the output '" + io_.output + "' has " + std::to_string(s.plan.out_count / n0) +
                                           " values per sample but x '" + io_.x_input + "' has " + std::to_string(d_) +
-                                          "; a score network must map x to the same size");
+                                          "; a score network must map x to the same size" + hint);
+  }
 }
 
 Executor::~Executor() = default;

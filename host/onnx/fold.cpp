@@ -139,6 +139,21 @@ void Builder::node_constant() {
     set_const(0, t);
     return;
   }
+  if (op == "EyeLike") {  // ones on the k-th diagonal of a matrix shaped like input 0 (its values unread)
+    const Val& x = need(0);
+    if (x.shape.size() != 2) fail("input of rank " + std::to_string(x.shape.size()) + " (EyeLike takes a matrix)", ALMC_ERR_PARSE);
+    const int64_t rows = x.shape[0], cols = x.shape[1], k = nd.geti("k", 0);
+    if (numel(x.shape) > kMaxFoldElems) fail("constant of shape " + shape_str(x.shape) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
+    auto t = std::make_shared<HostTensor>();
+    const int64_t to = nd.geti("dtype", -1);
+    t->dtype = to < 0 ? x.dtype : (to == 7 || to == 6) ? DType::Int64 : to == 9 ? DType::Bool : DType::Float;
+    t->shape = x.shape;
+    t->v.assign(size_t(rows * cols), 0.0);
+    for (int64_t i = 0; i < rows; ++i)
+      if (i + k >= 0 && i + k < cols) t->v[size_t(i * cols + i + k)] = 1.0;
+    set_const(0, t);
+    return;
+  }
   if (op == "Range") {
     const auto& a = need_const(0, "start");
     const auto& b = need_const(1, "limit");

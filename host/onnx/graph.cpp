@@ -19,6 +19,7 @@
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 namespace almc::onnx {
 namespace {
@@ -203,6 +204,7 @@ ValueInfo convert_value_info(const ::onnx::ValueInfoProto& vi, const std::string
       } else {
         out.dims.push_back(-1);
       }
+      out.dim_names.push_back(d.has_dim_param() ? d.dim_param() : std::string());
     }
   }
   return out;
@@ -329,11 +331,12 @@ std::vector<int64_t> Node::getints(const std::string& k) const {
 
 bool op_supported(const std::string& op) { return find_op(op) != nullptr; }
 
-Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, const std::string& dir) {
+Graph load_graph_from_bytes(std::string bytes, const std::string& what, const std::string& dir) {
   ::onnx::ModelProto model;
   if (bytes.empty()) throw Error(ALMC_ERR_PARSE, what + " is empty");
   if (bytes.size() > (size_t(1) << 31) || !model.ParseFromString(bytes))
     throw Error(ALMC_ERR_PARSE, what + " is not a valid ONNX model (protobuf parsing failed: truncated or not ONNX)");
+  std::string().swap(bytes);  // the file's bytes are in `model` now: not held while converting
   if (!model.has_graph() || model.graph().node_size() == 0)
     throw Error(ALMC_ERR_PARSE, what + " holds no graph (truncated or not an ONNX model)");
 
@@ -484,7 +487,7 @@ Graph load_graph(const std::string& path) {
     throw Error(ALMC_ERR_IO, std::string("ONNX model ") + e.what());
   }
   const size_t slash = path.find_last_of('/');
-  return load_graph_from_bytes(bytes, "ONNX model '" + path + "'", slash == std::string::npos ? "." : path.substr(0, slash + 1));
+  return load_graph_from_bytes(std::move(bytes), "ONNX model '" + path + "'", slash == std::string::npos ? "." : path.substr(0, slash + 1));
 }
 
 }  // namespace almc::onnx

@@ -59,6 +59,7 @@ struct ValueInfo {
   std::string name;
   DType dtype = DType::Float;
   std::vector<int64_t> dims;  // -1: not fixed (a named or absent dimension)
+  std::vector<std::string> dim_names;  // per dimension, its symbolic name ("" for none)
 };
 
 // The default-domain opsets the loader accepts.
@@ -75,7 +76,7 @@ struct Graph {
 
 // Parse, check and validate a model from memory; `what` names it in messages. Weights stored as
 // external data are read from files in `dir` (the model's folder; "" refuses external data).
-Graph load_graph_from_bytes(const std::string& bytes, const std::string& what, const std::string& dir = "");
+Graph load_graph_from_bytes(std::string bytes, const std::string& what, const std::string& dir = "");
 Graph load_graph(const std::string& path);
 
 // The op types the executor implements (domain "" / "ai.onnx").

@@ -107,6 +107,13 @@ void Builder::node_composite() {
     sub("Where", {neg, scaled, nd.inputs[0]}, {}, nd.outputs[0]);
     return;
   }
+  if (op == "Xor") {  // a != b on booleans: Not(Equal(Not(a), Not(b))), any nonzero being true
+    need(0);
+    need(1);
+    const std::string a = sub("Not", {nd.inputs[0]}), b = sub("Not", {nd.inputs[1]});
+    sub("Not", {sub("Equal", {a, b})}, {}, nd.outputs[0]);
+    return;
+  }
   if (op == "Sum" || op == "Mean" || op == "Max" || op == "Min") {
     std::vector<std::string> ins;
     for (size_t i = 0; i < nd.inputs.size(); ++i)

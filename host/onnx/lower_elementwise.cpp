@@ -92,6 +92,16 @@ void Builder::node_elementwise(EwOp op_in, int arity) {
     set_const(0, fold_ew(op, cs, alpha, beta, out_dt));
     return;
   }
+  if (op == EW_DIV && out_dt == DType::Int64) {
+    // Integer division truncates toward zero (as fold_ew does for constants): the quotient of the
+    // values (integers held as floats) as a float, then truncated by a Cast.
+    Attr to_float, to_int;
+    to_float.i = 1;
+    to_int.i = 7;
+    const std::string a = sub("Cast", {nd.inputs[0]}, {{"to", to_float}});
+    sub("Cast", {sub("Div", {a, nd.inputs[1]})}, {{"to", to_int}}, nd.outputs[0]);
+    return;
+  }
   if (op == EW_COPY) {  // Identity / Dropout: a view
     alias(0, *ins[0], ins[0]->shape);
     return;

@@ -144,7 +144,9 @@ void Builder::node_layout() {
     auto target = const_ints(1, "the Expand shape");
     auto s = bcast(X.shape, target, this);
     CopyParams cp = make_copy(s, bstrides(X.shape, s), contig_strides(s));
-    if (X.c) return set_const(0, fold_copy(cp, *X.c, 0, s));
+    // A constant is expanded while planning unless the result is large (a conditioning input
+    // given once and expanded to the batch: capi_onnx.cpp), which is copied at run time instead.
+    if (X.c && numel(s) <= kMaxFoldedExpand) return set_const(0, fold_copy(cp, *X.c, 0, s));
     Val& o = def(0, s, X.dtype);
     return emit_copy(cp, X, 0, o.sid, 0);
   }

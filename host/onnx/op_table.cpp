@@ -9,7 +9,7 @@ const std::vector<OpInfo>& op_table() {
   using F = OpFamily;
   static const std::vector<OpInfo> table = {
       {"Constant", F::Constant}, {"Shape", F::Constant}, {"Size", F::Constant}, {"ConstantOfShape", F::Constant},
-      {"Range", F::Constant}, {"Cast", F::Constant},
+      {"Range", F::Constant}, {"Cast", F::Constant}, {"EyeLike", F::Constant},
       {"Identity", F::Elementwise, EW_COPY, 1}, {"Dropout", F::Elementwise, EW_COPY, 1},
       {"Neg", F::Elementwise, EW_NEG, 1}, {"Abs", F::Elementwise, EW_ABS, 1}, {"Sqrt", F::Elementwise, EW_SQRT, 1},
       {"Reciprocal", F::Elementwise, EW_RECIP, 1}, {"Exp", F::Elementwise, EW_EXP, 1}, {"Log", F::Elementwise, EW_LOG, 1},
@@ -31,7 +31,7 @@ const std::vector<OpInfo>& op_table() {
       {"Acos", F::Elementwise, EW_ACOS, 1}, {"Atan", F::Elementwise, EW_ATAN, 1}, {"Sinh", F::Elementwise, EW_SINH, 1},
       {"Cosh", F::Elementwise, EW_COSH, 1}, {"Asinh", F::Elementwise, EW_ASINH, 1}, {"Acosh", F::Elementwise, EW_ACOSH, 1},
       {"Atanh", F::Elementwise, EW_ATANH, 1}, {"IsNaN", F::Elementwise, EW_ISNAN, 1}, {"IsInf", F::Elementwise, EW_ISINF, 1},
-      {"Mod", F::Elementwise, EW_MOD, 2}, {"CumSum", F::Composite},
+      {"Mod", F::Elementwise, EW_MOD, 2}, {"Xor", F::Composite}, {"CumSum", F::Composite},
       {"Gemm", F::Gemm}, {"MatMul", F::MatMul}, {"Conv", F::Conv}, {"ConvTranspose", F::ConvTranspose},
       {"AveragePool", F::Pool}, {"MaxPool", F::Pool}, {"Resize", F::Resize}, {"Upsample", F::Resize}, {"Pad", F::Pad},
       {"ReduceMean", F::Reduce}, {"ReduceSum", F::Reduce}, {"ReduceMax", F::Reduce}, {"ReduceMin", F::Reduce}, {"ReduceProd", F::Reduce},

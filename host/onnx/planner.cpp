@@ -45,7 +45,9 @@ void Builder::build() {
     fake.outputs = {vi.name};
     cur_ = &fake;
     if (int64_t(shape.size()) > kMaxDims) fail("rank above 8");
-    Val& v = def(0, shape);
+    // The level keeps its declared type: an int64 timestep divides as an integer (held as floats
+    // at run time, as every integer tensor is).
+    Val& v = def(0, shape, is_x ? DType::Float : vi.dtype);
     P.storages[size_t(v.sid)].pinned_start = true;
     BufRef r;
     r.id = v.sid;

@@ -197,7 +197,9 @@ typedef enum almc_net_level {
 /* A constant value for a graph input other than x and the level (a class label, a conditioning
  * tensor). values are row-major and converted to the input's dtype (int64 inputs: rounded).
  * ndim 0: one value, broadcast to the input's shape; else shape[ndim] must match the input's
- * fixed dims (a free dim, such as the batch, takes the given size, usually 1, and broadcasts). */
+ * fixed dims (a free dim takes the given size, usually 1, and broadcasts). A first dim named as
+ * x's batch dim is x's batch: the value, of one sample there (size 1), serves every sample (the
+ * model may concatenate it with x); a value of several samples is refused. */
 typedef struct almc_onnx_input {
   const char* name;
   const float* values;

@@ -11,11 +11,14 @@
 #include <set>
 #include <cstring>
 #include <thread>
+#include <tuple>
 
 #include <onnx/onnx_pb.h>
 #include <unistd.h>
 
 #include <functional>
+
+#include <almc/almc.h>
 
 #include "host/onnx/cpu_gemm.hpp"
 #include "host/onnx/executor.hpp"
@@ -259,17 +262,19 @@ TEST(Onnx, CpuGemmOfAWideBIsTheKernelsBits) {
       EXPECT_EQ(plan.steps[0].bp_off, 0);
       EXPECT_EQ(plan.steps[1].bp_off, 0);
       EXPECT_EQ(plan.consts.size(), B.size()) << "packed in place";
-      Plan shared;
-      shared.consts = B;
-      Step reader;
-      reader.kind = StepKind::Copy;
-      reader.refs = {BufRef{BufRef::Const, -1, 0}, BufRef{}};
-      shared.steps = {packed, reader};
-      cpu_pack_weights(shared);
-      ASSERT_GE(shared.steps[0].bp_off, int64_t(B.size()));
-      EXPECT_EQ(std::memcmp(shared.consts.data(), B.data(), B.size() * sizeof(float)), 0) << "B itself kept";
-      EXPECT_EQ(std::memcmp(shared.consts.data() + shared.steps[0].bp_off, plan.consts.data(), B.size() * sizeof(float)), 0)
-          << "the same panels";
+      for (int64_t at : {int64_t(0), int64_t(7)}) {  // another step reads B, or a part of it
+        Plan shared;
+        shared.consts = B;
+        Step reader;
+        reader.kind = StepKind::Copy;
+        reader.refs = {BufRef{BufRef::Const, -1, at}, BufRef{}};
+        shared.steps = {packed, reader};
+        cpu_pack_weights(shared);
+        ASSERT_GE(shared.steps[0].bp_off, int64_t(B.size()));
+        EXPECT_EQ(std::memcmp(shared.consts.data(), B.data(), B.size() * sizeof(float)), 0) << "B itself kept";
+        EXPECT_EQ(std::memcmp(shared.consts.data() + shared.steps[0].bp_off, plan.consts.data(), B.size() * sizeof(float)), 0)
+            << "the same panels";
+      }
       std::vector<float> got_packed(got.size(), NAN);
       packed = plan.steps[1];
       packed.gemm.B = plan.consts.data();
@@ -473,6 +478,250 @@ TEST(Onnx, ExternalDataWeights) {
   EXPECT_NE(r.second.find("needs the model loaded from its file"), std::string::npos) << r.second;
   for (const char* f : {"m.onnx", "escape.onnx", "mlp_embed_ext.onnx.data"}) std::remove((dir + "/" + f).c_str());
   ::rmdir(dir.c_str());
+}
+
+// Xor (booleans: a != b) and EyeLike (ones on diagonal k of a matrix shaped like its input),
+// in a hand-made model on x [n, 4]: out = Cast(Xor(x > 0, x < 0.5)) + x EyeLike(W, k), against
+// values computed here: exact (0/1 and sums of one product by 1).
+TEST(Onnx, XorAndEyeLikeMatchTheirDefinitions) {
+  for (int k : {1, -2, 0}) {
+    SCOPED_TRACE(k);
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(17);
+    auto* g = m.mutable_graph();
+    g->set_name("xor_eyelike");
+    g->add_input()->set_name("x");
+    g->add_output()->set_name("out");
+    for (auto* v : {g->mutable_input(0), g->mutable_output(0)}) {
+      auto* t = v->mutable_type()->mutable_tensor_type();
+      t->set_elem_type(::onnx::TensorProto::FLOAT);
+      t->mutable_shape()->add_dim()->set_dim_param("n");
+      t->mutable_shape()->add_dim()->set_dim_value(4);
+    }
+    auto konst = [&](const char* name, std::vector<float> v, std::vector<int64_t> dims) {
+      auto* t = g->add_initializer();
+      t->set_name(name);
+      t->set_data_type(::onnx::TensorProto::FLOAT);
+      for (auto d : dims) t->add_dims(d);
+      for (float f : v) t->add_float_data(f);
+    };
+    konst("zero", {0.f}, {});
+    konst("half", {0.5f}, {});
+    konst("W", std::vector<float>(16, 7.f), {4, 4});  // values unread: only the shape
+    auto node = [&](const char* op, std::vector<std::string> in, const char* out) {
+      auto* nd = g->add_node();
+      nd->set_op_type(op);
+      for (auto& i : in) nd->add_input(i);
+      nd->add_output(out);
+      return nd;
+    };
+    node("Greater", {"x", "zero"}, "a");
+    node("Less", {"x", "half"}, "b");
+    node("Xor", {"a", "b"}, "xo");
+    auto* cast = node("Cast", {"xo"}, "xf");
+    auto* to = cast->add_attribute();
+    to->set_name("to");
+    to->set_type(::onnx::AttributeProto::INT);
+    to->set_i(1);
+    auto* eye = node("EyeLike", {"W"}, "e");
+    auto* ka = eye->add_attribute();
+    ka->set_name("k");
+    ka->set_type(::onnx::AttributeProto::INT);
+    ka->set_i(k);
+    node("MatMul", {"x", "e"}, "shifted");
+    node("Add", {"xf", "shifted"}, "out");
+    ExecConfig cfg;
+    cfg.level = ALMC_LEVEL_NONE;
+    Executor ex(almc::onnx::load_graph_from_bytes(m.SerializeAsString(), "model"), cfg, cpu());
+    const std::vector<float> x = {-1.f, 0.f, 0.25f, 0.5f, 2.f, -0.5f, 0.75f, 0.1f};  // two rows
+    std::vector<float> out(x.size(), NAN);
+    ex.run_raw(x.data(), out.data(), 2, 0.f);
+    for (int r = 0; r < 2; ++r)
+      for (int j = 0; j < 4; ++j) {
+        const float v = x[size_t(4 * r + j)];
+        const float xo = (v > 0.f) != (v < 0.5f) ? 1.f : 0.f;  // x <= 0 or x >= 0.5
+        // (x E)[j] = sum_i x[i] E[i, j], E[i, j] = 1 when j = i + k.
+        const int i = j - k;
+        const float shifted = i >= 0 && i < 4 ? x[size_t(4 * r + i)] : 0.f;
+        EXPECT_EQ(out[size_t(4 * r + j)], xo + shifted) << "row " << r << " column " << j;
+      }
+  }
+}
+
+namespace {
+// A hand-made model: inputs (name, elem type, dims: -1 a dimension named "batch", -2 one named
+// "other"), one output of rank out_rank with every dimension symbolic (its shape known only once
+// planned), and nodes (op, inputs, output, int attributes).
+struct HandNode {
+  std::string op;
+  std::vector<std::string> in;
+  std::string out;
+  std::vector<std::pair<std::string, int64_t>> ints;
+};
+std::string hand_model(const std::vector<std::tuple<std::string, int, std::vector<int64_t>>>& inputs,
+                       const std::vector<HandNode>& nodes, const std::string& output, int out_rank) {
+  ::onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("hand");
+  for (const auto& [name, type, dims] : inputs) {
+    auto* v = g->add_input();
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(type);
+    for (int64_t d : dims) {
+      auto* dim = t->mutable_shape()->add_dim();
+      if (d >= 0) dim->set_dim_value(d);
+      else dim->set_dim_param(d == -1 ? "batch" : "other");
+    }
+  }
+  auto* o = g->add_output();
+  o->set_name(output);
+  o->mutable_type()->mutable_tensor_type()->set_elem_type(::onnx::TensorProto::FLOAT);
+  for (int i = 0; i < out_rank; ++i)
+    o->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_param("out" + std::to_string(i));
+  for (const auto& n : nodes) {
+    auto* nd = g->add_node();
+    nd->set_op_type(n.op);
+    for (const auto& i : n.in) nd->add_input(i);
+    nd->add_output(n.out);
+    for (const auto& [k, v] : n.ints) {
+      auto* a = nd->add_attribute();
+      a->set_name(k);
+      a->set_type(::onnx::AttributeProto::INT);
+      a->set_i(v);
+    }
+  }
+  return m.SerializeAsString();
+}
+
+std::string write_temp(const std::string& name, const std::string& bytes) {
+  const std::string path = ::testing::TempDir() + name;
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+}  // namespace
+
+// A further input that shares x's batch dimension, given one sample's value, serves every sample:
+// a conditioning image concatenated with x along channels (SR3-style), through the C API.
+// out = ReduceSum over channels of Concat(x, cond) = x + cond[0] + cond[1], exact here (sums of
+// three small integers). A value of several samples is refused, naming the input; an input whose
+// first dimension is named otherwise keeps the plain rule (its given size, broadcasting).
+TEST(Onnx, ConditioningInputGivenOnceServesEverySample) {
+  using T = ::onnx::TensorProto;
+  for (const char* first : {"batch", "other"}) {
+    SCOPED_TRACE(first);
+    const int64_t cond_batch = first[0] == 'b' ? -1 : -2;
+    ::onnx::ModelProto m;
+    ASSERT_TRUE(m.ParseFromString(hand_model({{"x", T::FLOAT, {-1, 1, 2, 2}}, {"cond", T::FLOAT, {cond_batch, 2, 2, 2}}},
+                   {{"Concat", {"x", "cond"}, "cat", {{"axis", 1}}}, {"ReduceSum", {"cat", "axes"}, "out", {{"keepdims", 1}}}},
+                   "out", 4)));
+    auto* axes = m.mutable_graph()->add_initializer();
+    axes->set_name("axes");
+    axes->set_data_type(::onnx::TensorProto::INT64);
+    axes->add_dims(1);
+    axes->add_int64_data(1);
+    const std::string path = write_temp(std::string("cond_") + first + ".onnx", m.SerializeAsString());
+    almc_context_config cc = almc_context_config_default();
+    cc.backend = ALMC_BACKEND_CPU;
+    almc_context_t ctx = nullptr;
+    ASSERT_EQ(almc_context_create(&cc, &ctx), ALMC_OK);
+    const std::vector<float> cond = {1, 2, 3, 4, 10, 20, 30, 40};  // [1, 2, 2, 2]
+    const int64_t cond_shape[4] = {1, 2, 2, 2};
+    almc_onnx_input in{"cond", cond.data(), cond_shape, 4};
+    almc_onnx_config cfg = almc_onnx_config_default();
+    cfg.level = ALMC_LEVEL_NONE;
+    cfg.inputs = &in;
+    cfg.n_inputs = 1;
+    const int n = 3;
+    std::vector<float> x(size_t(4 * n)), out(x.size(), NAN);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(i);
+    const almc_status st = almc_onnx_eval_raw(ctx, path.c_str(), &cfg, x.data(), n, 4, 0.f, out.data());
+    if (first[0] == 'b') {
+      ASSERT_EQ(st, ALMC_OK) << almc_context_last_error(ctx);
+      for (int r = 0; r < n; ++r)
+        for (int j = 0; j < 4; ++j)
+          EXPECT_EQ(out[size_t(4 * r + j)], x[size_t(4 * r + j)] + cond[size_t(j)] + cond[size_t(4 + j)]) << r << ", " << j;
+      const std::vector<float> three(24, 1.f);
+      const int64_t three_shape[4] = {3, 2, 2, 2};
+      almc_onnx_input per_sample{"cond", three.data(), three_shape, 4};
+      cfg.inputs = &per_sample;
+      EXPECT_EQ(almc_onnx_eval_raw(ctx, path.c_str(), &cfg, x.data(), n, 4, 0.f, out.data()), ALMC_ERR_INVALID_ARGUMENT);
+      const std::string msg = almc_context_last_error(ctx);
+      EXPECT_NE(msg.find("input 'cond' holds 3 samples"), std::string::npos) << msg;
+    } else {
+      EXPECT_NE(st, ALMC_OK) << "a [1, ...] value of another dimension does not concatenate with x";
+    }
+    almc_context_destroy(ctx);
+    std::remove(path.c_str());
+  }
+}
+
+// An int64 level (a timestep index) keeps its type: Div truncates, as ONNX's integer division,
+// and Mod with fmod = 0 (Python's %) runs: torch's floor division t // k with rounding_mode floor
+// exports Div, Mod, Less, Xor, And and Where (here written by hand the same way). out = x + [t / 7
+// truncated, t mod 7 (Python's), floor(t / 7)] for t = 23 and -23: exact.
+TEST(Onnx, Int64LevelDividesAsAnInteger) {
+  using T = ::onnx::TensorProto;
+  ::onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(hand_model(
+      {{"x", T::FLOAT, {-1, 3}}, {"t", T::INT64, {-1}}},
+      {{"Div", {"t", "seven"}, "q"}, {"Mod", {"t", "seven"}, "r", {{"fmod", 0}}}, {"Less", {"t", "zero"}, "neg"},
+       {"Xor", {"neg", "no"}, "sx"}, {"Equal", {"r", "zero"}, "rz"}, {"Not", {"rz"}, "nz"}, {"And", {"sx", "nz"}, "fix"},
+       {"Sub", {"q", "one"}, "q1"}, {"Where", {"fix", "q1", "q"}, "fl"},
+       {"Unsqueeze", {"q", "ax"}, "q2"}, {"Unsqueeze", {"r", "ax"}, "r2"}, {"Unsqueeze", {"fl", "ax"}, "f2"},
+       {"Concat", {"q2", "r2", "f2"}, "cat", {{"axis", 1}}}, {"Cast", {"cat"}, "catf", {{"to", 1}}}, {"Add", {"x", "catf"}, "out"}},
+      "out", 2)));
+  auto* g = m.mutable_graph();
+  auto konst = [&](const char* name, int type, double v, bool vector) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    if (vector) t->add_dims(1);
+    if (type == T::INT64) t->add_int64_data(int64_t(v));
+    else t->add_int32_data(int(v));
+  };
+  konst("seven", T::INT64, 7, false);
+  konst("zero", T::INT64, 0, false);
+  konst("one", T::INT64, 1, false);
+  konst("no", T::BOOL, 0, false);  // the divisor's sign (7 < 0: false), xored with t's
+  konst("ax", T::INT64, 1, true);
+  const std::string path = write_temp("int64_level.onnx", m.SerializeAsString());
+  almc_context_config cc = almc_context_config_default();
+  cc.backend = ALMC_BACKEND_CPU;
+  almc_context_t ctx = nullptr;
+  ASSERT_EQ(almc_context_create(&cc, &ctx), ALMC_OK);
+  almc_onnx_config cfg = almc_onnx_config_default();
+  cfg.level = ALMC_LEVEL_INDEX;
+  const float table[2] = {0.9f, 0.5f};
+  cfg.alpha_bar_table = table;
+  cfg.alpha_bar_len = 2;
+  for (int t : {23, -23}) {
+    const std::vector<float> x = {0.5f, 0.25f, 0.125f};
+    std::vector<float> out(3, NAN);
+    ASSERT_EQ(almc_onnx_eval_raw(ctx, path.c_str(), &cfg, x.data(), 1, 3, float(t), out.data()), ALMC_OK)
+        << almc_context_last_error(ctx);
+    const int q = t / 7, r = ((t % 7) + 7) % 7;  // C++ truncates; Python's % (fmod 0) is >= 0 for 7
+    const int fl = int(std::floor(double(t) / 7.0));
+    EXPECT_EQ(out[0], 0.5f + float(q)) << t;
+    EXPECT_EQ(out[1], 0.25f + float(r)) << t;
+    EXPECT_EQ(out[2], 0.125f + float(fl)) << t;
+  }
+  almc_context_destroy(ctx);
+  std::remove(path.c_str());
+}
+
+// An output of twice x's values whose shape the model leaves undeclared (known only once planned)
+// is refused with the learned-variance advice naming x's channel count.
+TEST(Onnx, LearnedVarianceAdviceOnPlannedShapes) {
+  using T = ::onnx::TensorProto;
+  const std::string bytes =
+      hand_model({{"x", T::FLOAT, {-1, 3, 2, 2}}}, {{"Concat", {"x", "x"}, "out", {{"axis", 1}}}}, "out", 4);
+  auto r = refusal(bytes);
+  EXPECT_EQ(r.first, ALMC_ERR_UNSUPPORTED) << r.second;
+  EXPECT_NE(r.second.find("output channels 0 to 3 (config.output_channel_begin/end)"), std::string::npos) << r.second;
 }
 
 TEST(Onnx, RefusesMalformedModels) {
