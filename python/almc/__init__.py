@@ -36,7 +36,9 @@ _atexit.register(_almc.release_callbacks)
 
 
 def build_info():
-    """One line describing the library build (backends compiled in, BLAS, CUDA architectures)."""
+    """One line describing the library build: its version, the backends compiled in (cpu with OpenMP;
+    cuda with its architectures, or "cuda not built") and the built-in ONNX executor, e.g.
+    "almc 0.1.0; backends: cpu (OpenMP), cuda (architectures 80,90); onnx executor built in"."""
     return _almc.build_info()
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from . import _almc
 from ._arrays import CudaArray, check_result_shape, host_f32, is_torch, result_into, shape_str, torch_module
 from ._errors import IO, Error, FileError, invalid
-from ._values import boolean, integer, real, text
+from ._values import boolean, describe, integer, real, text
 from ._values import choice as _checked_choice
 from ._values import shape as _checked_shape
 
@@ -170,41 +170,132 @@ class GaussianMixture(Prior):
         return f"almc.GaussianMixture(K = {self.weights.size}, shape {shape_str(self.shape)})"
 
 
-def _json_image_shape(path):
-    """image_shape from <model>.json or model.json beside an ONNX file (as the CLI reads it)."""
+def _sidecars(path):
+    """The JSON objects in <model>.json and model.json beside an ONNX file (the files `almc sample`
+    and `almc demo` read), as (file, object) pairs in that order. Only hints: a file that cannot be
+    read is skipped (as the command skips it): a regular file only (opening a FIFO there would
+    block), JSON nested too deep for Python's reader included."""
     base = os.path.splitext(path)[0]
-    for cand in (base + ".json", os.path.join(os.path.dirname(path), "model.json")):
-        # Only a hint, skipped when it cannot be read (as the command does): a regular file only
-        # (opening a FIFO there would block), JSON nested too deep for Python's reader included.
+    found = []
+    for cand in dict.fromkeys((base + ".json", os.path.join(os.path.dirname(path), "model.json"))):
         if not os.path.isfile(cand):
             continue
         try:
             with open(cand) as f:
-                shape = json.load(f).get("image_shape")
-        except (OSError, ValueError, AttributeError, RecursionError):
+                obj = json.load(f)
+        except (OSError, ValueError, RecursionError):
             continue
-        if isinstance(shape, list) and shape and all(isinstance(s, int) and s > 0 for s in shape):
+        if isinstance(obj, dict):
+            found.append((cand, obj))
+    return found
+
+
+def _json_image_shape(sidecars):
+    """image_shape from the sidecars (the first that has a valid one)."""
+    for _, obj in sidecars:
+        shape = obj.get("image_shape")
+        if isinstance(shape, list) and shape and all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                                                      for s in shape):
             return tuple(shape)
     return None
+
+
+# OnnxScore's adapter arguments read from a sidecar: argument -> (JSON key, the contract's default).
+_SIDECAR_KEYS = {"output": ("output_kind", "score"), "convention": ("convention", "ou"), "level": ("level", "t")}
+
+
+def _sidecar_value(arg, key, value):
+    """The argument's value for a sidecar's string, or None when it names none. A convention may
+    also be a description (demo/model.json: "VP (OU time): ..."): by its first two letters, VE, OU
+    or VP, as `almc demo` reads it."""
+    low = value.strip().lower()
+    if arg == "output":
+        return low if low in _OUTPUTS else None
+    if arg == "level":
+        return low if low in _LEVELS else None
+    if low in _CONVENTIONS:
+        return low
+    return next((c for c in ("ve", "ou", "vp") if value.startswith(c.upper())), None)
+
+
+def _adapter_setting(arg, given, sidecars):
+    """An adapter argument: as given, else from the first sidecar with its key (checked), else the
+    contract's default."""
+    if given is not None:
+        return given
+    key, default = _SIDECAR_KEYS[arg]
+    for cand, obj in sidecars:
+        if key not in obj:
+            continue
+        raw = obj[key]
+        if not isinstance(raw, str):
+            raise invalid(f"OnnxScore: {cand}: \"{key}\" must be a string, got {describe(raw)} (or pass {arg}=... "
+                          "to OnnxScore)")
+        value = _sidecar_value(arg, key, raw)
+        if value is None:
+            known = {"output": "score, eps, denoiser or x0", "convention": "ou, vp or ve (or a text starting with "
+                     "VE, OU or VP)", "level": "t, sigma, log-sigma, index or none"}[arg]
+            raise invalid(f"OnnxScore: {cand}: \"{key}\" = {raw!r} is not a known {arg} (use {known}; or pass "
+                          f"{arg}=... to OnnxScore)")
+        return value
+    return default
+
+
+def _input_image_shape(path, x_input):
+    """(C, H, W) from the network's x input when it fixes every dimension after the batch ([n, C, H, W];
+    [n, H, W] gives (1, H, W)), as `almc sample` reads it (shape_from_model_input); x is the input
+    named x_input, else the first. Read with the onnx package when it is importable, else not at
+    all (None); a model it cannot read gives None too (the library reports it when it loads it)."""
+    try:
+        import onnx
+    except Exception:  # not installed, or an install that does not import
+        return None
+    try:
+        graph = onnx.load(path, load_external_data=False).graph
+        weights = {t.name for t in graph.initializer}
+        inputs = [v for v in graph.input if v.name not in weights]
+        if not inputs:
+            return None
+        x = next((v for v in inputs if v.name == x_input), inputs[0])
+        if not x.type.HasField("tensor_type") or not x.type.tensor_type.HasField("shape"):
+            return None
+        dims = [int(v.dim_value) if v.HasField("dim_value") else 0 for v in x.type.tensor_type.shape.dim]
+    except Exception:
+        return None
+    rest = dims[1:]
+    if len(rest) not in (2, 3) or min(rest) <= 0:
+        return None
+    if len(rest) == 2:
+        rest = [1] + rest
+    # As the command: H or W of 1 is not an image.
+    return tuple(rest) if rest[1] > 1 and rest[2] > 1 else None
 
 
 class OnnxScore(Prior):
     """A score network exported to ONNX, run by the engine's executor (CPU and CUDA).
 
     output: score | eps | denoiser | x0; convention: ou | vp | ve; level: t | sigma | log-sigma |
-    index | none (alpha_bar: the table for level="index"); x_input / level_input: input names
+    index | none (alpha_bar: the table for level="index"). Each of these three, when not given (None),
+    comes from the model's JSON sidecar (<model>.json, else model.json beside the model, the files
+    `almc demo` reads): "output_kind", "convention" (ou, vp, ve, or a text starting with VE, OU or VP
+    as demo/model.json's "VP (OU time): ...") and "level"; a value there that is not a string or
+    names none of these raises InvalidArgumentError naming the file and the key. Without a sidecar
+    key: output="score", convention="ou", level="t". A value given always wins over the sidecar.
+    x_input / level_input: input names
     (default: the first and second inputs); precision: the network's GEMMs and convolutions, fp32
     (default), tf32 (CUDA tensor cores) or bf16 (CPU: bfloat16 inputs, fp32 sums; the chains stay
     fp32); tf32=True is precision="tf32"; shape: one chain's shape (default: image_shape in
-    <model>.json or model.json beside the model, else [d]); it also fills the dimensions of a
-    model exported with a dynamic height and width, which needs it.
+    <model>.json or model.json beside the model, else the network's x input when it fixes every
+    dimension after the batch, [n, C, H, W] or [n, H, W] -> (1, H, W), read with the onnx package
+    when that is importable; else unknown: the operator's or y's shape, else [d]); it also fills the
+    dimensions of a model exported with a dynamic height and width, which needs it.
     As `almc sample`'s --beta-min/--beta-max (a continuous VP-SDE network fed its time s in [0, 1],
     convention="vp", level="t"), --level-scale (the fed t, sigma or log-sigma is multiplied by it,
     e.g. 999), --output-slice (output_slice=(B, E): keep channels B..E-1 of a learned-variance
     model's output) and --input (inputs={name: value or array}: constant values of further graph
     inputs, e.g. a class label)."""
 
-    def __init__(self, path, output="score", convention="ou", level="t", alpha_bar=None, x_input=None,
+    def __init__(self, path, output=None, convention=None, level=None, alpha_bar=None, x_input=None,
                  level_input=None, tf32=False, shape=None, beta_min=None, beta_max=None, level_scale=None,
                  output_slice=None, inputs=None, precision=None):
         self.path = os.fsdecode(path)  # str, bytes or os.PathLike, as open() takes them
@@ -216,9 +307,10 @@ class OnnxScore(Prior):
             raise FileError(f"OnnxScore: cannot read the model {self.path} ({e.strerror})", IO) from None
         if not os.path.isfile(self.path):
             raise FileError(f"OnnxScore: the model {self.path} is not a regular file", IO)
-        self.output = _choice("output", output, _OUTPUTS)
-        self.convention = _choice("convention", convention, _CONVENTIONS)
-        self.level = _choice("level", level, _LEVELS)
+        sidecars = _sidecars(self.path)
+        self.output = _choice("output", _adapter_setting("output", output, sidecars), _OUTPUTS)
+        self.convention = _choice("convention", _adapter_setting("convention", convention, sidecars), _CONVENTIONS)
+        self.level = _choice("level", _adapter_setting("level", level, sidecars), _LEVELS)
         self.alpha_bar = None if alpha_bar is None else host_f32("alpha_bar", alpha_bar).ravel()
         if self.level == _LEVELS["index"]:
             if self.alpha_bar is None or self.alpha_bar.size == 0:
@@ -272,10 +364,16 @@ class OnnxScore(Prior):
             if not np.all(np.isfinite(a)):
                 raise invalid(f"OnnxScore: inputs[{name!r}] must be finite")
             self.inputs.append((str(name), a.ravel(), [int(s) for s in a.shape]))
-        self._shape = _checked_shape("OnnxScore: shape", shape) if shape is not None else _json_image_shape(self.path)
+        self._shape = _checked_shape("OnnxScore: shape", shape) if shape is not None else _json_image_shape(sidecars)
         if self._shape is not None:
             self.dim = int(np.prod(self._shape))
             self.shape = self._shape
+        else:
+            # The network's own fixed x dims (the library reads them itself: not passed as x_shape).
+            inferred = _input_image_shape(self.path, self.x_input)
+            if inferred is not None:
+                self.dim = int(np.prod(inferred))
+                self.shape = inferred
 
     def __repr__(self):
         names = {v: k for k, v in _OUTPUTS.items()}, {v: k for k, v in _CONVENTIONS.items()}, \
@@ -294,8 +392,8 @@ class OnnxScore(Prior):
         if self.dim is not None and s.dim != self.dim:
             raise invalid(f"the network {self.path} takes {s.dim} values per sample, not {self.dim} = "
                           f"prod({shape_str(self.shape)})")
-        # The shape stays unknown (None) unless given or in model.json: the operator's or y's shape
-        # then shapes the samples (_resolve_shape), else [d].
+        # The shape stays unknown (None) unless given, in model.json or fixed by the network's x
+        # input: the operator's or y's shape then shapes the samples (_resolve_shape), else [d].
         self.dim = s.dim
         return s
 
@@ -437,6 +535,26 @@ class ScoreFunction(Prior):
         return f"almc.ScoreFunction({self.call!r}{'' if self.shape is None else ', shape ' + shape_str(self.shape)})"
 
 
+def _layout(shape):
+    """A shape with a leading single channel dropped: (1, H, W) and (H, W) hold the same values in the
+    same order (as for y's shapes)."""
+    shape = tuple(int(v) for v in shape)
+    return shape[1:] if len(shape) == 3 and shape[0] == 1 else shape
+
+
+def _check_mask_shape(prior, op):
+    """Refuses a Mask whose shape is neither the prior's image shape nor flat [d] (a mask [2, 8] for
+    a prior [1, 4, 4] used to be taken by its count, masking other pixels than the user meant). A
+    prior without a shape, or a flat one, says nothing of the layout: any mask of d values goes."""
+    if not isinstance(op, Mask) or prior.shape is None or len(prior.shape) < 2:
+        return
+    d = int(np.prod(prior.shape))
+    if op.mask.ndim == 1 or _layout(op.shape) == _layout(prior.shape):
+        return
+    raise invalid(f"mask has shape {shape_str(op.shape)}; expected {shape_str(prior.shape)} (the prior's shape) "
+                  f"or [{d}]")
+
+
 def _resolve_shape(prior, op, d, y_shape=None):
     """One chain's shape: the prior's, else the operator's, else the measurement's (identity), else [d]."""
     for s in (prior.shape, op.shape if op is not None else None, y_shape):
@@ -495,7 +613,8 @@ class Identity(Operator):
 
 
 class Mask(Operator):
-    """y = mask * x elementwise (mask has one chain's shape; y has that shape too)."""
+    """y = mask * x elementwise (mask has one chain's shape, or [d]; y has the mask's shape too). A
+    mask of another shape than a prior's image shape (even with as many values) is refused."""
 
     name = "Mask"
     _y_like_x = True
@@ -614,8 +733,10 @@ class LinearOperator(Operator):
         if self.dim is not None and self.dim <= 0:
             raise invalid(f"LinearOperator: d = {d} must be positive")
         self.norm = -1.0 if norm is None else real("LinearOperator: norm", norm)
-        if norm is not None and self.norm < 0:
-            raise invalid(f"LinearOperator: norm = {norm} must be >= 0 (||A||; None when it is not known)")
+        # The library reads a norm <= 0 as "not known" (no stability guard): 0 is refused, not
+        # silently taken as unknown.
+        if norm is not None and self.norm <= 0:
+            raise invalid(f"LinearOperator: norm = {norm} must be > 0 (||A||; None when it is not known)")
 
     def rows(self, d):
         return self.m

@@ -14,7 +14,7 @@ from . import _almc
 from ._arrays import host_f32, is_torch, real_array, shape_str, torch_module
 from ._errors import (CANCELLED, IO, OUT_OF_MEMORY, UNSUPPORTED, WRONG_STATE, FileError, OutOfMemoryError,
                       UnsupportedError, WrongStateError, invalid)
-from ._models import Identity, Operator, Prior, _check_finite, _resolve_shape
+from ._models import Identity, Operator, Prior, _check_finite, _check_mask_shape, _resolve_shape
 from ._values import boolean, choice, describe, integer, real, text
 
 _METHODS = {"almc": 0, "ncsn": 1, "ald": 2, "xgp": 3, "langevin": 4}
@@ -29,6 +29,8 @@ _SMC_VARIANTS = (3, 4)
 _INT64_MAX = 2**63 - 1
 # The library's limit on almc_context_config.n_threads.
 _MAX_THREADS = 1024
+# Chains per measurement, at most (as `almc sample --chains`).
+_MAX_CHAINS = 1 << 24
 
 # Options by their CLI names with underscores -> (C config field, kind).
 _OPTIONS = {
@@ -147,8 +149,9 @@ def _chain_range(value):
 
 
 class Result:
-    """A run's output: samples [n_meas * chains, *shape], mean and std [n_meas, *shape], residuals
-    [n_meas * chains] (||y - A x|| per chain) and info (steps, score_evals, seconds, backend,
+    """A run's output: samples [n_meas * chains, *shape], mean and std [n_meas, *shape] (per
+    measurement, over its chains; std is the sample standard deviation, with the n - 1 denominator
+    (n = chains), so 0 with one chain), residuals [n_meas * chains] (||y - A x|| per chain) and info (steps, score_evals, seconds, backend,
     device, mean_residual, smc_resamples, start_step, ...). NumPy arrays, or torch tensors on y's
     device when y was one. With chain_range: the slice's chains, and the mean and std of the
     measurements it holds whole (None when it splits one)."""
@@ -230,14 +233,14 @@ class Sampler:
 
     prior: Gaussian, GaussianMixture, OnnxScore or ScoreFunction; operator: Identity() (default),
     Mask, Downsample, Blur, Matrix or LinearOperator; method: almc | ncsn | ald | xgp | langevin;
-    chains: per measurement; backend: auto | cpu | cuda; threads: CPU threads (0: OpenMP's default).
+    chains: per measurement, 1 to 2^24; backend: auto | cpu | cuda; threads: CPU threads (0: OpenMP's default).
     options (the command's names with underscores): kappa, delta, t_start, t_stop, warm_steps,
     warm_step, average_last, tweedie, levels (a count, or a decreasing list of OU times), sigma_max,
     sigma_min, steps_per_level, eps, init ("gaussian", "uniform" or an initial state
     [n_meas * chains, *shape]), init_scale, schedule, check_every, force, likelihood_weight, use_graphs,
     variant (ALMC's likelihood along the path: paper, noised-lik, scaled-y, smc, geo-smc or best),
     smc_ess_threshold (smc / geo-smc: resample when the effective sample size falls below this
-    fraction of the chains; also spelt smc_ess) and chain_range ((start, count) or "START:COUNT": run
+    fraction of the chains; also spelt smc_ess; refused with another variant) and chain_range ((start, count) or "START:COUNT": run
     only those of the n_meas * chains chains, bit for bit as in the whole run; samples and residuals
     then hold them, mean and std the measurements they hold whole, None when they split one).
     As on the command line, zero or a negative value is
@@ -258,6 +261,8 @@ class Sampler:
         chains = integer("chains", chains)
         if chains < 1:
             raise invalid(f"chains = {chains} must be a positive integer")
+        if chains > _MAX_CHAINS:
+            raise invalid(f"chains = {chains} is too large (at most 2^24 = {_MAX_CHAINS} per measurement)")
         if not 0 <= integer("seed", seed, maximum=None) < 2**64:
             raise invalid(f"seed = {seed!r} must be an integer from 0 to 2**64 - 1")
         if not 0 <= integer("threads", threads, maximum=None) <= _MAX_THREADS:
@@ -270,11 +275,13 @@ class Sampler:
         cfg.method = choice("method", method, _METHODS)
         cfg.chains_per_meas = self.chains
         cfg.seed = int(seed)
+        spelt = {}  # option -> the name the caller gave it (an alias), for messages
         for alias, name in _ALIASES.items():
             if alias in options:
                 if name in options:
                     raise TypeError(f"Sampler() got both {name} and its alias {alias}")
                 options[name] = options.pop(alias)
+                spelt[name] = alias
         self.variant = "paper"
         self.chain_range = None
         self._pending_state = None
@@ -348,6 +355,12 @@ class Sampler:
                        f" with schedule {options['schedule']}" if "schedule" in options and cfg.schedule != 0 else "")
                 raise invalid(f"option {name} is not read by method {method.lower()}{how}: the run would be the "
                               "same without it")
+        # The ESS threshold is read by the SMC variants only (as `almc sample` refuses --smc-ess
+        # without --variant smc or geo-smc).
+        if "smc_ess_threshold" in options and cfg.variant not in _SMC_VARIANTS:
+            now = f"method {method.lower()}" if cfg.method != 0 else f"variant {self.variant}"
+            raise invalid(f"option {spelt.get('smc_ess_threshold', 'smc_ess_threshold')} applies to variant smc or "
+                          f"geo-smc only (here {now}): the run would be the same without it")
         self.method = method.lower()
         self._cfg = cfg
         self._ctx = _almc.make_context(backend_id, 0, int(threads))
@@ -360,6 +373,7 @@ class Sampler:
         if prior.dim is not None and operator.dim is not None and prior.dim != operator.dim:
             raise invalid(f"the prior has d = {prior.dim} values per sample but the operator {operator.name} "
                           f"takes {operator.dim}")
+        _check_mask_shape(prior, operator)
         if d is not None or hasattr(prior, "path"):
             self._build(d)
             # Create the sampler now (for one measurement, or the Matrix's count), so that bad

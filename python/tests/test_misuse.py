@@ -105,11 +105,17 @@ def test_an_unreadable_hint_beside_a_model_is_skipped(tmp_path):
     shutil.copy(os.path.join(DEMO, "digits_score.onnx"), model)
     # JSON nested deeper than Python's reader goes raised RecursionError from OnnxScore().
     (tmp_path / "net.json").write_text("[" * 100000 + "]" * 100000)
-    assert almc.OnnxScore(model, output="eps", convention="vp").shape is None
+    # Skipped: the shape is then the network's own x dims (read when the onnx package is there).
+    try:
+        import onnx  # noqa: F401
+        own = (1, 16, 16)
+    except ImportError:
+        own = None
+    assert almc.OnnxScore(model, output="eps", convention="vp").shape == own
     # A FIFO named model.json blocked OnnxScore() forever in open(); in a child process, so that a
     # regression fails on the timeout instead of hanging the tests.
     os.remove(tmp_path / "net.json")
     os.mkfifo(tmp_path / "model.json")
     code = f"import almc; print(almc.OnnxScore({str(model)!r}, output='eps', convention='vp').shape)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and out.stdout.strip() == "None", out.stderr
+    assert out.returncode == 0 and out.stdout.strip() == str(own), out.stderr

@@ -133,8 +133,8 @@ def test_priors_and_operators_refuse_other_types(tmp_path):
     model.write_bytes(b"not a model")  # described, not loaded: the checks below come first
     with pytest.raises(TypeError, match=r"tf32 must be True or False, got int 7"):
         almc.OnnxScore(model, tf32=7)
-    with pytest.raises(TypeError, match=r"output must be a string, got None"):
-        almc.OnnxScore(model, output=None)
+    with pytest.raises(TypeError, match=r"output must be a string, got int 1"):
+        almc.OnnxScore(model, output=1)  # None is "not given": the sidecar's, else "score"
     with pytest.raises(TypeError, match=r"x_input must be a string, got int 0"):
         almc.OnnxScore(model, x_input=0)
     with pytest.raises(TypeError, match=r"level_scale must be a number, got str"):
