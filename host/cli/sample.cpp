@@ -543,9 +543,12 @@ void run_sample(const SampleOptions& options, Team& team) {
   // An image-shaped --y or --truth must have the image's layout, not only as many values: a 3 x 4
   // image read as 4 x 3 (by --shape, or by the other file) was silently re-laid out. Leading
   // dimensions of 1 aside; a flat [m] or [n_meas, m] array is taken as laid out.
+  // Without an image shape, a measurement (or image) is flat: y [4, 1] (a transposed [m]) or
+  // [2, 2, 2] for m = 4 was taken by its count alone, as one and two measurements (Python's
+  // Sampler.run refuses those shapes too).
   auto check_layout = [&](const FloatArray& a, const ImageShape& want, const std::string& what, const char* image,
                           int64_t count) {
-    if (!want.known() || a.shape.size() < 2) return;
+    if (a.shape.size() < 2) return;
     std::vector<int64_t> per(a.shape.begin() + (count > 1 ? 1 : 0), a.shape.end());
     auto strip = [](std::vector<int64_t> v) {
       while (v.size() > 1 && v.front() == 1) v.erase(v.begin());
@@ -553,6 +556,11 @@ void run_sample(const SampleOptions& options, Team& team) {
     };
     per = strip(per);
     if (per.size() == 1) return;  // [n_meas, m]: flat
+    if (!want.known())
+      throw CliError(what + " has shape " + almc::io::shape_string(a.shape) +
+                         "; with no image shape (give --shape C,H,W) it must be flat: [" + std::to_string(a.size() / count) +
+                         "] for one, [n_meas, " + std::to_string(a.size() / count) + "] for several",
+                     2);
     if (per != strip({want.C, want.H, want.W}))
       throw CliError(what + " has shape " + almc::io::shape_string(a.shape) + " but " + image + " is " + want.str() + " (" +
                          shape_source + "): its values would be read in another layout (give --shape C,H,W to match)",

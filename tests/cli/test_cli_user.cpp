@@ -799,13 +799,18 @@ namespace {
 
 // An image-shaped --y or --truth was taken in any layout holding as many values: a 3 x 4 image
 // with --shape 1,4,3 (or a 1 x 2 x 3 downsampled measurement of a 1 x 6 x 4 image, whose
-// measurement is 1 x 3 x 2) was silently re-laid out.
+// measurement is 1 x 3 x 2) was silently re-laid out; with no image shape, a [12, 1] y was one
+// measurement by its count.
 TEST_F(CliUser, ImageInputsMustHaveTheImagesLayout) {
   std::vector<float> y(12), y6(6);
   for (size_t i = 0; i < y.size(); ++i) y[i] = -1.f + float(i) / 6.f;
   write_npy(path("y34.npy"), y.data(), {1, 3, 4});
   write_npy(path("y23.npy"), y6.data(), {1, 2, 3});
   write_npy(path("y12.npy"), y.data(), {12});
+  write_npy(path("y12x1.npy"), y.data(), {12, 1});
+  std::vector<float> a(144, 0.f);
+  for (int i = 0; i < 12; ++i) a[size_t(13 * i)] = 1.f;  // the identity as a matrix
+  write_npy(path("a.npy"), a.data(), {12, 12});
   std::ofstream(path("p12.json")) << R"({"weights": [1], "means": [[0,0,0,0,0,0,0,0,0,0,0,0]], "variances": [1]})";
   std::ofstream(path("p24.json")) << R"({"weights": [1], "means": [[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]], "variances": [1]})";
   const std::string base = "sample --backend cpu -q --chains 2 --kappa 1 --t-start 1 --noise-std 0.5 ";
@@ -815,7 +820,11 @@ TEST_F(CliUser, ImageInputsMustHaveTheImagesLayout) {
            {"--prior " + path("p12.json") + " --y " + path("y12.npy") + " --truth " + path("y34.npy") + " --shape 2,3,2",
             "has shape (1, 3, 4) but the image is [2, 3, 2] (--shape)"},
            {"--prior " + path("p24.json") + " --y " + path("y23.npy") + " --operator downsample:2 --shape 1,6,4",
-            "has shape (1, 2, 3) but the measurement's image is [1, 3, 2] (--shape)"}}) {
+            "has shape (1, 2, 3) but the measurement's image is [1, 3, 2] (--shape)"},
+           // No image shape at all (a matrix operator's measurement): a transposed [m] is not one.
+           {"--prior " + path("p12.json") + " --y " + path("y12x1.npy") + " --operator matrix:" + path("a.npy"),
+            "--y " + path("y12x1.npy") + " has shape (12, 1); with no image shape (give --shape C,H,W) it must be flat: [12] "
+            "for one, [n_meas, 12] for several"}}) {
     SCOPED_TRACE(args);
     const Result r = run(base + args);
     expect_one_line_error(r, needle);
@@ -825,7 +834,8 @@ TEST_F(CliUser, ImageInputsMustHaveTheImagesLayout) {
   for (const std::string args : {"--prior " + path("p12.json") + " --y " + path("y34.npy") + " --shape 1,3,4",
                                  "--prior " + path("p12.json") + " --y " + path("y34.npy"),
                                  "--prior " + path("p12.json") + " --y " + path("y12.npy") + " --shape 1,4,3",
-                                 "--prior " + path("p24.json") + " --y " + path("y23.npy") + " --operator downsample:2 --shape 1,4,6"}) {
+                                 "--prior " + path("p24.json") + " --y " + path("y23.npy") + " --operator downsample:2 --shape 1,4,6",
+                                 "--prior " + path("p12.json") + " --y " + path("y12.npy") + " --operator matrix:" + path("a.npy")}) {
     SCOPED_TRACE(args);
     EXPECT_EQ(run(base + args).code, 0) << run(base + args).err;
   }
