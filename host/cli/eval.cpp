@@ -1,5 +1,6 @@
 // `almc eval`: the raw network output on given inputs (to compare an export with its framework),
 // and with --compare-fp32 the error of the chosen --precision against fp32 on the same inputs.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -71,6 +72,10 @@ void run_eval(const EvalOptions& o) {
   };
   const std::vector<float> out = eval(cfg);
   if (!o.out.empty()) save_array(o.out, out.data(), x.shape);
+  const int64_t non_finite = std::count_if(out.begin(), out.end(), [](float v) { return !std::isfinite(v); });
+  almc_backend backend = ALMC_BACKEND_CPU;
+  almc_context_backend(ctx.get(), &backend);
+  const bool tf32_on_cpu = precision == "tf32" && backend == ALMC_BACKEND_CPU;
   nlohmann::json j;
   j["model"] = o.score.model;
   j["n"] = n;
@@ -78,8 +83,10 @@ void run_eval(const EvalOptions& o) {
   j["level"] = o.level;
   j["precision"] = precision;
   j["out"] = o.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.out);
+  j["non_finite"] = non_finite;
   std::string text = "almc eval: " + std::to_string(n) + " input(s) of " + std::to_string(d) + " values at level " +
-                     nlohmann::json(o.level).dump() + ", precision " + precision + (o.out.empty() ? "" : " -> " + o.out);
+                     nlohmann::json(o.level).dump() + ", precision " + precision +
+                     (tf32_on_cpu ? " (CUDA only: the CPU ran fp32)" : "") + (o.out.empty() ? "" : " -> " + o.out);
   if (o.compare_fp32) {
     almc_onnx_config ref_cfg = cfg;
     ref_cfg.precision = ALMC_PRECISION_FP32;
@@ -93,6 +100,11 @@ void run_eval(const EvalOptions& o) {
   }
   o.json.emit(j);
   if (!o.quiet) std::fprintf(o.json.on_stdout() ? stderr : stdout, "%s\n", text.c_str());
+  // The outputs are written as computed (they are what the network gives), but a NaN or an
+  // infinity there is never what a score network should give: said even with --quiet.
+  if (non_finite > 0)
+    std::fprintf(stderr, "almc eval: warning: %lld of the %lld outputs are not finite (NaN or infinite) at level %s\n",
+                 static_cast<long long>(non_finite), static_cast<long long>(out.size()), nlohmann::json(o.level).dump().c_str());
 }
 
 }  // namespace

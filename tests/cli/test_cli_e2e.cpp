@@ -981,10 +981,21 @@ TEST_F(Cli, EvalBenchAndValidateRefusalsSayWhatIsWrong) {
   expect_one_line_error(bad, "the sample shape [4, 8, 8] differs from the model's fixed dimension 1 (1)");
   EXPECT_FALSE(std::filesystem::exists(path("o.npy")));
   write_npy(path("x_right.npy"), x.data(), {3, 1, 16, 16});
-  EXPECT_EQ(run("eval --model " + fixture("unet.onnx") + " --x " + path("x_right.npy") + " --level 0.5 --out " +
-                path("o.npy") + " --backend cpu -q")
-                .code,
-            0);
+  Result ok = run("eval --model " + fixture("unet.onnx") + " --x " + path("x_right.npy") + " --level 0.5 --out " +
+                  path("o.npy") + " --backend cpu -q");
+  EXPECT_EQ(ok.code, 0);
+  EXPECT_EQ(ok.err.find("not finite"), std::string::npos) << ok.err;
+  // Level 0 is sigma 0 for this network (log sigma, and a division by sigma): every output NaN or
+  // infinite, written as computed, and said even with -q.
+  ok = run("eval --model " + fixture("unet.onnx") + " --x " + path("x_right.npy") + " --level 0 --out " + path("o.npy") +
+           " --backend cpu -q");
+  EXPECT_EQ(ok.code, 0);
+  EXPECT_NE(ok.err.find("warning: 768 of the 768 outputs are not finite (NaN or infinite) at level 0"), std::string::npos)
+      << ok.err;
+  // TF32 is a CUDA setting: the CPU's summary says it ran fp32.
+  ok = run("eval --model " + fixture("unet.onnx") + " --x " + path("x_right.npy") + " --level 0.5 --out " + path("o.npy") +
+           " --backend cpu --precision tf32");
+  EXPECT_NE(ok.out.find("precision tf32 (CUDA only: the CPU ran fp32)"), std::string::npos) << ok.out;
   // Another rank holding as many values is a layout the fixed model takes (an image for a flat MLP).
   write_npy(path("x_image.npy"), x.data(), {3, 1, 4, 4});
   EXPECT_EQ(run("eval --model " + fixture("mlp_embed.onnx") + " --x " + path("x_image.npy") + " --level 0.5 --out " +
