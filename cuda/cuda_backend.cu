@@ -39,15 +39,22 @@ static_assert(kRespBlock % 32 == 0 && kRespBlock <= 1024, "the reductions work i
 
 namespace {
 
-template <int Block>
-__device__ float block_sum(float v, float* smem) {
+// After every launch: a launch that was refused (a bad configuration, no kernel image for the
+// device, a stream of a device that is not current) fails here, naming the kernel, instead of
+// surfacing at some later check. cudaGetLastError is legal during stream capture.
+void check_launch(const char* kernel) { cuda_check(cudaGetLastError(), kernel); }
+
+// The sum of v over a block of Block threads (thread order fixed by Block: a warp shuffle tree,
+// then the warps' sums in warp order); smem holds Block / 32 values of T.
+template <int Block, class T>
+__device__ T block_sum(T v, T* smem) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   __syncthreads();
   if (lane == 0) smem[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    v = lane < Block / 32 ? smem[lane] : 0.f;
+    v = lane < Block / 32 ? smem[lane] : T(0);
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
   }
   return v;  // valid in thread 0
@@ -339,17 +346,25 @@ __global__ void scale_kernel(const float* x, float* out, int64_t count, const St
     out[i] = xs * x[i];
 }
 
+// One block of kRespBlock threads per chain. ||R_c|| as the CPU backend's row_norm takes it: the
+// squares of the floats taken and summed in double (exact squares; the order of the sum fixed by
+// kRespBlock, whatever m and n), the square root in double, then rounded to float once.
 __global__ void row_norms_kernel(const float* R, int64_t m, const float* x, int64_t d, float* norms, int32_t* flags) {
-  __shared__ float smem[32];
+  __shared__ double dsum[kRespBlock / 32];
+  __shared__ float fsum[kRespBlock / 32];
   const int64_t c = blockIdx.x;
-  float s = 0.f, bad = 0.f;
+  double s = 0.0;
+  float bad = 0.f;
   if (R)
-    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) s += R[c * m + i] * R[c * m + i];
+    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
+      const double r = R[c * m + i];
+      s += r * r;
+    }
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) bad += isfinite(x[c * d + j]) ? 0.f : 1.f;
-  s = block_sum<kRespBlock>(s, smem);
-  bad = block_sum<kRespBlock>(bad, smem);
+  s = block_sum<kRespBlock>(s, dsum);
+  bad = block_sum<kRespBlock>(bad, fsum);
   if (threadIdx.x == 0) {
-    if (norms) norms[c] = R ? sqrtf(s) : __int_as_float(0x7fc00000);
+    if (norms) norms[c] = R ? static_cast<float>(sqrt(s)) : __int_as_float(0x7fc00000);
     if (flags) flags[c] = bad > 0.f;
   }
 }
@@ -439,7 +454,9 @@ class CudaBackend final : public Backend {
       fail(ALMC_ERR_NO_DEVICE, "no CUDA device is present");
     }
     if (device < 0 || device >= count) fail(ALMC_ERR_NO_DEVICE, "CUDA device ", device, " does not exist (", count, " present)");
-    ALMC_CUDA_TRY(cudaSetDevice(device));
+    // The device is current for the rest of the constructor only: the caller's is restored when
+    // it returns or throws (check.cuh's device rule).
+    const DeviceGuard dg(device);
     cudaDeviceProp prop{};
     ALMC_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
     read_launch_policy(prop);
@@ -467,14 +484,20 @@ class CudaBackend final : public Backend {
       throw;
     }
   }
-  ~CudaBackend() override { release(); }
+  ~CudaBackend() override {
+    const DeviceGuard dg(device_, std::nothrow);
+    release();
+  }
 
   almc_backend kind() const override { return ALMC_BACKEND_CUDA; }
   std::string device_name() const override { return name_; }
   void* stream() const override { return stream_; }
 
+  // Every method below that makes a CUDA or cuBLAS call first makes the backend's device current
+  // on the calling thread, for the call only (DeviceGuard, check.cuh's device rule).
   void* alloc(size_t bytes) override {
     if (bytes == 0) return nullptr;
+    const DeviceGuard dg(device_);
     void* p = nullptr;
     const cudaError_t e = cudaMalloc(&p, bytes);
     if (e != cudaSuccess) {
@@ -484,9 +507,14 @@ class CudaBackend final : public Backend {
     }
     return p;
   }
-  void dealloc(void* p) noexcept override { cudaFree(p); }
+  void dealloc(void* p) noexcept override {
+    if (!p) return;
+    const DeviceGuard dg(device_, std::nothrow);
+    cudaFree(p);
+  }
   void copy(void* dst, const void* src, size_t bytes, CopyKind kind) override {
     if (!bytes) return;
+    const DeviceGuard dg(device_);
     const cudaMemcpyKind k = kind == CopyKind::HostToBackend   ? cudaMemcpyHostToDevice
                              : kind == CopyKind::BackendToHost ? cudaMemcpyDeviceToHost
                                                                : cudaMemcpyDeviceToDevice;
@@ -494,10 +522,16 @@ class CudaBackend final : public Backend {
     if (kind != CopyKind::BackendToBackend) ALMC_CUDA_TRY(cudaStreamSynchronize(stream_));
   }
   void zero(void* p, size_t bytes) override {
-    if (bytes) ALMC_CUDA_TRY(cudaMemsetAsync(p, 0, bytes, stream_));
+    if (!bytes) return;
+    const DeviceGuard dg(device_);
+    ALMC_CUDA_TRY(cudaMemsetAsync(p, 0, bytes, stream_));
   }
-  void sync() override { ALMC_CUDA_TRY(cudaStreamSynchronize(stream_)); }
+  void sync() override {
+    const DeviceGuard dg(device_);
+    ALMC_CUDA_TRY(cudaStreamSynchronize(stream_));
+  }
   size_t available_memory() const override {
+    const DeviceGuard dg(device_);
     size_t free_b = 0, total = 0;
     if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) {
       cudaGetLastError();
@@ -506,26 +540,35 @@ class CudaBackend final : public Backend {
     return free_b;
   }
   // check.cuh's mapping, as for every other CUDA failure (an allocation failure reported by a
-  // kernel launch is ALMC_ERR_OUT_OF_MEMORY there too).
+  // kernel launch is ALMC_ERR_OUT_OF_MEMORY there too). The last error is the calling thread's,
+  // whatever device is current: no guard.
   void check(const char* what) override { cuda_check(cudaGetLastError(), what); }
 
   void begin_step(const StepScalars* table, int64_t* counter, StepScalars* cur) override {
+    const DeviceGuard dg(device_);
     begin_step_kernel<<<1, 1, 0, stream_>>>(table, counter, cur);
+    check_launch("begin_step_kernel");
   }
 
   void prior_tables(const GmmPrior& g, int64_t d, const StepScalars* cur, const PriorTables& out) override {
+    if (g.K <= 0) return;  // no components, no tables (and an empty grid is a launch error)
+    const DeviceGuard dg(device_);
     prior_tables_kernel<<<grid(g.K * d, eb_), eb_, 0, stream_>>>(g, g.K * d, cur, out);
+    check_launch("prior_tables_kernel");
     prior_logdet_kernel<<<static_cast<unsigned>(g.K), kRespBlock, 0, stream_>>>(g, d, cur, out);
+    check_launch("prior_logdet_kernel");
   }
 
   // The plan (launch_policy.hpp) depends on d, K and the process's mode only: each chain's
   // responsibilities are the same whatever n. Unmeasured on a device.
   void gmm_responsibilities(const PriorTables& tab, const float* x, int64_t n, int64_t d, const StepScalars* cur,
                             float* resp, float* work) override {
-    if (n <= 0) return;
+    if (n <= 0 || tab.K <= 0) return;
     const GmmRespPlan plan = gmm_resp_plan(d, tab.K, resp_mode_);
+    const DeviceGuard dg(device_);
     if (plan.kind == kRespThread) {
       gmm_resp_thread_kernel<<<grid(n, cb_), cb_, 0, stream_>>>(tab, x, n, d, cur, resp);
+      check_launch("gmm_resp_thread_kernel");
       return;
     }
     if (plan.slices > 0x7fffffff) fail(ALMC_ERR_UNSUPPORTED, "rows of ", d, " coordinates are too long for the GPU");
@@ -533,13 +576,16 @@ class CudaBackend final : public Backend {
     if (!plan.partials) {  // K <= kRespBlockSoftmaxK: the forms fit the block's shared memory
       gmm_resp_slice_kernel<<<blocks, kRespBlock, sizeof(float) * tab.K, stream_>>>(tab, x, n, d, d, cur, nullptr,
                                                                                    resp);
+      check_launch("gmm_resp_slice_kernel");
       return;
     }
     if (!work)
       fail(ALMC_ERR_INTERNAL, "the GMM responsibilities of ", n, " rows of ", d, " need ",
            gmm_resp_work_bytes(n, d, tab.K), " bytes of workspace and none was given");
     gmm_resp_slice_kernel<<<blocks, kRespBlock, 0, stream_>>>(tab, x, n, d, plan.slice_len, cur, work, nullptr);
+    check_launch("gmm_resp_slice_kernel (partials)");
     gmm_resp_finish_kernel<<<grid(n, cb_), cb_, 0, stream_>>>(tab, work, n, plan.slices, cur, resp);
+    check_launch("gmm_resp_finish_kernel");
   }
   size_t gmm_resp_work_bytes(int64_t n, int64_t d, int64_t K) const override {
     return sizeof(float) * static_cast<size_t>(gmm_resp_work_floats(gmm_resp_plan(d, K, resp_mode_), n, K));
@@ -547,6 +593,7 @@ class CudaBackend final : public Backend {
 
   // Short rows: the tables (when asked for), then one launch for the rest of the step.
   void analytic_prior_step(const FusedStepParams& p, const GmmPrior* g) override {
+    const DeviceGuard dg(device_);
     if (p.d > kChainStepRow) {
       Backend::analytic_prior_step(p, g);
       return;
@@ -562,6 +609,7 @@ class CudaBackend final : public Backend {
   // Grids from launch_policy.hpp (fused_step_grid, pool_step_grid), which the host tests check.
   void fused_step(const FusedStepParams& p) override {
     if (p.n <= 0) return;  // an empty grid is a launch error
+    const DeviceGuard dg(device_);
     if (p.d <= kChainStepRow) {
       chain_steps(p, nullptr, false);
       return;
@@ -571,79 +619,111 @@ class CudaBackend final : public Backend {
       constexpr int P = decltype(prior)::value, O = decltype(op)::value;
       if constexpr (O == kOpDownsample) {
         const int64_t blocks = pool_blocks_per_chain(p);
+        if (blocks <= 0) return;  // no pooling blocks: nothing to update, and no empty grid
         const StepGrid sg = pool_step_grid(p.n, blocks, block);
         fused_pool_kernel<P><<<dim3(sg.blocks_x, sg.blocks_y), block, 0, stream_>>>(p, static_cast<int>(blocks));
+        check_launch("fused_pool_kernel");
       } else {
         const StepGrid sg = fused_step_grid(p.n, p.d, block);
         fused_step_kernel<P, O><<<dim3(sg.blocks_x, sg.blocks_y), block, 0, stream_>>>(p, sg.flat);
+        check_launch("fused_step_kernel");
       }
     });
   }
 
   void analytic_score(const FusedStepParams& p, float* out) override {
+    const DeviceGuard dg(device_);
     analytic_score_kernel<<<grid(p.n * p.d, eb_), eb_, 0, stream_>>>(p, out);
+    check_launch("analytic_score_kernel");
   }
 
   void op_forward(const LocalOp& op, const MatrixOp& mat, const float* x, float* out, int64_t n, int64_t d, int64_t m,
                   int64_t chain0, int64_t cpm) override {
+    const DeviceGuard dg(device_);
     if (mat.A) {
       // Column-major view: out^T [m, rows] = A [m, d] (stored as A^T, ld d) x^T [d, rows].
       dense_gemm(mat, CUBLAS_OP_T, m, d, x, d, out, m, n, chain0, cpm);
       return;
     }
     local_forward_kernel<<<grid(n * m, eb_), eb_, 0, stream_>>>(op, x, out, n, d, m);
+    check_launch("local_forward_kernel");
   }
 
   void op_adjoint(const LocalOp& op, const MatrixOp& mat, const float* v, float* out, int64_t n, int64_t d, int64_t m,
                   int64_t chain0, int64_t cpm) override {
+    const DeviceGuard dg(device_);
     if (mat.A) {
       // out^T [d, rows] = A^T [d, m] (col-major A^T, ld d) v^T [m, rows].
       dense_gemm(mat, CUBLAS_OP_N, d, m, v, m, out, d, n, chain0, cpm);
       return;
     }
     local_adjoint_kernel<<<grid(n * d, eb_), eb_, 0, stream_>>>(op, v, out, n, d, m);
+    check_launch("local_adjoint_kernel");
   }
 
   void residual_rows(float* R, const float* y, int64_t y_div, int64_t n, int64_t m, int64_t chain0,
                      const StepScalars* cur) override {
+    const DeviceGuard dg(device_);
     residual_rows_kernel<<<grid(n * m, eb_), eb_, 0, stream_>>>(R, y, y_div, n, m, chain0, cur);
+    check_launch("residual_rows_kernel");
   }
   void scale_by_xs(const float* x, float* out, int64_t count, const StepScalars* cur) override {
+    const DeviceGuard dg(device_);
     scale_kernel<<<grid(count, eb_), eb_, 0, stream_>>>(x, out, count, cur);
+    check_launch("scale_kernel");
   }
   void row_norms_and_flags(const float* R, int64_t m, const float* x, int64_t d, int64_t n, float* norms,
                            int32_t* flags) override {
+    if (n <= 0) return;  // one block per chain: an empty grid is a launch error
+    const DeviceGuard dg(device_);
     row_norms_kernel<<<static_cast<unsigned>(n), kRespBlock, 0, stream_>>>(R, m, x, d, norms, flags);
+    check_launch("row_norms_kernel");
   }
   void fill_random(float* x, int64_t n, int64_t d, int64_t chain0, int64_t cpm, uint64_t seed, uint64_t key,
                    float scale, bool uniform) override {
+    const DeviceGuard dg(device_);
     fill_random_kernel<<<grid(n * ((d + 3) / 4), eb_), eb_, 0, stream_>>>(x, n, d, chain0, cpm, seed, key, scale,
                                                                                uniform);
+    check_launch("fill_random_kernel");
   }
   void axpby_tweedie(float* x, const float* s, int64_t count, float a, float b) override {
+    const DeviceGuard dg(device_);
     tweedie_kernel<<<grid(count, eb_), eb_, 0, stream_>>>(x, s, count, a, b);
+    check_launch("tweedie_kernel");
   }
   void copy_picked(const float* x, float* out, const int64_t* pick, int64_t first_step, int64_t n, int64_t d,
                    const StepScalars* cur) override {
+    const DeviceGuard dg(device_);
     copy_picked_kernel<<<grid(n * d, eb_), eb_, 0, stream_>>>(x, out, pick, first_step, n, d, cur);
+    check_launch("copy_picked_kernel");
   }
   void xgp_step_aux(float* ych, int64_t n, int64_t m, int64_t chain0, int64_t cpm, uint64_t seed,
                     const StepScalars* cur) override {
+    const DeviceGuard dg(device_);
     xgp_aux_kernel<<<grid(n * ((m + 3) / 4), eb_), eb_, 0, stream_>>>(ych, n, m, chain0, cpm, seed, cur);
+    check_launch("xgp_aux_kernel");
   }
   void add_log_density(const PriorTables& tab, const StepScalars* cur, const float* x, int64_t n, int64_t d,
                        double sign, double* acc) override {
+    const DeviceGuard dg(device_);
     log_density_kernel<<<grid(n, cb_), cb_, 0, stream_>>>(tab, cur, x, n, d, sign, acc);
+    check_launch("log_density_kernel");
   }
   void gather_rows(const float* src, float* dst, const int64_t* idx, int64_t n, int64_t d) override {
+    const DeviceGuard dg(device_);
     gather_rows_kernel<<<grid(n * d, eb_), eb_, 0, stream_>>>(src, dst, idx, n, d);
+    check_launch("gather_rows_kernel");
   }
   void mean_std(const float* x, int64_t n_meas, int64_t cpm, int64_t d, float* mean, float* std) override {
+    const DeviceGuard dg(device_);
     mean_std_kernel<<<grid(n_meas * d, eb_), eb_, 0, stream_>>>(x, n_meas, cpm, d, mean, std);
+    check_launch("mean_std_kernel");
   }
 
+  std::shared_ptr<void> device_scope() override { return std::make_shared<DeviceGuard>(device_); }
   bool graphs_supported() const override { return true; }
   bool capturing() const override {
+    const DeviceGuard dg(device_);
     cudaStreamCaptureStatus s = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(stream_, &s) != cudaSuccess) {
       cudaGetLastError();
@@ -653,8 +733,12 @@ class CudaBackend final : public Backend {
   }
   // On this backend's stream with its cuBLAS handle (bound to that stream) and workspace.
   onnx::OpKernels& onnx_kernels() override { return *onnx_; }
-  void capture_begin() override { ALMC_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal)); }
+  void capture_begin() override {
+    const DeviceGuard dg(device_);
+    ALMC_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  }
   GraphHandle* capture_end() override {
+    const DeviceGuard dg(device_);
     cudaGraph_t graph = nullptr;
     ALMC_CUDA_TRY(cudaStreamEndCapture(stream_, &graph));
     auto* h = new GraphHandle;
@@ -666,9 +750,13 @@ class CudaBackend final : public Backend {
     }
     return h;
   }
-  void graph_launch(GraphHandle* h) override { ALMC_CUDA_TRY(cudaGraphLaunch(h->exec, stream_)); }
+  void graph_launch(GraphHandle* h) override {
+    const DeviceGuard dg(device_);
+    ALMC_CUDA_TRY(cudaGraphLaunch(h->exec, stream_));
+  }
   void graph_destroy(GraphHandle* h) noexcept override {
     if (!h) return;
+    const DeviceGuard dg(device_, std::nothrow);
     if (h->exec) cudaGraphExecDestroy(h->exec);
     delete h;
   }
@@ -714,6 +802,7 @@ class CudaBackend final : public Backend {
   }
   unsigned grid(int64_t work, int block) const { return grid_stride_blocks(policy_, work, block); }
 
+  // (The private helpers below run inside guarded methods: the device is current.)
   // The per-chain step of every chain; with g, the tables at the step's level are computed by the
   // kernel itself (they must fit kChainStepTableBytes).
   void chain_steps(const FusedStepParams& p, const GmmPrior* g, bool resp_due) {
@@ -724,6 +813,7 @@ class CudaBackend final : public Backend {
       constexpr int P = decltype(prior)::value, O = decltype(op)::value;
       chain_step_kernel<P, O><<<grid(p.n, cb_), cb_, smem, stream_>>>(p, prior_g, g != nullptr,
                                                                                                  resp_due);
+      check_launch("chain_step_kernel");
     });
   }
 

@@ -329,10 +329,16 @@ void run_conv_bf16(const Step& s, cublasHandle_t h, cudaStream_t st) {
 
 class CudaOpKernels final : public OpKernels {
  public:
-  CudaOpKernels(cudaStream_t stream, cublasHandle_t blas) : st_(stream), h_(blas) {}
+  // Made by the CUDA backend's constructor while the backend's device is current: that device is
+  // the one the stream and handle belong to, and each entry point below makes it current for the
+  // call (check.cuh's device rule), whatever thread calls and whatever device is current there.
+  CudaOpKernels(cudaStream_t stream, cublasHandle_t blas) : st_(stream), h_(blas) {
+    cuda_check(cudaGetDevice(&device_), "cudaGetDevice");
+  }
   bool host_blocks() const override { return false; }
 
   void run_step(const Step& s, bool allow_tf32) override {
+    const DeviceGuard dg(device_);
     const cudaStream_t st = st_;
     cublasHandle_t h = h_;
     switch (s.kind) {
@@ -370,6 +376,7 @@ class CudaOpKernels final : public OpKernels {
 
   void adapter_in(const AdapterParams& a, const float* x, float* x_net, int64_t count, float* level, int64_t level_count,
                   const almc_level_device* level_dev) override {
+    const DeviceGuard dg(device_);
     const int64_t total = count > level_count ? count : level_count;
     adapter_in_kernel<<<grid_for(total), kBlock, 0, st_>>>(a, x, x_net, count, level, level_count, level_dev);
     check_launch("adapter (input)");
@@ -377,6 +384,7 @@ class CudaOpKernels final : public OpKernels {
 
   void adapter_out(const AdapterParams& a, const float* net, const float* x, float* out, int64_t count,
                    const almc_level_device* level_dev) override {
+    const DeviceGuard dg(device_);
     adapter_out_kernel<<<grid_for(count), kBlock, 0, st_>>>(a, net, x, out, count, level_dev);
     check_launch("adapter (output)");
   }
@@ -384,6 +392,7 @@ class CudaOpKernels final : public OpKernels {
  private:
   cudaStream_t st_;
   cublasHandle_t h_;
+  int device_ = 0;
 };
 
 }  // namespace almc::onnx::cuda

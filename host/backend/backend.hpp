@@ -38,6 +38,11 @@ class Backend {
   // Host threads the backend's work may use (the CPU backend's n_threads; 1 elsewhere): code
   // running on the backend, the ONNX executor's blocks included, uses no more.
   virtual int host_threads() const { return 1; }
+  // The backend's device made current on the calling thread until the returned object is
+  // destroyed (the caller's device back then): the entry points that call user callbacks (a run,
+  // almc_score_evaluate, almc_operator_apply*) hold one, so a callback finds the context's device
+  // current (CUDA; nothing on the CPU).
+  virtual std::shared_ptr<void> device_scope() { return nullptr; }
 
   // Memory. alloc throws Error(ALMC_ERR_OUT_OF_MEMORY) with the size asked for.
   virtual void* alloc(size_t bytes) = 0;

@@ -299,6 +299,7 @@ almc_status almc_score_evaluate(almc_score_t score, const float* x, float* out, 
     require_positive(n, "n");
     if (!(t > 0) || !std::isfinite(t)) fail(ALMC_ERR_INVALID_ARGUMENT, "t = ", t, " must be positive and finite");
     Backend* be = score->ctx->backend.get();
+    const auto scope = be->device_scope();  // a callback finds the context's device current
     const int64_t nd = elements(n, score->d, "n x d");
     StepScalars cur{};
     cur.t = static_cast<float>(t);
@@ -589,6 +590,7 @@ static almc_status operator_apply(almc_operator_t op, const float* in, float* ou
     if (op->kind == kOpNegGradCallback)
       fail(ALMC_ERR_UNSUPPORTED, "a nonlinear likelihood callback has no forward or adjoint map");
     Backend* be = op->ctx->backend.get();
+    const auto scope = be->device_scope();  // a callback finds the context's device current
     const int64_t nin = elements(n, adjoint ? op->m : op->d, "n x dim");
     const int64_t nout = elements(n, adjoint ? op->d : op->m, "n x dim");
     run_on_backend(be, in, nin, out, nout, [&](float* din, float* dout) {

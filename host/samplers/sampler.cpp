@@ -398,6 +398,7 @@ void almc_sampler_s::check_chains(int64_t steps_done, bool final) {
 
 void almc_sampler_s::run() {
   Backend* be = ctx->backend.get();
+  const auto scope = be->device_scope();  // the score and operator callbacks find the context's device current
   if (has_lik && !y_set) fail(ALMC_ERR_WRONG_STATE, "set the measurement (almc_sampler_set_measurement) before running");
   // A loaded state (load_state) continues its run: x and the auxiliary buffers hold it already.
   const int64_t resume = resume_from;
