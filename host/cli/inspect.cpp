@@ -169,6 +169,9 @@ void run_inspect(const InspectOptions& o) {
     flags.push_back("--shape C,H,W");
     notes.push_back("x '" + x->name + "' has free dimensions after the batch: give one sample's shape with --shape");
   }
+  if (outputs.size() > 1)
+    notes.push_back("the model has " + std::to_string(outputs.size()) + " outputs: almc uses the first, '" + outputs[0].name +
+                    "' (export the one you mean first, or alone)");
   notes.push_back("guesses from names, dtypes and shapes: check the model's documentation (docs/MODELS.md)");
 
   // ---- does the executor load it with these flags?

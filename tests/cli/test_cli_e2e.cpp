@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <onnx/onnx_pb.h>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -784,6 +785,25 @@ TEST_F(Cli, InspectDescribesModelsAndGuessesFlags) {
   j = nlohmann::json::parse(run("inspect --json " + fixture("unsupported_ops.onnx")).out);
   EXPECT_EQ(j["unsupported"], (std::vector<std::string>{"Hardmax", "ThresholdedRelu"}));
   EXPECT_FALSE(j["operators"]["ThresholdedRelu"]["supported"].get<bool>());
+  // A second output (mlp_embed's output again, through an Identity): the one almc uses is named.
+  {
+    ::onnx::ModelProto m;
+    std::ifstream f(fixture("mlp_embed.onnx"), std::ios::binary);
+    ASSERT_TRUE(m.ParseFromIstream(&f));
+    auto* g = m.mutable_graph();
+    auto* id = g->add_node();
+    id->set_op_type("Identity");
+    id->add_input(g->output(0).name());
+    id->add_output("again");
+    *g->add_output() = g->output(0);
+    g->mutable_output(1)->set_name("again");
+    std::ofstream(path("two_out.onnx"), std::ios::binary) << m.SerializeAsString();
+    j = nlohmann::json::parse(run("inspect --json " + path("two_out.onnx")).out);
+    const std::string first = g->output(0).name();
+    EXPECT_TRUE(has_flag(j["notes"], "the model has 2 outputs: almc uses the first, '" + first +
+                                         "' (export the one you mean first, or alone)"))
+        << j["notes"];
+  }
   const Result text = run("inspect " + fixture("gauss_vp_eps.onnx"));
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("input  't' float32 [batch, 1]"), std::string::npos) << text.out;
