@@ -24,6 +24,11 @@ inline void cublas_check(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS) fail(ALMC_ERR_CUDA, what, ": cuBLAS status ", static_cast<int>(s));
 }
 
+// After a kernel launch: a refused launch (a bad configuration, no kernel image for the device, a
+// stream of a device that is not current) fails here, named, instead of at some later check.
+// cudaGetLastError is legal during stream capture.
+inline void check_launch(const char* what) { cuda_check(cudaGetLastError(), what); }
+
 // The device rule. CUDA's current device belongs to the calling host thread, and a backend's
 // stream, memory, cuBLAS handle and graphs belong to the backend's device: every entry point that
 // touches that device (each CudaBackend method that makes a CUDA or cuBLAS call, the ONNX op

@@ -39,11 +39,6 @@ static_assert(kRespBlock % 32 == 0 && kRespBlock <= 1024, "the reductions work i
 
 namespace {
 
-// After every launch: a launch that was refused (a bad configuration, no kernel image for the
-// device, a stream of a device that is not current) fails here, naming the kernel, instead of
-// surfacing at some later check. cudaGetLastError is legal during stream capture.
-void check_launch(const char* kernel) { cuda_check(cudaGetLastError(), kernel); }
-
 // The sum of v over a block of Block threads (thread order fixed by Block: a warp shuffle tree,
 // then the warps' sums in warp order); smem holds Block / 32 values of T.
 template <int Block, class T>

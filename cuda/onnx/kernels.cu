@@ -21,7 +21,6 @@ namespace {
 constexpr int kBlock = 256;
 
 void check_blas(cublasStatus_t s, const char* what) { cublas_check(s, what); }
-void check_launch(const char* what) { cuda_check(cudaGetLastError(), what); }
 
 inline int grid_for(int64_t n) {
   int64_t g = (n + kBlock - 1) / kBlock;

@@ -370,15 +370,15 @@ Score load_score(almc_context_t ctx, const ScoreOptions& opt, int64_t max_batch,
   // The network's options mean nothing to a prior: refuse them rather than ignore them (given
   // with their default value too).
   const ScoreOptions defaults;
-  const auto given = [](const CLI::Option* o) { return o && o->count() > 0; };
+  const auto on_line = [](const CLI::Option* o) { return o && o->count() > 0; };
   for (const auto& [given, name] : std::initializer_list<std::pair<bool, const char*>>{
            {!opt.x_input.empty(), "--x-input"},
            {!opt.level_input.empty(), "--level-input"},
            {!opt.inputs.empty(), "--input"},
            {!opt.output_slice.empty(), "--output-slice"},
-           {given(opt.output_opt) || lower(opt.output) != defaults.output, "--output"},
-           {given(opt.convention_opt) || lower(opt.convention) != defaults.convention, "--convention"},
-           {given(opt.level_opt) || lower(opt.level) != defaults.level, "--level"},
+           {on_line(opt.output_opt) || lower(opt.output) != defaults.output, "--output"},
+           {on_line(opt.convention_opt) || lower(opt.convention) != defaults.convention, "--convention"},
+           {on_line(opt.level_opt) || lower(opt.level) != defaults.level, "--level"},
            {!opt.alpha_bar.empty(), "--alpha-bar"},
            {!std::isnan(opt.beta_min) || !std::isnan(opt.beta_max), "--beta-min/--beta-max"},
            {!std::isnan(opt.level_scale), "--level-scale"}})

@@ -193,10 +193,8 @@ class Builder {
       r.space = BufRef::Const;
       auto it = const_off_.find(v.c.get());
       if (it == const_off_.end()) {
-        int64_t off = int64_t(P.consts.size());
-        off = (off + 15) / 16 * 16;
-        P.consts.resize(size_t(off));
-        for (double x : v.c->v) P.consts.push_back(float(x));
+        const int64_t off = append_consts(P, int64_t(v.c->v.size()));
+        std::transform(v.c->v.begin(), v.c->v.end(), P.consts.begin() + off, [](double x) { return float(x); });
         it = const_off_.emplace(v.c.get(), off).first;
         keep_.push_back(v.c);
       }
@@ -214,8 +212,7 @@ class Builder {
     r.space = BufRef::Const;
     auto it = const_t_off_.find(c.get());
     if (it == const_t_off_.end()) {
-      const int64_t off = (int64_t(P.consts.size()) + 15) / 16 * 16;
-      P.consts.resize(size_t(off + rows * cols));
+      const int64_t off = append_consts(P, rows * cols);
       float* t = P.consts.data() + off;
       for (int64_t i = 0; i < rows; ++i)
         for (int64_t j = 0; j < cols; ++j) t[j * rows + i] = float(c->v[size_t(i * cols + j)]);

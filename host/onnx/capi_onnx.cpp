@@ -227,9 +227,7 @@ almc::onnx::Bindings bind_inputs(const almc::onnx::Graph& g, const ExecConfig& e
   const int64_t px = declared_per_sample(x->dims), po = declared_per_sample(out.dims);
   if (px > 0 && po == 2 * px && out.dims.size() >= 2 && out.dims[1] > 0 && out.dims[1] % 2 == 0)
     throw Error(ALMC_ERR_UNSUPPORTED, "the output '" + out.name + "' " + dims_text(out.dims) + " has twice the values of x '" +
-                                          x->name + "' " + dims_text(x->dims) +
-                                          " (a learned-variance model?): keep its first channels with output channels 0 to " +
-                                          std::to_string(out.dims[1] / 2) + " (config.output_channel_begin/end)");
+                                          x->name + "' " + dims_text(x->dims) + almc::onnx::learned_variance_advice(out.dims[1] / 2));
   b.x = x->name;
   if (lv) b.level = lv->name;
   return b;

@@ -123,6 +123,17 @@ bool wide_b(const GemmView& g, int64_t min_ld) {
   return !g.bf16 && !g.B16 && !g.b_koff && !g.seg && !g.c_in && !g.c_raw && g.ldb >= min_ld && g.K >= 64 && g.N > 64;
 }
 
+// f(k0, kn, j, w, at) for every panel of a K x N operand in that layout: rows k0 .. k0+kn-1,
+// columns j .. j+w-1, stored from offset `at`.
+template <class F>
+void for_each_panel(int64_t K, int64_t N, F f) {
+  const int64_t P = panel_width();
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kn = std::min(kKc, K - k0);
+    for (int64_t j = 0; j < N; j += P) f(k0, kn, j, std::min(P, N - j), k0 * N + j * kn);
+  }
+}
+
 // Rows k0 .. k0+kn-1, columns j .. j+w-1 of B, contiguous.
 void copy_panel(const GemmView& g, int64_t k0, int64_t kn, int64_t j, int64_t w, float* out) {
   for (int64_t k = 0; k < kn; ++k) std::memcpy(out + k * w, g.B + (k0 + k) * g.ldb + j, size_t(w) * sizeof(float));
@@ -131,31 +142,26 @@ void copy_panel(const GemmView& g, int64_t k0, int64_t kn, int64_t j, int64_t w,
 // gemm_all(g), reading B from `packed` (the layout above) or copying its panels when it is wide.
 void gemm_packed_b(const GemmView& g, const float* packed) {
   if (!packed && (!wide_b(g, 1024) || g.M < 16)) return gemm_all(g);
-  const int64_t P = panel_width();
   thread_local std::vector<float> panel;  // per thread, grown once
-  if (!packed) panel.resize(size_t(std::min(kKc, g.K) * P));
-  for (int64_t k0 = 0; k0 < g.K; k0 += kKc) {
-    const int64_t kn = std::min(kKc, g.K - k0);
-    for (int64_t j = 0; j < g.N; j += P) {
-      const int64_t w = std::min(P, g.N - j);
-      GemmView v = g;
-      if (packed) {
-        v.B = packed + k0 * g.N + j * kn;
-      } else {
-        copy_panel(g, k0, kn, j, w, panel.data());
-        v.B = panel.data();
-      }
-      v.K = kn;
-      v.A = g.A + k0 * g.a_ks;
-      v.N = w;
-      v.ldb = w;
-      v.C = g.C + j;
-      if (g.bias) v.bias = g.bias + j * g.bias_cs;
-      v.c_in = k0 > 0;
-      v.c_raw = k0 + kn < g.K;
-      gemm_all(v);
+  if (!packed) panel.resize(size_t(std::min(kKc, g.K) * panel_width()));
+  for_each_panel(g.K, g.N, [&](int64_t k0, int64_t kn, int64_t j, int64_t w, int64_t at) {
+    GemmView v = g;
+    if (packed) {
+      v.B = packed + at;
+    } else {
+      copy_panel(g, k0, kn, j, w, panel.data());
+      v.B = panel.data();
     }
-  }
+    v.K = kn;
+    v.A = g.A + k0 * g.a_ks;
+    v.N = w;
+    v.ldb = w;
+    v.C = g.C + j;
+    if (g.bias) v.bias = g.bias + j * g.bias_cs;
+    v.c_in = k0 > 0;
+    v.c_raw = k0 + kn < g.K;
+    gemm_all(v);
+  });
 }
 
 void run_gemm(const Step& s) {
@@ -568,7 +574,6 @@ template void cpu_gather<double>(const GatherParams&, const double*, const doubl
 
 void cpu_pack_weights(Plan& p) {
   // The steps to pack: constant fp32 B, untransposed, one batch entry, wide.
-  const int64_t P = panel_width();
   auto packable = [&](const Step& s) {
     if (s.kind != StepKind::Gemm || s.bf16 || s.refs.size() < 2 || s.refs[1].space != BufRef::Const) return false;
     const GemmParams& q = s.gemm;
@@ -601,13 +606,12 @@ void cpu_pack_weights(Plan& p) {
       const bool inside = s.refs[i].off < it->first + it->second.K * it->second.N;
       if (inside && (i != 1 || !packable(s) || s.refs[i].off != it->first)) it->second.in_place = false;
     }
-  int64_t end = int64_t(p.consts.size());
+  int64_t extra = 0;  // an upper bound of the appended floats, so that the buffer grows once
+  for (const Step& s : p.steps)
+    if (packable(s) && !uses.at(s.refs[1].off).in_place) extra += s.gemm.K * s.gemm.N + 15;
+  p.consts.reserve(p.consts.size() + size_t(extra));
   for (Step& s : p.steps)
-    if (packable(s) && !uses.at(s.refs[1].off).in_place) {
-      s.bp_off = (end + 15) / 16 * 16;
-      end = s.bp_off + s.gemm.K * s.gemm.N;
-    }
-  p.consts.resize(size_t(end));
+    if (packable(s) && !uses.at(s.refs[1].off).in_place) s.bp_off = append_consts(p, s.gemm.K * s.gemm.N);
   std::vector<float> scratch;  // an in-place constant's values while its panels are written
   for (Step& s : p.steps) {
     if (!packable(s)) continue;
@@ -625,10 +629,7 @@ void cpu_pack_weights(Plan& p) {
       g.B = scratch.data();
     }
     float* out = p.consts.data() + s.bp_off;
-    for (int64_t k0 = 0; k0 < q.K; k0 += kKc) {
-      const int64_t kn = std::min(kKc, q.K - k0);
-      for (int64_t j = 0; j < q.N; j += P) copy_panel(g, k0, kn, j, std::min(P, q.N - j), out + k0 * q.N + j * kn);
-    }
+    for_each_panel(q.K, q.N, [&](int64_t k0, int64_t kn, int64_t j, int64_t w, int64_t at) { copy_panel(g, k0, kn, j, w, out + at); });
   }
 }
 

@@ -53,8 +53,7 @@ Executor::Executor(Graph g, const ExecConfig& cfg, Backend& be) : be_(be), k_(be
     std::string hint;
     const auto x = std::find_if(g_.inputs.begin(), g_.inputs.end(), [&](const ValueInfo& v) { return v.name == io_.x_input; });
     if (s.plan.out_count == 2 * s.plan.x_count && x != g_.inputs.end() && x->dims.size() >= 2 && x->dims[1] > 0)
-      hint = " (a learned-variance model?): keep its first channels with output channels 0 to " + std::to_string(x->dims[1]) +
-             " (config.output_channel_begin/end)";
+      hint = learned_variance_advice(x->dims[1]);
     throw Error(ALMC_ERR_UNSUPPORTED, "the output '" + io_.output + "' has " + std::to_string(s.plan.out_count / n0) +
                                           " values per sample but x '" + io_.x_input + "' has " + std::to_string(d_) +
                                           "; a score network must map x to the same size" + hint);
@@ -62,6 +61,11 @@ Executor::Executor(Graph g, const ExecConfig& cfg, Backend& be) : be_(be), k_(be
 }
 
 Executor::~Executor() = default;
+
+std::string learned_variance_advice(int64_t channels) {
+  return " (a learned-variance model?): keep its first channels with output channels 0 to " + std::to_string(channels) +
+         " (config.output_channel_begin/end)";
+}
 
 // cfg_.x_shape into the x input's declared dimensions: a model exported with dynamic dimensions
 // after the batch gets them from it. A fixed model takes a shape of another rank holding as many
@@ -211,7 +215,7 @@ Executor::Slot& Executor::cpu_slot(size_t thread, int64_t b) {
 }
 
 Executor::Slot& Executor::cpu_worker(size_t i) {
-  if (cpu_workers_.empty()) {  // the model's block size, from its work per sample
+  if (cpu_workers_.empty()) {  // the model's block size, from its activations per sample
     cpu_flops_ = plan_flops(cpu_slot(0, 1).plan);
     cpu_block_ = block_size(cpu_slot(0, 1).plan.arena_floats);
   }

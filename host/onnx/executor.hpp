@@ -36,6 +36,11 @@ struct ExecConfig {
   std::vector<int64_t> x_shape;
 };
 
+// The advice for an output of twice x's values (a learned-variance model, C of its 2C channels
+// to keep), in the C config's terms that the front ends rewrite: checked on the declared shapes
+// before planning (capi_onnx.cpp) and on the planned ones (Executor).
+std::string learned_variance_advice(int64_t channels);
+
 // The adapter's parameters for a configuration (table: the alpha_bar table in the memory the
 // adapter runs in).
 AdapterParams adapter_params(const ExecConfig& c, const float* table);

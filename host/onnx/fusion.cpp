@@ -343,9 +343,8 @@ void fuse_norm_epilogues(Plan& P) {
     auto add_const = [&](const std::vector<double>& v) {
       BufRef c;
       c.space = BufRef::Const;
-      c.off = int64_t((P.consts.size() + 15) / 16 * 16);
-      P.consts.resize(size_t(c.off));
-      for (double x : v) P.consts.push_back(float(x));
+      c.off = append_consts(P, int64_t(v.size()));
+      std::transform(v.begin(), v.end(), P.consts.begin() + c.off, [](double x) { return float(x); });
       return c;
     };
     np.seg = form.seg;

@@ -86,6 +86,14 @@ struct Plan {
   bool level_used = false;
 };
 
+// Room for `floats` more constants at the end of the plan's constant buffer, from the next
+// 16-float (64-byte) boundary: returns their offset (the buffer may have moved).
+inline int64_t append_consts(Plan& p, int64_t floats) {
+  const int64_t off = (int64_t(p.consts.size()) + 15) / 16 * 16;
+  p.consts.resize(size_t(off + floats));
+  return off;
+}
+
 // Build the plan for batch size n (throws Error naming the node that cannot run).
 Plan build_plan(const Graph& g, const IoSpec& io, int64_t n);
 
