@@ -503,13 +503,19 @@ void almc_sampler_s::run() {
           try {
             for (int64_t k = 0; k < chunk; ++k) step_body(seg, i + k);
           } catch (...) {
-            try {
-              be->capture_end();
+            try {  // end the capture (the stream stays usable) and free what it made
+              if (GraphHandle* partial = be->capture_end()) be->graph_destroy(partial);
             } catch (...) {
             }
             throw;
           }
-          it = graphs.emplace(key, be->capture_end()).first;
+          GraphHandle* made = be->capture_end();
+          try {
+            it = graphs.emplace(key, made).first;
+          } catch (...) {
+            be->graph_destroy(made);
+            throw;
+          }
         }
         be->graph_launch(it->second);
         i += chunk;
