@@ -117,6 +117,11 @@ void run_inspect(const InspectOptions& o) {
     for (auto d : i.dims()) c *= d;
     params += c;
   }
+  // The report needs nothing more from the file: its bytes and parsed weights are not held while
+  // the executor loads the model again below (a large model was held three times).
+  const int n_nodes = g.node_size();
+  std::vector<unsigned char>().swap(bytes);
+  ::onnx::ModelProto().Swap(&model);  // freed, not kept for reuse as Clear() would
 
   // ---- guessed adapter flags
   std::vector<std::string> flags, notes;
@@ -218,7 +223,7 @@ void run_inspect(const InspectOptions& o) {
     if (o.json.on_stdout()) return;
   }
   std::printf("%s: opset %lld, %lld parameters, %d nodes\n", o.model.c_str(), static_cast<long long>(opset),
-              static_cast<long long>(params), g.node_size());
+              static_cast<long long>(params), n_nodes);
   if (n_functions > 0) std::printf("  local functions: %d, expanded into the nodes counted here\n", n_functions);
   for (const auto& t : inputs) std::printf("  input  '%s' %s %s\n", t.name.c_str(), t.dtype.c_str(), dims_text(t).c_str());
   for (const auto& t : outputs) std::printf("  output '%s' %s %s\n", t.name.c_str(), t.dtype.c_str(), dims_text(t).c_str());

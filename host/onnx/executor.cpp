@@ -130,16 +130,20 @@ std::unique_ptr<Executor::Slot> Executor::make_slot(Plan plan, const Slot* share
   }
   s->arena = Buffer(&be_, arena);
   be_.zero(s->arena.get(), arena);
-  s->const_floats = int64_t(p.consts.size());
+  s->const_floats = shared ? shared->const_floats : int64_t(p.consts.size());
   if (shared) {
     s->consts_at = shared->consts_at;
+  } else if (p.consts.get_allocator().backend == &be_) {
+    s->owns_consts = true;  // built in the backend's (host) memory: the plan's buffer is the constants
+    s->consts_at = p.consts.data();
   } else {
     s->consts = Buffer(&be_, std::max<size_t>(p.consts.size(), 1) * sizeof(float));
     s->consts.upload(p.consts.data(), p.consts.size() * sizeof(float));
     s->consts_at = s->consts.f();
+    s->owns_consts = true;
   }
   bind_plan(p, s->arena.f(), s->consts_at);
-  std::vector<float>().swap(p.consts);  // in backend memory now (a 2048-wide Linear: 16 MiB each)
+  if (s->consts_at != p.consts.data()) ConstFloats().swap(p.consts);  // in backend memory now (a 2048-wide Linear: 16 MiB each)
   return s;
 }
 
@@ -154,7 +158,7 @@ Executor::Slot& Executor::slot_for(int64_t n) {
     throw Error(ALMC_ERR_WRONG_STATE, "the ONNX network was called with batch " + std::to_string(n) +
                                           " inside a CUDA graph capture before it was planned; set max_batch");
   }
-  Plan p = build_plan(g_, io_, n);
+  Plan p = build_plan(g_, io_, n, host_memory());
   if (cfg_.precision == ALMC_PRECISION_BF16) use_bf16(p, true);
   return *slots_.emplace(n, make_slot(std::move(p), nullptr)).first->second;
 }
@@ -199,7 +203,15 @@ Executor::Slot& Executor::cpu_slot(size_t thread, int64_t b) {
   auto& sizes = cpu_workers_[thread];
   if (sizes.size() <= level) sizes.resize(level + 1);
   if (sizes[level]) return *sizes[level];
-  Plan p = first ? first->plan : build_plan(g_, io_, int64_t(1) << level);
+  Plan p;
+  if (first) {  // its steps, not its constants (on the CPU the plan's buffer is them)
+    ConstFloats held(first->plan.consts.get_allocator());
+    held.swap(first->plan.consts);
+    p = first->plan;
+    first->plan.consts.swap(held);
+  } else {
+    p = build_plan(g_, io_, int64_t(1) << level, host_memory());
+  }
   if (!first && cfg_.precision == ALMC_PRECISION_BF16) use_bf16(p, false);
   if (!first) cpu_pack_weights(p);
   // Thread 0's plans of other sizes usually hold the same constants (host memory: compared in
@@ -250,9 +262,9 @@ int64_t Executor::const_bytes(int64_t n) { return slot_for(n).const_floats * 4; 
 
 size_t Executor::const_copies() const {
   size_t n = 0;
-  for (const auto& kv : slots_) n += kv.second->consts.get() ? 1 : 0;
+  for (const auto& kv : slots_) n += kv.second->owns_consts ? 1 : 0;
   for (const auto& sizes : cpu_workers_)
-    for (const auto& s : sizes) n += s && s->consts.get() ? 1 : 0;
+    for (const auto& s : sizes) n += s && s->owns_consts ? 1 : 0;
   return n;
 }
 

@@ -100,14 +100,19 @@ class Executor {
  private:
   void apply_x_shape();
   // A plan bound to its arena (and constants) in backend memory.
-  // The plan's host copy of its constants is released once they are in backend memory.
+  // The plan's host copy of its constants is released once they are in device memory (on the CPU it is they).
   struct Slot {
     Plan plan;
-    Buffer arena, consts;  // consts empty: the plan reads another slot's (CPU threads and sizes share them)
-    const float* consts_at = nullptr;  // the constants the plan is bound to (its own or another slot's)
+    Buffer arena, consts;  // consts: on CUDA, the constants in device memory
+    // The constants the plan is bound to: its own (in `consts`, or on the CPU its plan's own
+    // buffer), or another slot's (CPU threads and sizes share them).
+    const float* consts_at = nullptr;
+    bool owns_consts = false;
     int64_t const_floats = 0;
   };
   Slot& slot_for(int64_t n);
+  // The backend when its memory is host memory (plans then build their constants in it), else null.
+  Backend* host_memory() const { return be_.kind() == ALMC_BACKEND_CPU ? &be_ : nullptr; }
   Slot& cpu_worker(size_t i);  // host blocks: thread i's plan for cpu_block() samples and its arena
   Slot& cpu_slot(size_t thread, int64_t b);  // host blocks: the thread's plan for the power of two >= b
   std::unique_ptr<Slot> make_slot(Plan plan, const Slot* shared);

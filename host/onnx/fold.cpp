@@ -62,8 +62,14 @@ ConstPtr Builder::fold_copy(const CopyParams& cp, const HostTensor& src, int64_t
   out->dtype = src.dtype;
   out->shape = std::move(shape);
   if (numel(out->shape) > kMaxFoldElems) fail("constant of shape " + shape_str(out->shape) + " is too large", ALMC_ERR_INVALID_ARGUMENT);
-  out->v.resize(size_t(numel(out->shape)));
-  cpu_copy<double>(cp, src.v.data() + in_off, out->v.data());
+  if (const float* f = src.v.floats()) {  // float32 stays float32 (a transposed weight: no double copy)
+    std::vector<float> o(size_t(numel(out->shape)));
+    cpu_copy<float>(cp, f + in_off, o.data());
+    out->v = Values::of_floats(std::move(o));
+  } else {
+    out->v.resize(size_t(numel(out->shape)));
+    cpu_copy<double>(cp, src.v.double_data() + in_off, out->v.data());
+  }
   return out;
 }
 

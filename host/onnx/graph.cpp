@@ -73,8 +73,9 @@ double from_bf16(uint16_t b) {
   return double(f);
 }
 
-template <class T>
-void read_raw(const std::string& raw, int64_t n, std::vector<double>& out, const std::string& what) {
+// The n values of type T in raw (little-endian, as ONNX stores them) converted by `convert`.
+template <class T, class Out, class Convert>
+void read_raw(const std::string& raw, int64_t n, std::vector<Out>& out, const std::string& what, Convert convert) {
   if (int64_t(raw.size()) != n * int64_t(sizeof(T)))
     throw Error(ALMC_ERR_PARSE, what + ": raw data holds " + std::to_string(raw.size()) + " bytes, its shape needs " +
                                     std::to_string(n * int64_t(sizeof(T))));
@@ -82,8 +83,12 @@ void read_raw(const std::string& raw, int64_t n, std::vector<double>& out, const
   for (int64_t i = 0; i < n; ++i) {
     T v;
     std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
-    out[size_t(i)] = double(v);
+    out[size_t(i)] = Out(convert(v));
   }
+}
+template <class T>
+void read_raw(const std::string& raw, int64_t n, std::vector<double>& out, const std::string& what) {
+  read_raw<T>(raw, n, out, what, [](T v) { return double(v); });
 }
 
 // Weights kept outside the model file (ONNX external data: torch.onnx.export's dynamo exporter
@@ -152,33 +157,38 @@ ConstPtr convert_tensor(const ::onnx::TensorProto& tp, const std::string& what, 
     t->shape.push_back(d);
   }
   const int dt = tp.data_type();
+  // float32, float16 and bfloat16 values are stored as float32 (exactly), the rest as double.
+  const bool half = dt == ::onnx::TensorProto::FLOAT16 || dt == ::onnx::TensorProto::BFLOAT16;
+  auto widen = [dt](uint16_t b) { return dt == ::onnx::TensorProto::FLOAT16 ? from_half(b) : from_bf16(b); };
   if (external || tp.has_raw_data()) {
     const std::string ext_raw = external ? ext.bytes(tp, what) : std::string();
     const std::string& raw = external ? ext_raw : tp.raw_data();
-    if (dt == ::onnx::TensorProto::FLOAT) read_raw<float>(raw, n, t->v, what);
-    else if (f64) read_raw<double>(raw, n, t->v, what);
-    else if (dt == ::onnx::TensorProto::FLOAT16 || dt == ::onnx::TensorProto::BFLOAT16) {
-      read_raw<uint16_t>(raw, n, t->v, what);
-      for (auto& v : t->v) v = dt == ::onnx::TensorProto::FLOAT16 ? from_half(uint16_t(v)) : from_bf16(uint16_t(v));
-    }
-    else if (dt == ::onnx::TensorProto::INT64) read_raw<int64_t>(raw, n, t->v, what);
-    else if (dt == ::onnx::TensorProto::INT32) read_raw<int32_t>(raw, n, t->v, what);
-    else read_raw<uint8_t>(raw, n, t->v, what);
+    std::vector<float> f;
+    std::vector<double> d;
+    if (dt == ::onnx::TensorProto::FLOAT) read_raw<float>(raw, n, f, what, [](float v) { return v; });
+    else if (half) read_raw<uint16_t>(raw, n, f, what, widen);
+    else if (f64) read_raw<double>(raw, n, d, what);
+    else if (dt == ::onnx::TensorProto::INT64) read_raw<int64_t>(raw, n, d, what);
+    else if (dt == ::onnx::TensorProto::INT32) read_raw<int32_t>(raw, n, d, what);
+    else read_raw<uint8_t>(raw, n, d, what);
+    if (dt == ::onnx::TensorProto::FLOAT || half) t->v = Values::of_floats(std::move(f));
+    else t->v = std::move(d);
   } else {
     int64_t have = 0;
     if (dt == ::onnx::TensorProto::FLOAT) {
       have = tp.float_data_size();
-      for (float v : tp.float_data()) t->v.push_back(v);
+      t->v = Values::of_floats(std::vector<float>(tp.float_data().begin(), tp.float_data().end()));
     } else if (f64) {
       have = tp.double_data_size();
       for (double v : tp.double_data()) t->v.push_back(v);
     } else if (dt == ::onnx::TensorProto::INT64) {
       have = tp.int64_data_size();
       for (auto v : tp.int64_data()) t->v.push_back(double(v));
-    } else if (dt == ::onnx::TensorProto::FLOAT16 || dt == ::onnx::TensorProto::BFLOAT16) {  // the bits in int32_data
+    } else if (half) {  // the bits in int32_data
       have = tp.int32_data_size();
-      for (auto v : tp.int32_data())
-        t->v.push_back(dt == ::onnx::TensorProto::FLOAT16 ? from_half(uint16_t(v)) : from_bf16(uint16_t(v)));
+      std::vector<float> f;
+      for (auto v : tp.int32_data()) f.push_back(float(widen(uint16_t(v))));
+      t->v = Values::of_floats(std::move(f));
     } else {
       have = tp.int32_data_size();
       for (auto v : tp.int32_data()) t->v.push_back(double(v));
@@ -424,27 +434,34 @@ Graph load_graph_from_bytes(std::string bytes, const std::string& what, const st
   const auto range = ranges.find(::onnx::ONNX_DOMAIN);
   const bool libonnx_knows =
       model.ir_version() <= ::onnx::IR_VERSION && range != ranges.end() && g.opset <= range->second.second;
-  // Initializers first: a missing or misplaced external data file is named as such, before the
-  // checker (which looks for it relative to the working directory) would report it.
-  ExternalData ext(dir);
-  bool any_external = false;
-  for (const auto& init : gp.initializer()) {
-    g.initializers[init.name()] = convert_tensor(init, "initializer '" + init.name() + "'", ext);
-    any_external = any_external || init.data_location() == ::onnx::TensorProto::EXTERNAL;
-  }
-  if (libonnx_knows) try {
-      if (!any_external) {
-        ::onnx::checker::check_model(model);
-      } else {  // the checker only tests that each data file exists: give it the paths from here
-        ::onnx::ModelProto copy = model;
-        for (auto& init : *copy.mutable_graph()->mutable_initializer())
-          for (auto& kv : *init.mutable_external_data())
-            if (kv.key() == "location") kv.set_value(dir + "/" + kv.value());
-        ::onnx::checker::check_model(copy);
+  // With external data, the initializers are read first: a missing or misplaced data file is
+  // named as such, before the checker (which looks for it relative to the working directory)
+  // would report it. Without, the checker runs first, so that each initializer's bytes can be
+  // released as soon as they are converted (a large model was held twice while loading).
+  bool external = false;
+  for (const auto& init : gp.initializer()) external = external || init.data_location() == ::onnx::TensorProto::EXTERNAL;
+  auto check = [&] {
+    if (libonnx_knows) try {
+        if (!external) {
+          ::onnx::checker::check_model(model);
+        } else {  // the checker only tests that each data file exists: give it the paths from here
+          ::onnx::ModelProto copy = model;
+          for (auto& init : *copy.mutable_graph()->mutable_initializer())
+            for (auto& kv : *init.mutable_external_data())
+              if (kv.key() == "location") kv.set_value(dir + "/" + kv.value());
+          ::onnx::checker::check_model(copy);
+        }
+      } catch (const std::exception& e) {
+        throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
       }
-    } catch (const std::exception& e) {
-      throw Error(ALMC_ERR_PARSE, what + " fails the ONNX checker: " + e.what());
-    }
+  };
+  if (!external) check();
+  ExternalData ext(dir);
+  for (auto& init : *model.mutable_graph()->mutable_initializer()) {
+    g.initializers[init.name()] = convert_tensor(init, "initializer '" + init.name() + "'", ext);
+    if (!external) std::string().swap(*init.mutable_raw_data());
+  }
+  if (external) check();
   // libonnx's shape inference is not run: the planner computes every shape itself (and refuses
   // bad convolution weights, strides, dilations and groups), while inference could be made to
   // stop the process: a 1-D convolution weight read past its end, a pooling stride of 0 divided

@@ -359,7 +359,7 @@ void Builder::composite_gather_nd() {
   if (flat[0] > kMaxIndex) fail("indexed axes of " + std::to_string(flat[0]) + " entries (the executor indexes up to 2^24)");
   std::vector<double> lin(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) {
-    lin[size_t(t)] = double((t / per_batch) * block + linear_index(I.c->v.data() + t * depth, X.shape.data() + b, depth));
+    lin[size_t(t)] = double((t / per_batch) * block + linear_index(I.c->v.double_data() + t * depth, X.shape.data() + b, depth));
   }
   const std::string data = sub("Reshape", {nd.inputs[0], konst_ints(flat)});
   sub("Gather", {data, konst(lead, std::move(lin), DType::Int64)}, {{"axis", int_attr(0)}}, nd.outputs[0]);
@@ -395,7 +395,7 @@ void Builder::composite_scatter(bool nd_form) {
     slot_shape = {slots};
     const int64_t n = numel(I.shape) / k;
     for (int64_t t = 0; t < n; ++t) {
-      target.push_back(linear_index(I.c->v.data() + t * k, X.shape.data(), k));
+      target.push_back(linear_index(I.c->v.double_data() + t * k, X.shape.data(), k));
     }
   } else {
     const int64_t axis = axis_norm(nd.geti("axis", 0), size_t(r));
@@ -410,7 +410,7 @@ void Builder::composite_scatter(bool nd_form) {
       int64_t l = 0;
       for (int64_t a = 0; a < r; ++a) {
         int64_t c = (e / is[size_t(a)]) % I.shape[size_t(a)];
-        if (a == axis) c = linear_index(I.c->v.data() + e, &dim, 1);
+        if (a == axis) c = linear_index(I.c->v.double_data() + e, &dim, 1);
         l += c * ds[size_t(a)];
       }
       target.push_back(l);

@@ -261,7 +261,10 @@ void Builder::node_layout() {
       const int64_t off = pos * ocs[size_t(ax)];
       pos += v->shape[size_t(ax)];
       if (numel(v->shape) == 0) continue;
-      if (all_const) cpu_copy<double>(cp, v->c->v.data(), t->v.data() + off);
+      if (all_const) {
+        const std::vector<double> src(v->c->v.begin(), v->c->v.end());  // set_const stores float32 results as such
+        cpu_copy<double>(cp, src.data(), t->v.data() + off);
+      }
       else emit_copy(cp, *v, 0, osid, off);
     }
     if (all_const) set_const(0, t);
@@ -289,7 +292,8 @@ void Builder::node_layout() {
       t->dtype = X.dtype;
       t->shape = s;
       t->v.resize(size_t(numel(s)));
-      cpu_gather<double>(p, X.c->v.data(), I.c->v.data(), t->v.data());
+      const std::vector<double> table(X.c->v.begin(), X.c->v.end());  // set_const stores float32 results as such
+      cpu_gather<double>(p, table.data(), I.c->v.double_data(), t->v.data());
       return set_const(0, t);
     }
     Val& o = def(0, s, X.dtype);

@@ -2,12 +2,18 @@
 // with every runtime tensor at a fixed offset of one arena (liveness-based) and every constant
 // the kernels read at a fixed offset of one constant buffer. Running a plan allocates nothing.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <string>
 #include <vector>
 
 #include "cuda/onnx/params.hpp"
 #include "host/onnx/graph.hpp"
+
+namespace almc {
+class Backend;
+}
 
 namespace almc::onnx {
 
@@ -74,11 +80,32 @@ struct IoSpec {
   int64_t conv_workspace = int64_t(1) << 18;
 };
 
+// The allocator of a plan's constants: a host backend's memory when build_plan is given one (the
+// executor then runs the plan on that buffer, with no second copy in backend memory), 64-byte
+// aligned host memory otherwise (a CUDA plan's host copy, tests).
+struct ConstAlloc {
+  using value_type = float;
+  using propagate_on_container_copy_assignment = std::true_type;
+  using propagate_on_container_move_assignment = std::true_type;
+  using propagate_on_container_swap = std::true_type;
+  template <class U>
+  struct rebind {
+    static_assert(std::is_same<U, float>::value, "constants are floats");
+    using other = ConstAlloc;
+  };
+  Backend* backend = nullptr;
+  float* allocate(size_t n);
+  void deallocate(float* p, size_t n) noexcept;
+  bool operator==(const ConstAlloc& o) const { return backend == o.backend; }
+  bool operator!=(const ConstAlloc& o) const { return backend != o.backend; }
+};
+using ConstFloats = std::vector<float, ConstAlloc>;
+
 struct Plan {
   int64_t n = 0;
   std::vector<Step> steps;
   std::vector<Storage> storages;
-  std::vector<float> consts;
+  ConstFloats consts;
   int64_t arena_floats = 0;
   int64_t scratch16_off = -1;  // CUDA BF16 plans: the scratch region's arena offset (use_bf16)
   BufRef x, level, out;  // resolved arena offsets
@@ -95,7 +122,8 @@ inline int64_t append_consts(Plan& p, int64_t floats) {
 }
 
 // Build the plan for batch size n (throws Error naming the node that cannot run).
-Plan build_plan(const Graph& g, const IoSpec& io, int64_t n);
+// host: a host backend whose memory holds the plan's constants (see ConstAlloc), or null.
+Plan build_plan(const Graph& g, const IoSpec& io, int64_t n, Backend* host = nullptr);
 
 // Mark the plan's GEMM and convolution steps BF16 and convert their constant weights, for the CPU
 // kernels or for CUDA (precision.cpp). After build_plan, before the buffers are allocated.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "host/backend/backend.hpp"
 #include "host/onnx/builder.hpp"
 
 namespace almc::onnx::planning {
@@ -64,6 +65,7 @@ void Builder::build() {
   if (!vals_.count(io_.x_input)) throw Error(ALMC_ERR_INVALID_ARGUMENT, "the model has no input named '" + io_.x_input + "'");
   if (!io_.level_input.empty() && !vals_.count(io_.level_input))
     throw Error(ALMC_ERR_INVALID_ARGUMENT, "the model has no input named '" + io_.level_input + "'");
+  int64_t weights = 0;
   for (const auto& kv : g_.initializers) {
     if (kv.second->shape.size() > size_t(kMaxDims))
       throw Error(ALMC_ERR_UNSUPPORTED, "initializer '" + kv.first + "' has rank above the executor's limit of 8");
@@ -73,7 +75,11 @@ void Builder::build() {
     v.c = kv.second;
     vals_[kv.first] = v;
     fold_budget_ += 2 * int64_t(kv.second->v.size());
+    weights += int64_t(kv.second->v.size()) + 16;
   }
+  // The weights are most of the constants: room for them at once, so that the buffer does not
+  // grow by reallocation (1.5x a large model's weights at its peak, and a copy at each doubling).
+  P.consts.reserve(size_t(weights));
   const std::vector<Node> nodes = recognise_gelu(g_);
   for (const auto& nd : nodes) {
     cur_ = &nd;
@@ -135,9 +141,19 @@ void Builder::node() {
 
 namespace almc::onnx {
 
-Plan build_plan(const Graph& g, const IoSpec& io, int64_t n) {
+float* ConstAlloc::allocate(size_t n) {
+  if (backend) return static_cast<float*>(backend->alloc(n * sizeof(float)));  // 64-byte aligned, throws when out of memory
+  return static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t(64)));
+}
+void ConstAlloc::deallocate(float* p, size_t) noexcept {
+  if (backend) backend->dealloc(p);
+  else ::operator delete(p, std::align_val_t(64));
+}
+
+Plan build_plan(const Graph& g, const IoSpec& io, int64_t n, Backend* host) {
   if (n <= 0 || n > planning::kMaxElems) throw Error(ALMC_ERR_INVALID_ARGUMENT, "batch size " + std::to_string(n) + " out of range");
   Plan p;
+  p.consts = ConstFloats(ConstAlloc{host});
   p.n = n;
   planning::Builder b(g, io, n, p);
   try {
