@@ -255,6 +255,8 @@ almc_status almc_score_create_gmm(almc_context_t ctx, int64_t K, int64_t d, cons
     h.add_array(variances, static_cast<size_t>(kd));
     h.add_vector(log_w);
     s->params_digest = h.h;
+    for (int64_t i = 0; i < kd; ++i)
+      if (weights[i / d] > 0 && (s->min_var < 0 || variances[i] < s->min_var)) s->min_var = variances[i];
     s->description = K == 1 ? "gaussian" : "gmm(K=" + std::to_string(K) + ")";
     *out = s.release();
     retain(ctx);

@@ -22,11 +22,17 @@ class Error : public std::runtime_error {
 };
 
 // Build a message from streamable parts: fail(ALMC_ERR_INVALID_ARGUMENT, "d = ", d, " must be > 0").
+// The parts written one after another, as a stream writes them.
 template <class... Args>
-[[noreturn]] void fail(almc_status status, const Args&... parts) {
+std::string concat(const Args&... parts) {
   std::ostringstream os;
   (os << ... << parts);
-  throw Error(status, os.str());
+  return os.str();
+}
+
+template <class... Args>
+[[noreturn]] void fail(almc_status status, const Args&... parts) {
+  throw Error(status, concat(parts...));
 }
 
 // Multiply sizes, refusing products that overflow or exceed `limit`.

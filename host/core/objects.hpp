@@ -48,6 +48,7 @@ struct almc_score_s {
   // copies: a large mixture's memory is its K x d arrays).
   int64_t K = 0;
   almc::Buffer d_mu, d_var, d_log_w;
+  double min_var = -1;  // the smallest variance of a component of non-zero weight (stability checks)
   // Digest of the three parameter arrays as uploaded (host/samplers/state.cpp), taken at creation
   // so that saving or loading a state never reads them back from the backend.
   uint64_t params_digest = 0;

@@ -74,6 +74,7 @@ void almc_sampler_s::create() {
   in.has_likelihood = has_lik;
   in.neg_grad = op && op->kind == kOpNegGradCallback;
   in.op_norm = op ? op->norm : -1;
+  in.prior_min_var = score->kind == ScoreKind::Gmm || score->kind == ScoreKind::Gaussian ? score->min_var : -1;
   sched = build_schedule(in);
   for (const std::string& note : sched.notes) ctx->log(ALMC_LOG_WARN, note);
   if (smc && sched.warm_steps == 0)

@@ -230,6 +230,21 @@ int method_reads_field(int method, int schedule, const char* field) {
   return -1;
 }
 
+double prior_curvature(const ScheduleInputs& in, double t) {
+  if (!(in.prior_min_var > 0)) return 1.0;
+  return 1.0 / (std::exp(-2 * t) * in.prior_min_var - std::expm1(-2 * t));
+}
+
+namespace {
+// How a stability message names the prior's part of the curvature.
+std::string prior_term(const ScheduleInputs& in, double curv) {
+  if (!(in.prior_min_var > 0)) return "1";
+  std::ostringstream os;
+  os << "1/S_t = " << curv << ", the prior's curvature with its smallest variance " << in.prior_min_var;
+  return os.str();
+}
+}  // namespace
+
 Schedule build_schedule(const ScheduleInputs& in) {
   const almc_sampler_config& c = in.cfg;
   Schedule s;
@@ -278,17 +293,25 @@ Schedule build_schedule(const ScheduleInputs& in) {
       const double t_last = uniform ? static_cast<double>(N - n_main + 1) * c.delta / c.kappa
                             : c.schedule == ALMC_SCHEDULE_GEOMETRIC_SIGMA ? c.t_stop
                                                                           : in.levels.back();
+      if (uniform && t_last > 2 * c.t_stop)
+        s.notes.push_back(concat("the levels are delta / kappa = ", c.delta / c.kappa, " apart: the last is t = ", t_last,
+                              ", not t_stop = ", c.t_stop, " (lower delta or raise kappa to end nearer t_stop)"));
       const double g_norm = normsq >= 0 ? normsq : 1.0;
       const VariantLik at_start = variant_lik(var, c.t_start, t_last, var_y, g_norm);
       const double Lpath = L * std::max(1.0, at_start.xs * at_start.mult);
+      // The prior's curvature is largest at the smallest level (variances below 1) or at the
+      // first (above 1).
+      const double t_min = uniform ? t_last : c.schedule == ALMC_SCHEDULE_GEOMETRIC_SIGMA ? c.t_stop : in.levels.back();
+      const double P = std::max(prior_curvature(in, t_min), prior_curvature(in, c.t_start));
       // The stability check comes first: an unstable run is refused before any table is built.
-      if (L >= 0) s.max_stable_delta = 2.0 / (Lpath + 1.0);
-      if (L >= 0 && c.delta * (Lpath + 1.0) >= 2.0) {
+      if (L >= 0) s.max_stable_delta = 2.0 / (Lpath + P);
+      if (L >= 0 && c.delta * (Lpath + P) >= 2.0) {
         std::ostringstream os;
-        os << "delta = " << c.delta << " is above the stability bound of explicit Euler: delta (||A||^2/sigma_y^2 + 1) = "
-           << c.delta * (Lpath + 1.0) << " >= 2 (||A|| = " << in.op_norm << ", sigma_y = " << c.noise_std
-           << (var != ALMC_VARIANT_PAPER ? ", largest along the variant's path" : "")
-           << "); the largest stable delta is " << s.max_stable_delta;
+        os << "delta = " << c.delta << " is above the stability bound of explicit Euler: delta (||A||^2/sigma_y^2 + "
+           << (in.prior_min_var > 0 ? "1/S_t" : "1") << ") = " << c.delta * (Lpath + P) << " >= 2 (||A|| = " << in.op_norm
+           << ", sigma_y = " << c.noise_std << (var != ALMC_VARIANT_PAPER ? ", largest along the variant's path" : "")
+           << (in.prior_min_var > 0 ? "; " + prior_term(in, P) : std::string()) << "); the largest stable delta is "
+           << s.max_stable_delta;
         s.unstable = os.str();
         if (!c.force_unstable) return s;
       }
@@ -350,16 +373,21 @@ Schedule build_schedule(const ScheduleInputs& in) {
       const double sig_last2 = std::expm1(2 * ts.back());
       const bool ald = c.method == ALMC_METHOD_ALD;
       // The stability check first: an unstable run is refused before the table is built.
+      // The prior's curvature in VE coordinates at sigma_k is 1/(v + sigma_k^2) for a component
+      // variance v (1 assumed for a network): prior_curvature(t) / (1 + sigma_k^2).
       double worst = 0;
-      if (ald && L >= 0)
+      if (!ald || L >= 0)
         for (double t : ts) {
           const double sig2 = std::expm1(2 * t);
-          worst = std::max(worst, c.eps * sig2 / sig_last2 * (w * (in.op_norm * in.op_norm) / (var_y + sig2) + 1.0 / (1 + sig2)));
+          const double lik = ald ? w * (in.op_norm * in.op_norm) / (var_y + sig2) : 0.0;
+          worst = std::max(worst, c.eps * sig2 / sig_last2 * (lik + prior_curvature(in, t) / (1 + sig2)));
         }
       if (worst >= 2) {
         std::ostringstream os;
-        os << "eps = " << c.eps << " makes the ALD step unstable (h (||A||^2/(sigma_y^2+sigma_k^2) + 1/(1+sigma_k^2)) = "
-           << worst << " >= 2); the largest stable eps is " << c.eps * 2 / worst;
+        os << "eps = " << c.eps << " makes the " << (ald ? "ALD" : "NCSN") << " step unstable (h ("
+           << (ald ? "||A||^2/(sigma_y^2+sigma_k^2) + " : "") << (in.prior_min_var > 0 ? "1/(v+sigma_k^2)" : "1/(1+sigma_k^2)")
+           << ") = " << worst << " >= 2" << (in.prior_min_var > 0 ? ", v = the prior's smallest variance" : "")
+           << "); the largest stable eps is " << c.eps * 2 / worst;
         s.unstable = os.str();
         if (!c.force_unstable) return s;
       }
@@ -394,11 +422,13 @@ Schedule build_schedule(const ScheduleInputs& in) {
       s.xgp = true;
       // The stability check first (the step is largest relative to eta at eta = sigma_y).
       double worst = 0;
+      const double P = prior_curvature(in, c.t_stop);
       if (L >= 0)
-        for (double e : eta) worst = std::max(worst, c.eps * (w * in.op_norm * in.op_norm / (e * e) + 1.0));
+        for (double e : eta) worst = std::max(worst, c.eps * (w * in.op_norm * in.op_norm / (e * e) + P));
       if (worst >= 2) {
         std::ostringstream os;
-        os << "eps = " << c.eps << " makes the XGP step unstable (h (||A||^2/eta^2 + 1) = " << worst
+        os << "eps = " << c.eps << " makes the XGP step unstable (h (||A||^2/eta^2 + "
+           << (in.prior_min_var > 0 ? "1/S_t" : "1") << ") = " << worst
            << " >= 2 at eta = sigma_y); the largest stable eps is " << c.eps * 2 / worst;
         s.unstable = os.str();
         if (!c.force_unstable) return s;
@@ -422,16 +452,20 @@ Schedule build_schedule(const ScheduleInputs& in) {
       break;
     }
     case ALMC_METHOD_LANGEVIN: {
-      if (L >= 0) s.max_stable_delta = 2.0 / (L + 1.0);
-      if (L >= 0 && c.delta * (L + 1.0) >= 2.0) {
+      const std::vector<double> ts =
+          level_times(in, c.schedule == ALMC_SCHEDULE_DEFAULT ? ALMC_SCHEDULE_UNIFORM_T : c.schedule, 0);
+      double P = in.prior_min_var > 0 ? 0.0 : 1.0;  // the largest along the levels
+      for (double t : ts) P = std::max(P, prior_curvature(in, t));
+      if (L >= 0) s.max_stable_delta = 2.0 / (L + P);
+      if (L >= 0 && c.delta * (L + P) >= 2.0) {
         std::ostringstream os;
-        os << "delta = " << c.delta << " is above the stability bound: delta (||A||^2/sigma_y^2 + 1) = "
-           << c.delta * (L + 1.0) << " >= 2; the largest stable delta is " << s.max_stable_delta;
+        os << "delta = " << c.delta << " is above the stability bound: delta (||A||^2/sigma_y^2 + "
+           << (in.prior_min_var > 0 ? "1/S_t" : "1") << ") = " << c.delta * (L + P) << " >= 2"
+           << (in.prior_min_var > 0 ? " (" + prior_term(in, P) + ")" : std::string()) << "; the largest stable delta is "
+           << s.max_stable_delta;
         s.unstable = os.str();
         if (!c.force_unstable) return s;
       }
-      const std::vector<double> ts =
-          level_times(in, c.schedule == ALMC_SCHEDULE_DEFAULT ? ALMC_SCHEDULE_UNIFORM_T : c.schedule, 0);
       checked_steps(static_cast<double>(ts.size()) * static_cast<double>(c.steps_per_level), "levels x steps_per_level");
       s.steps.reserve(ts.size() * static_cast<size_t>(c.steps_per_level));
       for (double t : ts)

@@ -17,7 +17,16 @@ struct ScheduleInputs {
   bool has_likelihood = false; // an operator is present and likelihood_weight != 0
   bool neg_grad = false;       // the operator is a nonlinear -grad R callback
   double op_norm = -1;         // ||A|| (-1 unknown)
+  // An analytic prior's smallest component variance (over coordinates and components of
+  // non-zero weight), or -1 for a score known only through a network or callback, whose
+  // curvature the stability checks take to be at most 1 (a standardised prior).
+  double prior_min_var = -1;
 };
+
+// A bound on the curvature of -log p_t (the largest eigenvalue of minus the score's Jacobian) at
+// OU time t: 1 / S_t for the smallest variance S_t = e^{-2t} v + 1 - e^{-2t} of an analytic
+// prior's components (a mixture's is at most its components' largest precision), 1 otherwise.
+double prior_curvature(const ScheduleInputs& in, double t);
 
 struct Schedule {
   std::vector<StepScalars> steps;

@@ -530,7 +530,7 @@ typedef struct almc_run_info {
   int64_t warm_steps;
   double warm_step;
   double seconds;
-  double max_stable_delta;  /* 2 / (L + lambda), or -1 when unknown */
+  double max_stable_delta;  /* 2 / (L + P): L = the likelihood's curvature, P = the prior's (1 for a network); -1 when unknown */
   double operator_norm;     /* -1 when unknown */
   int64_t diverged_chain;   /* global chain index, -1 when none */
   int64_t diverged_step;

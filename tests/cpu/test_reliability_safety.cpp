@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -561,3 +562,72 @@ TEST(Safety, SamplerDestroyedFromItsOwnCallbackGoesWhenTheRunReturns) {
 }
 
 }  // namespace
+
+// The stability bound counts an analytic prior's own curvature, 1/S_t at the smallest level, not
+// 1: a Gaussian of variance 1e-4 at t = 1e-4 has 3300. Counted as 1, delta = 1e-3 passed the
+// guard and the run returned values of 1e16 with a success status (a held-out audit).
+TEST(Safety, StabilityCountsThePriorsCurvature) {
+  almc_context_t ctx = cpu_context();
+  const float mean[2] = {1.f, -0.5f}, var[2] = {1e-4f, 1e-4f}, y[2] = {0.9f, -0.4f};
+  almc_score_t score = nullptr;
+  almc_operator_t op = nullptr;
+  ASSERT_EQ(almc_score_create_gaussian(ctx, 2, mean, var, &score), ALMC_OK);
+  ASSERT_EQ(almc_operator_create_identity(ctx, 2, &op), ALMC_OK);
+  auto config = [](double delta, int force) {
+    almc_sampler_config c = almc_sampler_config_default();
+    c.chains_per_meas = 64;
+    c.noise_std = 0.5;
+    c.kappa = 0.5;
+    c.t_stop = 1e-4;
+    c.variant = ALMC_VARIANT_BEST;  // geometric levels down to t_stop itself
+    c.delta = delta;
+    c.force_unstable = force;
+    c.seed = 3;
+    return c;
+  };
+  // 1/S_t at t = 1e-4: S = e^{-2t} 1e-4 + 1 - e^{-2t} = 2.9996e-4; with L = 4 the bound on delta
+  // is 2 / (4 + 3333.8) = 5.992e-4.
+  almc_sampler_t s = nullptr;
+  almc_sampler_config c = config(1e-3, 0);
+  EXPECT_EQ(almc_sampler_create(ctx, score, op, &c, &s), ALMC_ERR_UNSTABLE);
+  const std::string msg = almc_context_last_error(ctx);
+  EXPECT_NE(msg.find("1/S_t = 3333"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("largest stable delta is 0.000599"), std::string::npos) << msg;
+  // Forced, the same run does blow up: the bound is real, not a margin.
+  c = config(1e-3, 1);
+  ASSERT_EQ(almc_sampler_create(ctx, score, op, &c, &s), ALMC_OK) << almc_context_last_error(ctx);
+  ASSERT_EQ(almc_sampler_set_measurement(s, y), ALMC_OK);
+  const almc_status forced = almc_sampler_run(s);
+  std::vector<float> x(64 * 2);
+  float worst = 0;
+  if (forced == ALMC_OK) {
+    ASSERT_EQ(almc_sampler_get_samples(s, x.data()), ALMC_OK);
+    for (float v : x) worst = std::max(worst, std::fabs(v));
+  }
+  EXPECT_TRUE(forced == ALMC_ERR_DIVERGED || worst > 1e3f) << "status " << forced << ", max |x| " << worst;
+  almc_sampler_destroy(s);
+  // Just inside the bound the chains stay near the posterior (mean 0.9998 / -0.4998 at t_stop).
+  c = config(5.5e-4, 0);
+  ASSERT_EQ(almc_sampler_create(ctx, score, op, &c, &s), ALMC_OK) << almc_context_last_error(ctx);
+  ASSERT_EQ(almc_sampler_set_measurement(s, y), ALMC_OK);
+  ASSERT_EQ(almc_sampler_run(s), ALMC_OK) << almc_sampler_last_error(s);
+  ASSERT_EQ(almc_sampler_get_samples(s, x.data()), ALMC_OK);
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_LT(std::fabs(x[i] - mean[i % 2]), 0.5f) << "sample value " << i;
+  almc_sampler_destroy(s);
+  almc_operator_destroy(op);
+  almc_score_destroy(score);
+  almc_context_destroy(ctx);
+}
+
+// Levels delta / kappa apart cannot end at a t_stop below that spacing: the run says where it ends.
+TEST(Safety, ALastLevelFarAboveTStopIsNoted) {
+  almc::ScheduleInputs in = almc_inputs();
+  in.cfg.t_stop = 1e-4;
+  in.cfg.kappa = 0.5;  // delta 1e-3: levels 2e-3 apart, the last at (round(0.05) + 1) 2e-3
+  almc::Schedule s = almc::build_schedule(in);
+  ASSERT_EQ(s.notes.size(), 1u);
+  EXPECT_NE(s.notes[0].find("the last is t = 0.002, not t_stop = 0.0001"), std::string::npos) << s.notes[0];
+  in.cfg.t_stop = 1e-2;  // the defaults: the last level 1e-2 + 1e-4, nothing to say
+  in.cfg.kappa = 10;
+  EXPECT_TRUE(almc::build_schedule(in).notes.empty());
+}
