@@ -16,9 +16,14 @@ inline almc_status cuda_status(cudaError_t e) {
   return e == cudaErrorMemoryAllocation ? ALMC_ERR_OUT_OF_MEMORY : ALMC_ERR_CUDA;
 }
 
-// Throws the almc error for e (what: the call or kernel that failed).
+// Throws the almc error for e (what: the call or kernel that failed). The runtime keeps the last
+// error until it is read: it is read here, so that the next unrelated launch check does not
+// report it as its own (a sticky error, a fault inside a kernel, stays whatever is done).
 inline void cuda_check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) fail(cuda_status(e), what, ": ", cudaGetErrorString(e));
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    fail(cuda_status(e), what, ": ", cudaGetErrorString(e));
+  }
 }
 inline void cublas_check(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS) fail(ALMC_ERR_CUDA, what, ": cuBLAS status ", static_cast<int>(s));
@@ -80,8 +85,10 @@ class DeviceGuard {
 #define ALMC_CUDA_TRY(expr)                                                                              \
   do {                                                                                                   \
     const cudaError_t err_ = (expr);                                                                     \
-    if (err_ != cudaSuccess)                                                                             \
+    if (err_ != cudaSuccess) {                                                                           \
+      cudaGetLastError(); /* read, as cuda_check does */                                                 \
       ::almc::fail(::almc::cuda_status(err_), __FILE__, ":", __LINE__, ": ", #expr, ": ", cudaGetErrorString(err_)); \
+    }                                                                                                    \
   } while (0)
 
 #define ALMC_CUBLAS_TRY(expr)                                                                            \

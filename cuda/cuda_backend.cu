@@ -741,7 +741,7 @@ class CudaBackend final : public Backend {
     cudaGraphDestroy(graph);
     if (e != cudaSuccess) {
       delete h;
-      fail(ALMC_ERR_CUDA, "cudaGraphInstantiate: ", cudaGetErrorString(e));
+      cuda_check(e, "cudaGraphInstantiate");
     }
     return h;
   }

@@ -213,6 +213,24 @@ ALMC_OHD void gemm_batch_offsets(const GemmParams& p, int64_t b, int64_t& oa, in
   }
 }
 
+// One operand's batch offsets as a single stride when they are that stride times the flat batch
+// index (contiguous batch dimensions, or every one broadcast: stride 0), else -1: then the batch
+// is one strided-batched GEMM however many batch dimensions it has (attention's [n, heads]).
+// Dimensions of extent 1 are ignored.
+ALMC_OHD int64_t gemm_uniform_batch_stride(const GemmParams& p, const int64_t* stride) {
+  int64_t unit = -1, span = 1;
+  for (int d = p.batch_ndim - 1; d >= 0; --d) {
+    if (p.batch_shape[d] == 1) continue;
+    if (unit < 0) {
+      unit = stride[d];
+    } else if (stride[d] != unit * span) {
+      return -1;
+    }
+    span *= p.batch_shape[d];
+  }
+  return unit < 0 ? 0 : unit;
+}
+
 // Row m of C before a GEMM that accumulates (beta = 1): the scaled bias.
 ALMC_OHD void gemm_bias_range(const GemmParams& p, float* C, int64_t m, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; ++n) {

@@ -430,3 +430,47 @@ TEST(OnnxIm2col, RowsMatchTheDefinition) {
           }
   EXPECT_GT(checked, 1000);
 }
+
+// A batched GEMM's offsets collapse to one stride exactly when they are that stride times the flat
+// batch index (the CUDA backend then issues one strided-batched call): checked against the
+// per-item offsets for contiguous, padded, broadcast and extent-1 batch dimensions.
+TEST(CpuGemm, UniformBatchStrideOnlyWhenEveryOffsetIsLinear) {
+  using almc::onnx::GemmParams;
+  struct Case {
+    std::vector<int64_t> shape, stride;
+    int64_t expect;  // the collapsed stride, or -1
+  };
+  const Case cases[] = {
+      {{4, 8}, {8 * 64, 64}, 64},          // [n, heads] contiguous: one stride
+      {{4, 1, 8}, {8 * 64, 7, 64}, 64},    // an extent-1 dimension's stride is never used
+      {{4, 8}, {0, 0}, 0},                 // broadcast over the whole batch
+      {{4, 8}, {64, 0}, -1},               // broadcast over heads only
+      {{4, 8}, {0, 64}, -1},               // broadcast over n only
+      {{4, 8}, {9 * 64, 64}, -1},          // padded between n
+      {{4, 8}, {64, 4 * 64}, -1},          // transposed batch dimensions
+      {{5}, {33}, 33},
+      {{1, 1}, {5, 9}, 0},                 // a batch of one
+  };
+  for (const Case& k : cases) {
+    GemmParams p{};
+    p.batch_ndim = int(k.shape.size());
+    p.batch = 1;
+    for (size_t i = 0; i < k.shape.size(); ++i) {
+      p.batch_shape[i] = k.shape[i];
+      p.batch_stride_a[i] = p.batch_stride_b[i] = p.batch_stride_c[i] = k.stride[i];
+      p.batch *= k.shape[i];
+    }
+    const int64_t got = almc::onnx::gemm_uniform_batch_stride(p, p.batch_stride_a);
+    EXPECT_EQ(got, k.expect) << "case with " << k.shape.size() << " dims, first stride " << k.stride[0];
+    int64_t first = 0, ob, oc;  // item 1's offset: the only stride a linear layout can have
+    if (p.batch > 1) almc::onnx::gemm_batch_offsets(p, 1, first, ob, oc);
+    bool linear = true;
+    for (int64_t b = 0; b < p.batch; ++b) {
+      int64_t oa;
+      almc::onnx::gemm_batch_offsets(p, b, oa, ob, oc);
+      if (got >= 0) EXPECT_EQ(oa, b * got) << "item " << b;
+      linear = linear && oa == b * first;
+    }
+    if (got < 0) EXPECT_FALSE(linear) << "a linear layout was not collapsed";
+  }
+}
