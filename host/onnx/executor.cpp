@@ -160,7 +160,24 @@ Executor::Slot& Executor::slot_for(int64_t n) {
   }
   Plan p = build_plan(g_, io_, n, host_memory());
   if (cfg_.precision == ALMC_PRECISION_BF16) use_bf16(p, true);
-  return *slots_.emplace(n, make_slot(std::move(p), nullptr)).first->second;
+  // Another batch size's plan usually holds the same constants: one copy in device memory serves
+  // both (each size held its own: a second run at another chain count doubled a model's weights).
+  const Slot* share = nullptr;
+  for (const auto& kv : slots_)
+    if (!share && kv.second->owns_consts && same_consts(*kv.second, p.consts)) share = kv.second.get();
+  return *slots_.emplace(n, make_slot(std::move(p), share)).first->second;
+}
+
+bool Executor::same_consts(const Slot& s, const ConstFloats& host) {
+  if (s.const_floats != int64_t(host.size())) return false;
+  constexpr size_t kBlock = size_t(1) << 22;  // floats compared per copy (16 MiB)
+  std::vector<float> buf(std::min(kBlock, host.size()));
+  for (size_t off = 0; off < host.size(); off += kBlock) {
+    const size_t len = std::min(kBlock, host.size() - off);
+    be_.copy(buf.data(), s.consts_at + off, len * sizeof(float), CopyKind::BackendToHost);
+    if (std::memcmp(buf.data(), host.data() + off, len * sizeof(float)) != 0) return false;
+  }
+  return true;
 }
 
 namespace {

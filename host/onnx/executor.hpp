@@ -111,6 +111,8 @@ class Executor {
     int64_t const_floats = 0;
   };
   Slot& slot_for(int64_t n);
+  // Whether slot s's constants (in backend memory) are `host`, compared a block at a time.
+  bool same_consts(const Slot& s, const ConstFloats& host);
   // The backend when its memory is host memory (plans then build their constants in it), else null.
   Backend* host_memory() const { return be_.kind() == ALMC_BACKEND_CPU ? &be_ : nullptr; }
   Slot& cpu_worker(size_t i);  // host blocks: thread i's plan for cpu_block() samples and its arena

@@ -98,6 +98,28 @@ TEST(OnnxBackend, PlansOfEverySizeShareOneCopyOfTheConstants) {
   omp_set_num_threads(saved);
 }
 
+// Batch launches (CUDA's path, run here on the CPU) plan each batch size once; the sizes share one
+// copy of the constants in backend memory (each held its own: a run at another chain count
+// doubled the model's weights on the device), and every size still matches torch.
+TEST(OnnxBackend, BatchSizesShareOneCopyOfTheConstants) {
+  for (const char* name : {"mlp_embed", "unet"}) {
+    SCOPED_TRACE(name);
+    auto be = counting_cpu();
+    be->batch_launches = true;
+    Executor ex(graph(name), ExecConfig{}, *be);
+    auto x = read_npy(data_dir() + name + "_x.npy");
+    auto lv = read_npy(data_dir() + name + "_level.npy");
+    auto ref = read_npy(data_dir() + name + "_out.npy");
+    const int64_t n = x.shape[0], d = int64_t(x.v.size()) / n;
+    for (int64_t k = n; k >= 1; k -= 2) {  // batches n, n - 2, ...: a plan each
+      std::vector<float> out(size_t(k * d));
+      ex.run_raw_levels(x.v.data(), out.data(), k, lv.v.data());
+      EXPECT_LE(rel_err(out, std::vector<float>(ref.v.begin(), ref.v.begin() + k * d)), 1e-4) << "batch " << k;
+    }
+    EXPECT_EQ(ex.const_copies(), 1u);
+  }
+}
+
 // During a capture (pretended here on the CPU's batch launches) a call allocates nothing: a batch
 // up to the planned size runs the larger plan with padding rows, a larger one is refused with
 // ALMC_ERR_WRONG_STATE before anything runs.
