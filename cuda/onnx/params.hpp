@@ -275,13 +275,23 @@ struct PoolParams {
   float* y;
 };
 
-// Resize of the last two dims of [NC, H, W]; src coordinate = a * dst + b per axis (computed on
-// the host from the coordinate transformation mode), nearest rounding mode, linear or cubic
-// (Keys' kernel with coefficient cubic_a; exclude_outside drops the taps outside the input).
+// Resize of the last two dims of [NC, H, W]; the source coordinate of an output index follows
+// the coordinate transformation mode `coord` at the axis's scale (output / input: the model's
+// scale, or the sizes' ratio), in float32 (ops.cuh resize_source); nearest rounding mode, linear
+// or cubic (Keys' kernel with coefficient cubic_a; exclude_outside drops the taps outside the input).
 enum ResizeNearest : uint8_t { NEAREST_ROUND_PREFER_FLOOR, NEAREST_ROUND_PREFER_CEIL, NEAREST_FLOOR, NEAREST_CEIL };
+enum ResizeCoord : uint8_t {
+  COORD_HALF_PIXEL,
+  COORD_PYTORCH_HALF_PIXEL,
+  COORD_HALF_PIXEL_SYMMETRIC,
+  COORD_ALIGN_CORNERS,
+  COORD_ASYMMETRIC,
+  COORD_TF_HALF_PIXEL_FOR_NN
+};
 struct ResizeParams {
   int64_t NC, H, W, OH, OW;
-  double ah, bh, aw, bw;
+  float scale_h, scale_w;
+  int coord;
   bool linear, cubic, exclude_outside;
   double cubic_a;
   int nearest_mode;
