@@ -925,6 +925,55 @@ TEST(Onnx, Float64CastsRunInFloat32) {
   for (size_t i = 0; i < x.size(); ++i) EXPECT_FLOAT_EQ(y[i], x[i] + float(double(i % 8) / 7.0)) << i;
 }
 
+// The CPU's vectorised activations (vtanh, vlog, and Elu, Softplus and Mish by params.hpp's
+// formulas around vexp, vlog1p and vtanh) against the op's definition in double, over [-30, 30]
+// (Log of |x|, Elu with alpha 0.7): within 4 ulp of the result plus 2^-24 (Elu's e^x - 1 and
+// Mish's product round near 0 as the shared formula does on every backend).
+TEST(Onnx, CpuVectorActivationsMatchTheirDefinitions) {
+  using T = ::onnx::TensorProto;
+  const int64_t n = 2, d = 6001;
+  std::vector<float> x(size_t(n * d));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = -30.f + 60.f * float(i) / float(x.size() - 1);
+  struct Op {
+    const char* name;
+    double (*ref)(double);
+  };
+  const Op ops[] = {{"Tanh", [](double v) { return std::tanh(v); }},
+                    {"Log", [](double v) { return std::log(std::fabs(v)); }},
+                    {"Elu", [](double v) { return v >= 0 ? v : 0.7 * std::expm1(v); }},
+                    {"Softplus", [](double v) { return v > 20 ? v : std::log1p(std::exp(v)); }},
+                    {"Mish", [](double v) { return v * std::tanh(v > 20 ? v : std::log1p(std::exp(v))); }}};
+  for (const Op& op : ops) {
+    SCOPED_TRACE(op.name);
+    const bool log = std::string(op.name) == "Log";
+    std::vector<HandNode> nodes;
+    if (log) nodes = {{"Abs", {"x"}, "a"}, {"Log", {"a"}, "out"}};
+    else nodes = {{op.name, {"x"}, "out"}};
+    ::onnx::ModelProto m;
+    ASSERT_TRUE(m.ParseFromString(hand_model({{"x", T::FLOAT, {-1, d}}}, nodes, "out", 2)));
+    m.mutable_opset_import(0)->set_version(18);  // Mish is opset 18's
+    if (std::string(op.name) == "Elu") {
+      auto* a = m.mutable_graph()->mutable_node(0)->add_attribute();
+      a->set_name("alpha");
+      a->set_type(::onnx::AttributeProto::FLOAT);
+      a->set_f(0.7f);
+    }
+    ExecConfig cfg;
+    cfg.level = ALMC_LEVEL_NONE;
+    Executor ex(almc::onnx::load_graph_from_bytes(m.SerializeAsString(), "model"), cfg, cpu());
+    std::vector<float> out(x.size(), NAN);
+    ex.run_raw(x.data(), out.data(), n, 0.f);
+    int bad = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (log && x[i] == 0.f) continue;
+      const double r = op.ref(double(x[i]));
+      const double ulp = std::nextafter(std::fabs(float(r)), INFINITY) - std::fabs(float(r));
+      if (!(std::fabs(double(out[i]) - r) <= 4 * ulp + 0x1p-24) && ++bad <= 3)
+        ADD_FAILURE() << op.name << "(" << x[i] << ") = " << out[i] << ", want " << r;
+    }
+  }
+}
+
 // A model exported with a dynamic height and width (make_zoo.py's ddpm_unet, exported at 8x8, its
 // fixture at 12x16): refused without one sample's shape, naming how to give it; run with it, it
 // matches torch (tolerance as for the zoo). A shape of the wrong rank or against a fixed dimension
