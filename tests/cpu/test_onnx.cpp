@@ -974,6 +974,36 @@ TEST(Onnx, CpuVectorActivationsMatchTheirDefinitions) {
   }
 }
 
+// Graph inputs declared float64 (x and the level, as a model traced with double inputs declares
+// them) are fed float32 values, and a float64 output is read as float32: out = x * t (per sample),
+// exact in float32, with the output cast back to float or left float64. Before, the loader
+// refused the model ("graph input 't' has data type float64").
+TEST(Onnx, Float64GraphInputsAreFedFloat32) {
+  using T = ::onnx::TensorProto;
+  for (bool cast_out : {true, false}) {
+    SCOPED_TRACE(cast_out ? "float output" : "float64 output");
+    std::vector<HandNode> nodes = {{"Unsqueeze", {"t", "ax"}, "t1"}, {"Mul", {"x", "t1"}, cast_out ? "m" : "out"}};
+    if (cast_out) nodes.push_back({"Cast", {"m"}, "out", {{"to", T::FLOAT}}});
+    ::onnx::ModelProto m;
+    ASSERT_TRUE(m.ParseFromString(hand_model({{"x", T::DOUBLE, {-1, 3}}, {"t", T::DOUBLE, {-1}}}, nodes, "out", 2)));
+    if (!cast_out) m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(T::DOUBLE);
+    auto* ax = m.mutable_graph()->add_initializer();
+    ax->set_name("ax");
+    ax->set_data_type(T::INT64);
+    ax->add_dims(1);
+    ax->add_int64_data(1);
+    ExecConfig cfg;
+    cfg.x_input = "x";
+    cfg.level_input = "t";
+    Executor ex(almc::onnx::load_graph_from_bytes(m.SerializeAsString(), "model"), cfg, cpu());
+    ASSERT_EQ(ex.d(), 3);
+    const std::vector<float> x = {0.5f, -1.25f, 3.f, 2.f, 0.125f, -0.75f}, levels = {0.3f, 1.7f};
+    std::vector<float> out(x.size(), NAN);
+    ex.run_raw_levels(x.data(), out.data(), 2, levels.data());
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(out[i], x[i] * levels[i / 3]) << i;
+  }
+}
+
 // A model exported with a dynamic height and width (make_zoo.py's ddpm_unet, exported at 8x8, its
 // fixture at 12x16): refused without one sample's shape, naming how to give it; run with it, it
 // matches torch (tolerance as for the zoo). A shape of the wrong rank or against a fixed dimension
