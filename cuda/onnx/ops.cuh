@@ -374,44 +374,65 @@ ALMC_OHD int64_t nearest_index(double src, int mode, int64_t len) {
   return k < 0 ? 0 : (k >= len ? len - 1 : k);
 }
 
+// The source coordinate of output index o on an axis of `len` inputs and `out_len` outputs at
+// scale s, by the ONNX formula of the coordinate transformation mode, in float32 as onnxruntime
+// and torch compute it: a coordinate that is an integer in exact arithmetic can land just below
+// it, and where it lands decides a nearest or floor pick (scale 0.6: 3 / 0.6f is 5.0f, while
+// 3 * (1 / double(0.6f)) is 4.9999998, which floors to 4).
+ALMC_OHD float resize_source(int coord, float s, int64_t o, int64_t len, int64_t out_len) {
+  const float x = float(o), in_l = float(len), out_l = float(out_len);
+  switch (coord) {
+    case COORD_ASYMMETRIC: return x / s;
+    case COORD_TF_HALF_PIXEL_FOR_NN: return (x + 0.5f) / s;
+    case COORD_ALIGN_CORNERS: return out_len == 1 ? 0.f : x * (in_l - 1.f) / (out_l - 1.f);
+    case COORD_PYTORCH_HALF_PIXEL: return out_len > 1 ? (x + 0.5f) / s - 0.5f : 0.f;
+    case COORD_HALF_PIXEL_SYMMETRIC: {  // opset 19: half_pixel, re-centred for the rounded size
+      const float adjustment = out_l / (s * in_l);
+      const float offset = in_l / 2.f * (1.f - adjustment);
+      return offset + (x + 0.5f) / s - 0.5f;
+    }
+    default: return (x + 0.5f) / s - 0.5f;  // half_pixel
+  }
+}
+
 // Where output index o of a resized axis of `len` inputs reads: nearest, input i0; linear,
-// x[i0] (1 - f) + x[i1] f, the source coordinate a o + b clamped to the input.
+// x[i0] (1 - f) + x[i1] f, the source coordinate clamped to the input.
 struct ResizeTap {
   int64_t i0, i1;
   float f;
 };
-ALMC_OHD ResizeTap resize_tap(const ResizeParams& p, double a, double b, int64_t o, int64_t len) {
-  const double src = a * double(o) + b;
+ALMC_OHD ResizeTap resize_tap(const ResizeParams& p, float s, int64_t o, int64_t len, int64_t out_len) {
+  const float src = resize_source(p.coord, s, o, len, out_len);
   ResizeTap t;
   if (!p.linear) {
-    t.i0 = t.i1 = nearest_index(src, p.nearest_mode, len);
+    t.i0 = t.i1 = nearest_index(double(src), p.nearest_mode, len);
     t.f = 0.f;
     return t;
   }
-  const double c = src < 0.0 ? 0.0 : (src > double(len - 1) ? double(len - 1) : src);
+  const float c = src < 0.f ? 0.f : (src > float(len - 1) ? float(len - 1) : src);
   t.i0 = int64_t(c);
   t.i1 = t.i0 + 1 < len ? t.i0 + 1 : len - 1;
-  t.f = float(c - double(t.i0));
+  t.f = c - float(t.i0);
   return t;
 }
-ALMC_OHD ResizeTap resize_tap_h(const ResizeParams& p, int64_t oh) { return resize_tap(p, p.ah, p.bh, oh, p.H); }
-ALMC_OHD ResizeTap resize_tap_w(const ResizeParams& p, int64_t ow) { return resize_tap(p, p.aw, p.bw, ow, p.W); }
+ALMC_OHD ResizeTap resize_tap_h(const ResizeParams& p, int64_t oh) { return resize_tap(p, p.scale_h, oh, p.H, p.OH); }
+ALMC_OHD ResizeTap resize_tap_w(const ResizeParams& p, int64_t ow) { return resize_tap(p, p.scale_w, ow, p.W, p.OW); }
 
 // Linear resize in two steps, between the two input rows first, then between the two columns:
 // v = x0[i] (1 - fh) + x1[i] fh at the columns i0 and i1 of the tap, y = v0 (1 - fw) + v1 fw.
 ALMC_OHD float resize_vmix(const float* x0, const float* x1, int64_t i, float fh) { return x0[i] * (1.f - fh) + x1[i] * fh; }
 ALMC_OHD float resize_hmix(float v0, float v1, float fw) { return v0 * (1.f - fw) + v1 * fw; }
 
-// Cubic resize: the four inputs i - 1 .. i + 2 around the source coordinate s = a o + b (i = floor
-// s, not clamped), read at indices clamped to the axis (edge values), weighted by Keys' kernel
+// Cubic resize: the four inputs i - 1 .. i + 2 around the source coordinate s (i = floor s, not
+// clamped), read at indices clamped to the axis (edge values), weighted by Keys' kernel
 // with coefficient A; with exclude_outside the taps outside the axis weigh 0 and the others are
 // renormalised. y = sum_k ww[k] (sum_j wh[j] x[ih_j, iw_k]): rows first, as for linear.
 struct CubicTap {
   int64_t i[4];
   float w[4];
 };
-ALMC_OHD CubicTap resize_cubic_tap(const ResizeParams& p, double a, double b, int64_t o, int64_t len) {
-  const double s = a * double(o) + b;
+ALMC_OHD CubicTap resize_cubic_tap(const ResizeParams& p, float scale, int64_t o, int64_t len, int64_t out_len) {
+  const double s = resize_source(p.coord, scale, o, len, out_len);
   const double fl = floor(s), t = s - fl, A = p.cubic_a;
   const double dist[4] = {t + 1.0, t, 1.0 - t, 2.0 - t};
   double w[4], sum = 0.0;
@@ -434,14 +455,14 @@ ALMC_OHD float resize_cubic_hmix(const float* v, const float* w) { return ((v[0]
 // Row (c, oh) of a cubic Resize, columns ow0 .. ow1-1; vrow (CPU) as for linear.
 ALMC_OHD void resize_cubic_range(const ResizeParams& p, int64_t row, int64_t ow0, int64_t ow1, float* vrow) {
   const int64_t c = row / p.OH, oh = row % p.OH;
-  const CubicTap th = resize_cubic_tap(p, p.ah, p.bh, oh, p.H);
+  const CubicTap th = resize_cubic_tap(p, p.scale_h, oh, p.H, p.OH);
   const float* xr[4];
   for (int j = 0; j < 4; ++j) xr[j] = p.x + (c * p.H + th.i[j]) * p.W;
   float* y = p.y + row * p.OW;
   if (vrow)
     for (int64_t i = 0; i < p.W; ++i) vrow[i] = resize_cubic_vmix(xr, th.w, i);
   for (int64_t ow = ow0; ow < ow1; ++ow) {
-    const CubicTap tw = resize_cubic_tap(p, p.aw, p.bw, ow, p.W);
+    const CubicTap tw = resize_cubic_tap(p, p.scale_w, ow, p.W, p.OW);
     float v[4];
     for (int k = 0; k < 4; ++k) v[k] = vrow ? vrow[tw.i[k]] : resize_cubic_vmix(xr, th.w, tw.i[k]);
     y[ow] = resize_cubic_hmix(v, tw.w);

@@ -57,6 +57,19 @@ ALMC_OHD T gelu_tanh_m2z(T a) {
   return (a + T(0.044715) * a * a * a) * T(-1.5957691216057307117597842397375);
 }
 
+// Elu, Softplus and Mish around their exponential, logarithm and tanh, shared with the CPU's
+// vectorised path (cpu_kernels.cpp), which computes those three by vector kernels: Elu is
+// elu_from_exp(a, e^a), Softplus softplus_from_log1p(a, log1p(e^a)) (a itself above 20, where
+// log1p(e^a) rounds to a), Mish a tanh(Softplus(a)).
+template <class T>
+ALMC_OHD T elu_from_exp(T a, T exp_a, float alpha) {
+  return a >= T(0) ? a : T(alpha) * (exp_a - T(1));
+}
+template <class T>
+ALMC_OHD T softplus_from_log1p(T a, T log1p_exp_a) {
+  return a > T(20) ? a : log1p_exp_a;
+}
+
 // One op on floats; alpha/beta are the op's attributes (LeakyRelu/Elu alpha, Clip bounds, affine
 // scale and shift). Shared by the CPU executor, the CUDA kernels and constant folding (in double).
 template <class T>
@@ -79,8 +92,8 @@ ALMC_OHD T ew_apply(int op, T a, T b, T c, float alpha, float beta) {
     case EW_SIGMOID: return T(1) / (T(1) + exp(-a));
     case EW_RELU: return a > T(0) ? a : T(0);
     case EW_LEAKY_RELU: return a >= T(0) ? a : T(alpha) * a;
-    case EW_ELU: return a >= T(0) ? a : T(alpha) * (exp(a) - T(1));
-    case EW_SOFTPLUS: return a > T(20) ? a : log1p(exp(a));
+    case EW_ELU: return elu_from_exp(a, exp(a), alpha);
+    case EW_SOFTPLUS: return softplus_from_log1p(a, log1p(exp(a)));
     case EW_ERF: return erf(a);
     case EW_FLOOR: return floor(a);
     case EW_CEIL: return ceil(a);
@@ -121,7 +134,7 @@ ALMC_OHD T ew_apply(int op, T a, T b, T c, float alpha, float beta) {
       return f - T(2) * floor(f / T(2)) != T(0) ? f + T(1) : f;
     }
     case EW_TRUNC: return a < T(0) ? ceil(a) : floor(a);
-    case EW_MISH: return a * tanh(a > T(20) ? a : log1p(exp(a)));
+    case EW_MISH: return a * tanh(softplus_from_log1p(a, log1p(exp(a))));
     case EW_CELU: return a >= T(0) ? a : T(alpha) * (exp(a / T(alpha)) - T(1));
     case EW_TAN: return tan(a);
     case EW_ASIN: return asin(a);
@@ -275,13 +288,23 @@ struct PoolParams {
   float* y;
 };
 
-// Resize of the last two dims of [NC, H, W]; src coordinate = a * dst + b per axis (computed on
-// the host from the coordinate transformation mode), nearest rounding mode, linear or cubic
-// (Keys' kernel with coefficient cubic_a; exclude_outside drops the taps outside the input).
+// Resize of the last two dims of [NC, H, W]; the source coordinate of an output index follows
+// the coordinate transformation mode `coord` at the axis's scale (output / input: the model's
+// scale, or the sizes' ratio), in float32 (ops.cuh resize_source); nearest rounding mode, linear
+// or cubic (Keys' kernel with coefficient cubic_a; exclude_outside drops the taps outside the input).
 enum ResizeNearest : uint8_t { NEAREST_ROUND_PREFER_FLOOR, NEAREST_ROUND_PREFER_CEIL, NEAREST_FLOOR, NEAREST_CEIL };
+enum ResizeCoord : uint8_t {
+  COORD_HALF_PIXEL,
+  COORD_PYTORCH_HALF_PIXEL,
+  COORD_HALF_PIXEL_SYMMETRIC,
+  COORD_ALIGN_CORNERS,
+  COORD_ASYMMETRIC,
+  COORD_TF_HALF_PIXEL_FOR_NN
+};
 struct ResizeParams {
   int64_t NC, H, W, OH, OW;
-  double ah, bh, aw, bw;
+  float scale_h, scale_w;
+  int coord;
   bool linear, cubic, exclude_outside;
   double cubic_a;
   int nearest_mode;

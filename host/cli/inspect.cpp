@@ -127,7 +127,7 @@ void run_inspect(const InspectOptions& o) {
   std::vector<std::string> flags, notes;
   const Tensor* x = nullptr;
   for (const auto& t : inputs)
-    if (t.dtype == "float32" && t.per_sample != 1) {
+    if ((t.dtype == "float32" || t.dtype == "float64") && t.per_sample != 1) {
       x = &t;
       break;
     }

@@ -75,6 +75,18 @@ void silu_generic(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.f + std::exp(-x[i]));
 }
 
+void tanh_generic(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
+void log_generic(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::log(x[i]);
+}
+
+void log1p_generic(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::log1p(x[i]);
+}
+
 void pack_rows_bf16_generic(const GemmView& g, int64_t i0, int64_t rows, float* out, int64_t out_rs) {
   const int64_t Kp = (g.K + 1) / 2;
   for (int64_t r = 0; r < rows && Kp > 0; ++r) {
@@ -198,7 +210,7 @@ using ExpFn = void (*)(const float*, float*, int64_t);
 
 struct Kernel {
   gemm_isa::TileFn fn;
-  ExpFn exp, erf, silu;
+  ExpFn exp, erf, silu, tanh, log, log1p;
   const char* name;
   int64_t (*padded)(int64_t, int64_t);
   int64_t (*vector)();
@@ -210,12 +222,12 @@ Kernel choose() {
   const bool allow2 = allow512 || !std::strcmp(cap, "avx2");
 #if defined(__x86_64__) && defined(ALMC_CPU_GEMM_X86)
   __builtin_cpu_init();
-  if (allow512 && __builtin_cpu_supports("avx512f")) return {gemm_isa::tile_avx512, gemm_isa::exp_avx512, gemm_isa::erf_avx512, gemm_isa::silu_avx512, "avx512", gemm_isa::padded_cols_avx512, gemm_isa::vector_cols_avx512};
-  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {gemm_isa::tile_avx2, gemm_isa::exp_avx2, gemm_isa::erf_avx2, gemm_isa::silu_avx2, "avx2", gemm_isa::padded_cols_avx2, gemm_isa::vector_cols_avx2};
+  if (allow512 && __builtin_cpu_supports("avx512f")) return {gemm_isa::tile_avx512, gemm_isa::exp_avx512, gemm_isa::erf_avx512, gemm_isa::silu_avx512, gemm_isa::tanh_avx512, gemm_isa::log_avx512, gemm_isa::log1p_avx512, "avx512", gemm_isa::padded_cols_avx512, gemm_isa::vector_cols_avx512};
+  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {gemm_isa::tile_avx2, gemm_isa::exp_avx2, gemm_isa::erf_avx2, gemm_isa::silu_avx2, gemm_isa::tanh_avx2, gemm_isa::log_avx2, gemm_isa::log1p_avx2, "avx2", gemm_isa::padded_cols_avx2, gemm_isa::vector_cols_avx2};
 #else
   (void)allow2;
 #endif
-  return {gemm_isa::tile_generic, gemm_isa::exp_generic, gemm_isa::erf_generic, gemm_isa::silu_generic, "generic", gemm_isa::padded_cols_generic, gemm_isa::vector_cols_generic};
+  return {gemm_isa::tile_generic, gemm_isa::exp_generic, gemm_isa::erf_generic, gemm_isa::silu_generic, gemm_isa::tanh_generic, gemm_isa::log_generic, gemm_isa::log1p_generic, "generic", gemm_isa::padded_cols_generic, gemm_isa::vector_cols_generic};
 }
 
 const Kernel& kernel() {
@@ -281,6 +293,18 @@ void verf(const float* x, float* y, int64_t n) {
 
 void vsilu(const float* x, float* y, int64_t n) {
   if (n > 0) kernel().silu(x, y, n);
+}
+
+void vtanh(const float* x, float* y, int64_t n) {
+  if (n > 0) kernel().tanh(x, y, n);
+}
+
+void vlog(const float* x, float* y, int64_t n) {
+  if (n > 0) kernel().log(x, y, n);
+}
+
+void vlog1p(const float* x, float* y, int64_t n) {
+  if (n > 0) kernel().log1p(x, y, n);
 }
 
 }  // namespace almc::onnx

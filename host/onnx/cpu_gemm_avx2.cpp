@@ -41,6 +41,17 @@ struct Vec {
     return _mm256_mul_ps(_mm256_mul_ps(a, p1), p2);
   }
   static V select_gt(V a, V b, V x, V y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
+  // x where x is NaN, else r.
+  static V select_nan(V x, V r) { return _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)); }
+  // A positive normal x as m 2^e: the significand m in [1, 2) and the exponent e (both exact).
+  static V mant(V x) {
+    const __m256i b = _mm256_castps_si256(x);
+    return _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f800000)));
+  }
+  static V expo(V x) {
+    const __m256i b = _mm256_castps_si256(x);
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 23), _mm256_set1_epi32(127)));
+  }
 };
 
 }  // namespace
@@ -49,6 +60,9 @@ void tile_avx2(const GemmView& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1
 void exp_avx2(const float* x, float* y, int64_t n) { tiles::exp_n<Vec>(x, y, n); }
 void erf_avx2(const float* x, float* y, int64_t n) { tiles::erf_n<Vec>(x, y, n); }
 void silu_avx2(const float* x, float* y, int64_t n) { tiles::silu_n<Vec>(x, y, n); }
+void tanh_avx2(const float* x, float* y, int64_t n) { tiles::tanh_n<Vec>(x, y, n); }
+void log_avx2(const float* x, float* y, int64_t n) { tiles::log_n<Vec>(x, y, n); }
+void log1p_avx2(const float* x, float* y, int64_t n) { tiles::log1p_n<Vec>(x, y, n); }
 int64_t padded_cols_avx2(int64_t rows, int64_t cols) { return tiles::padded_cols<Vec>(rows, cols); }
 int64_t vector_cols_avx2() { return Vec::kW; }
 

@@ -25,4 +25,9 @@ struct Vec {
   static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static V scale2(V a, V k) { return _mm512_scalef_ps(a, k); }  // a * 2^k, k integral
   static V select_gt(V a, V b, V x, V y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x); }
+  // x where x is NaN, else r.
+  static V select_nan(V x, V r) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), r, x); }
+  // A positive normal x as m 2^e: the significand m in [1, 2) and the exponent e (both exact).
+  static V mant(V x) { return _mm512_getmant_ps(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero); }
+  static V expo(V x) { return _mm512_getexp_ps(x); }
 };

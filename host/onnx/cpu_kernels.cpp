@@ -19,13 +19,17 @@ constexpr int kChunk = kEwRun;  // elementwise block: the program's registers st
 
 // ew_apply_n with the exponentials vectorised (vexp): Exp, Sigmoid, SiLU and GELU's tanh form keep
 // their formulas, e^x is computed in vector registers instead of by the scalar libm call. Erf and
-// GELU likewise (verf; the scalar erff was most of a GELU MLP's time).
+// GELU likewise (verf; the scalar erff was most of a GELU MLP's time), Tanh and Log (vtanh, vlog),
+// and Elu, Softplus and Mish by params.hpp's formulas around vexp, vlog1p and vtanh.
 struct CpuEwApply {
   void operator()(int op, int len, const float* A, const float* B, const float* C, float* D, float alpha,
                   float beta) const {
     if (op == EW_ERF) return verf(A, D, len);
     if (op == EW_SILU) return vsilu(A, D, len);
-    if (op != EW_EXP && op != EW_SIGMOID && op != EW_GELU && op != EW_GELU_TANH)
+    if (op == EW_TANH) return vtanh(A, D, len);
+    if (op == EW_LOG) return vlog(A, D, len);
+    if (op != EW_EXP && op != EW_SIGMOID && op != EW_GELU && op != EW_GELU_TANH && op != EW_ELU && op != EW_SOFTPLUS &&
+        op != EW_MISH)
       return ew_apply_n(op, len, A, B, C, D, alpha, beta);
     // By blocks of at most kChunk, so that the buffer holds the block and every element vexp reads
     // was written first, whatever len (the runners give at most kEwRun; nothing checked it).
@@ -43,6 +47,23 @@ struct CpuEwApply {
       // One loop per operation (a test inside the loop kept the compiler from vectorising it).
       if (op == EW_EXP) {
         vexp(a, d, n);
+        continue;
+      }
+      if (op == EW_ELU) {
+        vexp(a, e, n);
+        for (int t = 0; t < n; ++t) d[t] = elu_from_exp(a[t], e[t], alpha);
+        continue;
+      }
+      if (op == EW_SOFTPLUS || op == EW_MISH) {
+        vexp(a, e, n);
+        vlog1p(e, e, n);
+        for (int t = 0; t < n; ++t) e[t] = softplus_from_log1p(a[t], e[t]);
+        if (op == EW_SOFTPLUS) {
+          for (int t = 0; t < n; ++t) d[t] = e[t];
+          continue;
+        }
+        vtanh(e, e, n);
+        for (int t = 0; t < n; ++t) d[t] = a[t] * e[t];
         continue;
       }
       if (op == EW_GELU_TANH)

@@ -204,7 +204,9 @@ ValueInfo convert_value_info(const ::onnx::ValueInfoProto& vi, const std::string
   out.name = vi.name();
   if (!vi.type().has_tensor_type()) throw Error(ALMC_ERR_UNSUPPORTED, what + " '" + vi.name() + "' is not a tensor");
   const auto& tt = vi.type().tensor_type();
-  out.dtype = map_dtype(tt.elem_type(), what + " '" + vi.name() + "'");
+  // A float64 graph input or output (a level declared as double, say) is fed and read as float32,
+  // as a runtime cast to float64 computes in float32.
+  out.dtype = tt.elem_type() == ::onnx::TensorProto::DOUBLE ? DType::Float : map_dtype(tt.elem_type(), what + " '" + vi.name() + "'");
   if (tt.has_shape()) {
     for (const auto& d : tt.shape().dim()) {
       if (d.has_dim_value()) {

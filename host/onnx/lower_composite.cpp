@@ -661,10 +661,12 @@ void Builder::composite_einsum() {
     }
     for (char ch : bt)
       if (acc_term.find(ch) == std::string::npos) cols += ch;
-    auto dims = [&](const std::string& term, const std::string& name) {
+    // The sizes of `letters` in operand `name`, whose indices are `term` (the letters sit anywhere
+    // in it: a batch index need not lead).
+    auto dims = [&](const std::string& letters, const std::string& term, const std::string& name) {
       std::vector<int64_t> s;
       const auto& shape = vals_.at(name).shape;
-      for (char ch : term) s.push_back(shape[term.find(ch)]);
+      for (char ch : letters) s.push_back(shape[term.find(ch)]);
       return s;
     };
     auto prod = [&](const std::string& letters, const std::string& term, const std::string& name) {
@@ -675,7 +677,7 @@ void Builder::composite_einsum() {
     };
     const int64_t M = prod(rows, acc_term, acc), K = prod(inner, acc_term, acc), K2 = prod(inner, bt, b), N = prod(cols, bt, b);
     if (K != K2) fail("summed indices '" + inner + "' differ in size between operands", ALMC_ERR_PARSE);
-    std::vector<int64_t> sa = dims(batch, acc), sb = dims(batch, b);
+    std::vector<int64_t> sa = dims(batch, acc_term, acc), sb = dims(batch, bt, b);
     const std::string at = transpose_to(acc, acc_term, batch + rows + inner);
     const std::string btt = transpose_to(b, bt, batch + inner + cols);
     std::vector<int64_t> ra = sa, rb = sb;

@@ -152,36 +152,22 @@ void Builder::node_resize() {
   p.W = W;
   p.OH = OH;
   p.OW = OW;
-  auto coef = [&](int64_t in_len, int64_t out_len, double scale, double& a, double& b) {
-    if (ctm == "align_corners") {
-      a = out_len > 1 ? double(in_len - 1) / double(out_len - 1) : 0.0;
-      b = 0;
-    } else if (ctm == "asymmetric") {
-      a = 1.0 / scale;
-      b = 0;
-    } else if (ctm == "half_pixel" || ctm == "pytorch_half_pixel") {
-      a = 1.0 / scale;
-      b = 0.5 / scale - 0.5;
-      if (ctm == "pytorch_half_pixel" && out_len <= 1) a = b = 0;
-    } else if (ctm == "half_pixel_symmetric") {  // opset 19: half_pixel, re-centred for the rounded size
-      const double adjustment = double(out_len) / (scale * double(in_len));
-      a = 1.0 / scale;
-      b = 0.5 * double(in_len) * (1.0 - adjustment) + 0.5 / scale - 0.5;
-    } else if (ctm == "tf_half_pixel_for_nn") {
-      a = 1.0 / scale;
-      b = 0.5 / scale;
-    } else {
-      fail("coordinate_transformation_mode '" + ctm + "'");
-    }
-  };
-  coef(H, OH, r >= 3 ? scales[r - 2] : 1.0, p.ah, p.bh);
-  coef(W, OW, scales[r - 1], p.aw, p.bw);
-  if (r == 2) {
+  // The source coordinates are computed as the runtime does, in float32 from the float32 scale
+  // (ops.cuh resize_source).
+  if (ctm == "half_pixel") p.coord = COORD_HALF_PIXEL;
+  else if (ctm == "pytorch_half_pixel") p.coord = COORD_PYTORCH_HALF_PIXEL;
+  else if (ctm == "half_pixel_symmetric") p.coord = COORD_HALF_PIXEL_SYMMETRIC;
+  else if (ctm == "align_corners") p.coord = COORD_ALIGN_CORNERS;
+  else if (ctm == "asymmetric") p.coord = COORD_ASYMMETRIC;
+  else if (ctm == "tf_half_pixel_for_nn") p.coord = COORD_TF_HALF_PIXEL_FOR_NN;
+  else fail("coordinate_transformation_mode '" + ctm + "'");
+  p.scale_h = r >= 3 ? float(scales[r - 2]) : 1.f;
+  p.scale_w = float(scales[r - 1]);
+  if (r == 2) {  // [N, W]: one row per sample, which every mode maps to itself
     p.NC = X.shape[0];
     p.H = 1;
     p.OH = 1;
-    p.ah = 0;
-    p.bh = 0;
+    p.scale_h = 1.f;
   }
   push_unary(StepKind::Resize, X, oshape).resize = p;
 }

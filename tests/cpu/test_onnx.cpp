@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <cstring>
 #include <thread>
@@ -549,6 +550,150 @@ TEST(Onnx, XorAndEyeLikeMatchTheirDefinitions) {
   }
 }
 
+// Einsum whose batch index is not the first of an operand's indices shared by both operands: a
+// per-channel, per-column or per-feature scale ('bchw,c->bchw', 'bnd,d->bnd'), a contraction
+// leaving a later index as a MatMul batch ('bchw,hc->bhw'), the constant first, and x with
+// itself. Each is checked against the sum its equation defines, over every index (sizes 2..5, so
+// a mixed-up axis shows), within float32 rounding; the result is flattened per sample and padded
+// with zeros to x's size (the executor's output has x's shape).
+TEST(Onnx, EinsumBatchIndicesAnywhereInAnOperand) {
+  struct Case {
+    const char* eq;
+    std::vector<int64_t> xdims;  // one sample's
+    std::vector<int64_t> wdims;  // the constant's; empty: the second operand is x
+    bool w_first;
+  };
+  const std::vector<Case> cases = {
+      {"bchw,c->bchw", {3, 4, 5}, {3}, false},      {"bchw,w->bchw", {3, 4, 5}, {5}, false},
+      {"bnd,d->bnd", {4, 5}, {5}, false},           {"bchw,hc->bhw", {3, 4, 5}, {4, 3}, false},
+      {"bchw,cw->bhc", {3, 4, 5}, {3, 5}, false},   {"h,bchw->bcw", {3, 4, 5}, {4}, true},
+      {"bchw,bchw->bhw", {3, 4, 5}, {}, false},      {"bchw,bchw->bcw", {3, 4, 5}, {}, false},
+      {"bchw,hw,c->bch", {3, 4, 5}, {4, 5}, false},  {"bchw,cd->bdhw", {3, 4, 5}, {3, 2}, false},
+  };
+  const int64_t n = 3;
+  for (const auto& cs : cases) {
+    SCOPED_TRACE(cs.eq);
+    const std::string eq = cs.eq;
+    const std::string lhs = eq.substr(0, eq.find("->")), out_term = eq.substr(eq.find("->") + 2);
+    std::vector<std::string> terms;
+    for (size_t a = 0;;) {
+      const size_t c = lhs.find(',', a);
+      terms.push_back(lhs.substr(a, c == std::string::npos ? std::string::npos : c - a));
+      if (c == std::string::npos) break;
+      a = c + 1;
+    }
+    // Operand names in equation order: x, the constant "w" (or x again), and for a third term a
+    // constant "v" over the x term's second index.
+    const std::string xt = terms[cs.w_first ? 1 : 0];
+    std::map<char, int64_t> size;
+    size[xt[0]] = n;
+    for (size_t d = 1; d < xt.size(); ++d) size[xt[d]] = cs.xdims[d - 1];
+    const std::string wt = terms[cs.w_first ? 0 : 1];
+    for (size_t d = 0; d < wt.size(); ++d)
+      if (!cs.wdims.empty()) size[wt[d]] = cs.wdims[d];
+    ::onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(17);
+    auto* g = m.mutable_graph();
+    g->set_name("einsum");
+    auto* xi = g->add_input();
+    xi->set_name("x");
+    auto* xtt = xi->mutable_type()->mutable_tensor_type();
+    xtt->set_elem_type(::onnx::TensorProto::FLOAT);
+    xtt->mutable_shape()->add_dim()->set_dim_param("batch");
+    for (int64_t d : cs.xdims) xtt->mutable_shape()->add_dim()->set_dim_value(d);
+    auto* o = g->add_output();
+    o->set_name("out");
+    o->mutable_type()->mutable_tensor_type()->set_elem_type(::onnx::TensorProto::FLOAT);
+    for (int i = 0; i < 2; ++i)
+      o->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_param("o" + std::to_string(i));
+    int64_t per = 1, out_count = 1;
+    for (int64_t d : cs.xdims) per *= d;
+    for (char ch : out_term) out_count *= ch == xt[0] ? 1 : size.at(ch);
+    std::map<std::string, std::vector<float>> consts;
+    auto konst = [&](const std::string& name, const std::string& term) {
+      auto* t = g->add_initializer();
+      t->set_name(name);
+      t->set_data_type(::onnx::TensorProto::FLOAT);
+      int64_t count = 1;
+      for (char ch : term) {
+        t->add_dims(size.at(ch));
+        count *= size.at(ch);
+      }
+      for (int64_t i = 0; i < count; ++i) {
+        consts[name].push_back(0.25f * float((i * 7 + 3) % 11) - 1.f);
+        t->add_float_data(consts[name].back());
+      }
+    };
+    std::vector<std::string> names;
+    for (size_t k = 0; k < terms.size(); ++k) {
+      if (terms[k] == xt && (k == (cs.w_first ? 1u : 0u) || cs.wdims.empty())) {
+        names.push_back("x");
+      } else {
+        names.push_back(k == 2 ? "v" : "w");
+        konst(names.back(), terms[k]);
+      }
+    }
+    auto* nd = g->add_node();
+    nd->set_op_type("Einsum");
+    for (const auto& nm : names) nd->add_input(nm);
+    nd->add_output("e");
+    auto* a = nd->add_attribute();
+    a->set_name("equation");
+    a->set_type(::onnx::AttributeProto::STRING);
+    a->set_s(eq);
+    auto* fl = g->add_node();
+    fl->set_op_type("Flatten");
+    fl->add_input("e");
+    fl->add_output("ef");
+    auto* pd = g->add_node();
+    pd->set_op_type("Pad");
+    pd->add_input("ef");
+    pd->add_input("pads");
+    pd->add_output("out");
+    auto* pads = g->add_initializer();
+    pads->set_name("pads");
+    pads->set_data_type(::onnx::TensorProto::INT64);
+    pads->add_dims(4);
+    for (int64_t v : {int64_t(0), int64_t(0), int64_t(0), per - out_count}) pads->add_int64_data(v);
+    ExecConfig cfg;
+    cfg.level = ALMC_LEVEL_NONE;
+    Executor ex(almc::onnx::load_graph_from_bytes(m.SerializeAsString(), "model"), cfg, cpu());
+    std::vector<float> x(size_t(n * per));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.125f * float((i * 5 + 1) % 13) - 0.75f;
+    // The reference: every assignment of the indices, summed into the output's element.
+    std::string letters;
+    for (const auto& kv : size) letters += kv.first;
+    auto offset = [&](const std::string& term, const std::map<char, int64_t>& at) {
+      int64_t off = 0;
+      for (char ch : term) off = off * size.at(ch) + at.at(ch);
+      return off;
+    };
+    std::vector<double> ref(size_t(n * per), 0.0);
+    std::map<char, int64_t> at;
+    for (char ch : letters) at[ch] = 0;
+    while (true) {
+      double p = 1.0;
+      for (size_t k = 0; k < terms.size(); ++k) {
+        const std::vector<float>& src = names[k] == "x" ? x : consts.at(names[k]);
+        p *= double(src[size_t(offset(terms[k], at))]);
+      }
+      const int64_t o_in = offset(out_term.substr(1), at);  // out_term leads with the batch index
+      ref[size_t(at.at(out_term[0]) * per + o_in)] += p;
+      size_t i = 0;
+      for (; i < letters.size(); ++i) {
+        if (++at[letters[i]] < size.at(letters[i])) break;
+        at[letters[i]] = 0;
+      }
+      if (i == letters.size()) break;
+    }
+    ASSERT_EQ(ex.d(), per);
+    std::vector<float> out(ref.size(), NAN), expect(ref.begin(), ref.end());
+    ex.run_raw(x.data(), out.data(), n, 0.f);
+    EXPECT_LE(rel_err(out, expect), 1e-6);
+  }
+}
+
 namespace {
 // A hand-made model: inputs (name, elem type, dims: -1 a dimension named "batch", -2 one named
 // "other"), one output of rank out_rank with every dimension symbolic (its shape known only once
@@ -778,6 +923,85 @@ TEST(Onnx, Float64CastsRunInFloat32) {
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * float(i) - 1.f;
   ex.run_raw(x.data(), y.data(), 2, 0.f);
   for (size_t i = 0; i < x.size(); ++i) EXPECT_FLOAT_EQ(y[i], x[i] + float(double(i % 8) / 7.0)) << i;
+}
+
+// The CPU's vectorised activations (vtanh, vlog, and Elu, Softplus and Mish by params.hpp's
+// formulas around vexp, vlog1p and vtanh) against the op's definition in double, over [-30, 30]
+// (Log of |x|, Elu with alpha 0.7): within 4 ulp of the result plus 2^-24 (Elu's e^x - 1 and
+// Mish's product round near 0 as the shared formula does on every backend).
+TEST(Onnx, CpuVectorActivationsMatchTheirDefinitions) {
+  using T = ::onnx::TensorProto;
+  const int64_t n = 2, d = 6001;
+  std::vector<float> x(size_t(n * d));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = -30.f + 60.f * float(i) / float(x.size() - 1);
+  struct Op {
+    const char* name;
+    double (*ref)(double);
+  };
+  const Op ops[] = {{"Tanh", [](double v) { return std::tanh(v); }},
+                    {"Log", [](double v) { return std::log(std::fabs(v)); }},
+                    {"Elu", [](double v) { return v >= 0 ? v : 0.7 * std::expm1(v); }},
+                    {"Softplus", [](double v) { return v > 20 ? v : std::log1p(std::exp(v)); }},
+                    {"Mish", [](double v) { return v * std::tanh(v > 20 ? v : std::log1p(std::exp(v))); }}};
+  for (const Op& op : ops) {
+    SCOPED_TRACE(op.name);
+    const bool log = std::string(op.name) == "Log";
+    std::vector<HandNode> nodes;
+    if (log) nodes = {{"Abs", {"x"}, "a"}, {"Log", {"a"}, "out"}};
+    else nodes = {{op.name, {"x"}, "out"}};
+    ::onnx::ModelProto m;
+    ASSERT_TRUE(m.ParseFromString(hand_model({{"x", T::FLOAT, {-1, d}}}, nodes, "out", 2)));
+    m.mutable_opset_import(0)->set_version(18);  // Mish is opset 18's
+    if (std::string(op.name) == "Elu") {
+      auto* a = m.mutable_graph()->mutable_node(0)->add_attribute();
+      a->set_name("alpha");
+      a->set_type(::onnx::AttributeProto::FLOAT);
+      a->set_f(0.7f);
+    }
+    ExecConfig cfg;
+    cfg.level = ALMC_LEVEL_NONE;
+    Executor ex(almc::onnx::load_graph_from_bytes(m.SerializeAsString(), "model"), cfg, cpu());
+    std::vector<float> out(x.size(), NAN);
+    ex.run_raw(x.data(), out.data(), n, 0.f);
+    int bad = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (log && x[i] == 0.f) continue;
+      const double r = op.ref(double(x[i]));
+      const double ulp = std::nextafter(std::fabs(float(r)), INFINITY) - std::fabs(float(r));
+      if (!(std::fabs(double(out[i]) - r) <= 4 * ulp + 0x1p-24) && ++bad <= 3)
+        ADD_FAILURE() << op.name << "(" << x[i] << ") = " << out[i] << ", want " << r;
+    }
+  }
+}
+
+// Graph inputs declared float64 (x and the level, as a model traced with double inputs declares
+// them) are fed float32 values, and a float64 output is read as float32: out = x * t (per sample),
+// exact in float32, with the output cast back to float or left float64. Before, the loader
+// refused the model ("graph input 't' has data type float64").
+TEST(Onnx, Float64GraphInputsAreFedFloat32) {
+  using T = ::onnx::TensorProto;
+  for (bool cast_out : {true, false}) {
+    SCOPED_TRACE(cast_out ? "float output" : "float64 output");
+    std::vector<HandNode> nodes = {{"Unsqueeze", {"t", "ax"}, "t1"}, {"Mul", {"x", "t1"}, cast_out ? "m" : "out"}};
+    if (cast_out) nodes.push_back({"Cast", {"m"}, "out", {{"to", T::FLOAT}}});
+    ::onnx::ModelProto m;
+    ASSERT_TRUE(m.ParseFromString(hand_model({{"x", T::DOUBLE, {-1, 3}}, {"t", T::DOUBLE, {-1}}}, nodes, "out", 2)));
+    if (!cast_out) m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(T::DOUBLE);
+    auto* ax = m.mutable_graph()->add_initializer();
+    ax->set_name("ax");
+    ax->set_data_type(T::INT64);
+    ax->add_dims(1);
+    ax->add_int64_data(1);
+    ExecConfig cfg;
+    cfg.x_input = "x";
+    cfg.level_input = "t";
+    Executor ex(almc::onnx::load_graph_from_bytes(m.SerializeAsString(), "model"), cfg, cpu());
+    ASSERT_EQ(ex.d(), 3);
+    const std::vector<float> x = {0.5f, -1.25f, 3.f, 2.f, 0.125f, -0.75f}, levels = {0.3f, 1.7f};
+    std::vector<float> out(x.size(), NAN);
+    ex.run_raw_levels(x.data(), out.data(), 2, levels.data());
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(out[i], x[i] * levels[i / 3]) << i;
+  }
 }
 
 // A model exported with a dynamic height and width (make_zoo.py's ddpm_unet, exported at 8x8, its

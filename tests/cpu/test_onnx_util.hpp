@@ -75,7 +75,7 @@ inline const char* const kFixtures[] = {"mlp_embed", "unet", "resmlp", "misc_ops
 // make_dynamo_models.py): inputs "x" and "t", expected outputs
 // from torch (zoo_ops: onnxruntime).
 inline const char* const kZoo[] = {"zoo_einsum_attn_o17", "zoo_fourier_mlp_o14", "zoo_reduce_o13",
-                                   "zoo_shuffle_o13_nofold", "zoo_conv1d_o13", "zoo_misc_o13", "zoo_sweep_o17", "zoo_ops",
+                                   "zoo_shuffle_o13_nofold", "zoo_conv1d_o13", "zoo_misc_o13", "zoo_sweep_o17", "zoo_interp_o11", "zoo_interp_o17", "zoo_ops",
                                    "zoo_opset18", "zoo_opset23", "zoo_attention23", "zoo_sequences18", "zoo_functions18", "zoo_cubic19", "zoo_scatter18", "zoo_math18",
                                    // torch 2.x's exporter (dynamo): tests/data/make_dynamo_models.py
                                    "zoo_dyn_token_attn_o18", "zoo_dyn_token_attn_o23", "zoo_dyn_attn_unet_o23",

@@ -6,8 +6,8 @@ architectures its own fixtures do not cover (run with Debian's /usr/bin/python3:
         every architecture at every opset and export variant -> DIR/<arch>_o<opset>[_<variant>].onnx,
         with DIR/<model>.json (the level input's shape kind) and torch outputs at batch 1 and 7
         (DIR/<model>_x<B>.npy, DIR/<model>_out<B>.npy, level value in the JSON)
-    /usr/bin/python3 tests/data/make_zoo.py --fixtures
-        the zoo's test fixtures into tests/data/onnx/ (zoo_<arch>.onnx with _x/_level/_out .npy,
+    /usr/bin/python3 tests/data/make_zoo.py --fixtures [NAME ...]
+        the zoo's test fixtures (or the named ones) into tests/data/onnx/ (zoo_<arch>.onnx with _x/_level/_out .npy,
         per-sample levels, the format of make_models.py), expected outputs from torch
 
 tests/data/compare_zoo.py (onnxruntime, numpy) then compares almc, onnxruntime and torch on DIR.
@@ -460,6 +460,26 @@ class SweepNet(nn.Module):
         return out[:, :4]
 
 
+class InterpNet(nn.Module):
+    """Resize at scales no power of two divides (0.4, 0.6, 0.8, 1.2, 1.6, 2.2): nearest takes the
+    floor of a source coordinate o / scale that is often an integer in exact arithmetic (3 / 0.6 =
+    5), so one computed otherwise than torch and onnxruntime do (float32) picks the neighbouring
+    pixel; bilinear and bicubic at such scales too. Each result is brought back to x's size by
+    bilinear interpolation to a size."""
+    x_shape = (2, 10, 10)
+    level = "B"
+
+    def forward(self, x, t):
+        back = lambda y: F.interpolate(y, size=(10, 10), mode="bilinear", align_corners=False)  # noqa: E731
+        out = x
+        for s in (0.4, 0.6, 0.8, 1.2, 1.6, 2.2):
+            out = out + back(F.interpolate(x, scale_factor=s, mode="nearest"))
+        for s in (0.6, 1.6):
+            out = out + back(F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False))
+        out = out + back(F.interpolate(x, scale_factor=0.6, mode="bicubic", align_corners=False))
+        return out * t[:, None, None, None]
+
+
 ARCHS = {
     "song": SongScoreNet,
     "misc": MiscNet,
@@ -472,6 +492,7 @@ ARCHS = {
     "shuffle": ShuffleNet,
     "reduce": ReduceNet,
     "sweep": SweepNet,
+    "interp": InterpNet,
 }
 
 # torch 1.13 exports at opsets 9 to 17; the ones the executor is asked to run.
@@ -561,15 +582,19 @@ FIXTURES = [
     ("misc", 13, ""),            # a runtime Cast to int64 feeding a Gather (nn.Embedding of timesteps)
     ("sweep", 17, ""),           # ScatterND, CumSum, IsInf after a float64 Cast, IsNaN, Resize cubic, Atan, Mod
     ("ddpm_unet", 17, "dynhw"),  # dynamic height and width, run at 12x16 (exported at 8x8): x_shape
+    ("interp", 11, ""),          # Resize at non-dyadic scales (nearest floor: the float32 coordinate)
+    ("interp", 17, ""),
 ]
 
 
-def fixtures():
+def fixtures(names=None):
     out_dir = os.path.join(HERE, "onnx")
     for arch, opset, variant in FIXTURES:
+        name = f"zoo_{arch}_o{opset}" + (f"_{variant}" if variant else "")
+        if names and name not in names:
+            continue
         m = build(arch)
         kind = ARCHS[arch].level
-        name = f"zoo_{arch}_o{opset}" + (f"_{variant}" if variant else "")
         path = os.path.join(out_dir, name + ".onnx")
         export(m, path, opset, kind, variant)
         torch.manual_seed(99)
@@ -654,9 +679,10 @@ def main():
     ap.add_argument("--fixtures", action="store_true")
     ap.add_argument("names", nargs="*")
     a = ap.parse_args()
-    if a.fixtures:
-        fixtures()
-        ops_graph()
+    if a.fixtures:  # with names (zoo_<arch>_o<opset>[_<variant>]): those fixtures only
+        fixtures(a.names)
+        if not a.names:
+            ops_graph()
     else:
         zoo(a.out, a.names or list(ARCHS))
 
