@@ -432,8 +432,16 @@ void almc_sampler_s::run() {
   }
   if (sched.xgp && resume < 0) {
     // y_1 = y + sum_k sqrt(eta_k^2 - eta_{k+1}^2) xi_k; each later stage subtracts its xi_k again.
-    for (int64_t c = 0; c < n; ++c)
-      be->copy(ych.f() + c * m, y.f() + ((chain0 + c) / cpm) * m, 4 * static_cast<size_t>(m), CopyKind::BackendToBackend);
+    // Each measurement's y into its first chain's row, then doubled: log2(chains) copies per
+    // measurement, not one per chain (65536 device copies at 65536 chains).
+    for (int64_t c = 0; c < n;) {
+      const int64_t q = (chain0 + c) / cpm, rows = std::min(n, (q + 1) * cpm - chain0) - c;
+      float* base = ych.f() + c * m;
+      be->copy(base, y.f() + q * m, 4 * static_cast<size_t>(m), CopyKind::BackendToBackend);
+      for (int64_t have = 1; have < rows; have *= 2)
+        be->copy(base + have * m, base, 4 * static_cast<size_t>(m * std::min(have, rows - have)), CopyKind::BackendToBackend);
+      c += rows;
+    }
     for (size_t k = 0; k < sched.xgp_scales.size(); ++k) {
       StepScalars sc{};
       sc.aux = static_cast<int32_t>(k);
