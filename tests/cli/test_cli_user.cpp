@@ -103,6 +103,44 @@ TEST_F(CliUser, OutputsMustNotReplaceInputsOrEachOther) {
   EXPECT_EQ(run("merge " + path("p0.npy") + " " + path("p1.npy") + " -q --out " + path("all.npy")).code, 0);
 }
 
+// `--out sub/../y.npy` with sub/ missing was told apart from `--y y.npy` (the missing folder made
+// the path unresolvable, so it was compared by name, not by file): the folder was created and the
+// measurement replaced (exit 0). A path through missing folders now names the file it will write.
+TEST_F(CliUser, OutputsThroughMissingFoldersMustNotReplaceInputs) {
+  const std::string prior = gaussian_prior();
+  const std::string y = write_y(), y_bytes = slurp(y);
+  const std::string base = "sample --backend cpu -q --chains 2 --kappa 1 --prior " + prior + " --y " + y + " --noise-std 0.5 ";
+  for (const std::string out : {dir_ + "/sub/../y.npy", dir_ + "/a/b/../../y.npy", dir_ + "/sub/./../sub2/../y.npy"}) {
+    const Result r = run(base + "--out " + out);
+    expect_one_line_error(r, "--out " + out + " is the input --y " + y);
+    EXPECT_EQ(r.code, 2) << out;
+    EXPECT_EQ(slurp(y), y_bytes) << out;
+  }
+  // Through a link to the folder, and the relative spelling from inside it.
+  ASSERT_EQ(::symlink(dir_.c_str(), path("here").c_str()), 0);
+  expect_one_line_error(run(base + "--std " + path("here/new/../y.npy")), "is the input --y");
+  const Result rel = run(base + "--mean missing/../y.npy", "cd '" + dir_ + "' &&");
+  expect_one_line_error(rel, "--mean missing/../y.npy is the input --y");
+  EXPECT_EQ(slurp(y), y_bytes);
+  EXPECT_FALSE(exists("sub"));
+  EXPECT_FALSE(exists("missing"));
+  // Two outputs on one existing file, one spelt through a missing folder.
+  std::ofstream(path("old.npy")) << "previous results";
+  expect_one_line_error(run(base + "--out " + path("old.npy") + " --mean " + path("gone/../old.npy")),
+                        "--mean " + path("gone/../old.npy") + " is the same file as --out " + path("old.npy"));
+  expect_one_line_error(run(base + "--out " + path("x/../here/old.npy") + " --std " + path("old.npy")),
+                        "is the same file as --out");
+  EXPECT_EQ(slurp(path("old.npy")), "previous results");
+  // A new file spelt two ways through missing folders, and through the link.
+  expect_one_line_error(run(base + "--out " + path("d/e/../n.npy") + " --std " + path("here/d/f/../n.npy")),
+                        "is the same file as --out");
+  EXPECT_FALSE(exists("d"));
+  // Distinct files in a new folder are fine.
+  ASSERT_EQ(run(base + "--out " + path("new/s.npy") + " --mean " + path("new/../new/m.npy")).code, 0);
+  EXPECT_TRUE(exists("new/s.npy"));
+  EXPECT_TRUE(exists("new/m.npy"));
+}
+
 // A write-protected output was silently replaced (the atomic rename needs only the folder's
 // permission, and root ignores modes anyway). Now it is refused before the run and kept.
 TEST_F(CliUser, WriteProtectedOutputsAreKept) {
