@@ -527,6 +527,14 @@ void run_sample(const SampleOptions& options, Team& team) {
       y = gray_from_rgb(std::move(y), o.y_path, o.quiet);
     if (y.size() == m) {
       n_meas = 1;
+    } else if (y.shape.size() == 1) {
+      // A flat y is one measurement: with m = 1 every flat array's length was a multiple of m, so
+      // [4] ran as 4 measurements.
+      throw CliError("--y " + o.y_path + " is flat with " + std::to_string(y.size()) + " values; the operator " +
+                         (o.op_spec.empty() ? std::string("identity") : o.op_spec) + " expects " + std::to_string(m) +
+                         " values per measurement, and a flat --y is one measurement (give several as [n_meas, " +
+                         std::to_string(m) + "])",
+                     1);
     } else if (!y.shape.empty() && y.shape[0] > 0 && y.size() % m == 0 && y.size() / m == y.shape[0]) {
       n_meas = y.shape[0];
     } else {

@@ -879,4 +879,25 @@ TEST_F(CliUser, ImageInputsMustHaveTheImagesLayout) {
   }
 }
 
+// A flat --y is one measurement of m values. With m = 1 (a 1 x 2 x 2 image pooled by 2) a flat
+// [4] satisfied "shape[0] x m values" and ran as 4 measurements; it is now refused, naming m and
+// the shape several measurements take.
+TEST_F(CliUser, AFlatYIsOneMeasurement) {
+  const float v[4] = {0.5f, -0.25f, 1.f, 0.f};
+  write_npy(path("y4.npy"), v, {4});
+  write_npy(path("y4x1.npy"), v, {4, 1});
+  write_npy(path("y1.npy"), v, {1});
+  const std::string base = "sample --backend cpu -q --chains 2 --kappa 1 --prior " + gaussian_prior() +
+                           " --operator downsample:2 --shape 1,2,2 --noise-std 0.5 --out " + path("s.npy") + " --y ";
+  const Result r = run(base + path("y4.npy"));
+  expect_one_line_error(r, "--y " + path("y4.npy") + " is flat with 4 values; the operator downsample:2 expects 1 values "
+                           "per measurement, and a flat --y is one measurement (give several as [n_meas, 1])");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(exists("s.npy"));
+  ASSERT_EQ(run(base + path("y4x1.npy")).code, 0);
+  EXPECT_EQ(almc::io::read_npy_f32(path("s.npy")).shape, (std::vector<int64_t>{4 * 2, 1, 2, 2}));
+  ASSERT_EQ(run(base + path("y1.npy")).code, 0);
+  EXPECT_EQ(almc::io::read_npy_f32(path("s.npy")).shape, (std::vector<int64_t>{2, 1, 2, 2}));
+}
+
 }  // namespace
