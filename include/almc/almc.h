@@ -502,15 +502,18 @@ almc_status almc_snapshot_create(almc_snapshot_t* out);
 void almc_snapshot_destroy(almc_snapshot_t snap);
 const char* almc_snapshot_last_error(almc_snapshot_t snap);
 /* Holds `state` (from almc_sampler_save_state or the checkpoint callback; copied) with `run` (JSON
- * text, e.g. an object naming the options and inputs of the run; NULL: null). */
+ * text, e.g. an object naming the options and inputs of the run; NULL: null). A state whose size is
+ * not the one its header gives is ALMC_ERR_PARSE. */
 almc_status almc_snapshot_set(almc_snapshot_t snap, const void* state, size_t bytes, const char* run);
 /* Writes the snapshot held to the file `path` (atomically). ALMC_ERR_IO with the system's reason. */
 almc_status almc_snapshot_write(almc_snapshot_t snap, const char* path);
 /* Holds the snapshot in the file `path` (a regular file of at most 96 GiB): a snapshot container,
- * or the bare bytes of a state (run null). Missing or unreadable: ALMC_ERR_IO; neither: ALMC_ERR_PARSE.
+ * or the bare bytes of a state (run null). Missing or unreadable: ALMC_ERR_IO; neither, or a bare
+ * state cut short or padded (its size is not the one its header gives): ALMC_ERR_PARSE.
  * On failure the snapshot held before is kept. */
 almc_status almc_snapshot_read(almc_snapshot_t snap, const char* path);
-/* The same from memory (copied): a snapshot container, or else the bytes of a state. */
+/* The same from memory (copied): a snapshot container, or else the bytes of a state, refused with
+ * the same statuses and messages (those of a file name it first). */
 almc_status almc_snapshot_parse(almc_snapshot_t snap, const void* data, size_t bytes);
 /* The state held (valid until the snapshot changes or is destroyed), its step and its run's total
  * number of steps; any output may be NULL. ALMC_ERR_WRONG_STATE when the snapshot is empty. */
