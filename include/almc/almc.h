@@ -475,7 +475,9 @@ almc_status almc_sampler_get_snapshots(almc_sampler_t s, float* out, int64_t* st
  * on the same backend, since every step's noise is keyed by (seed, measurement, chain, step,
  * coordinate). A state from another run is refused (ALMC_ERR_INVALID_ARGUMENT, naming what
  * differs), and so is one whose chains hold NaN or inf (a checkpoint taken after a chain had
- * diverged, between two of the run's checks). The layout is this library's, native-endian: keep states with the build that made them. */
+ * diverged, between two of the run's checks). The measurement is checked when the run starts: a
+ * state loaded for another measurement fails that run (ALMC_ERR_INVALID_ARGUMENT) and is dropped,
+ * so the sampler's next run starts over unless the state is loaded again. The layout is this library's, native-endian: keep states with the build that made them. */
 almc_status almc_sampler_state_size(almc_sampler_t s, size_t* bytes);
 /* The state where the last run stopped (after ALMC_ERR_CANCELLED only: a finished run's state is
  * its output, a failed run's is not resumable): ALMC_ERR_WRONG_STATE otherwise. step (may be NULL)
