@@ -163,7 +163,7 @@ almc_status snapshot_guarded(almc_snapshot_t snap, F&& body) {
 extern "C" {
 
 almc_status almc_snapshot_create(almc_snapshot_t* out) {
-  return guarded(nullptr, [&] {
+  return guarded(unbound_last_error(), [&] {
     require(out, "out");
     *out = new almc_snapshot_s();
   });

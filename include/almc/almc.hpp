@@ -89,11 +89,8 @@ class Context : public Handle<almc_context_t, almc_context_destroy> {
   void init(const almc_context_config& c) {
     almc_context_t h = nullptr;
     const almc_status st = almc_context_create(&c, &h);
-    if (st != ALMC_OK) {
-      const std::string msg = h ? almc_context_last_error(h) : "almc_context_create failed";
-      if (h) almc_context_destroy(h);
-      throw Exception(st, msg);
-    }
+    // No context was made: the failure's message is the thread's (almc_context_last_error(NULL)).
+    if (st != ALMC_OK) throw Exception(st, almc_context_last_error(nullptr));
     reset(h);
   }
 };

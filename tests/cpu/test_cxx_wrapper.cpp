@@ -186,4 +186,27 @@ TEST(CxxWrapper, MeanStdOfASplitMeasurementIsTheLibrarysRefusal) {
   EXPECT_EQ(s.mean_std().first.size(), 2u * 2u);
 }
 
+// A context that could not be made threw "almc_context_create failed": the library's reason (here
+// the struct sizes it accepts) had no handle to be read from. It is the thread's now.
+TEST(CxxWrapper, AContextThatCannotBeMadeSaysWhy) {
+  almc_context_config c = almc_context_config_default();
+  c.backend = ALMC_BACKEND_CPU;
+  c.struct_size = 8;
+  try {
+    almc::Context ctx(c);
+    ADD_FAILURE() << "no exception";
+  } catch (const almc::Exception& e) {
+    EXPECT_EQ(e.status(), ALMC_ERR_STRUCT_SIZE);
+    EXPECT_NE(std::string(e.what()).find("config->struct_size is 8: this library accepts"), std::string::npos) << e.what();
+  }
+  c.struct_size = sizeof c;
+  c.n_threads = -3;
+  try {
+    almc::Context ctx(c);
+    ADD_FAILURE() << "no exception";
+  } catch (const almc::Exception& e) {
+    EXPECT_EQ(std::string(e.what()), "invalid argument: n_threads = -3 must be >= 0");
+  }
+}
+
 }  // namespace
