@@ -62,6 +62,12 @@ const std::vector<std::pair<std::string, std::string>> kTerms = {
 
 const std::vector<std::pair<std::string, std::string>>& cli_term_table() { return kTerms; }
 
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 std::string cli_terms(const char* engine_message) {
   std::string msg = engine_message ? engine_message : "";
   for (const auto& [api, cli] : kTerms)

@@ -168,11 +168,25 @@ TEST_F(CliUser, SmcThresholdAndTimeOrderAreChecked) {
     expect_one_line_error(r, v == std::string("nan") ? "--smc-ess: 'nan' is not a finite number" : "--smc-ess must be in (0, 1]");
     EXPECT_EQ(r.code, 2);
   }
-  expect_one_line_error(run(base + "--smc-ess 0.3"), "--smc-ess applies to --variant smc or geo-smc only");
+  // The library's rule (the same for the C API and Python), a usage error here.
+  for (const std::string variant : {"", "--variant noised-lik ", "--variant best "}) {
+    const Result r = run(base + variant + "--smc-ess 0.3");
+    expect_one_line_error(r, "--smc-ess 0.3 is read by variant smc or geo-smc only: the run would be the same without it");
+    EXPECT_EQ(r.code, 2) << variant;
+  }
   EXPECT_EQ(run(base + "--variant smc --smc-ess 1").code, 0);
+  EXPECT_EQ(run(base + "--variant geo-smc --smc-ess 0.7").code, 0);
   const Result t = run(base + "--t-start 0.005");
-  expect_one_line_error(t, "--t-stop 0.010000 must be below --t-start 0.005000");
+  expect_one_line_error(t, "--t-stop 0.01 must be below --t-start 0.005");  // %g, not "0.010000"
   EXPECT_EQ(t.code, 2);
+  // Ranges only the library checks are usage errors too (exit 2, as the command's own checks);
+  // they exited 1 as if an input had failed.
+  const Result big = run(base + "--t-start 50");
+  expect_one_line_error(big, "cannot create the sampler: --t-start 50 is too large (at most 40)");
+  EXPECT_EQ(big.code, 2);
+  const Result neg = run(base + "--kappa -1");
+  expect_one_line_error(neg, "--kappa must be positive, got -1 (omit it for the default)");
+  EXPECT_EQ(neg.code, 2);
 }
 
 // A float64 value beyond float32's range was reported as "non-finite value (NaN or Inf)", which the
@@ -226,8 +240,8 @@ TEST_F(CliUser, DemoChecksItsOptionsAndWritesOnlyWhenBothTasksRan) {
            {"--chains -2", "--chains must be at least 1, got -2"},
            {"--kappa 0", "--kappa must be a positive finite number"},
            {"--show -1", "--show must be at least 0, got -1"},
-           {"--t-stop 6", "--t-stop 6.000000 must be below --t-start 5.000000"},
-           {"--noise-std -1", "--noise-std must be a positive finite number"},
+           {"--t-stop 6", "--t-stop 6 must be below --t-start 5"},
+           {"--noise-std -1", "--noise-std must be a positive finite number, got -1"},
            {"--noise-std inf", "--noise-std: 'inf' is not a finite number"}}) {
     SCOPED_TRACE(opt);
     const Result r = run(base + opt, "timeout 60");
