@@ -22,7 +22,11 @@ namespace {
 
 constexpr int kMaxThreads = 1024;
 
-const char* ctx_err(almc_context_t ctx) { return ctx ? ctx->last_error.c_str() : "context is NULL"; }
+const char* ctx_err(almc_context_t ctx) {
+  if (ctx) return ctx->last_error.c_str();
+  const std::string* unbound = unbound_last_error();
+  return unbound->empty() ? "context is NULL" : unbound->c_str();
+}
 
 template <class F>
 almc_status ctx_guarded(almc_context_t ctx, F&& body) {
@@ -43,6 +47,11 @@ void run_on_backend(Backend* be, const float* in, int64_t in_count, float* out, 
 }
 
 }  // namespace
+
+std::string* almc::unbound_last_error() {
+  thread_local std::string message;
+  return &message;
+}
 
 extern "C" {
 
@@ -95,7 +104,7 @@ almc_context_config almc_context_config_default(void) {
 }
 
 almc_status almc_cuda_device_count(int* out) {
-  return guarded(nullptr, [&] {
+  return guarded(unbound_last_error(), [&] {
     require(out, "out");
     *out = cuda_device_count();
   });
@@ -103,7 +112,7 @@ almc_status almc_cuda_device_count(int* out) {
 
 almc_status almc_context_create(const almc_context_config* config, almc_context_t* out) {
   if (out) *out = nullptr;
-  return guarded(nullptr, [&] {
+  return guarded(unbound_last_error(), [&] {
     require(out, "out");
     almc_context_config cfg = almc_context_config_default();
     if (config) cfg = read_struct(config, cfg, "config");
@@ -524,14 +533,15 @@ almc_status almc_operator_create_linear_callback(almc_context_t ctx, int64_t m, 
     require(reinterpret_cast<const void*>(adjoint), "adjoint");
     require_positive(m, "m");
     require_positive(d, "d");
-    if (std::isnan(norm_estimate)) fail(ALMC_ERR_INVALID_ARGUMENT, "norm_estimate is NaN");
+    if (!std::isfinite(norm_estimate))
+      fail(ALMC_ERR_INVALID_ARGUMENT, "norm_estimate = ", norm_estimate, " is not finite: give ||A||, or 0 when it is unknown");
     op.kind = kOpLinearCallback;
     op.m = m;
     op.d = d;
     op.forward = forward;
     op.adjoint = adjoint;
     op.user_data = user_data;
-    op.norm = norm_estimate > 0 && std::isfinite(norm_estimate) ? norm_estimate : -1.0;
+    op.norm = norm_estimate > 0 ? norm_estimate : -1.0;
     op.description = "linear callback";
   });
 }

@@ -7,6 +7,7 @@
 #include "host/samplers/schedule.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -197,8 +198,7 @@ almc_status almc_sampler_get_mean_std(almc_sampler_t s, float* mean, float* std)
 
 almc_status almc_chain_mean_std(const float* x, int64_t n_meas, int64_t chains_per_meas, int64_t d, float* mean,
                                 float* std) {
-  std::string err;
-  return guarded(&err, [&] {
+  return guarded(unbound_last_error(), [&] {
     require(x, "x");
     if (!mean && !std) fail(ALMC_ERR_NULL_POINTER, "mean and std are both NULL");
     if (n_meas <= 0 || chains_per_meas <= 0 || d <= 0)
@@ -211,12 +211,14 @@ almc_status almc_chain_mean_std(const float* x, int64_t n_meas, int64_t chains_p
 
 almc_status almc_chain_block(int64_t start, int64_t count, int64_t parts, int64_t part, int64_t* block_start,
                              int64_t* block_count) {
-  std::string err;
-  return guarded(&err, [&] {
+  return guarded(unbound_last_error(), [&] {
     require(block_start, "block_start");
     require(block_count, "block_count");
     if (start < 0 || count < 0 || parts < 1 || part < 0 || part >= parts)
       fail(ALMC_ERR_INVALID_ARGUMENT, "need start >= 0, count >= 0 and 0 <= part < parts");
+    // Every block then starts and ends within start .. start + count: no sum below can overflow.
+    if (start > INT64_MAX - count)
+      fail(ALMC_ERR_INVALID_ARGUMENT, "the range start ", start, " + count ", count, " is beyond int64");
     const int64_t base = count / parts, extra = count % parts;
     *block_count = base + (part < extra ? 1 : 0);
     *block_start = start + part * base + std::min(part, extra);

@@ -91,14 +91,15 @@ Parsed build(const unsigned char* state, size_t bytes, json run) {
   return p;
 }
 
-// A container, or else the bytes of a state (for a file: only when they begin like one, so that
-// any other file is "not an almc snapshot"). `where` prefixes every message.
-Parsed parse(std::vector<unsigned char> data, const std::string& where, bool bare_must_look_like_state) {
+// A container, or else the bytes of a state (only when they begin like one: any other bytes are
+// "not an almc snapshot", from a file or from memory alike). `where` prefixes every message.
+Parsed parse(std::vector<unsigned char> data, const std::string& where) {
   const auto bad = [&](almc_status st, const std::string& why) { fail(st, where, why); };
   const std::string first = kFormat + "\n";
   if (!starts_with(data.data(), data.size(), first)) {
-    if (bare_must_look_like_state && !has_state_magic(data.data(), data.size()))
-      bad(ALMC_ERR_PARSE, "not an almc snapshot (written by almc sample --snapshot or the Python package)");
+    if (!has_state_magic(data.data(), data.size()))
+      bad(ALMC_ERR_PARSE, "not an almc snapshot (written by almc sample --snapshot or the Python package) nor a "
+                          "sampler state");
     try {
       return build(data.data(), data.size(), nullptr);
     } catch (const Error& e) {
@@ -162,7 +163,7 @@ almc_status snapshot_guarded(almc_snapshot_t snap, F&& body) {
 extern "C" {
 
 almc_status almc_snapshot_create(almc_snapshot_t* out) {
-  return guarded(nullptr, [&] {
+  return guarded(unbound_last_error(), [&] {
     require(out, "out");
     *out = new almc_snapshot_s();
   });
@@ -200,7 +201,7 @@ almc_status almc_snapshot_read(almc_snapshot_t snap, const char* path) {
     } catch (const io::IoError& e) {
       fail(ALMC_ERR_IO, e.what());
     }
-    hold(snap, parse(std::move(data), std::string(path) + ": ", true));
+    hold(snap, parse(std::move(data), std::string(path) + ": "));
   });
 }
 
@@ -208,7 +209,7 @@ almc_status almc_snapshot_parse(almc_snapshot_t snap, const void* data, size_t b
   return snapshot_guarded(snap, [&] {
     if (bytes) require(data, "data");
     const unsigned char* p = static_cast<const unsigned char*>(data);
-    hold(snap, parse(std::vector<unsigned char>(p, p + bytes), "", false));
+    hold(snap, parse(std::vector<unsigned char>(p, p + bytes), ""));
   });
 }
 

@@ -32,6 +32,11 @@ almc_status guarded(std::string* last_error, F&& body) noexcept {
   }
 }
 
+// The message of the last failure, on the calling thread, of a call that has no handle to keep it
+// (almc_context_create, almc_chain_mean_std, almc_chain_block, almc_cuda_device_count,
+// almc_snapshot_create): almc_context_last_error(NULL) returns it.
+std::string* unbound_last_error();
+
 inline void require(const void* p, const char* name) {
   if (!p) fail(ALMC_ERR_NULL_POINTER, name, " is NULL");
 }

@@ -666,7 +666,7 @@ void run_bench(const BenchOptions& o) {
   if (!(o.target > 0) || !std::isfinite(o.target)) throw CliError("--target must be a positive finite number of seconds", 2);
   for (auto [v, name] : {std::pair{o.noise_std, "--noise-std"}, {o.delta, "--delta"}})
     if (!(v > 0) || !std::isfinite(v))
-      throw CliError(std::string(name) + " must be a positive finite number, got " + std::to_string(v), 2);
+      throw CliError(std::string(name) + " must be a positive finite number, got " + num(v), 2);
   if (o.max_elements < 0) throw CliError("--max-elements must be >= 0 (0: the default cap)", 2);
   o.json.prepare();
   g_text = o.json.on_stdout() ? stderr : stdout;

@@ -49,6 +49,10 @@ class CliError : public std::runtime_error {
   int code_;
 };
 
+// A number as a message shows it: the shortest of %g's forms ("0.01", "-1", "1e-300"), not
+// std::to_string's fixed six decimals ("0.010000", "0.000000" for 1e-300).
+std::string num(double v);
+
 // Throw CliError("<what>: <engine message or status string>") when status != ALMC_OK. The handle
 // (not its last_error text) is passed so the message is read after the call has failed: an
 // argument like almc_context_last_error(ctx) may be evaluated before the call and then point to

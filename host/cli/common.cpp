@@ -62,6 +62,12 @@ const std::vector<std::pair<std::string, std::string>> kTerms = {
 
 const std::vector<std::pair<std::string, std::string>>& cli_term_table() { return kTerms; }
 
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 std::string cli_terms(const char* engine_message) {
   std::string msg = engine_message ? engine_message : "";
   for (const auto& [api, cli] : kTerms)
@@ -463,12 +469,16 @@ int64_t operator_rows(const OperatorSpec& spec, int64_t d, const ImageShape& sha
                          " is not divisible by the factor", 2);
     return shape.C * (shape.H / spec.factor) * (shape.W / spec.factor);
   }
-  // matrix: [m, d] or [n_mats, m, d]
+  // matrix: [m, d] or [n_mats, m, d]; its columns checked here too, so that a matrix of the wrong
+  // width is named as such rather than through the measurement its rows would need.
   const FloatArray a = load_numbers(spec.file, "--operator matrix", false);
-  if (a.shape.size() == 2) return a.shape[0];
-  if (a.shape.size() == 3) return a.shape[1];
-  throw CliError("--operator matrix:" + spec.file + " must have shape [m, d] or [n_meas, m, d], got " +
-                 almc::io::shape_string(a.shape));
+  if (a.shape.size() != 2 && a.shape.size() != 3)
+    throw CliError("--operator matrix:" + spec.file + " must have shape [m, d] or [n_meas, m, d], got " +
+                   almc::io::shape_string(a.shape));
+  if (a.shape.back() != d)
+    throw CliError("--operator matrix:" + spec.file + " has " + std::to_string(a.shape.back()) + " columns " +
+                   almc::io::shape_string(a.shape) + ", the score's dimension is " + std::to_string(d));
+  return a.shape[a.shape.size() - 2];
 }
 
 Operator make_operator(almc_context_t ctx, const OperatorSpec& spec, int64_t d, const ImageShape& shape, int64_t n_meas,

@@ -149,13 +149,13 @@ void run_demo(const DemoOptions& o) {
   // As in `almc sample`: a value given must be valid; zero or a negative value never means "the
   // default" (an omitted option gets that).
   if (o.given("--kappa") && !(o.kappa > 0 && std::isfinite(o.kappa)))
-    throw CliError("--kappa must be a positive finite number, got " + std::to_string(o.kappa) + " (omit it for the default)", 2);
+    throw CliError("--kappa must be a positive finite number, got " + num(o.kappa) + " (omit it for the default)", 2);
   for (auto [v, name] : {std::pair{o.delta, "--delta"}, {o.t_start, "--t-start"}, {o.t_stop, "--t-stop"},
                          {o.noise_std, "--noise-std"}})
     if (!(v > 0 && std::isfinite(v)))
-      throw CliError(std::string(name) + " must be a positive finite number, got " + std::to_string(v), 2);
+      throw CliError(std::string(name) + " must be a positive finite number, got " + num(v), 2);
   if (!(o.t_stop < o.t_start))
-    throw CliError("--t-stop " + std::to_string(o.t_stop) + " must be below --t-start " + std::to_string(o.t_start), 2);
+    throw CliError("--t-stop " + num(o.t_stop) + " must be below --t-start " + num(o.t_start), 2);
   for (auto [v, name, lo] : {std::tuple{o.images, "--images", 1}, {o.chains, "--chains", 1}, {o.show, "--show", 0}})
     if (o.given(name) && v < lo)
       throw CliError(std::string(name) + " must be at least " + std::to_string(lo) + ", got " + std::to_string(v) +

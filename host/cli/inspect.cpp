@@ -4,6 +4,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -44,6 +45,17 @@ std::string dtype_text(int t) {
   return n == "float" ? "float32" : n == "double" ? "float64" : n;
 }
 
+// A free dimension's name that says nothing: torch's TorchScript exporter names the free
+// dimensions of a node's output "<op type><output name>_dim_<k>" ("Reshapeeps_dim_1" for the
+// Reshape that makes `eps`), which read as garbage beside the names a user gave ("batch").
+bool generated_dim_name(const std::string& name) {
+  const size_t at = name.rfind("_dim_");
+  if (at == std::string::npos || at == 0 || at + 5 == name.size()) return false;
+  for (size_t i = at + 5; i < name.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return false;
+  return std::isupper(static_cast<unsigned char>(name[0]));  // op types are CamelCase
+}
+
 Tensor tensor_of(const ::onnx::ValueInfoProto& v) {
   Tensor t;
   t.name = v.name();
@@ -56,7 +68,7 @@ Tensor tensor_of(const ::onnx::ValueInfoProto& v) {
       t.dims.push_back(std::to_string(d.dim_value()));
       if (i > 0) t.per_sample *= d.dim_value();
     } else {
-      t.dims.push_back(d.dim_param().empty() ? "?" : d.dim_param());
+      t.dims.push_back(d.dim_param().empty() || generated_dim_name(d.dim_param()) ? "?" : d.dim_param());
       if (i > 0) t.per_sample = -1;
     }
     if (t.per_sample < 0 && i > 0) t.per_sample = -1;

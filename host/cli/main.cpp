@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   // word and with its temporary file left behind: ignored, the write fails with EFBIG and the
   // command reports it as it reports a full disk, keeping the previous file.
   std::signal(SIGXFSZ, SIG_IGN);
+  // The same for a closed pipe on stdout (`almc sample --json | head -c0`): SIGPIPE killed the
+  // command without a word (status 141); ignored, the write fails with EPIPE and the command says
+  // it could not write its output (exit 1).
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"almc: posterior sampling with score-based priors (annealed Langevin Monte Carlo)", "almc"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(almc_version()));

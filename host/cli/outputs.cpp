@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cctype>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -25,16 +26,39 @@ void prepare_outputs(std::initializer_list<std::pair<const char*, const std::str
 
 namespace {
 
-// What identifies the file a path names: its device and inode when it exists, else its absolute
-// normalised path (the parents' links resolved as far as they exist).
+// The absolute path `path` names, with every link resolved: each component that exists is
+// resolved by the system (realpath), each missing one (a folder an output will create, the file
+// itself) is kept as spelt, and ".." after a missing folder returns to the folder before it, as it
+// will once that folder is made. So every spelling of one file gives the same string.
+std::string resolved_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path abs = fs::absolute(path, ec);
+  if (ec) return path;
+  fs::path cur = "/";
+  for (const fs::path& part : abs.relative_path()) {
+    const std::string name = part.string();
+    if (name.empty() || name == ".") continue;
+    if (name == "..") {
+      cur = cur.parent_path();  // cur holds no link, so its parent is the real one
+      continue;
+    }
+    char buf[PATH_MAX];
+    const fs::path next = cur / part;
+    cur = ::realpath(next.c_str(), buf) ? fs::path(buf) : next;
+  }
+  return cur.string();
+}
+
+// What identifies the file a path names: its device and inode when it exists (however the path is
+// spelt, through missing folders too), else its resolved path.
 std::string file_identity(const std::string& path) {
+  const std::string resolved = resolved_path(path);
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0)
+  if (::stat(path.c_str(), &st) == 0 || ::stat(resolved.c_str(), &st) == 0)
     return "inode " + std::to_string(static_cast<unsigned long long>(st.st_dev)) + ":" +
            std::to_string(static_cast<unsigned long long>(st.st_ino));
-  std::error_code ec;
-  const std::filesystem::path p = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
-  return "path " + (ec ? path : p.lexically_normal().string());
+  return "path " + resolved;
 }
 
 }  // namespace

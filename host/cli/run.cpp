@@ -259,13 +259,16 @@ RunResult run_sampler(const RunRequest& rq) {
   if (st != ALMC_OK) {
     const char* why = almc_context_last_error(rq.ctx);
     std::string msg = why && *why ? sampler_terms(why) : almc_status_string(st);
+    // A value the library refuses that it names by an option's field ("t_start = 50 is too large",
+    // now "--t-start 50 ...") is a usage error, exit 2, as the command's own checks of its options.
+    const bool names_option = st == ALMC_ERR_INVALID_ARGUMENT && why && msg != why;
     std::replace(msg.begin(), msg.end(), '\n', ' ');
     if (st == ALMC_ERR_OUT_OF_MEMORY && msg.find("use fewer chains") == std::string::npos) {
       char mib[32];
       std::snprintf(mib, sizeof mib, "%.0f", result_bytes / 1048576.0);
       msg += std::string(" (beside the ") + mib + " MiB the command holds for the results): use fewer chains (or --chain-range slices)";
     }
-    throw CliError("cannot create the sampler: " + msg);
+    throw CliError("cannot create the sampler: " + msg, names_option ? 2 : 1);
   }
   if (rq.op && rq.y) check(almc_sampler_set_measurement(s.get(), rq.y), "measurement", s.get());
   if (rq.resume_state)

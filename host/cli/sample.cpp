@@ -298,7 +298,7 @@ void run_sample(const SampleOptions& options, Team& team) {
                          {cfg.t_stop, "--t-stop"}, {cfg.warm_step, "--warm-step"}, {cfg.sigma_max, "--sigma-max"},
                          {cfg.sigma_min, "--sigma-min"}, {cfg.eps, "--eps"}, {cfg.init_scale, "--init-scale"}})
     if (o.given(name) && !(v > 0))
-      throw CliError(std::string(name) + " must be positive, got " + std::to_string(v) + " (omit it for the default)", 2);
+      throw CliError(std::string(name) + " must be positive, got " + num(v) + " (omit it for the default)", 2);
   for (auto [v, name, lo] : {std::tuple{cfg.n_levels, "--levels", int64_t(1)},
                              {cfg.steps_per_level, "--steps-per-level", int64_t(1)},
                              {cfg.warm_steps, "--warm-steps", int64_t(0)},
@@ -320,14 +320,11 @@ void run_sample(const SampleOptions& options, Team& team) {
                          ": the run would be the same without it (see `almc sample --help` for the method's options)",
                      2);
   if (!(cfg.t_stop < cfg.t_start))
-    throw CliError("--t-stop " + std::to_string(cfg.t_stop) + " must be below --t-start " + std::to_string(cfg.t_start), 2);
-  if (o.given("--smc-ess")) {
-    // The engine reads 0 or a negative threshold as its default 0.5: refuse what the user cannot mean.
-    if (!(cfg.smc_ess_threshold > 0 && cfg.smc_ess_threshold <= 1))
-      throw CliError("--smc-ess must be in (0, 1] (a fraction of --chains), got " + std::to_string(cfg.smc_ess_threshold), 2);
-    if (cfg.variant != ALMC_VARIANT_SMC && cfg.variant != ALMC_VARIANT_GEO_SMC)
-      throw CliError("--smc-ess applies to --variant smc or geo-smc only", 2);
-  }
+    throw CliError("--t-stop " + num(cfg.t_stop) + " must be below --t-start " + num(cfg.t_start), 2);
+  // The engine reads 0 or a negative threshold as its default 0.5: refuse what the user cannot mean.
+  // (A threshold with another variant is refused by the library, for every front end.)
+  if (o.given("--smc-ess") && !(cfg.smc_ess_threshold > 0 && cfg.smc_ess_threshold <= 1))
+    throw CliError("--smc-ess must be in (0, 1] (a fraction of --chains), got " + num(cfg.smc_ess_threshold), 2);
   if (o.png_samples < 0) throw CliError("--png-samples must be >= 0", 2);
   if (o.given("--snapshot-every") && o.snapshot_every < 1)
     throw CliError("--snapshot-every must be at least 1, got " + std::to_string(o.snapshot_every), 2);
@@ -361,7 +358,7 @@ void run_sample(const SampleOptions& options, Team& team) {
   if (have_y) {
     if (std::isnan(o.noise_std)) throw CliError("--y needs --noise-std S (the measurement noise standard deviation)", 2);
     if (!std::isfinite(o.noise_std) || o.noise_std <= 0.0)
-      throw CliError("--noise-std must be a positive finite number, got " + std::to_string(o.noise_std), 2);
+      throw CliError("--noise-std must be a positive finite number, got " + num(o.noise_std), 2);
   } else if (!o.op_spec.empty()) {
     throw CliError("--operator needs a measurement: --y FILE.npy", 2);
   } else if (!std::isnan(o.noise_std)) {
@@ -527,6 +524,14 @@ void run_sample(const SampleOptions& options, Team& team) {
       y = gray_from_rgb(std::move(y), o.y_path, o.quiet);
     if (y.size() == m) {
       n_meas = 1;
+    } else if (y.shape.size() == 1) {
+      // A flat y is one measurement: with m = 1 every flat array's length was a multiple of m, so
+      // [4] ran as 4 measurements.
+      throw CliError("--y " + o.y_path + " is flat with " + std::to_string(y.size()) + " values; the operator " +
+                         (o.op_spec.empty() ? std::string("identity") : o.op_spec) + " expects " + std::to_string(m) +
+                         " values per measurement, and a flat --y is one measurement (give several as [n_meas, " +
+                         std::to_string(m) + "])",
+                     1);
     } else if (!y.shape.empty() && y.shape[0] > 0 && y.size() % m == 0 && y.size() / m == y.shape[0]) {
       n_meas = y.shape[0];
     } else {
@@ -598,9 +603,9 @@ void run_sample(const SampleOptions& options, Team& team) {
     else
       line += ", level <- input '" + bindings["level"].get<std::string>() + "'";
     if (bindings.contains("level_range"))
-      line += ", fed " + std::to_string(bindings["level_range"][0].get<double>()) + " .. " +
-              std::to_string(bindings["level_range"][1].get<double>()) + " (OU t " +
-              std::to_string(bindings["t_range"][0].get<double>()) + " .. " + std::to_string(bindings["t_range"][1].get<double>()) + ")";
+      line += ", fed " + num(bindings["level_range"][0].get<double>()) + " .. " +
+              num(bindings["level_range"][1].get<double>()) + " (OU t " +
+              num(bindings["t_range"][0].get<double>()) + " .. " + num(bindings["t_range"][1].get<double>()) + ")";
     std::fprintf(stderr, "%s\n", line.c_str());
   }
 
@@ -792,9 +797,13 @@ void run_sample(const SampleOptions& options, Team& team) {
   o.json.emit(summary);
   writing.finish();
   if (!o.quiet && !o.json.on_stdout()) {
-    std::printf("almc sample: %s, %lld measurement(s) x %lld chains, d = %lld, %lld steps in %.2f s on %s\n",
+    // A resumed run ran only the steps after its snapshot's: said, beside the run's total.
+    const std::string resumed =
+        o.resume.empty() ? "" : " (resumed after step " + std::to_string(res.info.start_step) + ")";
+    std::printf("almc sample: %s, %lld measurement(s) x %lld chains, d = %lld, %lld steps%s in %.2f s on %s\n",
                 lower(o.method).c_str(), static_cast<long long>(n_meas), static_cast<long long>(chains),
-                static_cast<long long>(d), static_cast<long long>(res.info.steps), res.info.seconds, res.device.c_str());
+                static_cast<long long>(d), static_cast<long long>(res.info.steps), resumed.c_str(), res.info.seconds,
+                res.device.c_str());
     if (have_y) std::printf("  mean residual ||y - A x|| = %.4g\n", res.info.mean_residual);
     if (summary.contains("psnr_mean"))
       for (int64_t i = 0; i < n_meas; ++i)

@@ -405,8 +405,13 @@ void almc_sampler_s::run() {
   const int64_t resume = resume_from;
   if (cfg.init == ALMC_INIT_USER && !state_set && resume < 0)
     fail(ALMC_ERR_WRONG_STATE, "init is ALMC_INIT_USER: set the state (almc_sampler_set_state) before running");
-  if (resume >= 0 && measurement_digest() != resume_y)
-    fail(ALMC_ERR_INVALID_ARGUMENT, "the measurement differs from the one of the run whose state was loaded");
+  if (resume >= 0 && measurement_digest() != resume_y) {
+    // The loaded state is refused as load_state refuses a state of another run: dropped, so the
+    // next run starts over (it kept failing until a state was loaded again).
+    resume_from = -1;
+    fail(ALMC_ERR_INVALID_ARGUMENT, "the measurement differs from the one of the run whose state was loaded (the "
+                                    "state is dropped: load it again after setting its measurement)");
+  }
   resume_from = -1;
   stopped_at = -1;
   info.start_step = std::max<int64_t>(resume, 0);

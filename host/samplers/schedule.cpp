@@ -7,6 +7,7 @@
 #include <cstring>
 #include <type_traits>
 #include <sstream>
+#include <utility>
 
 namespace almc {
 namespace {
@@ -122,7 +123,8 @@ almc_sampler_config resolve_defaults(const almc_sampler_config& in) {
     c.variant = ALMC_VARIANT_SMC;
     if (c.schedule == ALMC_SCHEDULE_DEFAULT) c.schedule = ALMC_SCHEDULE_GEOMETRIC_SIGMA;
   }
-  if (c.smc_ess_threshold <= 0) c.smc_ess_threshold = 0.5;
+  // Read by the SMC variants only; elsewhere a threshold set is refused (validate_config).
+  if (c.variant == ALMC_VARIANT_SMC && c.smc_ess_threshold <= 0) c.smc_ess_threshold = 0.5;
   return c;
 }
 
@@ -145,7 +147,15 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
     if (c.average_last > 1)
       fail(ALMC_ERR_INVALID_ARGUMENT, "variant smc outputs the last iterate (resampling reorders the chains): "
                                       "average_last must be 0 or 1");
+  } else if (c.smc_ess_threshold > 0 || std::isnan(c.smc_ess_threshold)) {
+    // A threshold the run never reads: refused rather than ignored, for every front end alike.
+    fail(ALMC_ERR_INVALID_ARGUMENT, "smc_ess_threshold = ", c.smc_ess_threshold,
+         " is read by variant smc or geo-smc only: the run would be the same without it");
   }
+  // Flags are 0 or 1: any other value is a field set by mistake (or garbage), not a choice.
+  for (const auto& [v, name] : {std::pair<int, const char*>{c.tweedie, "tweedie"}, {c.use_graphs, "use_graphs"},
+                                {c.force_unstable, "force_unstable"}})
+    if (v != 0 && v != 1) fail(ALMC_ERR_INVALID_ARGUMENT, name, " = ", v, " must be 0 or 1");
   if (raw_enum(c.init) < ALMC_INIT_GAUSSIAN || raw_enum(c.init) > ALMC_INIT_USER)
     fail(ALMC_ERR_INVALID_ARGUMENT, "unknown init ", raw_enum(c.init));
   if (c.n_meas <= 0) fail(ALMC_ERR_INVALID_ARGUMENT, "n_meas = ", c.n_meas, " must be positive");
@@ -173,6 +183,8 @@ void validate_config(const almc_sampler_config& c, bool has_operator) {
     fail(ALMC_ERR_INVALID_ARGUMENT, "sigma_min = ", c.sigma_min, " must not exceed sigma_max = ", c.sigma_max);
   if (!std::isfinite(c.likelihood_weight) || c.likelihood_weight < 0)
     fail(ALMC_ERR_INVALID_ARGUMENT, "likelihood_weight = ", c.likelihood_weight, " must be finite and >= 0");
+  if (c.warm_steps < -1)
+    fail(ALMC_ERR_INVALID_ARGUMENT, "warm_steps = ", c.warm_steps, " must be >= 0 (or -1: the default, ceil(10 (1 + L_R)))");
   if (c.warm_steps > kMaxRunSteps)
     fail(ALMC_ERR_INVALID_ARGUMENT, "warm_steps = ", c.warm_steps, " is above the limit of ", kMaxRunSteps, " steps per run");
   if (!std::isfinite(c.warm_step)) fail(ALMC_ERR_INVALID_ARGUMENT, "warm_step is not finite");

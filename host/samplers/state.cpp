@@ -107,7 +107,17 @@ bool almc::has_state_magic(const void* data, size_t bytes) {
 }
 
 almc::StateHead almc::read_state_head(const void* data, size_t bytes) {
+  if (has_state_magic(data, bytes) && bytes < sizeof(StateHeader))
+    fail(ALMC_ERR_PARSE, "the state is truncated (", bytes, " bytes, shorter than its header of ", sizeof(StateHeader), ")");
   const StateHeader hd = checked_header(data, bytes);
+  // The header's counts give the state's whole size: a state cut short (or with bytes after it)
+  // is damaged, not a shorter run's. Counts are input: bounded before they are added.
+  constexpr int64_t kMaxFloats = int64_t(1) << 50;
+  for (const int64_t c : {hd.x_floats, hd.aux_floats, hd.pick_floats})
+    if (c < 0 || c > kMaxFloats) fail(ALMC_ERR_PARSE, "the state's header is damaged (a buffer of ", c, " floats)");
+  const uint64_t said = sizeof hd + 4 * static_cast<uint64_t>(hd.x_floats + hd.aux_floats + hd.pick_floats);
+  if (said != bytes)
+    fail(ALMC_ERR_PARSE, "the state is truncated or padded (", bytes, " bytes, its header says ", said, ")");
   return {hd.step, hd.total};
 }
 

@@ -15,7 +15,10 @@
  * stays valid only until the next failing call on that handle (or on a handle created from the
  * same context, for the context's message) or the handle's destruction: read it after the call
  * that failed (never pass it as an argument of that same call's expression, whose evaluation order
- * is unspecified) and copy it to keep it.
+ * is unspecified) and copy it to keep it. Calls that have no handle to keep a message
+ * (almc_context_create, almc_chain_mean_std, almc_chain_block, almc_cuda_device_count,
+ * almc_snapshot_create) keep it per thread: almc_context_last_error(NULL) returns the message of
+ * the calling thread's last such failure, valid until that thread's next one.
  *
  * Versioned structs: almc_context_config, almc_onnx_config, almc_sampler_config (inputs) and
  * almc_run_info (an output) carry struct_size, which the caller sets to sizeof the struct in the
@@ -117,6 +120,8 @@ void almc_context_destroy(almc_context_t ctx);
 almc_status almc_context_backend(almc_context_t ctx, almc_backend* out);
 /* Human-readable device name ("CPU (2 threads)", "NVIDIA H100 80GB HBM3 (sm_90)"). */
 const char* almc_context_device_name(almc_context_t ctx);
+/* NULL: the calling thread's last failure of a call without a handle (almc_context_create's
+ * included; see the top of this file), or "context is NULL" when there was none. */
 const char* almc_context_last_error(almc_context_t ctx);
 /* Number of CUDA devices usable by this build (0 without CUDA support or without a device). */
 almc_status almc_cuda_device_count(int* out);
@@ -283,7 +288,8 @@ almc_status almc_operator_create_blur(almc_context_t ctx, int64_t C, int64_t H, 
 /* Dense A [n_mats, m, d] row-major; n_mats = 1 (shared) or n_mats = n_meas (one per measurement). */
 almc_status almc_operator_create_matrix(almc_context_t ctx, int64_t m, int64_t d, int64_t n_mats, const float* A,
                                         almc_operator_t* out);
-/* A linear operator from callbacks; norm_estimate <= 0 means unknown. */
+/* A linear operator from callbacks; norm_estimate is ||A||, <= 0 when unknown (NaN and infinities
+ * are refused). */
 almc_status almc_operator_create_linear_callback(almc_context_t ctx, int64_t m, int64_t d, almc_linear_fn forward,
                                                  almc_linear_fn adjoint, void* user_data, double norm_estimate,
                                                  almc_operator_t* out);
@@ -368,10 +374,10 @@ typedef struct almc_sampler_config {
   double delta;            /* 1e-3 */
   double t_start;          /* T_ws = 5 */
   double t_stop;           /* tau = 0.01 */
-  int64_t warm_steps;      /* -1: ceil(10 (1 + L_R)) */
+  int64_t warm_steps;      /* >= 0, or -1: ceil(10 (1 + L_R)) */
   double warm_step;        /* <= 0: 0.5 / (1 + L_R) */
   int64_t average_last;    /* W > 1: output a uniformly random iterate among the last W steps */
-  int tweedie;             /* final Tweedie denoise at the last level */
+  int tweedie;             /* 1: final Tweedie denoise at the last level (0 or 1) */
 
   /* Annealed family (Sec. 4) and schedules. */
   almc_schedule schedule;
@@ -386,9 +392,9 @@ typedef struct almc_sampler_config {
   double init_scale;       /* uniform init on [-s, s] / std of Gaussian init; default 1 */
 
   /* Execution. */
-  int use_graphs;          /* CUDA: capture chunks of steps into graphs (default on) */
+  int use_graphs;          /* CUDA: capture chunks of steps into graphs (0 or 1; default 1) */
   int64_t graph_chunk;     /* steps per captured chunk (default 50) */
-  int force_unstable;      /* run even when delta exceeds the stability bound */
+  int force_unstable;      /* 1: run even when delta exceeds the stability bound (0 or 1) */
   int64_t check_every;     /* NaN/Inf and residual check period in steps (default 100) */
   int64_t snapshot_every;  /* keep x every k steps (0: none) */
   almc_progress_fn progress;
@@ -407,7 +413,8 @@ typedef struct almc_sampler_config {
   /* ALMC only: the likelihood along the path (almc_variant; default ALMC_VARIANT_PAPER). */
   almc_variant variant;
   /* ALMC_VARIANT_SMC / GEO_SMC: resample a measurement's chains when their effective sample size
-   * falls below this fraction of chains_per_meas (in (0, 1]; <= 0: 0.5). */
+   * falls below this fraction of chains_per_meas (in (0, 1]; <= 0: 0.5). Read by those variants only:
+   * a value > 0 with any other variant or method is refused (the run would not read it). */
   double smc_ess_threshold;
 
   /* Resumable checkpoints: every checkpoint_every steps (0: never) the run hands its state to
@@ -448,9 +455,10 @@ almc_status almc_sampler_get_mean_std(almc_sampler_t s, float* mean, float* std)
  * does, so merged slices give the whole run's values bit for bit. */
 almc_status almc_chain_mean_std(const float* x, int64_t n_meas, int64_t chains_per_meas, int64_t d, float* mean,
                                 float* std);
-/* Part `part` (0 .. parts - 1) of the chains start .. start + count - 1 split into `parts`
- * contiguous blocks in order, as even as can be (the first count % parts blocks hold one chain
- * more): *block_start, *block_count (0 when parts > count). The split the MPI helper
+/* Part `part` (0 .. parts - 1) of the chains start .. start + count - 1 (start + count within
+ * int64) split into `parts` contiguous blocks in order, as even as can be (the first
+ * count % parts blocks hold one chain more): *block_start, *block_count (0 when parts > count).
+ * The split the MPI helper
  * (almc_mpi.h) and `mpirun almc sample` use; a Slurm array task can use it for its
  * chain_start / chain_count. */
 almc_status almc_chain_block(int64_t start, int64_t count, int64_t parts, int64_t part, int64_t* block_start,
@@ -475,7 +483,9 @@ almc_status almc_sampler_get_snapshots(almc_sampler_t s, float* out, int64_t* st
  * on the same backend, since every step's noise is keyed by (seed, measurement, chain, step,
  * coordinate). A state from another run is refused (ALMC_ERR_INVALID_ARGUMENT, naming what
  * differs), and so is one whose chains hold NaN or inf (a checkpoint taken after a chain had
- * diverged, between two of the run's checks). The layout is this library's, native-endian: keep states with the build that made them. */
+ * diverged, between two of the run's checks). The measurement is checked when the run starts: a
+ * state loaded for another measurement fails that run (ALMC_ERR_INVALID_ARGUMENT) and is dropped,
+ * so the sampler's next run starts over unless the state is loaded again. The layout is this library's, native-endian: keep states with the build that made them. */
 almc_status almc_sampler_state_size(almc_sampler_t s, size_t* bytes);
 /* The state where the last run stopped (after ALMC_ERR_CANCELLED only: a finished run's state is
  * its output, a failed run's is not resumable): ALMC_ERR_WRONG_STATE otherwise. step (may be NULL)
@@ -502,15 +512,18 @@ almc_status almc_snapshot_create(almc_snapshot_t* out);
 void almc_snapshot_destroy(almc_snapshot_t snap);
 const char* almc_snapshot_last_error(almc_snapshot_t snap);
 /* Holds `state` (from almc_sampler_save_state or the checkpoint callback; copied) with `run` (JSON
- * text, e.g. an object naming the options and inputs of the run; NULL: null). */
+ * text, e.g. an object naming the options and inputs of the run; NULL: null). A state whose size is
+ * not the one its header gives is ALMC_ERR_PARSE. */
 almc_status almc_snapshot_set(almc_snapshot_t snap, const void* state, size_t bytes, const char* run);
 /* Writes the snapshot held to the file `path` (atomically). ALMC_ERR_IO with the system's reason. */
 almc_status almc_snapshot_write(almc_snapshot_t snap, const char* path);
 /* Holds the snapshot in the file `path` (a regular file of at most 96 GiB): a snapshot container,
- * or the bare bytes of a state (run null). Missing or unreadable: ALMC_ERR_IO; neither: ALMC_ERR_PARSE.
+ * or the bare bytes of a state (run null). Missing or unreadable: ALMC_ERR_IO; neither, or a bare
+ * state cut short or padded (its size is not the one its header gives): ALMC_ERR_PARSE.
  * On failure the snapshot held before is kept. */
 almc_status almc_snapshot_read(almc_snapshot_t snap, const char* path);
-/* The same from memory (copied): a snapshot container, or else the bytes of a state. */
+/* The same from memory (copied): a snapshot container, or else the bytes of a state, refused with
+ * the same statuses and messages (those of a file name it first). */
 almc_status almc_snapshot_parse(almc_snapshot_t snap, const void* data, size_t bytes);
 /* The state held (valid until the snapshot changes or is destroyed), its step and its run's total
  * number of steps; any output may be NULL. ALMC_ERR_WRONG_STATE when the snapshot is empty. */

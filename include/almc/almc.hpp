@@ -15,6 +15,7 @@
 
 #include <almc/almc.h>
 
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -88,11 +89,8 @@ class Context : public Handle<almc_context_t, almc_context_destroy> {
   void init(const almc_context_config& c) {
     almc_context_t h = nullptr;
     const almc_status st = almc_context_create(&c, &h);
-    if (st != ALMC_OK) {
-      const std::string msg = h ? almc_context_last_error(h) : "almc_context_create failed";
-      if (h) almc_context_destroy(h);
-      throw Exception(st, msg);
-    }
+    // No context was made: the failure's message is the thread's (almc_context_last_error(NULL)).
+    if (st != ALMC_OK) throw Exception(st, almc_context_last_error(nullptr));
     reset(h);
   }
 };
@@ -251,8 +249,11 @@ class Sampler {
     check(almc_sampler_get_samples(get(), x.data()), get());
     return x;
   }
+  // [n_meas, d] each, for the measurements the run (or its slice) holds whole. A slice that splits
+  // a measurement's chains has none: the library refuses it (ALMC_ERR_UNSUPPORTED), and is given a
+  // row of room so that its own status and message are the ones thrown.
   std::pair<std::vector<float>, std::vector<float>> mean_std() const {
-    std::vector<float> m(static_cast<size_t>(n_meas_ * d_)), s(m.size());
+    std::vector<float> m(static_cast<size_t>((n_meas_ > 0 ? n_meas_ : 1) * d_)), s(m.size());
     check(almc_sampler_get_mean_std(get(), m.data(), s.data()), get());
     return {m, s};
   }
@@ -277,16 +278,23 @@ class Sampler {
   const char* err() const { return almc_sampler_last_error(get()); }
 
  private:
-  void create(const almc_sampler_config& cfg) {
+  void create(const almc_sampler_config& given) {
     almc_sampler_t h = nullptr;
-    check(almc_sampler_create(ctx_.get(), score_.get(), op_.get(), &cfg, &h), ctx_.get());
+    check(almc_sampler_create(ctx_.get(), score_.get(), op_.get(), &given, &h), ctx_.get());
     h_.reset(h, almc_sampler_destroy);
+    // The config as the library read it (struct_size accepted): a field beyond the caller's
+    // struct_size takes its default, whatever the bytes there hold.
+    almc_sampler_config cfg = almc_sampler_config_default();
+    std::memcpy(static_cast<void*>(&cfg), &given, given.struct_size);
     d_ = score_.dim();
-    n_ = cfg.chain_count > 0 ? cfg.chain_count : cfg.n_meas * cfg.chains_per_meas;
-    n_meas_ = cfg.chain_count > 0 ? cfg.chain_count / cfg.chains_per_meas : cfg.n_meas;
+    const int64_t cpm = cfg.chains_per_meas;
+    const bool slice = cfg.chain_count > 0;
+    n_ = slice ? cfg.chain_count : cfg.n_meas * cpm;
+    n_meas_ = !slice ? cfg.n_meas : cfg.chain_start % cpm == 0 && cfg.chain_count % cpm == 0 ? cfg.chain_count / cpm : 0;
     total_meas_ = cfg.n_meas;
   }
-  // Declared before h_: destroyed after the sampler, as the C API requires.
+  // Copies of the handles the sampler was made from (so the caller's may go first; the C API's
+  // reference counts make the order in which handles are destroyed irrelevant).
   Context ctx_;
   Score score_;
   Operator op_;

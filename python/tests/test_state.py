@@ -152,7 +152,7 @@ def test_states_of_other_runs_are_refused_with_the_library_message(tmp_path):
     same, _ = problem()
     with pytest.raises(almc.InvalidArgumentError, match="measurement differs"):
         same.run(y + 1, progress=False, resume=state)
-    with pytest.raises(almc.InvalidArgumentError, match="not an almc sampler state"):
+    with pytest.raises(almc.FileError, match="not an almc snapshot .* nor a sampler state"):
         same.run(y, progress=False, resume=b"\0" * 64)
     with pytest.raises(almc.FileError, match="missing.snap"):
         same.run(y, progress=False, resume=tmp_path / "missing.snap")

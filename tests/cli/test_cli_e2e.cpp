@@ -2,6 +2,7 @@
 // ALMC_EXE (set by ctest; else found next to this test binary) and check exit codes, messages and
 // outputs. Also unit tests of the CLI's spec parsers.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -505,6 +506,34 @@ TEST_F(Cli, SummaryToAFullStdoutIsAnError) {
       << slurp(path("err.txt"));
 }
 
+// A closed pipe on stdout killed the command by SIGPIPE (status 141, no message). The command
+// runs here with SIGPIPE at its default action (as a shell gives it) and its stdout a pipe whose
+// reader is gone.
+TEST_F(Cli, SummaryToAClosedPipeIsAnError) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::close(fds[0]);  // no reader
+  const std::string err = path("err.txt"), prior = gaussian_prior();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::signal(SIGPIPE, SIG_DFL);
+    ::dup2(fds[1], 1);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(e, 2);
+    ::execl(exe_.c_str(), exe_.c_str(), "sample", "--prior", prior.c_str(), "--chains", "4", "--kappa", "2", "--backend",
+            "cpu", "--json", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  EXPECT_EQ(WEXITSTATUS(st), 1);
+  EXPECT_NE(slurp(err).find("almc sample: error: cannot write to standard output: Broken pipe"), std::string::npos)
+      << slurp(err);
+}
+
 // Ctrl-C stops a run within about a second whatever --check-every is, and writes nothing.
 TEST_F(Cli, InterruptStopsPromptlyWithALargeCheckEvery) {
   const std::string cmd = "exec '" + exe_ + "' sample --prior " + gaussian_prior() +
@@ -804,6 +833,13 @@ TEST_F(Cli, InspectDescribesModelsAndGuessesFlags) {
                                          "' (export the one you mean first, or alone)"))
         << j["notes"];
   }
+  // Free dimensions torch's exporter named "<op><output>_dim_<k>" (norm_act's output through a
+  // Reshape: "Reshapeeps_dim_1") are shown as unknown, not by that name.
+  j = nlohmann::json::parse(run("inspect --json " + fixture("norm_act.onnx")).out);
+  for (const auto& dim : j["outputs"][0]["shape"]) EXPECT_EQ(dim.get<std::string>().find("_dim_"), std::string::npos) << dim;
+  EXPECT_EQ(j["outputs"][0]["shape"][1], "?") << j["outputs"][0]["shape"];
+  const Result shown = run("inspect " + fixture("norm_act.onnx"));
+  EXPECT_EQ(shown.out.find("Reshapeeps"), std::string::npos) << shown.out;
   const Result text = run("inspect " + fixture("gauss_vp_eps.onnx"));
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("input  't' float32 [batch, 1]"), std::string::npos) << text.out;

@@ -83,6 +83,21 @@ TEST_F(CliResume, KilledRunResumesToTheUninterruptedBytes) {
   EXPECT_GT(record("run.snap")["step"].get<int64_t>(), step);
 }
 
+// The text summary of a resumed run gave the run's total steps as if it had run them all; it now
+// says the step it resumed after, as the JSON summary's resumed_after_step does.
+TEST_F(CliResume, TheSummarySaysWhereTheRunResumed) {
+  const std::string base = base_ + "--chains 4 ";
+  ASSERT_EQ(run(base + "-q --snapshot " + path("s.snap") + " --snapshot-every 3000").code, 0);
+  const int64_t step = record("s.snap")["step"].get<int64_t>();
+  ASSERT_GT(step, 0);
+  const Result r = run(base + "--out " + path("b.npy") + " --resume " + path("s.snap"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(" steps (resumed after step " + std::to_string(step) + ") in "), std::string::npos) << r.out;
+  const Result fresh = run(base + "--out " + path("c.npy"));
+  ASSERT_EQ(fresh.code, 0) << fresh.err;
+  EXPECT_EQ(fresh.out.find("resumed"), std::string::npos) << fresh.out;
+}
+
 // Ctrl-C with --snapshot saves the state where the run stopped (exit 130, no outputs), and
 // --resume continues it to the uninterrupted bytes; the summary says where it resumed.
 TEST_F(CliResume, InterruptSavesTheStateAndResumes) {

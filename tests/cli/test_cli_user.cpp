@@ -103,6 +103,44 @@ TEST_F(CliUser, OutputsMustNotReplaceInputsOrEachOther) {
   EXPECT_EQ(run("merge " + path("p0.npy") + " " + path("p1.npy") + " -q --out " + path("all.npy")).code, 0);
 }
 
+// `--out sub/../y.npy` with sub/ missing was told apart from `--y y.npy` (the missing folder made
+// the path unresolvable, so it was compared by name, not by file): the folder was created and the
+// measurement replaced (exit 0). A path through missing folders now names the file it will write.
+TEST_F(CliUser, OutputsThroughMissingFoldersMustNotReplaceInputs) {
+  const std::string prior = gaussian_prior();
+  const std::string y = write_y(), y_bytes = slurp(y);
+  const std::string base = "sample --backend cpu -q --chains 2 --kappa 1 --prior " + prior + " --y " + y + " --noise-std 0.5 ";
+  for (const std::string out : {dir_ + "/sub/../y.npy", dir_ + "/a/b/../../y.npy", dir_ + "/sub/./../sub2/../y.npy"}) {
+    const Result r = run(base + "--out " + out);
+    expect_one_line_error(r, "--out " + out + " is the input --y " + y);
+    EXPECT_EQ(r.code, 2) << out;
+    EXPECT_EQ(slurp(y), y_bytes) << out;
+  }
+  // Through a link to the folder, and the relative spelling from inside it.
+  ASSERT_EQ(::symlink(dir_.c_str(), path("here").c_str()), 0);
+  expect_one_line_error(run(base + "--std " + path("here/new/../y.npy")), "is the input --y");
+  const Result rel = run(base + "--mean missing/../y.npy", "cd '" + dir_ + "' &&");
+  expect_one_line_error(rel, "--mean missing/../y.npy is the input --y");
+  EXPECT_EQ(slurp(y), y_bytes);
+  EXPECT_FALSE(exists("sub"));
+  EXPECT_FALSE(exists("missing"));
+  // Two outputs on one existing file, one spelt through a missing folder.
+  std::ofstream(path("old.npy")) << "previous results";
+  expect_one_line_error(run(base + "--out " + path("old.npy") + " --mean " + path("gone/../old.npy")),
+                        "--mean " + path("gone/../old.npy") + " is the same file as --out " + path("old.npy"));
+  expect_one_line_error(run(base + "--out " + path("x/../here/old.npy") + " --std " + path("old.npy")),
+                        "is the same file as --out");
+  EXPECT_EQ(slurp(path("old.npy")), "previous results");
+  // A new file spelt two ways through missing folders, and through the link.
+  expect_one_line_error(run(base + "--out " + path("d/e/../n.npy") + " --std " + path("here/d/f/../n.npy")),
+                        "is the same file as --out");
+  EXPECT_FALSE(exists("d"));
+  // Distinct files in a new folder are fine.
+  ASSERT_EQ(run(base + "--out " + path("new/s.npy") + " --mean " + path("new/../new/m.npy")).code, 0);
+  EXPECT_TRUE(exists("new/s.npy"));
+  EXPECT_TRUE(exists("new/m.npy"));
+}
+
 // A write-protected output was silently replaced (the atomic rename needs only the folder's
 // permission, and root ignores modes anyway). Now it is refused before the run and kept.
 TEST_F(CliUser, WriteProtectedOutputsAreKept) {
@@ -130,11 +168,25 @@ TEST_F(CliUser, SmcThresholdAndTimeOrderAreChecked) {
     expect_one_line_error(r, v == std::string("nan") ? "--smc-ess: 'nan' is not a finite number" : "--smc-ess must be in (0, 1]");
     EXPECT_EQ(r.code, 2);
   }
-  expect_one_line_error(run(base + "--smc-ess 0.3"), "--smc-ess applies to --variant smc or geo-smc only");
+  // The library's rule (the same for the C API and Python), a usage error here.
+  for (const std::string variant : {"", "--variant noised-lik ", "--variant best "}) {
+    const Result r = run(base + variant + "--smc-ess 0.3");
+    expect_one_line_error(r, "--smc-ess 0.3 is read by variant smc or geo-smc only: the run would be the same without it");
+    EXPECT_EQ(r.code, 2) << variant;
+  }
   EXPECT_EQ(run(base + "--variant smc --smc-ess 1").code, 0);
+  EXPECT_EQ(run(base + "--variant geo-smc --smc-ess 0.7").code, 0);
   const Result t = run(base + "--t-start 0.005");
-  expect_one_line_error(t, "--t-stop 0.010000 must be below --t-start 0.005000");
+  expect_one_line_error(t, "--t-stop 0.01 must be below --t-start 0.005");  // %g, not "0.010000"
   EXPECT_EQ(t.code, 2);
+  // Ranges only the library checks are usage errors too (exit 2, as the command's own checks);
+  // they exited 1 as if an input had failed.
+  const Result big = run(base + "--t-start 50");
+  expect_one_line_error(big, "cannot create the sampler: --t-start 50 is too large (at most 40)");
+  EXPECT_EQ(big.code, 2);
+  const Result neg = run(base + "--kappa -1");
+  expect_one_line_error(neg, "--kappa must be positive, got -1 (omit it for the default)");
+  EXPECT_EQ(neg.code, 2);
 }
 
 // A float64 value beyond float32's range was reported as "non-finite value (NaN or Inf)", which the
@@ -188,8 +240,8 @@ TEST_F(CliUser, DemoChecksItsOptionsAndWritesOnlyWhenBothTasksRan) {
            {"--chains -2", "--chains must be at least 1, got -2"},
            {"--kappa 0", "--kappa must be a positive finite number"},
            {"--show -1", "--show must be at least 0, got -1"},
-           {"--t-stop 6", "--t-stop 6.000000 must be below --t-start 5.000000"},
-           {"--noise-std -1", "--noise-std must be a positive finite number"},
+           {"--t-stop 6", "--t-stop 6 must be below --t-start 5"},
+           {"--noise-std -1", "--noise-std must be a positive finite number, got -1"},
            {"--noise-std inf", "--noise-std: 'inf' is not a finite number"}}) {
     SCOPED_TRACE(opt);
     const Result r = run(base + opt, "timeout 60");
@@ -839,6 +891,27 @@ TEST_F(CliUser, ImageInputsMustHaveTheImagesLayout) {
     SCOPED_TRACE(args);
     EXPECT_EQ(run(base + args).code, 0) << run(base + args).err;
   }
+}
+
+// A flat --y is one measurement of m values. With m = 1 (a 1 x 2 x 2 image pooled by 2) a flat
+// [4] satisfied "shape[0] x m values" and ran as 4 measurements; it is now refused, naming m and
+// the shape several measurements take.
+TEST_F(CliUser, AFlatYIsOneMeasurement) {
+  const float v[4] = {0.5f, -0.25f, 1.f, 0.f};
+  write_npy(path("y4.npy"), v, {4});
+  write_npy(path("y4x1.npy"), v, {4, 1});
+  write_npy(path("y1.npy"), v, {1});
+  const std::string base = "sample --backend cpu -q --chains 2 --kappa 1 --prior " + gaussian_prior() +
+                           " --operator downsample:2 --shape 1,2,2 --noise-std 0.5 --out " + path("s.npy") + " --y ";
+  const Result r = run(base + path("y4.npy"));
+  expect_one_line_error(r, "--y " + path("y4.npy") + " is flat with 4 values; the operator downsample:2 expects 1 values "
+                           "per measurement, and a flat --y is one measurement (give several as [n_meas, 1])");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(exists("s.npy"));
+  ASSERT_EQ(run(base + path("y4x1.npy")).code, 0);
+  EXPECT_EQ(almc::io::read_npy_f32(path("s.npy")).shape, (std::vector<int64_t>{4 * 2, 1, 2, 2}));
+  ASSERT_EQ(run(base + path("y1.npy")).code, 0);
+  EXPECT_EQ(almc::io::read_npy_f32(path("s.npy")).shape, (std::vector<int64_t>{2, 1, 2, 2}));
 }
 
 }  // namespace

@@ -127,4 +127,86 @@ TEST(CxxWrapper, VectorsOfTheWrongSizeAreRefused) {
   EXPECT_EQ(prior.evaluate(std::vector<float>(8, 1.f), 0.5).size(), 8u);
 }
 
+// A config of the first released layout (struct_size = ALMC_SAMPLER_CONFIG_MIN_SIZE) has no chain
+// range: the library runs every chain whatever the bytes beyond struct_size hold, but the wrapper
+// read chain_count there and sized samples() for 5 chains, into which the C call wrote 64 (a heap
+// overflow). The wrapper now reads the config as the library does.
+TEST(CxxWrapper, SizesComeFromTheFieldsWithinStructSize) {
+  almc::Context ctx(ALMC_BACKEND_CPU);
+  almc::Score prior = almc::Score::gaussian(ctx, {0.f, 1.f, 2.f, 3.f}, {1.f, 1.f, 1.f, 1.f});
+  almc::Operator op = almc::Operator::identity(ctx, 4);
+  almc_sampler_config c = quick(16);
+  c.n_meas = 2;
+  c.struct_size = ALMC_SAMPLER_CONFIG_MIN_SIZE;
+  c.chain_start = 7;  // beyond struct_size: not read
+  c.chain_count = 5;
+  almc::Sampler s(ctx, prior, op, c);
+  s.set_measurement(std::vector<float>(8, 0.5f));
+  s.run();
+  EXPECT_EQ(s.samples().size(), 2u * 16u * 4u);
+  const auto [mean, sd] = s.mean_std();
+  EXPECT_EQ(mean.size(), 2u * 4u);
+  EXPECT_EQ(sd.size(), 2u * 4u);
+  EXPECT_THROW(s.set_state(std::vector<float>(5 * 4, 0.f)), almc::Exception);
+}
+
+// mean_std() on a slice smaller than a measurement (3 .. 12 of 64 chains) asked for 10 / 64 = 0
+// rows and passed two null pointers: "mean and std are both NULL" instead of the library's
+// refusal of a slice that splits a measurement. The same for a slice of whole rows off the
+// measurements' boundaries.
+TEST(CxxWrapper, MeanStdOfASplitMeasurementIsTheLibrarysRefusal) {
+  almc::Context ctx(ALMC_BACKEND_CPU);
+  almc::Score prior = almc::Score::gaussian(ctx, {0.f, 1.f}, {1.f, 1.f});
+  almc::Operator op = almc::Operator::identity(ctx, 2);
+  for (const auto& [start, count] : {std::pair<int64_t, int64_t>{3, 10}, {32, 64}}) {
+    almc_sampler_config c = quick(64);
+    c.n_meas = 2;
+    c.chain_start = start;
+    c.chain_count = count;
+    almc::Sampler s(ctx, prior, op, c);
+    s.set_measurement(std::vector<float>(4, 0.5f));
+    s.run();
+    EXPECT_EQ(s.samples().size(), static_cast<size_t>(count * 2));
+    try {
+      s.mean_std();
+      ADD_FAILURE() << "no exception for the slice " << start << ":" << count;
+    } catch (const almc::Exception& e) {
+      EXPECT_EQ(e.status(), ALMC_ERR_UNSUPPORTED) << e.what();
+      EXPECT_NE(std::string(e.what()).find("splits a measurement's chains"), std::string::npos) << e.what();
+    }
+  }
+  // A slice of whole measurements has their rows.
+  almc_sampler_config c = quick(64);
+  c.n_meas = 3;
+  c.chain_start = 64;
+  c.chain_count = 128;
+  almc::Sampler s(ctx, prior, op, c);
+  s.set_measurement(std::vector<float>(6, 0.5f));
+  s.run();
+  EXPECT_EQ(s.mean_std().first.size(), 2u * 2u);
+}
+
+// A context that could not be made threw "almc_context_create failed": the library's reason (here
+// the struct sizes it accepts) had no handle to be read from. It is the thread's now.
+TEST(CxxWrapper, AContextThatCannotBeMadeSaysWhy) {
+  almc_context_config c = almc_context_config_default();
+  c.backend = ALMC_BACKEND_CPU;
+  c.struct_size = 8;
+  try {
+    almc::Context ctx(c);
+    ADD_FAILURE() << "no exception";
+  } catch (const almc::Exception& e) {
+    EXPECT_EQ(e.status(), ALMC_ERR_STRUCT_SIZE);
+    EXPECT_NE(std::string(e.what()).find("config->struct_size is 8: this library accepts"), std::string::npos) << e.what();
+  }
+  c.struct_size = sizeof c;
+  c.n_threads = -3;
+  try {
+    almc::Context ctx(c);
+    ADD_FAILURE() << "no exception";
+  } catch (const almc::Exception& e) {
+    EXPECT_EQ(std::string(e.what()), "invalid argument: n_threads = -3 must be >= 0");
+  }
+}
+
 }  // namespace

@@ -292,4 +292,42 @@ TEST(Resume, RefusesAnotherRunsState) {
   EXPECT_EQ(almc_sampler_create(p.ctx.get(), p.prior.get(), p.op.get(), &cc, &h), ALMC_ERR_INVALID_ARGUMENT);
 }
 
+// A state loaded for another measurement failed its run, and every later run too ("the
+// measurement differs"): the pending resume was kept past the refusal, so the sampler could not
+// run again until a state of its own measurement was loaded. The failed run now drops the state:
+// the next run starts over, and a state loaded again after the right measurement is set resumes.
+TEST(Resume, AStateRefusedForItsMeasurementIsDropped) {
+  Problem p;
+  almc_sampler_config c = base_config(21);
+  Captured cap;
+  almc_sampler_config cc = c;
+  cc.checkpoint_every = 50;
+  cc.checkpoint = capture;
+  cc.checkpoint_user_data = &cap;
+  const std::vector<float> whole = run_whole(p, cc);
+  ASSERT_FALSE(cap.states.empty());
+  const std::vector<unsigned char>& st = cap.states.front();
+  const std::vector<float> other_y = ramp(p.y.size(), 0.f, 1.f);
+  Problem q;
+  q.y = other_y;
+  const std::vector<float> other_whole = run_whole(q, c);
+
+  almc::Sampler s(p.ctx, p.prior, p.op, c);
+  s.set_measurement(other_y);
+  s.load_state(st);
+  EXPECT_EQ(almc_sampler_run(s.get()), ALMC_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(s.err()).find("measurement differs"), std::string::npos) << s.err();
+  EXPECT_NE(std::string(s.err()).find("the state is dropped"), std::string::npos) << s.err();
+  // The next run is a whole run of the measurement set, from step 0.
+  ASSERT_EQ(almc_sampler_run(s.get()), ALMC_OK) << s.err();
+  EXPECT_EQ(s.info().start_step, 0);
+  EXPECT_EQ(s.samples(), other_whole);
+  // Loaded again with its own measurement, the state resumes.
+  s.set_measurement(p.y);
+  s.load_state(st);
+  ASSERT_EQ(almc_sampler_run(s.get()), ALMC_OK) << s.err();
+  EXPECT_EQ(s.info().start_step, cap.steps.front());
+  EXPECT_EQ(s.samples(), whole);
+}
+
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -271,10 +272,11 @@ TEST(SnapshotFile, DamagedFilesAndForeignStatesAreRefusedNamingTheProblem) {
   EXPECT_EQ(almc_snapshot_read(r.h, (dir + "/missing.snap").c_str()), ALMC_ERR_IO);
   EXPECT_NE(r.err().find("missing.snap"), std::string::npos) << r.err();
   EXPECT_EQ(almc_snapshot_read(r.h, dir.c_str()), ALMC_ERR_IO);  // a directory
-  // Bytes that are neither a container nor a state; a state refused by its header.
+  // Bytes that are neither a container nor a state (from memory as from a file); a state refused by
+  // its header.
   const std::vector<unsigned char> zeros(4096, 0);
-  EXPECT_EQ(almc_snapshot_parse(r.h, zeros.data(), zeros.size()), ALMC_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(r.err(), "not an almc sampler state");
+  EXPECT_EQ(almc_snapshot_parse(r.h, zeros.data(), zeros.size()), ALMC_ERR_PARSE);
+  EXPECT_EQ(r.err(), "not an almc snapshot (written by almc sample --snapshot or the Python package) nor a sampler state");
   EXPECT_EQ(almc_snapshot_set(r.h, zeros.data(), zeros.size(), nullptr), ALMC_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(almc_snapshot_set(r.h, kept.state.data(), kept.state.size(), "{not json"), ALMC_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(r.err(), "run is not valid JSON");
@@ -288,6 +290,59 @@ TEST(SnapshotFile, DamagedFilesAndForeignStatesAreRefusedNamingTheProblem) {
   EXPECT_EQ(almc_snapshot_read(nullptr, path.c_str()), ALMC_ERR_NULL_POINTER);
   almc_snapshot_destroy(nullptr);
   std::remove(path.c_str());
+  rmdir(dir.c_str());
+}
+
+// A bare state cut short by a byte was held (ALMC_OK from almc_snapshot_read and _parse), and
+// almc_snapshot_write then wrapped it in a container with a valid digest of the damaged bytes.
+// Its header gives its size: a bare state of another size is refused as damaged, from a file, from
+// memory and given to almc_snapshot_set, and what the handle held is kept. Garbage bytes were
+// ALMC_ERR_PARSE from a file but ALMC_ERR_INVALID_ARGUMENT from memory; both are ALMC_ERR_PARSE.
+TEST(SnapshotFile, BareStatesOfAnotherSizeThanTheirHeaderAreRefused) {
+  Problem p;
+  Kept kept;
+  samples(p, nullptr, &kept);
+  const std::string dir = temp_dir(), path = dir + "/bare.state", out = dir + "/out.snap";
+  const std::string state(kept.state.begin(), kept.state.end());
+  Snap r;
+  ASSERT_EQ(almc_snapshot_parse(r.h, state.data(), state.size()), ALMC_OK) << r.err();
+  const std::string said = std::to_string(state.size()) + ")";
+  const size_t header = 144;  // StateHeader: 18 fields of 8 bytes
+  ASSERT_GT(state.size(), header + 4);
+  for (const std::string& bad : {state.substr(0, state.size() - 1), state.substr(0, header + 4), state.substr(0, header),
+                                 state.substr(0, header - 1), state.substr(0, 12), state + "x", state + std::string(4, '\0')}) {
+    const std::string why =
+        bad.size() < header ? "the state is truncated (" + std::to_string(bad.size()) + " bytes, shorter than its header of 144)"
+                            : "the state is truncated or padded (" + std::to_string(bad.size()) + " bytes, its header says " + said;
+    EXPECT_EQ(almc_snapshot_parse(r.h, bad.data(), bad.size()), ALMC_ERR_PARSE) << bad.size();
+    EXPECT_EQ(r.err(), why);
+    put(path, bad);
+    EXPECT_EQ(almc_snapshot_read(r.h, path.c_str()), ALMC_ERR_PARSE) << bad.size();
+    EXPECT_EQ(r.err(), path + ": " + why);
+    EXPECT_EQ(almc_snapshot_set(r.h, bad.data(), bad.size(), nullptr), ALMC_ERR_PARSE) << bad.size();
+    EXPECT_EQ(r.state(), kept.state);  // the whole state is still the one held
+  }
+  // Nothing damaged reaches a file: the state held is written, whole.
+  ASSERT_EQ(almc_snapshot_write(r.h, out.c_str()), ALMC_OK) << r.err();
+  Snap back;
+  ASSERT_EQ(almc_snapshot_read(back.h, out.c_str()), ALMC_OK) << back.err();
+  EXPECT_EQ(back.state(), kept.state);
+  // A header whose buffer counts are absurd is damaged too (no overflow in adding them up).
+  std::string huge = state;
+  const int64_t absurd = INT64_MAX;
+  std::memcpy(&huge[120], &absurd, sizeof absurd);  // the header's x_floats (after 15 fields of 8 bytes)
+  EXPECT_EQ(almc_snapshot_parse(r.h, huge.data(), huge.size()), ALMC_ERR_PARSE);
+  EXPECT_NE(r.err().find("the state's header is damaged"), std::string::npos) << r.err();
+  // The same garbage from memory and from a file: the same status and message.
+  const std::string junk = "this is not a snapshot at all";
+  put(path, junk);
+  EXPECT_EQ(almc_snapshot_read(r.h, path.c_str()), ALMC_ERR_PARSE);
+  const std::string from_file = r.err();
+  EXPECT_EQ(almc_snapshot_parse(r.h, junk.data(), junk.size()), ALMC_ERR_PARSE);
+  EXPECT_EQ(path + ": " + r.err(), from_file);
+  EXPECT_EQ(r.state(), kept.state);
+  std::remove(path.c_str());
+  std::remove(out.c_str());
   rmdir(dir.c_str());
 }
 
