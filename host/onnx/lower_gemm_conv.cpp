@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "host/onnx/builder.hpp"
+#include "host/onnx/convt_phases.hpp"
 
 namespace almc::onnx::planning {
 
@@ -224,6 +225,9 @@ void Builder::node_conv(bool transpose) {
                                     : (c.C / c.group) * c.KH * c.KW * c.OH * c.OW + (c.M / c.group) * c.OH * c.OW;
   c.chunk = std::min<int64_t>(c.N, std::max<int64_t>(1, io_.conv_workspace / std::max<int64_t>(1, per_img)));
   c.col_elems = c.chunk * per_img;
+  // The CPU's ConvTranspose by stride phases needs at least one image padded and one phase row
+  // of its GEMM (host/onnx/convt_phases.hpp).
+  if (transpose) c.col_elems = std::max(c.col_elems, ConvTPhases(c).floats(c, 1));
   c.act = EW_COPY;
   Step& s = push(transpose ? StepKind::ConvT : StepKind::Conv);
   s.conv = c;

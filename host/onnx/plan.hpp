@@ -61,7 +61,8 @@ struct Step {
   float* scratch16 = nullptr;
   // Gemm of a CPU plan whose constant fp32 B is wide (cpu_pack_weights): B packed once at bp_off
   // of the constant buffer in the panels the kernel reads (-1: none), bound to bp by bind_plan.
-  // bp_off may be B's own offset (packed in place): B is then read through bp only.
+  // bp_off may be B's own offset (packed in place): B is then read through bp only. fp32 ConvT
+  // with a constant weight: its stride phases' weights (convt_phases.hpp), appended.
   int64_t bp_off = -1;
   const float* bp = nullptr;
 };
@@ -136,7 +137,8 @@ void bind_plan(Plan& p, float* arena, const float* consts);
 void cpu_run_step(const Step& s);
 // CPU plans (before binding): every wide constant fp32 GEMM operand B packed once (Step::bp_off),
 // so that no call copies it (cpu_kernels.cpp, gemm_packed_b): in place of the constant when no
-// other step reads it (a Linear layer's weight: one copy), else appended to the constant buffer.
+// other step reads it (a Linear layer's weight: one copy), else appended to the constant buffer;
+// and every fp32 ConvTranspose's constant weight as its stride phases' GEMM operands (appended).
 void cpu_pack_weights(Plan& p);
 
 

@@ -21,6 +21,7 @@
 
 #include <almc/almc.h>
 
+#include "host/onnx/convt_phases.hpp"
 #include "host/onnx/cpu_gemm.hpp"
 #include "host/onnx/executor.hpp"
 #include "host/onnx/op_table.hpp"
@@ -224,6 +225,108 @@ TEST(Onnx, CpuConvolutionBandsMatchADirectSum) {
           }
     EXPECT_LE(worst, 1e-5);
   }
+}
+
+// ConvTranspose on the CPU (cpu_kernels.cpp): by stride phases (convt_phases.hpp) when the plan
+// packed the phases' weights (cpu_pack_weights: fp32, a constant weight), else by the column
+// matrix and col2im's gather; both against a direct double sum over every (c, kh, kw), for
+// strides 1-3 (also unequal), pads, output padding, dilation 1-2, groups 1-2, a 1x1 stride-2
+// kernel (phases no tap reaches: the bias alone), 1-D, phase widths that are whole vectors (GEMM
+// segments) or not (the wide span), phase rows in several GEMMs (a workspace for 3 rows), one or
+// two images per chunk. Tolerance: 1e-5 of the sum of |terms|.
+TEST(Onnx, CpuConvTransposeMatchesADirectSum) {
+  using namespace almc::onnx;
+  struct Case {
+    int64_t C, M, group, H, W, KH, KW, sh, sw, pt, pl, pb, pr, oph, opw, dh, dw, chunk, rows_cap;
+  };
+  const std::vector<Case> cases = {
+      // C  M  g  H   W  KH KW sh sw pt pl pb pr op op dh dw ch cap
+      {6, 4, 1, 8, 8, 4, 4, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0},     // 8x8 -> 16x16 (phase width 8)
+      {6, 4, 1, 8, 8, 4, 4, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 2, 0},     // two images per chunk
+      {6, 4, 1, 8, 8, 4, 4, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 3},     // 3 phase rows per GEMM
+      {5, 3, 1, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0},     // output padding, odd sizes
+      {4, 6, 2, 6, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0},     // groups
+      {4, 3, 1, 5, 6, 3, 3, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0},     // stride 1, no padding
+      {4, 3, 1, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0},     // stride 1, padded
+      {3, 5, 1, 6, 5, 3, 3, 3, 3, 1, 0, 2, 1, 2, 1, 1, 1, 1, 0},     // stride 3, uneven pads
+      {3, 4, 1, 6, 7, 3, 2, 2, 3, 0, 1, 1, 0, 1, 2, 2, 1, 1, 0},     // unequal strides, dilation
+      {4, 4, 1, 5, 5, 3, 3, 2, 2, 2, 2, 2, 2, 0, 0, 2, 2, 1, 0},     // dilation 2 both ways
+      {4, 3, 1, 6, 6, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0},     // 1x1 stride 2: empty phases
+      {4, 3, 1, 6, 6, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0},     // kernel < stride
+      {6, 4, 1, 1, 16, 1, 4, 1, 2, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0},    // 1-D: 16 -> 32
+      {8, 8, 1, 20, 20, 4, 4, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 4},   // phase width 20, 4 rows
+      {3, 2, 1, 4, 4, 5, 5, 2, 2, 4, 4, 4, 4, 1, 1, 1, 1, 1, 0},     // pads as large as the kernel
+  };
+  for (const Case& k : cases)
+    for (bool phases : {true, false}) {
+      const std::string what = "C " + std::to_string(k.C) + " M " + std::to_string(k.M) + " g " + std::to_string(k.group) +
+                               " " + std::to_string(k.H) + "x" + std::to_string(k.W) + " k " + std::to_string(k.KH) + "x" +
+                               std::to_string(k.KW) + " s " + std::to_string(k.sh) + "," + std::to_string(k.sw) + " d " +
+                               std::to_string(k.dh) + "," + std::to_string(k.dw) + " chunk " + std::to_string(k.chunk) +
+                               " cap " + std::to_string(k.rows_cap) + (phases ? " phases" : " columns");
+      SCOPED_TRACE(what);
+      ConvParams c{};
+      c.N = 3, c.C = k.C, c.H = k.H, c.W = k.W, c.M = k.M, c.KH = k.KH, c.KW = k.KW, c.group = k.group;
+      c.sh = k.sh, c.sw = k.sw, c.ph = k.pt, c.pw = k.pl, c.dh = k.dh, c.dw = k.dw;
+      c.OH = c.sh * (c.H - 1) + k.oph + (c.KH - 1) * c.dh + 1 - k.pt - k.pb;
+      c.OW = c.sw * (c.W - 1) + k.opw + (c.KW - 1) * c.dw + 1 - k.pl - k.pr;
+      ASSERT_GT(c.OH, 0);
+      ASSERT_GT(c.OW, 0);
+      const int64_t G = c.group, Cg = c.C / G, Mg = c.M / G, KK = c.KH * c.KW, OHW = c.OH * c.OW;
+      c.chunk = k.chunk;
+      const ConvTPhases ph(c);
+      // What the planner gives (lower_gemm_conv.cpp), or room for rows_cap phase rows.
+      c.col_elems = std::max(k.chunk * (Cg * c.H * c.W + Mg * KK * c.H * c.W), ph.floats(c, 1));
+      if (k.rows_cap && phases) c.col_elems = ph.floats(c, k.rows_cap);
+      c.act = EW_RELU;
+      uint32_t state = 4242u;
+      auto rnd = [&]() { return float((state = state * 1664525u + 1013904223u) >> 8) / float(1 << 24) - 0.5f; };
+      std::vector<float> x(size_t(c.N * c.C * c.H * c.W)), w(size_t(c.C * Mg * KK)), bias(size_t(c.M)), col(size_t(c.col_elems));
+      for (auto* v : {&x, &w, &bias})
+        for (auto& e : *v) e = rnd();
+      std::vector<float> y(size_t(c.N * c.M * OHW), NAN);
+      Plan plan;
+      plan.consts.assign(w.begin(), w.end());
+      Step st;
+      st.kind = StepKind::ConvT;
+      st.conv = c;
+      st.refs = {BufRef{}, BufRef{BufRef::Const, -1, 0}};
+      if (phases) {
+        plan.steps = {st};
+        cpu_pack_weights(plan);
+        st = plan.steps[0];
+        ASSERT_GE(st.bp_off, int64_t(w.size()));
+        st.bp = plan.consts.data() + st.bp_off;
+        std::fill(plan.consts.begin(), plan.consts.begin() + int64_t(w.size()), NAN);  // read only as packed
+      }
+      st.conv.x = x.data(), st.conv.w = plan.consts.data(), st.conv.bias = bias.data(), st.conv.y = y.data();
+      st.conv.col = col.data();
+      cpu_run_step(st);
+      double worst = 0;
+      for (int64_t n = 0; n < c.N; ++n)
+        for (int64_t mo = 0; mo < c.M; ++mo)
+          for (int64_t oh = 0; oh < c.OH; ++oh)
+            for (int64_t ow = 0; ow < c.OW; ++ow) {
+              const int64_t g = mo / Mg, m = mo % Mg;
+              double sum = bias[size_t(mo)], mag = std::abs(sum);
+              for (int64_t ci = g * Cg; ci < (g + 1) * Cg; ++ci)
+                for (int64_t kh = 0; kh < c.KH; ++kh)
+                  for (int64_t kw = 0; kw < c.KW; ++kw) {
+                    // oh = ih*sh - ph + kh*dh, ow likewise
+                    const int64_t th = oh + c.ph - kh * c.dh, tw = ow + c.pw - kw * c.dw;
+                    if (th < 0 || tw < 0 || th % c.sh || tw % c.sw || th / c.sh >= c.H || tw / c.sw >= c.W) continue;
+                    const int64_t ih = th / c.sh, iw = tw / c.sw;
+                    const double t = double(w[size_t(((ci * Mg + m) * c.KH + kh) * c.KW + kw)]) *
+                                     double(x[size_t(((n * c.C + ci) * c.H + ih) * c.W + iw)]);
+                    sum += t;
+                    mag += std::abs(t);
+                  }
+              const double got = y[size_t((n * c.M + mo) * OHW + oh * c.OW + ow)];
+              const double err = std::abs(got - std::max(sum, 0.0)) / (1e-30 + mag);
+              worst = std::isnan(err) ? INFINITY : std::max(worst, err);  // an output never written stays NaN
+            }
+      EXPECT_LE(worst, 1e-5);
+    }
 }
 
 // A Gemm step whose B rows are 4 KiB or more apart (a wide Linear layer) runs in parts along k,
