@@ -120,12 +120,14 @@ std::unique_ptr<Executor::Slot> Executor::make_slot(Plan plan, const Slot* share
   Plan& p = s->plan;
   if (p.level_used != !io_.level_input.empty()) throw Error(ALMC_ERR_INTERNAL, "level input bookkeeping");
   const size_t arena = size_t(std::max<int64_t>(p.arena_floats, 1)) * sizeof(float);
-  const size_t consts = shared ? 0 : p.consts.size() * sizeof(float), avail = be_.available_memory();
+  // Constants built in the backend's memory (the CPU's) are allocated already: only the arena is new.
+  const bool in_place = p.consts.get_allocator().backend == &be_;
+  const size_t consts = shared || in_place ? 0 : p.consts.size() * sizeof(float), avail = be_.available_memory();
   if (arena + consts > avail) {
     char text[160];
     std::snprintf(text, sizeof text, "the network at batch %lld needs %.0f MiB of %s memory (activations%s) but %.0f MiB are available",
                   static_cast<long long>(p.n), double(arena + consts) / 1048576.0,
-                  be_.kind() == ALMC_BACKEND_CUDA ? "device" : "host", shared ? "" : " and weights", double(avail) / 1048576.0);
+                  be_.kind() == ALMC_BACKEND_CUDA ? "device" : "host", consts ? " and weights" : "", double(avail) / 1048576.0);
     throw Error(ALMC_ERR_OUT_OF_MEMORY, std::string(text) + "; use fewer chains");
   }
   s->arena = Buffer(&be_, arena);
@@ -133,7 +135,7 @@ std::unique_ptr<Executor::Slot> Executor::make_slot(Plan plan, const Slot* share
   s->const_floats = shared ? shared->const_floats : int64_t(p.consts.size());
   if (shared) {
     s->consts_at = shared->consts_at;
-  } else if (p.consts.get_allocator().backend == &be_) {
+  } else if (in_place) {
     s->owns_consts = true;  // built in the backend's (host) memory: the plan's buffer is the constants
     s->consts_at = p.consts.data();
   } else {

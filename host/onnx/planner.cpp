@@ -142,7 +142,13 @@ void Builder::node() {
 namespace almc::onnx {
 
 float* ConstAlloc::allocate(size_t n) {
-  if (backend) return static_cast<float*>(backend->alloc(n * sizeof(float)));  // 64-byte aligned, throws when out of memory
+  if (backend) {  // refused before allocating, as the executor refuses an arena that does not fit
+    const size_t bytes = n * sizeof(float), avail = backend->available_memory();
+    if (bytes > avail)
+      throw Error(ALMC_ERR_OUT_OF_MEMORY, "the network's constants need " + std::to_string(bytes >> 20) + " MiB of host memory but " +
+                                              std::to_string(avail >> 20) + " MiB are available");
+    return static_cast<float*>(backend->alloc(bytes));  // 64-byte aligned
+  }
   return static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t(64)));
 }
 void ConstAlloc::deallocate(float* p, size_t) noexcept {

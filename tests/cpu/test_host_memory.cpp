@@ -80,7 +80,67 @@ std::string tiling_model(int64_t reps) {
   slice->add_output("y");
   return m.SerializeAsString();
 }
+
+// x [N, 16] -> MatMul by a [16, cols] weight -> Slice back to [N, 16]: 64 * cols bytes of weights.
+std::string weights_model(int64_t cols) {
+  ::onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("weights");
+  auto value = [](::onnx::ValueInfoProto* v, const char* name) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(::onnx::TensorProto::FLOAT);
+    t->mutable_shape()->add_dim()->set_dim_param("n");
+    t->mutable_shape()->add_dim()->set_dim_value(16);
+  };
+  value(g->add_input(), "x");
+  value(g->add_output(), "y");
+  auto* w = g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(::onnx::TensorProto::FLOAT);
+  w->add_dims(16);
+  w->add_dims(cols);
+  w->set_raw_data(std::string(size_t(16 * cols) * 4, '\0'));
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"starts", 0}, {"ends", 16}, {"axes", 1}}) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(::onnx::TensorProto::INT64);
+    t->add_dims(1);
+    t->add_int64_data(v);
+  }
+  auto* mm = g->add_node();
+  mm->set_op_type("MatMul");
+  mm->add_input("x");
+  mm->add_input("w");
+  mm->add_output("wide");
+  auto* slice = g->add_node();
+  slice->set_op_type("Slice");
+  for (const char* in : {"wide", "starts", "ends", "axes"}) slice->add_input(in);
+  slice->add_output("y");
+  return m.SerializeAsString();
+}
 }  // namespace
+
+// Weights beyond the cap are refused too, before the plan's copy of them is allocated (the CPU
+// builds it in the backend's memory, where it stays: the arena's check alone no longer saw it).
+TEST(HostMemory, OnnxWeightsBeyondTheCapAreRefused) {
+  const auto be = almc::make_cpu_backend(1);
+  ::setenv("ALMC_HOST_MEMORY_LIMIT_MB", "3", 1);
+  almc::onnx::ExecConfig cfg;
+  cfg.level = ALMC_LEVEL_NONE;
+  try {
+    almc::onnx::Executor ex(almc::onnx::load_graph_from_bytes(weights_model(int64_t(1) << 16), "weights"), cfg, *be);
+    ADD_FAILURE() << "4 MiB of weights fitted in 3 MiB";
+  } catch (const almc::onnx::Error& e) {
+    EXPECT_EQ(e.status(), ALMC_ERR_OUT_OF_MEMORY) << e.what();
+    EXPECT_NE(std::string(e.what()).find("constants need 4 MiB of host memory but 3 MiB are available"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(almc::onnx::Executor(almc::onnx::load_graph_from_bytes(weights_model(64), "weights"), cfg, *be));
+  ::unsetenv("ALMC_HOST_MEMORY_LIMIT_MB");
+}
 
 // A network whose activations exceed the cap is refused before anything is allocated, with the
 // sizes in the message; a smaller one still loads under the same cap.
