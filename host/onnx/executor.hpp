@@ -100,7 +100,8 @@ class Executor {
  private:
   void apply_x_shape();
   // A plan bound to its arena (and constants) in backend memory.
-  // The plan's host copy of its constants is released once they are in device memory (on the CPU it is they).
+  // On CUDA the plan's host copy of its constants is released once they are in device memory; on
+  // the CPU the plan's buffer, built in the backend's memory, is the constants.
   struct Slot {
     Plan plan;
     Buffer arena, consts;  // consts: on CUDA, the constants in device memory
