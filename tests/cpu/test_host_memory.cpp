@@ -11,6 +11,7 @@
 #include "host/backend/backend.hpp"
 #include "host/core/host_memory.hpp"
 #include "host/onnx/executor.hpp"
+#include "tests/common/onnx_graph.hpp"
 #include "tests/cpu/test_onnx_util.hpp"
 
 namespace hm = almc::host_memory_detail;
@@ -49,35 +50,14 @@ std::string tiling_model(int64_t reps) {
   m.add_opset_import()->set_version(17);
   auto* g = m.mutable_graph();
   g->set_name("tile");
-  auto value = [](::onnx::ValueInfoProto* v, const char* name, int64_t cols) {
-    v->set_name(name);
-    auto* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(::onnx::TensorProto::FLOAT);
-    t->mutable_shape()->add_dim()->set_dim_param("n");
-    t->mutable_shape()->add_dim()->set_dim_value(cols);
-  };
-  value(g->add_input(), "x", 16);
-  value(g->add_output(), "y", 16);
-  auto ints = [&](const char* name, std::vector<int64_t> v) {
-    auto* t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(::onnx::TensorProto::INT64);
-    t->add_dims(int64_t(v.size()));
-    for (auto x : v) t->add_int64_data(x);
-  };
-  ints("reps", {1, reps});
-  ints("starts", {0});
-  ints("ends", {16});
-  ints("axes", {1});
-  auto* tile = g->add_node();
-  tile->set_op_type("Tile");
-  tile->add_input("x");
-  tile->add_input("reps");
-  tile->add_output("big");
-  auto* slice = g->add_node();
-  slice->set_op_type("Slice");
-  for (const char* in : {"big", "starts", "ends", "axes"}) slice->add_input(in);
-  slice->add_output("y");
+  onnx_graph::float_value(g->add_input(), "x", {16});
+  onnx_graph::float_value(g->add_output(), "y", {16});
+  onnx_graph::ints(g, "reps", {1, reps});
+  onnx_graph::ints(g, "starts", {0});
+  onnx_graph::ints(g, "ends", {16});
+  onnx_graph::ints(g, "axes", {1});
+  onnx_graph::node(g, "Tile", {"x", "reps"}, "big");
+  onnx_graph::node(g, "Slice", {"big", "starts", "ends", "axes"}, "y");
   return m.SerializeAsString();
 }
 
@@ -88,37 +68,19 @@ std::string weights_model(int64_t cols) {
   m.add_opset_import()->set_version(17);
   auto* g = m.mutable_graph();
   g->set_name("weights");
-  auto value = [](::onnx::ValueInfoProto* v, const char* name) {
-    v->set_name(name);
-    auto* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(::onnx::TensorProto::FLOAT);
-    t->mutable_shape()->add_dim()->set_dim_param("n");
-    t->mutable_shape()->add_dim()->set_dim_value(16);
-  };
-  value(g->add_input(), "x");
-  value(g->add_output(), "y");
+  onnx_graph::float_value(g->add_input(), "x", {16});
+  onnx_graph::float_value(g->add_output(), "y", {16});
   auto* w = g->add_initializer();
   w->set_name("w");
   w->set_data_type(::onnx::TensorProto::FLOAT);
   w->add_dims(16);
   w->add_dims(cols);
   w->set_raw_data(std::string(size_t(16 * cols) * 4, '\0'));
-  for (auto [name, v] : {std::pair<const char*, int64_t>{"starts", 0}, {"ends", 16}, {"axes", 1}}) {
-    auto* t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(::onnx::TensorProto::INT64);
-    t->add_dims(1);
-    t->add_int64_data(v);
-  }
-  auto* mm = g->add_node();
-  mm->set_op_type("MatMul");
-  mm->add_input("x");
-  mm->add_input("w");
-  mm->add_output("wide");
-  auto* slice = g->add_node();
-  slice->set_op_type("Slice");
-  for (const char* in : {"wide", "starts", "ends", "axes"}) slice->add_input(in);
-  slice->add_output("y");
+  onnx_graph::ints(g, "starts", {0});
+  onnx_graph::ints(g, "ends", {16});
+  onnx_graph::ints(g, "axes", {1});
+  onnx_graph::node(g, "MatMul", {"x", "w"}, "wide");
+  onnx_graph::node(g, "Slice", {"wide", "starts", "ends", "axes"}, "y");
   return m.SerializeAsString();
 }
 }  // namespace

@@ -25,6 +25,7 @@
 #include "host/onnx/cpu_gemm.hpp"
 #include "host/onnx/executor.hpp"
 #include "host/onnx/op_table.hpp"
+#include "tests/common/onnx_graph.hpp"
 #include "tests/cpu/test_onnx_util.hpp"
 
 using almc::onnx::Error;
@@ -699,12 +700,7 @@ TEST(Onnx, EinsumBatchIndicesAnywhereInAnOperand) {
     m.add_opset_import()->set_version(17);
     auto* g = m.mutable_graph();
     g->set_name("einsum");
-    auto* xi = g->add_input();
-    xi->set_name("x");
-    auto* xtt = xi->mutable_type()->mutable_tensor_type();
-    xtt->set_elem_type(::onnx::TensorProto::FLOAT);
-    xtt->mutable_shape()->add_dim()->set_dim_param("batch");
-    for (int64_t d : cs.xdims) xtt->mutable_shape()->add_dim()->set_dim_value(d);
+    onnx_graph::float_value(g->add_input(), "x", cs.xdims, "batch");
     auto* o = g->add_output();
     o->set_name("out");
     o->mutable_type()->mutable_tensor_type()->set_elem_type(::onnx::TensorProto::FLOAT);
@@ -737,28 +733,13 @@ TEST(Onnx, EinsumBatchIndicesAnywhereInAnOperand) {
         konst(names.back(), terms[k]);
       }
     }
-    auto* nd = g->add_node();
-    nd->set_op_type("Einsum");
-    for (const auto& nm : names) nd->add_input(nm);
-    nd->add_output("e");
-    auto* a = nd->add_attribute();
+    auto* a = onnx_graph::node(g, "Einsum", names, "e")->add_attribute();
     a->set_name("equation");
     a->set_type(::onnx::AttributeProto::STRING);
     a->set_s(eq);
-    auto* fl = g->add_node();
-    fl->set_op_type("Flatten");
-    fl->add_input("e");
-    fl->add_output("ef");
-    auto* pd = g->add_node();
-    pd->set_op_type("Pad");
-    pd->add_input("ef");
-    pd->add_input("pads");
-    pd->add_output("out");
-    auto* pads = g->add_initializer();
-    pads->set_name("pads");
-    pads->set_data_type(::onnx::TensorProto::INT64);
-    pads->add_dims(4);
-    for (int64_t v : {int64_t(0), int64_t(0), int64_t(0), per - out_count}) pads->add_int64_data(v);
+    onnx_graph::node(g, "Flatten", {"e"}, "ef");
+    onnx_graph::node(g, "Pad", {"ef", "pads"}, "out");
+    onnx_graph::ints(g, "pads", {0, 0, 0, per - out_count});
     ExecConfig cfg;
     cfg.level = ALMC_LEVEL_NONE;
     Executor ex(almc::onnx::load_graph_from_bytes(m.SerializeAsString(), "model"), cfg, cpu());
